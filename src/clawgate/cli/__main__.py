@@ -1,0 +1,5 @@
+"""Allow `python -m clawgate.cli`."""
+
+from .main import main
+
+main()

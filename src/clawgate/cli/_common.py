@@ -1,0 +1,55 @@
+"""Helpers shared by CLI commands: home, config, errors, output."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+
+from ..config import ClawgateConfig, ConfigError, load_config
+from ..service.paths import HomeError, Paths, resolve_home
+
+__all__ = ["console", "default_token", "default_url", "fail", "load_paths_and_config", "print_json"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one line saying what went wrong and what to do, then exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load_paths_and_config() -> tuple[Paths, ClawgateConfig]:
+    """Resolve the home and read its config, failing with one line on error."""
+    try:
+        paths = Paths(resolve_home())
+        return paths, load_config(paths.config)
+    except (HomeError, ConfigError) as exc:
+        fail(str(exc), 2)
+
+
+def default_url(config: ClawgateConfig) -> str:
+    """Return the local gateway's WebSocket URL."""
+    return f"ws://127.0.0.1:{config.gateway.port}/"
+
+
+def default_token(config: ClawgateConfig) -> str | None:
+    """Return the token the CLI should use: environment first, then the config file."""
+    return os.environ.get("CLAWGATE_GATEWAY_TOKEN") or config.gateway.auth.token
+
+
+def default_password(config: ClawgateConfig) -> str | None:
+    """Return the password the CLI should use: environment first, then the config file."""
+    return os.environ.get("CLAWGATE_GATEWAY_PASSWORD") or config.gateway.auth.password
+
+
+def print_json(value: Any, *, compact: bool) -> None:
+    """Print `value` as JSON: one line for scripts, indented for people."""
+    option = 0 if compact else orjson.OPT_INDENT_2
+    sys.stdout.write(orjson.dumps(value, option=option).decode() + "\n")

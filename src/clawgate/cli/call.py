@@ -1,0 +1,154 @@
+"""`clawgate call`, `health`, `status`: talk to a running gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.table import Table
+
+from ..client import GatewayCallError, GatewayClient, GatewayConnectionError, GatewayError
+from ._common import (
+    console,
+    default_password,
+    default_token,
+    default_url,
+    fail,
+    load_paths_and_config,
+    print_json,
+)
+
+__all__ = ["call", "health", "status"]
+
+T = TypeVar("T")
+
+UrlOption = Annotated[str | None, typer.Option(help="Gateway URL (default: the local one).")]
+TokenOption = Annotated[
+    str | None, typer.Option(help="Token (default: CLAWGATE_GATEWAY_TOKEN or config.toml).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+TimeoutOption = Annotated[float, typer.Option(help="Seconds to wait for the answer.")]
+
+
+def _with_client(
+    url: str | None, token: str | None, action: Callable[[GatewayClient], Awaitable[T]]
+) -> T:
+    """Connect as the CLI, run `action`, and turn failures into one-line errors."""
+    _, config = load_paths_and_config()
+    target = url or default_url(config)
+    password = None if token else default_password(config)
+    client = GatewayClient(
+        target,
+        token=token or default_token(config),
+        password=password,
+        client_id="cli",
+        client_mode="cli",
+        scopes=("operator.admin",),
+    )
+
+    async def session() -> T:
+        async with client:
+            return await action(client)
+
+    try:
+        return asyncio.run(session())
+    except GatewayCallError as exc:
+        detail = exc.details.get("code") if isinstance(exc.details, dict) else None
+        suffix = f" ({detail})" if detail else ""
+        fail(f"{exc.code}{suffix}: {exc.message}")
+    except GatewayConnectionError as exc:
+        fail(
+            f"cannot reach the gateway at {target} ({exc}); "
+            "start it with `clawgate gateway run` or pass --url",
+            2,
+        )
+    except GatewayError as exc:
+        fail(str(exc))
+
+
+def call(
+    method: Annotated[str, typer.Argument(help="Method name, e.g. health.")],
+    params: Annotated[
+        str | None, typer.Option(help="Params as a JSON object, e.g. '{\"probe\":true}'.")
+    ] = None,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    timeout: TimeoutOption = 30.0,
+) -> None:
+    """Call any gateway method and print its result."""
+    parsed: Any = None
+    if params is not None:
+        try:
+            parsed = orjson.loads(params)
+        except orjson.JSONDecodeError:
+            fail("--params must be valid JSON, e.g. '{\"probe\": true}'", 2)
+    result = _with_client(url, token, lambda client: client.call(method, parsed, timeout=timeout))
+    print_json(result, compact=json_output)
+
+
+def _duration(ms: int) -> str:
+    seconds = ms // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h {minutes}m {seconds}s" if hours else f"{minutes}m {seconds}s"
+
+
+def health(
+    probe: Annotated[bool, typer.Option(help="Refresh instead of reading the cache.")] = False,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show the gateway's health."""
+    result = _with_client(
+        url, token, lambda client: client.call("health", {"probe": True} if probe else None)
+    )
+    if json_output:
+        print_json(result, compact=True)
+        return
+    table = Table(title="clawgate health", show_header=False)
+    table.add_row("ok", "[green]yes[/]" if result["ok"] else "[red]no[/]")
+    table.add_row("default agent", result["defaultAgentId"])
+    table.add_row("heartbeat", f"every {result['heartbeatSeconds']}s")
+    table.add_row("sessions", str(result["sessions"]["count"]))
+    channels = result["channels"]
+    table.add_row(
+        "channels",
+        ", ".join(
+            f"{name} ({'running' if state['running'] else 'stopped'})"
+            for name, state in channels.items()
+        )
+        or "none configured",
+    )
+    table.add_row("checked in", f"{result['durationMs']} ms")
+    console.print(table)
+
+
+def status(
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show the gateway's status."""
+    result = _with_client(url, token, lambda client: client.call("status"))
+    if json_output:
+        print_json(result, compact=True)
+        return
+    table = Table(title="clawgate status", show_header=False)
+    table.add_row("version", result["runtimeVersion"])
+    table.add_row("uptime", _duration(result["uptimeMs"]))
+    if "pid" in result:
+        table.add_row("pid", str(result["pid"]))
+    if "processMemory" in result:
+        table.add_row("memory", f"{result['processMemory']['rssBytes'] / 1_048_576:.1f} MiB")
+    agents = result["heartbeat"]["agents"]
+    for agent in agents:
+        state = "on" if agent["enabled"] else "off"
+        table.add_row(f"heartbeat {agent['agentId']}", f"{state}, every {agent['every']}")
+    table.add_row("sessions", str(result["sessions"]["count"]))
+    table.add_row("queued system events", str(len(result["queuedSystemEvents"])))
+    console.print(table)

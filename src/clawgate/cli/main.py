@@ -1,0 +1,42 @@
+"""The `clawgate` command: one typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import call, gateway
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="clawgate",
+    help="clawgate: a local gateway daemon for AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(gateway.app, name="gateway")
+app.command("call")(call.call)
+app.command("health")(call.health)
+app.command("status")(call.status)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"clawgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """clawgate: a local gateway daemon for AI agents."""
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()

@@ -1,0 +1,185 @@
+"""The config file `config.toml`: one pydantic model, read with tomllib, written with tomlkit."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tomlkit
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .protocol.auth import AuthMode
+from .protocol.limits import Limits
+
+__all__ = [
+    "TOKEN_ENV",
+    "AuthSettings",
+    "ClawgateConfig",
+    "ConfigError",
+    "GatewaySection",
+    "LogSection",
+    "bind_host",
+    "ensure_gateway_token",
+    "load_config",
+    "write_atomic",
+]
+
+TOKEN_ENV = "CLAWGATE_GATEWAY_TOKEN"
+PASSWORD_ENV = "CLAWGATE_GATEWAY_PASSWORD"
+
+
+class ConfigError(Exception):
+    """The config file cannot be read or is invalid; the message says where."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AuthSettings(_Section):
+    """`[gateway.auth]`: how clients authenticate."""
+
+    mode: AuthMode = AuthMode.TOKEN
+    token: str | None = None
+    password: str | None = None
+
+
+class GatewaySection(_Section):
+    """`[gateway]`: the WebSocket/HTTP server."""
+
+    port: Annotated[int, Field(ge=0, le=65535)] = 18789
+    bind: str = "loopback"
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    allowed_origins: list[str] = Field(default_factory=list)
+    handshake_timeout_ms: Annotated[int, Field(ge=1_000, le=120_000)] = 10_000
+    tick_interval_ms: Annotated[int, Field(ge=100)] = 30_000
+    max_payload: Annotated[int, Field(ge=65_536)] = Limits().max_payload
+    max_buffered_bytes: Annotated[int, Field(ge=65_536)] = Limits().max_buffered_bytes
+    heartbeat_every_s: Annotated[int, Field(ge=1)] = 1800
+
+
+class LogSection(_Section):
+    """`[log]`: logging."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class ClawgateConfig(_Section):
+    """The whole config file."""
+
+    gateway: GatewaySection = Field(default_factory=GatewaySection)
+    log: LogSection = Field(default_factory=LogSection)
+
+    def limits(self) -> Limits:
+        """Return the protocol limits this config sets."""
+        gateway = self.gateway
+        return Limits(
+            max_payload=gateway.max_payload,
+            max_buffered_bytes=gateway.max_buffered_bytes,
+            tick_interval_ms=gateway.tick_interval_ms,
+            handshake_timeout_ms=gateway.handshake_timeout_ms,
+        )
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """Return the first line number where `key` is assigned, if it can be found."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip().split("=")[0].strip() == key:
+            return number
+    return None
+
+
+def load_config(path: Path) -> ClawgateConfig:
+    """Read and validate `path`; a missing file gives the defaults.
+
+    Raises:
+        ConfigError: the file is not TOML or names an unknown or invalid key.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ClawgateConfig()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return ClawgateConfig.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        key = ".".join(str(part) for part in error["loc"])
+        line = _line_of(text, str(error["loc"][-1]))
+        where = f"{path}:{line}" if line else str(path)
+        if error["type"] == "extra_forbidden":
+            raise ConfigError(f"{where}: unknown key '{key}'; remove it or fix its name") from None
+        raise ConfigError(f"{where}: invalid value for '{key}': {error['msg']}") from None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically with mode 0600 (temp file, fsync, rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_gateway_token(path: Path) -> str:
+    """Generate a gateway token, store it in `[gateway.auth] token`, and return it."""
+    try:
+        document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        document = tomlkit.document()
+        document.add(tomlkit.comment("clawgate configuration; see README for every key"))
+    token = secrets.token_urlsafe(32)
+    gateway = document.setdefault("gateway", tomlkit.table())
+    auth = gateway.setdefault("auth", tomlkit.table())
+    auth["token"] = token
+    write_atomic(path, tomlkit.dumps(document))
+    return token
+
+
+def bind_host(bind: str) -> str:
+    """Map `loopback`, `lan` or an IP literal to the address to listen on.
+
+    Raises:
+        ConfigError: `bind` is none of those.
+    """
+    if bind == "loopback":
+        return "127.0.0.1"
+    if bind == "lan":
+        return "0.0.0.0"
+    try:
+        return str(ipaddress.ip_address(bind))
+    except ValueError:
+        raise ConfigError(f"bind must be loopback, lan or an IP address (got {bind!r})") from None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Return whether a listen address only accepts local connections."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def token_from_env() -> str | None:
+    """Return the gateway token from the environment, if set."""
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def password_from_env() -> str | None:
+    """Return the gateway password from the environment, if set."""
+    return os.environ.get(PASSWORD_ENV) or None

@@ -1,0 +1,1 @@
+"""The WebSocket/HTTP server: connections, method dispatch, broadcasts, health."""

@@ -1,0 +1,411 @@
+"""One WebSocket connection: handshake phase, then reader, writer and request tasks.
+
+Invariants:
+- Nothing but the challenge and the connect response is written before `hello-ok`.
+- After `hello-ok` every outbound frame goes through `_enqueue`, so frames reach the
+  client in the order they were queued, and one writer task owns the socket's send side.
+- `seq` is assigned in `send_event` when the frame is queued, so filtered events consume
+  none and the client never sees a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from ..protocol.errors import GatewayError, InvalidRequest, Unavailable, internal_error
+from ..protocol.frames import (
+    FrameError,
+    PreparedEvent,
+    RequestFrame,
+    encode_error,
+    encode_event,
+    encode_response,
+    parse_request,
+)
+from ..protocol.guard import ConnectionGuard
+from ..protocol.handshake import (
+    CLOSE_BINARY,
+    CLOSE_POLICY,
+    Accepted,
+    HandshakeMachine,
+    Rejected,
+)
+from ..protocol.scopes import Refusal, Role, authorize
+from ..protocol.validation import describe_validation_error
+from .context import CallContext
+from .registry import Idempotency
+
+if TYPE_CHECKING:
+    from ..protocol.connect import ClientInfo
+    from .server import GatewayServer
+
+__all__ = ["Connection", "ConnectionState"]
+
+logger = logging.getLogger(__name__)
+
+# How long a close handshake may take before the transport is dropped.
+_CLOSE_TIMEOUT_S = 2.0
+
+
+class ConnectionState(Enum):
+    """Where a connection is in its life."""
+
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class Connection:
+    """Serve one client socket from challenge to close."""
+
+    def __init__(
+        self, gateway: GatewayServer, ws: web.WebSocketResponse, request: web.Request
+    ) -> None:
+        self.gateway = gateway
+        self.conn_id = str(uuid.uuid4())
+        self.remote_ip = request.remote or ""
+        self.origin = request.headers.get("Origin")
+        self.state = ConnectionState.HANDSHAKE
+        self.log = logging.LoggerAdapter(logger, {"conn": self.conn_id})
+        self.role = Role.OPERATOR
+        self.scopes: tuple[str, ...] = ()
+        self.protocol = 4
+        self.client: ClientInfo | None = None
+        self.device_id: str | None = None
+        self.presence_key: str | None = None
+        self.connected_at_ms = 0
+        self._ws = ws
+        self._transport = request.transport
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._seq = 0
+        self._guard = ConnectionGuard(gateway.limits)
+        self._writer_task: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[None]] = set()
+        self._closing_task: asyncio.Task[None] | None = None
+        self._close_code_sent: int | None = None
+
+    # -- life cycle ---------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Run the connection until the socket closes."""
+        try:
+            accepted = await self._handshake()
+            if accepted is not None:
+                self._open(accepted)
+                await self._read_loop()
+        finally:
+            await self._teardown()
+
+    async def _handshake(self) -> Accepted | None:
+        gateway = self.gateway
+        machine = HandshakeMachine(
+            nonce=str(uuid.uuid4()),
+            auth=gateway.auth,
+            throttle=gateway.throttle,
+            limits=gateway.limits,
+            remote_ip=self.remote_ip,
+            origin=self.origin,
+            allowed_origins=gateway.allowed_origins,
+        )
+        challenge = encode_event("connect.challenge", machine.challenge(gateway.now_ms()))
+        await self._ws.send_frame(challenge, WSMsgType.TEXT)
+        try:
+            async with asyncio.timeout(gateway.limits.handshake_timeout_ms / 1000):
+                message = await self._ws.receive()
+                if message.type is WSMsgType.TEXT:
+                    outcome = machine.receive_text(
+                        message.data, ready=gateway.ready, now_ms=gateway.now_ms()
+                    )
+                elif message.type is WSMsgType.BINARY:
+                    outcome = machine.receive_binary()
+                else:
+                    return None  # the client left, or the transport refused the frame
+                if isinstance(outcome, Accepted):
+                    return outcome
+                await self._reject(outcome)
+                return None
+        except TimeoutError:
+            await self._reject(machine.timed_out())
+            return None
+
+    async def _reject(self, rejected: Rejected) -> None:
+        self.gateway.metrics.handshakes.labels("rejected").inc()
+        if rejected.error is not None:
+            self.log.info(
+                "handshake refused from %s: %s (%s)",
+                self.remote_ip,
+                rejected.error.message,
+                (rejected.error.details or {}).get("code", rejected.error.code),
+            )
+        else:
+            self.log.info("handshake closed from %s: %s", self.remote_ip, rejected.close_reason)
+        if rejected.delay_ms:
+            await asyncio.sleep(rejected.delay_ms / 1000)
+        if rejected.error is not None and rejected.reply_id is not None:
+            frame = encode_error(rejected.reply_id, rejected.error)
+            await self._ws.send_frame(frame, WSMsgType.TEXT)
+        await self._close_socket(rejected.close_code, rejected.close_reason)
+
+    def _open(self, accepted: Accepted) -> None:
+        params = accepted.params
+        self.role = accepted.role
+        self.scopes = accepted.scopes
+        self.protocol = accepted.protocol
+        self.client = params.client
+        self.device_id = accepted.device_id
+        self.connected_at_ms = self.gateway.now_ms()
+        self.state = ConnectionState.OPEN
+        self._writer_task = asyncio.create_task(self._writer(), name=f"writer-{self.conn_id}")
+        # Snapshot and broadcast registration happen in one synchronous step inside
+        # `welcome`, so no event can fall between the snapshot and the first event.
+        hello = self.gateway.welcome(self)
+        self._enqueue(encode_response(accepted.request_id, hello))
+        self.gateway.metrics.handshakes.labels("accepted").inc()
+        self.log.info(
+            "connected %s/%s role=%s protocol=%d from %s",
+            params.client.id,
+            params.client.mode,
+            self.role.value,
+            self.protocol,
+            self.remote_ip,
+        )
+        self.gateway.joined(self)
+
+    async def _teardown(self) -> None:
+        was_open = self.state in (ConnectionState.OPEN, ConnectionState.CLOSING)
+        self.state = ConnectionState.CLOSED
+        for task in [*self._requests, self._writer_task]:
+            if task is not None:
+                task.cancel()
+        pending = [task for task in [*self._requests, self._writer_task] if task is not None]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._closing_task is not None:
+            await asyncio.gather(self._closing_task, return_exceptions=True)
+        if not self._ws.closed:
+            await self._close_socket(1000, "")
+        if was_open:
+            self.gateway.left(self)
+            if self._close_code_sent is not None:
+                self.log.info("disconnected: closed by gateway (%d)", self._close_code_sent)
+            else:
+                self.log.info("disconnected: closed by client (%s)", self._ws.close_code)
+
+    # -- reading ------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        async for message in self._ws:
+            if self.state is not ConnectionState.OPEN:
+                break
+            if message.type is WSMsgType.TEXT:
+                self.gateway.metrics.frames_in.inc()
+                self._on_text(message.data)
+            elif message.type is WSMsgType.BINARY:
+                self.close(CLOSE_BINARY, "binary frames not supported")
+                break
+            else:
+                break
+
+    def _on_text(self, text: str) -> None:
+        try:
+            request = parse_request(text)
+        except FrameError as exc:
+            self._answer_error(exc.reply_id, exc)
+            if self._guard.invalid_frame():
+                self.close(CLOSE_POLICY, "repeated invalid frames")
+            return
+        self._guard.valid_request()
+        try:
+            spec, params = self._admit(request)
+        except GatewayError as exc:
+            self._answer_error(request.id, exc)
+            if isinstance(exc, Refusal) and self._guard.refusal():
+                self.close(CLOSE_POLICY, "repeated unauthorized calls")
+            return
+        if len(self._requests) >= self.gateway.limits.max_requests_in_progress:
+            self._answer_error(
+                request.id,
+                Unavailable(
+                    "too many requests in progress; wait for responses before sending more",
+                    details={"code": "RATE_LIMITED"},
+                    retryable=True,
+                    retry_after_ms=100,
+                ),
+            )
+            return
+        task = asyncio.create_task(self._call(spec, params, request))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    def _admit(self, request: RequestFrame) -> tuple[Any, Any]:
+        """Find, authorize and validate one request, in the spec's order (§7)."""
+        if request.method == "connect":
+            raise InvalidRequest("connect is only valid as the first request")
+        spec = self.gateway.registry.get(request.method)
+        if spec is None:
+            raise InvalidRequest(f"unknown method: {request.method}")
+        authorize(
+            role=self.role,
+            scopes=self.scopes,
+            method_role=spec.role,
+            method_scope=spec.scope,
+        )
+        self._guard.authorized()
+        try:
+            params = spec.params.model_validate({} if request.params is None else request.params)
+        except ValidationError as exc:
+            raise InvalidRequest(
+                f"invalid {spec.name} params: {describe_validation_error(exc)}"
+            ) from None
+        return spec, params
+
+    async def _call(self, spec: Any, params: Any, request: RequestFrame) -> None:
+        gateway = self.gateway
+        started = time.perf_counter()
+        context = CallContext(gateway, self, request.id)
+        key = getattr(params, "idempotencyKey", None)
+        try:
+            if spec.idempotency is not Idempotency.NONE and key is not None:
+                result = await gateway.idempotent.run(
+                    spec.name, key, lambda: spec.handler(context, params)
+                )
+            else:
+                result = await spec.handler(context, params)
+        except GatewayError as exc:
+            self._answer_error(request.id, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("method %s failed", spec.name)
+            self._answer_error(request.id, internal_error())
+        else:
+            self.respond(request.id, result)
+        gateway.metrics.method_latency.labels(spec.name).observe(time.perf_counter() - started)
+
+    # -- writing ------------------------------------------------------------------
+
+    def respond(self, request_id: str, payload: Any) -> None:
+        """Queue a successful response, or `response too large` if it would not fit."""
+        frame = encode_response(request_id, payload)
+        if len(frame) > self.gateway.limits.max_payload:
+            self._answer_error(request_id, Unavailable("response too large"))
+            return
+        self._enqueue(frame)
+
+    def _answer_error(self, request_id: str, error: GatewayError, payload: Any = None) -> None:
+        self.gateway.metrics.errors.labels(error.to_shape(self.protocol)["code"]).inc()
+        self._enqueue(encode_error(request_id, error, self.protocol, payload))
+
+    def send_event(self, prepared: PreparedEvent) -> None:
+        """Queue a broadcast event with this connection's next `seq`."""
+        if self.state is not ConnectionState.OPEN:
+            return
+        self._seq += 1
+        self._enqueue(prepared.with_seq(self._seq))
+
+    def send_targeted(self, event: str, payload: Any) -> None:
+        """Queue a targeted event, which carries no `seq`."""
+        self._enqueue(encode_event(event, payload))
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes queued or in the transport, not yet written to the socket."""
+        transport = self._transport
+        in_transport = transport.get_write_buffer_size() if transport is not None else 0
+        return self._queued_bytes + in_transport
+
+    def _enqueue(self, frame: bytes) -> None:
+        if self.state is not ConnectionState.OPEN:
+            return
+        self._queue.append(frame)
+        self._queued_bytes += len(frame)
+        self.gateway.metrics.frames_out.inc()
+        if self.buffered_bytes > self.gateway.limits.max_buffered_bytes:
+            self.gateway.metrics.slow_consumers.inc()
+            self.log.warning("closing slow consumer (%d bytes unwritten)", self.buffered_bytes)
+            self._queue.clear()
+            self._queued_bytes = 0
+            self.close(CLOSE_POLICY, "slow consumer")
+            return
+        self._drained.clear()
+        self._wake.set()
+
+    async def wait_drained(self) -> None:
+        """Wait until every queued frame has been handed to the transport."""
+        await self._drained.wait()
+
+    async def _writer(self) -> None:
+        queue = self._queue
+        ws = self._ws
+        try:
+            while True:
+                if not queue:
+                    self._drained.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                frame = queue.popleft()
+                self._queued_bytes -= len(frame)
+                await ws.send_frame(frame, WSMsgType.TEXT)
+        except ConnectionError:
+            self.log.debug("writer stopped: connection lost")
+
+    # -- closing ------------------------------------------------------------------
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket with `code` once; safe to call from synchronous code."""
+        if self.state is not ConnectionState.OPEN:
+            return
+        self.state = ConnectionState.CLOSING
+        self._closing_task = asyncio.create_task(self._close_after_writer(code, reason))
+
+    async def abort_handshake(self, code: int, reason: str) -> None:
+        """Close a socket that has not finished its handshake (no event is sent)."""
+        if self.state is ConnectionState.HANDSHAKE:
+            await self._close_socket(code, reason)
+
+    async def close_gracefully(self, code: int, reason: str) -> None:
+        """Close after the queued frames were written (used at shutdown)."""
+        if self.state is not ConnectionState.OPEN:
+            return
+        self.state = ConnectionState.CLOSING
+        await self._close_after_writer(code, reason)
+
+    async def _close_after_writer(self, code: int, reason: str) -> None:
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+        # Frames still queued were accepted before the close; write what fits.
+        while self._queue and self._transport is not None and not self._transport.is_closing():
+            frame = self._queue.popleft()
+            self._queued_bytes -= len(frame)
+            if self._transport.get_write_buffer_size() > self.gateway.limits.max_buffered_bytes:
+                break
+            try:
+                await self._ws.send_frame(frame, WSMsgType.TEXT)
+            except ConnectionError:
+                break
+        await self._close_socket(code, reason)
+
+    async def _close_socket(self, code: int, reason: str) -> None:
+        self._close_code_sent = code
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                await self._ws.close(code=code, message=reason.encode())
+        except (TimeoutError, ConnectionError):
+            if self._transport is not None:
+                self._transport.abort()

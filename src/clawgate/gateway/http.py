@@ -1,0 +1,69 @@
+"""HTTP routes on the gateway port: ops endpoints, the schema, and the WebSocket upgrade."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import hdrs, web
+
+from .connection import Connection
+from .schema_export import protocol_schema_bytes
+
+if TYPE_CHECKING:
+    from .server import GatewayServer
+
+__all__ = ["add_http_routes"]
+
+_INDEX_TEXT = (
+    "clawgate gateway\n\n"
+    "This port speaks the OpenClaw Gateway WebSocket protocol (v3/v4).\n"
+    "Ops endpoints: /healthz /readyz /metrics /protocol.schema.json\n"
+)
+
+
+def add_http_routes(app: web.Application, gateway: GatewayServer) -> None:
+    """Attach every HTTP route and the catch-all WebSocket upgrade to `app`."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "status": "live"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        ready = gateway.ready and not gateway.stopping
+        body = {
+            "ready": ready,
+            "failing": [] if ready else ["gateway"],
+            "uptimeMs": gateway.uptime_ms(),
+        }
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=gateway.metrics.render(), content_type="text/plain", charset="utf-8"
+        )
+
+    async def schema(request: web.Request) -> web.Response:
+        return web.Response(body=protocol_schema_bytes(), content_type="application/json")
+
+    async def upgrade_or_index(request: web.Request) -> web.StreamResponse:
+        if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
+            if request.path == "/":
+                return web.Response(text=_INDEX_TEXT)
+            raise web.HTTPNotFound(text="not found\n")
+        refusal = gateway.admission_refusal(request.remote or "")
+        if refusal is not None:
+            raise web.HTTPServiceUnavailable(text=f"{refusal}; retry later\n")
+        ws = web.WebSocketResponse(
+            max_msg_size=gateway.limits.max_payload,
+            compress=False,
+            autoping=True,
+            timeout=2.0,
+        )
+        await ws.prepare(request)
+        await gateway.serve_socket(Connection(gateway, ws, request))
+        return ws
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/protocol.schema.json", schema)
+    app.router.add_get("/{tail:.*}", upgrade_or_index)

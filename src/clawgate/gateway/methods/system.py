@@ -1,0 +1,166 @@
+"""System methods: health, status, presence, system events, heartbeats (spec §10.1)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ... import __version__
+from ...protocol.scopes import ADMIN, READ, MethodRole
+from ...protocol.shapes import HealthSummary, HeartbeatEvent, PresenceEntry, StatusSummary
+from ..context import CallContext
+from ..registry import Idempotency, method
+
+__all__ = [
+    "health",
+    "last_heartbeat",
+    "set_heartbeats",
+    "status",
+    "system_event",
+    "system_presence",
+]
+
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class HealthParams(_Params):
+    """Params of `health`."""
+
+    probe: bool | None = None
+
+
+class EmptyParams(_Params):
+    """Params of methods that take none."""
+
+
+class SystemEventParams(_Params):
+    """Params of `system-event`."""
+
+    text: str
+    instanceId: str | None = None
+    deviceId: str | None = None
+    host: str | None = None
+    ip: str | None = None
+    mode: str | None = None
+    version: str | None = None
+    platform: str | None = None
+    deviceFamily: str | None = None
+    modelIdentifier: str | None = None
+    lastInputSeconds: Annotated[int, Field(ge=0)] | None = None
+    reason: str | None = None
+    roles: list[str] | None = None
+    scopes: list[str] | None = None
+    tags: list[str] | None = None
+    idempotencyKey: IdempotencyKey | None = None
+
+
+class SetHeartbeatsParams(_Params):
+    """Params of `set-heartbeats`."""
+
+    enabled: bool
+
+
+class OkResult(BaseModel):
+    """`{ok: true}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    ok: bool
+
+
+class SetHeartbeatsResult(OkResult):
+    """Result of `set-heartbeats`."""
+
+    enabled: bool
+
+
+def _rss_bytes() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is KiB on Linux and bytes on macOS; prefer the current RSS where it exists.
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return usage if sys.platform == "darwin" else usage * 1024
+
+
+@method("health", params=HealthParams, result=HealthSummary, role=MethodRole.ANY)
+async def health(ctx: CallContext, params: HealthParams) -> dict[str, Any]:
+    """Return the cached health summary, or a fresh one (also broadcast) with `probe`."""
+    if params.probe:
+        return ctx.gateway.health.refresh()
+    return ctx.gateway.health.summary
+
+
+@method("status", params=EmptyParams, result=StatusSummary, scope=READ)
+async def status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    """Return the status summary; pid and memory only for admin."""
+    gateway = ctx.gateway
+    schedule = gateway.heartbeat_schedule()
+    sessions = gateway.session_counts()
+    summary: dict[str, Any] = {
+        "runtimeVersion": __version__,
+        "uptimeMs": gateway.uptime_ms(),
+        "heartbeat": {
+            "defaultAgentId": "main",
+            "agents": [{"agentId": "main", **schedule}],
+        },
+        "channelSummary": [],
+        "queuedSystemEvents": gateway.system_events.peek(),
+        "sessions": {
+            **sessions,
+            "byAgent": [{"agentId": "main", **sessions}],
+        },
+    }
+    if ctx.is_admin:
+        summary["pid"] = os.getpid()
+        summary["processMemory"] = {"rssBytes": _rss_bytes()}
+    return summary
+
+
+@method("system-presence", params=EmptyParams, result=list[PresenceEntry], scope=READ)
+async def system_presence(ctx: CallContext, params: EmptyParams) -> list[dict[str, Any]]:
+    """Return the presence list."""
+    return ctx.gateway.presence.entries()
+
+
+@method(
+    "system-event",
+    params=SystemEventParams,
+    result=OkResult,
+    scope=ADMIN,
+    idempotency=Idempotency.OPTIONAL,
+)
+async def system_event(ctx: CallContext, params: SystemEventParams) -> dict[str, Any]:
+    """Queue a system event for the main session; upsert presence when it names a client."""
+    gateway = ctx.gateway
+    now = gateway.now_ms()
+    gateway.system_events.push(params.text, now)
+    key = params.instanceId or params.deviceId
+    if key is not None:
+        entry = params.model_dump(exclude_none=True, exclude={"idempotencyKey"})
+        entry["ts"] = now
+        gateway.presence.upsert_detached(key, entry, now)
+        gateway.announce_presence()
+    return {"ok": True}
+
+
+@method("last-heartbeat", params=EmptyParams, result=HeartbeatEvent | None, scope=READ)
+async def last_heartbeat(ctx: CallContext, params: EmptyParams) -> dict[str, Any] | None:
+    """Return the last heartbeat event, or null when none ran yet."""
+    return ctx.gateway.heartbeats.last
+
+
+@method("set-heartbeats", params=SetHeartbeatsParams, result=SetHeartbeatsResult, scope=ADMIN)
+async def set_heartbeats(ctx: CallContext, params: SetHeartbeatsParams) -> dict[str, Any]:
+    """Switch the heartbeat runner on or off."""
+    ctx.gateway.heartbeats.enabled = params.enabled
+    return {"ok": True, "enabled": params.enabled}

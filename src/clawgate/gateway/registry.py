@@ -1,0 +1,142 @@
+"""Declared method handlers and the table that lists them (STYLE §3).
+
+A handler is declared once with `@method(...)`: its name, params model, result type,
+role, scope and idempotency. The registry builds `features.methods`, the JSON Schema
+and the dispatcher's checks from those declarations, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from ..protocol.events import EventGate
+from ..protocol.schema import EventDeclaration, MethodDeclaration
+from ..protocol.scopes import MethodRole
+
+if TYPE_CHECKING:
+    from .context import CallContext
+
+__all__ = [
+    "EventSpec",
+    "Idempotency",
+    "MethodRegistry",
+    "MethodSpec",
+    "method",
+]
+
+Handler = Callable[["CallContext", Any], Awaitable[Any]]
+F = TypeVar("F", bound=Handler)
+
+
+class Idempotency(StrEnum):
+    """Whether a method takes an `idempotencyKey`."""
+
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    """One method's declaration and handler."""
+
+    name: str
+    handler: Handler
+    params: type[BaseModel]
+    result: Any
+    role: MethodRole
+    scope: str | None
+    idempotency: Idempotency
+
+    def declaration(self) -> MethodDeclaration:
+        """Return what the schema needs about this method."""
+        return MethodDeclaration(
+            self.name,
+            self.params,
+            self.result,
+            self.role.value,
+            self.scope,
+            self.idempotency.value,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """One event the server can emit."""
+
+    name: str
+    payload: Any
+    gate: EventGate | None  # None: targeted, carries no seq
+
+
+def method(
+    name: str,
+    *,
+    params: type[BaseModel],
+    result: Any,
+    role: MethodRole = MethodRole.OPERATOR,
+    scope: str | None = None,
+    idempotency: Idempotency = Idempotency.NONE,
+) -> Callable[[F], F]:
+    """Declare `name` as a gateway method served by the decorated coroutine."""
+
+    def decorate(handler: F) -> F:
+        if idempotency is not Idempotency.NONE and "idempotencyKey" not in params.model_fields:
+            raise TypeError(f"{name}: idempotent methods need an idempotencyKey param")
+        handler.__gateway_method__ = MethodSpec(  # type: ignore[attr-defined]
+            name, handler, params, result, role, scope, idempotency
+        )
+        return handler
+
+    return decorate
+
+
+class MethodRegistry:
+    """Methods and events in the order they were registered."""
+
+    def __init__(self) -> None:
+        self._methods: dict[str, MethodSpec] = {}
+        self._events: dict[str, EventSpec] = {}
+
+    def register(self, handler: Handler) -> None:
+        """Add a handler declared with `@method`."""
+        spec: MethodSpec = handler.__gateway_method__  # type: ignore[attr-defined]
+        if spec.name in self._methods:
+            raise ValueError(f"method {spec.name} registered twice")
+        self._methods[spec.name] = spec
+
+    def register_event(self, spec: EventSpec) -> None:
+        """Declare an event the server emits."""
+        self._events[spec.name] = spec
+
+    def get(self, name: str) -> MethodSpec | None:
+        """Return the method called `name`, or None."""
+        return self._methods.get(name)
+
+    def event(self, name: str) -> EventSpec:
+        """Return the declared event `name`."""
+        return self._events[name]
+
+    def __iter__(self) -> Iterator[MethodSpec]:
+        return iter(self._methods.values())
+
+    def method_names(self) -> list[str]:
+        """Return `features.methods`."""
+        return list(self._methods)
+
+    def event_names(self) -> list[str]:
+        """Return `features.events`."""
+        return list(self._events)
+
+    def method_declarations(self) -> list[MethodDeclaration]:
+        """Return every method's schema declaration."""
+        return [spec.declaration() for spec in self._methods.values()]
+
+    def event_declarations(self) -> list[EventDeclaration]:
+        """Return every event's schema declaration."""
+        return [EventDeclaration(spec.name, spec.payload) for spec in self._events.values()]

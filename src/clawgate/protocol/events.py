@@ -1,0 +1,30 @@
+"""Event gates: which connections receive which broadcast event (spec §8.9)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import Enum
+
+from .scopes import PAIRING, READ, Role, scope_satisfied
+
+__all__ = ["EventGate", "admits"]
+
+
+class EventGate(Enum):
+    """Who may receive a broadcast event."""
+
+    ALL = "all"
+    OPERATORS = "operators"
+    READ = "read"
+    PAIRING = "pairing"
+
+
+def admits(gate: EventGate, role: Role, scopes: Iterable[str]) -> bool:
+    """Return whether a connection with `role` and `scopes` passes `gate`."""
+    if gate is EventGate.ALL:
+        return True
+    if role is not Role.OPERATOR:
+        return False
+    if gate is EventGate.OPERATORS:
+        return True
+    return scope_satisfied(scopes, READ if gate is EventGate.READ else PAIRING)

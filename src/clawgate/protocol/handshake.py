@@ -1,0 +1,279 @@
+"""The connect handshake as a pure state machine (spec §3.5).
+
+The I/O shell feeds it the frames received before `hello-ok` and carries out what it
+returns: an `Accepted` (send `hello-ok`) or a `Rejected` (optionally write an error
+response, then close). Checks run in the spec's order; the first failure decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from .auth import AuthFailure, AuthThrottle, FailureKind, SharedSecretAuth
+from .connect import ConnectParams, negotiate_protocol
+from .device_auth import DeviceAuthError, SignedFields, select_signed_token, verify_device
+from .errors import GatewayError, InvalidRequest, Unavailable
+from .frames import FrameError, parse_request
+from .limits import Limits
+from .scopes import Role, effective_scopes
+from .validation import describe_validation_error
+
+__all__ = [
+    "CLOSE_BINARY",
+    "CLOSE_HANDSHAKE_TIMEOUT",
+    "CLOSE_POLICY",
+    "CLOSE_PROTOCOL",
+    "CLOSE_RESTART",
+    "CLOSE_STARTING",
+    "CLOSE_TOO_LARGE",
+    "Accepted",
+    "HandshakeMachine",
+    "HandshakeState",
+    "Rejected",
+    "close_reason",
+    "is_loopback_origin",
+]
+
+CLOSE_HANDSHAKE_TIMEOUT: Final = 1000
+CLOSE_PROTOCOL: Final = 1002
+CLOSE_BINARY: Final = 1003
+CLOSE_POLICY: Final = 1008
+CLOSE_TOO_LARGE: Final = 1009
+CLOSE_RESTART: Final = 1012
+CLOSE_STARTING: Final = 1013
+
+_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+_MAX_REASON_BYTES: Final = 123
+
+
+class HandshakeState(Enum):
+    """Where a connection is in its handshake."""
+
+    AWAITING_CONNECT = "awaiting-connect"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Close the socket, after writing `error` as the response to `reply_id` if given."""
+
+    close_code: int
+    close_reason: str
+    error: GatewayError | None = None
+    reply_id: str | None = None
+    delay_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The client is in: answer `request_id` with `hello-ok`."""
+
+    request_id: str
+    params: ConnectParams
+    protocol: int
+    role: Role
+    scopes: tuple[str, ...]
+    device_id: str | None
+
+
+def close_reason(message: str) -> str:
+    """Truncate a close reason to 123 UTF-8 bytes at a character boundary."""
+    encoded = message.encode()
+    if len(encoded) <= _MAX_REASON_BYTES:
+        return message
+    return encoded[:_MAX_REASON_BYTES].decode("utf-8", errors="ignore")
+
+
+def is_loopback_origin(origin: str) -> bool:
+    """Return whether a browser Origin names a loopback host."""
+    try:
+        host = urlsplit(origin).hostname
+    except ValueError:
+        return False
+    return host in _LOOPBACK_HOSTS
+
+
+def _utf8_length_exceeds(text: str, limit: int) -> bool:
+    """Return whether `text` is longer than `limit` bytes, encoding only when it must."""
+    if len(text) > limit:
+        return True
+    if len(text) * 4 <= limit:
+        return False
+    return len(text.encode()) > limit
+
+
+def _reject(error: GatewayError, reply_id: str, close_code: int = CLOSE_POLICY) -> Rejected:
+    return Rejected(close_code, close_reason(error.message), error, reply_id)
+
+
+class HandshakeMachine:
+    """Decide one connection's handshake, from challenge to `hello-ok` or close."""
+
+    def __init__(
+        self,
+        *,
+        nonce: str,
+        auth: SharedSecretAuth,
+        throttle: AuthThrottle,
+        limits: Limits,
+        remote_ip: str,
+        origin: str | None = None,
+        allowed_origins: frozenset[str] = frozenset(),
+    ) -> None:
+        self.nonce = nonce
+        self.state = HandshakeState.AWAITING_CONNECT
+        self._auth = auth
+        self._throttle = throttle
+        self._limits = limits
+        self._remote_ip = remote_ip
+        self._origin = origin
+        self._allowed_origins = allowed_origins
+
+    def challenge(self, now_ms: int) -> dict[str, object]:
+        """Return the `connect.challenge` payload sent when the socket opens."""
+        return {"nonce": self.nonce, "ts": now_ms}
+
+    def timed_out(self) -> Rejected:
+        """Return the close for a handshake that did not finish in time (step 0)."""
+        return self._finish(Rejected(CLOSE_HANDSHAKE_TIMEOUT, "handshake timeout"))
+
+    def receive_binary(self) -> Rejected:
+        """Return the close for a binary frame (step 1)."""
+        return self._finish(Rejected(CLOSE_BINARY, "binary frames not supported"))
+
+    def receive_text(self, text: str, *, ready: bool, now_ms: int) -> Accepted | Rejected:
+        """Run steps 2 to 16 on one text frame received before `hello-ok`."""
+        outcome = self._decide(text, ready=ready, now_ms=now_ms)
+        if isinstance(outcome, Accepted):
+            self.state = HandshakeState.ACCEPTED
+            return outcome
+        return self._finish(outcome)
+
+    def _finish(self, rejected: Rejected) -> Rejected:
+        self.state = HandshakeState.REJECTED
+        return rejected
+
+    def _decide(self, text: str, *, ready: bool, now_ms: int) -> Accepted | Rejected:
+        if _utf8_length_exceeds(text, self._limits.preauth_max_payload):
+            return Rejected(CLOSE_TOO_LARGE, "preauth payload too large")
+        try:
+            request = parse_request(text)
+        except FrameError:
+            return Rejected(CLOSE_POLICY, "invalid request frame")
+        if request.method != "connect":
+            return _reject(
+                InvalidRequest("invalid handshake: first request must be connect"), request.id
+            )
+        try:
+            params = ConnectParams.model_validate({} if request.params is None else request.params)
+        except ValidationError as exc:
+            error = InvalidRequest(f"invalid connect params: {describe_validation_error(exc)}")
+            return _reject(error, request.id)
+        if not ready:
+            starting = Unavailable(
+                "gateway starting; retry shortly",
+                details={"reason": "startup-sidecars"},
+                retryable=True,
+                retry_after_ms=500,
+            )
+            return Rejected(CLOSE_STARTING, "gateway starting", starting, request.id)
+        try:
+            protocol = negotiate_protocol(params.minProtocol, params.maxProtocol)
+        except GatewayError as exc:
+            return _reject(exc, request.id, CLOSE_PROTOCOL)
+        role = self._role(params)
+        if role is None:
+            return _reject(InvalidRequest("invalid role"), request.id)
+        if self._origin is not None and not self._origin_allowed(self._origin):
+            error = InvalidRequest(
+                "origin not allowed", details={"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED"}
+            )
+            return _reject(error, request.id)
+        locked_ms = self._throttle.lockout_remaining_ms(self._remote_ip, now_ms)
+        if locked_ms > 0:
+            return _reject(AuthFailure("AUTH_RATE_LIMITED", retry_after_ms=locked_ms), request.id)
+        device_id = None
+        if params.device is not None:
+            try:
+                device_id = self._verify_device(params, now_ms)
+            except DeviceAuthError as exc:
+                error = InvalidRequest(
+                    exc.message, details={"code": exc.code, "reason": exc.reason}
+                )
+                return _reject(error, request.id)
+        auth = params.auth
+        failure = self._auth.check(auth.token if auth else None, auth.password if auth else None)
+        if failure is not None:
+            self._throttle.record_failure(self._remote_ip, FailureKind.SHARED_SECRET, now_ms)
+            rejected = _reject(failure, request.id)
+            return Rejected(
+                rejected.close_code,
+                rejected.close_reason,
+                rejected.error,
+                rejected.reply_id,
+                delay_ms=self._limits.auth_failure_delay_ms,
+            )
+        if params.device is None and role is not Role.OPERATOR:
+            missing_device = GatewayError(
+                "device identity required",
+                code="NOT_PAIRED",
+                details={"code": "DEVICE_IDENTITY_REQUIRED"},
+            )
+            return _reject(missing_device, request.id)
+        # Pairing (step 15) is decided by the pairing store, which this build does not
+        # have yet: a verified device that passed the shared-secret check is let in.
+        return Accepted(
+            request.id, params, protocol, role, effective_scopes(role, params.scopes), device_id
+        )
+
+    @staticmethod
+    def _role(params: ConnectParams) -> Role | None:
+        """Return the role if role and mode agree (spec §3.2), else None."""
+        mode = params.client.mode
+        if params.role == Role.OPERATOR.value and mode not in ("node", "worker"):
+            return Role.OPERATOR
+        if params.role == Role.NODE.value and mode == "node":
+            return Role.NODE
+        return None
+
+    def _origin_allowed(self, origin: str) -> bool:
+        return is_loopback_origin(origin) or origin in self._allowed_origins
+
+    def _verify_device(self, params: ConnectParams, now_ms: int) -> str:
+        device = params.device
+        assert device is not None
+        auth = params.auth
+        fields = SignedFields(
+            device_id=device.id,
+            client_id=params.client.id,
+            client_mode=params.client.mode,
+            role=params.role,
+            scopes=tuple(params.scopes),
+            signed_at_ms=device.signedAt,
+            token=select_signed_token(
+                auth.token if auth else None,
+                auth.deviceToken if auth else None,
+                auth.bootstrapToken if auth else None,
+            ),
+            nonce=device.nonce,
+            platform=params.client.platform,
+            device_family=params.client.deviceFamily,
+        )
+        verified = verify_device(
+            device_id=device.id,
+            public_key=device.publicKey,
+            signature=device.signature,
+            signed_at_ms=device.signedAt,
+            nonce=device.nonce,
+            challenge_nonce=self.nonce,
+            fields=fields,
+            now_ms=now_ms,
+            max_skew_ms=self._limits.device_signature_skew_ms,
+        )
+        return verified.device_id

@@ -1,0 +1,51 @@
+"""Every limit of the wire protocol, named once, with the spec's defaults (spec §11)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["KIB", "MIB", "PROTOCOL_MAX", "PROTOCOL_MIN", "Limits"]
+
+KIB: Final = 1024
+MIB: Final = 1024 * KIB
+
+PROTOCOL_MIN: Final = 3
+PROTOCOL_MAX: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Configurable limits; the first three are reported in `hello-ok.policy`."""
+
+    max_payload: int = 25 * MIB
+    max_buffered_bytes: int = 50 * MIB
+    tick_interval_ms: int = 30_000
+    preauth_max_payload: int = 64 * KIB
+    handshake_timeout_ms: int = 10_000
+    max_unauthenticated_per_ip: int = 32
+    max_connections: int = 4096
+    max_requests_in_progress: int = 256
+    auth_failures_allowed: int = 10
+    auth_failure_window_ms: int = 60_000
+    auth_lockout_ms: int = 60_000
+    auth_failure_delay_ms: int = 250
+    device_signature_skew_ms: int = 120_000
+    dedupe_ttl_ms: int = 300_000
+    dedupe_max_entries: int = 1000
+    refusals_in_a_row: int = 10
+    invalid_frames_in_a_row: int = 10
+    health_refresh_ms: int = 60_000
+    presence_expiry_ms: int = 300_000
+    shutdown_drain_ms: int = 2_000
+    logs_tail_max_lines: int = 5000
+    logs_tail_max_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        """Reject settings outside the ranges the spec allows."""
+        if not 1_000 <= self.handshake_timeout_ms <= 120_000:
+            raise ValueError("handshake timeout must be between 1000 and 120000 ms")
+        if self.tick_interval_ms < 1:
+            raise ValueError("tick interval must be positive")
+        if self.max_payload < self.preauth_max_payload:
+            raise ValueError("max payload must be at least the pre-auth limit")

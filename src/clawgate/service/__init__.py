@@ -1,0 +1,1 @@
+"""Process plumbing: paths, config files, logging."""

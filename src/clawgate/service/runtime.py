@@ -1,0 +1,126 @@
+"""Turn config, flags and environment into a running gateway, and stop it on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config import (
+    ClawgateConfig,
+    ConfigError,
+    bind_host,
+    ensure_gateway_token,
+    is_loopback_host,
+    password_from_env,
+    token_from_env,
+)
+from ..gateway.server import GatewayServer, GatewaySettings
+from ..protocol.auth import AuthMode, SharedSecretAuth
+from .paths import Paths
+
+__all__ = ["AuthSource", "GatewayOverrides", "resolve_settings", "run_gateway"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOverrides:
+    """Command-line flags that override the config file."""
+
+    port: int | None = None
+    bind: str | None = None
+    auth: AuthMode | None = None
+    token: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSource:
+    """Where the shared secret came from, for the start-up message (never the secret)."""
+
+    description: str
+    generated: bool = False
+
+
+def _resolve_auth(
+    config: ClawgateConfig, paths: Paths, overrides: GatewayOverrides
+) -> tuple[SharedSecretAuth, AuthSource]:
+    mode = overrides.auth or config.gateway.auth.mode
+    if mode is AuthMode.NONE:
+        return SharedSecretAuth(AuthMode.NONE), AuthSource("no authentication")
+    if mode is AuthMode.PASSWORD:
+        for password, source in (
+            (overrides.password, "--password"),
+            (password_from_env(), "CLAWGATE_GATEWAY_PASSWORD"),
+            (config.gateway.auth.password, f"{paths.config} [gateway.auth] password"),
+        ):
+            if password:
+                return SharedSecretAuth(AuthMode.PASSWORD, password), AuthSource(source)
+        raise ConfigError(
+            "password auth needs a password: pass --password, set CLAWGATE_GATEWAY_PASSWORD, "
+            "or set [gateway.auth] password in config.toml"
+        )
+    for token, source in (
+        (overrides.token, "--token"),
+        (token_from_env(), "CLAWGATE_GATEWAY_TOKEN"),
+        (config.gateway.auth.token, f"{paths.config} [gateway.auth] token"),
+    ):
+        if token:
+            return SharedSecretAuth(AuthMode.TOKEN, token), AuthSource(source)
+    generated = ensure_gateway_token(paths.config)
+    origin = AuthSource(f"{paths.config} [gateway.auth] token", generated=True)
+    return SharedSecretAuth(AuthMode.TOKEN, generated), origin
+
+
+def resolve_settings(
+    config: ClawgateConfig, paths: Paths, overrides: GatewayOverrides
+) -> tuple[GatewaySettings, AuthSource]:
+    """Combine config and flags into server settings.
+
+    Raises:
+        ConfigError: the combination is unsafe or incomplete, e.g. `lan` without auth.
+    """
+    host = bind_host(overrides.bind or config.gateway.bind)
+    auth, source = _resolve_auth(config, paths, overrides)
+    if auth.mode is AuthMode.NONE and not is_loopback_host(host):
+        raise ConfigError(
+            f"refusing to listen on {host} without authentication: "
+            "use --auth token (the default) or bind to loopback"
+        )
+    port = config.gateway.port if overrides.port is None else overrides.port
+    settings = GatewaySettings(
+        home=paths.home,
+        auth=auth,
+        host=host,
+        port=port,
+        limits=config.limits(),
+        allowed_origins=frozenset(config.gateway.allowed_origins),
+        heartbeat_every_s=config.gateway.heartbeat_every_s,
+        config_path=paths.config,
+        log_file=paths.log_file,
+    )
+    return settings, source
+
+
+async def run_gateway(
+    settings: GatewaySettings, on_ready: Callable[[GatewayServer], None] | None = None
+) -> None:
+    """Run a gateway until SIGTERM or SIGINT, then shut it down in order."""
+    server = GatewayServer(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await server.start()
+        if on_ready is not None:
+            on_ready(server)
+        await stop.wait()
+        logger.info("signal received; stopping")
+    finally:
+        await server.stop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

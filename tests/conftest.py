@@ -1,0 +1,88 @@
+"""Shared fixtures: a real gateway on an ephemeral loopback port with a temporary home."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clawgate.gateway.server import GatewayServer, GatewaySettings
+from clawgate.protocol.auth import AuthMode, SharedSecretAuth
+from clawgate.protocol.limits import Limits
+
+# Short enough that tests see ticks quickly, long enough not to flood slow machines.
+TEST_TICK_MS = 200
+
+
+@dataclass
+class RunningGateway:
+    """A started gateway and how to reach it."""
+
+    server: GatewayServer
+    token: str
+    home: Path
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL."""
+        return self.server.url
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP base URL, without a trailing slash."""
+        return self.server.url.replace("ws://", "http://").rstrip("/")
+
+    async def restart(self) -> None:
+        """Stop the server and start a new one on the same port and home."""
+        port = self.server.port
+        await self.server.stop(restarting=True, restart_expected_ms=1000)
+        settings = replace(self.server.settings, port=port)
+        self.server = GatewayServer(settings)
+        await self.server.start()
+
+
+GatewayFactory = Callable[..., Awaitable[RunningGateway]]
+
+
+@pytest.fixture
+async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    """Start gateways with custom limits or auth; all are stopped at the end of the test."""
+    started: list[RunningGateway] = []
+
+    async def start(
+        *,
+        limits: Limits | None = None,
+        auth: SharedSecretAuth | None = None,
+        **overrides: Any,
+    ) -> RunningGateway:
+        token = secrets.token_urlsafe(32)
+        home = tmp_path / f"home{len(started)}"
+        home.mkdir(mode=0o700)
+        (home / "logs").mkdir(mode=0o700)
+        settings = GatewaySettings(
+            home=home,
+            auth=auth or SharedSecretAuth(AuthMode.TOKEN, token),
+            port=0,
+            limits=limits or Limits(tick_interval_ms=TEST_TICK_MS),
+            log_file=home / "logs" / "gateway.log",
+            **overrides,
+        )
+        server = GatewayServer(settings)
+        await server.start()
+        running = RunningGateway(server, token, home)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        await running.server.stop()
+
+
+@pytest.fixture
+async def gateway(gateway_factory: GatewayFactory) -> RunningGateway:
+    """A gateway with token auth and a 200 ms tick."""
+    return await gateway_factory()
