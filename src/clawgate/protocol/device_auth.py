@@ -21,11 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal, Self
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+# cryptography is imported where keys are used: loading its OpenSSL bindings costs the
+# gateway several MB of resident memory, and most connections present no device.
 
 __all__ = [
     "DEFAULT_MAX_SKEW_MS",
@@ -175,6 +172,8 @@ class DeviceIdentity:
     @classmethod
     def generate(cls) -> Self:
         """Create a new identity from a fresh random key."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         seed = Ed25519PrivateKey.generate().private_bytes_raw()
         return cls.from_seed(seed)
 
@@ -219,12 +218,16 @@ class DeviceIdentity:
         Returns:
             The value for ``device.signature``.
         """
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         signature = Ed25519PrivateKey.from_private_bytes(self._seed).sign(payload.encode("utf-8"))
         return _b64url_nopad(signature)
 
 
 def _public_key_from_seed(seed: bytes) -> bytes:
     """Derive the raw 32-byte public key from a 32-byte seed."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
 
 
@@ -408,6 +411,9 @@ def verify_device(
     """
     if (fields.device_id, fields.signed_at_ms, fields.nonce) != (device_id, signed_at_ms, nonce):
         raise ValueError("fields must be built from the same device block")
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     # 1. The key decodes to 32 bytes.
     raw_key = decode_public_key(public_key)
