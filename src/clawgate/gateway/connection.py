@@ -42,7 +42,7 @@ from ..protocol.handshake import (
 from ..protocol.scopes import Refusal, Role, authorize
 from ..protocol.validation import describe_validation_error
 from .context import CallContext
-from .registry import Idempotency
+from .registry import Idempotency, MethodSpec
 
 if TYPE_CHECKING:
     from ..protocol.connect import ClientInfo
@@ -212,7 +212,7 @@ class Connection:
             if self.state is not ConnectionState.OPEN:
                 break
             if message.type is WSMsgType.TEXT:
-                self.gateway.metrics.frames_in.inc()
+                self.gateway.metrics.frames_in += 1
                 self._on_text(message.data)
             elif message.type is WSMsgType.BINARY:
                 self.close(CLOSE_BINARY, "binary frames not supported")
@@ -236,6 +236,9 @@ class Connection:
             if isinstance(exc, Refusal) and self._guard.refusal():
                 self.close(CLOSE_POLICY, "repeated unauthorized calls")
             return
+        if not spec.is_async:
+            self._call_now(spec, params, request)
+            return
         if len(self._requests) >= self.gateway.limits.max_requests_in_progress:
             self._answer_error(
                 request.id,
@@ -251,7 +254,7 @@ class Connection:
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
 
-    def _admit(self, request: RequestFrame) -> tuple[Any, Any]:
+    def _admit(self, request: RequestFrame) -> tuple[MethodSpec, Any]:
         """Find, authorize and validate one request, in the spec's order (§7)."""
         if request.method == "connect":
             raise InvalidRequest("connect is only valid as the first request")
@@ -265,36 +268,59 @@ class Connection:
             method_scope=spec.scope,
         )
         self._guard.authorized()
+        raw = request.params
+        if (raw is None or raw == {}) and spec.default_params is not None:
+            return spec, spec.default_params
         try:
-            params = spec.params.model_validate({} if request.params is None else request.params)
+            params = spec.params.model_validate({} if raw is None else raw)
         except ValidationError as exc:
             raise InvalidRequest(
                 f"invalid {spec.name} params: {describe_validation_error(exc)}"
             ) from None
         return spec, params
 
-    async def _call(self, spec: Any, params: Any, request: RequestFrame) -> None:
-        gateway = self.gateway
+    def _call_now(self, spec: MethodSpec, params: Any, request: RequestFrame) -> None:
+        """Run a handler that never waits, inline, and answer at once."""
         started = time.perf_counter()
-        context = CallContext(gateway, self, request.id)
+        context = CallContext(self.gateway, self, request.id)
         key = getattr(params, "idempotencyKey", None)
         try:
             if spec.idempotency is not Idempotency.NONE and key is not None:
-                result = await gateway.idempotent.run(
+                result = self.gateway.idempotent.run_now(
+                    spec.name, key, lambda: spec.handler(context, params)
+                )
+            else:
+                result = spec.handler(context, params)
+        except Exception as exc:
+            self._answer_failure(spec, request, exc)
+        else:
+            self.respond(request.id, result)
+        self.gateway.metrics.observe_latency(spec.name, time.perf_counter() - started)
+
+    async def _call(self, spec: MethodSpec, params: Any, request: RequestFrame) -> None:
+        started = time.perf_counter()
+        context = CallContext(self.gateway, self, request.id)
+        key = getattr(params, "idempotencyKey", None)
+        try:
+            if spec.idempotency is not Idempotency.NONE and key is not None:
+                result = await self.gateway.idempotent.run(
                     spec.name, key, lambda: spec.handler(context, params)
                 )
             else:
                 result = await spec.handler(context, params)
-        except GatewayError as exc:
-            self._answer_error(request.id, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.log.exception("method %s failed", spec.name)
-            self._answer_error(request.id, internal_error())
+        except Exception as exc:
+            self._answer_failure(spec, request, exc)
         else:
             self.respond(request.id, result)
-        gateway.metrics.method_latency.labels(spec.name).observe(time.perf_counter() - started)
+        self.gateway.metrics.observe_latency(spec.name, time.perf_counter() - started)
+
+    def _answer_failure(self, spec: MethodSpec, request: RequestFrame, exc: Exception) -> None:
+        """Answer a handler's failure; only typed errors reach the client as they are."""
+        if isinstance(exc, GatewayError):
+            self._answer_error(request.id, exc)
+            return
+        self.log.error("method %s failed", spec.name, exc_info=exc)
+        self._answer_error(request.id, internal_error())
 
     # -- writing ------------------------------------------------------------------
 
@@ -333,7 +359,7 @@ class Connection:
             return
         self._queue.append(frame)
         self._queued_bytes += len(frame)
-        self.gateway.metrics.frames_out.inc()
+        self.gateway.metrics.frames_out += 1
         if self.buffered_bytes > self.gateway.limits.max_buffered_bytes:
             self.gateway.metrics.slow_consumers.inc()
             self.log.warning("closing slow consumer (%d bytes unwritten)", self.buffered_bytes)

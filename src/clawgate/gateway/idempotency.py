@@ -19,6 +19,29 @@ class IdempotentCalls:
         self.cache = cache
         self._clock = clock
 
+    def run_now(self, namespace: str, key: str, call: Callable[[], Any]) -> Any:
+        """Like `run` for a call that completes without waiting, so none is ever in flight.
+
+        Raises:
+            GatewayError: the call failed, now or when it first ran.
+        """
+        entry = self.cache.lookup(namespace, key, self._clock())
+        if entry is not None and entry.state is EntryState.DONE:
+            if entry.error is not None:
+                raise entry.error
+            return entry.payload
+        entry = self.cache.begin(namespace, key, self._clock())
+        try:
+            result = call()
+        except GatewayError as exc:
+            self.cache.complete(entry, self._clock(), error=exc)
+            raise
+        except BaseException:
+            self.cache.discard(entry)
+            raise
+        self.cache.complete(entry, self._clock(), payload=result)
+        return result
+
     async def run(self, namespace: str, key: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Return `call()`'s result, or the cached outcome of an earlier call with `key`.
 

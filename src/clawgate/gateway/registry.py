@@ -1,14 +1,18 @@
 """Declared method handlers and the table that lists them (STYLE §3).
 
 A handler is declared once with `@method(...)`: its name, params model, result type,
-role, scope and idempotency. The registry builds `features.methods`, the JSON Schema
-and the dispatcher's checks from those declarations, so they cannot drift apart.
+role, scope and idempotency. The registry builds `features.methods`, the JSON Schema and
+the dispatcher's checks from those declarations, so they cannot drift apart.
+
+Handlers that never wait are plain functions and run inline in the reader, sparing a
+task per request; handlers that wait are coroutines and get a task each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,7 +33,8 @@ __all__ = [
     "method",
 ]
 
-Handler = Callable[["CallContext", Any], Awaitable[Any]]
+# A plain function that returns the result, or a coroutine function that returns it.
+Handler = Callable[["CallContext", Any], Any]
 F = TypeVar("F", bound=Handler)
 
 
@@ -52,6 +57,18 @@ class MethodSpec:
     role: MethodRole
     scope: str | None
     idempotency: Idempotency
+    is_async: bool = field(init=False)
+    # Params parsed from `{}`, reused when a request sends none; None if `{}` is invalid.
+    default_params: BaseModel | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Derive how to call the handler and its reusable empty params."""
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
+        try:
+            default = self.params.model_validate({})
+        except ValueError:
+            default = None
+        object.__setattr__(self, "default_params", default)
 
     def declaration(self) -> MethodDeclaration:
         """Return what the schema needs about this method."""

@@ -93,7 +93,7 @@ def _rss_bytes() -> int:
 
 
 @method("health", params=HealthParams, result=HealthSummary, role=MethodRole.ANY)
-async def health(ctx: CallContext, params: HealthParams) -> dict[str, Any]:
+def health(ctx: CallContext, params: HealthParams) -> dict[str, Any]:
     """Return the cached health summary, or a fresh one (also broadcast) with `probe`."""
     if params.probe:
         return ctx.gateway.health.refresh()
@@ -101,7 +101,7 @@ async def health(ctx: CallContext, params: HealthParams) -> dict[str, Any]:
 
 
 @method("status", params=EmptyParams, result=StatusSummary, scope=READ)
-async def status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+def status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """Return the status summary; pid and memory only for admin."""
     gateway = ctx.gateway
     schedule = gateway.heartbeat_schedule()
@@ -127,7 +127,7 @@ async def status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
 
 
 @method("system-presence", params=EmptyParams, result=list[PresenceEntry], scope=READ)
-async def system_presence(ctx: CallContext, params: EmptyParams) -> list[dict[str, Any]]:
+def system_presence(ctx: CallContext, params: EmptyParams) -> list[dict[str, Any]]:
     """Return the presence list."""
     return ctx.gateway.presence.entries()
 
@@ -139,7 +139,7 @@ async def system_presence(ctx: CallContext, params: EmptyParams) -> list[dict[st
     scope=ADMIN,
     idempotency=Idempotency.OPTIONAL,
 )
-async def system_event(ctx: CallContext, params: SystemEventParams) -> dict[str, Any]:
+def system_event(ctx: CallContext, params: SystemEventParams) -> dict[str, Any]:
     """Queue a system event for the main session; upsert presence when it names a client."""
     gateway = ctx.gateway
     now = gateway.now_ms()
@@ -154,13 +154,13 @@ async def system_event(ctx: CallContext, params: SystemEventParams) -> dict[str,
 
 
 @method("last-heartbeat", params=EmptyParams, result=HeartbeatEvent | None, scope=READ)
-async def last_heartbeat(ctx: CallContext, params: EmptyParams) -> dict[str, Any] | None:
+def last_heartbeat(ctx: CallContext, params: EmptyParams) -> dict[str, Any] | None:
     """Return the last heartbeat event, or null when none ran yet."""
     return ctx.gateway.heartbeats.last
 
 
 @method("set-heartbeats", params=SetHeartbeatsParams, result=SetHeartbeatsResult, scope=ADMIN)
-async def set_heartbeats(ctx: CallContext, params: SetHeartbeatsParams) -> dict[str, Any]:
+def set_heartbeats(ctx: CallContext, params: SetHeartbeatsParams) -> dict[str, Any]:
     """Switch the heartbeat runner on or off."""
     ctx.gateway.heartbeats.enabled = params.enabled
     return {"ok": True, "enabled": params.enabled}
