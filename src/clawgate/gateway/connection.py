@@ -88,9 +88,9 @@ class Connection:
         self._transport = request.transport
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
+        # Futures, created only while someone waits: an idle connection should cost little.
+        self._wakeup: asyncio.Future[None] | None = None  # the writer waits for frames
+        self._drained_waiter: asyncio.Future[None] | None = None  # shutdown waits for the writer
         self._seq = 0
         self._guard = ConnectionGuard(gateway.limits)
         self._writer_task: asyncio.Task[None] | None = None
@@ -106,6 +106,7 @@ class Connection:
             accepted = await self._handshake()
             if accepted is not None:
                 self._open(accepted)
+                del accepted  # it holds the connect params, credentials included
                 await self._read_loop()
         finally:
             await self._teardown()
@@ -188,6 +189,7 @@ class Connection:
     async def _teardown(self) -> None:
         was_open = self.state in (ConnectionState.OPEN, ConnectionState.CLOSING)
         self.state = ConnectionState.CLOSED
+        self._release_drain_waiter()
         for task in [*self._requests, self._writer_task]:
             if task is not None:
                 task.cancel()
@@ -283,9 +285,10 @@ class Connection:
         """Run a handler that never waits, inline, and answer at once."""
         started = time.perf_counter()
         context = CallContext(self.gateway, self, request.id)
-        key = getattr(params, "idempotencyKey", None)
+        # Only idempotent methods have the field; getattr on a missing one is slow in pydantic.
+        key = None if spec.idempotency is Idempotency.NONE else params.idempotencyKey
         try:
-            if spec.idempotency is not Idempotency.NONE and key is not None:
+            if key is not None:
                 result = self.gateway.idempotent.run_now(
                     spec.name, key, lambda: spec.handler(context, params)
                 )
@@ -300,9 +303,9 @@ class Connection:
     async def _call(self, spec: MethodSpec, params: Any, request: RequestFrame) -> None:
         started = time.perf_counter()
         context = CallContext(self.gateway, self, request.id)
-        key = getattr(params, "idempotencyKey", None)
+        key = None if spec.idempotency is Idempotency.NONE else params.idempotencyKey
         try:
-            if spec.idempotency is not Idempotency.NONE and key is not None:
+            if key is not None:
                 result = await self.gateway.idempotent.run(
                     spec.name, key, lambda: spec.handler(context, params)
                 )
@@ -367,26 +370,41 @@ class Connection:
             self._queued_bytes = 0
             self.close(CLOSE_POLICY, "slow consumer")
             return
-        self._drained.clear()
-        self._wake.set()
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     async def wait_drained(self) -> None:
         """Wait until every queued frame has been handed to the transport."""
-        await self._drained.wait()
+        writer = self._writer_task
+        if writer is None or writer.done() or (not self._queue and self._wakeup is not None):
+            return
+        if self._drained_waiter is None:
+            self._drained_waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._drained_waiter)
+
+    def _release_drain_waiter(self) -> None:
+        waiter, self._drained_waiter = self._drained_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _writer(self) -> None:
         queue = self._queue
         ws = self._ws
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 if not queue:
-                    self._drained.set()
-                    self._wake.clear()
-                    await self._wake.wait()
+                    self._release_drain_waiter()
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
                     continue
                 frame = queue.popleft()
                 self._queued_bytes -= len(frame)
                 await ws.send_frame(frame, WSMsgType.TEXT)
+                # Drop the reference now: an idle writer must not pin its last frame.
+                del frame
         except ConnectionError:
             self.log.debug("writer stopped: connection lost")
 

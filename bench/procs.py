@@ -1,0 +1,216 @@
+"""Server subprocesses: spawn the gateway or the echo server, wait for ready, measure, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import aiohttp
+import psutil
+
+__all__ = [
+    "REPO_ROOT",
+    "ServerProcess",
+    "Servers",
+    "free_port",
+]
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+_READY_TIMEOUT_S: Final = 15.0
+_READY_POLL_S: Final = 0.005
+_STOP_TIMEOUT_S: Final = 5.0
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child if the bench runner dies without cleaning up."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _clawgate_command() -> str:
+    """Return the `clawgate` console script next to this interpreter, else the one on PATH."""
+    beside = Path(sys.executable).parent / "clawgate"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("clawgate")
+    if found is None:
+        raise RuntimeError("clawgate console script not found; run `make bench` from the repo")
+    return found
+
+
+class ServerProcess:
+    """One server subprocess listening on 127.0.0.1:`port`."""
+
+    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str], log: Path):
+        self.name = name
+        self.port = port
+        self.log_path = log
+        self.spawned_at = time.monotonic()
+        with log.open("wb") as out:
+            self._popen = subprocess.Popen(
+                argv,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        self._process = psutil.Process(self._popen.pid)
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self._popen.pid
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket URL."""
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def rss_bytes(self) -> int:
+        """Return the server's resident set size now."""
+        return int(self._process.memory_info().rss)
+
+    def cpu_seconds(self) -> float:
+        """Return the user + system CPU time the server has used so far."""
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """Return the last lines of the server's output, for error messages."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def wait_ready(self, session: aiohttp.ClientSession) -> float:
+        """Poll `GET /readyz` until 200; return seconds since spawn.
+
+        Raises:
+            RuntimeError: the process exited or did not become ready in time.
+        """
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        deadline = self.spawned_at + _READY_TIMEOUT_S
+        timeout = aiohttp.ClientTimeout(total=1.0)
+        while time.monotonic() < deadline:
+            if self._popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            try:
+                async with session.get(url, timeout=timeout) as response:
+                    if response.status == 200:
+                        return time.monotonic() - self.spawned_at
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(_READY_POLL_S)
+        raise RuntimeError(f"{self.name} not ready after {_READY_TIMEOUT_S} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM the server, then SIGKILL it if it does not exit in time."""
+        if self._popen.poll() is not None:
+            return
+        self._popen.terminate()
+        try:
+            self._popen.wait(_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.wait(_STOP_TIMEOUT_S)
+
+
+class Servers:
+    """Spawns servers into `workdir` and stops every one of them on exit, even on error."""
+
+    def __init__(self, workdir: Path, token: str, tick_interval_ms: int) -> None:
+        self._workdir = workdir
+        self._token = token
+        self._tick_interval_ms = tick_interval_ms
+        self._spawned: list[ServerProcess] = []
+        self._serial = 0
+
+    def __enter__(self) -> Servers:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+
+    def log_problems(self, limit: int = 5) -> list[str]:
+        """Return up to `limit` WARNING/ERROR/Traceback lines from every server log so far."""
+        found: list[str] = []
+        for log in sorted(self._workdir.glob("*.log")):
+            text = log.read_text(encoding="utf-8", errors="replace")
+            for line in text.splitlines():
+                if " WARNING " in line or " ERROR " in line or line.startswith("Traceback"):
+                    found.append(f"{log.name}: {line[:200]}")
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    def stop_all(self) -> None:
+        """Stop every server spawned so far."""
+        while self._spawned:
+            self._spawned.pop().stop()
+
+    def gateway(self) -> ServerProcess:
+        """Spawn `clawgate gateway run` with a fresh home directory and config."""
+        index = self._next_index()
+        home = self._workdir / f"gateway-home-{index}"
+        home.mkdir(mode=0o700)
+        port = free_port()
+        (home / "config.toml").write_text(
+            f"[gateway]\nport = {port}\ntick_interval_ms = {self._tick_interval_ms}\n",
+            encoding="utf-8",
+        )
+        argv = [_clawgate_command(), "gateway", "run", "--port", str(port)]
+        argv += ["--auth", "token", "--token", self._token]
+        env = dict(os.environ, CLAWGATE_HOME=str(home))
+        log = self._workdir / f"gateway-{index}.log"
+        return self._track(ServerProcess("gateway", argv, port, env, log))
+
+    def echo(self) -> ServerProcess:
+        """Spawn the echo server (`python -m bench.echo_server`)."""
+        index = self._next_index()
+        port = free_port()
+        argv = [sys.executable, "-m", "bench.echo_server", "--port", str(port)]
+        log = self._workdir / f"echo-{index}.log"
+        return self._track(ServerProcess("echo", argv, port, dict(os.environ), log))
+
+    def _next_index(self) -> int:
+        """Return a number unique to this run for the next server's files."""
+        self._serial += 1
+        return self._serial
+
+    def _track(self, server: ServerProcess) -> ServerProcess:
+        """Remember `server` so it is stopped on exit."""
+        self._spawned.append(server)
+        return server
+
+    def stop(self, server: ServerProcess) -> None:
+        """Stop one server now."""
+        server.stop()
+        if server in self._spawned:
+            self._spawned.remove(server)

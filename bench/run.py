@@ -1,0 +1,152 @@
+"""`python -m bench.run`: measure the gateway against the echo ceiling, print and save it.
+
+The gateway and the echo server each run as their own subprocess; this process is the
+load generator. Every server is stopped on the way out, also on error or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import resource
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import uvloop
+
+from .phases import (
+    IDLE_CONNECTIONS,
+    WIDE,
+    measure_handshakes,
+    measure_idle_and_fanout,
+    measure_presence_join,
+    measure_startup,
+    measure_throughput,
+)
+from .procs import REPO_ROOT, Servers
+from .report import Figure, render_table, write_results
+
+__all__ = ["main"]
+
+RESULTS_PATH: Final = Path(__file__).resolve().parent / "results.json"
+TOTAL_BUDGET_S: Final = 240.0
+# Ticks would interleave with the measured frames; push them out of the run.
+TICK_INTERVAL_MS: Final = 600_000
+
+
+def _raise_nofile_limit(needed: int) -> None:
+    """Raise the soft open-files limit towards `needed` (servers inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _progress(message: str) -> None:
+    """Print one progress line to stderr."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _source_digest() -> str:
+    """Return a digest of the gateway's source files, to tell runs of different code apart."""
+    digest = hashlib.sha256()
+    source = REPO_ROOT / "src"
+    for path in sorted(source.rglob("*.py")):
+        digest.update(path.relative_to(source).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+async def _measure(workdir: Path) -> tuple[list[Figure], list[str]]:
+    """Run every phase against fresh servers; return the figures and server-log problems."""
+    token = secrets.token_urlsafe(24)
+    figures: list[Figure] = []
+    with Servers(workdir, token, TICK_INTERVAL_MS) as servers:
+        async with aiohttp.ClientSession() as http:
+            _progress("start-up: 3 fresh starts of the gateway and the echo server")
+            started, gateway, echo = await measure_startup(servers, http)
+        figures += started
+        _progress(f"idle RSS, {IDLE_CONNECTIONS} idle connections, fan-out")
+        figures += await measure_idle_and_fanout(gateway, echo, token)
+        _progress("handshake latency")
+        figures += await measure_handshakes(gateway, echo, token)
+        _progress(f"request throughput over 1 and {WIDE} connections")
+        figures += await measure_throughput(gateway, echo, token)
+        _progress("presence-visible joins")
+        figures += await measure_presence_join(gateway, echo, token)
+        servers.stop_all()
+        problems = servers.log_problems()
+    return figures, problems
+
+
+async def _main_task(workdir: Path) -> tuple[list[Figure], list[str]]:
+    """Run `_measure` within the time budget, cancelling it cleanly on SIGTERM or SIGINT."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        async with asyncio.timeout(TOTAL_BUDGET_S):
+            return await _measure(workdir)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def _run_loop(workdir: Path) -> tuple[list[Figure], list[str]]:
+    """Run the measurements on uvloop; exit non-zero with one line on interrupt or overrun."""
+    try:
+        return uvloop.run(_main_task(workdir))
+    except asyncio.CancelledError:
+        _progress("interrupted; servers stopped")
+        raise SystemExit(130) from None
+    except TimeoutError:
+        _progress(f"gave up after {TOTAL_BUDGET_S:g} s; servers stopped")
+        raise SystemExit(1) from None
+
+
+def main() -> None:
+    """Run the benchmark suite, print the table and write `bench/results.json`."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument(
+        "--keep-logs", type=Path, metavar="DIR", help="keep server homes and logs in DIR"
+    )
+    args = parser.parse_args()
+    _raise_nofile_limit(4 * IDLE_CONNECTIONS + 1024)
+    began = time.monotonic()
+    if args.keep_logs is not None:
+        args.keep_logs.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="clawgate-bench-", dir=args.keep_logs))
+        figures, problems = _run_loop(workdir)
+        _progress(f"server logs kept in {workdir}")
+    else:
+        with tempfile.TemporaryDirectory(prefix="clawgate-bench-") as tmp:
+            figures, problems = _run_loop(Path(tmp))
+    elapsed = time.monotonic() - began
+    print(render_table(figures))
+    print()
+    for figure in figures:
+        if figure.note:
+            print(f"{figure.name}: {figure.note}")
+    for line in problems:
+        print(f"server log: {line}")
+    extra = {
+        "duration_s": round(elapsed, 1),
+        "source": {"src_sha256": _source_digest()},
+        "server_log_problems": problems,
+    }
+    write_results(RESULTS_PATH, figures, extra)
+    print(f"\nwrote {RESULTS_PATH} in {elapsed:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
