@@ -8,7 +8,7 @@ import secrets
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import tomlkit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,6 +17,7 @@ from .protocol.auth import AuthMode
 from .protocol.limits import Limits
 
 __all__ = [
+    "SECRET_KEYS",
     "TOKEN_ENV",
     "AuthSettings",
     "ClawgateConfig",
@@ -24,6 +25,7 @@ __all__ = [
     "GatewaySection",
     "LogSection",
     "bind_host",
+    "check_config_permissions",
     "ensure_gateway_token",
     "load_config",
     "write_atomic",
@@ -31,6 +33,14 @@ __all__ = [
 
 TOKEN_ENV = "CLAWGATE_GATEWAY_TOKEN"
 PASSWORD_ENV = "CLAWGATE_GATEWAY_PASSWORD"
+API_KEY_ENV = "CLAWGATE_API_KEY"
+
+# Every key that holds a secret: redacted wherever config is shown, never logged.
+SECRET_KEYS: Final = (
+    ("gateway", "auth", "token"),
+    ("gateway", "auth", "password"),
+    ("auth", "api_key"),
+)
 
 
 class ConfigError(Exception):
@@ -70,10 +80,25 @@ class LogSection(_Section):
     format: Literal["text", "json"] = "text"
 
 
+class ApiAuthSection(_Section):
+    """`[auth]`: the credential of the control link (control-plane spec §1.2)."""
+
+    api_key: str | None = None
+
+
+class CloudSection(_Section):
+    """`[cloud]`: the control link to a hub; absent means the link is off."""
+
+    url: str | None = None
+    allow_insecure: bool = False
+
+
 class ClawgateConfig(_Section):
     """The whole config file."""
 
     gateway: GatewaySection = Field(default_factory=GatewaySection)
+    auth: ApiAuthSection = Field(default_factory=ApiAuthSection)
+    cloud: CloudSection = Field(default_factory=CloudSection)
     log: LogSection = Field(default_factory=LogSection)
 
     def limits(self) -> Limits:
@@ -173,6 +198,27 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def api_key_from_env() -> str | None:
+    """Return the control-link api key from the environment, if set."""
+    return os.environ.get(API_KEY_ENV) or None
+
+
+def check_config_permissions(path: Path) -> None:
+    """Refuse a config file another user owns or others may read (spec §1.2).
+
+    Raises:
+        ConfigError: the owner or mode is wrong; the message says how to fix it.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if info.st_uid != os.geteuid():
+        raise ConfigError(f"{path} is owned by another user; it must be yours with mode 0600")
+    if info.st_mode & 0o077:
+        raise ConfigError(f"{path} is readable by others; fix it with: chmod 600 {path}")
 
 
 def token_from_env() -> str | None:

@@ -1,26 +1,49 @@
-"""`clawgate gateway …`: run the gateway in the foreground, print its schema."""
+"""`clawgate gateway …`: run in the foreground or background, stop, inspect, install."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import sys
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 import typer
 
-from ..config import ConfigError
+from ..config import ConfigError, bind_host, check_config_permissions
 from ..gateway.schema_export import protocol_schema_bytes
 from ..gateway.server import GatewayServer
 from ..protocol.auth import AuthMode
+from ..service.daemon import start_detached, stop_daemon, tail_lines
 from ..service.logs import setup_logging
-from ..service.paths import HomeError
+from ..service.paths import HomeError, Paths
+from ..service.pidfile import AlreadyRunning, PidLock, running_pid
+from ..service.ports import port_holder
 from ..service.runtime import AuthSource, GatewayOverrides, resolve_settings, run_gateway
-from ._common import fail, load_paths_and_config
+from . import install as install_commands
+from ._common import console, fail, load_paths_and_config, print_json
+from .daemon_status import gather_status, render_status
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Run and inspect the gateway.", no_args_is_help=True)
+app.command("install")(install_commands.install)
+app.command("uninstall")(install_commands.uninstall)
+
+logger = logging.getLogger("clawgate.service")
+
+PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default 18789).")]
+BindOption = Annotated[str | None, typer.Option(help="loopback (default), lan, or an IP address.")]
+AuthOption = Annotated[
+    AuthMode | None, typer.Option(help="How clients authenticate (default token).")
+]
+TokenOption = Annotated[str | None, typer.Option(help="Shared token for token auth.")]
+PasswordOption = Annotated[str | None, typer.Option(help="Shared password for password auth.")]
+LogFormatOption = Annotated[
+    str | None, typer.Option("--log-format", help="text (default) or json.")
+]
 
 
 def _announce(server: GatewayServer, source: AuthSource) -> None:
@@ -52,18 +75,12 @@ def _install_uvloop() -> None:
 
 @app.command("run")
 def run(
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default 18789).")] = None,
-    bind: Annotated[
-        str | None, typer.Option(help="loopback (default), lan, or an IP address.")
-    ] = None,
-    auth: Annotated[
-        AuthMode | None, typer.Option(help="How clients authenticate (default token).")
-    ] = None,
-    token: Annotated[str | None, typer.Option(help="Shared token for token auth.")] = None,
-    password: Annotated[str | None, typer.Option(help="Shared password for password auth.")] = None,
-    log_format: Annotated[
-        str | None, typer.Option("--log-format", help="text (default) or json.")
-    ] = None,
+    port: PortOption = None,
+    bind: BindOption = None,
+    auth: AuthOption = None,
+    token: TokenOption = None,
+    password: PasswordOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the gateway in the foreground until SIGTERM or Ctrl-C."""
     os.umask(0o077)
@@ -71,25 +88,170 @@ def run(
     try:
         for warning in paths.ensure():
             print(f"warning: {warning}", file=sys.stderr)
-        overrides = GatewayOverrides(port, bind, auth, token, password)
+        check_config_permissions(paths.config)
+    except (HomeError, ConfigError) as exc:
+        fail(str(exc), 2)
+    lock = PidLock(paths.pid_file)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        fail(f"{exc}; stop it with `clawgate gateway stop`", 3)
+    try:
+        _run_locked(
+            paths, config, GatewayOverrides(port, bind, auth, token, password), log_format, lock
+        )
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    paths: Paths, config: Any, overrides: GatewayOverrides, log_format: str | None, lock: PidLock
+) -> None:
+    try:
         settings, source = resolve_settings(config, paths, overrides)
-    except (ConfigError, HomeError) as exc:
+    except ConfigError as exc:
         fail(str(exc), 2)
     fmt = log_format or config.log.format
     if fmt not in ("text", "json"):
         fail("--log-format must be text or json", 2)
     setup_logging(config.log.level, fmt, settings.log_file)
+    if lock.stale_pid:
+        logger.warning("replaced a stale PID file left by pid %d", lock.stale_pid)
     _install_uvloop()
     try:
         asyncio.run(run_gateway(settings, lambda server: _announce(server, source)))
     except OSError as exc:
+        holder = port_holder(settings.port)
+        held_by = f" (held by {holder})" if holder else ""
         fail(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; "
-            "is another gateway running? pick another port with --port",
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}{held_by}; "
+            "stop that process or pick another port with --port",
             1,
         )
     except KeyboardInterrupt:
         pass
+
+
+@app.command("start")
+def start(
+    port: PortOption = None,
+    bind: BindOption = None,
+    auth: AuthOption = None,
+    token: TokenOption = None,
+    password: PasswordOption = None,
+    log_format: LogFormatOption = None,
+) -> None:
+    """Start the gateway in the background and wait until it is ready."""
+    paths, config = load_paths_and_config()
+    pid = running_pid(paths.pid_file)
+    if pid is not None:
+        fail(f"already running (pid {pid}); stop it with `clawgate gateway stop`", 3)
+    args: list[str] = []
+    for flag, value in (("--port", port), ("--bind", bind), ("--log-format", log_format)):
+        if value is not None:
+            args += [flag, str(value)]
+    if auth is not None:
+        args += ["--auth", auth.value]
+    # Secrets travel in the environment, never on a command line that `ps` shows.
+    if token is not None:
+        os.environ["CLAWGATE_GATEWAY_TOKEN"] = token
+    if password is not None:
+        os.environ["CLAWGATE_GATEWAY_PASSWORD"] = password
+    try:
+        host = bind_host(bind or config.gateway.bind)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    chosen_port = config.gateway.port if port is None else port
+    http = f"http://{host}:{chosen_port}"
+    result = start_detached(paths, args, f"{http}/readyz")
+    if not result.ok:
+        fail(f"gateway did not start: {result.detail}", 1)
+    print(
+        f"clawgate gateway started (pid {result.pid}) on ws://{host}:{chosen_port}/\n"
+        f"  logs: {paths.log_file}"
+    )
+
+
+@app.command("stop")
+def stop() -> None:
+    """Stop the background gateway: SIGTERM, then SIGKILL if it does not drain in time."""
+    paths, _ = load_paths_and_config()
+    result = stop_daemon(paths.pid_file)
+    if result.outcome == "not-running":
+        console.print("clawgate gateway is not running")
+    elif result.outcome == "stopped":
+        console.print(f"stopped clawgate gateway (pid {result.pid}) in {result.seconds:.1f} s")
+    else:
+        console.print(f"clawgate gateway (pid {result.pid}) did not stop after SIGTERM; killed it")
+
+
+@app.command("restart")
+def restart(
+    port: PortOption = None,
+    bind: BindOption = None,
+    auth: AuthOption = None,
+    token: TokenOption = None,
+    password: PasswordOption = None,
+    log_format: LogFormatOption = None,
+) -> None:
+    """Stop the gateway if it runs, then start it in the background."""
+    stop()
+    start(port, bind, auth, token, password, log_format)
+
+
+@app.command("status")
+def status(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show whether the gateway runs, with pid, uptime, version, ports and clients."""
+    paths, config = load_paths_and_config()
+    report = gather_status(paths, config)
+    if json_output:
+        print_json(report, compact=True)
+    else:
+        render_status(report)
+    if not report["running"]:
+        raise typer.Exit(1)
+
+
+@app.command("logs")
+def logs(
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many lines to show.")] = 50,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
+    ] = False,
+) -> None:
+    """Print the gateway's log, optionally following it across rotations."""
+    paths, _ = load_paths_and_config()
+    log_file = paths.log_file
+    for line in tail_lines(log_file, lines):
+        print(line)
+    if not follow:
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        _follow(log_file)
+
+
+def _follow(log_file: Any) -> None:
+    position = log_file.stat().st_size if log_file.exists() else 0
+    inode = log_file.stat().st_ino if log_file.exists() else None
+    while True:
+        time.sleep(0.25)
+        try:
+            info = log_file.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_ino != inode or info.st_size < position:
+            inode, position = info.st_ino, 0  # rotated: read the new file from its start
+        if info.st_size > position:
+            with log_file.open("rb") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+            position += len(chunk)
+            sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+            sys.stdout.flush()
 
 
 @app.command("schema")

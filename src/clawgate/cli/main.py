@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, gateway
+from . import call, config, gateway
 
 __all__ = ["app", "main"]
 
@@ -17,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(config.app, name="config")
 app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
 import sys
 import time
@@ -17,13 +18,15 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from ..protocol.auth import AuthThrottle, SharedSecretAuth
+from ..config import ClawgateConfig
+from ..protocol.auth import AuthMode, AuthThrottle, SharedSecretAuth, secrets_equal
 from ..protocol.dedupe import DedupeCache
 from ..protocol.events import EventGate
 from ..protocol.frames import PreparedEvent
-from ..protocol.handshake import CLOSE_RESTART
+from ..protocol.handshake import CLOSE_AUTH_CHANGED, CLOSE_RESTART
 from ..protocol.limits import Limits
 from ..protocol.presence import PresenceTable
+from ..protocol.ratelimit import SlidingWindow
 from ..protocol.scopes import ADMIN, scope_satisfied
 from .broadcaster import Broadcaster
 from .connection import Connection
@@ -32,6 +35,7 @@ from .heartbeat import HeartbeatRunner, format_every
 from .http import add_http_routes
 from .idempotency import IdempotentCalls
 from .methods import build_registry
+from .methods.config import WRITE_WINDOW_MS, WRITES_PER_WINDOW
 from .metrics import GatewayMetrics
 from .system_events import SystemEventQueue
 
@@ -63,6 +67,8 @@ class GatewaySettings:
     heartbeat_every_s: int = 1800
     config_path: Path | None = None
     log_file: Path | None = None
+    # True when the shared secret came from a flag or the environment: file edits leave it.
+    auth_pinned: bool = False
 
 
 class GatewayServer:
@@ -91,6 +97,10 @@ class GatewayServer:
         self.heartbeats = HeartbeatRunner(
             self._heartbeat_turn, settings.heartbeat_every_s, self._announce_heartbeat
         )
+        # Replaced by a per-install key from the state store when one is attached.
+        self.config_hash_key = secrets.token_bytes(32)
+        self.config_writes = SlidingWindow(WRITES_PER_WINDOW, WRITE_WINDOW_MS)
+        self.config_lock = asyncio.Lock()
         self._handshaking: set[Connection] = set()
         self._unauthenticated_by_ip: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
@@ -282,6 +292,30 @@ class GatewayServer:
         still_present = any(other.presence_key == key for other in self.broadcaster)
         if key is not None and not still_present and self.presence.remove(key):
             self.announce_presence()
+
+    # -- configuration ------------------------------------------------------------
+
+    def apply_config(self, config: ClawgateConfig) -> None:
+        """Apply the settings that take effect without a restart."""
+        self.allowed_origins = frozenset(config.gateway.allowed_origins)
+        self.heartbeats.every_s = config.gateway.heartbeat_every_s
+        logging.getLogger("clawgate").setLevel(config.log.level.upper())
+        auth = config.gateway.auth
+        if self.settings.auth_pinned or auth.mode is not self.auth.mode:
+            return  # a pinned secret stays; a mode change needs a restart
+        secret = auth.token if auth.mode is AuthMode.TOKEN else auth.password
+        if auth.mode is AuthMode.NONE or not secret or self.auth.secret is None:
+            return
+        if secrets_equal(secret, self.auth.secret):
+            return
+        self.auth = SharedSecretAuth(auth.mode, secret)
+        logger.warning("shared secret changed; closing connections that used the old one")
+        # After the current step, so the response to the changing request is queued first.
+        asyncio.get_running_loop().call_soon(self._close_for_auth_change)
+
+    def _close_for_auth_change(self) -> None:
+        for connection in self.broadcaster:
+            connection.close(CLOSE_AUTH_CHANGED, "gateway auth changed")
 
     # -- state and events ---------------------------------------------------------
 

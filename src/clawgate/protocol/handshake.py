@@ -24,6 +24,7 @@ from .scopes import Role, effective_scopes
 from .validation import describe_validation_error
 
 __all__ = [
+    "CLOSE_AUTH_CHANGED",
     "CLOSE_BINARY",
     "CLOSE_HANDSHAKE_TIMEOUT",
     "CLOSE_POLICY",
@@ -46,6 +47,7 @@ CLOSE_POLICY: Final = 1008
 CLOSE_TOO_LARGE: Final = 1009
 CLOSE_RESTART: Final = 1012
 CLOSE_STARTING: Final = 1013
+CLOSE_AUTH_CHANGED: Final = 4001
 
 _LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _MAX_REASON_BYTES: Final = 123

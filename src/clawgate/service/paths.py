@@ -54,6 +54,16 @@ class Paths:
         return self.logs / "gateway.log"
 
     @property
+    def pid_file(self) -> Path:
+        """The single-instance lock file."""
+        return self.home / "gateway.pid"
+
+    @property
+    def stdout_log(self) -> Path:
+        """Where a background gateway's stray output goes."""
+        return self.logs / "gateway.stdout.log"
+
+    @property
     def state_db(self) -> Path:
         """The SQLite state database."""
         return self.home / "state.db"

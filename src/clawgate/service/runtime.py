@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import (
+    PASSWORD_ENV,
+    TOKEN_ENV,
     ClawgateConfig,
     ConfigError,
     bind_host,
@@ -91,6 +93,7 @@ def resolve_settings(
             "use --auth token (the default) or bind to loopback"
         )
     port = config.gateway.port if overrides.port is None else overrides.port
+    pinned = source.description in ("--token", "--password", TOKEN_ENV, PASSWORD_ENV)
     settings = GatewaySettings(
         home=paths.home,
         auth=auth,
@@ -101,6 +104,7 @@ def resolve_settings(
         heartbeat_every_s=config.gateway.heartbeat_every_s,
         config_path=paths.config,
         log_file=paths.log_file,
+        auth_pinned=pinned,
     )
     return settings, source
 

@@ -12,7 +12,7 @@ from ...protocol.shapes import (
     TickPayload,
 )
 from ..registry import EventSpec, MethodRegistry
-from . import logs, system
+from . import config, logs, system
 
 __all__ = ["build_registry", "register_builtin_methods"]
 
@@ -27,6 +27,10 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         system.last_heartbeat,
         system.set_heartbeats,
         logs.logs_tail,
+        config.config_get,
+        config.config_set,
+        config.config_patch,
+        config.config_schema,
     ):
         registry.register(handler)
     for event in (

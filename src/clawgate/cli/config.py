@@ -1,0 +1,130 @@
+"""`clawgate config …`: inspect and edit `config.toml` without losing its comments."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Annotated, Any
+
+import tomlkit
+import typer
+from tomlkit.exceptions import TOMLKitError
+
+from ..config import ConfigError, load_config
+from ..service.config_file import (
+    read_snapshot,
+    redact_data,
+    redact_raw,
+    validate_raw,
+    write_config,
+)
+from ..service.paths import HomeError, Paths, resolve_home
+from ._common import console, fail, print_json
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Inspect and edit config.toml.", no_args_is_help=True)
+
+
+def _paths() -> Paths:
+    try:
+        return Paths(resolve_home())
+    except HomeError as exc:
+        fail(str(exc), 2)
+
+
+def _parse_value(text: str) -> Any:
+    """Read VALUE as a TOML value (42, true, ["a"]), else as a plain string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+@app.command("path")
+def path() -> None:
+    """Print where the config file lives."""
+    print(_paths().config)
+
+
+@app.command("show")
+def show(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the effective config.")
+    ] = False,
+) -> None:
+    """Print the config file with every secret redacted (`--json`: the effective config)."""
+    paths = _paths()
+    if json_output:
+        try:
+            config = load_config(paths.config)
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        print_json(redact_data(config.model_dump(mode="json")), compact=False)
+        return
+    snapshot = read_snapshot(paths.config)
+    if not snapshot.exists:
+        console.print(f"# {paths.config} does not exist: every setting has its default")
+        return
+    print(redact_raw(snapshot.raw), end="")
+
+
+@app.command("get")
+def get(key: Annotated[str, typer.Argument(help="Dotted key, e.g. gateway.port.")]) -> None:
+    """Print one setting's effective value (secrets too: you asked for them by name)."""
+    try:
+        config = load_config(_paths().config)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    value: Any = config.model_dump(mode="json")
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            fail(f"unknown key '{key}'; see `clawgate config show --json` for the keys", 2)
+        value = value[part]
+    if isinstance(value, dict | list):
+        print_json(value, compact=True)
+    elif value is None:
+        print("")
+    else:
+        print(str(value).lower() if isinstance(value, bool) else value)
+
+
+@app.command("set")
+def set_(
+    key: Annotated[str, typer.Argument(help="Dotted key, e.g. gateway.port.")],
+    value: Annotated[str, typer.Argument(help="A TOML value; bare words are strings.")],
+) -> None:
+    """Change one setting, keeping the file's comments; takes effect at the next start."""
+    paths = _paths()
+    snapshot = read_snapshot(paths.config)
+    try:
+        document = tomlkit.parse(snapshot.raw)
+    except TOMLKitError as exc:
+        fail(f"{paths.config}: not valid TOML ({exc}); fix it first", 2)
+    parts = key.split(".")
+    table: Any = document
+    for part in parts[:-1]:
+        if part not in table:
+            table[part] = tomlkit.table()
+        table = table[part]
+        if not isinstance(table, dict):
+            fail(f"'{part}' in '{key}' is a value, not a table", 2)
+    table[parts[-1]] = _parse_value(value)
+    text = tomlkit.dumps(document)
+    _, config, issues = validate_raw(text)
+    if config is None:
+        issue = issues[0]
+        fail(f"cannot set '{key}': {issue['path'] or key}: {issue['message']}", 2)
+    paths.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_config(paths.config, text)
+    console.print(f"set {key} in {paths.config}; restart the gateway to apply it", highlight=False)
+
+
+@app.command("validate")
+def validate() -> None:
+    """Check the config file; exit 0 when valid, 2 with the first problem otherwise."""
+    paths = _paths()
+    try:
+        load_config(paths.config)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    console.print(f"{paths.config}: valid", highlight=False)

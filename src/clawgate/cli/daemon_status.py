@@ -1,0 +1,117 @@
+"""`clawgate gateway status`: what a supervisor or a person wants to know at a glance."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import psutil
+from rich.table import Table
+
+from ..config import ClawgateConfig
+from ..service.paths import Paths
+from ..service.pidfile import running_pid
+from ._common import console, default_password, default_token
+
+__all__ = ["gather_status", "render_status"]
+
+_CONNECTIONS = re.compile(rb"^clawgate_connections (\S+)$", re.MULTILINE)
+
+
+def _http_get(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            body: bytes = response.read()
+            return body
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def _runtime_version(url: str, config: ClawgateConfig) -> str | None:
+    """Ask the running gateway its version over the WebSocket API, if we can log in."""
+    from ..client import GatewayClient, GatewayError
+
+    async def ask() -> str:
+        async with GatewayClient(
+            url,
+            token=default_token(config),
+            password=default_password(config),
+            client_id="cli",
+            client_mode="cli",
+            scopes=("operator.read",),
+            connect_timeout=3,
+        ) as client:
+            status = await client.call("status", timeout=3)
+            return str(status["runtimeVersion"])
+
+    try:
+        return asyncio.run(ask())
+    except (GatewayError, OSError, TimeoutError):
+        return None
+
+
+def gather_status(paths: Paths, config: ClawgateConfig) -> dict[str, Any]:
+    """Collect the daemon's state from its lock, its process and its HTTP endpoints."""
+    port = config.gateway.port
+    http = f"http://127.0.0.1:{port}"
+    report: dict[str, Any] = {
+        "running": False,
+        "home": str(paths.home),
+        "logFile": str(paths.log_file),
+        "url": f"ws://127.0.0.1:{port}/",
+        "ports": {"gateway": port},
+        "cloud": {"state": "not configured"},
+    }
+    pid = running_pid(paths.pid_file)
+    if pid is None:
+        return report
+    report["running"] = True
+    report["pid"] = pid or None
+    if pid:
+        try:
+            process = psutil.Process(pid)
+            report["uptimeS"] = round(time.time() - process.create_time())
+            report["rssBytes"] = process.memory_info().rss
+        except psutil.Error:
+            pass
+    ready = _http_get(f"{http}/readyz")
+    report["ready"] = ready is not None and b'"ready":true' in ready.replace(b" ", b"")
+    metrics = _http_get(f"{http}/metrics")
+    if metrics is not None:
+        match = _CONNECTIONS.search(metrics)
+        if match:
+            report["clients"] = int(float(match.group(1)))
+    version = _runtime_version(report["url"], config) if report["ready"] else None
+    if version is not None:
+        report["version"] = version
+    return report
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h {minutes}m {seconds}s" if hours else f"{minutes}m {seconds}s"
+
+
+def render_status(report: dict[str, Any]) -> None:
+    """Print the report as a table."""
+    table = Table(title="clawgate gateway", show_header=False)
+    table.add_row("state", "[green]running[/]" if report["running"] else "[red]not running[/]")
+    if report["running"]:
+        table.add_row("pid", str(report.get("pid") or "unknown"))
+        if "uptimeS" in report:
+            table.add_row("uptime", _duration(report["uptimeS"]))
+        table.add_row("version", report.get("version", "unknown (cannot log in)"))
+        table.add_row("ready", "yes" if report.get("ready") else "no")
+        table.add_row("clients", str(report.get("clients", "unknown")))
+        if "rssBytes" in report:
+            table.add_row("memory", f"{report['rssBytes'] / 1_048_576:.1f} MiB")
+    table.add_row("url", report["url"])
+    table.add_row("cloud link", report["cloud"]["state"])
+    table.add_row("home", report["home"])
+    table.add_row("log", report["logFile"])
+    console.print(table)

@@ -1,0 +1,82 @@
+"""`clawgate gateway install` / `uninstall`: start the gateway at login (spec §1.5).
+
+Plain functions, registered as commands of the `gateway` typer app elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ..config import PASSWORD_ENV, TOKEN_ENV
+from ..service.installer import InstallReport, ServiceError, ServiceInstaller, subprocess_runner
+from ..service.paths import HomeError, resolve_home
+from ..service.units import ServiceSpec, default_program
+from ._common import fail
+
+__all__ = ["install", "uninstall"]
+
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print the unit file and what would be done; change nothing."),
+]
+
+
+def _installer() -> ServiceInstaller:
+    """Return an installer for this machine, this user and real `systemctl`/`launchctl`."""
+    uid = os.getuid() if hasattr(os, "getuid") else -1
+    return ServiceInstaller(sys.platform, Path.home(), subprocess_runner, uid)
+
+
+def _spec() -> ServiceSpec:
+    """Describe the service for this installation and the current clawgate home."""
+    try:
+        home = resolve_home()
+        # resolve_home without an environment is the default home, `~/.clawgate`.
+        return ServiceSpec(default_program(), home, home_is_default=home == resolve_home({}))
+    except (HomeError, ValueError) as exc:
+        fail(escape(str(exc)), 2)
+
+
+def _print(report: InstallReport) -> None:
+    """Print a report: on a dry run the file alone goes to stdout, so it can be redirected."""
+    if report.dry_run:
+        sys.stdout.write(report.content)
+        sys.stdout.flush()
+        for line in report.lines:
+            print(line, file=sys.stderr)
+        return
+    for line in report.lines:
+        print(line)
+
+
+def install(dry_run: DryRun = False) -> None:
+    """Install the gateway as a login service (systemd user unit or launchd agent)."""
+    spec = _spec()
+    try:
+        report = _installer().install(spec, dry_run=dry_run)
+    except ServiceError as exc:
+        fail(escape(str(exc)), 2)
+    _print(report)
+    # The unit deliberately carries no secrets, so the service cannot see these variables.
+    unseen = [name for name in (TOKEN_ENV, PASSWORD_ENV) if os.environ.get(name)]
+    if unseen:
+        print(
+            f"note: {', '.join(unseen)} is set here but not passed to the service; "
+            f"keep the credential in {spec.home / 'config.toml'} instead",
+            file=sys.stderr,
+        )
+
+
+def uninstall(dry_run: DryRun = False) -> None:
+    """Stop the gateway's login service and remove its unit file."""
+    try:
+        report = _installer().uninstall(dry_run=dry_run)
+    except ServiceError as exc:
+        fail(escape(str(exc)), 2)
+    _print(report)

@@ -1,0 +1,223 @@
+"""Config methods: read redacted, replace or merge-patch with `baseHash`, schema (spec §10.9)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any, Final, Literal
+
+import orjson
+import tomlkit
+from pydantic import BaseModel, ConfigDict, Field
+from tomlkit.exceptions import TOMLKitError
+
+from ...config import ClawgateConfig
+from ...protocol.errors import InvalidRequest, Unavailable
+from ...protocol.scopes import ADMIN, READ
+from ...service.config_file import (
+    apply_merge_patch,
+    config_hash,
+    read_snapshot,
+    redact_data,
+    redact_raw,
+    restart_required,
+    restore_secrets,
+    validate_raw,
+    write_config,
+)
+from ..context import CallContext
+from ..registry import method
+
+__all__ = ["config_get", "config_patch", "config_schema", "config_set"]
+
+logger = logging.getLogger(__name__)
+
+WRITES_PER_WINDOW: Final = 3
+WRITE_WINDOW_MS: Final = 60_000
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ConfigGetParams(_Params):
+    """Params of `config.get` and `config.schema`."""
+
+
+class ConfigSetParams(_Params):
+    """Params of `config.set`: the whole new file."""
+
+    raw: str
+    baseHash: str | None = None
+    note: str | None = None
+
+
+class ConfigPatchParams(_Params):
+    """Params of `config.patch`: a JSON merge patch in `raw`."""
+
+    raw: str
+    baseHash: str | None = None
+    note: str | None = None
+    restartDelayMs: Annotated[int, Field(ge=0)] | None = None
+    sessionKey: str | None = None
+
+
+class ConfigIssue(BaseModel):
+    """One validation problem."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    message: str
+
+
+class ConfigGetResult(BaseModel):
+    """Result of `config.get`; every secret is redacted for every caller."""
+
+    model_config = ConfigDict(extra="forbid")
+    exists: bool
+    format: Literal["toml"]
+    raw: str
+    parsed: dict[str, Any]
+    valid: bool
+    issues: list[ConfigIssue]
+    hash: str
+    path: str | None = None
+
+
+class ConfigWriteResult(BaseModel):
+    """Result of `config.set` and `config.patch`."""
+
+    model_config = ConfigDict(extra="forbid")
+    ok: bool
+    hash: str
+    restartRequired: bool
+
+
+def _config_path(ctx: CallContext) -> Any:
+    path = ctx.gateway.settings.config_path
+    if path is None:
+        raise Unavailable("this gateway runs without a config file; start it with a home")
+    return path
+
+
+@method("config.get", params=ConfigGetParams, result=ConfigGetResult, scope=READ)
+async def config_get(ctx: CallContext, params: ConfigGetParams) -> dict[str, Any]:
+    """Return the config file with every secret redacted."""
+    path = _config_path(ctx)
+    snapshot = await asyncio.to_thread(read_snapshot, path)
+    result: dict[str, Any] = {
+        "exists": snapshot.exists,
+        "format": "toml",
+        "raw": redact_raw(snapshot.raw),
+        "parsed": redact_data(snapshot.data),
+        "valid": snapshot.config is not None,
+        "issues": snapshot.issues,
+        "hash": config_hash(snapshot.raw, ctx.gateway.config_hash_key),
+    }
+    if ctx.is_admin:
+        result["path"] = str(path)
+    return result
+
+
+@method("config.schema", params=ConfigGetParams, result=dict[str, Any], scope=READ)
+def config_schema(ctx: CallContext, params: ConfigGetParams) -> dict[str, Any]:
+    """Return the JSON Schema of the config file's model."""
+    return ClawgateConfig.model_json_schema()
+
+
+@method("config.set", params=ConfigSetParams, result=ConfigWriteResult, scope=ADMIN)
+async def config_set(ctx: CallContext, params: ConfigSetParams) -> dict[str, Any]:
+    """Replace the whole config file, keeping secrets sent back as the sentinel."""
+
+    def build(current_raw: str) -> Any:
+        try:
+            return tomlkit.parse(params.raw)
+        except TOMLKitError as exc:
+            raise _invalid([{"path": "", "message": f"not valid TOML: {exc}"}]) from None
+
+    return await _write(ctx, params.baseHash, params.note, build)
+
+
+@method("config.patch", params=ConfigPatchParams, result=ConfigWriteResult, scope=ADMIN)
+async def config_patch(ctx: CallContext, params: ConfigPatchParams) -> dict[str, Any]:
+    """Apply a JSON merge patch (RFC 7386; null deletes) to the config file."""
+    try:
+        patch = orjson.loads(params.raw)
+    except orjson.JSONDecodeError:
+        patch = None
+    if not isinstance(patch, dict):
+        raise InvalidRequest("config.patch raw must be the JSON text of an object")
+
+    def build(current_raw: str) -> Any:
+        return apply_merge_patch(tomlkit.parse(current_raw), patch)
+
+    return await _write(ctx, params.baseHash, params.note, build)
+
+
+def _invalid(issues: list[dict[str, str]]) -> InvalidRequest:
+    return InvalidRequest(
+        "config is invalid; fix the listed issues and try again",
+        details={"code": "INVALID_CONFIG", "issues": issues},
+    )
+
+
+def _secret_issues(config: ClawgateConfig, gateway: Any) -> list[dict[str, str]]:
+    """A secret-based auth mode needs its secret somewhere the gateway can read."""
+    auth = config.gateway.auth
+    if gateway.settings.auth_pinned:
+        return []
+    if auth.mode.value == "token" and not auth.token:
+        return [{"path": "gateway.auth.token", "message": "token auth needs a token"}]
+    if auth.mode.value == "password" and not auth.password:
+        return [{"path": "gateway.auth.password", "message": "password auth needs a password"}]
+    return []
+
+
+async def _write(
+    ctx: CallContext, base_hash: str | None, note: str | None, build: Any
+) -> dict[str, Any]:
+    gateway = ctx.gateway
+    path = _config_path(ctx)
+    limiter_key = f"{ctx.connection.device_id or ctx.connection.conn_id}|{ctx.connection.remote_ip}"
+    now = gateway.now_ms()
+    wait_ms = gateway.config_writes.retry_after_ms(limiter_key, now)
+    if wait_ms:
+        raise Unavailable(
+            "too many config writes; wait and retry",
+            details={"code": "RATE_LIMITED"},
+            retryable=True,
+            retry_after_ms=wait_ms,
+        )
+    # One writer at a time, so the baseHash check and the write cannot interleave.
+    async with gateway.config_lock:
+        snapshot = await asyncio.to_thread(read_snapshot, path)
+        current_hash = config_hash(snapshot.raw, gateway.config_hash_key)
+        if base_hash is not None and base_hash != current_hash:
+            raise InvalidRequest(
+                "config changed since it was read; call config.get again",
+                details={"code": "BASE_HASH_MISMATCH", "currentHash": current_hash},
+            )
+        document = build(snapshot.raw)
+        restore_secrets(document, snapshot.data)
+        text = tomlkit.dumps(document)
+        _, new_config, issues = validate_raw(text)
+        if new_config is not None:
+            issues = _secret_issues(new_config, gateway)
+        if new_config is None or issues:
+            raise _invalid(issues)
+        gateway.config_writes.record(limiter_key, now)
+        await asyncio.to_thread(write_config, path, text)
+        old_config = snapshot.config or ClawgateConfig()
+        needs_restart = restart_required(old_config, new_config)
+        logger.info(
+            "config written by %s%s (restart required: %s)",
+            ctx.connection.conn_id,
+            f", note: {note!r}" if note else "",
+            needs_restart,
+        )
+        gateway.apply_config(new_config)
+        return {
+            "ok": True,
+            "hash": config_hash(text, gateway.config_hash_key),
+            "restartRequired": needs_restart,
+        }

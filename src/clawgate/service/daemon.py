@@ -1,0 +1,141 @@
+"""Run the gateway in the background: start it detached, stop it, read its state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from .paths import Paths
+from .pidfile import running_pid
+
+__all__ = [
+    "StartResult",
+    "StopResult",
+    "start_detached",
+    "stop_daemon",
+    "tail_lines",
+]
+
+START_TIMEOUT_S: Final = 15.0
+# The gateway drains for at most 2 s on SIGTERM; leave room for closing and flushing.
+STOP_TIMEOUT_S: Final = 10.0
+_POLL_S: Final = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class StartResult:
+    """How a background start went."""
+
+    ok: bool
+    pid: int
+    detail: str  # the URL when ok, else the reason from the log
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    """How a stop went: `not-running`, `stopped` (SIGTERM) or `killed` (SIGKILL)."""
+
+    outcome: str
+    pid: int | None
+    seconds: float
+
+
+def tail_lines(path: Path, count: int, start: int = 0) -> list[str]:
+    """Return the last `count` lines of `path` after byte offset `start`."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(start)
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    return data.decode("utf-8", errors="replace").splitlines()[-count:]
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_detached(
+    paths: Paths,
+    run_args: Sequence[str],
+    ready_url: str,
+    *,
+    timeout_s: float = START_TIMEOUT_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> StartResult:
+    """Spawn `clawgate gateway run` in its own session and wait until it is ready."""
+    paths.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stdout_log = paths.logs / "gateway.stdout.log"
+    fd = os.open(stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    offset = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clawgate.cli", "gateway", "run", *run_args],
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(fd)
+    deadline = clock() + timeout_s
+    while clock() < deadline:
+        if process.poll() is not None:
+            reason = [line for line in tail_lines(stdout_log, 20, offset) if line.strip()]
+            detail = reason[-1] if reason else f"exited with code {process.returncode}"
+            return StartResult(False, process.pid, detail)
+        # Ready means *our* child answers: it holds the lock and the port says ready.
+        if running_pid(paths.pid_file) == process.pid and _ready(ready_url):
+            return StartResult(True, process.pid, ready_url)
+        time.sleep(_POLL_S)
+    process.terminate()
+    return StartResult(False, process.pid, f"not ready after {timeout_s:g} s; see {stdout_log}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_daemon(
+    pid_file: Path,
+    *,
+    timeout_s: float = STOP_TIMEOUT_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> StopResult:
+    """Send SIGTERM to the daemon holding `pid_file`, and SIGKILL if it outlives `timeout_s`."""
+    started = clock()
+    pid = running_pid(pid_file)
+    if pid is None:
+        return StopResult("not-running", None, 0.0)
+    if pid <= 0:
+        return StopResult("not-running", None, 0.0)
+    os.kill(pid, signal.SIGTERM)
+    while clock() - started < timeout_s:
+        if running_pid(pid_file) is None and not _alive(pid):
+            return StopResult("stopped", pid, clock() - started)
+        time.sleep(_POLL_S)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid) and clock() - started < timeout_s + 5:
+            time.sleep(_POLL_S)
+    return StopResult("killed", pid, clock() - started)

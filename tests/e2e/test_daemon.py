@@ -1,0 +1,166 @@
+"""`clawgate gateway start|stop|restart|status|logs` as real background processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import env_for, free_port, run_cli
+
+
+def configure(home: Path, port: int) -> None:
+    home.mkdir(mode=0o700, exist_ok=True)
+    config = home / "config.toml"
+    config.write_text(f"[gateway]\nport = {port}\n")
+    config.chmod(0o600)
+
+
+def recorded_pid(home: Path) -> int:
+    return int((home / "gateway.pid").read_text().strip())
+
+
+def wait_gone(pid: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"pid {pid} still alive")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    configure(home, free_port())
+    return home
+
+
+@pytest.fixture(autouse=True)
+def stop_leftovers(home: Path):  # type: ignore[no-untyped-def]
+    yield
+    run_cli(home, "gateway", "stop")
+
+
+def test_start_status_double_start_crash_recovery_and_stop(home: Path) -> None:
+    started = run_cli(home, "gateway", "start")
+    assert started.returncode == 0, started.stderr + started.stdout
+    assert "started (pid" in started.stdout
+    pid = recorded_pid(home)
+
+    status = run_cli(home, "gateway", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["running"] is True and report["pid"] == pid and report["ready"] is True
+    assert report["version"] and report["clients"] == 0 and report["uptimeS"] >= 0
+
+    again = run_cli(home, "gateway", "start")
+    assert again.returncode != 0
+    assert f"already running (pid {pid})" in again.stderr
+    foreground = run_cli(home, "gateway", "run")
+    assert foreground.returncode == 3 and f"already running (pid {pid})" in foreground.stderr
+
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    down = run_cli(home, "gateway", "status")
+    assert down.returncode == 1 and "not running" in down.stdout
+
+    restarted = run_cli(home, "gateway", "start")
+    assert restarted.returncode == 0, restarted.stderr + restarted.stdout
+    new_pid = recorded_pid(home)
+    assert new_pid != pid
+    log = (home / "logs" / "gateway.log").read_text()
+    assert f"replaced a stale PID file left by pid {pid}" in log
+
+    stopped = run_cli(home, "gateway", "stop")
+    assert stopped.returncode == 0
+    assert f"stopped clawgate gateway (pid {new_pid})" in stopped.stdout
+    wait_gone(new_pid)
+    assert (home / "gateway.pid").exists() and (home / "gateway.pid").read_text() == ""
+    assert "not running" in run_cli(home, "gateway", "stop").stdout
+
+
+def test_restart_gives_a_new_process(home: Path) -> None:
+    assert run_cli(home, "gateway", "start").returncode == 0
+    first = recorded_pid(home)
+    restarted = run_cli(home, "gateway", "restart")
+    assert restarted.returncode == 0, restarted.stderr
+    assert f"stopped clawgate gateway (pid {first})" in restarted.stdout
+    assert recorded_pid(home) != first
+
+
+def test_failed_start_prints_the_reason_and_who_holds_the_port(home: Path) -> None:
+    port = int((home / "config.toml").read_text().split("= ")[1])
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = run_cli(home, "gateway", "start")
+    assert result.returncode == 1
+    assert "gateway did not start" in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"held by pid {os.getpid()}" in result.stderr
+
+
+def test_bad_config_is_reported_before_starting(home: Path) -> None:
+    (home / "config.toml").write_text("[gateway]\nprot = 1\n")
+    result = run_cli(home, "gateway", "start")
+    assert result.returncode == 2
+    assert "config.toml:2: unknown key 'gateway.prot'" in result.stderr
+
+
+def test_sigterm_drains_within_the_bound(home: Path) -> None:
+    assert run_cli(home, "gateway", "start").returncode == 0
+    pid = recorded_pid(home)
+    began = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid, timeout=10)
+    # The drain bound is 2 s; the process must be gone well inside the stop timeout.
+    assert time.monotonic() - began < 10
+
+
+def test_logs_prints_the_last_lines(home: Path) -> None:
+    assert run_cli(home, "gateway", "start").returncode == 0
+    result = run_cli(home, "gateway", "logs", "-n", "5")
+    assert result.returncode == 0 and "gateway ready on" in result.stdout
+    assert len(result.stdout.strip().splitlines()) <= 5
+
+
+def test_logs_follow_streams_new_lines(home: Path) -> None:
+    assert run_cli(home, "gateway", "start").returncode == 0
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "clawgate.cli", "gateway", "logs", "-n", "0", "-f"],
+        env=env_for(home),
+        stdout=subprocess.PIPE,
+    )
+    try:
+        time.sleep(0.5)
+        run_cli(home, "call", "health")
+        deadline = time.monotonic() + 10
+        assert follower.stdout is not None
+        fd = follower.stdout.fileno()
+        seen = b""
+        while b"connected cli/cli" not in seen and time.monotonic() < deadline:
+            readable, _, _ = select.select([fd], [], [], 0.2)
+            if readable:
+                seen += os.read(fd, 65536)
+        assert b"connected cli/cli" in seen
+    finally:
+        follower.terminate()
+        follower.wait(timeout=5)
+
+
+def test_config_with_loose_permissions_is_refused(home: Path) -> None:
+    (home / "config.toml").chmod(0o644)
+    result = run_cli(home, "gateway", "run")
+    assert result.returncode == 2
+    assert "chmod 600" in result.stderr
