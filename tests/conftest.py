@@ -69,6 +69,7 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
             port=0,
             limits=limits or Limits(tick_interval_ms=TEST_TICK_MS),
             log_file=home / "logs" / "gateway.log",
+            state_db=home / "state.db",
             **overrides,
         )
         server = GatewayServer(settings)

@@ -70,6 +70,8 @@ def test_start_status_double_start_crash_recovery_and_stop(home: Path) -> None:
     foreground = run_cli(home, "gateway", "run")
     assert foreground.returncode == 3 and f"already running (pid {pid})" in foreground.stderr
 
+    queued = run_cli(home, "call", "system-event", "--params", '{"text": "before the crash"}')
+    assert queued.returncode == 0, queued.stderr
     os.kill(pid, signal.SIGKILL)
     wait_gone(pid)
     down = run_cli(home, "gateway", "status")
@@ -81,6 +83,9 @@ def test_start_status_double_start_crash_recovery_and_stop(home: Path) -> None:
     assert new_pid != pid
     log = (home / "logs" / "gateway.log").read_text()
     assert f"replaced a stale PID file left by pid {pid}" in log
+    survived = run_cli(home, "call", "status", "--json")
+    events = json.loads(survived.stdout)["queuedSystemEvents"]
+    assert [event["text"] for event in events] == ["before the crash"]
 
     stopped = run_cli(home, "gateway", "stop")
     assert stopped.returncode == 0
@@ -164,3 +169,47 @@ def test_config_with_loose_permissions_is_refused(home: Path) -> None:
     result = run_cli(home, "gateway", "run")
     assert result.returncode == 2
     assert "chmod 600" in result.stderr
+
+
+def test_secrets_never_reach_logs_or_the_database(home: Path) -> None:
+    password = "pw-that-must-stay-secret-7731"
+    api_key = "ak-that-must-stay-secret-9917"
+    wrong = "wrong-guess-that-must-stay-secret-4242"
+    config = home / "config.toml"
+    config.write_text(
+        config.read_text()
+        + f'\n[gateway.auth]\nmode = "password"\npassword = "{password}"\n'
+        + f'\n[auth]\napi_key = "{api_key}"\n'
+    )
+    assert run_cli(home, "gateway", "start").returncode == 0
+    assert run_cli(home, "call", "health").returncode == 0
+    assert run_cli(home, "call", "config.get").returncode == 0
+    patch = '{"log": {"level": "debug"}}'
+    assert (
+        run_cli(home, "call", "config.patch", "--params", json.dumps({"raw": patch})).returncode
+        == 0
+    )
+    assert run_cli(home, "call", "system-event", "--params", '{"text": "hello"}').returncode == 0
+    refused = run_cli(home, "call", "health", CLAWGATE_GATEWAY_PASSWORD=wrong)
+    assert refused.returncode == 1 and "AUTH_PASSWORD_MISMATCH" in refused.stderr
+    token_run = run_cli(home, "call", "health", "--token", wrong)
+    assert token_run.returncode == 1
+    assert run_cli(home, "gateway", "stop").returncode == 0
+    files = [p for p in home.rglob("*") if p.is_file() and p.name != "config.toml"]
+    assert any(p.name == "state.db" for p in files) and any(p.name == "gateway.log" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for secret in (password, api_key, wrong):
+            assert secret.encode() not in data, f"{secret} found in {path}"
+
+
+def test_doctor_against_a_running_gateway_and_a_broken_config(home: Path) -> None:
+    assert run_cli(home, "gateway", "start").returncode == 0
+    healthy = run_cli(home, "doctor", "--json")
+    assert healthy.returncode == 0, healthy.stdout
+    checks = {check["name"]: check for check in json.loads(healthy.stdout)}
+    assert checks["gateway"]["status"] == "ok" and checks["port"]["status"] == "ok"
+    assert checks["state.db"]["status"] == "ok" and "intact" in checks["state.db"]["message"]
+    (home / "config.toml").write_text("[gateway]\nbogus = 1\n")
+    broken = run_cli(home, "doctor")
+    assert broken.returncode == 1 and "unknown key" in broken.stdout

@@ -22,6 +22,7 @@ from ..service.paths import HomeError, Paths
 from ..service.pidfile import AlreadyRunning, PidLock, running_pid
 from ..service.ports import port_holder
 from ..service.runtime import AuthSource, GatewayOverrides, resolve_settings, run_gateway
+from ..store import StoreError
 from . import install as install_commands
 from ._common import console, fail, load_paths_and_config, print_json
 from .daemon_status import gather_status, render_status
@@ -128,6 +129,8 @@ def _run_locked(
             "stop that process or pick another port with --port",
             1,
         )
+    except StoreError as exc:
+        fail(f"cannot use {paths.state_db}: {exc}", 2)
     except KeyboardInterrupt:
         pass
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, config, gateway
+from . import call, config, doctor, gateway
 
 __all__ = ["app", "main"]
 
@@ -21,6 +21,7 @@ app.add_typer(config.app, name="config")
 app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)
+app.command("doctor")(doctor.doctor)
 
 
 def _version(value: bool) -> None:

@@ -28,6 +28,7 @@ from ..protocol.limits import Limits
 from ..protocol.presence import PresenceTable
 from ..protocol.ratelimit import SlidingWindow
 from ..protocol.scopes import ADMIN, scope_satisfied
+from ..store import StateStore, gateway_state
 from .broadcaster import Broadcaster
 from .connection import Connection
 from .health import HealthMonitor
@@ -69,6 +70,7 @@ class GatewaySettings:
     log_file: Path | None = None
     # True when the shared secret came from a flag or the environment: file edits leave it.
     auth_pinned: bool = False
+    state_db: Path | None = None
 
 
 class GatewayServer:
@@ -101,6 +103,7 @@ class GatewayServer:
         self.config_hash_key = secrets.token_bytes(32)
         self.config_writes = SlidingWindow(WRITES_PER_WINDOW, WRITE_WINDOW_MS)
         self.config_lock = asyncio.Lock()
+        self.store: StateStore | None = None
         self._handshaking: set[Connection] = set()
         self._unauthenticated_by_ip: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,7 +113,14 @@ class GatewayServer:
     # -- start and stop ---------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind the port, start the background services and become ready."""
+        """Open the state store, bind the port, start the background services, become ready.
+
+        Raises:
+            StoreError: the state database cannot be used (e.g. written by a newer clawgate).
+            OSError: the port cannot be bound.
+        """
+        if self.settings.state_db is not None:
+            await self._open_store(self.settings.state_db)
         app = web.Application()
         add_http_routes(app, self)
         self._runner = web.AppRunner(
@@ -163,7 +173,34 @@ class GatewayServer:
         )
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.store is not None:
+            await self.store.close()
         logger.info("gateway stopped")
+
+    async def _open_store(self, path: Path) -> None:
+        store = StateStore(path)
+        self.store = store
+        await store.open()
+
+        def load(conn: Any) -> tuple[str | None, str | None, list[dict[str, Any]]]:
+            return (
+                gateway_state.get_value(conn, "config_hash_key"),
+                gateway_state.get_value(conn, "heartbeats_enabled"),
+                gateway_state.load_system_events(conn),
+            )
+
+        hash_key, heartbeats_enabled, events = await store.read(load)
+        if hash_key is None:
+            # Per install, so a baseHash read before a restart still matches after it.
+            hash_key = secrets.token_hex(32)
+            await store.write(
+                lambda conn: gateway_state.set_value(conn, "config_hash_key", hash_key)
+            )
+        self.config_hash_key = bytes.fromhex(hash_key)
+        if heartbeats_enabled is not None:
+            self.heartbeats.enabled = heartbeats_enabled == "true"
+        for event in events:
+            self.system_events.push(event["text"], event["ts"])
 
     def _bound_port(self) -> int:
         assert self._runner is not None

@@ -105,6 +105,7 @@ def resolve_settings(
         config_path=paths.config,
         log_file=paths.log_file,
         auth_pinned=pinned,
+        state_db=paths.state_db,
     )
     return settings, source
 

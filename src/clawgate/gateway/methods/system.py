@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from ... import __version__
 from ...protocol.scopes import ADMIN, READ, MethodRole
 from ...protocol.shapes import HealthSummary, HeartbeatEvent, PresenceEntry, StatusSummary
+from ...store import gateway_state
 from ..context import CallContext
 from ..registry import Idempotency, method
+from ..system_events import MAX_QUEUED
 
 __all__ = [
     "health",
@@ -139,10 +141,15 @@ def system_presence(ctx: CallContext, params: EmptyParams) -> list[dict[str, Any
     scope=ADMIN,
     idempotency=Idempotency.OPTIONAL,
 )
-def system_event(ctx: CallContext, params: SystemEventParams) -> dict[str, Any]:
+async def system_event(ctx: CallContext, params: SystemEventParams) -> dict[str, Any]:
     """Queue a system event for the main session; upsert presence when it names a client."""
     gateway = ctx.gateway
     now = gateway.now_ms()
+    if gateway.store is not None:
+        # Committed before the answer: an acknowledged event survives a crash.
+        await gateway.store.write(
+            lambda conn: gateway_state.append_system_event(conn, params.text, now, MAX_QUEUED)
+        )
     gateway.system_events.push(params.text, now)
     key = params.instanceId or params.deviceId
     if key is not None:
@@ -160,7 +167,11 @@ def last_heartbeat(ctx: CallContext, params: EmptyParams) -> dict[str, Any] | No
 
 
 @method("set-heartbeats", params=SetHeartbeatsParams, result=SetHeartbeatsResult, scope=ADMIN)
-def set_heartbeats(ctx: CallContext, params: SetHeartbeatsParams) -> dict[str, Any]:
-    """Switch the heartbeat runner on or off."""
+async def set_heartbeats(ctx: CallContext, params: SetHeartbeatsParams) -> dict[str, Any]:
+    """Switch the heartbeat runner on or off; the switch survives restarts."""
+    store = ctx.gateway.store
+    if store is not None:
+        value = "true" if params.enabled else "false"
+        await store.write(lambda conn: gateway_state.set_value(conn, "heartbeats_enabled", value))
     ctx.gateway.heartbeats.enabled = params.enabled
     return {"ok": True, "enabled": params.enabled}

@@ -1,0 +1,86 @@
+"""`clawgate doctor`: check the install, the home and the running gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..config import ClawgateConfig
+from ..service.doctor import CheckResult, DoctorProbes, Status, run_checks
+from ..service.paths import HomeError, Paths, resolve_home
+from ._common import console, default_password, default_token, fail, print_json
+from .install import _installer, _spec
+
+__all__ = ["doctor"]
+
+_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.SKIP: "dim"}
+
+
+def _gateway_health(url: str, config: ClawgateConfig) -> str | None:
+    """Return None when the gateway answers `health`, else what went wrong."""
+    from ..client import GatewayClient, GatewayError
+
+    async def ask() -> None:
+        async with GatewayClient(
+            url,
+            token=default_token(config),
+            password=default_password(config),
+            client_id="cli",
+            client_mode="cli",
+            scopes=(),
+            connect_timeout=3,
+        ) as client:
+            await client.call("health", timeout=3)
+
+    try:
+        asyncio.run(ask())
+    except (GatewayError, OSError, TimeoutError) as exc:
+        return f"does not answer health: {exc}"
+    return None
+
+
+def real_probes() -> DoctorProbes:
+    """Probe the real machine."""
+    return DoctorProbes(
+        installed_unit=lambda: _installer().installed_unit(),
+        expected_service=_spec,
+        gateway_health=_gateway_health,
+    )
+
+
+def _render(results: list[CheckResult]) -> None:
+    table = Table(title="clawgate doctor", show_header=True)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("finding")
+    table.add_column("fix")
+    for result in results:
+        style = _STYLE[result.status]
+        table.add_row(result.name, f"[{style}]{result.status.value}[/]", result.message, result.fix)
+    console.print(table)
+
+
+def doctor(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Run every check; exit 1 when any fails."""
+    try:
+        paths = Paths(resolve_home())
+    except HomeError as exc:
+        fail(str(exc), 2)
+    results = run_checks(paths, real_probes())
+    if json_output:
+        print_json(
+            [
+                {"name": r.name, "status": r.status.value, "message": r.message, "fix": r.fix}
+                for r in results
+            ],
+            compact=True,
+        )
+    else:
+        _render(results)
+    if any(result.status is Status.FAIL for result in results):
+        raise typer.Exit(1)

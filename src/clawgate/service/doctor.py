@@ -1,0 +1,272 @@
+"""`clawgate doctor`: named checks, each ok/warn/fail with one line of how to fix it.
+
+Every probe of the world (HTTP, sockets, disk, service manager, clock of versions) is
+injected through `DoctorProbes`, so tests seed a fault and see the check catch it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Final
+
+from ..config import ClawgateConfig, ConfigError, load_config
+from ..store import inspect_store
+from .installer import InstalledUnit
+from .paths import Paths
+from .pidfile import recorded_pid, running_pid
+from .ports import port_holder
+from .units import ServiceSpec
+
+__all__ = ["CheckResult", "DoctorProbes", "Status", "run_checks"]
+
+MIN_PYTHON: Final = (3, 11)
+DISK_WARN_BYTES: Final = 500 * 1024 * 1024
+DISK_FAIL_BYTES: Final = 50 * 1024 * 1024
+
+
+class Status(StrEnum):
+    """How a check came out."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check: its name, status, what was found and how to fix it."""
+
+    name: str
+    status: Status
+    message: str
+    fix: str = ""
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _tcp_reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass(slots=True)
+class DoctorProbes:
+    """The world as the checks see it; tests replace any of these."""
+
+    python_version: tuple[int, int] = field(default_factory=lambda: sys.version_info[:2])
+    http_ok: Callable[[str], bool] = _http_ok
+    tcp_reachable: Callable[[str, int], bool] = _tcp_reachable
+    port_holder: Callable[[int], str | None] = port_holder
+    free_bytes: Callable[[Path], int] = lambda path: shutil.disk_usage(path).free
+    installed_unit: Callable[[], InstalledUnit | None] = lambda: None
+    expected_service: Callable[[], ServiceSpec | None] = lambda: None
+    gateway_health: Callable[[str, ClawgateConfig], str | None] = lambda url, config: None
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def check_python(probes: DoctorProbes) -> CheckResult:
+    """Python is new enough."""
+    major, minor = probes.python_version
+    if (major, minor) >= MIN_PYTHON:
+        return CheckResult("python", Status.OK, f"Python {major}.{minor}")
+    return CheckResult(
+        "python", Status.FAIL, f"Python {major}.{minor} is too old", "install Python 3.11 or newer"
+    )
+
+
+def check_config(paths: Paths) -> tuple[CheckResult, ClawgateConfig | None]:
+    """The config file parses and validates."""
+    try:
+        config = load_config(paths.config)
+    except ConfigError as exc:
+        return CheckResult("config", Status.FAIL, str(exc), "fix the key named above"), None
+    where = str(paths.config) if paths.config.exists() else "no config file (defaults)"
+    return CheckResult("config", Status.OK, f"valid: {where}"), config
+
+
+def check_permissions(paths: Paths) -> CheckResult:
+    """The home is 0700 and the files in it are 0600."""
+    if not paths.home.exists():
+        return CheckResult("permissions", Status.SKIP, f"{paths.home} does not exist yet")
+    problems = []
+    if _mode(paths.home) & 0o077:
+        problems.append((f"{paths.home} is {oct(_mode(paths.home))}", f"chmod 700 {paths.home}"))
+    for path in (paths.config, paths.state_db, paths.log_file, paths.pid_file):
+        if path.exists() and _mode(path) & 0o077:
+            problems.append((f"{path} is {oct(_mode(path))}", f"chmod 600 {path}"))
+    if not problems:
+        return CheckResult("permissions", Status.OK, "home 0700, files 0600")
+    found, fix = problems[0]
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return CheckResult("permissions", Status.FAIL, f"{found}{more}", fix)
+
+
+def check_pid_file(paths: Paths) -> CheckResult:
+    """The PID file agrees with the process that holds its lock."""
+    holder = running_pid(paths.pid_file)
+    if holder is not None:
+        return CheckResult("pid file", Status.OK, f"gateway running (pid {holder or 'unknown'})")
+    stale = recorded_pid(paths.pid_file)
+    if stale:
+        return CheckResult(
+            "pid file",
+            Status.WARN,
+            f"names pid {stale} but no gateway holds it (left by a crash)",
+            "harmless: the next start replaces it",
+        )
+    return CheckResult("pid file", Status.OK, "gateway not running")
+
+
+def check_port(paths: Paths, config: ClawgateConfig | None, probes: DoctorProbes) -> CheckResult:
+    """The gateway port is free, or held by our own running gateway."""
+    port = (config or ClawgateConfig()).gateway.port
+    holder = probes.port_holder(port)
+    ours = running_pid(paths.pid_file)
+    if holder is None:
+        return CheckResult("port", Status.OK, f"{port} is free")
+    if ours and holder.startswith(f"pid {ours} "):
+        return CheckResult("port", Status.OK, f"{port} is held by this gateway (pid {ours})")
+    return CheckResult(
+        "port",
+        Status.FAIL,
+        f"{port} is held by {holder}",
+        "stop that process or set another port: clawgate config set gateway.port N",
+    )
+
+
+def check_ipc_socket(paths: Paths) -> CheckResult:
+    """The plugin socket, if present, is a socket only this user can open."""
+    sock = paths.home / "gateway.sock"
+    if not sock.exists():
+        return CheckResult("ipc socket", Status.SKIP, "no plugin socket (none is served yet)")
+    info = sock.stat()
+    if not stat.S_ISSOCK(info.st_mode):
+        return CheckResult(
+            "ipc socket", Status.FAIL, f"{sock} is not a socket", f"move {sock} away"
+        )
+    if stat.S_IMODE(info.st_mode) & 0o077 or info.st_uid != os.geteuid():
+        return CheckResult(
+            "ipc socket",
+            Status.FAIL,
+            f"{sock} is {oct(stat.S_IMODE(info.st_mode))}",
+            "restart the gateway; it recreates the socket with mode 0600",
+        )
+    return CheckResult("ipc socket", Status.OK, f"{sock} is 0600")
+
+
+def check_state_db(paths: Paths) -> CheckResult:
+    """The state database is intact and at a schema this version knows."""
+    health = inspect_store(paths.state_db)
+    if not health.exists:
+        return CheckResult("state.db", Status.OK, health.message)
+    if health.ok:
+        version = f"schema {health.schema_version} of {health.known_version}"
+        return CheckResult("state.db", Status.OK, f"intact, {version}")
+    return CheckResult(
+        "state.db",
+        Status.FAIL,
+        health.message,
+        "stop the gateway and start it again: it moves a corrupt file aside and starts fresh",
+    )
+
+
+def check_disk(paths: Paths, probes: DoctorProbes) -> CheckResult:
+    """There is room for logs and the database."""
+    where = paths.home if paths.home.exists() else paths.home.parent
+    free = probes.free_bytes(where)
+    text = f"{free / 1_073_741_824:.1f} GiB free"
+    if free < DISK_FAIL_BYTES:
+        return CheckResult("disk", Status.FAIL, text, "free disk space next to the home")
+    if free < DISK_WARN_BYTES:
+        return CheckResult("disk", Status.WARN, text, "free disk space next to the home")
+    return CheckResult("disk", Status.OK, text)
+
+
+def check_service(probes: DoctorProbes) -> CheckResult:
+    """The boot unit, if installed, runs this install."""
+    unit = probes.installed_unit()
+    if unit is None:
+        return CheckResult(
+            "service", Status.SKIP, "no boot unit installed", "clawgate gateway install"
+        )
+    expected = probes.expected_service()
+    if expected is not None and not unit.matches(expected):
+        return CheckResult(
+            "service",
+            Status.WARN,
+            f"{unit.path} runs a different install or home",
+            "clawgate gateway install (rewrites it for this install)",
+        )
+    return CheckResult("service", Status.OK, f"{unit.path} matches this install")
+
+
+def check_gateway(config: ClawgateConfig | None, probes: DoctorProbes) -> CheckResult:
+    """A running gateway answers `health`."""
+    port = (config or ClawgateConfig()).gateway.port
+    if not probes.http_ok(f"http://127.0.0.1:{port}/readyz"):
+        return CheckResult("gateway", Status.SKIP, "not running", "clawgate gateway start (or run)")
+    problem = probes.gateway_health(f"ws://127.0.0.1:{port}/", config or ClawgateConfig())
+    if problem is None:
+        return CheckResult("gateway", Status.OK, "answers health")
+    return CheckResult("gateway", Status.FAIL, problem, "see `clawgate gateway logs`")
+
+
+def check_cloud(config: ClawgateConfig | None, probes: DoctorProbes) -> CheckResult:
+    """The hub is reachable when a control link is configured."""
+    url = (config or ClawgateConfig()).cloud.url
+    if not url:
+        return CheckResult("cloud link", Status.SKIP, "not configured")
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None:
+        return CheckResult("cloud link", Status.FAIL, f"{url} has no host", "fix [cloud] url")
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    if probes.tcp_reachable(parts.hostname, port):
+        return CheckResult("cloud link", Status.OK, f"{parts.hostname}:{port} reachable")
+    return CheckResult(
+        "cloud link",
+        Status.FAIL,
+        f"cannot reach {parts.hostname}:{port}",
+        "check the network and [cloud] url",
+    )
+
+
+def run_checks(paths: Paths, probes: DoctorProbes) -> list[CheckResult]:
+    """Run every check in a fixed order."""
+    config_result, config = check_config(paths)
+    return [
+        check_python(probes),
+        config_result,
+        check_permissions(paths),
+        check_pid_file(paths),
+        check_port(paths, config, probes),
+        check_ipc_socket(paths),
+        check_state_db(paths),
+        check_disk(paths, probes),
+        check_service(probes),
+        check_gateway(config, probes),
+        check_cloud(config, probes),
+    ]

@@ -1,0 +1,142 @@
+"""Numbered, forward-only schema migrations driven by ``PRAGMA user_version``.
+
+Version N of the schema is what migrations 1..N produce. A new table or column is a new
+migration appended to ``MIGRATIONS``; a released migration is never edited.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ._errors import StoreError, StoreTooNewError
+from ._sqlite import has_table, immediate_transaction, user_version
+
+__all__ = ["MIGRATIONS", "Migration", "latest_version", "run_migrations", "split_script"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: ``apply`` takes the schema from ``version - 1`` to ``version``.
+
+    ``apply`` is either a function given the connection inside the migration's transaction
+    (it must not commit) or an SQL script. Both run in one ``BEGIN IMMEDIATE`` transaction
+    together with the ``user_version`` bump, so a failure leaves no trace.
+    """
+
+    version: int
+    description: str
+    apply: Callable[[sqlite3.Connection], None] | str
+
+
+_V1_META_AND_KV: Final = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+-- A generic namespaced key/value table for small gateway records.
+CREATE TABLE kv (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+"""
+
+_V2_SYSTEM_EVENTS: Final = """
+-- System events accepted by `system-event`, kept until an agent turn consumes them.
+CREATE TABLE system_events (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    text TEXT NOT NULL,
+    ts   INTEGER NOT NULL
+);
+"""
+
+#: Every migration this code knows, numbered from 1.
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(1, "meta and kv tables", _V1_META_AND_KV),
+    Migration(2, "system events", _V2_SYSTEM_EVENTS),
+)
+
+
+def latest_version(migrations: Sequence[Migration]) -> int:
+    """Return the schema version ``migrations`` reach.
+
+    Raises:
+        ValueError: the versions are not exactly 1, 2, ... N in order.
+    """
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migrations must be numbered 1..N in order, got {versions}")
+    return len(versions)
+
+
+def split_script(script: str) -> list[str]:
+    """Split an SQL script into complete statements (semicolons in strings and triggers kept).
+
+    ``executescript`` cannot be used: it commits the open transaction before running.
+    """
+    statements: list[str] = []
+    pending = ""
+    pieces = script.split(";")
+    for index, piece in enumerate(pieces):
+        pending += piece
+        if index < len(pieces) - 1:
+            pending += ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements
+
+
+def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
+    if isinstance(migration.apply, str):
+        for statement in split_script(migration.apply):
+            conn.execute(statement)
+    else:
+        migration.apply(conn)
+    conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+    # Spec §1.6 puts the schema version in the meta record; user_version stays authoritative
+    # and both change in the same transaction.
+    if has_table(conn, "meta"):
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(migration.version),),
+        )
+
+
+def run_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration], path: Path) -> int:
+    """Apply the migrations newer than the file's ``user_version``; return the new version.
+
+    Raises:
+        StoreTooNewError: the file's version is newer than the newest migration.
+        StoreError: a migration failed; it was rolled back and later ones did not run.
+    """
+    known = latest_version(migrations)
+    current = user_version(conn)
+    if current > known:
+        raise StoreTooNewError(path, current, known)
+    for migration in migrations[current:]:
+        try:
+            with immediate_transaction(conn):
+                _apply(conn, migration)
+        except Exception as exc:
+            raise StoreError(
+                f"{path}: migration {migration.version} ({migration.description}) failed and was"
+                f" rolled back: {type(exc).__name__}: {exc}"
+            ) from exc
+        logger.info(
+            "migrated %s to schema version %d: %s", path, migration.version, migration.description
+        )
+    return known

@@ -1,0 +1,157 @@
+"""Each doctor check catches the fault seeded for it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clawgate.service.doctor import DoctorProbes, Status, run_checks
+from clawgate.service.installer import InstalledUnit, ServiceManager
+from clawgate.service.paths import Paths
+from clawgate.service.units import ServiceSpec, render_systemd_unit
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / "config.toml").write_text("[gateway]\nport = 18789\n")
+    (home / "config.toml").chmod(0o600)
+    return Paths(home)
+
+
+def results(paths: Paths, probes: DoctorProbes | None = None) -> dict[str, tuple[Status, str]]:
+    return {
+        r.name: (r.status, r.message)
+        for r in run_checks(
+            paths, probes or DoctorProbes(port_holder=lambda port: None, http_ok=lambda url: False)
+        )
+    }
+
+
+def test_a_healthy_home_has_no_failures(paths: Paths) -> None:
+    found = results(paths)
+    assert all(status is not Status.FAIL for status, _ in found.values()), found
+
+
+def test_old_python(paths: Paths) -> None:
+    probes = DoctorProbes(
+        python_version=(3, 9), port_holder=lambda p: None, http_ok=lambda u: False
+    )
+    assert results(paths, probes)["python"][0] is Status.FAIL
+
+
+def test_invalid_config_names_the_key(paths: Paths) -> None:
+    (paths.config).write_text("[gateway]\nbogus = 1\n")
+    status, message = results(paths)["config"]
+    assert status is Status.FAIL and "unknown key 'gateway.bogus'" in message
+
+
+def test_loose_permissions(paths: Paths) -> None:
+    paths.home.chmod(0o755)
+    status, message = results(paths)["permissions"]
+    assert status is Status.FAIL and "0o755" in message
+    paths.home.chmod(0o700)
+    paths.config.chmod(0o644)
+    assert results(paths)["permissions"][0] is Status.FAIL
+
+
+def test_stale_pid_file(paths: Paths) -> None:
+    paths.pid_file.write_text("999999\n")
+    status, message = results(paths)["pid file"]
+    assert status is Status.WARN and "999999" in message
+
+
+def test_running_gateway_is_seen_through_the_lock(paths: Paths) -> None:
+    fd = os.open(paths.pid_file, os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(fd, b"4242\n")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        status, message = results(paths)["pid file"]
+        assert status is Status.OK and "4242" in message
+    finally:
+        os.close(fd)
+
+
+def test_port_held_by_someone_else(paths: Paths) -> None:
+    probes = DoctorProbes(port_holder=lambda port: "pid 7 (nginx)", http_ok=lambda u: False)
+    status, message = results(paths, probes)["port"]
+    assert status is Status.FAIL and "nginx" in message
+
+
+@pytest.fixture
+def unix_socket(paths: Paths) -> Iterator[Path]:
+    path = paths.home / "gateway.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    try:
+        yield path
+    finally:
+        server.close()
+
+
+def test_ipc_socket_mode(paths: Paths, unix_socket: Path) -> None:
+    unix_socket.chmod(0o666)
+    assert results(paths)["ipc socket"][0] is Status.FAIL
+    unix_socket.chmod(0o600)
+    assert results(paths)["ipc socket"][0] is Status.OK
+
+
+def test_ipc_path_that_is_not_a_socket(paths: Paths) -> None:
+    (paths.home / "gateway.sock").write_text("")
+    assert results(paths)["ipc socket"][0] is Status.FAIL
+
+
+def test_corrupt_state_db(paths: Paths) -> None:
+    paths.state_db.write_bytes(b"this is not a database" * 100)
+    paths.state_db.chmod(0o600)
+    assert results(paths)["state.db"][0] is Status.FAIL
+
+
+def test_low_disk(paths: Paths) -> None:
+    probes = DoctorProbes(
+        free_bytes=lambda p: 10, port_holder=lambda p: None, http_ok=lambda u: False
+    )
+    assert results(paths, probes)["disk"][0] is Status.FAIL
+    probes.free_bytes = lambda p: 100 * 1024 * 1024
+    assert results(paths, probes)["disk"][0] is Status.WARN
+
+
+def test_service_unit_for_another_install(paths: Paths, tmp_path: Path) -> None:
+    mine = ServiceSpec(("/opt/mine/bin/clawgate",), paths.home, home_is_default=False)
+    theirs = ServiceSpec(("/opt/other/bin/clawgate",), paths.home, home_is_default=False)
+    unit = InstalledUnit(ServiceManager.SYSTEMD, tmp_path / "u", render_systemd_unit(theirs))
+    probes = DoctorProbes(
+        installed_unit=lambda: unit,
+        expected_service=lambda: mine,
+        port_holder=lambda p: None,
+        http_ok=lambda u: False,
+    )
+    assert results(paths, probes)["service"][0] is Status.WARN
+    probes.expected_service = lambda: theirs
+    assert results(paths, probes)["service"][0] is Status.OK
+
+
+def test_gateway_that_does_not_answer(paths: Paths) -> None:
+    probes = DoctorProbes(
+        http_ok=lambda url: True,
+        gateway_health=lambda url, config: "does not answer health: refused",
+        port_holder=lambda p: None,
+    )
+    assert results(paths, probes)["gateway"][0] is Status.FAIL
+    probes.gateway_health = lambda url, config: None
+    assert results(paths, probes)["gateway"][0] is Status.OK
+
+
+def test_unreachable_cloud(paths: Paths) -> None:
+    paths.config.write_text('[cloud]\nurl = "wss://hub.invalid/v1/daemon"\n')
+    probes = DoctorProbes(
+        tcp_reachable=lambda host, port: False, port_holder=lambda p: None, http_ok=lambda u: False
+    )
+    status, message = results(paths, probes)["cloud link"]
+    assert status is Status.FAIL and "hub.invalid:443" in message
