@@ -90,3 +90,55 @@ async def open_peer(session: aiohttp.ClientSession, url: str, **headers: str) ->
     challenge = orjson.loads((await ws.receive(timeout=5)).data)
     assert challenge["event"] == "connect.challenge"
     return RawPeer(ws, challenge)
+
+
+def signed_connect_params(
+    identity: Any,
+    challenge: dict[str, Any],
+    *,
+    token: str | None = None,
+    device_token: str | None = None,
+    scopes: tuple[str, ...] = ("operator.read",),
+    role: str = "operator",
+    client: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return ConnectParams carrying a device block signed over this socket's challenge."""
+    from clawgate.protocol.device_auth import SignedFields, build_payload_v3
+
+    client = client or {"id": "test", "version": "1.0", "platform": "linux", "mode": "test"}
+    nonce = challenge["payload"]["nonce"]
+    signed_at = challenge["payload"]["ts"]
+    auth: dict[str, Any] = {}
+    if token is not None:
+        auth["token"] = token
+    if device_token is not None:
+        auth["deviceToken"] = device_token
+    fields = SignedFields(
+        device_id=identity.device_id,
+        client_id=client["id"],
+        client_mode=client["mode"],
+        role=role,
+        scopes=scopes,
+        signed_at_ms=signed_at,
+        token=token if token is not None else device_token,
+        nonce=nonce,
+        platform=client.get("platform"),
+        device_family=client.get("deviceFamily"),
+    )
+    params: dict[str, Any] = {
+        "minProtocol": 3,
+        "maxProtocol": 4,
+        "client": client,
+        "role": role,
+        "scopes": list(scopes),
+        "device": {
+            "id": identity.device_id,
+            "publicKey": identity.public_key_b64url,
+            "signature": identity.sign(build_payload_v3(fields)),
+            "signedAt": signed_at,
+            "nonce": nonce,
+        },
+    }
+    if auth:
+        params["auth"] = auth
+    return params

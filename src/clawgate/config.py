@@ -71,6 +71,8 @@ class GatewaySection(_Section):
     max_payload: Annotated[int, Field(ge=65_536)] = Limits().max_payload
     max_buffered_bytes: Annotated[int, Field(ge=65_536)] = Limits().max_buffered_bytes
     heartbeat_every_s: Annotated[int, Field(ge=1)] = 1800
+    # Failed logins from loopback without a browser Origin do not lock the address out.
+    lockout_exempt_loopback: bool = True
 
 
 class LogSection(_Section):
@@ -93,12 +95,19 @@ class CloudSection(_Section):
     allow_insecure: bool = False
 
 
+class PairingSection(_Section):
+    """`[pairing]`: how new devices get in."""
+
+    auto_approve_loopback: bool = True
+
+
 class ClawgateConfig(_Section):
     """The whole config file."""
 
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     auth: ApiAuthSection = Field(default_factory=ApiAuthSection)
     cloud: CloudSection = Field(default_factory=CloudSection)
+    pairing: PairingSection = Field(default_factory=PairingSection)
     log: LogSection = Field(default_factory=LogSection)
 
     def limits(self) -> Limits:

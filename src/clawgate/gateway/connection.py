@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 import uuid
@@ -38,6 +39,7 @@ from ..protocol.handshake import (
     Accepted,
     HandshakeMachine,
     Rejected,
+    is_loopback_origin,
 )
 from ..protocol.scopes import Refusal, Role, authorize
 from ..protocol.validation import describe_validation_error
@@ -54,6 +56,13 @@ logger = logging.getLogger(__name__)
 
 # How long a close handshake may take before the transport is dropped.
 _CLOSE_TIMEOUT_S = 2.0
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
 
 
 class ConnectionState(Enum):
@@ -75,6 +84,18 @@ class Connection:
         self.conn_id = str(uuid.uuid4())
         self.remote_ip = request.remote or ""
         self.origin = request.headers.get("Origin")
+        forwarded = any(
+            name in request.headers for name in ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+        )
+        local = _is_loopback(self.remote_ip) and not forwarded
+        self._auto_approve = (
+            gateway.settings.auto_approve_loopback
+            and local
+            and (self.origin is None or is_loopback_origin(self.origin))
+        )
+        self._lockout_exempt = (
+            gateway.settings.lockout_exempt_loopback and local and self.origin is None
+        )
         self.state = ConnectionState.HANDSHAKE
         self.log = logging.LoggerAdapter(logger, {"conn": self.conn_id})
         self.role = Role.OPERATOR
@@ -121,6 +142,9 @@ class Connection:
             remote_ip=self.remote_ip,
             origin=self.origin,
             allowed_origins=gateway.allowed_origins,
+            pairing=gateway.pairing.registry,
+            auto_approve=self._auto_approve,
+            lockout_exempt=self._lockout_exempt,
         )
         challenge = encode_event("connect.challenge", machine.challenge(gateway.now_ms()))
         await self._ws.send_frame(challenge, WSMsgType.TEXT)
@@ -135,6 +159,10 @@ class Connection:
                     outcome = machine.receive_binary()
                 else:
                     return None  # the client left, or the transport refused the frame
+                if outcome.pairing is not None:
+                    # Written before the client hears of it: a token or request it is
+                    # told about survives a crash.
+                    await gateway.pairing.apply_handshake(outcome.pairing)
                 if isinstance(outcome, Accepted):
                     return outcome
                 await self._reject(outcome)
@@ -173,7 +201,7 @@ class Connection:
         self._writer_task = asyncio.create_task(self._writer(), name=f"writer-{self.conn_id}")
         # Snapshot and broadcast registration happen in one synchronous step inside
         # `welcome`, so no event can fall between the snapshot and the first event.
-        hello = self.gateway.welcome(self)
+        hello = self.gateway.welcome(self, accepted.device_token, accepted.token_issued_at_ms)
         self._enqueue(encode_response(accepted.request_id, hello))
         self.gateway.metrics.handshakes.labels("accepted").inc()
         self.log.info(

@@ -38,6 +38,7 @@ from .idempotency import IdempotentCalls
 from .methods import build_registry
 from .methods.config import WRITE_WINDOW_MS, WRITES_PER_WINDOW
 from .metrics import GatewayMetrics
+from .pairing import PairingService
 from .system_events import SystemEventQueue
 
 __all__ = ["GatewayServer", "GatewaySettings"]
@@ -71,6 +72,10 @@ class GatewaySettings:
     # True when the shared secret came from a flag or the environment: file edits leave it.
     auth_pinned: bool = False
     state_db: Path | None = None
+    # Approve pairing silently for loopback peers without forwarding headers (spec §6).
+    auto_approve_loopback: bool = True
+    # Loopback clients without a browser Origin are not locked out after failed logins.
+    lockout_exempt_loopback: bool = True
 
 
 class GatewayServer:
@@ -104,6 +109,7 @@ class GatewayServer:
         self.config_writes = SlidingWindow(WRITES_PER_WINDOW, WRITE_WINDOW_MS)
         self.config_lock = asyncio.Lock()
         self.store: StateStore | None = None
+        self.pairing = PairingService(self)
         self._handshaking: set[Connection] = set()
         self._unauthenticated_by_ip: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
@@ -121,6 +127,7 @@ class GatewayServer:
         """
         if self.settings.state_db is not None:
             await self._open_store(self.settings.state_db)
+            await self.pairing.load()
         app = web.Application()
         add_http_routes(app, self)
         self._runner = web.AppRunner(
@@ -247,7 +254,12 @@ class GatewayServer:
             if self._unauthenticated_by_ip[connection.remote_ip] <= 0:
                 del self._unauthenticated_by_ip[connection.remote_ip]
 
-    def welcome(self, connection: Connection) -> dict[str, Any]:
+    def welcome(
+        self,
+        connection: Connection,
+        device_token: str | None = None,
+        token_issued_at_ms: int | None = None,
+    ) -> dict[str, Any]:
         """Take the snapshot and register for broadcasts in one step; return `hello-ok`.
 
         No await may run between the snapshot and `broadcaster.add`, or an event could
@@ -263,8 +275,12 @@ class GatewayServer:
             "maxBufferedBytes": self.limits.max_buffered_bytes,
             "tickIntervalMs": self.limits.tick_interval_ms,
         }
+        auth: dict[str, Any] = {"role": connection.role.value, "scopes": list(connection.scopes)}
+        if device_token is not None:
+            auth["deviceToken"] = device_token
+            auth["issuedAtMs"] = token_issued_at_ms
         if connection.protocol == 3:
-            return {
+            hello: dict[str, Any] = {
                 "type": "hello-ok",
                 "protocol": 3,
                 "server": {"version": __version__, "connId": connection.conn_id},
@@ -275,6 +291,15 @@ class GatewayServer:
                 "snapshot": snapshot,
                 "policy": policy,
             }
+            if device_token is not None:
+                # Protocol 3 sends an auth block only with a device token, token first.
+                hello["auth"] = {
+                    "deviceToken": device_token,
+                    "role": auth["role"],
+                    "scopes": auth["scopes"],
+                    "issuedAtMs": token_issued_at_ms,
+                }
+            return hello
         return {
             "type": "hello-ok",
             "protocol": 4,
@@ -289,7 +314,7 @@ class GatewayServer:
                 "capabilities": [],
             },
             "snapshot": snapshot,
-            "auth": {"role": connection.role.value, "scopes": list(connection.scopes)},
+            "auth": auth,
             "policy": policy,
         }
 

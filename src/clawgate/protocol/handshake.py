@@ -7,7 +7,7 @@ response, then close). Checks run in the spec's order; the first failure decides
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 from urllib.parse import urlsplit
@@ -16,10 +16,17 @@ from pydantic import ValidationError
 
 from .auth import AuthFailure, AuthThrottle, FailureKind, SharedSecretAuth
 from .connect import ConnectParams, negotiate_protocol
-from .device_auth import DeviceAuthError, SignedFields, select_signed_token, verify_device
+from .device_auth import (
+    DeviceAuthError,
+    SignedFields,
+    normalize_ascii_lower,
+    select_signed_token,
+    verify_device,
+)
 from .errors import GatewayError, InvalidRequest, Unavailable
 from .frames import FrameError, parse_request
 from .limits import Limits
+from .pairing import Applicant, DeviceRecord, PairingRegistry, PendingRequest
 from .scopes import Role, effective_scopes
 from .validation import describe_validation_error
 
@@ -35,6 +42,7 @@ __all__ = [
     "Accepted",
     "HandshakeMachine",
     "HandshakeState",
+    "PairingChanges",
     "Rejected",
     "close_reason",
     "is_loopback_origin",
@@ -61,6 +69,17 @@ class HandshakeState(Enum):
     REJECTED = "rejected"
 
 
+@dataclass(slots=True)
+class PairingChanges:
+    """What a handshake changed in the pairing registry, for the shell to persist and announce."""
+
+    device: DeviceRecord | None = None
+    pending: PendingRequest | None = None
+    pending_is_new: bool = False
+    auto_approved: str | None = None  # request id approved on the spot
+    dropped_requests: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """Close the socket, after writing `error` as the response to `reply_id` if given."""
@@ -70,6 +89,7 @@ class Rejected:
     error: GatewayError | None = None
     reply_id: str | None = None
     delay_ms: int = 0
+    pairing: PairingChanges | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +102,9 @@ class Accepted:
     role: Role
     scopes: tuple[str, ...]
     device_id: str | None
+    device_token: str | None = None
+    token_issued_at_ms: int | None = None
+    pairing: PairingChanges | None = None
 
 
 def close_reason(message: str) -> str:
@@ -127,6 +150,9 @@ class HandshakeMachine:
         remote_ip: str,
         origin: str | None = None,
         allowed_origins: frozenset[str] = frozenset(),
+        pairing: PairingRegistry | None = None,
+        auto_approve: bool = False,
+        lockout_exempt: bool = False,
     ) -> None:
         self.nonce = nonce
         self.state = HandshakeState.AWAITING_CONNECT
@@ -136,6 +162,9 @@ class HandshakeMachine:
         self._remote_ip = remote_ip
         self._origin = origin
         self._allowed_origins = allowed_origins
+        self._pairing = pairing
+        self._auto_approve = auto_approve
+        self._lockout_exempt = lockout_exempt
 
     def challenge(self, now_ms: int) -> dict[str, object]:
         """Return the `connect.challenge` payload sent when the socket opens."""
@@ -197,7 +226,7 @@ class HandshakeMachine:
                 "origin not allowed", details={"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED"}
             )
             return _reject(error, request.id)
-        locked_ms = self._throttle.lockout_remaining_ms(self._remote_ip, now_ms)
+        locked_ms = 0 if self._lockout_exempt else self._lockout_ms(params, now_ms)
         if locked_ms > 0:
             return _reject(AuthFailure("AUTH_RATE_LIMITED", retry_after_ms=locked_ms), request.id)
         device_id = None
@@ -209,30 +238,144 @@ class HandshakeMachine:
                     exc.message, details={"code": exc.code, "reason": exc.reason}
                 )
                 return _reject(error, request.id)
-        auth = params.auth
-        failure = self._auth.check(auth.token if auth else None, auth.password if auth else None)
-        if failure is not None:
-            self._throttle.record_failure(self._remote_ip, FailureKind.SHARED_SECRET, now_ms)
-            rejected = _reject(failure, request.id)
+        scopes = effective_scopes(role, params.scopes)
+        credential = self._check_credentials(params, role, device_id, now_ms)
+        if isinstance(credential, AuthFailure):
             return Rejected(
-                rejected.close_code,
-                rejected.close_reason,
-                rejected.error,
-                rejected.reply_id,
+                CLOSE_POLICY,
+                close_reason(credential.message),
+                credential,
+                request.id,
                 delay_ms=self._limits.auth_failure_delay_ms,
             )
-        if params.device is None and role is not Role.OPERATOR:
-            missing_device = GatewayError(
-                "device identity required",
-                code="NOT_PAIRED",
-                details={"code": "DEVICE_IDENTITY_REQUIRED"},
-            )
-            return _reject(missing_device, request.id)
-        # Pairing (step 15) is decided by the pairing store, which this build does not
-        # have yet: a verified device that passed the shared-secret check is let in.
-        return Accepted(
-            request.id, params, protocol, role, effective_scopes(role, params.scopes), device_id
+        if params.device is None:
+            if role is not Role.OPERATOR:
+                missing_device = GatewayError(
+                    "device identity required",
+                    code="NOT_PAIRED",
+                    details={"code": "DEVICE_IDENTITY_REQUIRED"},
+                )
+                return _reject(missing_device, request.id)
+            return Accepted(request.id, params, protocol, role, scopes, None)
+        assert device_id is not None
+        if self._pairing is None:
+            # Without a pairing store a verified device is admitted on the shared secret.
+            return Accepted(request.id, params, protocol, role, scopes, device_id)
+        return self._pair_and_issue(
+            request.id, params, protocol, role, scopes, device_id, credential, now_ms
         )
+
+    def _check_credentials(
+        self, params: ConnectParams, role: Role, device_id: str | None, now_ms: int
+    ) -> AuthFailure | str | None:
+        """Step 13: return the failure, the device token used, or None (shared secret)."""
+        auth = params.auth
+        token = auth.token if auth else None
+        password = auth.password if auth else None
+        device_token = auth.deviceToken if auth else None
+        shared_failure = self._auth.check(token, password)
+        if shared_failure is None:
+            return device_token if self._device_token_ok(device_id, role, device_token) else None
+        # A device may log in with its device token, sent as deviceToken or in token.
+        candidate = device_token if device_token is not None else token
+        if candidate is not None and self._device_token_ok(device_id, role, candidate):
+            return candidate
+        if device_token is not None:
+            self._throttle.record_failure(self._remote_ip, FailureKind.DEVICE_TOKEN, now_ms)
+            if device_id is not None:
+                self._throttle.record_failure(device_id, FailureKind.DEVICE_TOKEN, now_ms)
+            return AuthFailure("AUTH_DEVICE_TOKEN_MISMATCH")
+        self._throttle.record_failure(self._remote_ip, FailureKind.SHARED_SECRET, now_ms)
+        if device_id is not None:
+            self._throttle.record_failure(device_id, FailureKind.SHARED_SECRET, now_ms)
+        can_retry = (
+            device_id is not None
+            and self._pairing is not None
+            and self._pairing.token_for(device_id, role.value) is not None
+        )
+        return AuthFailure(shared_failure.auth_code, can_retry_with_device_token=can_retry)
+
+    def _device_token_ok(self, device_id: str | None, role: Role, presented: str | None) -> bool:
+        if device_id is None or presented is None or self._pairing is None:
+            return False
+        return self._pairing.token_matches(device_id, role.value, presented)
+
+    def _pair_and_issue(
+        self,
+        request_id: str,
+        params: ConnectParams,
+        protocol: int,
+        role: Role,
+        scopes: tuple[str, ...],
+        device_id: str,
+        presented_token: str | None,
+        now_ms: int,
+    ) -> Accepted | Rejected:
+        """Steps 15 and 16: pairing (or auto-approval), then the device token."""
+        pairing = self._pairing
+        device = params.device
+        assert pairing is not None and device is not None
+        applicant = Applicant(
+            device_id=device_id,
+            public_key=device.publicKey,
+            role=role.value,
+            scopes=scopes,
+            platform=normalize_ascii_lower(params.client.platform) or None,
+            device_family=normalize_ascii_lower(params.client.deviceFamily) or None,
+            display_name=params.client.displayName,
+            client_id=params.client.id,
+            client_mode=params.client.mode,
+            remote_ip=self._remote_ip,
+        )
+        reason = pairing.pairing_reason(applicant)
+        changes = PairingChanges()
+        if reason is not None:
+            pending, is_new, dropped = pairing.request(applicant, reason, now_ms)
+            changes.dropped_requests.extend(dropped)
+            if not self._auto_approve:
+                changes.pending = pending
+                changes.pending_is_new = is_new
+                error = GatewayError(
+                    "pairing required",
+                    code="NOT_PAIRED",
+                    details={
+                        "code": "PAIRING_REQUIRED",
+                        "requestId": pending.request_id,
+                        "reason": reason,
+                    },
+                )
+                rejected = _reject(error, request_id)
+                return Rejected(
+                    rejected.close_code,
+                    rejected.close_reason,
+                    rejected.error,
+                    rejected.reply_id,
+                    pairing=changes,
+                )
+            pairing.approve(pending.request_id, now_ms)
+            changes.auto_approved = pending.request_id
+        token_value, token = pairing.issue(device_id, role.value, scopes, now_ms, presented_token)
+        changes.device = pairing.devices[device_id]
+        issued_at = token.rotated_at_ms or token.created_at_ms
+        return Accepted(
+            request_id,
+            params,
+            protocol,
+            role,
+            scopes,
+            device_id,
+            device_token=token_value,
+            token_issued_at_ms=issued_at,
+            pairing=changes,
+        )
+
+    def _lockout_ms(self, params: ConnectParams, now_ms: int) -> int:
+        """Step 11: the longer of the address's and the device's lockouts."""
+        locked = self._throttle.lockout_remaining_ms(self._remote_ip, now_ms)
+        if params.device is not None:
+            device_key = params.device.id.lower()
+            locked = max(locked, self._throttle.lockout_remaining_ms(device_key, now_ms))
+        return locked
 
     @staticmethod
     def _role(params: ConnectParams) -> Role | None:

@@ -106,6 +106,8 @@ def resolve_settings(
         log_file=paths.log_file,
         auth_pinned=pinned,
         state_db=paths.state_db,
+        auto_approve_loopback=config.pairing.auto_approve_loopback,
+        lockout_exempt_loopback=config.gateway.lockout_exempt_loopback,
     )
     return settings, source
 

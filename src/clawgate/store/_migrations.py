@@ -59,10 +59,26 @@ CREATE TABLE system_events (
 );
 """
 
+_V3_PAIRING: Final = """
+-- Paired devices; `record` is JSON with roles, scopes, pinned metadata and token hashes
+-- (never token values).
+CREATE TABLE paired_devices (
+    device_id TEXT PRIMARY KEY NOT NULL,
+    record    TEXT NOT NULL
+);
+-- Pairing requests waiting for an operator; they expire 5 minutes after `ts`.
+CREATE TABLE pairing_requests (
+    request_id TEXT PRIMARY KEY NOT NULL,
+    request    TEXT NOT NULL,
+    ts         INTEGER NOT NULL
+);
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
     Migration(2, "system events", _V2_SYSTEM_EVENTS),
+    Migration(3, "paired devices and pairing requests", _V3_PAIRING),
 )
 
 

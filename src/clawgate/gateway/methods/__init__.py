@@ -12,7 +12,7 @@ from ...protocol.shapes import (
     TickPayload,
 )
 from ..registry import EventSpec, MethodRegistry
-from . import config, logs, system
+from . import config, devices, logs, system
 
 __all__ = ["build_registry", "register_builtin_methods"]
 
@@ -27,6 +27,12 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         system.last_heartbeat,
         system.set_heartbeats,
         logs.logs_tail,
+        devices.device_pair_list,
+        devices.device_pair_approve,
+        devices.device_pair_reject,
+        devices.device_pair_remove,
+        devices.device_token_rotate,
+        devices.device_token_revoke,
         config.config_get,
         config.config_set,
         config.config_patch,
@@ -40,6 +46,8 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         EventSpec("presence", PresencePayload, EventGate.OPERATORS),
         EventSpec("health", HealthSummary, EventGate.ALL),
         EventSpec("heartbeat", HeartbeatEvent, EventGate.READ),
+        EventSpec("device.pair.requested", devices.PendingRequestShape, EventGate.PAIRING),
+        EventSpec("device.pair.resolved", devices.DevicePairResolved, EventGate.PAIRING),
     ):
         registry.register_event(event)
 

@@ -1,0 +1,291 @@
+"""Pairing and device-token methods (spec §10.6)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from ...protocol.errors import Forbidden, InvalidRequest
+from ...protocol.scopes import ADMIN, PAIRING, scope_satisfied
+from ..context import CallContext
+from ..registry import method
+
+__all__ = [
+    "DevicePairResolved",
+    "PendingRequestShape",
+    "device_pair_approve",
+    "device_pair_list",
+    "device_pair_reject",
+    "device_pair_remove",
+    "device_token_revoke",
+    "device_token_rotate",
+]
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmptyParams(_Params):
+    """No params."""
+
+
+class RequestIdParams(_Params):
+    """Params naming a pairing request."""
+
+    requestId: NonEmpty
+
+
+class DeviceIdParams(_Params):
+    """Params naming a paired device."""
+
+    deviceId: NonEmpty
+
+
+class RotateParams(_Params):
+    """Params of `device.token.rotate`."""
+
+    deviceId: NonEmpty
+    role: NonEmpty
+    scopes: list[str] | None = None
+
+
+class RevokeParams(_Params):
+    """Params of `device.token.revoke`."""
+
+    deviceId: NonEmpty
+    role: NonEmpty
+
+
+class PendingRequestShape(_Shape):
+    """A pairing request (also the `device.pair.requested` payload)."""
+
+    requestId: str
+    deviceId: str
+    publicKey: str
+    role: str
+    roles: list[str]
+    scopes: list[str]
+    reason: Literal["not-paired", "role-upgrade", "scope-upgrade", "metadata-upgrade"]
+    isRepair: bool
+    ts: int
+    displayName: str | None = None
+    platform: str | None = None
+    deviceFamily: str | None = None
+    clientId: str | None = None
+    clientMode: str | None = None
+    remoteIp: str | None = None
+
+
+class TokenSummary(_Shape):
+    """A device token without its value."""
+
+    role: str
+    scopes: list[str]
+    createdAtMs: int
+    rotatedAtMs: int | None = None
+    revokedAtMs: int | None = None
+    lastUsedAtMs: int | None = None
+
+
+class PairedDeviceSummary(_Shape):
+    """A paired device; tokens are listed without values."""
+
+    deviceId: str
+    publicKey: str
+    roles: list[str]
+    approvedScopes: list[str]
+    createdAtMs: int
+    approvedAtMs: int
+    tokens: list[TokenSummary]
+    displayName: str | None = None
+    platform: str | None = None
+    deviceFamily: str | None = None
+    clientId: str | None = None
+    clientMode: str | None = None
+    remoteIp: str | None = None
+
+
+class PairListResult(_Shape):
+    """Result of `device.pair.list`."""
+
+    pending: list[PendingRequestShape]
+    paired: list[PairedDeviceSummary]
+
+
+class ApproveResult(_Shape):
+    """Result of `device.pair.approve`."""
+
+    requestId: str
+    device: PairedDeviceSummary
+
+
+class RejectResult(_Shape):
+    """Result of `device.pair.reject`."""
+
+    requestId: str
+    deviceId: str
+
+
+class RemoveResult(_Shape):
+    """Result of `device.pair.remove`."""
+
+    ok: bool
+    deviceId: str
+
+
+class RotateResult(_Shape):
+    """Result of `device.token.rotate`; `token` only for the device itself."""
+
+    deviceId: str
+    role: str
+    scopes: list[str]
+    rotatedAtMs: int
+    token: str | None = None
+
+
+class RevokeResult(_Shape):
+    """Result of `device.token.revoke`."""
+
+    deviceId: str
+    role: str
+    revokedAtMs: int
+
+
+class DevicePairResolved(_Shape):
+    """The `device.pair.resolved` payload."""
+
+    requestId: str
+    deviceId: str
+    decision: Literal["approved", "rejected"]
+    ts: int
+
+
+def _missing_scope(scope: str) -> Forbidden:
+    return Forbidden(
+        f"missing scope: {scope}",
+        details={"code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope]},
+    )
+
+
+@method("device.pair.list", params=EmptyParams, result=PairListResult, scope=PAIRING)
+def device_pair_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    """List pending requests and paired devices; never token values."""
+    registry = ctx.gateway.pairing.registry
+    registry.expire(ctx.gateway.now_ms())
+    return {
+        "pending": [request.payload() for request in registry.pending.values()],
+        "paired": [record.summary() for record in registry.devices.values()],
+    }
+
+
+@method("device.pair.approve", params=RequestIdParams, result=ApproveResult, scope=PAIRING)
+async def device_pair_approve(ctx: CallContext, params: RequestIdParams) -> dict[str, Any]:
+    """Approve a pairing request within the approver's own scopes."""
+    service = ctx.gateway.pairing
+    now = ctx.gateway.now_ms()
+    service.registry.expire(now)
+    request = service.registry.pending.get(params.requestId)
+    if request is None:
+        raise InvalidRequest("unknown or expired pairing request; list them again")
+    held = ctx.connection.scopes
+    if "node" in request.roles and not scope_satisfied(held, ADMIN):
+        raise _missing_scope(ADMIN)
+    for scope in request.scopes:
+        if not scope_satisfied(held, scope):
+            raise _missing_scope(scope)
+    record = service.registry.approve(params.requestId, now)
+    await service.save(device=record, dropped=[params.requestId])
+    service.announce_resolved(params.requestId, record.device_id, "approved")
+    return {"requestId": params.requestId, "device": record.summary()}
+
+
+@method("device.pair.reject", params=RequestIdParams, result=RejectResult, scope=PAIRING)
+async def device_pair_reject(ctx: CallContext, params: RequestIdParams) -> dict[str, Any]:
+    """Reject a pairing request."""
+    service = ctx.gateway.pairing
+    try:
+        request = service.registry.reject(params.requestId, ctx.gateway.now_ms())
+    except KeyError:
+        raise InvalidRequest("unknown or expired pairing request; list them again") from None
+    await service.save(dropped=[params.requestId])
+    service.announce_resolved(params.requestId, request.device_id, "rejected")
+    return {"requestId": params.requestId, "deviceId": request.device_id}
+
+
+@method("device.pair.remove", params=DeviceIdParams, result=RemoveResult, scope=PAIRING)
+async def device_pair_remove(ctx: CallContext, params: DeviceIdParams) -> dict[str, Any]:
+    """Forget a device and its tokens, and close its sockets with 4001."""
+    service = ctx.gateway.pairing
+    device_id = params.deviceId.lower()
+    try:
+        service.registry.remove(device_id)
+    except KeyError:
+        raise InvalidRequest(f"unknown device: {params.deviceId}") from None
+    await service.save(removed_device=device_id)
+    service.close_device_sockets(device_id, "device removed")
+    return {"ok": True, "deviceId": device_id}
+
+
+def _check_token_authority(ctx: CallContext, device_id: str, role: str, scopes: list[str]) -> None:
+    """Non-admins act only on their own device, within their own scopes, for operator."""
+    held = ctx.connection.scopes
+    if scope_satisfied(held, ADMIN):
+        return
+    if role != "operator":
+        raise _missing_scope(ADMIN)
+    if ctx.connection.device_id != device_id:
+        raise Forbidden("only operator.admin may manage another device's tokens")
+    for scope in scopes:
+        if not scope_satisfied(held, scope):
+            raise _missing_scope(scope)
+
+
+@method("device.token.rotate", params=RotateParams, result=RotateResult, scope=PAIRING)
+async def device_token_rotate(ctx: CallContext, params: RotateParams) -> dict[str, Any]:
+    """Replace a device's token for a role; the value goes only to that device itself."""
+    service = ctx.gateway.pairing
+    device_id = params.deviceId.lower()
+    record = service.registry.devices.get(device_id)
+    if record is None or params.role not in record.roles:
+        raise InvalidRequest(f"unknown device or role: {params.deviceId} {params.role}")
+    current = record.tokens.get(params.role)
+    wanted = params.scopes if params.scopes is not None else list(current.scopes if current else ())
+    _check_token_authority(ctx, device_id, params.role, wanted)
+    try:
+        value, token = service.registry.rotate(device_id, params.role, wanted, ctx.gateway.now_ms())
+    except ValueError:
+        raise InvalidRequest("scopes beyond the device's approved scopes") from None
+    await service.save(device=service.registry.devices[device_id])
+    result: dict[str, Any] = {
+        "deviceId": device_id,
+        "role": params.role,
+        "scopes": list(token.scopes),
+        "rotatedAtMs": token.rotated_at_ms or token.created_at_ms,
+    }
+    caller = ctx.connection
+    if caller.device_id == device_id and caller.role.value == params.role:
+        result["token"] = value
+    return result
+
+
+@method("device.token.revoke", params=RevokeParams, result=RevokeResult, scope=PAIRING)
+async def device_token_revoke(ctx: CallContext, params: RevokeParams) -> dict[str, Any]:
+    """Revoke a device's token for a role and close its sockets in that role with 4001."""
+    service = ctx.gateway.pairing
+    device_id = params.deviceId.lower()
+    record = service.registry.devices.get(device_id)
+    if record is None or params.role not in record.tokens:
+        raise InvalidRequest(f"unknown device or role: {params.deviceId} {params.role}")
+    _check_token_authority(ctx, device_id, params.role, [])
+    token = service.registry.revoke(device_id, params.role, ctx.gateway.now_ms())
+    await service.save(device=service.registry.devices[device_id])
+    service.close_device_sockets(device_id, "device token revoked", role=params.role)
+    return {"deviceId": device_id, "role": params.role, "revokedAtMs": token.revoked_at_ms}

@@ -1,0 +1,101 @@
+"""The pairing registry inside the gateway: persistence, events and socket closes."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..protocol.events import EventGate
+from ..protocol.handshake import CLOSE_AUTH_CHANGED, PairingChanges
+from ..protocol.pairing import DeviceRecord, PairingRegistry, PendingRequest
+from ..store import StateStore, pairing_repo
+
+if TYPE_CHECKING:
+    from .server import GatewayServer
+
+__all__ = ["PairingService"]
+
+logger = logging.getLogger(__name__)
+
+
+class PairingService:
+    """Own the in-memory registry; write every change to the store before answering."""
+
+    def __init__(self, gateway: GatewayServer) -> None:
+        self._gateway = gateway
+        self.registry = PairingRegistry()
+
+    @property
+    def _store(self) -> StateStore | None:
+        return self._gateway.store
+
+    async def load(self) -> None:
+        """Read paired devices and pending requests from the store."""
+        if self._store is None:
+            return
+        devices, pending = await self._store.read(pairing_repo.load_pairing)
+        self.registry = PairingRegistry(devices, pending)
+
+    async def apply_handshake(self, changes: PairingChanges) -> None:
+        """Persist what a handshake changed, then announce it."""
+        await self.save(
+            device=changes.device, request=changes.pending, dropped=changes.dropped_requests
+        )
+        if changes.pending is not None and changes.pending_is_new:
+            logger.info(
+                "pairing requested by device %s (%s)",
+                changes.pending.device_id[:16],
+                changes.pending.reason,
+            )
+            self.announce_requested(changes.pending)
+        if changes.auto_approved is not None and changes.device is not None:
+            logger.info("device %s auto-approved on loopback", changes.device.device_id[:16])
+            self.announce_resolved(changes.auto_approved, changes.device.device_id, "approved")
+
+    async def save(
+        self,
+        *,
+        device: DeviceRecord | None = None,
+        request: PendingRequest | None = None,
+        dropped: list[str] | tuple[str, ...] = (),
+        removed_device: str | None = None,
+    ) -> None:
+        """Write the given changes in one transaction."""
+        store = self._store
+        if store is None:
+            return
+
+        await store.write(
+            lambda conn: pairing_repo.save_changes(
+                conn,
+                device=device,
+                request=request,
+                dropped=dropped,
+                removed_device=removed_device,
+            )
+        )
+
+    def announce_requested(self, request: PendingRequest) -> None:
+        """Tell operators holding the pairing scope that a device waits."""
+        self._gateway.broadcaster.broadcast(
+            "device.pair.requested", request.payload(), EventGate.PAIRING
+        )
+
+    def announce_resolved(self, request_id: str, device_id: str, decision: str) -> None:
+        """Tell operators holding the pairing scope how a request ended."""
+        payload = {
+            "requestId": request_id,
+            "deviceId": device_id,
+            "decision": decision,
+            "ts": self._gateway.now_ms(),
+        }
+        self._gateway.broadcaster.broadcast("device.pair.resolved", payload, EventGate.PAIRING)
+
+    def close_device_sockets(self, device_id: str, reason: str, role: str | None = None) -> None:
+        """Close every socket of a device (optionally only one role) with 4001."""
+        for connection in self._gateway.broadcaster:
+            if connection.device_id != device_id:
+                continue
+            if role is not None and connection.role.value != role:
+                continue
+            connection.close(CLOSE_AUTH_CHANGED, reason)
