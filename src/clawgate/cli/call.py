@@ -21,7 +21,7 @@ from ._common import (
     print_json,
 )
 
-__all__ = ["call", "health", "status"]
+__all__ = ["JsonOption", "TokenOption", "UrlOption", "call", "health", "status", "with_client"]
 
 T = TypeVar("T")
 
@@ -33,7 +33,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 TimeoutOption = Annotated[float, typer.Option(help="Seconds to wait for the answer.")]
 
 
-def _with_client(
+def with_client(
     url: str | None, token: str | None, action: Callable[[GatewayClient], Awaitable[T]]
 ) -> T:
     """Connect as the CLI, run `action`, and turn failures into one-line errors."""
@@ -86,7 +86,7 @@ def call(
             parsed = orjson.loads(params)
         except orjson.JSONDecodeError:
             fail("--params must be valid JSON, e.g. '{\"probe\": true}'", 2)
-    result = _with_client(url, token, lambda client: client.call(method, parsed, timeout=timeout))
+    result = with_client(url, token, lambda client: client.call(method, parsed, timeout=timeout))
     print_json(result, compact=json_output)
 
 
@@ -104,7 +104,7 @@ def health(
     token: TokenOption = None,
 ) -> None:
     """Show the gateway's health."""
-    result = _with_client(
+    result = with_client(
         url, token, lambda client: client.call("health", {"probe": True} if probe else None)
     )
     if json_output:
@@ -134,7 +134,7 @@ def status(
     token: TokenOption = None,
 ) -> None:
     """Show the gateway's status."""
-    result = _with_client(url, token, lambda client: client.call("status"))
+    result = with_client(url, token, lambda client: client.call("status"))
     if json_output:
         print_json(result, compact=True)
         return

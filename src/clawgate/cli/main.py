@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, config, doctor, gateway
+from . import call, config, devices, doctor, gateway
 
 __all__ = ["app", "main"]
 
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(config.app, name="config")
+app.add_typer(devices.app, name="devices")
 app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)
