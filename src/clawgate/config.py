@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Final, Literal
 
 import tomlkit
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .protocol.auth import AuthMode
 from .protocol.limits import Limits
@@ -59,12 +59,27 @@ class AuthSettings(_Section):
     password: str | None = None
 
 
+class TlsSection(_Section):
+    """`[gateway.tls]`: TLS on the gateway port (self-signed in `<home>/tls/` without paths)."""
+
+    enabled: bool = False
+    cert: str | None = None
+    key: str | None = None
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TlsSection:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("set both cert and key, or neither for a self-signed pair")
+        return self
+
+
 class GatewaySection(_Section):
     """`[gateway]`: the WebSocket/HTTP server."""
 
     port: Annotated[int, Field(ge=0, le=65535)] = 18789
     bind: str = "loopback"
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    tls: TlsSection = Field(default_factory=TlsSection)
     allowed_origins: list[str] = Field(default_factory=list)
     handshake_timeout_ms: Annotated[int, Field(ge=1_000, le=120_000)] = 10_000
     tick_interval_ms: Annotated[int, Field(ge=100)] = 30_000

@@ -29,7 +29,9 @@ def results(paths: Paths, probes: DoctorProbes | None = None) -> dict[str, tuple
     return {
         r.name: (r.status, r.message)
         for r in run_checks(
-            paths, probes or DoctorProbes(port_holder=lambda port: None, http_ok=lambda url: False)
+            paths,
+            probes
+            or DoctorProbes(port_holder=lambda port: None, http_ok=lambda url, context: False),
         )
     }
 
@@ -41,7 +43,7 @@ def test_a_healthy_home_has_no_failures(paths: Paths) -> None:
 
 def test_old_python(paths: Paths) -> None:
     probes = DoctorProbes(
-        python_version=(3, 9), port_holder=lambda p: None, http_ok=lambda u: False
+        python_version=(3, 9), port_holder=lambda p: None, http_ok=lambda u, c: False
     )
     assert results(paths, probes)["python"][0] is Status.FAIL
 
@@ -79,7 +81,7 @@ def test_running_gateway_is_seen_through_the_lock(paths: Paths) -> None:
 
 
 def test_port_held_by_someone_else(paths: Paths) -> None:
-    probes = DoctorProbes(port_holder=lambda port: "pid 7 (nginx)", http_ok=lambda u: False)
+    probes = DoctorProbes(port_holder=lambda port: "pid 7 (nginx)", http_ok=lambda u, c: False)
     status, message = results(paths, probes)["port"]
     assert status is Status.FAIL and "nginx" in message
 
@@ -115,7 +117,7 @@ def test_corrupt_state_db(paths: Paths) -> None:
 
 def test_low_disk(paths: Paths) -> None:
     probes = DoctorProbes(
-        free_bytes=lambda p: 10, port_holder=lambda p: None, http_ok=lambda u: False
+        free_bytes=lambda p: 10, port_holder=lambda p: None, http_ok=lambda u, c: False
     )
     assert results(paths, probes)["disk"][0] is Status.FAIL
     probes.free_bytes = lambda p: 100 * 1024 * 1024
@@ -130,7 +132,7 @@ def test_service_unit_for_another_install(paths: Paths, tmp_path: Path) -> None:
         installed_unit=lambda: unit,
         expected_service=lambda: mine,
         port_holder=lambda p: None,
-        http_ok=lambda u: False,
+        http_ok=lambda u, c: False,
     )
     assert results(paths, probes)["service"][0] is Status.WARN
     probes.expected_service = lambda: theirs
@@ -139,19 +141,21 @@ def test_service_unit_for_another_install(paths: Paths, tmp_path: Path) -> None:
 
 def test_gateway_that_does_not_answer(paths: Paths) -> None:
     probes = DoctorProbes(
-        http_ok=lambda url: True,
-        gateway_health=lambda url, config: "does not answer health: refused",
+        http_ok=lambda url, context: True,
+        gateway_health=lambda url, config, pin: "does not answer health: refused",
         port_holder=lambda p: None,
     )
     assert results(paths, probes)["gateway"][0] is Status.FAIL
-    probes.gateway_health = lambda url, config: None
+    probes.gateway_health = lambda url, config, pin: None
     assert results(paths, probes)["gateway"][0] is Status.OK
 
 
 def test_unreachable_cloud(paths: Paths) -> None:
     paths.config.write_text('[cloud]\nurl = "wss://hub.invalid/v1/daemon"\n')
     probes = DoctorProbes(
-        tcp_reachable=lambda host, port: False, port_holder=lambda p: None, http_ok=lambda u: False
+        tcp_reachable=lambda host, port: False,
+        port_holder=lambda p: None,
+        http_ok=lambda u, c: False,
     )
     status, message = results(paths, probes)["cloud link"]
     assert status is Status.FAIL and "hub.invalid:443" in message

@@ -36,7 +36,8 @@ def load_paths_and_config() -> tuple[Paths, ClawgateConfig]:
 
 def default_url(config: ClawgateConfig) -> str:
     """Return the local gateway's WebSocket URL."""
-    return f"ws://127.0.0.1:{config.gateway.port}/"
+    scheme = "wss" if config.gateway.tls.enabled else "ws"
+    return f"{scheme}://127.0.0.1:{config.gateway.port}/"
 
 
 def default_token(config: ClawgateConfig) -> str | None:

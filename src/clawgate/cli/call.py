@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -11,6 +12,9 @@ import typer
 from rich.table import Table
 
 from ..client import GatewayCallError, GatewayClient, GatewayConnectionError, GatewayError
+from ..config import ClawgateConfig, ConfigError
+from ..service.paths import Paths
+from ..service.runtime import resolve_tls
 from ._common import (
     console,
     default_password,
@@ -31,23 +35,50 @@ TokenOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 TimeoutOption = Annotated[float, typer.Option(help="Seconds to wait for the answer.")]
+TlsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tls-fingerprint",
+        help="SHA-256 of the gateway's certificate; abort before sending credentials "
+        "if it differs (env CLAWGATE_TLS_FINGERPRINT).",
+    ),
+]
+
+
+def _pin(url: str | None, given: str | None, paths: Paths, config: ClawgateConfig) -> str | None:
+    """Return the fingerprint to pin: given, from the environment, or this home's own."""
+    pin = given or os.environ.get("CLAWGATE_TLS_FINGERPRINT")
+    if pin or url is not None:
+        return pin
+    try:
+        material = resolve_tls(config, paths, generate=False)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    return material.fingerprint if material else None
 
 
 def with_client(
-    url: str | None, token: str | None, action: Callable[[GatewayClient], Awaitable[T]]
+    url: str | None,
+    token: str | None,
+    action: Callable[[GatewayClient], Awaitable[T]],
+    tls_fingerprint: str | None = None,
 ) -> T:
     """Connect as the CLI, run `action`, and turn failures into one-line errors."""
-    _, config = load_paths_and_config()
+    paths, config = load_paths_and_config()
     target = url or default_url(config)
     password = None if token else default_password(config)
-    client = GatewayClient(
-        target,
-        token=token or default_token(config),
-        password=password,
-        client_id="cli",
-        client_mode="cli",
-        scopes=("operator.admin",),
-    )
+    try:
+        client = GatewayClient(
+            target,
+            token=token or default_token(config),
+            password=password,
+            client_id="cli",
+            client_mode="cli",
+            scopes=("operator.admin",),
+            tls_fingerprint=_pin(url, tls_fingerprint, paths, config),
+        )
+    except ValueError as exc:
+        fail(f"{exc}", 2)
 
     async def session() -> T:
         async with client:
@@ -60,6 +91,8 @@ def with_client(
         suffix = f" ({detail})" if detail else ""
         fail(f"{exc.code}{suffix}: {exc.message}")
     except GatewayConnectionError as exc:
+        if "fingerprint" in str(exc):
+            fail(f"{exc}; nothing was sent. Check the fingerprint with the gateway's owner", 2)
         fail(
             f"cannot reach the gateway at {target} ({exc}); "
             "start it with `clawgate gateway run` or pass --url",
@@ -78,6 +111,7 @@ def call(
     url: UrlOption = None,
     token: TokenOption = None,
     timeout: TimeoutOption = 30.0,
+    tls_fingerprint: TlsOption = None,
 ) -> None:
     """Call any gateway method and print its result."""
     parsed: Any = None
@@ -86,7 +120,9 @@ def call(
             parsed = orjson.loads(params)
         except orjson.JSONDecodeError:
             fail("--params must be valid JSON, e.g. '{\"probe\": true}'", 2)
-    result = with_client(url, token, lambda client: client.call(method, parsed, timeout=timeout))
+    result = with_client(
+        url, token, lambda client: client.call(method, parsed, timeout=timeout), tls_fingerprint
+    )
     print_json(result, compact=json_output)
 
 
@@ -102,10 +138,14 @@ def health(
     json_output: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
+    tls_fingerprint: TlsOption = None,
 ) -> None:
     """Show the gateway's health."""
     result = with_client(
-        url, token, lambda client: client.call("health", {"probe": True} if probe else None)
+        url,
+        token,
+        lambda client: client.call("health", {"probe": True} if probe else None),
+        tls_fingerprint,
     )
     if json_output:
         print_json(result, compact=True)
@@ -132,9 +172,10 @@ def status(
     json_output: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
+    tls_fingerprint: TlsOption = None,
 ) -> None:
     """Show the gateway's status."""
-    result = with_client(url, token, lambda client: client.call("status"))
+    result = with_client(url, token, lambda client: client.call("status"), tls_fingerprint)
     if json_output:
         print_json(result, compact=True)
         return

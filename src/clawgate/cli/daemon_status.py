@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -12,9 +13,11 @@ from typing import Any
 import psutil
 from rich.table import Table
 
-from ..config import ClawgateConfig
+from ..config import ClawgateConfig, ConfigError
 from ..service.paths import Paths
 from ..service.pidfile import running_pid
+from ..service.runtime import resolve_tls
+from ..service.tls import pinned_client_context
 from ._common import console, default_password, default_token
 
 __all__ = ["gather_status", "render_status"]
@@ -22,16 +25,16 @@ __all__ = ["gather_status", "render_status"]
 _CONNECTIONS = re.compile(rb"^clawgate_connections (\S+)$", re.MULTILINE)
 
 
-def _http_get(url: str) -> bytes | None:
+def _http_get(url: str, context: ssl.SSLContext | None) -> bytes | None:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
             body: bytes = response.read()
             return body
     except (urllib.error.URLError, OSError):
         return None
 
 
-def _runtime_version(url: str, config: ClawgateConfig) -> str | None:
+def _runtime_version(url: str, config: ClawgateConfig, pin: str | None) -> str | None:
     """Ask the running gateway its version over the WebSocket API, if we can log in."""
     from ..client import GatewayClient, GatewayError
 
@@ -44,28 +47,43 @@ def _runtime_version(url: str, config: ClawgateConfig) -> str | None:
             client_mode="cli",
             scopes=("operator.read",),
             connect_timeout=3,
+            tls_fingerprint=pin,
         ) as client:
             status = await client.call("status", timeout=3)
             return str(status["runtimeVersion"])
 
     try:
         return asyncio.run(ask())
-    except (GatewayError, OSError, TimeoutError):
+    except (GatewayError, OSError, TimeoutError, ValueError):
         return None
 
 
 def gather_status(paths: Paths, config: ClawgateConfig) -> dict[str, Any]:
     """Collect the daemon's state from its lock, its process and its HTTP endpoints."""
     port = config.gateway.port
-    http = f"http://127.0.0.1:{port}"
-    report: dict[str, Any] = {
-        "running": False,
-        "home": str(paths.home),
-        "logFile": str(paths.log_file),
-        "url": f"ws://127.0.0.1:{port}/",
-        "ports": {"gateway": port},
-        "cloud": {"state": "not configured"},
-    }
+    report: dict[str, Any] = {"running": False}
+    try:
+        tls = resolve_tls(config, paths, generate=False)
+    except ConfigError as exc:
+        tls = None
+        report["tls"] = {"enabled": True, "error": str(exc)}
+    context = pinned_client_context(tls) if tls else None
+    http = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    report.update(
+        {
+            "home": str(paths.home),
+            "logFile": str(paths.log_file),
+            "url": f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/",
+            "ports": {"gateway": port},
+            "cloud": {"state": "not configured"},
+        }
+    )
+    if tls is not None:
+        report["tls"] = {
+            "enabled": True,
+            "fingerprint": tls.fingerprint,
+            "cert": str(tls.cert_path),
+        }
     pid = running_pid(paths.pid_file)
     if pid is None:
         return report
@@ -78,14 +96,15 @@ def gather_status(paths: Paths, config: ClawgateConfig) -> dict[str, Any]:
             report["rssBytes"] = process.memory_info().rss
         except psutil.Error:
             pass
-    ready = _http_get(f"{http}/readyz")
+    ready = _http_get(f"{http}/readyz", context)
     report["ready"] = ready is not None and b'"ready":true' in ready.replace(b" ", b"")
-    metrics = _http_get(f"{http}/metrics")
+    metrics = _http_get(f"{http}/metrics", context)
     if metrics is not None:
         match = _CONNECTIONS.search(metrics)
         if match:
             report["clients"] = int(float(match.group(1)))
-    version = _runtime_version(report["url"], config) if report["ready"] else None
+    pin = tls.fingerprint if tls else None
+    version = _runtime_version(report["url"], config, pin) if report["ready"] else None
     if version is not None:
         report["version"] = version
     return report
@@ -111,6 +130,9 @@ def render_status(report: dict[str, Any]) -> None:
         if "rssBytes" in report:
             table.add_row("memory", f"{report['rssBytes'] / 1_048_576:.1f} MiB")
     table.add_row("url", report["url"])
+    if "tls" in report:
+        tls = report["tls"]
+        table.add_row("TLS SHA-256", tls.get("fingerprint") or f"[red]{tls.get('error')}[/]")
     table.add_row("cloud link", report["cloud"]["state"])
     table.add_row("home", report["home"])
     table.add_row("log", report["logFile"])

@@ -19,7 +19,7 @@ __all__ = ["doctor"]
 _STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.SKIP: "dim"}
 
 
-def _gateway_health(url: str, config: ClawgateConfig) -> str | None:
+def _gateway_health(url: str, config: ClawgateConfig, pin: str | None) -> str | None:
     """Return None when the gateway answers `health`, else what went wrong."""
     from ..client import GatewayClient, GatewayError
 
@@ -32,12 +32,13 @@ def _gateway_health(url: str, config: ClawgateConfig) -> str | None:
             client_mode="cli",
             scopes=(),
             connect_timeout=3,
+            tls_fingerprint=pin,
         ) as client:
             await client.call("health", timeout=3)
 
     try:
         asyncio.run(ask())
-    except (GatewayError, OSError, TimeoutError) as exc:
+    except (GatewayError, OSError, TimeoutError, ValueError) as exc:
         return f"does not answer health: {exc}"
     return None
 

@@ -21,7 +21,14 @@ from ..service.logs import setup_logging
 from ..service.paths import HomeError, Paths
 from ..service.pidfile import AlreadyRunning, PidLock, running_pid
 from ..service.ports import port_holder
-from ..service.runtime import AuthSource, GatewayOverrides, resolve_settings, run_gateway
+from ..service.runtime import (
+    AuthSource,
+    GatewayOverrides,
+    resolve_settings,
+    resolve_tls,
+    run_gateway,
+)
+from ..service.tls import pinned_client_context
 from ..store import StoreError
 from . import install as install_commands
 from ._common import console, fail, load_paths_and_config, print_json
@@ -49,11 +56,15 @@ LogFormatOption = Annotated[
 
 def _announce(server: GatewayServer, source: AuthSource) -> None:
     """Print where the gateway listens and how to get the token (never the token)."""
-    http = server.url.replace("ws://", "http://")
+    http = server.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
     lines = [
         f"clawgate gateway {server.url} (pid {os.getpid()})",
         f"  WebChat: {http}",
     ]
+    tls = server.settings.tls
+    if tls is not None:
+        lines.append(f"  TLS fingerprint (SHA-256): {tls.fingerprint}")
+        lines.append(f"  remote clients: pass --tls-fingerprint {tls.fingerprint}")
     mode = server.auth.mode
     if mode is AuthMode.TOKEN:
         origin = "generated and stored in" if source.generated else "from"
@@ -162,18 +173,24 @@ def start(
         os.environ["CLAWGATE_GATEWAY_PASSWORD"] = password
     try:
         host = bind_host(bind or config.gateway.bind)
-    except ConfigError as exc:
+        paths.ensure()
+        # Made here, not in the child, so the readiness probe can pin it.
+        tls = resolve_tls(config, paths)
+    except (ConfigError, HomeError) as exc:
         fail(str(exc), 2)
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
     chosen_port = config.gateway.port if port is None else port
-    http = f"http://{host}:{chosen_port}"
-    result = start_detached(paths, args, f"{http}/readyz")
+    http = f"{'https' if tls else 'http'}://{host}:{chosen_port}"
+    probe_context = pinned_client_context(tls) if tls else None
+    result = start_detached(paths, args, f"{http}/readyz", ssl_context=probe_context)
     if not result.ok:
         fail(f"gateway did not start: {result.detail}", 1)
     print(
-        f"clawgate gateway started (pid {result.pid}) on ws://{host}:{chosen_port}/\n"
+        f"clawgate gateway started (pid {result.pid}) on "
+        f"{'wss' if tls else 'ws'}://{host}:{chosen_port}/\n"
         f"  logs: {paths.log_file}"
+        + (f"\n  TLS fingerprint (SHA-256): {tls.fingerprint}" if tls else "")
     )
 
 

@@ -6,8 +6,17 @@ Example::
         health = await client.call("health")
         async for event in client.events():
             ...
+
+With a device identity (spec §4), kept under the clawgate home, and the device tokens the
+gateway issues to it::
+
+    identity = load_or_create_identity(home)
+    tokens = DeviceTokenStore.in_home(home, identity)
+    async with GatewayClient(token="...", identity=identity, device_tokens=tokens) as client:
+        ...
 """
 
+from ..protocol.device_auth import DeviceIdentity
 from ._backoff import Backoff
 from ._client import DEFAULT_URL, ClientState, GatewayClient
 from ._errors import (
@@ -16,15 +25,19 @@ from ._errors import (
     GatewayError,
     GatewayHandshakeError,
     GatewayTimeoutError,
+    IdentityError,
     SequenceGapError,
 )
 from ._frames import ErrorInfo, Event, Response
+from ._identity import DeviceTokenStore, StoredToken, load_or_create_identity
 from ._stream import EventStream
 
 __all__ = [
     "DEFAULT_URL",
     "Backoff",
     "ClientState",
+    "DeviceIdentity",
+    "DeviceTokenStore",
     "ErrorInfo",
     "Event",
     "EventStream",
@@ -34,6 +47,9 @@ __all__ = [
     "GatewayError",
     "GatewayHandshakeError",
     "GatewayTimeoutError",
+    "IdentityError",
     "Response",
     "SequenceGapError",
+    "StoredToken",
+    "load_or_create_identity",
 ]

@@ -8,6 +8,8 @@ import importlib.metadata
 import inspect
 import logging
 import sys
+import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -18,14 +20,17 @@ import aiohttp
 
 import clawgate
 
+from ..protocol.device_auth import DeviceIdentity
 from ._backoff import Backoff, is_fatal_handshake_error, retry_floor
 from ._errors import (
     GatewayConnectionError,
     GatewayError,
     GatewayHandshakeError,
     GatewayTimeoutError,
+    IdentityError,
 )
 from ._frames import (
+    AUTH_DEVICE_TOKEN_MISMATCH,
     CHALLENGE_EVENT,
     Event,
     FrameError,
@@ -33,8 +38,12 @@ from ._frames import (
     SeqTracker,
     build_connect_params,
     encode_request,
+    issued_device_token,
+    parse_challenge,
     parse_frame,
+    sign_device,
 )
+from ._identity import DeviceTokenStore, StoredToken, parse_tls_fingerprint
 from ._stream import DEFAULT_STREAM_SIZE, EventHub, EventStream
 
 __all__ = ["DEFAULT_URL", "GatewayClient"]
@@ -54,6 +63,11 @@ _TICK_TIMEOUT_CODE: Final = 4000
 _WebSocket: TypeAlias = aiohttp.ClientWebSocketResponse[Literal[False]]
 GapCallback = Callable[[int, int], None]
 ReconnectCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+def _wall_clock_ms() -> int:
+    """Return the local wall clock in ms since the Unix epoch."""
+    return time.time_ns() // 1_000_000
 
 
 def _default_client_version() -> str:
@@ -255,6 +269,10 @@ class GatewayClient:
         max_msg_size: int = DEFAULT_MAX_MSG_SIZE,
         extra_connect_params: Mapping[str, Any] | None = None,
         backoff: Backoff | None = None,
+        identity: DeviceIdentity | None = None,
+        device_tokens: DeviceTokenStore | None = None,
+        tls_fingerprint: str | None = None,
+        device_family: str | None = None,
     ) -> None:
         """Configure a client; nothing is opened until ``connect()``.
 
@@ -285,7 +303,33 @@ class GatewayClient:
             max_msg_size: Largest inbound message accepted from the gateway.
             extra_connect_params: Members merged into ``connect`` params at the top level.
             backoff: Reconnect schedule; built from ``backoff_initial``/``backoff_max`` if None.
+            identity: Device key pair; when set, ``connect`` carries a ``device`` block
+                signed over the challenge nonce (see ``load_or_create_identity``).
+            device_tokens: Where the device tokens the gateway issues are kept and read back
+                on the next connect; needs ``identity`` and must belong to it.
+            tls_fingerprint: SHA-256 of the gateway certificate's DER, hex with or without
+                colons. The certificate is then trusted by this pin alone, checked before
+                anything is sent; needs a ``wss://`` URL.
+            device_family: ``client.deviceFamily``, e.g. ``desktop``.
+
+        Raises:
+            ValueError: ``tls_fingerprint`` is malformed or the URL is not ``wss://``;
+                ``device_tokens`` is given without ``identity`` or for another device;
+                ``extra_connect_params`` holds a ``device`` while ``identity`` is set.
         """
+        if device_tokens is not None:
+            if identity is None:
+                raise ValueError("device_tokens needs an identity: tokens are bound to a device")
+            if device_tokens.device_id != identity.device_id:
+                raise ValueError("device_tokens belongs to another device identity")
+        if identity is not None and extra_connect_params and "device" in extra_connect_params:
+            raise ValueError("pass either identity or extra_connect_params['device'], not both")
+        ssl: bool | aiohttp.Fingerprint = True  # aiohttp's default: verify against the CAs
+        if tls_fingerprint is not None:
+            digest = parse_tls_fingerprint(tls_fingerprint)
+            if urllib.parse.urlsplit(url).scheme.lower() not in ("wss", "https"):
+                raise ValueError("tls_fingerprint needs a wss:// URL")
+            ssl = aiohttp.Fingerprint(digest)
         self._url = url
         self._token = token
         self._password = password
@@ -309,6 +353,10 @@ class GatewayClient:
         self._owns_session = session is None
         self._max_msg_size = max_msg_size
         self._extra_connect_params = dict(extra_connect_params or {})
+        self._identity = identity
+        self._device_tokens = device_tokens
+        self._ssl = ssl
+        self._device_family = device_family
 
         self._state = ClientState.IDLE
         self._ready = asyncio.Event()  # set whenever the state is not a waiting state
@@ -669,8 +717,8 @@ class GatewayClient:
             session, self._session = self._session, None
             await session.close()
 
-    def _connect_params(self) -> dict[str, Any]:
-        """Return this client's ``connect`` params."""
+    def _connect_params(self, device_token: str | None = None) -> dict[str, Any]:
+        """Return this client's ``connect`` params, without the ``device`` block."""
         return build_connect_params(
             min_protocol=self._min_protocol,
             max_protocol=self._max_protocol,
@@ -683,14 +731,17 @@ class GatewayClient:
             caps=self._caps,
             display_name=self._display_name,
             instance_id=self._instance_id,
+            device_family=self._device_family,
             token=self._token,
             password=self._password,
+            device_token=device_token,
             extra=self._extra_connect_params,
         )
 
     async def _open(self) -> _Connection:
         """Open a socket and run the handshake; return the authenticated connection."""
         session = await self._ensure_session()
+        stored = await self._stored_device_token()
         ws: _WebSocket | None = None
         try:
             try:
@@ -704,14 +755,22 @@ class GatewayClient:
                         max_msg_size=self._max_msg_size,
                         decode_text=False,
                         timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=_CLOSE_TIMEOUT),
+                        ssl=self._ssl,
                     )
-                    response = await self._handshake(ws)
+                    response, sent_device_token = await self._handshake(ws, stored)
             except GatewayError:
                 raise
             except TimeoutError:
                 raise GatewayTimeoutError(
                     f"handshake with {self._url} did not finish within {self._connect_timeout}s"
                 ) from None
+            except aiohttp.ServerFingerprintMismatch as exc:
+                # aiohttp checks the pin right after the TLS handshake, before the upgrade
+                # request: no header, token or password has been sent.
+                raise GatewayConnectionError(
+                    f"TLS certificate fingerprint of {self._url} did not match the pinned "
+                    f"tls_fingerprint (the server presented sha256 {exc.got.hex()})"
+                ) from exc
             except aiohttp.WSServerHandshakeError as exc:
                 raise GatewayConnectionError(
                     f"websocket upgrade to {self._url} refused: HTTP {exc.status}"
@@ -721,7 +780,12 @@ class GatewayClient:
             if not response.ok:
                 assert response.error is not None  # parse_frame guarantees it
                 close_code, close_reason = await _await_close(ws)
-                raise response.error.to_handshake_exception(close_code, close_reason)
+                error = response.error.to_handshake_exception(close_code, close_reason)
+                if sent_device_token and error.detail_code == AUTH_DEVICE_TOKEN_MISMATCH:
+                    await self._forget_device_token()
+                raise error
+            hello = response.payload if isinstance(response.payload, dict) else {}
+            await self._store_device_token(hello, stored)
         except BaseException:
             if ws is not None and not ws.closed:
                 try:
@@ -730,7 +794,6 @@ class GatewayClient:
                 except (TimeoutError, aiohttp.ClientError, ConnectionError):
                     pass
             raise
-        hello = response.payload if isinstance(response.payload, dict) else {}
         server = hello.get("server")
         conn_id = server.get("connId") if isinstance(server, dict) else None
         label = str(conn_id)[:8] if conn_id else self._url
@@ -738,19 +801,83 @@ class GatewayClient:
         conn.log.info("connected to %s (protocol %s)", self._url, hello.get("protocol"))
         return conn
 
-    async def _handshake(self, ws: _WebSocket) -> Response:
-        """Wait for the challenge, send ``connect`` and return its response."""
-        await self._receive_until(ws, lambda f: isinstance(f, Event) and f.event == CHALLENGE_EVENT)
+    async def _handshake(self, ws: _WebSocket, stored: StoredToken | None) -> tuple[Response, bool]:
+        """Wait for the challenge, send ``connect`` and return its response.
+
+        Returns:
+            The response, and whether ``auth.deviceToken`` carried the stored token.
+        """
+        challenge = await self._receive_until(
+            ws, lambda f: isinstance(f, Event) and f.event == CHALLENGE_EVENT
+        )
+        assert isinstance(challenge, Event)
+        params = self._connect_params(stored.token if stored is not None else None)
+        if self._identity is not None:
+            params["device"] = self._sign(params, challenge)
+        auth = params.get("auth")
+        sent_device_token = (
+            stored is not None
+            and isinstance(auth, dict)
+            and auth.get("deviceToken") == stored.token
+        )
         request_id = str(uuid.uuid4())
         # Never log these params: they carry the token or password.
-        await ws.send_frame(
-            encode_request(request_id, "connect", self._connect_params()), aiohttp.WSMsgType.TEXT
-        )
+        await ws.send_frame(encode_request(request_id, "connect", params), aiohttp.WSMsgType.TEXT)
         frame = await self._receive_until(
             ws, lambda f: isinstance(f, Response) and f.id == request_id
         )
         assert isinstance(frame, Response)
-        return frame
+        return frame, sent_device_token
+
+    def _sign(self, params: dict[str, Any], challenge: Event) -> dict[str, Any]:
+        """Return the signed ``device`` block for ``params`` and this connection's challenge."""
+        assert self._identity is not None
+        offered = parse_challenge(challenge)
+        if offered.nonce is None:
+            raise GatewayConnectionError(
+                "connect.challenge carried no nonce; cannot sign the device identity"
+            )
+        # OpenClaw's docs say to sign with the challenge's ts, which also spares a client
+        # with a wrong clock the server's +-2 min window; the local clock is the fallback.
+        signed_at = offered.ts if offered.ts is not None else _wall_clock_ms()
+        return sign_device(params, self._identity, nonce=offered.nonce, signed_at_ms=signed_at)
+
+    # -- internals: device tokens -----------------------------------------------------------
+    # The store does small blocking file I/O (with fsync on writes): run it in a thread.
+
+    async def _stored_device_token(self) -> StoredToken | None:
+        """Return the device token stored for this client's role, if any."""
+        if self._device_tokens is None:
+            return None
+        return await asyncio.to_thread(self._device_tokens.get, self._role)
+
+    async def _store_device_token(self, hello: dict[str, Any], stored: StoredToken | None) -> None:
+        """Keep the device token ``hello-ok`` carries; a failed write is only logged."""
+        if self._device_tokens is None:
+            return
+        issued = issued_device_token(hello, default_role=self._role, now_ms=_wall_clock_ms())
+        if issued is None or issued == stored:  # the gateway returns a valid token as is
+            return
+        try:
+            await asyncio.to_thread(
+                self._device_tokens.put,
+                issued.role,
+                issued.token,
+                issued.scopes,
+                issued.issued_at_ms,
+            )
+        except IdentityError as exc:
+            self._log.warning("device token not stored: %s", exc)
+
+    async def _forget_device_token(self) -> None:
+        """Drop the stored token the gateway rejected, so the next connect goes without it."""
+        assert self._device_tokens is not None
+        try:
+            await asyncio.to_thread(self._device_tokens.forget, self._role)
+        except IdentityError as exc:
+            self._log.warning("rejected device token not forgotten: %s", exc)
+        else:
+            self._log.info("gateway rejected the stored %s device token; forgot it", self._role)
 
     async def _receive_until(
         self, ws: _WebSocket, wanted: Callable[[Event | Response], bool]

@@ -5,16 +5,19 @@ Exception tree::
     GatewayError
     ├── GatewayCallError            the server answered ok:false
     │   └── GatewayHandshakeError   ... to the connect request
-    ├── GatewayConnectionError      transport failure: refused, closed, not connected
+    ├── GatewayConnectionError      transport failure: refused, closed, not connected,
+    │                               TLS certificate fingerprint mismatch
     ├── GatewayTimeoutError         no answer in time (also a TimeoutError)
-    └── SequenceGapError            a broadcast event's seq skipped ahead
+    ├── SequenceGapError            a broadcast event's seq skipped ahead
+    └── IdentityError               the device identity file cannot be read, written or trusted
 
 Invariants: a call pending when its connection closes fails with ``GatewayConnectionError``
-at once, never hangs; no error message ever contains a token or password.
+at once, never hangs; no error message ever contains a token, password or private key.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "GatewayError",
     "GatewayHandshakeError",
     "GatewayTimeoutError",
+    "IdentityError",
     "SequenceGapError",
 ]
 
@@ -137,3 +141,18 @@ class SequenceGapError(GatewayError):
         super().__init__(f"event seq gap: expected {expected}, got {got}")
         self.expected = expected
         self.got = got
+
+
+class IdentityError(GatewayError):
+    """A device identity or device-token file is unusable.
+
+    Raised instead of silently creating a new identity: a different key is a different
+    device to the gateway, which would lose its pairing.
+
+    Attributes:
+        path: The file concerned.
+    """
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path

@@ -1,4 +1,8 @@
-"""Client side of the wire: frame types, encoding, decoding and seq tracking (pure, no I/O)."""
+"""Client side of the wire: frame types, encoding, decoding and seq tracking (pure, no I/O).
+
+Also the two handshake steps a device identity adds (spec §4, §5.6): signing the ``device``
+block over the params exactly as sent, and reading the device token ``hello-ok`` returns.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,19 @@ from typing import Any, Final
 
 import orjson
 
+from ..protocol.device_auth import (
+    DeviceIdentity,
+    SignedFields,
+    build_payload_v3,
+    select_signed_token,
+)
 from ._errors import GatewayCallError, GatewayHandshakeError
+from ._identity import StoredToken
 
 __all__ = [
+    "AUTH_DEVICE_TOKEN_MISMATCH",
     "CHALLENGE_EVENT",
+    "Challenge",
     "ErrorInfo",
     "Event",
     "FrameError",
@@ -19,10 +32,15 @@ __all__ = [
     "SeqTracker",
     "build_connect_params",
     "encode_request",
+    "issued_device_token",
+    "parse_challenge",
     "parse_frame",
+    "sign_device",
 ]
 
 CHALLENGE_EVENT: Final = "connect.challenge"
+#: ``details.code`` of a refused ``connect`` whose ``auth.deviceToken`` was wrong (spec §5.2).
+AUTH_DEVICE_TOKEN_MISMATCH: Final = "AUTH_DEVICE_TOKEN_MISMATCH"
 
 
 class FrameError(ValueError):
@@ -181,8 +199,10 @@ def build_connect_params(
     caps: Sequence[str] = (),
     display_name: str | None = None,
     instance_id: str | None = None,
+    device_family: str | None = None,
     token: str | None = None,
     password: str | None = None,
+    device_token: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return ``connect`` params; absent optional members are omitted, never sent as null.
@@ -200,6 +220,8 @@ def build_connect_params(
         client["displayName"] = display_name
     if instance_id is not None:
         client["instanceId"] = instance_id
+    if device_family is not None:
+        client["deviceFamily"] = device_family
     params: dict[str, Any] = {
         "minProtocol": min_protocol,
         "maxProtocol": max_protocol,
@@ -214,11 +236,126 @@ def build_connect_params(
         auth["token"] = token
     if password is not None:
         auth["password"] = password
+    if device_token is not None:
+        auth["deviceToken"] = device_token
     if auth:
         params["auth"] = auth
     if extra:
         params.update({key: value for key, value in extra.items() if value is not None})
     return params
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """What a ``connect.challenge`` event offers: the nonce to sign and the server clock."""
+
+    nonce: str | None
+    ts: int | None
+
+
+def parse_challenge(event: Event) -> Challenge:
+    """Return the nonce and ``ts`` of a ``connect.challenge`` event; absent ones are None."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    nonce = payload.get("nonce")
+    ts = payload.get("ts")
+    return Challenge(
+        nonce=nonce if isinstance(nonce, str) and nonce else None,
+        ts=ts if isinstance(ts, int) and not isinstance(ts, bool) and ts >= 0 else None,
+    )
+
+
+def sign_device(
+    params: Mapping[str, Any],
+    identity: DeviceIdentity,
+    *,
+    nonce: str,
+    signed_at_ms: int,
+) -> dict[str, Any]:
+    """Return the ``device`` block for ``params``, signed over the v3 payload string.
+
+    The fields are read from ``params`` themselves, after every default and extra member
+    has been applied, because the server rebuilds the payload from what it received
+    (spec §4.2): signing anything else fails verification.
+
+    Args:
+        params: The ``connect`` params exactly as they will be sent, without ``device``.
+        identity: The key pair to sign with.
+        nonce: The challenge nonce.
+        signed_at_ms: ``device.signedAt``: the challenge ``ts``, or the local clock.
+
+    Returns:
+        ``{id, publicKey, signature, signedAt, nonce}``.
+    """
+    client = params.get("client")
+    client = client if isinstance(client, Mapping) else {}
+    auth = params.get("auth")
+    auth = auth if isinstance(auth, Mapping) else {}
+    scopes = params.get("scopes")
+    fields = SignedFields(
+        device_id=identity.device_id,
+        client_id=_text(client.get("id")),
+        client_mode=_text(client.get("mode")),
+        role=_text(params.get("role", "operator")),
+        scopes=tuple(_text(scope) for scope in scopes) if isinstance(scopes, list | tuple) else (),
+        signed_at_ms=signed_at_ms,
+        token=select_signed_token(
+            _optional_text(auth.get("token")),
+            _optional_text(auth.get("deviceToken")),
+            _optional_text(auth.get("bootstrapToken")),
+        ),
+        nonce=nonce,
+        platform=_optional_text(client.get("platform")),
+        device_family=_optional_text(client.get("deviceFamily")),
+    )
+    return {
+        "id": identity.device_id,
+        "publicKey": identity.public_key_b64url,
+        "signature": identity.sign(build_payload_v3(fields)),
+        "signedAt": signed_at_ms,
+        "nonce": nonce,
+    }
+
+
+def _text(value: Any) -> str:
+    """Return ``value`` if it is a string, else ``""`` (the server rejects such params)."""
+    return value if isinstance(value, str) else ""
+
+
+def _optional_text(value: Any) -> str | None:
+    """Return ``value`` if it is a string, else None (absent)."""
+    return value if isinstance(value, str) else None
+
+
+def issued_device_token(
+    hello: Mapping[str, Any], *, default_role: str, now_ms: int
+) -> StoredToken | None:
+    """Return the device token a ``hello-ok`` payload carries, or None.
+
+    Protocol 4 always sends ``auth {role, scopes, deviceToken?, issuedAtMs?}``; protocol 3
+    sends ``auth {deviceToken, role, scopes, issuedAtMs}`` only with a token (spec §3.4).
+
+    Args:
+        hello: The ``hello-ok`` payload.
+        default_role: The role requested, used if ``auth.role`` is missing.
+        now_ms: The local clock, used if ``auth.issuedAtMs`` is missing.
+    """
+    auth = hello.get("auth")
+    if not isinstance(auth, Mapping):
+        return None
+    token = auth.get("deviceToken")
+    if not isinstance(token, str) or not token:
+        return None
+    role = auth.get("role")
+    scopes = auth.get("scopes")
+    issued_at = auth.get("issuedAtMs")
+    return StoredToken(
+        role=role if isinstance(role, str) and role else default_role,
+        token=token,
+        scopes=tuple(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else (),
+        issued_at_ms=(
+            issued_at if isinstance(issued_at, int) and not isinstance(issued_at, bool) else now_ms
+        ),
+    )
 
 
 class SeqTracker:

@@ -28,6 +28,7 @@ from ..protocol.limits import Limits
 from ..protocol.presence import PresenceTable
 from ..protocol.ratelimit import SlidingWindow
 from ..protocol.scopes import ADMIN, scope_satisfied
+from ..service.tls import TlsMaterial, server_ssl_context
 from ..store import StateStore, gateway_state
 from .broadcaster import Broadcaster
 from .connection import Connection
@@ -76,6 +77,7 @@ class GatewaySettings:
     auto_approve_loopback: bool = True
     # Loopback clients without a browser Origin are not locked out after failed logins.
     lockout_exempt_loopback: bool = True
+    tls: TlsMaterial | None = None
 
 
 class GatewayServer:
@@ -124,7 +126,10 @@ class GatewayServer:
         Raises:
             StoreError: the state database cannot be used (e.g. written by a newer clawgate).
             OSError: the port cannot be bound.
+            ssl.SSLError: the TLS material cannot be loaded.
         """
+        tls = self.settings.tls
+        ssl_context = server_ssl_context(tls) if tls is not None else None
         if self.settings.state_db is not None:
             await self._open_store(self.settings.state_db)
             await self.pairing.load()
@@ -134,7 +139,9 @@ class GatewayServer:
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        site = web.TCPSite(
+            self._runner, self.settings.host, self.settings.port, ssl_context=ssl_context
+        )
         await site.start()
         self.port = self._bound_port()
         self.health.refresh()
@@ -224,7 +231,8 @@ class GatewayServer:
             host = "127.0.0.1"
         elif ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{self.port}/"
+        scheme = "wss" if self.settings.tls is not None else "ws"
+        return f"{scheme}://{host}:{self.port}/"
 
     # -- connections --------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -60,9 +61,9 @@ def tail_lines(path: Path, count: int, start: int = 0) -> list[str]:
     return data.decode("utf-8", errors="replace").splitlines()[-count:]
 
 
-def _ready(url: str) -> bool:
+def _ready(url: str, ssl_context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(url, timeout=1, context=ssl_context) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -75,6 +76,7 @@ def start_detached(
     *,
     timeout_s: float = START_TIMEOUT_S,
     clock: Callable[[], float] = time.monotonic,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> StartResult:
     """Spawn `clawgate gateway run` in its own session and wait until it is ready."""
     paths.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -99,7 +101,7 @@ def start_detached(
             detail = reason[-1] if reason else f"exited with code {process.returncode}"
             return StartResult(False, process.pid, detail)
         # Ready means *our* child answers: it holds the lock and the port says ready.
-        if running_pid(paths.pid_file) == process.pid and _ready(ready_url):
+        if running_pid(paths.pid_file) == process.pid and _ready(ready_url, ssl_context):
             return StartResult(True, process.pid, ready_url)
         time.sleep(_POLL_S)
     process.terminate()

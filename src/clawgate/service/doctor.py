@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import stat
 import sys
 import urllib.error
@@ -26,6 +27,8 @@ from .installer import InstalledUnit
 from .paths import Paths
 from .pidfile import recorded_pid, running_pid
 from .ports import port_holder
+from .runtime import resolve_tls
+from .tls import pinned_client_context
 from .units import ServiceSpec
 
 __all__ = ["CheckResult", "DoctorProbes", "Status", "run_checks"]
@@ -54,9 +57,9 @@ class CheckResult:
     fix: str = ""
 
 
-def _http_ok(url: str) -> bool:
+def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -75,13 +78,15 @@ class DoctorProbes:
     """The world as the checks see it; tests replace any of these."""
 
     python_version: tuple[int, int] = field(default_factory=lambda: sys.version_info[:2])
-    http_ok: Callable[[str], bool] = _http_ok
+    http_ok: Callable[[str, ssl.SSLContext | None], bool] = _http_ok
     tcp_reachable: Callable[[str, int], bool] = _tcp_reachable
     port_holder: Callable[[int], str | None] = port_holder
     free_bytes: Callable[[Path], int] = lambda path: shutil.disk_usage(path).free
     installed_unit: Callable[[], InstalledUnit | None] = lambda: None
     expected_service: Callable[[], ServiceSpec | None] = lambda: None
-    gateway_health: Callable[[str, ClawgateConfig], str | None] = lambda url, config: None
+    gateway_health: Callable[[str, ClawgateConfig, str | None], str | None] = (
+        lambda url, config, pin: None
+    )
 
 
 def _mode(path: Path) -> int:
@@ -224,12 +229,20 @@ def check_service(probes: DoctorProbes) -> CheckResult:
     return CheckResult("service", Status.OK, f"{unit.path} matches this install")
 
 
-def check_gateway(config: ClawgateConfig | None, probes: DoctorProbes) -> CheckResult:
-    """A running gateway answers `health`."""
-    port = (config or ClawgateConfig()).gateway.port
-    if not probes.http_ok(f"http://127.0.0.1:{port}/readyz"):
+def check_gateway(paths: Paths, config: ClawgateConfig | None, probes: DoctorProbes) -> CheckResult:
+    """A running gateway answers `health` (over TLS, pinned, when it is configured)."""
+    config = config or ClawgateConfig()
+    port = config.gateway.port
+    try:
+        tls = resolve_tls(config, paths, generate=False)
+    except ConfigError as exc:
+        return CheckResult("gateway", Status.FAIL, str(exc), "fix [gateway.tls]")
+    secure = "s" if tls else ""
+    context = pinned_client_context(tls) if tls else None
+    if not probes.http_ok(f"http{secure}://127.0.0.1:{port}/readyz", context):
         return CheckResult("gateway", Status.SKIP, "not running", "clawgate gateway start (or run)")
-    problem = probes.gateway_health(f"ws://127.0.0.1:{port}/", config or ClawgateConfig())
+    pin = tls.fingerprint if tls else None
+    problem = probes.gateway_health(f"ws{secure}://127.0.0.1:{port}/", config, pin)
     if problem is None:
         return CheckResult("gateway", Status.OK, "answers health")
     return CheckResult("gateway", Status.FAIL, problem, "see `clawgate gateway logs`")
@@ -267,6 +280,6 @@ def run_checks(paths: Paths, probes: DoctorProbes) -> list[CheckResult]:
         check_state_db(paths),
         check_disk(paths, probes),
         check_service(probes),
-        check_gateway(config, probes),
+        check_gateway(paths, config, probes),
         check_cloud(config, probes),
     ]

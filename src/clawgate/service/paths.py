@@ -54,6 +54,11 @@ class Paths:
         return self.logs / "gateway.log"
 
     @property
+    def tls_dir(self) -> Path:
+        """Where a self-signed certificate pair is kept."""
+        return self.home / "tls"
+
+    @property
     def pid_file(self) -> Path:
         """The single-instance lock file."""
         return self.home / "gateway.pid"

@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import (
     PASSWORD_ENV,
@@ -22,8 +23,9 @@ from ..config import (
 from ..gateway.server import GatewayServer, GatewaySettings
 from ..protocol.auth import AuthMode, SharedSecretAuth
 from .paths import Paths
+from .tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
 
-__all__ = ["AuthSource", "GatewayOverrides", "resolve_settings", "run_gateway"]
+__all__ = ["AuthSource", "GatewayOverrides", "resolve_settings", "resolve_tls", "run_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,33 @@ def _resolve_auth(
     return SharedSecretAuth(AuthMode.TOKEN, generated), origin
 
 
+def resolve_tls(
+    config: ClawgateConfig, paths: Paths, *, generate: bool = True
+) -> TlsMaterial | None:
+    """Return the gateway's TLS material; None when TLS is off (or, without `generate`, not made).
+
+    Raises:
+        ConfigError: the configured or stored pair cannot be used.
+    """
+    section = config.gateway.tls
+    if not section.enabled:
+        return None
+    try:
+        if section.cert is not None and section.key is not None:
+            return load_material(_in_home(paths, section.cert), _in_home(paths, section.key))
+        cert, key = paths.tls_dir / CERT_FILE, paths.tls_dir / KEY_FILE
+        if not generate and not (cert.exists() and key.exists()):
+            return None
+        return ensure_self_signed(paths.tls_dir)
+    except TlsError as exc:
+        raise ConfigError(f"[gateway.tls] {exc}") from None
+
+
+def _in_home(paths: Paths, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else paths.home / path
+
+
 def resolve_settings(
     config: ClawgateConfig, paths: Paths, overrides: GatewayOverrides
 ) -> tuple[GatewaySettings, AuthSource]:
@@ -106,6 +135,7 @@ def resolve_settings(
         log_file=paths.log_file,
         auth_pinned=pinned,
         state_db=paths.state_db,
+        tls=resolve_tls(config, paths),
         auto_approve_loopback=config.pairing.auto_approve_loopback,
         lockout_exempt_loopback=config.gateway.lockout_exempt_loopback,
     )
