@@ -147,7 +147,7 @@ class AuthThrottle:
         self._windows: dict[tuple[str, FailureKind], _Window] = {}
 
     def lockout_remaining_ms(self, ip: str, now_ms: int) -> int:
-        """Return how long `ip` stays locked out, 0 when it is not."""
+        """Return how long `ip` (an address or a device id) stays locked out, 0 when it is not."""
         remaining = 0
         for kind in FailureKind:
             window = self._windows.get((ip, kind))
@@ -165,6 +165,11 @@ class AuthThrottle:
         if len(window.failures) >= self._limits.auth_failures_allowed:
             window.locked_until_ms = now_ms + self._limits.auth_lockout_ms
             window.failures.clear()
+
+    def forget(self, key: str) -> None:
+        """Drop every count and lockout of one address or device."""
+        for kind in FailureKind:
+            self._windows.pop((key, kind), None)
 
     def prune(self, now_ms: int) -> None:
         """Forget windows with no recent failure and no active lockout."""
