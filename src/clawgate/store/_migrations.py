@@ -74,11 +74,26 @@ CREATE TABLE pairing_requests (
 );
 """
 
+_V4_COMMANDS: Final = """
+-- One row per hub commandId (spec §1.6, §4); `record` is JSON with non-secret params and the
+-- names of secret fields only (never secret values). `position` orders each target's FIFO.
+CREATE TABLE commands (
+    command_id TEXT PRIMARY KEY NOT NULL,
+    target_key TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    record     TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX commands_state_position ON commands (state, position);
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
     Migration(2, "system events", _V2_SYSTEM_EVENTS),
     Migration(3, "paired devices and pairing requests", _V3_PAIRING),
+    Migration(4, "commands", _V4_COMMANDS),
 )
 
 

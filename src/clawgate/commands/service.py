@@ -1,0 +1,168 @@
+"""The command queue's persistence shell: ``CommandBook`` decisions committed to state.db.
+
+Every method changes the book, then commits the changed records with ``StateStore.write``
+and returns only after the commit, so a caller that acks after ``await`` never acks an
+uncommitted state (§1.6). The write is queued before the first ``await``, so commits happen
+in the order the book changed even when several tasks call in. If a commit fails the error
+propagates and nothing may be acked; the book then runs ahead of the file, and the daemon
+should treat the store failure as fatal (a restart reloads the file, §4.5).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+# A module import, not names: commands_repo imports .model, so either side may load first.
+from ..store import StateStore, commands_repo
+from .model import Command, CommandError
+from .queue import CommandBook, Decision
+
+__all__ = ["CommandService", "wall_clock_ms"]
+
+logger = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    """Return the local time in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+class CommandService:
+    """Async facade over a ``CommandBook`` that persists every change before returning."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        book: CommandBook,
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        """Use ``store`` for records and ``clock`` (hub time, ms) for every transition."""
+        self._store = store
+        self._book = book
+        self._clock = clock
+
+    @property
+    def book(self) -> CommandBook:
+        """The in-memory state (read-only use: changes must go through the service)."""
+        return self._book
+
+    async def load_on_start(self) -> list[Command]:
+        """Load stored records into the empty book and apply §4.5; return records to ack."""
+        records = await self._store.read(commands_repo.load_commands)
+        changed = self._book.load(records, self._clock())
+        await self._save(changed)
+        logger.info(
+            "loaded %d command records; %d queued, %d changed by recovery",
+            len(records),
+            self._book.depth(),
+            len(changed),
+        )
+        return changed
+
+    async def submit(
+        self,
+        command: Command,
+        secrets: dict[str, str],
+        *,
+        live_route: bool,
+        has_capacity: bool,
+    ) -> Decision:
+        """Process a parsed COMMAND (``CommandBook.submit``) and commit a new record."""
+        decision = self._book.submit(
+            command, secrets, live_route=live_route, has_capacity=has_capacity, now=self._clock()
+        )
+        if decision.changed:
+            await self._save([decision.command])
+        return decision
+
+    async def reject(self, command: Command, error: CommandError) -> Decision:
+        """Record a command rejected by validation or routing and commit it."""
+        decision = self._book.reject(command, error, self._clock())
+        if decision.changed:
+            await self._save([decision.command])
+        return decision
+
+    async def start(self, command_id: str) -> Command:
+        """Take the head of a target queue as ``accepted`` and commit it before dispatch."""
+        record = self._book.start(command_id, self._clock())
+        await self._save([record])
+        return record
+
+    async def complete(
+        self, command_id: str, *, result: Any = None, error: CommandError | None = None
+    ) -> Command | None:
+        """Commit the terminal state of an ``accepted`` command; None if it was not accepted."""
+        record = self._book.complete(command_id, self._clock(), result=result, error=error)
+        if record is not None:
+            await self._save([record])
+        return record
+
+    async def plugin_disconnected(self, command_ids: Iterable[str]) -> list[Command]:
+        """Re-queue or fail a disconnected plugin's in-flight commands and commit them."""
+        changed = self._book.plugin_disconnected(command_ids, self._clock())
+        await self._save(changed)
+        return changed
+
+    async def expire_due(self) -> list[Command]:
+        """Expire queued commands past their deadline and commit them; return them to ack."""
+        expired = self._book.expire_due(self._clock())
+        await self._save(expired)
+        return expired
+
+    async def mark_ack_sent(self, command_id: str) -> None:
+        """Record that a terminal ack was written to a connected link."""
+        record = self._book.mark_ack_sent(command_id, self._clock())
+        if record is not None:
+            await self._save([record])
+
+    async def prune(self) -> list[str]:
+        """Delete terminal records past retention; return their ``commandId``s."""
+        gone = self._book.prune(self._clock())
+        if gone:
+            await self._store.write(lambda conn: commands_repo.delete_commands(conn, gone))
+        return gone
+
+    def next_for(self, target_key: str) -> Command | None:
+        """Return the head of ``target_key``'s queue."""
+        return self._book.next_for(target_key)
+
+    def secrets_for(self, command_id: str) -> dict[str, str]:
+        """Return the in-memory secret values for ``command.execute``."""
+        return self._book.secrets_for(command_id)
+
+    def depth(self) -> int:
+        """Return the number of queued commands (``status.queue.depth``)."""
+        return self._book.depth()
+
+    def by_target(self) -> dict[str, int]:
+        """Return queued commands per target key (``status.queue.byTarget``)."""
+        return self._book.by_target()
+
+    def list_queued(self) -> list[dict[str, Any]]:
+        """Return the operator ``queue.list`` view: queued commands without secret values."""
+        now = self._clock()
+        return [
+            {
+                "commandId": c.command_id,
+                "name": c.name,
+                "targetKey": c.target_key,
+                "queuePosition": self._book.queue_position(c.command_id),
+                "attempt": c.attempt,
+                "secretNames": list(c.secret_names),
+                "issuedAt": c.issued_at,
+                "expiresAt": c.expires_at,
+                "deadline": c.deadline,
+                "expiresInMs": max(0, c.deadline - now),
+            }
+            for c in self._book.queued()
+        ]
+
+    async def _save(self, records: Sequence[Command]) -> None:
+        if not records:
+            return
+        snapshot = list(records)
+        await self._store.write(lambda conn: commands_repo.save_commands(conn, snapshot))
