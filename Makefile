@@ -16,8 +16,8 @@ run: $(STAMP)
 	$(BIN)/clawgate gateway run
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests $(wildcard bench) $(wildcard examples)
+	$(BIN)/ruff format --check src tests $(wildcard bench) $(wildcard examples)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -63,6 +63,10 @@ def test_start_status_double_start_crash_recovery_and_stop(home: Path) -> None:
     report = json.loads(status.stdout)
     assert report["running"] is True and report["pid"] == pid and report["ready"] is True
     assert report["version"] and report["clients"] == 0 and report["uptimeS"] >= 0
+    assert report["plugins"] == [] and report["queueDepth"] == 0
+    assert "no plugins registered" in run_cli(home, "plugins").stdout
+    assert "the command queue is empty" in run_cli(home, "queue").stdout
+    assert (home / "gateway.sock").is_socket()
 
     again = run_cli(home, "gateway", "start")
     assert again.returncode != 0
@@ -210,6 +214,7 @@ def test_doctor_against_a_running_gateway_and_a_broken_config(home: Path) -> Non
     checks = {check["name"]: check for check in json.loads(healthy.stdout)}
     assert checks["gateway"]["status"] == "ok" and checks["port"]["status"] == "ok"
     assert checks["state.db"]["status"] == "ok" and "intact" in checks["state.db"]["message"]
+    assert checks["ipc socket"]["status"] == "ok"
     (home / "config.toml").write_text("[gateway]\nbogus = 1\n")
     broken = run_cli(home, "doctor")
     assert broken.returncode == 1 and "unknown key" in broken.stdout

@@ -34,11 +34,11 @@ def _http_get(url: str, context: ssl.SSLContext | None) -> bytes | None:
         return None
 
 
-def _runtime_version(url: str, config: ClawgateConfig, pin: str | None) -> str | None:
-    """Ask the running gateway its version over the WebSocket API, if we can log in."""
+def _runtime_facts(url: str, config: ClawgateConfig, pin: str | None) -> dict[str, Any] | None:
+    """Ask the running gateway its version, plugins and queue, if we can log in."""
     from ..client import GatewayClient, GatewayError
 
-    async def ask() -> str:
+    async def ask() -> dict[str, Any]:
         async with GatewayClient(
             url,
             token=default_token(config),
@@ -50,7 +50,13 @@ def _runtime_version(url: str, config: ClawgateConfig, pin: str | None) -> str |
             tls_fingerprint=pin,
         ) as client:
             status = await client.call("status", timeout=3)
-            return str(status["runtimeVersion"])
+            facts: dict[str, Any] = {"version": str(status["runtimeVersion"])}
+            if "plugins.list" in (client.hello or {}).get("features", {}).get("methods", []):
+                plugins = await client.call("plugins.list", timeout=3)
+                queue = await client.call("queue.list", timeout=3)
+                facts["plugins"] = [plugin["name"] for plugin in plugins["plugins"]]
+                facts["queueDepth"] = queue["depth"]
+            return facts
 
     try:
         return asyncio.run(ask())
@@ -104,9 +110,9 @@ def gather_status(paths: Paths, config: ClawgateConfig) -> dict[str, Any]:
         if match:
             report["clients"] = int(float(match.group(1)))
     pin = tls.fingerprint if tls else None
-    version = _runtime_version(report["url"], config, pin) if report["ready"] else None
-    if version is not None:
-        report["version"] = version
+    facts = _runtime_facts(report["url"], config, pin) if report["ready"] else None
+    if facts is not None:
+        report.update(facts)
     return report
 
 
@@ -127,6 +133,9 @@ def render_status(report: dict[str, Any]) -> None:
         table.add_row("version", report.get("version", "unknown (cannot log in)"))
         table.add_row("ready", "yes" if report.get("ready") else "no")
         table.add_row("clients", str(report.get("clients", "unknown")))
+        if "plugins" in report:
+            table.add_row("plugins", ", ".join(report["plugins"]) or "none registered")
+            table.add_row("queued commands", str(report["queueDepth"]))
         if "rssBytes" in report:
             table.add_row("memory", f"{report['rssBytes'] / 1_048_576:.1f} MiB")
     table.add_row("url", report["url"])

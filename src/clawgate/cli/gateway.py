@@ -15,6 +15,7 @@ import typer
 from ..config import ConfigError, bind_host, check_config_permissions
 from ..gateway.schema_export import protocol_schema_bytes
 from ..gateway.server import GatewayServer
+from ..ipc import AlreadyServing, SocketPathError
 from ..protocol.auth import AuthMode
 from ..service.daemon import start_detached, stop_daemon, tail_lines
 from ..service.logs import setup_logging
@@ -142,6 +143,11 @@ def _run_locked(
         )
     except StoreError as exc:
         fail(f"cannot use {paths.state_db}: {exc}", 2)
+    except (AlreadyServing, SocketPathError) as exc:
+        fail(
+            f"{exc}; use a shorter CLAWGATE_HOME or stop the other daemon",
+            2 if isinstance(exc, SocketPathError) else 3,
+        )
     except KeyboardInterrupt:
         pass
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, config, devices, doctor, gateway
+from . import call, config, devices, doctor, gateway, plugins
 
 __all__ = ["app", "main"]
 
@@ -23,6 +23,8 @@ app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)
 app.command("doctor")(doctor.doctor)
+app.command("plugins")(plugins.plugins)
+app.command("queue")(plugins.queue)
 
 
 def _version(value: bool) -> None:

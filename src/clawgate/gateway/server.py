@@ -40,6 +40,7 @@ from .methods import build_registry
 from .methods.config import WRITE_WINDOW_MS, WRITES_PER_WINDOW
 from .metrics import GatewayMetrics
 from .pairing import PairingService
+from .plugins import PluginHost
 from .system_events import SystemEventQueue
 
 __all__ = ["GatewayServer", "GatewaySettings"]
@@ -78,6 +79,8 @@ class GatewaySettings:
     # Loopback clients without a browser Origin are not locked out after failed logins.
     lockout_exempt_loopback: bool = True
     tls: TlsMaterial | None = None
+    # The plugin IPC socket; None serves no plugins (needs `state_db` for the queue).
+    ipc_socket: Path | None = None
 
 
 class GatewayServer:
@@ -112,6 +115,7 @@ class GatewayServer:
         self.config_lock = asyncio.Lock()
         self.store: StateStore | None = None
         self.pairing = PairingService(self)
+        self.plugins: PluginHost | None = None
         self._handshaking: set[Connection] = set()
         self._unauthenticated_by_ip: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,6 +137,10 @@ class GatewayServer:
         if self.settings.state_db is not None:
             await self._open_store(self.settings.state_db)
             await self.pairing.load()
+            if self.settings.ipc_socket is not None:
+                assert self.store is not None
+                self.plugins = PluginHost(self, self.settings.ipc_socket, self.store)
+                await self.plugins.start()
         app = web.Application()
         add_http_routes(app, self)
         self._runner = web.AppRunner(
@@ -187,6 +195,8 @@ class GatewayServer:
         )
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.plugins is not None:
+            await self.plugins.stop()
         if self.store is not None:
             await self.store.close()
         logger.info("gateway stopped")

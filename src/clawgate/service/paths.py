@@ -54,6 +54,11 @@ class Paths:
         return self.logs / "gateway.log"
 
     @property
+    def ipc_socket(self) -> Path:
+        """The plugin IPC socket."""
+        return self.home / "gateway.sock"
+
+    @property
     def tls_dir(self) -> Path:
         """Where a self-signed certificate pair is kept."""
         return self.home / "tls"

@@ -136,6 +136,7 @@ def resolve_settings(
         auth_pinned=pinned,
         state_db=paths.state_db,
         tls=resolve_tls(config, paths),
+        ipc_socket=paths.ipc_socket,
         auto_approve_loopback=config.pairing.auto_approve_loopback,
         lockout_exempt_loopback=config.gateway.lockout_exempt_loopback,
     )

@@ -1,0 +1,80 @@
+"""Operator views of local plugins and the offline command queue (read scope)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ...protocol.errors import Unavailable
+from ...protocol.scopes import READ
+from ..context import CallContext
+from ..plugins import PluginHost
+from ..registry import method
+
+__all__ = ["plugins_list", "queue_list"]
+
+
+class EmptyParams(BaseModel):
+    """No params."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class PluginEntry(BaseModel):
+    """A live plugin."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    version: str
+    capabilities: list[str]
+    connectedAt: str
+
+
+class PluginsListResult(BaseModel):
+    """Result of `plugins.list`."""
+
+    model_config = ConfigDict(extra="forbid")
+    plugins: list[PluginEntry]
+
+
+class QueuedCommand(BaseModel):
+    """A command waiting for a plugin; never its params' secret values."""
+
+    model_config = ConfigDict(extra="allow")
+    commandId: str
+    name: str
+    targetKey: str
+
+
+class QueueListResult(BaseModel):
+    """Result of `queue.list`."""
+
+    model_config = ConfigDict(extra="forbid")
+    depth: int
+    byTarget: dict[str, int]
+    commands: list[QueuedCommand]
+
+
+def _host(ctx: CallContext) -> PluginHost:
+    host = ctx.gateway.plugins
+    if host is None:
+        raise Unavailable("this gateway serves no plugin socket; start it with a home")
+    return host
+
+
+@method("plugins.list", params=EmptyParams, result=PluginsListResult, scope=READ)
+def plugins_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    """List the plugins registered on the IPC socket."""
+    return {"plugins": _host(ctx).plugin_list()}
+
+
+@method("queue.list", params=EmptyParams, result=QueueListResult, scope=READ)
+def queue_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    """List queued commands per target, in delivery order."""
+    commands = _host(ctx).commands
+    return {
+        "depth": commands.depth(),
+        "byTarget": commands.by_target(),
+        "commands": commands.list_queued(),
+    }

@@ -1,0 +1,239 @@
+"""The gateway's plugin side: the IPC socket, command routing and the offline queue.
+
+Commands arrive through `submit` (the control link will call it); each is routed to a
+live plugin (spec §2.9) or queued in state.db until one registers, and every state
+change is committed before the acknowledgement that reports it is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from .. import __version__
+from ..commands import (
+    Command,
+    CommandBook,
+    CommandError,
+    CommandService,
+    InvalidCommand,
+    ack_payload,
+    execution_timeout_ms,
+    parse_command,
+)
+from ..ipc import IpcError, IpcServer, PluginSession
+from ..store import StateStore
+
+if TYPE_CHECKING:
+    from .server import GatewayServer
+
+__all__ = ["PluginHost"]
+
+logger = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT_PER_PLUGIN: Final = 8
+EXPIRY_INTERVAL_S: Final = 1.0
+
+
+class PluginHost:
+    """Own the IPC server and the command queue, and move commands between them."""
+
+    def __init__(self, gateway: GatewayServer, socket_path: Path, store: StateStore) -> None:
+        self._gateway = gateway
+        self.commands = CommandService(store, CommandBook(), clock=gateway.now_ms)
+        self.ipc = IpcServer(
+            socket_path,
+            daemon_id=store.daemon_id,
+            daemon_version=__version__,
+            handlers={"status": self._plugin_status},
+        )
+        self.ipc.registry.on_register = self._on_register
+        self.ipc.registry.on_disconnect = self._on_disconnect
+        # commandId -> (plugin connection id, task) for commands a plugin is running.
+        self._running: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._expiry: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load the queue from state.db, then open the socket."""
+        recovered = await self.commands.load_on_start()
+        if recovered:
+            logger.info("recovered %d command records from state.db", len(recovered))
+        await self.ipc.start()
+        self._expiry = asyncio.create_task(self._expire_loop(), name="command-expiry")
+
+    async def stop(self) -> None:
+        """Stop expiring, tell plugins we stop, close the socket, end running calls."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            await asyncio.gather(self._expiry, return_exceptions=True)
+        await self.ipc.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- commands in ----------------------------------------------------------------
+
+    async def submit(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """Take one COMMAND and return its acknowledgement (spec §4.2)."""
+        now = self._gateway.now_ms()
+        try:
+            command, secrets = parse_command(frame, now)
+        except InvalidCommand as exc:
+            if exc.command_id is None:
+                raise
+            placeholder = Command(command_id=exc.command_id, name="", target_key="")
+            decision = await self.commands.reject(placeholder, exc.to_error())
+            return ack_payload(decision.command, now)
+        route = self._route(command.target_key)
+        decision = await self.commands.submit(
+            command,
+            secrets,
+            live_route=route is not None,
+            has_capacity=route is not None and self._spare(route),
+        )
+        if decision.dispatch and route is not None:
+            self._launch(decision.command, route)
+        return ack_payload(decision.command, now, decision.queue_position)
+
+    def _route(self, target_key: str) -> PluginSession | None:
+        kind, _, value = target_key.partition(":")
+        registry = self.ipc.registry
+        if kind == "capability":
+            return registry.for_capability(value)
+        if kind == "plugin":
+            return registry.by_name(value)
+        return None  # integration targets route through the ledger (not in this build)
+
+    def _spare(self, session: PluginSession) -> bool:
+        running = Counter(connection for connection, _ in self._running.values())
+        return running[session.connection_id] < MAX_IN_FLIGHT_PER_PLUGIN
+
+    async def _pump(self, target_key: str) -> None:
+        """Start queued commands of one target, in order, while a route has capacity."""
+        while (route := self._route(target_key)) is not None and self._spare(route):
+            head = self.commands.next_for(target_key)
+            if head is None:
+                return
+            started = await self.commands.start(head.command_id)
+            self._launch(started, route)
+
+    def _launch(self, command: Command, session: PluginSession) -> None:
+        task = asyncio.create_task(self._execute(command, session))
+        self._running[command.command_id] = (session.connection_id, task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, command: Command, session: PluginSession) -> None:
+        timeout_ms = execution_timeout_ms(command, self._gateway.now_ms())
+        params: dict[str, Any] = {
+            "commandId": command.command_id,
+            "name": command.name,
+            "target": _target_object(command.target_key),
+            "params": command.params,
+            "attempt": command.attempt,
+            "timeoutMs": timeout_ms,
+        }
+        secrets = self.commands.secrets_for(command.command_id)
+        if secrets:
+            params["secrets"] = secrets
+        if command.idempotency_key is not None:
+            params["idempotencyKey"] = command.idempotency_key
+        if command.expires_at is not None:
+            params["expiresAt"] = command.expires_at
+        try:
+            payload = await session.request("command.execute", params, timeout_ms / 1000)
+        except IpcError as exc:
+            if exc.code == "PLUGIN_DISCONNECTED":
+                return  # _on_disconnect re-queues it or fails it; nothing to record here
+            error = CommandError(exc.code, exc.message, bool(exc.retryable), exc.details)
+            await self.commands.complete(command.command_id, error=error)
+        else:
+            await self.commands.complete(command.command_id, result=payload.get("result"))
+        finally:
+            self._running.pop(command.command_id, None)
+        await self._pump(command.target_key)
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_INTERVAL_S)
+            for command in await self.commands.expire_due():
+                logger.info("command %s expired in the queue", command.command_id)
+
+    # -- plugins --------------------------------------------------------------------
+
+    def _on_register(self, session: PluginSession) -> None:
+        logger.info("plugin %s registered (%s)", session.name, ", ".join(session.capabilities))
+        session.send_event("cloud.status", {"connected": False, "state": "disabled", "since": None})
+        self._spawn(self._pump_all())
+
+    def _on_disconnect(self, session: PluginSession) -> None:
+        logger.info("plugin %s disconnected", session.name)
+        interrupted = [
+            command_id
+            for command_id, (connection, _) in self._running.items()
+            if connection == session.connection_id
+        ]
+        for command_id in interrupted:
+            self._running.pop(command_id, None)
+        self._spawn(self._requeue(interrupted))
+
+    async def _requeue(self, command_ids: list[str]) -> None:
+        for command in await self.commands.plugin_disconnected(command_ids):
+            state = command.state.name.lower()
+            logger.info("command %s is %s after its plugin left", command.command_id, state)
+        await self._pump_all()
+
+    async def _pump_all(self) -> None:
+        for target_key in list(self.commands.by_target()):
+            await self._pump(target_key)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _plugin_status(
+        self, session: PluginSession, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        gateway = self._gateway
+        return {
+            "daemonId": self.commands_daemon_id,
+            "daemonVersion": __version__,
+            "uptimeMs": gateway.uptime_ms(),
+            "cloud": {"state": "disabled", "connected": False, "since": None},
+            "plugins": self.plugin_list(),
+            "queue": {"depth": self.commands.depth(), "byTarget": self.commands.by_target()},
+        }
+
+    @property
+    def commands_daemon_id(self) -> str:
+        """The daemon id of this home (from state.db)."""
+        return self._gateway.store.daemon_id if self._gateway.store else ""
+
+    def plugin_list(self) -> list[dict[str, Any]]:
+        """Describe every live plugin."""
+        return [
+            {
+                "name": session.name,
+                "version": session.version,
+                "capabilities": list(session.capabilities),
+                "connectedAt": _rfc3339(session.connected_at),
+            }
+            for session in self.ipc.registry.sessions()
+        ]
+
+
+def _rfc3339(seconds: float) -> str:
+    stamp = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def _target_object(target_key: str) -> dict[str, str]:
+    kind, _, value = target_key.partition(":")
+    field = {"capability": "capability", "integration": "integrationId", "plugin": "plugin"}[kind]
+    return {field: value}

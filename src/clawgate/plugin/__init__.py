@@ -1,0 +1,39 @@
+"""Plugin SDK for clawgate plugin IPC (control-plane spec §2).
+
+Example::
+
+    plugin = Plugin("dir-integrations", version="1.0.0", capabilities=["integrations"])
+
+    @plugin.handler("integration.install")
+    async def install(params: dict) -> dict:
+        return {"status": "installed", "version": params["version"]}
+
+    @plugin.on_event("cloud.status")
+    async def cloud(payload: dict) -> None: ...
+
+    await plugin.run()  # until plugin.stop()
+"""
+
+from ._errors import DEFAULT_RETRYABLE, NotConnectedError, PluginError
+from ._framing import MAX_FRAME_BYTES
+from ._plugin import (
+    PROTOCOL_VERSION,
+    EventHandler,
+    Plugin,
+    PluginState,
+    RequestHandler,
+    default_socket_path,
+)
+
+__all__ = [
+    "DEFAULT_RETRYABLE",
+    "MAX_FRAME_BYTES",
+    "PROTOCOL_VERSION",
+    "EventHandler",
+    "NotConnectedError",
+    "Plugin",
+    "PluginError",
+    "PluginState",
+    "RequestHandler",
+    "default_socket_path",
+]
