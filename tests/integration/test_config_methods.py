@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from pathlib import Path
 
@@ -163,3 +164,25 @@ async def test_patch_must_be_a_json_object(configured: RunningGateway) -> None:
         with pytest.raises(GatewayCallError) as caught:
             await admin.call("config.patch", {"raw": "[1]"})
     assert "JSON text of an object" in caught.value.message
+
+
+async def test_an_invalid_file_is_not_shown_at_all(configured: RunningGateway) -> None:
+    path = configured.server.settings.config_path
+    assert path is not None
+    path.write_text('[gateway]\ntokne = "misplaced-secret-value"\n')
+    async with client(configured, scopes=("operator.read",)) as reader:
+        result = await reader.call("config.get")
+    assert result["valid"] is False and result["raw"] == "" and result["parsed"] == {}
+    assert "misplaced-secret-value" not in str(result)
+    assert result["issues"] == [{"path": "gateway.tokne", "message": "unknown key"}]
+
+
+async def test_concurrent_writes_cannot_pass_the_rate_limit(configured: RunningGateway) -> None:
+    async with client(configured) as admin:
+        answers = await asyncio.gather(
+            *(
+                admin.request("config.patch", {"raw": f'{{"log": {{"level": "{level}"}}}}'})
+                for level in ("debug", "info", "debug", "info", "debug")
+            )
+        )
+    assert sum(answer.ok for answer in answers) == 3

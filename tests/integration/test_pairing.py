@@ -280,3 +280,17 @@ async def test_loopback_is_exempt_from_lockout_unless_a_browser_asks(
     with pytest.raises(AssertionError):
         await browser.authenticate(running.token)
     assert browser.frames[-1]["error"]["details"]["code"] == "AUTH_RATE_LIMITED"
+
+
+async def test_a_device_revoking_its_own_token_gets_the_answer_then_4001(
+    gateway: RunningGateway, session: aiohttp.ClientSession
+) -> None:
+    identity = DeviceIdentity.generate()
+    device, _ = await device_connect(
+        session, gateway, identity, scopes=("operator.read", "operator.pairing")
+    )
+    answer = await call(
+        device, "device.token.revoke", {"deviceId": identity.device_id, "role": "operator"}
+    )
+    assert answer["ok"] is True
+    assert await device.closed() == 4001

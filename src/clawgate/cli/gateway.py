@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import sys
 import time
 from typing import Annotated, Any
@@ -133,6 +134,8 @@ def _run_locked(
     _install_uvloop()
     try:
         asyncio.run(run_gateway(settings, lambda server: _announce(server, source)))
+    except ssl.SSLError as exc:
+        fail(f"cannot use the TLS certificate or key: {exc.reason or exc}", 2)
     except OSError as exc:
         holder = port_holder(settings.port)
         held_by = f" (held by {holder})" if holder else ""
@@ -184,14 +187,19 @@ def start(
         tls = resolve_tls(config, paths)
     except (ConfigError, HomeError) as exc:
         fail(str(exc), 2)
-    if host in ("0.0.0.0", "::"):
+    if host == "0.0.0.0":
         host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"  # asyncio binds "::" IPv6-only
+    if ":" in host:
+        host = f"[{host}]"
     chosen_port = config.gateway.port if port is None else port
     http = f"{'https' if tls else 'http'}://{host}:{chosen_port}"
     probe_context = pinned_client_context(tls) if tls else None
     result = start_detached(paths, args, f"{http}/readyz", ssl_context=probe_context)
     if not result.ok:
-        fail(f"gateway did not start: {result.detail}", 1)
+        # Exit 3 from the child means another daemon won the lock meanwhile (spec §1.2).
+        fail(f"gateway did not start: {result.detail}", 3 if result.exit_code == 3 else 1)
     print(
         f"clawgate gateway started (pid {result.pid}) on "
         f"{'wss' if tls else 'ws'}://{host}:{chosen_port}/\n"

@@ -34,8 +34,10 @@ from ..protocol.frames import (
 )
 from ..protocol.guard import ConnectionGuard
 from ..protocol.handshake import (
+    CLOSE_AUTH_CHANGED,
     CLOSE_BINARY,
     CLOSE_POLICY,
+    CLOSE_RESTART,
     Accepted,
     HandshakeMachine,
     Rejected,
@@ -118,6 +120,9 @@ class Connection:
         self._requests: set[asyncio.Task[None]] = set()
         self._closing_task: asyncio.Task[None] | None = None
         self._close_code_sent: int | None = None
+        self._stop_writing = False
+        self._close_after_answer: tuple[int, str] | None = None
+        self.via_device_token = False
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -134,9 +139,10 @@ class Connection:
 
     async def _handshake(self) -> Accepted | None:
         gateway = self.gateway
+        machine_auth = gateway.auth
         machine = HandshakeMachine(
             nonce=str(uuid.uuid4()),
-            auth=gateway.auth,
+            auth=machine_auth,
             throttle=gateway.throttle,
             limits=gateway.limits,
             remote_ip=self.remote_ip,
@@ -164,12 +170,31 @@ class Connection:
                     # told about survives a crash.
                     await gateway.pairing.apply_handshake(outcome.pairing)
                 if isinstance(outcome, Accepted):
-                    return outcome
+                    return await self._confirm(outcome, machine_auth)
                 await self._reject(outcome)
                 return None
         except TimeoutError:
             await self._reject(machine.timed_out())
             return None
+
+    async def _confirm(self, accepted: Accepted, machine_auth: object) -> Accepted | None:
+        """Re-check what may have changed while the handshake awaited its write."""
+        gateway = self.gateway
+        if gateway.stopping:
+            await self._close_socket(CLOSE_RESTART, "service restart")
+            return None
+        registry = gateway.pairing.registry
+        device_id = accepted.device_id
+        revoked = (
+            device_id is not None
+            and accepted.device_token is not None
+            and registry.token_for(device_id, accepted.role.value) is None
+        )
+        secret_changed = not accepted.via_device_token and gateway.auth is not machine_auth
+        if revoked or secret_changed:
+            await self._close_socket(CLOSE_AUTH_CHANGED, "gateway auth changed")
+            return None
+        return accepted
 
     async def _reject(self, rejected: Rejected) -> None:
         self.gateway.metrics.handshakes.labels("rejected").inc()
@@ -196,6 +221,7 @@ class Connection:
         self.protocol = accepted.protocol
         self.client = params.client
         self.device_id = accepted.device_id
+        self.via_device_token = accepted.via_device_token
         self.connected_at_ms = self.gateway.now_ms()
         self.state = ConnectionState.OPEN
         self._writer_task = asyncio.create_task(self._writer(), name=f"writer-{self.conn_id}")
@@ -216,16 +242,16 @@ class Connection:
 
     async def _teardown(self) -> None:
         was_open = self.state in (ConnectionState.OPEN, ConnectionState.CLOSING)
-        self.state = ConnectionState.CLOSED
-        self._release_drain_waiter()
-        for task in [*self._requests, self._writer_task]:
-            if task is not None:
-                task.cancel()
-        pending = [task for task in [*self._requests, self._writer_task] if task is not None]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        # A close in progress finishes first: it lets the writer flush, then closes.
         if self._closing_task is not None:
             await asyncio.gather(self._closing_task, return_exceptions=True)
+        self.state = ConnectionState.CLOSED
+        self._release_drain_waiter()
+        pending = [task for task in [*self._requests, self._writer_task] if task is not None]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         if not self._ws.closed:
             await self._close_socket(1000, "")
         if was_open:
@@ -326,6 +352,7 @@ class Connection:
             self._answer_failure(spec, request, exc)
         else:
             self.respond(request.id, result)
+        self._answered()
         self.gateway.metrics.observe_latency(spec.name, time.perf_counter() - started)
 
     async def _call(self, spec: MethodSpec, params: Any, request: RequestFrame) -> None:
@@ -343,6 +370,7 @@ class Connection:
             self._answer_failure(spec, request, exc)
         else:
             self.respond(request.id, result)
+        self._answered()
         self.gateway.metrics.observe_latency(spec.name, time.perf_counter() - started)
 
     def _answer_failure(self, spec: MethodSpec, request: RequestFrame, exc: Exception) -> None:
@@ -424,6 +452,8 @@ class Connection:
             while True:
                 if not queue:
                     self._release_drain_waiter()
+                    if self._stop_writing:
+                        return  # everything accepted before the close is written
                     self._wakeup = loop.create_future()
                     await self._wakeup
                     self._wakeup = None
@@ -437,6 +467,15 @@ class Connection:
             self.log.debug("writer stopped: connection lost")
 
     # -- closing ------------------------------------------------------------------
+
+    def close_after_answer(self, code: int, reason: str) -> None:
+        """Close once the answer to the request being handled has been queued."""
+        self._close_after_answer = (code, reason)
+
+    def _answered(self) -> None:
+        pending, self._close_after_answer = self._close_after_answer, None
+        if pending is not None:
+            self.close(*pending)
 
     def close(self, code: int, reason: str) -> None:
         """Close the socket with `code` once; safe to call from synchronous code."""
@@ -452,25 +491,29 @@ class Connection:
 
     async def close_gracefully(self, code: int, reason: str) -> None:
         """Close after the queued frames were written (used at shutdown)."""
-        if self.state is not ConnectionState.OPEN:
-            return
-        self.state = ConnectionState.CLOSING
-        await self._close_after_writer(code, reason)
+        self.close(code, reason)
+        if self._closing_task is not None:
+            await asyncio.shield(self._closing_task)
 
     async def _close_after_writer(self, code: int, reason: str) -> None:
-        if self._writer_task is not None:
-            self._writer_task.cancel()
-            await asyncio.gather(self._writer_task, return_exceptions=True)
-        # Frames still queued were accepted before the close; write what fits.
-        while self._queue and self._transport is not None and not self._transport.is_closing():
-            frame = self._queue.popleft()
-            self._queued_bytes -= len(frame)
-            if self._transport.get_write_buffer_size() > self.gateway.limits.max_buffered_bytes:
-                break
-            try:
-                await self._ws.send_frame(frame, WSMsgType.TEXT)
-            except ConnectionError:
-                break
+        # The writer is never cancelled mid-frame: cancelling aiohttp's send while it
+        # waits for the client to drain breaks every later write on the socket, the
+        # close frame included. It is told to stop and given the close timeout to
+        # finish; a client that reads nothing in that time has its transport dropped.
+        self._stop_writing = True
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+        writer = self._writer_task
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                if writer is not None:
+                    await asyncio.shield(writer)
+        except TimeoutError:
+            self.log.info("client did not read in time; dropping the connection")
+            if self._transport is not None:
+                self._transport.abort()
+            return
         await self._close_socket(code, reason)
 
     async def _close_socket(self, code: int, reason: str) -> None:

@@ -11,6 +11,7 @@ from ..protocol.pairing import DeviceRecord, PairingRegistry, PendingRequest
 from ..store import StateStore, pairing_repo
 
 if TYPE_CHECKING:
+    from .connection import Connection
     from .server import GatewayServer
 
 __all__ = ["PairingService"]
@@ -91,11 +92,20 @@ class PairingService:
         }
         self._gateway.broadcaster.broadcast("device.pair.resolved", payload, EventGate.PAIRING)
 
-    def close_device_sockets(self, device_id: str, reason: str, role: str | None = None) -> None:
-        """Close every socket of a device (optionally only one role) with 4001."""
+    def close_device_sockets(
+        self,
+        device_id: str,
+        reason: str,
+        role: str | None = None,
+        caller: Connection | None = None,
+    ) -> None:
+        """Close every socket of a device (optionally one role) with 4001; the caller last."""
         for connection in self._gateway.broadcaster:
             if connection.device_id != device_id:
                 continue
             if role is not None and connection.role.value != role:
                 continue
-            connection.close(CLOSE_AUTH_CHANGED, reason)
+            if connection is caller:
+                connection.close_after_answer(CLOSE_AUTH_CHANGED, reason)
+            else:
+                connection.close(CLOSE_AUTH_CHANGED, reason)

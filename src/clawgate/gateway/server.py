@@ -237,8 +237,10 @@ class GatewayServer:
     def url(self) -> str:
         """The WebSocket URL clients connect to."""
         host = self.settings.host
-        if host in ("0.0.0.0", "::"):
+        if host == "0.0.0.0":
             host = "127.0.0.1"
+        elif host == "::":
+            host = "[::1]"  # asyncio binds "::" IPv6-only
         elif ":" in host:
             host = f"[{host}]"
         scheme = "wss" if self.settings.tls is not None else "ws"
@@ -375,8 +377,12 @@ class GatewayServer:
 
     # -- configuration ------------------------------------------------------------
 
-    def apply_config(self, config: ClawgateConfig) -> None:
-        """Apply the settings that take effect without a restart."""
+    def apply_config(self, config: ClawgateConfig, changed_by: Connection | None = None) -> None:
+        """Apply the settings that take effect without a restart.
+
+        A new shared secret closes every connection that logged in with the old one
+        (4001); `changed_by` is closed only after its own answer was queued.
+        """
         self.allowed_origins = frozenset(config.gateway.allowed_origins)
         self.heartbeats.every_s = config.gateway.heartbeat_every_s
         logging.getLogger("clawgate").setLevel(config.log.level.upper())
@@ -391,11 +397,13 @@ class GatewayServer:
         self.auth = SharedSecretAuth(auth.mode, secret)
         logger.warning("shared secret changed; closing connections that used the old one")
         # After the current step, so the response to the changing request is queued first.
-        asyncio.get_running_loop().call_soon(self._close_for_auth_change)
-
-    def _close_for_auth_change(self) -> None:
         for connection in self.broadcaster:
-            connection.close(CLOSE_AUTH_CHANGED, "gateway auth changed")
+            if connection.via_device_token:
+                continue  # device tokens stay valid when the shared secret changes
+            if connection is changed_by:
+                connection.close_after_answer(CLOSE_AUTH_CHANGED, "gateway auth changed")
+            else:
+                connection.close(CLOSE_AUTH_CHANGED, "gateway auth changed")
 
     # -- state and events ---------------------------------------------------------
 

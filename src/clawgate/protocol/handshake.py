@@ -105,6 +105,7 @@ class Accepted:
     device_token: str | None = None
     token_issued_at_ms: int | None = None
     pairing: PairingChanges | None = None
+    via_device_token: bool = False
 
 
 def close_reason(message: str) -> str:
@@ -367,6 +368,7 @@ class HandshakeMachine:
             device_token=token_value,
             token_issued_at_ms=issued_at,
             pairing=changes,
+            via_device_token=presented_token is not None,
         )
 
     def _lockout_ms(self, params: ConnectParams, now_ms: int) -> int:

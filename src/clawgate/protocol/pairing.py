@@ -266,8 +266,8 @@ class PairingRegistry:
         if (
             existing is not None
             and existing.public_key == applicant.public_key
-            and existing.role == applicant.role
-            and existing.scopes == applicant.scopes
+            and applicant.role in existing.roles
+            and _covers(existing.scopes, applicant.scopes)
         ):
             refreshed = replace(existing, ts=now_ms)
             self.pending[existing.request_id] = refreshed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import ssl
@@ -39,6 +40,7 @@ class StartResult:
     ok: bool
     pid: int
     detail: str  # the URL when ok, else the reason from the log
+    exit_code: int | None = None  # the child's, when it exited
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ def start_detached(
         if process.poll() is not None:
             reason = [line for line in tail_lines(stdout_log, 20, offset) if line.strip()]
             detail = reason[-1] if reason else f"exited with code {process.returncode}"
-            return StartResult(False, process.pid, detail)
+            return StartResult(False, process.pid, detail, process.returncode)
         # Ready means *our* child answers: it holds the lock and the port says ready.
         if running_pid(paths.pid_file) == process.pid and _ready(ready_url, ssl_context):
             return StartResult(True, process.pid, ready_url)
@@ -131,13 +133,17 @@ def stop_daemon(
         return StopResult("not-running", None, 0.0)
     if pid <= 0:
         return StopResult("not-running", None, 0.0)
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return StopResult("stopped", pid, clock() - started)  # it exited meanwhile
     while clock() - started < timeout_s:
         if running_pid(pid_file) is None and not _alive(pid):
             return StopResult("stopped", pid, clock() - started)
         time.sleep(_POLL_S)
     if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         while _alive(pid) and clock() - started < timeout_s + 5:
             time.sleep(_POLL_S)
     return StopResult("killed", pid, clock() - started)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 __all__ = ["AlreadyRunning", "PidLock", "recorded_pid", "running_pid"]
+
+_ACQUIRE_TRIES = 5
 
 
 class AlreadyRunning(Exception):
@@ -64,11 +67,16 @@ class PidLock:
             AlreadyRunning: another live process holds the lock.
         """
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise AlreadyRunning(recorded_pid(self.path)) from None
+        # A liveness probe holds a shared lock for an instant: try a few times.
+        for attempt in range(_ACQUIRE_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == _ACQUIRE_TRIES - 1:
+                    os.close(fd)
+                    raise AlreadyRunning(recorded_pid(self.path)) from None
+                time.sleep(0.02)
         previous = recorded_pid(self.path)
         self.stale_pid = previous if previous and previous != os.getpid() else None
         os.ftruncate(fd, 0)

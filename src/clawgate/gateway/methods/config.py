@@ -108,8 +108,9 @@ async def config_get(ctx: CallContext, params: ConfigGetParams) -> dict[str, Any
     result: dict[str, Any] = {
         "exists": snapshot.exists,
         "format": "toml",
-        "raw": redact_raw(snapshot.raw),
-        "parsed": redact_data(snapshot.data),
+        # An invalid file may hold a secret under a misspelt key: show none of it.
+        "raw": redact_raw(snapshot.raw) if snapshot.config is not None else "",
+        "parsed": redact_data(snapshot.data) if snapshot.config is not None else {},
         "valid": snapshot.config is not None,
         "issues": snapshot.issues,
         "hash": config_hash(snapshot.raw, ctx.gateway.config_hash_key),
@@ -176,20 +177,28 @@ def _secret_issues(config: ClawgateConfig, gateway: Any) -> list[dict[str, str]]
 async def _write(
     ctx: CallContext, base_hash: str | None, note: str | None, build: Any
 ) -> dict[str, Any]:
+    _config_path(ctx)
+    limiter_key = f"{ctx.connection.device_id or ctx.connection.conn_id}|{ctx.connection.remote_ip}"
+    # One writer at a time, so the rate limit, the baseHash check and the write cannot
+    # interleave; a client that leaves mid-write must not skip applying what was written.
+    return await asyncio.shield(_write_locked(ctx, base_hash, note, build, limiter_key))
+
+
+async def _write_locked(
+    ctx: CallContext, base_hash: str | None, note: str | None, build: Any, limiter_key: str
+) -> dict[str, Any]:
     gateway = ctx.gateway
     path = _config_path(ctx)
-    limiter_key = f"{ctx.connection.device_id or ctx.connection.conn_id}|{ctx.connection.remote_ip}"
-    now = gateway.now_ms()
-    wait_ms = gateway.config_writes.retry_after_ms(limiter_key, now)
-    if wait_ms:
-        raise Unavailable(
-            "too many config writes; wait and retry",
-            details={"code": "RATE_LIMITED"},
-            retryable=True,
-            retry_after_ms=wait_ms,
-        )
-    # One writer at a time, so the baseHash check and the write cannot interleave.
     async with gateway.config_lock:
+        now = gateway.now_ms()
+        wait_ms = gateway.config_writes.retry_after_ms(limiter_key, now)
+        if wait_ms:
+            raise Unavailable(
+                "too many config writes; wait and retry",
+                details={"code": "RATE_LIMITED"},
+                retryable=True,
+                retry_after_ms=wait_ms,
+            )
         snapshot = await asyncio.to_thread(read_snapshot, path)
         current_hash = config_hash(snapshot.raw, gateway.config_hash_key)
         if base_hash is not None and base_hash != current_hash:
@@ -215,7 +224,7 @@ async def _write(
             f", note: {note!r}" if note else "",
             needs_restart,
         )
-        gateway.apply_config(new_config)
+        gateway.apply_config(new_config, changed_by=ctx.connection)
         return {
             "ok": True,
             "hash": config_hash(text, gateway.config_hash_key),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -202,8 +203,13 @@ async def device_pair_approve(ctx: CallContext, params: RequestIdParams) -> dict
         if not scope_satisfied(held, scope):
             raise _missing_scope(scope)
     record = service.registry.approve(params.requestId, now)
-    await service.save(device=record, dropped=[params.requestId])
-    service.announce_resolved(params.requestId, record.device_id, "approved")
+
+    async def commit() -> None:
+        await service.save(device=record, dropped=[params.requestId])
+        service.announce_resolved(params.requestId, record.device_id, "approved")
+
+    # Shielded: a caller that leaves mid-write must not lose the announcement.
+    await asyncio.shield(commit())
     return {"requestId": params.requestId, "device": record.summary()}
 
 
@@ -215,8 +221,8 @@ async def device_pair_reject(ctx: CallContext, params: RequestIdParams) -> dict[
         request = service.registry.reject(params.requestId, ctx.gateway.now_ms())
     except KeyError:
         raise InvalidRequest("unknown or expired pairing request; list them again") from None
-    await service.save(dropped=[params.requestId])
     service.announce_resolved(params.requestId, request.device_id, "rejected")
+    await asyncio.shield(service.save(dropped=[params.requestId]))
     return {"requestId": params.requestId, "deviceId": request.device_id}
 
 
@@ -229,8 +235,9 @@ async def device_pair_remove(ctx: CallContext, params: DeviceIdParams) -> dict[s
         service.registry.remove(device_id)
     except KeyError:
         raise InvalidRequest(f"unknown device: {params.deviceId}") from None
-    await service.save(removed_device=device_id)
-    service.close_device_sockets(device_id, "device removed")
+    # Sockets close at once, before the write: a removed device keeps nothing open.
+    service.close_device_sockets(device_id, "device removed", caller=ctx.connection)
+    await asyncio.shield(service.save(removed_device=device_id))
     return {"ok": True, "deviceId": device_id}
 
 
@@ -286,6 +293,8 @@ async def device_token_revoke(ctx: CallContext, params: RevokeParams) -> dict[st
         raise InvalidRequest(f"unknown device or role: {params.deviceId} {params.role}")
     _check_token_authority(ctx, device_id, params.role, [])
     token = service.registry.revoke(device_id, params.role, ctx.gateway.now_ms())
-    await service.save(device=service.registry.devices[device_id])
-    service.close_device_sockets(device_id, "device token revoked", role=params.role)
+    service.close_device_sockets(
+        device_id, "device token revoked", role=params.role, caller=ctx.connection
+    )
+    await asyncio.shield(service.save(device=service.registry.devices[device_id]))
     return {"deviceId": device_id, "role": params.role, "revokedAtMs": token.revoked_at_ms}
