@@ -83,6 +83,10 @@ def test_pair_approve_latest_rotate_revoke_remove(home: Path) -> None:
     removed = run_cli(home, "devices", "remove", prefix)
     assert removed.returncode == 0 and f"removed {identity.device_id}" in removed.stdout
     assert "no paired devices" in run_cli(home, "devices", "list").stdout
+    run_cli(home, "gateway", "stop")
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), f"device token found in {path}"
 
 
 def test_errors_are_one_line(home: Path) -> None:

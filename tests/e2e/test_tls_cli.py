@@ -32,6 +32,7 @@ def test_tls_gateway_with_pinned_clients(home: Path) -> None:
 
     # Local CLI pins the home's own certificate without being told.
     assert run_cli(home, "call", "health").returncode == 0
+    assert fingerprint in run_cli(home, "status", COLUMNS="200").stdout
     report = json.loads(run_cli(home, "gateway", "status", "--json").stdout)
     assert report["tls"]["fingerprint"] == fingerprint and report["ready"] is True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -192,4 +193,10 @@ def status(
         table.add_row(f"heartbeat {agent['agentId']}", f"{state}, every {agent['every']}")
     table.add_row("sessions", str(result["sessions"]["count"]))
     table.add_row("queued system events", str(len(result["queuedSystemEvents"])))
+    if url is None:
+        paths, config = load_paths_and_config()
+        with contextlib.suppress(ConfigError):
+            material = resolve_tls(config, paths, generate=False)
+            if material is not None:
+                table.add_row("TLS SHA-256", material.fingerprint)
     console.print(table)
