@@ -181,10 +181,12 @@ class Servers:
         home = self._workdir / f"gateway-home-{index}"
         home.mkdir(mode=0o700)
         port = free_port()
-        (home / "config.toml").write_text(
+        config = home / "config.toml"
+        config.write_text(
             f"[gateway]\nport = {port}\ntick_interval_ms = {self._tick_interval_ms}\n",
             encoding="utf-8",
         )
+        config.chmod(0o600)  # the gateway refuses a config file others can read
         argv = [_clawgate_command(), "gateway", "run", "--port", str(port)]
         argv += ["--auth", "token", "--token", self._token]
         env = dict(os.environ, CLAWGATE_HOME=str(home))

@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-import tomlkit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .protocol.auth import AuthMode
@@ -187,6 +186,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 def ensure_gateway_token(path: Path) -> str:
     """Generate a gateway token, store it in `[gateway.auth] token`, and return it."""
+    import tomlkit  # editing config is rare; the running gateway need not load tomlkit
+
     try:
         document = tomlkit.parse(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
 from rich.table import Table
 
-from ..client import GatewayCallError, GatewayClient, GatewayConnectionError, GatewayError
 from ..config import ClawgateConfig, ConfigError
 from ..service.paths import Paths
 from ..service.runtime import resolve_tls
@@ -25,6 +24,9 @@ from ._common import (
     load_paths_and_config,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from ..client import GatewayClient
 
 __all__ = ["JsonOption", "TokenOption", "UrlOption", "call", "health", "status", "with_client"]
 
@@ -65,6 +67,9 @@ def with_client(
     tls_fingerprint: str | None = None,
 ) -> T:
     """Connect as the CLI, run `action`, and turn failures into one-line errors."""
+    # Imported here: `clawgate gateway run` loads this module but never needs a client.
+    from ..client import GatewayCallError, GatewayClient, GatewayConnectionError, GatewayError
+
     paths, config = load_paths_and_config()
     target = url or default_url(config)
     password = None if token else default_password(config)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import tomllib
 from typing import Annotated, Any
 
-import tomlkit
 import typer
-from tomlkit.exceptions import TOMLKitError
 
 from ..config import ConfigError, load_config
 from ..service.config_file import (
@@ -94,6 +92,9 @@ def set_(
     value: Annotated[str, typer.Argument(help="A TOML value; bare words are strings.")],
 ) -> None:
     """Change one setting, keeping the file's comments; takes effect at the next start."""
+    import tomlkit  # only this command edits TOML; others never load it
+    from tomlkit.exceptions import TOMLKitError
+
     paths = _paths()
     snapshot = read_snapshot(paths.config)
     try:

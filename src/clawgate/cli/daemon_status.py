@@ -10,7 +10,6 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import psutil
 from rich.table import Table
 
 from ..config import ClawgateConfig, ConfigError
@@ -96,6 +95,8 @@ def gather_status(paths: Paths, config: ClawgateConfig) -> dict[str, Any]:
     report["running"] = True
     report["pid"] = pid or None
     if pid:
+        import psutil  # only `status` needs it; the gateway process never loads it
+
         try:
             process = psutil.Process(pid)
             report["uptimeS"] = round(time.time() - process.create_time())

@@ -79,6 +79,40 @@ class ConnectionState(Enum):
 class Connection:
     """Serve one client socket from challenge to close."""
 
+    # Slots: thousands of idle connections each save the cost of an instance dict.
+    __slots__ = (
+        "_auto_approve",
+        "_close_after_answer",
+        "_close_code_sent",
+        "_closing_task",
+        "_drained_waiter",
+        "_guard",
+        "_lockout_exempt",
+        "_queue",
+        "_queued_bytes",
+        "_requests",
+        "_seq",
+        "_stop_writing",
+        "_transport",
+        "_wakeup",
+        "_writer_task",
+        "_ws",
+        "client",
+        "conn_id",
+        "connected_at_ms",
+        "device_id",
+        "gateway",
+        "log",
+        "origin",
+        "presence_key",
+        "protocol",
+        "remote_ip",
+        "role",
+        "scopes",
+        "state",
+        "via_device_token",
+    )
+
     def __init__(
         self, gateway: GatewayServer, ws: web.WebSocketResponse, request: web.Request
     ) -> None:

@@ -12,12 +12,13 @@ import hmac
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import tomlkit
 from pydantic import ValidationError
-from tomlkit.items import Table
-from tomlkit.toml_document import TOMLDocument
+
+if TYPE_CHECKING:
+    from tomlkit.items import Table
+    from tomlkit.toml_document import TOMLDocument
 
 from ..config import SECRET_KEYS, ClawgateConfig, write_atomic
 
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigSnapshot",
     "apply_merge_patch",
     "config_hash",
+    "dumps",
     "read_snapshot",
     "redact_data",
     "redact_raw",
@@ -118,6 +120,8 @@ def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
 
 def redact_raw(raw: str) -> str:
     """Return the TOML text with every secret value replaced by the sentinel."""
+    import tomlkit  # loaded on first use: most gateways never edit their config
+
     try:
         document = tomlkit.parse(raw)
     except Exception:
@@ -145,6 +149,8 @@ def restore_secrets(document: TOMLDocument, current: dict[str, Any]) -> None:
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:
     """Apply an RFC 7386 JSON merge patch to a tomlkit container in place; return it."""
+    import tomlkit  # loaded on first use: most gateways never edit their config
+
     if not isinstance(patch, dict):
         return patch
     if not isinstance(target, dict):
@@ -179,8 +185,17 @@ def _changed_paths(old: Any, new: Any, prefix: tuple[str, ...]) -> list[tuple[st
     return [] if old == new else [prefix]
 
 
+def dumps(document: TOMLDocument | Table) -> str:
+    """Render a tomlkit document as text."""
+    import tomlkit
+
+    return tomlkit.dumps(document)
+
+
 def write_config(path: Path, document: TOMLDocument | Table | str) -> str:
     """Write the config atomically with mode 0600 and return the text written."""
+    import tomlkit  # loaded on first use: most gateways never edit their config
+
     text = document if isinstance(document, str) else tomlkit.dumps(document)
     write_atomic(path, text)
     return text

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import psutil
-
 __all__ = ["port_holder"]
 
 
 def port_holder(port: int) -> str | None:
     """Describe the process listening on `port` (e.g. `pid 42 (nginx)`), if it can be seen."""
+    import psutil  # only needed when a bind failed; the running gateway never loads it
+
     try:
         connections = psutil.net_connections(kind="tcp")
     except (psutil.AccessDenied, OSError):

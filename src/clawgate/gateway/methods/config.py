@@ -7,9 +7,7 @@ import logging
 from typing import Annotated, Any, Final, Literal
 
 import orjson
-import tomlkit
 from pydantic import BaseModel, ConfigDict, Field
-from tomlkit.exceptions import TOMLKitError
 
 from ...config import ClawgateConfig
 from ...protocol.errors import InvalidRequest, Unavailable
@@ -25,6 +23,7 @@ from ...service.config_file import (
     validate_raw,
     write_config,
 )
+from ...service.config_file import dumps as dumps_document
 from ..context import CallContext
 from ..registry import method
 
@@ -131,6 +130,9 @@ async def config_set(ctx: CallContext, params: ConfigSetParams) -> dict[str, Any
     """Replace the whole config file, keeping secrets sent back as the sentinel."""
 
     def build(current_raw: str) -> Any:
+        import tomlkit
+        from tomlkit.exceptions import TOMLKitError
+
         try:
             return tomlkit.parse(params.raw)
         except TOMLKitError as exc:
@@ -150,6 +152,8 @@ async def config_patch(ctx: CallContext, params: ConfigPatchParams) -> dict[str,
         raise InvalidRequest("config.patch raw must be the JSON text of an object")
 
     def build(current_raw: str) -> Any:
+        import tomlkit
+
         return apply_merge_patch(tomlkit.parse(current_raw), patch)
 
     return await _write(ctx, params.baseHash, params.note, build)
@@ -208,7 +212,7 @@ async def _write_locked(
             )
         document = build(snapshot.raw)
         restore_secrets(document, snapshot.data)
-        text = tomlkit.dumps(document)
+        text = dumps_document(document)
         _, new_config, issues = validate_raw(text)
         if new_config is not None:
             issues = _secret_issues(new_config, gateway)
