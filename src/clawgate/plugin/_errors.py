@@ -12,7 +12,23 @@ daemon's code, or ``TIMEOUT`` when the reply does not come in time.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
+
+# The codes and their retry defaults are the wire's (spec §2.11), shared with the daemon.
+from ..ipc.frames import (
+    ALREADY_REGISTERED,
+    DEFAULT_RETRYABLE,
+    FRAME_TOO_LARGE,
+    INTERNAL,
+    INVALID_FRAME,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    NOT_FOUND,
+    NOT_REGISTERED,
+    TIMEOUT,
+    UNAVAILABLE,
+    UNSUPPORTED_PROTOCOL,
+)
 
 __all__ = [
     "ALREADY_REGISTERED",
@@ -30,41 +46,6 @@ __all__ = [
     "NotConnectedError",
     "PluginError",
 ]
-
-NOT_REGISTERED: Final = "NOT_REGISTERED"
-ALREADY_REGISTERED: Final = "ALREADY_REGISTERED"
-UNSUPPORTED_PROTOCOL: Final = "UNSUPPORTED_PROTOCOL"
-INVALID_FRAME: Final = "INVALID_FRAME"
-FRAME_TOO_LARGE: Final = "FRAME_TOO_LARGE"
-METHOD_NOT_FOUND: Final = "METHOD_NOT_FOUND"
-INVALID_PARAMS: Final = "INVALID_PARAMS"
-NOT_FOUND: Final = "NOT_FOUND"
-TIMEOUT: Final = "TIMEOUT"
-PLUGIN_DISCONNECTED: Final = "PLUGIN_DISCONNECTED"
-PLUGIN_OFFLINE: Final = "PLUGIN_OFFLINE"
-UNAVAILABLE: Final = "UNAVAILABLE"
-QUEUE_FULL: Final = "QUEUE_FULL"
-EXPIRED: Final = "EXPIRED"
-SECRETS_UNAVAILABLE: Final = "SECRETS_UNAVAILABLE"
-INVALID_MANIFEST: Final = "INVALID_MANIFEST"
-INVALID_CONFIG: Final = "INVALID_CONFIG"
-DEPENDENCY_NOT_READY: Final = "DEPENDENCY_NOT_READY"
-DEPENDENCY_MISSING: Final = "DEPENDENCY_MISSING"
-DEPENDENCY_CYCLE: Final = "DEPENDENCY_CYCLE"
-UNHEALTHY: Final = "UNHEALTHY"
-INTERNAL: Final = "INTERNAL"
-
-#: The default of ``retryable`` per code when a frame leaves it out (spec §2.11).
-DEFAULT_RETRYABLE: Final = {
-    TIMEOUT: True,
-    PLUGIN_DISCONNECTED: True,
-    PLUGIN_OFFLINE: True,
-    UNAVAILABLE: True,
-    QUEUE_FULL: True,
-    SECRETS_UNAVAILABLE: True,
-    DEPENDENCY_NOT_READY: True,
-    UNHEALTHY: True,
-}
 
 
 class PluginError(Exception):
