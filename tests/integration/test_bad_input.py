@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -251,3 +252,28 @@ async def test_refusal_counter_resets_after_an_authorized_call(
     assert (await peer.response("deny-again"))["error"]["code"] == "FORBIDDEN"
     await peer.send(request("health", None, "alive"))
     assert (await peer.response("alive"))["ok"] is True
+
+
+async def test_oversize_preauth_frame_is_refused_from_its_header(server: RunningGateway) -> None:
+    """A header announcing 20 MiB is refused at once: the payload is never awaited or buffered."""
+    import base64
+    import os
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    header = bytes([0x81, 0x80 | 127]) + (20 * 1024 * 1024).to_bytes(8, "big") + os.urandom(4)
+    writer.write(header + b"x" * 100)
+    await writer.drain()
+    async with asyncio.timeout(5):
+        received = await reader.read()  # until the server closes
+    writer.close()
+    close_at = received.rfind(b"\x88")
+    assert close_at >= 0, received
+    assert received[close_at + 2 : close_at + 4] == (1009).to_bytes(2, "big")

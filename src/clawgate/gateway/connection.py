@@ -47,6 +47,7 @@ from ..protocol.scopes import Refusal, Role, authorize
 from ..protocol.validation import describe_validation_error
 from .context import CallContext
 from .registry import Idempotency, MethodSpec
+from .websocket import GatewayWebSocket
 
 if TYPE_CHECKING:
     from ..protocol.connect import ClientInfo
@@ -258,6 +259,8 @@ class Connection:
         self.via_device_token = accepted.via_device_token
         self.connected_at_ms = self.gateway.now_ms()
         self.state = ConnectionState.OPEN
+        if isinstance(self._ws, GatewayWebSocket):
+            self._ws.raise_frame_limit(self.gateway.limits.max_payload)
         self._writer_task = asyncio.create_task(self._writer(), name=f"writer-{self.conn_id}")
         # Snapshot and broadcast registration happen in one synchronous step inside
         # `welcome`, so no event can fall between the snapshot and the first event.

@@ -8,6 +8,7 @@ from aiohttp import hdrs, web
 
 from .connection import Connection
 from .schema_export import protocol_schema_bytes
+from .websocket import GatewayWebSocket
 
 if TYPE_CHECKING:
     from .server import GatewayServer
@@ -52,8 +53,10 @@ def add_http_routes(app: web.Application, gateway: GatewayServer) -> None:
         refusal = gateway.admission_refusal(request.remote or "")
         if refusal is not None:
             raise web.HTTPServiceUnavailable(text=f"{refusal}; retry later\n")
-        ws = web.WebSocketResponse(
-            max_msg_size=gateway.limits.max_payload,
+        ws = GatewayWebSocket(
+            # Until hello-ok a frame may be 64 KiB (+1 so the handshake machine, not the
+            # reader, answers a frame of exactly the limit); `_open` raises it.
+            max_msg_size=gateway.limits.preauth_max_payload + 1,
             compress=False,
             autoping=True,
             timeout=2.0,
