@@ -225,27 +225,28 @@ async def test_pairing_survives_a_restart(
     assert token.encode() not in state
 
 
+async def wrong_guesses(
+    session: aiohttp.ClientSession, gateway: RunningGateway, count: int
+) -> list[str]:
+    """Send `count` connects with wrong tokens; return each answer's details code."""
+    codes = []
+    client = {"id": "test", "version": "1", "platform": "x", "mode": "test"}
+    for attempt in range(count):
+        peer = await open_peer(session, gateway.url)
+        params = {"minProtocol": 3, "maxProtocol": 4, "client": client}
+        params["auth"] = {"token": f"guess-{attempt}"}
+        await peer.send(request("connect", params, "c"))
+        codes.append((await peer.response("c"))["error"]["details"]["code"])
+    return codes
+
+
 async def test_brute_force_locks_out_then_releases(
     gateway_factory: GatewayFactory, session: aiohttp.ClientSession
 ) -> None:
     limits = Limits(auth_failure_delay_ms=0, auth_lockout_ms=1000, tick_interval_ms=60_000)
     running = await gateway_factory(limits=limits, lockout_exempt_loopback=False)
-    for attempt in range(10):
-        peer = await open_peer(session, running.url)
-        await peer.send(
-            request(
-                "connect",
-                {
-                    "minProtocol": 3,
-                    "maxProtocol": 4,
-                    "client": {"id": "test", "version": "1", "platform": "x", "mode": "test"},
-                    "auth": {"token": f"guess-{attempt}"},
-                },
-                "c",
-            )
-        )
-        answer = await peer.response("c")
-        assert answer["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH"
+    for code in await wrong_guesses(session, running, 10):
+        assert code == "AUTH_TOKEN_MISMATCH"
     locked = await open_peer(session, running.url)
     with pytest.raises(AssertionError):
         await locked.authenticate(running.token)
@@ -259,21 +260,7 @@ async def test_loopback_is_exempt_from_lockout_unless_a_browser_asks(
     gateway_factory: GatewayFactory, session: aiohttp.ClientSession
 ) -> None:
     running = await gateway_factory(limits=Limits(auth_failure_delay_ms=0))
-    for attempt in range(12):
-        peer = await open_peer(session, running.url)
-        await peer.send(
-            request(
-                "connect",
-                {
-                    "minProtocol": 3,
-                    "maxProtocol": 4,
-                    "client": {"id": "test", "version": "1", "platform": "x", "mode": "test"},
-                    "auth": {"token": f"guess-{attempt}"},
-                },
-                "c",
-            )
-        )
-        await peer.response("c")
+    await wrong_guesses(session, running, 12)
     fine = await open_peer(session, running.url)
     await fine.authenticate(running.token)
     browser = await open_peer(session, running.url, Origin="http://localhost:3000")

@@ -39,6 +39,24 @@ PENDING_TTL_MS: Final = 5 * 60 * 1000
 MAX_PENDING: Final = 256
 
 
+def _with_present(entry: dict[str, Any], optional: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Add the optional members that have a value; absent ones are omitted, never null."""
+    entry.update((key, value) for key, value in optional if value is not None)
+    return entry
+
+
+def _client_fields(record: Any) -> tuple[tuple[str, Any], ...]:
+    """Return the optional client metadata a record and a request both carry."""
+    return (
+        ("displayName", record.display_name),
+        ("platform", record.platform),
+        ("deviceFamily", record.device_family),
+        ("clientId", record.client_id),
+        ("clientMode", record.client_mode),
+        ("remoteIp", record.remote_ip),
+    )
+
+
 def new_token() -> str:
     """Return a fresh device token: 32 CSPRNG bytes, base64url without padding."""
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
@@ -68,14 +86,14 @@ class DeviceToken:
             "scopes": list(self.scopes),
             "createdAtMs": self.created_at_ms,
         }
-        for key, value in (
-            ("rotatedAtMs", self.rotated_at_ms),
-            ("revokedAtMs", self.revoked_at_ms),
-            ("lastUsedAtMs", self.last_used_at_ms),
-        ):
-            if value is not None:
-                entry[key] = value
-        return entry
+        return _with_present(
+            entry,
+            (
+                ("rotatedAtMs", self.rotated_at_ms),
+                ("revokedAtMs", self.revoked_at_ms),
+                ("lastUsedAtMs", self.last_used_at_ms),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +125,7 @@ class DeviceRecord:
             "approvedAtMs": self.approved_at_ms,
             "tokens": [token.summary() for token in self.tokens.values()],
         }
-        for key, value in (
-            ("displayName", self.display_name),
-            ("platform", self.platform),
-            ("deviceFamily", self.device_family),
-            ("clientId", self.client_id),
-            ("clientMode", self.client_mode),
-            ("remoteIp", self.remote_ip),
-        ):
-            if value is not None:
-                entry[key] = value
-        return entry
+        return _with_present(entry, _client_fields(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,17 +161,7 @@ class PendingRequest:
             "isRepair": self.is_repair,
             "ts": self.ts,
         }
-        for key, value in (
-            ("displayName", self.display_name),
-            ("platform", self.platform),
-            ("deviceFamily", self.device_family),
-            ("clientId", self.client_id),
-            ("clientMode", self.client_mode),
-            ("remoteIp", self.remote_ip),
-        ):
-            if value is not None:
-                entry[key] = value
-        return entry
+        return _with_present(entry, _client_fields(self))
 
 
 @dataclass(frozen=True, slots=True)
