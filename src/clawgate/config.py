@@ -7,6 +7,7 @@ import os
 import secrets
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
@@ -27,6 +28,7 @@ __all__ = [
     "check_config_permissions",
     "ensure_gateway_token",
     "load_config",
+    "with_env_overrides",
     "write_atomic",
 ]
 
@@ -223,6 +225,38 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def with_env_overrides(
+    config: ClawgateConfig, environ: Mapping[str, str] | None = None
+) -> ClawgateConfig:
+    """Return `config` with the environment's overrides applied (control-plane spec §1.2).
+
+    `CLAWGATE_GATEWAY_TOKEN`, `CLAWGATE_GATEWAY_PASSWORD`, `CLAWGATE_API_KEY`,
+    `CLAWGATE_CLOUD_URL` and `CLAWGATE_LOG_LEVEL` win over the file.
+    """
+    env = os.environ if environ is None else environ
+    data = config.model_dump()
+    overrides = (
+        (TOKEN_ENV, ("gateway", "auth", "token")),
+        (PASSWORD_ENV, ("gateway", "auth", "password")),
+        (API_KEY_ENV, ("auth", "api_key")),
+        ("CLAWGATE_CLOUD_URL", ("cloud", "url")),
+        ("CLAWGATE_LOG_LEVEL", ("log", "level")),
+    )
+    for name, path in overrides:
+        value = env.get(name)
+        if value:
+            section = data
+            for part in path[:-1]:
+                section = section[part]
+            section[path[-1]] = value
+    try:
+        return ClawgateConfig.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        key = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"environment override for '{key}' is invalid: {error['msg']}") from None
 
 
 def api_key_from_env() -> str | None:

@@ -74,3 +74,16 @@ def test_validate(home: Path) -> None:
     assert bad.returncode == 2
     assert "config.toml:3: unknown key 'gateway.bogus'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_environment_overrides_win_and_are_never_written(home: Path) -> None:
+    got = run_cli(home, "config", "get", "auth.api_key", CLAWGATE_API_KEY="env-api-key-123456")
+    assert got.stdout.strip() == "env-api-key-123456"
+    level = run_cli(home, "config", "get", "log.level", CLAWGATE_LOG_LEVEL="debug")
+    assert level.stdout.strip() == "debug"
+    shown = run_cli(home, "config", "show", "--json", CLAWGATE_API_KEY="env-api-key-123456")
+    assert "env-api-key-123456" not in shown.stdout
+    assert json.loads(shown.stdout)["auth"]["api_key"] == "__OPENCLAW_REDACTED__"
+    bad = run_cli(home, "config", "get", "log.level", CLAWGATE_LOG_LEVEL="loud")
+    assert bad.returncode == 2 and "CLAWGATE" not in bad.stdout
+    assert "env-api-key-123456" not in (home / "config.toml").read_text()

@@ -10,7 +10,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from ..config import ClawgateConfig, ConfigError, load_config
+from ..config import ClawgateConfig, ConfigError, load_config, with_env_overrides
 from ..service.paths import HomeError, Paths, resolve_home
 
 __all__ = ["console", "default_token", "default_url", "fail", "load_paths_and_config", "print_json"]
@@ -29,7 +29,7 @@ def load_paths_and_config() -> tuple[Paths, ClawgateConfig]:
     """Resolve the home and read its config, failing with one line on error."""
     try:
         paths = Paths(resolve_home())
-        return paths, load_config(paths.config)
+        return paths, with_env_overrides(load_config(paths.config))
     except (HomeError, ConfigError) as exc:
         fail(str(exc), 2)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import ConfigError, load_config
+from ..config import ConfigError, load_config, with_env_overrides
 from ..service.config_file import (
     read_snapshot,
     redact_data,
@@ -54,7 +54,7 @@ def show(
     paths = _paths()
     if json_output:
         try:
-            config = load_config(paths.config)
+            config = with_env_overrides(load_config(paths.config))
         except ConfigError as exc:
             fail(str(exc), 2)
         print_json(redact_data(config.model_dump(mode="json")), compact=False)
@@ -70,7 +70,7 @@ def show(
 def get(key: Annotated[str, typer.Argument(help="Dotted key, e.g. gateway.port.")]) -> None:
     """Print one setting's effective value (secrets too: you asked for them by name)."""
     try:
-        config = load_config(_paths().config)
+        config = with_env_overrides(load_config(_paths().config))
     except ConfigError as exc:
         fail(str(exc), 2)
     value: Any = config.model_dump(mode="json")
