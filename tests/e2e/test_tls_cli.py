@@ -44,3 +44,12 @@ def test_tls_gateway_with_pinned_clients(home: Path) -> None:
     assert "fingerprint" in wrong.stderr and "nothing was sent" in wrong.stderr
     doctor = json.loads(run_cli(home, "doctor", "--json").stdout)
     assert {c["name"]: c["status"] for c in doctor}["gateway"] == "ok"
+
+
+def test_tables_never_turn_hex_pairs_into_emoji() -> None:
+    """Rich reads `:cd:` as an emoji code; fingerprints are full of such pairs."""
+    from clawgate.cli._common import console
+
+    with console.capture() as captured:
+        console.print("ab:cd:ef")
+    assert captured.get().strip() == "ab:cd:ef"

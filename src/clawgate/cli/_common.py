@@ -15,8 +15,9 @@ from ..service.paths import HomeError, Paths, resolve_home
 
 __all__ = ["console", "default_token", "default_url", "fail", "load_paths_and_config", "print_json"]
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji=False: rich would turn ":cd:" inside a TLS fingerprint or a device id into an emoji.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
