@@ -206,3 +206,9 @@ def test_gateway_not_running_says_how_to_start_it(home: Path) -> None:
     result = run_cli(home, "call", "health", "--url", f"ws://127.0.0.1:{free_port()}/")
     assert result.returncode == 2
     assert "start it with `clawgate gateway run`" in result.stderr
+
+
+def test_error_messages_keep_their_brackets(home: Path) -> None:
+    result = run_cli(home, "gateway", "run", "--auth", "password", "--port", "0")
+    assert result.returncode == 2
+    assert "set [gateway.auth] password in config.toml" in result.stderr

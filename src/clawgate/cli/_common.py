@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import ClawgateConfig, ConfigError, load_config, with_env_overrides
 from ..service.paths import HomeError, Paths, resolve_home
@@ -22,7 +23,8 @@ err_console = Console(stderr=True, emoji=False)
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one line saying what went wrong and what to do, then exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: messages name config tables like [gateway.auth], which rich reads as markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

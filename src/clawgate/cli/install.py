@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from ..config import PASSWORD_ENV, TOKEN_ENV
 from ..service.installer import InstallReport, ServiceError, ServiceInstaller, subprocess_runner
@@ -40,7 +39,7 @@ def _spec() -> ServiceSpec:
         # resolve_home without an environment is the default home, `~/.clawgate`.
         return ServiceSpec(default_program(), home, home_is_default=home == resolve_home({}))
     except (HomeError, ValueError) as exc:
-        fail(escape(str(exc)), 2)
+        fail(str(exc), 2)
 
 
 def _print(report: InstallReport) -> None:
@@ -61,7 +60,7 @@ def install(dry_run: DryRun = False) -> None:
     try:
         report = _installer().install(spec, dry_run=dry_run)
     except ServiceError as exc:
-        fail(escape(str(exc)), 2)
+        fail(str(exc), 2)
     _print(report)
     # The unit deliberately carries no secrets, so the service cannot see these variables.
     unseen = [name for name in (TOKEN_ENV, PASSWORD_ENV) if os.environ.get(name)]
@@ -78,5 +77,5 @@ def uninstall(dry_run: DryRun = False) -> None:
     try:
         report = _installer().uninstall(dry_run=dry_run)
     except ServiceError as exc:
-        fail(escape(str(exc)), 2)
+        fail(str(exc), 2)
     _print(report)
