@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import ClawgateConfig, ConfigError
@@ -142,7 +143,9 @@ def render_status(report: dict[str, Any]) -> None:
     table.add_row("url", report["url"])
     if "tls" in report:
         tls = report["tls"]
-        table.add_row("TLS SHA-256", tls.get("fingerprint") or f"[red]{tls.get('error')}[/]")
+        table.add_row(
+            "TLS SHA-256", tls.get("fingerprint") or f"[red]{escape(str(tls.get('error')))}[/]"
+        )
     table.add_row("cloud link", report["cloud"]["state"])
     table.add_row("home", report["home"])
     table.add_row("log", report["logFile"])

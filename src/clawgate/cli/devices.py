@@ -6,6 +6,7 @@ import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ._common import console, fail, print_json
@@ -53,7 +54,7 @@ def list_(
         pending.add_row(
             request["requestId"],
             _short(request["deviceId"]),
-            request.get("displayName") or request.get("clientId") or "-",
+            escape(request.get("displayName") or request.get("clientId") or "-"),
             request["role"],
             ", ".join(request["scopes"]) or "-",
             request["reason"],
@@ -69,8 +70,8 @@ def list_(
         )
         paired.add_row(
             _short(device["deviceId"]),
-            device.get("displayName") or device.get("clientId") or "-",
-            device.get("platform") or "-",
+            escape(device.get("displayName") or device.get("clientId") or "-"),
+            escape(device.get("platform") or "-"),
             ", ".join(device["roles"]),
             ", ".join(device["approvedScopes"]) or "-",
             tokens or "-",

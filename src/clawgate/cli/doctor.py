@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import ClawgateConfig
@@ -60,7 +61,12 @@ def _render(results: list[CheckResult]) -> None:
     table.add_column("fix")
     for result in results:
         style = _STYLE[result.status]
-        table.add_row(result.name, f"[{style}]{result.status.value}[/]", result.message, result.fix)
+        table.add_row(
+            result.name,
+            f"[{style}]{result.status.value}[/]",
+            escape(result.message),  # findings name config tables like [cloud]
+            escape(result.fix),
+        )
     console.print(table)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from ._common import console, print_json
@@ -27,7 +28,7 @@ def plugins(
     for plugin in result["plugins"]:
         table.add_row(
             plugin["name"],
-            plugin["version"],
+            escape(plugin["version"]),  # whatever the plugin said
             ", ".join(plugin["capabilities"]),
             plugin["connectedAt"],
         )
