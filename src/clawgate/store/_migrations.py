@@ -88,12 +88,35 @@ CREATE TABLE commands (
 CREATE INDEX commands_state_position ON commands (state, position);
 """
 
+_V5_INTEGRATIONS: Final = """
+-- The reconciliation ledger (spec §5.2), one row per integration; never secret values, only
+-- the names of secret fields. `error` is JSON {code, message, details?}.
+CREATE TABLE integrations (
+    id                TEXT PRIMARY KEY NOT NULL,
+    installed_version TEXT,
+    spec_hash         TEXT,
+    config_hash       TEXT,
+    secret_fields     TEXT NOT NULL DEFAULT '[]',
+    enabled           INTEGER NOT NULL DEFAULT 1,
+    status            TEXT NOT NULL,
+    owner             TEXT,
+    last_action       TEXT,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    error             TEXT,
+    next_attempt_at   INTEGER,
+    applied_revision  INTEGER NOT NULL DEFAULT 0,
+    depends_on        TEXT NOT NULL DEFAULT '[]',
+    updated_at        INTEGER NOT NULL
+);
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
     Migration(2, "system events", _V2_SYSTEM_EVENTS),
     Migration(3, "paired devices and pairing requests", _V3_PAIRING),
     Migration(4, "commands", _V4_COMMANDS),
+    Migration(5, "integrations ledger", _V5_INTEGRATIONS),
 )
 
 
