@@ -8,6 +8,7 @@ Layout under the root::
     <root>/<id>/ACTIVE          present while the integration is active
     <root>/touched/<name>       files written by the ``dir.touch`` command
     <root>/.executed            one JSON line per executed commandId, with its result
+    <root>/.journal             one JSON line per integration.* call that changed something
 
 Secret values are held in memory only and never written. Every operation is idempotent.
 """
@@ -97,6 +98,9 @@ class DirIntegrations:
         _write_json(d / "config.json", plain)
         if isinstance(secrets, Mapping):
             self._secrets[d.name] = {k: v for k, v in secrets.items() if isinstance(v, str)}
+        held = self._secrets.get(d.name, {})
+        # Only the names are written, so a restarted plugin knows which values it lost.
+        self._update_state(d, secretNames=sorted(held))
         return _hash(plain)
 
     def _update_state(self, d: Path, **changes: Any) -> dict[str, Any]:
@@ -105,6 +109,12 @@ class DirIntegrations:
         state.update(changes)
         _write_json(path, state)
         return state
+
+    def _journal(self, op: str, ident: str, **fields: Any) -> None:
+        """Append one line to the journal, so the order of operations can be seen on disk."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".journal").open("ab") as journal:
+            journal.write(_canonical({"op": op, "id": ident, **fields}) + b"\n")
 
     def _status(self, d: Path, state: Mapping[str, Any]) -> str:
         if (d / "ACTIVE").exists():
@@ -137,6 +147,8 @@ class DirIntegrations:
             revision=params.get("revision"),
             configFileHash=file_hash,
         )
+        previous = params.get("previousVersion")
+        self._journal("upgrade" if previous else "install", d.name, version=version)
         return {"status": "installed", "version": version}
 
     async def configure(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -148,19 +160,24 @@ class DirIntegrations:
         changes: dict[str, Any] = {"configHash": params.get("configHash")}
         changes["configFileHash"] = file_hash
         self._update_state(d, **changes)
+        self._journal("configure", d.name)
         return {"status": "configured"}
 
     async def activate(self, params: dict[str, Any]) -> dict[str, Any]:
         """Create the ACTIVE marker."""
         d = self._installed(params)
-        (d / "ACTIVE").touch()
+        if not (d / "ACTIVE").exists():
+            (d / "ACTIVE").touch()
+            self._journal("activate", d.name)
         self._update_state(d, status="active")
         return {"status": "active"}
 
     async def deactivate(self, params: dict[str, Any]) -> dict[str, Any]:
         """Remove the ACTIVE marker; deactivating an absent integration succeeds."""
         d = self._dir(params)
-        (d / "ACTIVE").unlink(missing_ok=True)
+        if (d / "ACTIVE").exists():
+            (d / "ACTIVE").unlink()
+            self._journal("deactivate", d.name)
         if (d / "state.json").is_file():
             self._update_state(d, status="inactive")
         return {"status": "inactive"}
@@ -170,6 +187,7 @@ class DirIntegrations:
         d = self._dir(params)
         if d.exists():
             shutil.rmtree(d)
+            self._journal("remove", d.name)
         self._secrets.pop(d.name, None)
         return {"status": "removed"}
 
@@ -209,14 +227,14 @@ class DirIntegrations:
                 state = _read_json(d / "state.json")
             except (OSError, ValueError):
                 continue
-            needs_secrets = bool(self._secret_fields(d))
+            lost = set(state.get("secretNames", [])) - set(self._secrets.get(ident, {}))
             out.append(
                 {
                     "id": ident,
                     "version": state.get("version"),
                     "status": self._status(d, state),
                     "configHash": state.get("configHash"),
-                    "secretsLoaded": not needs_secrets or ident in self._secrets,
+                    "secretsLoaded": not lost,
                 }
             )
         return {"integrations": out}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,3 +79,17 @@ async def client_factory(gateway_factory: GatewayFactory) -> AsyncIterator[PeerF
     yield connect
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A short directory for Unix sockets (AF_UNIX paths are limited to about 104 bytes)."""
+    path = Path(tempfile.mkdtemp(dir="/tmp", prefix="cg"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def host(gateway_factory: GatewayFactory, socket_dir: Path) -> RunningGateway:
+    """A gateway that serves the plugin socket in ``socket_dir``."""
+    return await gateway_factory(ipc_socket=socket_dir / "gateway.sock")

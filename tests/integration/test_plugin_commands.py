@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +11,9 @@ import orjson
 import pytest
 
 from clawgate.client import GatewayClient
-from tests.conftest import GatewayFactory, RunningGateway
+from tests.conftest import RunningGateway
 
 SECRET = "s3cret-command-value-5521"
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    # AF_UNIX paths are limited to about 104 bytes: keep it short.
-    path = Path(tempfile.mkdtemp(dir="/tmp", prefix="cg"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-async def host(gateway_factory: GatewayFactory, socket_dir: Path) -> RunningGateway:
-    return await gateway_factory(ipc_socket=socket_dir / "gateway.sock")
 
 
 class FakeRuntime:

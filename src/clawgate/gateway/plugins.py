@@ -8,6 +8,7 @@ change is committed before the acknowledgement that reports it is returned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from datetime import UTC, datetime
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import __version__
+from ..cloud.desired import schema_issues
+from ..cloud.errors import RouteRejected
+from ..cloud.reconciler import Reconciler
 from ..commands import (
     Command,
     CommandBook,
@@ -26,6 +30,7 @@ from ..commands import (
     parse_command,
 )
 from ..ipc import IpcError, IpcServer, PluginSession
+from ..ipc.frames import INVALID_PARAMS
 from ..store import StateStore
 
 if TYPE_CHECKING:
@@ -49,10 +54,20 @@ class PluginHost:
             socket_path,
             daemon_id=store.daemon_id,
             daemon_version=__version__,
-            handlers={"status": self._plugin_status},
+            handlers={
+                "status": self._plugin_status,
+                "integration.list": self._plugin_integration_list,
+                "integration.report": self._plugin_integration_report,
+            },
         )
         self.ipc.registry.on_register = self._on_register
         self.ipc.registry.on_disconnect = self._on_disconnect
+        self.reconciler = Reconciler(store, self.ipc.registry, clock_ms=gateway.now_ms)
+        self.reconciler.on_active = lambda item_id: self._spawn(
+            self._pump(f"integration:{item_id}")
+        )
+        # True while a control link owns the desired state (set by the link, spec §3).
+        self.hub_managed = False
         # commandId -> (plugin connection id, task) for commands a plugin is running.
         self._running: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -63,6 +78,7 @@ class PluginHost:
         recovered = await self.commands.load_on_start()
         if recovered:
             logger.info("recovered %d command records from state.db", len(recovered))
+        await self.reconciler.start()
         await self.ipc.start()
         self._expiry = asyncio.create_task(self._expire_loop(), name="command-expiry")
 
@@ -71,6 +87,7 @@ class PluginHost:
         if self._expiry is not None:
             self._expiry.cancel()
             await asyncio.gather(self._expiry, return_exceptions=True)
+        await self.reconciler.stop()
         await self.ipc.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -89,6 +106,13 @@ class PluginHost:
             placeholder = Command(command_id=exc.command_id, name="", target_key="")
             decision = await self.commands.reject(placeholder, exc.to_error())
             return ack_payload(decision.command, now)
+        kind, _, target = command.target_key.partition(":")
+        if kind == "integration":
+            try:
+                self._check_integration_command(target, command.name, command.params)
+            except RouteRejected as exc:
+                decision = await self.commands.reject(command, exc.error)
+                return ack_payload(decision.command, now)
         route = self._route(command.target_key)
         decision = await self.commands.submit(
             command,
@@ -107,7 +131,21 @@ class PluginHost:
             return registry.for_capability(value)
         if kind == "plugin":
             return registry.by_name(value)
-        return None  # integration targets route through the ledger (not in this build)
+        owner = self.reconciler.integration_owner(value)
+        return None if owner is None else registry.by_name(owner)
+
+    def _check_integration_command(
+        self, integration_id: str, name: str, params: dict[str, Any]
+    ) -> None:
+        """Refuse what the integration's manifest refuses (§2.9, §6 ``params_schema``)."""
+        spec = self.reconciler.check_command(integration_id, name)
+        if spec.params_schema is None:
+            return
+        issues = schema_issues(spec.params_schema, params, "params", ())
+        if issues:
+            message = f"params of {name} do not match its schema: {issues[0]['message']}"
+            error = CommandError(INVALID_PARAMS, message, False, {"errors": issues})
+            raise RouteRejected(error)
 
     def _spare(self, session: PluginSession) -> bool:
         running = Counter(connection for connection, _ in self._running.values())
@@ -129,7 +167,12 @@ class PluginHost:
         task.add_done_callback(self._tasks.discard)
 
     async def _execute(self, command: Command, session: PluginSession) -> None:
-        timeout_ms = execution_timeout_ms(command, self._gateway.now_ms())
+        manifest_timeout_ms = None
+        kind, _, target = command.target_key.partition(":")
+        if kind == "integration":
+            with contextlib.suppress(RouteRejected):
+                manifest_timeout_ms = self.reconciler.check_command(target, command.name).timeout_ms
+        timeout_ms = execution_timeout_ms(command, self._gateway.now_ms(), manifest_timeout_ms)
         params: dict[str, Any] = {
             "commandId": command.command_id,
             "name": command.name,
@@ -170,6 +213,7 @@ class PluginHost:
         logger.info("plugin %s registered (%s)", session.name, ", ".join(session.capabilities))
         session.send_event("cloud.status", {"connected": False, "state": "disabled", "since": None})
         self._spawn(self._pump_all())
+        self.reconciler.plugin_registered(session)
 
     def _on_disconnect(self, session: PluginSession) -> None:
         logger.info("plugin %s disconnected", session.name)
@@ -181,6 +225,7 @@ class PluginHost:
         for command_id in interrupted:
             self._running.pop(command_id, None)
         self._spawn(self._requeue(interrupted))
+        self.reconciler.plugin_disconnected(session)
 
     async def _requeue(self, command_ids: list[str]) -> None:
         for command in await self.commands.plugin_disconnected(command_ids):
@@ -208,7 +253,21 @@ class PluginHost:
             "cloud": {"state": "disabled", "connected": False, "since": None},
             "plugins": self.plugin_list(),
             "queue": {"depth": self.commands.depth(), "byTarget": self.commands.by_target()},
+            "reconcile": self.reconciler.status(),
         }
+
+    async def _plugin_integration_list(
+        self, session: PluginSession, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        owned_only = params.get("ownedOnly", False)
+        if not isinstance(owned_only, bool):
+            raise IpcError(INVALID_PARAMS, "ownedOnly must be true or false")
+        return self.reconciler.ledger_view(session.name if owned_only else None)
+
+    async def _plugin_integration_report(
+        self, session: PluginSession, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self.reconciler.plugin_report(session, params)
 
     @property
     def commands_daemon_id(self) -> str:

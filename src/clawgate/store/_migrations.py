@@ -98,6 +98,7 @@ CREATE TABLE integrations (
     config_hash       TEXT,
     secret_fields     TEXT NOT NULL DEFAULT '[]',
     enabled           INTEGER NOT NULL DEFAULT 1,
+    active            INTEGER NOT NULL DEFAULT 0,
     status            TEXT NOT NULL,
     owner             TEXT,
     last_action       TEXT,

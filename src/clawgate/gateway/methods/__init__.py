@@ -12,7 +12,7 @@ from ...protocol.shapes import (
     TickPayload,
 )
 from ..registry import EventSpec, MethodRegistry
-from . import config, devices, logs, plugins, system
+from . import config, devices, integrations, logs, plugins, system
 
 __all__ = ["build_registry", "register_builtin_methods"]
 
@@ -35,6 +35,8 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         devices.device_token_revoke,
         plugins.plugins_list,
         plugins.queue_list,
+        integrations.integrations_list,
+        integrations.integrations_apply,
         config.config_get,
         config.config_set,
         config.config_patch,

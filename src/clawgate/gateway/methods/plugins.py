@@ -12,7 +12,7 @@ from ..context import CallContext
 from ..plugins import PluginHost
 from ..registry import method
 
-__all__ = ["plugins_list", "queue_list"]
+__all__ = ["plugin_host", "plugins_list", "queue_list"]
 
 
 class EmptyParams(BaseModel):
@@ -56,7 +56,8 @@ class QueueListResult(BaseModel):
     commands: list[QueuedCommand]
 
 
-def _host(ctx: CallContext) -> PluginHost:
+def plugin_host(ctx: CallContext) -> PluginHost:
+    """Return the gateway's plugin host, or refuse the call when there is none."""
     host = ctx.gateway.plugins
     if host is None:
         raise Unavailable("this gateway serves no plugin socket; start it with a home")
@@ -66,13 +67,13 @@ def _host(ctx: CallContext) -> PluginHost:
 @method("plugins.list", params=EmptyParams, result=PluginsListResult, scope=READ)
 def plugins_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """List the plugins registered on the IPC socket."""
-    return {"plugins": _host(ctx).plugin_list()}
+    return {"plugins": plugin_host(ctx).plugin_list()}
 
 
 @method("queue.list", params=EmptyParams, result=QueueListResult, scope=READ)
 def queue_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """List queued commands per target, in delivery order."""
-    commands = _host(ctx).commands
+    commands = plugin_host(ctx).commands
     return {
         "depth": commands.depth(),
         "byTarget": commands.by_target(),

@@ -1,0 +1,1 @@
+"""The daemon's cloud side: desired state, the reconciliation engine and (later) the link."""
