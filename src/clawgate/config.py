@@ -13,6 +13,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .ipc.registry import DEFAULT_TIMEOUTS_S
 from .protocol.auth import AuthMode
 from .protocol.limits import Limits
 
@@ -117,6 +118,40 @@ class PairingSection(_Section):
     auto_approve_loopback: bool = True
 
 
+class IpcSection(_Section):
+    """`[ipc]`: the plugin socket (control-plane spec §2.8)."""
+
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # Per-method overrides of the §2.8 timeouts, e.g. {"integration.install" = 600}.
+    method_timeouts_s: dict[str, Annotated[float, Field(gt=0, le=3600)]] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _known_methods(self) -> IpcSection:
+        unknown = sorted(set(self.method_timeouts_s) - set(DEFAULT_TIMEOUTS_S))
+        if unknown:
+            raise ValueError(
+                f"no timeout to override for {unknown[0]!r}; choose from "
+                + ", ".join(sorted(DEFAULT_TIMEOUTS_S))
+            )
+        return self
+
+
+class QueueSection(_Section):
+    """`[queue]`: the offline command queue (control-plane spec §4.3)."""
+
+    ttl_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+    max_total: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    max_per_target: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+
+
+class ReconcileSection(_Section):
+    """`[reconcile]`: the reconciliation engine (control-plane spec §5.8)."""
+
+    drift_interval_s: Annotated[float, Field(ge=1, le=86_400)] = 600.0
+
+
 class ClawgateConfig(_Section):
     """The whole config file."""
 
@@ -125,6 +160,9 @@ class ClawgateConfig(_Section):
     cloud: CloudSection = Field(default_factory=CloudSection)
     pairing: PairingSection = Field(default_factory=PairingSection)
     log: LogSection = Field(default_factory=LogSection)
+    ipc: IpcSection = Field(default_factory=IpcSection)
+    queue: QueueSection = Field(default_factory=QueueSection)
+    reconcile: ReconcileSection = Field(default_factory=ReconcileSection)
 
     def limits(self) -> Limits:
         """Return the protocol limits this config sets."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, config, devices, doctor, gateway, plugins
+from . import call, config, devices, doctor, gateway, integrations, plugins
 
 __all__ = ["app", "main"]
 
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(config.app, name="config")
 app.add_typer(devices.app, name="devices")
+app.add_typer(integrations.app, name="integrations")
+app.add_typer(integrations.manifest_app, name="manifest")
 app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)

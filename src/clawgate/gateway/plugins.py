@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -36,7 +38,7 @@ from ..store import StateStore
 if TYPE_CHECKING:
     from .server import GatewayServer
 
-__all__ = ["PluginHost"]
+__all__ = ["PluginHost", "PluginSettings"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +46,41 @@ MAX_IN_FLIGHT_PER_PLUGIN: Final = 8
 EXPIRY_INTERVAL_S: Final = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class PluginSettings:
+    """The `[ipc]`, `[queue]` and `[reconcile]` settings (control-plane spec §2.8, §4.3, §5.8)."""
+
+    request_timeout_s: float = 30.0
+    method_timeouts_s: Mapping[str, float] = field(default_factory=dict)
+    queue_ttl_s: int = 300
+    queue_max_total: int = 1000
+    queue_max_per_target: int = 100
+    drift_interval_s: float = 600.0
+
+
 class PluginHost:
     """Own the IPC server and the command queue, and move commands between them."""
 
-    def __init__(self, gateway: GatewayServer, socket_path: Path, store: StateStore) -> None:
+    def __init__(
+        self,
+        gateway: GatewayServer,
+        socket_path: Path,
+        store: StateStore,
+        settings: PluginSettings | None = None,
+    ) -> None:
         self._gateway = gateway
-        self.commands = CommandService(store, CommandBook(), clock=gateway.now_ms)
+        settings = settings or PluginSettings()
+        book = CommandBook(
+            ttl_ms=settings.queue_ttl_s * 1000,
+            max_total=settings.queue_max_total,
+            max_per_target=settings.queue_max_per_target,
+        )
+        self.commands = CommandService(store, book, clock=gateway.now_ms)
         self.ipc = IpcServer(
             socket_path,
             daemon_id=store.daemon_id,
             daemon_version=__version__,
+            request_timeout_s=settings.request_timeout_s,
             handlers={
                 "status": self._plugin_status,
                 "integration.list": self._plugin_integration_list,
@@ -62,7 +89,13 @@ class PluginHost:
         )
         self.ipc.registry.on_register = self._on_register
         self.ipc.registry.on_disconnect = self._on_disconnect
-        self.reconciler = Reconciler(store, self.ipc.registry, clock_ms=gateway.now_ms)
+        self.reconciler = Reconciler(
+            store,
+            self.ipc.registry,
+            clock_ms=gateway.now_ms,
+            drift_interval_s=settings.drift_interval_s,
+            method_timeouts_s=dict(settings.method_timeouts_s),
+        )
         self.reconciler.on_active = lambda item_id: self._spawn(
             self._pump(f"integration:{item_id}")
         )

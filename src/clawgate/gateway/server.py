@@ -40,7 +40,7 @@ from .methods import build_registry
 from .methods.config import WRITE_WINDOW_MS, WRITES_PER_WINDOW
 from .metrics import GatewayMetrics
 from .pairing import PairingService
-from .plugins import PluginHost
+from .plugins import PluginHost, PluginSettings
 from .system_events import SystemEventQueue
 
 __all__ = ["GatewayServer", "GatewaySettings"]
@@ -81,6 +81,7 @@ class GatewaySettings:
     tls: TlsMaterial | None = None
     # The plugin IPC socket; None serves no plugins (needs `state_db` for the queue).
     ipc_socket: Path | None = None
+    plugins: PluginSettings = field(default_factory=PluginSettings)
 
 
 class GatewayServer:
@@ -139,7 +140,9 @@ class GatewayServer:
             await self.pairing.load()
             if self.settings.ipc_socket is not None:
                 assert self.store is not None
-                self.plugins = PluginHost(self, self.settings.ipc_socket, self.store)
+                self.plugins = PluginHost(
+                    self, self.settings.ipc_socket, self.store, self.settings.plugins
+                )
                 await self.plugins.start()
         app = web.Application()
         add_http_routes(app, self)

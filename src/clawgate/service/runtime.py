@@ -20,6 +20,7 @@ from ..config import (
     password_from_env,
     token_from_env,
 )
+from ..gateway.plugins import PluginSettings
 from ..gateway.server import GatewayServer, GatewaySettings
 from ..protocol.auth import AuthMode, SharedSecretAuth
 from .paths import Paths
@@ -139,6 +140,14 @@ def resolve_settings(
         ipc_socket=paths.ipc_socket,
         auto_approve_loopback=config.pairing.auto_approve_loopback,
         lockout_exempt_loopback=config.gateway.lockout_exempt_loopback,
+        plugins=PluginSettings(
+            request_timeout_s=config.ipc.request_timeout_s,
+            method_timeouts_s=dict(config.ipc.method_timeouts_s),
+            queue_ttl_s=config.queue.ttl_s,
+            queue_max_total=config.queue.max_total,
+            queue_max_per_target=config.queue.max_per_target,
+            drift_interval_s=config.reconcile.drift_interval_s,
+        ),
     )
     return settings, source
 
