@@ -6,6 +6,7 @@ import typer
 
 from .. import __version__
 from . import call, config, devices, doctor, gateway, plugins
+from .hub import app as hub_app
 
 __all__ = ["app", "main"]
 
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(config.app, name="config")
 app.add_typer(devices.app, name="devices")
+app.add_typer(hub_app, name="hub")
 app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)

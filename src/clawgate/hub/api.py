@@ -112,6 +112,19 @@ async def _body(request: web.Request) -> Any:
         raise HubHttpError(400, "INVALID_REQUEST", "the body is not valid JSON") from None
 
 
+def _invalid(what: str, errors: list[Any]) -> HubHttpError:
+    return HubHttpError(
+        422,
+        "VALIDATION_FAILED",
+        f"{what} breaks {len(errors)} rule(s); fix those listed in errors",
+        errors=list(errors),
+    )
+
+
+def _no_daemon(daemon_id: str) -> HubHttpError:
+    return HubHttpError(404, "NOT_FOUND", f"no daemon {daemon_id}; list them with GET /v1/daemons")
+
+
 def _wait(request: web.Request) -> float:
     text = request.query.get("wait")
     if text is None:
@@ -130,9 +143,7 @@ def _wait(request: web.Request) -> float:
 async def _daemon_or_404(request: web.Request) -> str:
     daemon_id = request.match_info["daemonId"]
     if await _core(request).store.get_daemon(daemon_id) is None:
-        raise HubHttpError(
-            404, "NOT_FOUND", f"no daemon {daemon_id}; list them with GET /v1/daemons"
-        )
+        raise _no_daemon(daemon_id)
     return daemon_id
 
 
@@ -150,9 +161,7 @@ async def get_daemon(request: web.Request) -> web.Response:
     daemon_id = request.match_info["daemonId"]
     daemon = await _core(request).store.get_daemon(daemon_id)
     if daemon is None:
-        raise HubHttpError(
-            404, "NOT_FOUND", f"no daemon {daemon_id}; list them with GET /v1/daemons"
-        )
+        raise _no_daemon(daemon_id)
     return _json(daemon.to_json(detail=True))
 
 
@@ -170,12 +179,7 @@ async def put_desired(request: web.Request) -> web.Response:
     try:
         record = await core.put_desired(request.match_info["daemonId"], body)
     except DesiredInvalid as exc:
-        raise HubHttpError(
-            422,
-            "VALIDATION_FAILED",
-            f"the desired state breaks {len(exc.errors)} rule(s); fix those listed in errors",
-            errors=list(exc.errors),
-        ) from None
+        raise _invalid("the desired state", exc.errors) from None
     except RevisionConflict as exc:
         raise HubHttpError(
             409,
@@ -194,12 +198,7 @@ async def post_command(request: web.Request) -> web.Response:
     try:
         command = parse_command_input(body)
     except InvalidMessage as exc:
-        raise HubHttpError(
-            422,
-            "VALIDATION_FAILED",
-            f"the command is invalid ({exc}); fix those listed in errors",
-            errors=list(exc.errors),
-        ) from None
+        raise _invalid("the command", exc.errors) from None
     record, _created = await core.post_command(request.match_info["daemonId"], command)
     if wait > 0 and not record.terminal:
         record = await core.wait_command(record.command_id, wait) or record
