@@ -21,6 +21,7 @@ from typing import Final
 import aiohttp
 import uvloop
 
+from .hub import DAEMONS, measure_hub
 from .phases import (
     IDLE_CONNECTIONS,
     WIDE,
@@ -83,6 +84,8 @@ async def _measure(workdir: Path) -> tuple[list[Figure], list[str]]:
         _progress("presence-visible joins")
         figures += await measure_presence_join(gateway, echo, token)
         servers.stop_all()
+        _progress(f"hub: {DAEMONS} simulated daemons held, commands/s through the hub")
+        figures += await measure_hub(workdir)
         problems = servers.log_problems()
     return figures, problems
 

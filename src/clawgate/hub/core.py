@@ -1,0 +1,297 @@
+"""The hub's operations, shared by the operator API and the daemon links (spec §7).
+
+Every write commits to the store first and then publishes a wake-up on the bus; whoever holds
+the daemon's link reloads the item and sends it. Secret values pass through the vault only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..protocol.control_link import (
+    Clock,
+    CommandTarget,
+    InvalidMessage,
+    MessageIssue,
+    format_time,
+)
+from .bus import HubBus, command_channel, daemon_channel
+from .desired import validate_desired
+from .keys import hash_key, new_key, new_key_id
+from .settings import HubSettings
+from .store import CommandRecord, DesiredRecord, HubStore, KeyRecord, NewCommand
+from .vault import SecretVault
+
+if TYPE_CHECKING:
+    from .link import DaemonLink
+
+__all__ = [
+    "DEFAULT_EXPIRES_IN_MS",
+    "MAX_WAIT_S",
+    "CommandInput",
+    "HubCore",
+    "IssuedKey",
+    "command_scope",
+    "desired_scope",
+]
+
+logger = logging.getLogger(__name__)
+
+#: ``expiresAt = issuedAt + expiresInMs``, 5 minutes unless the operator says (spec §7.1).
+DEFAULT_EXPIRES_IN_MS: Final = 300_000
+MAX_EXPIRES_IN_MS: Final = 7 * 24 * 3600 * 1000
+#: Longest ``?wait=`` an HTTP request may ask for (spec §7.1).
+MAX_WAIT_S: Final = 60.0
+#: A waiting request re-reads the database this often, in case a hint was lost (spec §7.2).
+WAIT_POLL_S: Final = 1.0
+
+
+def desired_scope(daemon_id: str, revision: int) -> str:
+    """Return the vault scope of one desired-state revision's secrets."""
+    return f"desired:{daemon_id}:{revision}"
+
+
+def command_scope(command_id: str) -> str:
+    """Return the vault scope of one command's secrets."""
+    return f"command:{command_id}"
+
+
+class CommandInput(BaseModel):
+    """The body of ``POST /v1/daemons/{daemonId}/commands``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=200)
+    target: CommandTarget
+    params: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, str] | None = None
+    timeoutMs: int | None = Field(default=None, gt=0, le=3_600_000)
+    expiresInMs: int = Field(default=DEFAULT_EXPIRES_IN_MS, gt=0, le=MAX_EXPIRES_IN_MS)
+    idempotencyKey: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new daemon key: the only moment the key itself exists outside the daemon."""
+
+    record: KeyRecord
+    key: str
+
+
+def parse_command_input(body: object) -> CommandInput:
+    """Validate a command body.
+
+    Raises:
+        InvalidMessage: listing every problem (never echoing values).
+    """
+    try:
+        return CommandInput.model_validate(body)
+    except ValidationError as exc:
+        issues = [
+            MessageIssue(
+                path=".".join(str(p) for p in err["loc"]),
+                message="is required" if err["type"] == "missing" else err["msg"],
+            )
+            for err in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        raise InvalidMessage(issues) from None
+
+
+class HubCore:
+    """State shared by everything the hub serves: store, bus, vault, clock and live links."""
+
+    def __init__(
+        self,
+        settings: HubSettings,
+        store: HubStore,
+        bus: HubBus,
+        vault: SecretVault,
+        *,
+        clock: Clock = time.time,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        """Compose the hub's parts; nothing starts here."""
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.vault = vault
+        self.clock = clock
+        self.new_id = new_id
+        self.links: set[DaemonLink] = set()
+        #: Set whenever the last live link has ended (stop() waits on it).
+        self.links_drained = asyncio.Event()
+        self.stopping = False
+
+    def add_link(self, link: DaemonLink) -> None:
+        """Track a live link."""
+        self.links.add(link)
+        self.links_drained.clear()
+
+    def remove_link(self, link: DaemonLink) -> None:
+        """Forget a link that ended."""
+        self.links.discard(link)
+        if not self.links:
+            self.links_drained.set()
+
+    def now(self) -> str:
+        """Return hub time as an RFC 3339 string."""
+        return format_time(self.clock())
+
+    # Keys
+
+    async def issue_key(self, label: str) -> IssuedKey:
+        """Create a daemon key; the caller shows it once."""
+        key = new_key()
+        record = await self.store.add_key(new_key_id(), hash_key(key), label, self.now())
+        return IssuedKey(record, key)
+
+    async def revoke_key(self, key_id: str) -> KeyRecord | None:
+        """Revoke a key and close every link that authenticated with it (4401)."""
+        record = await self.store.revoke_key(key_id, self.now())
+        if record is not None:
+            for link in list(self.links):
+                if link.key_id == key_id:
+                    link.revoked()
+        return record
+
+    # Desired state
+
+    async def put_desired(self, daemon_id: str, body: object) -> DesiredRecord:
+        """Validate and store the next revision, then wake the daemon's link.
+
+        Raises:
+            DesiredInvalid: the body breaks a rule.
+            RevisionConflict: ``ifRevision`` is stale.
+        """
+        checked = validate_desired(body)
+        sealed_scope: list[str] = []
+
+        def seal(revision: int) -> bytes | None:
+            scope = desired_scope(daemon_id, revision)
+            sealed_scope.append(scope)
+            return self.vault.seal(scope, dict(checked.secrets))
+
+        record = await self.store.put_desired(
+            daemon_id, checked.integrations, seal, checked.if_revision, self.now()
+        )
+        self.vault.drop(desired_scope(daemon_id, record.revision - 1))
+        await self.bus.publish(
+            daemon_channel(daemon_id),
+            {"kind": "desired_state", "daemonId": daemon_id, "id": record.revision},
+        )
+        return record
+
+    def desired_view(self, record: DesiredRecord | None) -> dict[str, Any]:
+        """Return a desired state for operators: secret names, never values."""
+        if record is None:
+            return {"revision": 0, "issuedAt": None, "integrations": [], "secretsAvailable": True}
+        scope = desired_scope(record.daemon_id, record.revision)
+        has_secrets = any(entry["secretNames"] for entry in record.integrations)
+        available = not has_secrets or self.vault.open(scope, record.sealed) is not None
+        integrations = []
+        for entry in record.integrations:
+            view = {k: v for k, v in entry.items() if k != "secretNames"}
+            view["secrets"] = entry["secretNames"]
+            integrations.append(view)
+        return {
+            "revision": record.revision,
+            "issuedAt": record.issued_at,
+            "integrations": integrations,
+            "secretsAvailable": available,
+        }
+
+    async def desired_message(self, daemon_id: str) -> dict[str, Any]:
+        """Return the DESIRED_STATE payload for a daemon, secrets included when held."""
+        record = await self.store.get_desired(daemon_id)
+        if record is None:
+            return {"revision": 0, "issuedAt": self.now(), "integrations": []}
+        values = self.vault.open(desired_scope(daemon_id, record.revision), record.sealed) or {}
+        integrations = []
+        for entry in record.integrations:
+            out = {k: v for k, v in entry.items() if k != "secretNames"}
+            held = values.get(entry["id"])
+            if held:
+                out["secrets"] = held
+            integrations.append(out)
+        return {
+            "revision": record.revision,
+            "issuedAt": record.issued_at,
+            "integrations": integrations,
+        }
+
+    # Commands
+
+    async def post_command(self, daemon_id: str, body: CommandInput) -> tuple[CommandRecord, bool]:
+        """Store a command (or find it by idempotency key), then wake the daemon's link."""
+        command_id = self.new_id()
+        issued = self.clock()
+        secrets = dict(body.secrets or {})
+        command = NewCommand(
+            command_id=command_id,
+            daemon_id=daemon_id,
+            name=body.name,
+            target=body.target.model_dump(exclude_none=True),
+            params=body.params,
+            secret_names=sorted(secrets),
+            idempotency_key=body.idempotencyKey,
+            issued_at=format_time(issued),
+            expires_at=format_time(issued + body.expiresInMs / 1000),
+            timeout_ms=body.timeoutMs,
+            sealed=self.vault.seal(command_scope(command_id), secrets),
+        )
+        record, created = await self.store.add_command(command)
+        if not created:
+            self.vault.drop(command_scope(command_id))
+            return record, False
+        await self.bus.publish(
+            daemon_channel(daemon_id), {"kind": "command", "daemonId": daemon_id, "id": command_id}
+        )
+        return record, True
+
+    def command_message(self, record: CommandRecord) -> dict[str, Any]:
+        """Return the COMMAND payload for a stored command, secrets included when held."""
+        cmd = record.command
+        payload: dict[str, Any] = {
+            "commandId": cmd.command_id,
+            "name": cmd.name,
+            "target": cmd.target,
+            "params": cmd.params,
+            "issuedAt": cmd.issued_at,
+            "expiresAt": cmd.expires_at,
+        }
+        if cmd.idempotency_key is not None:
+            payload["idempotencyKey"] = cmd.idempotency_key
+        if cmd.timeout_ms is not None:
+            payload["timeoutMs"] = cmd.timeout_ms
+        if cmd.secret_names:
+            values = self.vault.open(command_scope(cmd.command_id), cmd.sealed)
+            if values is not None:
+                payload["secrets"] = values
+        return payload
+
+    async def wait_command(self, command_id: str, wait_s: float) -> CommandRecord | None:
+        """Return the command once terminal, or its current record when ``wait_s`` runs out."""
+        woken = asyncio.Event()
+        subscription = self.bus.subscribe(command_channel(command_id), lambda _m: woken.set())
+        try:
+            deadline = time.monotonic() + wait_s
+            while True:
+                record = await self.store.get_command(command_id)
+                left = deadline - time.monotonic()
+                if record is None or record.terminal or left <= 0 or self.stopping:
+                    return record
+                woken.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(left, WAIT_POLL_S)):
+                        await woken.wait()
+        finally:
+            subscription.close()

@@ -1,0 +1,400 @@
+"""One daemon's control link on the hub side: ``GET /v1/daemon`` (control-plane spec §3, §7.1).
+
+Two phases: exactly one SERVICE_REGISTER within 10 s, then the steady state. After
+SERVICE_ACK the hub always sends DESIRED_STATE and re-sends every unsettled COMMAND. One
+writer task drains a bounded queue; a ticker sends PING and declares the link dead after
+2.5 heartbeats of silence; a sweep re-sends whatever a lost wake-up left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+import uuid
+from typing import Any, Final
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from .. import __version__
+from ..protocol.control_link import (
+    CLOSE_GOING_AWAY,
+    CLOSE_PROTOCOL_VIOLATION,
+    CLOSE_SERVICE_RESTART,
+    CLOSE_SESSION_REPLACED,
+    CLOSE_UNAUTHORIZED,
+    CLOSE_UPGRADE_REQUIRED,
+    MAX_PROTOCOL_VERSION,
+    MIN_PROTOCOL_VERSION,
+    REGISTER_TIMEOUT_MS,
+    CommandAck,
+    Envelope,
+    InvalidMessage,
+    MessageType,
+    ReconciliationReport,
+    ServiceRegister,
+    dead_after_ms,
+    envelope,
+    negotiate_version,
+    parse_envelope,
+    parse_payload,
+)
+from .bus import Subscription, command_channel, daemon_channel
+from .core import HubCore, command_scope
+from .store import KeyRecord, SessionInfo
+
+__all__ = ["DaemonLink", "LinkPhase"]
+
+logger = logging.getLogger(__name__)
+
+#: Frames queued for one daemon before it counts as too slow and is closed.
+SEND_QUEUE_MAX: Final = 4096
+CLOSE_SLOW_CONSUMER: Final = 1008
+_REASON_MAX: Final = 120
+_FROM_DAEMON: Final = frozenset(
+    {
+        MessageType.COMMAND_ACK,
+        MessageType.RECONCILIATION_REPORT,
+        MessageType.PING,
+        MessageType.PONG,
+    }
+)
+
+
+class LinkPhase(enum.Enum):
+    """Where a link is in its life."""
+
+    REGISTERING = "registering"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class _Close(Exception):
+    """End the link with a close code and a reason for the daemon."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class DaemonLink:
+    """One authenticated WebSocket from a daemon, from upgrade to close."""
+
+    def __init__(self, core: HubCore, ws: web.WebSocketResponse, key: KeyRecord) -> None:
+        """Wrap a prepared socket opened with ``key``."""
+        self.core = core
+        self.ws = ws
+        self.key_id = key.key_id
+        self.phase = LinkPhase.REGISTERING
+        self.daemon_id: str | None = None
+        self.session_id = str(uuid.uuid4())
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE_MAX)
+        self._close: tuple[int, str] | None = None
+        self._last_inbound = time.monotonic()
+        self._sent_commands: set[str] = set()
+        self._sent_revision = -1
+        self._unknown_types: set[str] = set()
+        self._subscription: Subscription | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.log: logging.LoggerAdapter[logging.Logger] = logging.LoggerAdapter(
+            logger, {"conn": f"session={self.session_id[:8]}"}
+        )
+
+    # -- called from outside -----------------------------------------------------
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Ask the link to close with ``code`` once queued frames are written."""
+        if self._close is None:
+            self._close = (code, reason)
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(None)
+            if self._queue.full():
+                # The writer is stuck on a full queue; close without waiting for it.
+                self._spawn(self.ws.close(code=code, message=reason.encode()[:_REASON_MAX]))
+
+    def revoked(self) -> None:
+        """Close because the key this link used was revoked."""
+        self.close_soon(CLOSE_UNAUTHORIZED, "api key revoked; the daemon needs a new key")
+
+    def restarting(self) -> None:
+        """Close because the hub is stopping."""
+        self.close_soon(CLOSE_SERVICE_RESTART, "hub restarting")
+
+    # -- the life of the link -------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the link until it closes; never raises for the daemon's mistakes."""
+        writer = asyncio.create_task(self._writer(), name="hub-link-writer")
+        try:
+            await self._serve()
+        except _Close as close:
+            self.close_soon(close.code, close.reason)
+        finally:
+            self.phase = LinkPhase.CLOSED
+            if self._subscription is not None:
+                self._subscription.close()
+            for task in list(self._tasks):
+                task.cancel()
+            if self._close is None:
+                self.close_soon(CLOSE_GOING_AWAY, "link closed")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, 5)
+            if not writer.done():
+                writer.cancel()
+            await self.ws.close()
+            await self._end_session()
+
+    async def _serve(self) -> None:
+        register, message_id = await self._await_register()
+        await self._activate(register, message_id)
+        self._spawn(self._ticker())
+        self._spawn(self._sweeper())
+        async for msg in self.ws:
+            self._last_inbound = time.monotonic()
+            if msg.type is not WSMsgType.TEXT:
+                raise _Close(CLOSE_PROTOCOL_VIOLATION, "messages must be JSON text frames")
+            await self._handle(self._decode(msg.data))
+            if self._close is not None:
+                return
+
+    async def _await_register(self) -> tuple[ServiceRegister, str]:
+        try:
+            async with asyncio.timeout(REGISTER_TIMEOUT_MS / 1000):
+                msg = await self.ws.receive()
+        except TimeoutError:
+            raise _Close(
+                CLOSE_PROTOCOL_VIOLATION, "send SERVICE_REGISTER first, within 10 s"
+            ) from None
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            raise _Close(CLOSE_GOING_AWAY, "closed before SERVICE_REGISTER")
+        if msg.type is not WSMsgType.TEXT:
+            raise _Close(CLOSE_PROTOCOL_VIOLATION, "messages must be JSON text frames")
+        first = self._decode(msg.data)
+        if first.type != MessageType.SERVICE_REGISTER:
+            raise _Close(CLOSE_PROTOCOL_VIOLATION, "the first message must be SERVICE_REGISTER")
+        try:
+            register = parse_payload(MessageType.SERVICE_REGISTER, first.payload)
+        except InvalidMessage as exc:
+            raise _Close(CLOSE_PROTOCOL_VIOLATION, f"invalid SERVICE_REGISTER: {exc}") from None
+        assert isinstance(register, ServiceRegister)
+        return register, first.id
+
+    async def _activate(self, register: ServiceRegister, reply_to: str) -> None:
+        version = negotiate_version(register.protocolVersion, register.minProtocolVersion)
+        if version is None:
+            raise _Close(
+                CLOSE_UPGRADE_REQUIRED,
+                f"no common protocol version: this hub speaks "
+                f"{MIN_PROTOCOL_VERSION}..{MAX_PROTOCOL_VERSION}",
+            )
+        core = self.core
+        daemon_id = register.daemonId
+        self.daemon_id = daemon_id
+        self.log = logging.LoggerAdapter(
+            logger, {"conn": f"daemon={daemon_id[:8]} session={self.session_id[:8]}"}
+        )
+        info = SessionInfo(
+            daemon_id=daemon_id,
+            session_id=self.session_id,
+            key_id=self.key_id,
+            hostname=register.hostname,
+            platform=register.platform,
+            daemon_version=register.daemonVersion,
+            arch=register.arch,
+            plugins=[p.model_dump(mode="json", exclude_none=True) for p in register.plugins],
+            last_applied_revision=register.lastAppliedRevision,
+            queue_depth=register.queueDepth,
+        )
+        await core.store.open_session(info, core.now())
+        channel = daemon_channel(daemon_id)
+        # Publish the takeover before subscribing, so this link never sees its own notice.
+        await core.bus.publish(
+            channel, {"kind": "takeover", "daemonId": daemon_id, "id": self.session_id}
+        )
+        self._subscription = core.bus.subscribe(channel, self._on_wakeup)
+        self.phase = LinkPhase.ACTIVE
+        settings = core.settings
+        ack = {
+            "sessionId": self.session_id,
+            "protocolVersion": version,
+            "heartbeatIntervalMs": settings.heartbeat_interval_ms,
+            "serverTime": core.now(),
+            "hubVersion": __version__,
+            "maxMessageBytes": settings.max_message_bytes,
+        }
+        self._send(MessageType.SERVICE_ACK, ack, reply_to=reply_to)
+        self.log.info(
+            "daemon registered (%s, protocol %d, last applied revision %d)",
+            register.hostname,
+            version,
+            register.lastAppliedRevision,
+        )
+        await self._send_desired()
+        await self._resend_unsettled()
+
+    async def _end_session(self) -> None:
+        self.core.remove_link(self)
+        if self.daemon_id is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.core.store.close_session(self.daemon_id, self.session_id, self.core.now())
+        code = self._close[0] if self._close else None
+        self.log.info("link closed (code %s)", code)
+
+    # -- inbound ----------------------------------------------------------------------
+
+    def _decode(self, data: str) -> Envelope:
+        try:
+            return parse_envelope(orjson.loads(data))
+        except orjson.JSONDecodeError:
+            raise _Close(CLOSE_PROTOCOL_VIOLATION, "a message is not valid JSON") from None
+        except InvalidMessage as exc:
+            raise _Close(CLOSE_PROTOCOL_VIOLATION, f"not an envelope: {exc}") from None
+
+    async def _handle(self, message: Envelope) -> None:
+        kind = message.known_type
+        if kind is None:
+            if message.type not in self._unknown_types:
+                self._unknown_types.add(message.type)
+                self.log.warning("ignoring unknown message type %r", message.type[:64])
+            return
+        if kind not in _FROM_DAEMON:
+            raise _Close(CLOSE_PROTOCOL_VIOLATION, f"a daemon must not send {kind.value} now")
+        try:
+            payload = parse_payload(kind, message.payload)
+        except InvalidMessage as exc:
+            # A known type with an invalid payload is logged and ignored (spec §3.3).
+            self.log.warning("ignoring invalid %s: %s", kind.value, exc)
+            return
+        core = self.core
+        assert self.daemon_id is not None
+        if kind is MessageType.PING:
+            self._send(MessageType.PONG, {"nonce": payload.nonce}, reply_to=message.id)
+        elif kind is MessageType.PONG:
+            await core.store.touch(self.daemon_id, self.session_id, core.now())
+        elif kind is MessageType.COMMAND_ACK:
+            await self._on_ack(payload)
+        elif isinstance(payload, ReconciliationReport):
+            await core.store.add_report(self.daemon_id, payload.model_dump(mode="json"), core.now())
+
+    async def _on_ack(self, ack: CommandAck) -> None:
+        core = self.core
+        assert self.daemon_id is not None
+        body = ack.model_dump(mode="json", exclude_none=True)
+        if ack.state.value == "done" and "result" not in body:
+            body["result"] = None
+        outcome = await core.store.record_ack(self.daemon_id, body, core.now())
+        if outcome is None:
+            self.log.warning("ack for a command this daemon does not have; ignored")
+            return
+        if not outcome.changed:
+            if outcome.record.state != ack.state.value and ack.terminal:
+                self.log.warning(
+                    "command %s already ended %s; a later %s ack was ignored",
+                    ack.commandId,
+                    outcome.record.state,
+                    ack.state.value,
+                )
+            return
+        if ack.terminal:
+            core.vault.drop(command_scope(ack.commandId))
+        await core.bus.publish(
+            command_channel(ack.commandId),
+            {"kind": "ack", "commandId": ack.commandId, "state": ack.state.value},
+        )
+
+    # -- outbound ---------------------------------------------------------------------
+
+    def _send(
+        self, kind: MessageType, payload: dict[str, Any], *, reply_to: str | None = None
+    ) -> None:
+        if self._close is not None:
+            return
+        text = orjson.dumps(envelope(kind, payload, reply_to=reply_to, clock=self.core.clock))
+        try:
+            self._queue.put_nowait(text.decode())
+        except asyncio.QueueFull:
+            self.log.warning("daemon reads too slowly; closing the link")
+            self.close_soon(CLOSE_SLOW_CONSUMER, "too many unread messages")
+
+    async def _writer(self) -> None:
+        while True:
+            text = await self._queue.get()
+            if text is None:
+                break
+            try:
+                await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                break
+        if self._close is not None and not self.ws.closed:
+            code, reason = self._close
+            await self.ws.close(code=code, message=reason.encode()[:_REASON_MAX])
+
+    async def _send_desired(self) -> None:
+        assert self.daemon_id is not None
+        payload = await self.core.desired_message(self.daemon_id)
+        if payload["revision"] < self._sent_revision:
+            return
+        self._sent_revision = payload["revision"]
+        self._send(MessageType.DESIRED_STATE, payload)
+
+    async def _send_command(self, command_id: str) -> None:
+        record = await self.core.store.get_command(command_id)
+        if record is None or record.terminal or record.command.daemon_id != self.daemon_id:
+            return
+        self._sent_commands.add(command_id)
+        self._send(MessageType.COMMAND, self.core.command_message(record))
+
+    async def _resend_unsettled(self, *, only_new: bool = False) -> None:
+        assert self.daemon_id is not None
+        for record in await self.core.store.unsettled_commands(self.daemon_id, self.core.now()):
+            if only_new and record.command_id in self._sent_commands:
+                continue
+            self._sent_commands.add(record.command_id)
+            self._send(MessageType.COMMAND, self.core.command_message(record))
+
+    def _on_wakeup(self, message: dict[str, Any]) -> None:
+        kind = message.get("kind")
+        if kind == "takeover" and message.get("id") != self.session_id:
+            self.log.warning("another session took this daemon; closing this one")
+            self.close_soon(CLOSE_SESSION_REPLACED, "another session took this daemonId")
+        elif kind == "command" and isinstance(message.get("id"), str):
+            self._spawn(self._send_command(message["id"]))
+        elif kind == "desired_state":
+            self._spawn(self._send_desired())
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ticker(self) -> None:
+        interval_s = self.core.settings.heartbeat_interval_ms / 1000
+        dead_s = dead_after_ms(self.core.settings.heartbeat_interval_ms) / 1000
+        while self._close is None:
+            await asyncio.sleep(interval_s)
+            silent = time.monotonic() - self._last_inbound
+            if silent >= dead_s:
+                self.log.warning("no message for %.1f s; the link is dead", silent)
+                self.close_soon(CLOSE_GOING_AWAY, "link dead: no message within 2.5 heartbeats")
+                # The reader may sit in a half-open TCP connection forever; end it too.
+                await self.ws.close(code=CLOSE_GOING_AWAY, message=b"link dead")
+                return
+            self._send(MessageType.PING, {"nonce": uuid.uuid4().hex})
+
+    async def _sweeper(self) -> None:
+        while self._close is None:
+            await asyncio.sleep(self.core.settings.sweep_interval_s)
+            with contextlib.suppress(Exception):
+                await self._send_desired_if_newer()
+                await self._resend_unsettled(only_new=True)
+
+    async def _send_desired_if_newer(self) -> None:
+        assert self.daemon_id is not None
+        record = await self.core.store.get_desired(self.daemon_id)
+        if record is not None and record.revision > self._sent_revision:
+            await self._send_desired()

@@ -1,0 +1,599 @@
+"""``HubStore`` on one SQLite file (``hub.db``, WAL), for a single hub instance (spec §7.2).
+
+It lives here because only ``clawgate.store`` touches SQLite. It reuses the state store's
+generic parts: the owner thread that runs every call off the event loop in submission order,
+the file/PRAGMA helpers and numbered migrations. A ``<db>.lock`` flock makes a second hub on
+the same files fail at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import orjson
+
+from ..hub.store import (
+    AckOutcome,
+    CommandRecord,
+    DaemonRecord,
+    DesiredRecord,
+    HubLocked,
+    HubStoreError,
+    KeyRecord,
+    NewCommand,
+    RevisionConflict,
+    SessionInfo,
+)
+from ..protocol.control_link import TERMINAL_STATES, parse_time
+from ..service.pidfile import AlreadyRunning, PidLock
+from ._migrations import Migration, run_migrations
+from ._sqlite import configure, connect, ensure_private_file, restrict_sidecars
+from ._sqlite import immediate_transaction as transaction
+from ._thread import OwnerThread
+
+__all__ = ["PENDING_STATE", "REPORTS_KEPT", "SqliteHubStore"]
+
+T = TypeVar("T")
+
+#: Reports kept per daemon; older ones are deleted as new ones arrive.
+REPORTS_KEPT: Final = 50
+#: The hub re-sends a command until expiresAt plus this (spec §4.1).
+RESEND_GRACE_S: Final = 24 * 3600
+#: A command no ack has reached yet.
+PENDING_STATE: Final = "pending"
+_PENDING: Final = PENDING_STATE
+_TERMINAL_VALUES: Final = frozenset(state.value for state in TERMINAL_STATES)
+
+_V1: Final = """
+CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+-- Daemon API keys by SHA-256 hash; the key itself is shown once and never stored.
+CREATE TABLE api_keys (
+    key_id     TEXT PRIMARY KEY NOT NULL,
+    key_hash   TEXT NOT NULL UNIQUE,
+    label      TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+-- Every daemon that connected or has a desired state; `info` is JSON from SERVICE_REGISTER.
+CREATE TABLE daemons (
+    daemon_id             TEXT PRIMARY KEY NOT NULL,
+    info                  TEXT NOT NULL DEFAULT '{}',
+    session_id            TEXT,
+    connected             INTEGER NOT NULL DEFAULT 0,
+    last_seen_at          TEXT,
+    last_applied_revision INTEGER NOT NULL DEFAULT 0,
+    converged             INTEGER
+);
+-- The current desired state per daemon; `integrations` holds secret names only and
+-- `sealed` the AEAD-sealed values (NULL when secrets live in hub memory).
+CREATE TABLE desired_states (
+    daemon_id    TEXT PRIMARY KEY NOT NULL,
+    revision     INTEGER NOT NULL,
+    issued_at    TEXT NOT NULL,
+    integrations TEXT NOT NULL,
+    sealed       BLOB
+);
+-- Commands; `spec` is JSON with non-secret fields and secret names; `sealed` as above,
+-- cleared at the terminal state.
+CREATE TABLE commands (
+    command_id      TEXT PRIMARY KEY NOT NULL,
+    seq             INTEGER NOT NULL,
+    daemon_id       TEXT NOT NULL,
+    idempotency_key TEXT,
+    spec            TEXT NOT NULL,
+    sealed          BLOB,
+    expires_at      REAL NOT NULL,
+    state           TEXT NOT NULL,
+    terminal        INTEGER NOT NULL DEFAULT 0,
+    result          TEXT,
+    error           TEXT,
+    updated_at      TEXT,
+    UNIQUE (daemon_id, idempotency_key)
+);
+CREATE INDEX commands_unsettled ON commands (daemon_id, terminal, seq);
+CREATE TABLE command_acks (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    command_id TEXT NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX command_acks_by_command ON command_acks (command_id, id);
+CREATE TABLE reports (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    daemon_id   TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body        TEXT NOT NULL
+);
+CREATE INDEX reports_by_daemon ON reports (daemon_id, id);
+"""
+
+MIGRATIONS: Final = (Migration(1, "keys, daemons, desired states, commands, reports", _V1),)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _key(row: sqlite3.Row) -> KeyRecord:
+    return KeyRecord(row["key_id"], row["label"], row["created_at"], row["revoked_at"])
+
+
+def _command_from_row(row: sqlite3.Row, acks: list[dict[str, Any]]) -> CommandRecord:
+    spec = orjson.loads(row["spec"])
+    command = NewCommand(
+        command_id=row["command_id"],
+        daemon_id=row["daemon_id"],
+        name=spec["name"],
+        target=spec["target"],
+        params=spec["params"],
+        secret_names=spec["secretNames"],
+        idempotency_key=row["idempotency_key"],
+        issued_at=spec["issuedAt"],
+        expires_at=spec["expiresAt"],
+        timeout_ms=spec.get("timeoutMs"),
+        sealed=row["sealed"],
+    )
+    return CommandRecord(
+        command=command,
+        state=row["state"],
+        terminal=bool(row["terminal"]),
+        result=orjson.loads(row["result"]) if row["result"] is not None else None,
+        error=orjson.loads(row["error"]) if row["error"] is not None else None,
+        acks=acks,
+        updated_at=row["updated_at"],
+    )
+
+
+def _load_command(conn: sqlite3.Connection, command_id: str) -> CommandRecord | None:
+    row = conn.execute("SELECT * FROM commands WHERE command_id = ?", (command_id,)).fetchone()
+    if row is None:
+        return None
+    acks = [
+        orjson.loads(body)
+        for (body,) in conn.execute(
+            "SELECT body FROM command_acks WHERE command_id = ? ORDER BY id", (command_id,)
+        )
+    ]
+    return _command_from_row(row, acks)
+
+
+def _daemon_from_row(row: sqlite3.Row, report: dict[str, Any] | None) -> DaemonRecord:
+    info = orjson.loads(row["info"])
+    converged = row["converged"]
+    return DaemonRecord(
+        daemon_id=row["daemon_id"],
+        hostname=info.get("hostname"),
+        platform=info.get("platform"),
+        daemon_version=info.get("daemonVersion"),
+        arch=info.get("arch"),
+        connected=bool(row["connected"]),
+        session_id=row["session_id"] if row["connected"] else None,
+        last_seen_at=row["last_seen_at"],
+        desired_revision=int(row["revision"] or 0),
+        last_applied_revision=int(row["last_applied_revision"]),
+        converged=None if converged is None else bool(converged),
+        plugins=info.get("plugins", []),
+        queue_depth=int(info.get("queueDepth", 0)),
+        last_report=report,
+    )
+
+
+_DAEMON_SELECT: Final = """
+SELECT d.*, s.revision FROM daemons d LEFT JOIN desired_states s USING (daemon_id)
+"""
+
+
+class SqliteHubStore:
+    """``HubStore`` on ``hub.db``: one owner thread, WAL, an exclusive lock file."""
+
+    def __init__(self, path: Path) -> None:
+        """Prepare a store for ``path``; nothing touches the disk until ``open``."""
+        self._path = path
+        self._lock = PidLock(path.with_name(path.name + ".lock"))
+        self._thread: OwnerThread | None = None
+        # Touched only on the owner thread.
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    async def open(self) -> None:
+        """Take the lock, start the owner thread, open and migrate the file.
+
+        Raises:
+            HubLocked: another hub holds the database.
+            HubStoreError: the file cannot be opened or migrated.
+        """
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except AlreadyRunning as exc:
+            pid = f" (pid {exc.pid})" if exc.pid else ""
+            raise HubLocked(
+                f"another hub{pid} already uses {self._path}; stop it or pass another --db"
+            ) from None
+        except OSError as exc:
+            raise HubStoreError(f"cannot lock {self._path}: {exc.strerror}") from None
+        self._thread = OwnerThread("clawgate-hub-store")
+        self._thread.start()
+        try:
+            await self._thread.submit(self._open_on_thread)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Finish queued calls, close the connection, release the lock; idempotent."""
+        if self._thread is not None:
+            await self._thread.stop(self._close_on_thread)
+            self._thread = None
+        self._lock.release()
+
+    def _open_on_thread(self) -> None:
+        try:
+            ensure_private_file(self._path)
+            conn = connect(self._path)
+            conn.row_factory = sqlite3.Row
+            configure(conn)
+            run_migrations(conn, MIGRATIONS, self._path)
+            restrict_sidecars(self._path)
+        except sqlite3.Error as exc:
+            raise HubStoreError(f"cannot open {self._path}: {exc}") from None
+        except Exception as exc:
+            raise HubStoreError(f"cannot open {self._path}: {exc}") from None
+        self._conn = conn
+
+    def _close_on_thread(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        if self._thread is None:
+            raise HubStoreError("the hub store is not open")
+
+        def run() -> T:
+            conn = self._conn
+            if conn is None:
+                raise HubStoreError("the hub store is not open")
+            if not write:
+                return fn(conn)
+            with transaction(conn):
+                return fn(conn)
+
+        return await self._thread.submit(run)
+
+    async def ping(self) -> None:
+        """Raise ``HubStoreError`` unless the database answers."""
+        await self._call(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # Keys
+
+    async def add_key(self, key_id: str, key_hash: str, label: str, now: str) -> KeyRecord:
+        """Store a new key by its hash."""
+
+        def add(conn: sqlite3.Connection) -> KeyRecord:
+            conn.execute(
+                "INSERT INTO api_keys (key_id, key_hash, label, created_at) VALUES (?, ?, ?, ?)",
+                (key_id, key_hash, label, now),
+            )
+            return KeyRecord(key_id, label, now)
+
+        return await self._call(add, write=True)
+
+    async def revoke_key(self, key_id: str, now: str) -> KeyRecord | None:
+        """Revoke a key; return it, or None when no such key exists."""
+
+        def revoke(conn: sqlite3.Connection) -> KeyRecord | None:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                (now, key_id),
+            )
+            row = conn.execute("SELECT * FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+            return None if row is None else _key(row)
+
+        return await self._call(revoke, write=True)
+
+    async def list_keys(self) -> list[KeyRecord]:
+        """Return every key, newest first."""
+
+        def keys(conn: sqlite3.Connection) -> list[KeyRecord]:
+            rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at DESC, rowid DESC")
+            return [_key(row) for row in rows]
+
+        return await self._call(keys)
+
+    async def find_key(self, key_hash: str) -> KeyRecord | None:
+        """Return the unrevoked key with this hash, if any."""
+
+        def find(conn: sqlite3.Connection) -> KeyRecord | None:
+            row = conn.execute(
+                "SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,)
+            ).fetchone()
+            return None if row is None else _key(row)
+
+        return await self._call(find)
+
+    # Daemons and sessions
+
+    async def open_session(self, info: SessionInfo, now: str) -> None:
+        """Record that ``info.session_id`` now holds the daemon."""
+        blob = _json(
+            {
+                "hostname": info.hostname,
+                "platform": info.platform,
+                "daemonVersion": info.daemon_version,
+                "arch": info.arch,
+                "plugins": info.plugins,
+                "queueDepth": info.queue_depth,
+                "keyId": info.key_id,
+            }
+        )
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                """INSERT INTO daemons (daemon_id, info, session_id, connected, last_seen_at,
+                       last_applied_revision)
+                   VALUES (?, ?, ?, 1, ?, ?)
+                   ON CONFLICT (daemon_id) DO UPDATE SET info = excluded.info,
+                       session_id = excluded.session_id, connected = 1,
+                       last_seen_at = excluded.last_seen_at,
+                       last_applied_revision = excluded.last_applied_revision""",
+                (info.daemon_id, blob, info.session_id, now, info.last_applied_revision),
+            )
+
+        await self._call(upsert, write=True)
+
+    async def close_session(self, daemon_id: str, session_id: str, now: str) -> None:
+        """Mark the daemon offline if ``session_id`` still holds it."""
+        await self._call(
+            lambda conn: conn.execute(
+                "UPDATE daemons SET connected = 0, last_seen_at = ?"
+                " WHERE daemon_id = ? AND session_id = ?",
+                (now, daemon_id, session_id),
+            ),
+            write=True,
+        )
+
+    async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
+        """Update ``lastSeenAt`` while ``session_id`` holds the daemon."""
+        await self._call(
+            lambda conn: conn.execute(
+                "UPDATE daemons SET last_seen_at = ? WHERE daemon_id = ? AND session_id = ?",
+                (now, daemon_id, session_id),
+            ),
+            write=True,
+        )
+
+    async def list_daemons(self) -> list[DaemonRecord]:
+        """Return every known daemon."""
+
+        def daemons(conn: sqlite3.Connection) -> list[DaemonRecord]:
+            rows = conn.execute(_DAEMON_SELECT + " ORDER BY d.daemon_id")
+            return [_daemon_from_row(row, None) for row in rows]
+
+        return await self._call(daemons)
+
+    async def get_daemon(self, daemon_id: str) -> DaemonRecord | None:
+        """Return one daemon with its plugins and last report."""
+
+        def daemon(conn: sqlite3.Connection) -> DaemonRecord | None:
+            row = conn.execute(_DAEMON_SELECT + " WHERE daemon_id = ?", (daemon_id,)).fetchone()
+            if row is None:
+                return None
+            report = conn.execute(
+                "SELECT body FROM reports WHERE daemon_id = ? ORDER BY id DESC LIMIT 1",
+                (daemon_id,),
+            ).fetchone()
+            return _daemon_from_row(row, orjson.loads(report[0]) if report else None)
+
+        return await self._call(daemon)
+
+    # Desired state
+
+    async def put_desired(
+        self,
+        daemon_id: str,
+        integrations: list[dict[str, Any]],
+        seal: Callable[[int], bytes | None],
+        if_revision: int | None,
+        now: str,
+    ) -> DesiredRecord:
+        """Store the next revision (previous + 1) in one transaction.
+
+        Raises:
+            RevisionConflict: ``if_revision`` is given and is not the current revision.
+        """
+        body = _json(integrations)
+
+        def put(conn: sqlite3.Connection) -> DesiredRecord:
+            row = conn.execute(
+                "SELECT revision FROM desired_states WHERE daemon_id = ?", (daemon_id,)
+            ).fetchone()
+            current = int(row[0]) if row else 0
+            if if_revision is not None and if_revision != current:
+                raise RevisionConflict(current)
+            revision = current + 1
+            sealed = seal(revision)
+            conn.execute(
+                """INSERT INTO desired_states (daemon_id, revision, issued_at, integrations, sealed)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (daemon_id) DO UPDATE SET revision = excluded.revision,
+                       issued_at = excluded.issued_at, integrations = excluded.integrations,
+                       sealed = excluded.sealed""",
+                (daemon_id, revision, now, body, sealed),
+            )
+            conn.execute("INSERT OR IGNORE INTO daemons (daemon_id) VALUES (?)", (daemon_id,))
+            return DesiredRecord(daemon_id, revision, now, integrations, sealed)
+
+        return await self._call(put, write=True)
+
+    async def get_desired(self, daemon_id: str) -> DesiredRecord | None:
+        """Return the daemon's current desired state, if one was ever written."""
+
+        def get(conn: sqlite3.Connection) -> DesiredRecord | None:
+            row = conn.execute(
+                "SELECT * FROM desired_states WHERE daemon_id = ?", (daemon_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return DesiredRecord(
+                daemon_id,
+                int(row["revision"]),
+                row["issued_at"],
+                orjson.loads(row["integrations"]),
+                row["sealed"],
+            )
+
+        return await self._call(get)
+
+    # Commands
+
+    async def add_command(self, command: NewCommand) -> tuple[CommandRecord, bool]:
+        """Store a command; with a known idempotency key return the existing one and False."""
+        spec = _json(
+            {
+                "name": command.name,
+                "target": command.target,
+                "params": command.params,
+                "secretNames": command.secret_names,
+                "issuedAt": command.issued_at,
+                "expiresAt": command.expires_at,
+                "timeoutMs": command.timeout_ms,
+            }
+        )
+
+        def add(conn: sqlite3.Connection) -> tuple[CommandRecord, bool]:
+            if command.idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT command_id FROM commands WHERE daemon_id = ? AND idempotency_key = ?",
+                    (command.daemon_id, command.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    existing = _load_command(conn, row[0])
+                    assert existing is not None
+                    return existing, False
+            (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM commands").fetchone()
+            conn.execute(
+                """INSERT INTO commands (command_id, seq, daemon_id, idempotency_key, spec,
+                       sealed, expires_at, state, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    command.command_id,
+                    seq,
+                    command.daemon_id,
+                    command.idempotency_key,
+                    spec,
+                    command.sealed,
+                    parse_time(command.expires_at),
+                    _PENDING,
+                    command.issued_at,
+                ),
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO daemons (daemon_id) VALUES (?)", (command.daemon_id,)
+            )
+            return CommandRecord(command, _PENDING, False, updated_at=command.issued_at), True
+
+        return await self._call(add, write=True)
+
+    async def get_command(self, command_id: str) -> CommandRecord | None:
+        """Return a command with its ack history."""
+        return await self._call(lambda conn: _load_command(conn, command_id))
+
+    async def unsettled_commands(self, daemon_id: str, now: str) -> list[CommandRecord]:
+        """Return the daemon's commands without a terminal ack still worth re-sending."""
+        horizon = parse_time(now) - RESEND_GRACE_S
+
+        def unsettled(conn: sqlite3.Connection) -> list[CommandRecord]:
+            rows = conn.execute(
+                "SELECT * FROM commands WHERE daemon_id = ? AND terminal = 0 AND expires_at > ?"
+                " ORDER BY seq",
+                (daemon_id, horizon),
+            ).fetchall()
+            return [_command_from_row(row, []) for row in rows]
+
+        return await self._call(unsettled)
+
+    async def record_ack(self, daemon_id: str, ack: dict[str, Any], now: str) -> AckOutcome | None:
+        """Apply a COMMAND_ACK; None when the daemon has no such command."""
+        command_id = ack["commandId"]
+        state = ack["state"]
+
+        def record(conn: sqlite3.Connection) -> AckOutcome | None:
+            row = conn.execute(
+                "SELECT terminal FROM commands WHERE command_id = ? AND daemon_id = ?",
+                (command_id, daemon_id),
+            ).fetchone()
+            if row is None:
+                return None
+            changed = not row["terminal"]
+            if changed:
+                terminal = state in _TERMINAL_VALUES
+                conn.execute(
+                    "INSERT INTO command_acks (command_id, body) VALUES (?, ?)",
+                    (command_id, _json({**ack, "receivedAt": now})),
+                )
+                conn.execute(
+                    """UPDATE commands SET state = ?, terminal = ?, updated_at = ?,
+                           result = ?, error = ?,
+                           sealed = CASE WHEN ? THEN NULL ELSE sealed END
+                       WHERE command_id = ?""",
+                    (
+                        state,
+                        int(terminal),
+                        now,
+                        _json(ack["result"]) if "result" in ack else None,
+                        _json(ack["error"]) if ack.get("error") is not None else None,
+                        int(terminal),
+                        command_id,
+                    ),
+                )
+            loaded = _load_command(conn, command_id)
+            assert loaded is not None
+            return AckOutcome(loaded, changed)
+
+        return await self._call(record, write=True)
+
+    # Reports
+
+    async def add_report(self, daemon_id: str, report: dict[str, Any], now: str) -> None:
+        """Store a report and update the daemon's applied revision and convergence."""
+
+        def add(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO reports (daemon_id, received_at, body) VALUES (?, ?, ?)",
+                (daemon_id, now, _json({**report, "receivedAt": now})),
+            )
+            conn.execute(
+                "DELETE FROM reports WHERE daemon_id = ? AND id NOT IN"
+                " (SELECT id FROM reports WHERE daemon_id = ? ORDER BY id DESC LIMIT ?)",
+                (daemon_id, daemon_id, REPORTS_KEPT),
+            )
+            if not report.get("superseded"):
+                conn.execute(
+                    "UPDATE daemons SET last_applied_revision = ?, converged = ?,"
+                    " last_seen_at = ? WHERE daemon_id = ?",
+                    (report["revision"], int(bool(report["converged"])), now, daemon_id),
+                )
+
+        await self._call(add, write=True)
+
+    async def list_reports(self, daemon_id: str, limit: int) -> list[dict[str, Any]]:
+        """Return recent reports, newest first."""
+
+        def reports(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT body FROM reports WHERE daemon_id = ? ORDER BY id DESC LIMIT ?",
+                (daemon_id, limit),
+            )
+            return [orjson.loads(body) for (body,) in rows]
+
+        return await self._call(reports)

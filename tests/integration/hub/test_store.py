@@ -1,0 +1,109 @@
+"""hub.db: one hub per database, secrets never in plaintext, restarts keep state."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from clawgate.hub import HubLocked, HubServer
+
+from .conftest import HubFactory, github_entry, hub_settings
+
+SECRET = "ghp_topsecret_should_never_hit_disk"
+COMMAND_SECRET = "cmd-secret-never-on-disk"
+
+
+def disk_bytes(home: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in home.iterdir() if p.is_file())
+
+
+async def test_second_hub_on_the_same_db_is_refused(hub_factory: HubFactory) -> None:
+    hub = await hub_factory()
+    second = HubServer(hub_settings(hub.home))
+    with pytest.raises(HubLocked) as caught:
+        await second.start()
+    assert "another hub" in str(caught.value)
+    assert "--db" in str(caught.value)
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+async def test_secrets_never_reach_disk_or_logs(
+    hub_factory: HubFactory, caplog: pytest.LogCaptureFixture, with_key: bool
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = os.urandom(32) if with_key else None
+    hub = await hub_factory(secrets_key=key)
+    daemon = await hub.daemon()
+    await hub.call(
+        "PUT",
+        f"/v1/daemons/{daemon.daemon_id}/desired-state",
+        {"integrations": [github_entry(secret=SECRET)]},
+    )
+    await hub.call(
+        "POST",
+        f"/v1/daemons/{daemon.daemon_id}/commands?wait=5",
+        {"name": "a.b", "target": {"plugin": "p"}, "secrets": {"pw": COMMAND_SECRET}},
+    )
+    desired = await daemon.next("DESIRED_STATE")
+    while desired["payload"]["revision"] != 1:
+        desired = await daemon.next("DESIRED_STATE")
+    assert desired["payload"]["integrations"][0]["secrets"] == {"token": SECRET}
+    await daemon.close()
+    await hub.server.stop()
+    stored = disk_bytes(hub.home)
+    assert SECRET.encode() not in stored
+    assert COMMAND_SECRET.encode() not in stored
+    assert SECRET not in caplog.text
+    assert COMMAND_SECRET not in caplog.text
+    assert ("secret values are held in memory only" in caplog.text) is not with_key
+
+
+async def test_encrypted_secrets_survive_a_restart(hub_factory: HubFactory) -> None:
+    key = os.urandom(32)
+    hub = await hub_factory(secrets_key=key)
+    await hub.call(
+        "PUT", "/v1/daemons/d1/desired-state", {"integrations": [github_entry(secret=SECRET)]}
+    )
+    await hub.server.stop()
+    again = await hub_factory(hub.home, secrets_key=key)
+    daemon = await again.daemon(daemon_id="d1")
+    desired = await daemon.next("DESIRED_STATE")
+    assert desired["payload"]["revision"] == 1
+    assert desired["payload"]["integrations"][0]["secrets"] == {"token": SECRET}
+
+
+async def test_memory_secrets_are_lost_on_restart_and_said_so(hub_factory: HubFactory) -> None:
+    hub = await hub_factory()
+    await hub.call(
+        "PUT", "/v1/daemons/d1/desired-state", {"integrations": [github_entry(secret=SECRET)]}
+    )
+    await hub.server.stop()
+    again = await hub_factory(hub.home)
+    _, view = await again.call("GET", "/v1/daemons/d1/desired-state")
+    assert view["revision"] == 1
+    assert view["secretsAvailable"] is False
+    daemon = await again.daemon(daemon_id="d1")
+    desired = await daemon.next("DESIRED_STATE")
+    assert "secrets" not in desired["payload"]["integrations"][0]
+
+
+async def test_wrong_secrets_key_cannot_open_sealed_values(hub_factory: HubFactory) -> None:
+    hub = await hub_factory(secrets_key=os.urandom(32))
+    await hub.call(
+        "PUT", "/v1/daemons/d1/desired-state", {"integrations": [github_entry(secret=SECRET)]}
+    )
+    await hub.server.stop()
+    again = await hub_factory(hub.home, secrets_key=os.urandom(32))
+    _, view = await again.call("GET", "/v1/daemons/d1/desired-state")
+    assert view["secretsAvailable"] is False
+    assert base64.b64encode(SECRET.encode()) not in disk_bytes(hub.home)
+
+
+async def test_db_files_are_private(hub_factory: HubFactory) -> None:
+    hub = await hub_factory()
+    await hub.call("PUT", "/v1/daemons/d1/desired-state", {"integrations": []})
+    assert (hub.home / "hub.db").stat().st_mode & 0o077 == 0
