@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -25,7 +26,7 @@ from ..commands import (
     execution_timeout_ms,
     parse_command,
 )
-from ..ipc import IpcError, IpcServer, PluginSession
+from ..ipc import Handler, IpcError, IpcServer, PluginSession
 from ..store import StateStore
 
 if TYPE_CHECKING:
@@ -42,14 +43,22 @@ EXPIRY_INTERVAL_S: Final = 1.0
 class PluginHost:
     """Own the IPC server and the command queue, and move commands between them."""
 
-    def __init__(self, gateway: GatewayServer, socket_path: Path, store: StateStore) -> None:
+    def __init__(
+        self,
+        gateway: GatewayServer,
+        socket_path: Path,
+        store: StateStore,
+        *,
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
         self._gateway = gateway
         self.commands = CommandService(store, CommandBook(), clock=gateway.now_ms)
         self.ipc = IpcServer(
             socket_path,
             daemon_id=store.daemon_id,
             daemon_version=__version__,
-            handlers={"status": self._plugin_status},
+            # Other services' plugin-to-daemon methods (e.g. `agent.event`) join `status`.
+            handlers={"status": self._plugin_status, **(handlers or {})},
         )
         self.ipc.registry.on_register = self._on_register
         self.ipc.registry.on_disconnect = self._on_disconnect

@@ -139,6 +139,7 @@ def resolve_settings(
         ipc_socket=paths.ipc_socket,
         auto_approve_loopback=config.pairing.auto_approve_loopback,
         lockout_exempt_loopback=config.gateway.lockout_exempt_loopback,
+        agent=config.agent,
     )
     return settings, source
 
