@@ -175,15 +175,19 @@ class Servers:
         while self._spawned:
             self._spawned.pop().stop()
 
-    def gateway(self) -> ServerProcess:
-        """Spawn `clawgate gateway run` with a fresh home directory and config."""
+    def gateway(self, extra_config: str = "") -> ServerProcess:
+        """Spawn `clawgate gateway run` with a fresh home directory and config.
+
+        `extra_config` is appended to config.toml (e.g. an `[agent]` section).
+        """
         index = self._next_index()
         home = self._workdir / f"gateway-home-{index}"
         home.mkdir(mode=0o700)
         port = free_port()
         config = home / "config.toml"
         config.write_text(
-            f"[gateway]\nport = {port}\ntick_interval_ms = {self._tick_interval_ms}\n",
+            f"[gateway]\nport = {port}\ntick_interval_ms = {self._tick_interval_ms}\n"
+            + extra_config,
             encoding="utf-8",
         )
         config.chmod(0o600)  # the gateway refuses a config file others can read

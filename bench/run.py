@@ -21,6 +21,7 @@ from typing import Final
 import aiohttp
 import uvloop
 
+from .chat import measure_chat
 from .hub import DAEMONS, measure_hub
 from .phases import (
     IDLE_CONNECTIONS,
@@ -83,6 +84,9 @@ async def _measure(workdir: Path) -> tuple[list[Figure], list[str]]:
         figures += await measure_throughput(gateway, echo, token)
         _progress("presence-visible joins")
         figures += await measure_presence_join(gateway, echo, token)
+        _progress("chat through the echo agent: latency and one run's fan-out")
+        async with aiohttp.ClientSession() as http:
+            figures += await measure_chat(servers, http, token)
         servers.stop_all()
         _progress(f"hub: {DAEMONS} simulated daemons held, commands/s through the hub")
         figures += await measure_hub(workdir)

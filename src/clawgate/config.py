@@ -8,6 +8,7 @@ import secrets
 import tempfile
 import tomllib
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
@@ -20,11 +21,14 @@ from .protocol.limits import Limits
 __all__ = [
     "SECRET_KEYS",
     "TOKEN_ENV",
+    "AgentBackendKind",
+    "AgentSection",
     "AuthSettings",
     "ClawgateConfig",
     "ConfigError",
     "GatewaySection",
     "LogSection",
+    "OpenAISection",
     "bind_host",
     "check_config_permissions",
     "ensure_gateway_token",
@@ -152,6 +156,60 @@ class ReconcileSection(_Section):
     drift_interval_s: Annotated[float, Field(ge=1, le=86_400)] = 600.0
 
 
+class AgentBackendKind(StrEnum):
+    """Which backend answers agent runs."""
+
+    ECHO = "echo"
+    OPENAI = "openai"
+    PLUGIN = "plugin"
+
+
+_ENV_NAME: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class OpenAISection(_Section):
+    """`[agent.openai]`: an OpenAI-compatible `/v1/chat/completions` endpoint."""
+
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str | None = None
+    # The api key is read from this environment variable, never from the file.
+    api_key_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    system_prompt: str | None = None
+    connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # Longest silence allowed between two streamed chunks (and before the first one).
+    read_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    retry_backoff_ms: Annotated[int, Field(ge=0, le=60_000)] = 500
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+
+    @model_validator(mode="after")
+    def _http_url(self) -> OpenAISection:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return self
+
+
+class AgentSection(_Section):
+    """`[agent]`: the agent that answers chat and `agent` runs."""
+
+    backend: AgentBackendKind = AgentBackendKind.ECHO
+    name: Annotated[str, Field(min_length=1, max_length=64)] = "clawgate"
+    avatar: str | None = None
+    # Default run timeout (the `agent` method's `timeout` and chat's `timeoutMs` override it).
+    timeout_s: Annotated[int, Field(ge=1, le=172_800)] = 3600
+    # Pause between echoed words, so streaming is visible; 0 streams as fast as it can.
+    echo_delay_ms: Annotated[int, Field(ge=0, le=10_000)] = 40
+    # How many earlier messages of the session a backend is given.
+    history_limit: Annotated[int, Field(ge=0, le=1000)] = 50
+    openai: OpenAISection = Field(default_factory=OpenAISection)
+
+    @model_validator(mode="after")
+    def _openai_needs_a_model(self) -> AgentSection:
+        if self.backend is AgentBackendKind.OPENAI and not self.openai.model:
+            raise ValueError('backend "openai" needs [agent.openai] model, e.g. "llama3.1"')
+        return self
+
+
 class ClawgateConfig(_Section):
     """The whole config file."""
 
@@ -159,6 +217,7 @@ class ClawgateConfig(_Section):
     auth: ApiAuthSection = Field(default_factory=ApiAuthSection)
     cloud: CloudSection = Field(default_factory=CloudSection)
     pairing: PairingSection = Field(default_factory=PairingSection)
+    agent: AgentSection = Field(default_factory=AgentSection)
     log: LogSection = Field(default_factory=LogSection)
     ipc: IpcSection = Field(default_factory=IpcSection)
     queue: QueueSection = Field(default_factory=QueueSection)

@@ -9,7 +9,8 @@ import os
 import ssl
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
+from urllib.parse import quote
 
 import typer
 
@@ -56,12 +57,28 @@ LogFormatOption = Annotated[
 ]
 
 
+def _webchat_line(http: str, server: GatewayServer, out: TextIO) -> str:
+    """Return the WebChat line: with the token fragment only when `out` is a terminal.
+
+    The link is the one deliberate exception to "never print the token": it goes only to
+    the terminal of the user who started the gateway. Redirected output (a service's
+    journal, `gateway start`'s stdout log) gets the plain URL, so no file ever holds it.
+    """
+    secret = server.auth.secret
+    if server.auth.mode is AuthMode.TOKEN and secret and out.isatty():
+        # The fragment stays in the browser: it is never sent in an HTTP request.
+        return f"  WebChat: {http}#token={quote(secret, safe='')}"
+    if server.auth.mode is AuthMode.NONE:
+        return f"  WebChat: {http}"
+    return f"  WebChat: {http} (the page asks for the {server.auth.mode.value})"
+
+
 def _announce(server: GatewayServer, source: AuthSource) -> None:
-    """Print where the gateway listens and how to get the token (never the token)."""
+    """Print where the gateway listens and how to get the token (the token only in a link)."""
     http = server.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
     lines = [
         f"clawgate gateway {server.url} (pid {os.getpid()})",
-        f"  WebChat: {http}",
+        _webchat_line(http, server, sys.stdout),
     ]
     tls = server.settings.tls
     if tls is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.events import EventGate, admits
@@ -53,4 +53,34 @@ class Broadcaster:
             if admits(gate, connection.role, connection.scopes):
                 connection.send_event(prepared)
                 sent += 1
+        return sent
+
+    def broadcast_per_protocol(
+        self,
+        event: str,
+        payloads: Mapping[int, Any],
+        gate: EventGate,
+        *,
+        only: Container[str] | None = None,
+    ) -> int:
+        """Like `broadcast`, with a payload per protocol version, optionally to `only` ids.
+
+        Each version's frame is serialised once, and only if some connection needs it.
+
+        Returns:
+            How many connections it was queued to.
+        """
+        prepared: dict[int, PreparedEvent] = {}
+        sent = 0
+        for connection in list(self._connections.values()):
+            if only is not None and connection.conn_id not in only:
+                continue
+            if not admits(gate, connection.role, connection.scopes):
+                continue
+            frame = prepared.get(connection.protocol)
+            if frame is None:
+                frame = PreparedEvent.build(event, payloads[connection.protocol])
+                prepared[connection.protocol] = frame
+            connection.send_event(frame)
+            sent += 1
         return sent

@@ -395,7 +395,8 @@ class Connection:
     async def _call(self, spec: MethodSpec, params: Any, request: RequestFrame) -> None:
         started = time.perf_counter()
         context = CallContext(self.gateway, self, request.id)
-        key = None if spec.idempotency is Idempotency.NONE else params.idempotencyKey
+        dedupe = spec.idempotency is not Idempotency.NONE and not spec.handler_dedupes
+        key = params.idempotencyKey if dedupe else None
         try:
             if key is not None:
                 result = await self.gateway.idempotent.run(
@@ -413,7 +414,7 @@ class Connection:
     def _answer_failure(self, spec: MethodSpec, request: RequestFrame, exc: Exception) -> None:
         """Answer a handler's failure; only typed errors reach the client as they are."""
         if isinstance(exc, GatewayError):
-            self._answer_error(request.id, exc)
+            self._answer_error(request.id, exc, exc.payload)
             return
         self.log.error("method %s failed", spec.name, exc_info=exc)
         self._answer_error(request.id, internal_error())

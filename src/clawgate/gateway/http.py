@@ -1,4 +1,4 @@
-"""HTTP routes on the gateway port: ops endpoints, the schema, and the WebSocket upgrade."""
+"""HTTP routes on the gateway port: ops endpoints, the schema, WebChat, the WebSocket upgrade."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aiohttp import hdrs, web
 
 from .connection import Connection
 from .schema_export import protocol_schema_bytes
+from .webchat import ASSET_PREFIX, WebChat
 from .websocket import GatewayWebSocket
 
 if TYPE_CHECKING:
@@ -15,15 +16,10 @@ if TYPE_CHECKING:
 
 __all__ = ["add_http_routes"]
 
-_INDEX_TEXT = (
-    "clawgate gateway\n\n"
-    "This port speaks the OpenClaw Gateway WebSocket protocol (v3/v4).\n"
-    "Ops endpoints: /healthz /readyz /metrics /protocol.schema.json\n"
-)
-
 
 def add_http_routes(app: web.Application, gateway: GatewayServer) -> None:
     """Attach every HTTP route and the catch-all WebSocket upgrade to `app`."""
+    webchat = WebChat(tls=gateway.settings.tls is not None)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "status": "live"})
@@ -48,7 +44,7 @@ def add_http_routes(app: web.Application, gateway: GatewayServer) -> None:
     async def upgrade_or_index(request: web.Request) -> web.StreamResponse:
         if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
             if request.path == "/":
-                return web.Response(text=_INDEX_TEXT)
+                return webchat.index(request)
             raise web.HTTPNotFound(text="not found\n")
         refusal = gateway.admission_refusal(request.remote or "")
         if refusal is not None:
@@ -69,4 +65,5 @@ def add_http_routes(app: web.Application, gateway: GatewayServer) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/protocol.schema.json", schema)
+    app.router.add_get(ASSET_PREFIX + "{name}", webchat.asset)
     app.router.add_get("/{tail:.*}", upgrade_or_index)

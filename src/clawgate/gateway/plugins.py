@@ -31,7 +31,7 @@ from ..commands import (
     execution_timeout_ms,
     parse_command,
 )
-from ..ipc import IpcError, IpcServer, PluginSession
+from ..ipc import Handler, IpcError, IpcServer, PluginSession
 from ..ipc.frames import INVALID_PARAMS
 from ..store import StateStore
 
@@ -67,6 +67,8 @@ class PluginHost:
         socket_path: Path,
         store: StateStore,
         settings: PluginSettings | None = None,
+        *,
+        handlers: Mapping[str, Handler] | None = None,
     ) -> None:
         self._gateway = gateway
         settings = settings or PluginSettings()
@@ -85,6 +87,8 @@ class PluginHost:
                 "status": self._plugin_status,
                 "integration.list": self._plugin_integration_list,
                 "integration.report": self._plugin_integration_report,
+                # Other services' plugin-to-daemon methods (e.g. `agent.event`).
+                **(handlers or {}),
             },
         )
         self.ipc.registry.on_register = self._on_register

@@ -57,6 +57,9 @@ class MethodSpec:
     role: MethodRole
     scope: str | None
     idempotency: Idempotency
+    # True when the handler applies the idempotency rules itself (`agent`, `chat.send`:
+    # their duplicates get run-specific answers, not the generic cached response).
+    handler_dedupes: bool = False
     is_async: bool = field(init=False)
     # Params parsed from `{}`, reused when a request sends none; None if `{}` is invalid.
     default_params: BaseModel | None = field(init=False)
@@ -99,6 +102,7 @@ def method(
     role: MethodRole = MethodRole.OPERATOR,
     scope: str | None = None,
     idempotency: Idempotency = Idempotency.NONE,
+    handler_dedupes: bool = False,
 ) -> Callable[[F], F]:
     """Declare `name` as a gateway method served by the decorated coroutine."""
 
@@ -106,7 +110,7 @@ def method(
         if idempotency is not Idempotency.NONE and "idempotencyKey" not in params.model_fields:
             raise TypeError(f"{name}: idempotent methods need an idempotencyKey param")
         handler.__gateway_method__ = MethodSpec(  # type: ignore[attr-defined]
-            name, handler, params, result, role, scope, idempotency
+            name, handler, params, result, role, scope, idempotency, handler_dedupes
         )
         return handler
 

@@ -18,7 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from ..config import ClawgateConfig
+from ..agents.factory import build_backend
+from ..config import AgentSection, ClawgateConfig
+from ..ipc import PluginRegistry
 from ..protocol.auth import AuthMode, AuthThrottle, SharedSecretAuth, secrets_equal
 from ..protocol.dedupe import DedupeCache
 from ..protocol.events import EventGate
@@ -30,6 +32,7 @@ from ..protocol.ratelimit import SlidingWindow
 from ..protocol.scopes import ADMIN, scope_satisfied
 from ..service.tls import TlsMaterial, server_ssl_context
 from ..store import StateStore, gateway_state
+from .agent_service import AgentService
 from .broadcaster import Broadcaster
 from .connection import Connection
 from .health import HealthMonitor
@@ -82,6 +85,8 @@ class GatewaySettings:
     # The plugin IPC socket; None serves no plugins (needs `state_db` for the queue).
     ipc_socket: Path | None = None
     plugins: PluginSettings = field(default_factory=PluginSettings)
+    # The agent answering chat and `agent` runs (needs `state_db` for sessions).
+    agent: AgentSection = field(default_factory=AgentSection)
 
 
 class GatewayServer:
@@ -117,6 +122,7 @@ class GatewayServer:
         self.store: StateStore | None = None
         self.pairing = PairingService(self)
         self.plugins: PluginHost | None = None
+        self.agents: AgentService | None = None
         self._handshaking: set[Connection] = set()
         self._unauthenticated_by_ip: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
@@ -138,10 +144,23 @@ class GatewayServer:
         if self.settings.state_db is not None:
             await self._open_store(self.settings.state_db)
             await self.pairing.load()
+            assert self.store is not None
+            backend, plugin_handlers = build_backend(self.settings.agent, self._plugin_registry)
+            self.agents = AgentService(
+                store=self.store,
+                settings=self.settings.agent,
+                backend=backend,
+                broadcaster=self.broadcaster,
+                clock=self.now_ms,
+            )
+            await self.agents.start()
             if self.settings.ipc_socket is not None:
-                assert self.store is not None
                 self.plugins = PluginHost(
-                    self, self.settings.ipc_socket, self.store, self.settings.plugins
+                    self,
+                    self.settings.ipc_socket,
+                    self.store,
+                    self.settings.plugins,
+                    handlers=plugin_handlers,
                 )
                 await self.plugins.start()
         app = web.Application()
@@ -173,6 +192,9 @@ class GatewayServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.agents is not None:
+            # Before `shutdown`: clients see every run end (aborted) while still connected.
+            await self.agents.stop()
         reason = "gateway restarting" if restarting else "gateway stopping"
         expected = restart_expected_ms if restarting else None
         by_protocol = {
@@ -373,6 +395,8 @@ class GatewayServer:
         """Forget a closed connection and announce its presence entry's removal."""
         self.broadcaster.remove(connection)
         self.metrics.connections.set(len(self.broadcaster))
+        if self.agents is not None:
+            self.agents.forget_connection(connection.conn_id)
         key = connection.presence_key
         still_present = any(other.presence_key == key for other in self.broadcaster)
         if key is not None and not still_present and self.presence.remove(key):
@@ -475,8 +499,13 @@ class GatewayServer:
         }
 
     def session_counts(self) -> dict[str, Any]:
-        """Return session counts; this build keeps no chat sessions yet, so there are none."""
-        return {"count": 0, "recent": []}
+        """Return how many chat sessions exist and the most recently updated ones."""
+        if self.agents is None:
+            return {"count": 0, "recent": []}
+        return self.agents.sessions.counts()
+
+    def _plugin_registry(self) -> PluginRegistry | None:
+        return self.plugins.ipc.registry if self.plugins is not None else None
 
     def _build_health(self) -> dict[str, Any]:
         sessions = self.session_counts()

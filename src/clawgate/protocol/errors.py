@@ -60,6 +60,8 @@ class GatewayError(Exception):
     """A request failed with a defined wire error."""
 
     code: str = UNAVAILABLE
+    # A payload sent beside the error; only `agent` finals carry one (spec §2.1).
+    payload: Any = None
 
     def __init__(
         self,
@@ -69,8 +71,10 @@ class GatewayError(Exception):
         details: Any = None,
         retryable: bool | None = None,
         retry_after_ms: int | None = None,
+        payload: Any = None,
     ) -> None:
         super().__init__(message)
+        self.payload = payload
         if code is not None:
             self.code = code
         self.message = message

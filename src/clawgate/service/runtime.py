@@ -148,6 +148,7 @@ def resolve_settings(
             queue_max_per_target=config.queue.max_per_target,
             drift_interval_s=config.reconcile.drift_interval_s,
         ),
+        agent=config.agent,
     )
     return settings, source
 

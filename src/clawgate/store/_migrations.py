@@ -111,6 +111,32 @@ CREATE TABLE integrations (
 );
 """
 
+_V6_SESSIONS: Final = """
+-- Chat sessions (gateway spec §10.4); `session_id` changes on reset.
+CREATE TABLE sessions (
+    key           TEXT PRIMARY KEY NOT NULL,
+    session_id    TEXT NOT NULL UNIQUE,
+    agent_id      TEXT NOT NULL,
+    label         TEXT,
+    model         TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    message_count INTEGER NOT NULL DEFAULT 0
+);
+-- Transcripts, oldest first by `seq`; `seq` is also the `chat.history` paging cursor.
+CREATE TABLE messages (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    session_id TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    label      TEXT,
+    run_id     TEXT,
+    ts         INTEGER NOT NULL
+);
+CREATE INDEX messages_by_session ON messages (session_id, seq);
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
@@ -118,6 +144,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(3, "paired devices and pairing requests", _V3_PAIRING),
     Migration(4, "commands", _V4_COMMANDS),
     Migration(5, "integrations ledger", _V5_INTEGRATIONS),
+    Migration(6, "chat sessions and messages", _V6_SESSIONS),
 )
 
 

@@ -12,7 +12,7 @@ from ...protocol.shapes import (
     TickPayload,
 )
 from ..registry import EventSpec, MethodRegistry
-from . import config, devices, integrations, logs, plugins, system
+from . import agent, chat, config, devices, integrations, logs, plugins, sessions, system
 
 __all__ = ["build_registry", "register_builtin_methods"]
 
@@ -27,6 +27,21 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         system.last_heartbeat,
         system.set_heartbeats,
         logs.logs_tail,
+        agent.agent,
+        agent.agent_wait,
+        # Not in §10.0's list (§13 reserves it); served after `agent.wait` for the chat UI.
+        agent.agent_identity_get,
+        chat.chat_send,
+        chat.chat_history,
+        chat.chat_abort,
+        chat.chat_inject,
+        sessions.sessions_list,
+        sessions.sessions_get,
+        sessions.sessions_create,
+        sessions.sessions_reset,
+        sessions.sessions_delete,
+        sessions.sessions_subscribe,
+        sessions.sessions_unsubscribe,
         devices.device_pair_list,
         devices.device_pair_approve,
         devices.device_pair_reject,
@@ -50,6 +65,10 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         EventSpec("presence", PresencePayload, EventGate.OPERATORS),
         EventSpec("health", HealthSummary, EventGate.ALL),
         EventSpec("heartbeat", HeartbeatEvent, EventGate.READ),
+        EventSpec("agent", agent.AgentEventPayload, EventGate.READ),
+        EventSpec("chat", chat.ChatEventPayload, EventGate.READ),
+        # Only to `read` connections that called sessions.subscribe.
+        EventSpec("sessions.changed", sessions.SessionsChangedPayload, EventGate.READ),
         EventSpec("device.pair.requested", devices.PendingRequestShape, EventGate.PAIRING),
         EventSpec("device.pair.resolved", devices.DevicePairResolved, EventGate.PAIRING),
     ):

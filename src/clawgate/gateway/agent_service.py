@@ -1,0 +1,151 @@
+"""The gateway's agent side: sessions, runs, the bus and what subscribes to it.
+
+Bus handlers are added in this order, and the order matters: the transcript write for a
+finished run is queued before the `chat` final goes out, so a client that reads
+`chat.history` after seeing the final always finds the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..agents.backend import AgentBackend, HistoryMessage
+from ..agents.manager import RunManager
+from ..agents.run import Run, RunFinished, RunMessage
+from ..agents.sessions import ChangeReason, SessionBook, row
+from ..bus import Bus
+from ..config import AgentSection
+from ..protocol.events import EventGate
+from ..store import StateStore
+from ..store.sessions_repo import SessionRecord
+from .run_relay import RunRelay
+
+if TYPE_CHECKING:
+    from .broadcaster import Broadcaster
+
+__all__ = ["AgentService"]
+
+
+class AgentService:
+    """Own the bus, the session book and the run manager of one gateway."""
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        settings: AgentSection,
+        backend: AgentBackend,
+        broadcaster: Broadcaster,
+        clock: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._broadcaster = broadcaster
+        self.bus: Bus[RunMessage] = Bus()
+        self.sessions = SessionBook(store, clock, self._announce_session)
+        self.runs = RunManager(self.bus, backend, self._history, clock)
+        # Connection ids that called `sessions.subscribe`.
+        self.session_subscribers: set[str] = set()
+        # Run ids whose user message is being committed, so a duplicate waits for it.
+        self._starting: dict[str, asyncio.Future[None]] = {}
+        self.bus.add_handler(self._record_reply)
+        self.bus.add_handler(RunRelay(broadcaster, clock))
+
+    async def start(self) -> None:
+        """Load the sessions from state.db."""
+        await self.sessions.load()
+
+    async def stop(self) -> None:
+        """Abort every run (clients see them end), then let queued writes commit."""
+        await self.runs.stop()
+        await self.sessions.flush()
+
+    # -- runs -----------------------------------------------------------------------
+
+    async def run_once(
+        self,
+        run_id: str,
+        session: Callable[[], Awaitable[SessionRecord]],
+        message: str,
+        timeout_s: float,
+    ) -> tuple[Run, bool]:
+        """Return the run `run_id`, starting it only if no run has that id (spec §9).
+
+        `session` validates the request and resolves its session; it is only called for
+        a new run, and its errors propagate without anything being recorded.
+
+        Returns:
+            The run and whether this call created it.
+        """
+        while True:
+            run = self.runs.get(run_id)
+            if run is not None:
+                return run, False
+            starting = self._starting.get(run_id)
+            if starting is None:
+                break
+            await asyncio.shield(starting)
+        claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._starting[run_id] = claim
+        try:
+            record = await session()
+            return await self.start_run(record, message, run_id, timeout_s), True
+        finally:
+            del self._starting[run_id]
+            claim.set_result(None)
+
+    async def start_run(
+        self, record: SessionRecord, message: str, run_id: str, timeout_s: float
+    ) -> Run:
+        """Commit the user's message, then queue a run that answers it."""
+        stored = await self.sessions.append(record, "user", message, run_id=run_id)
+        run = Run(
+            run_id=run_id,
+            session_key=record.key,
+            session_id=record.session_id,
+            message=message,
+            timeout_s=timeout_s,
+            accepted_at=self.clock(),
+            message_row=stored.seq,
+        )
+        self.runs.submit(run)
+        return run
+
+    async def _history(self, run: Run) -> list[HistoryMessage]:
+        limit = self.settings.history_limit
+        return await self.sessions.history_before(run.session_id, run.message_row, limit)
+
+    def _record_reply(self, message: RunMessage) -> None:
+        if isinstance(message, RunFinished) and message.run.text:
+            run = message.run
+            self.sessions.append_later(
+                run.session_key, run.session_id, "assistant", run.text, run.run_id
+            )
+
+    def new_run_id(self) -> str:
+        """Return a fresh run id for runs started without an idempotency key."""
+        return str(uuid.uuid4())
+
+    # -- sessions.changed -------------------------------------------------------------
+
+    def forget_connection(self, conn_id: str) -> None:
+        """Stop sending `sessions.changed` to a closed connection."""
+        self.session_subscribers.discard(conn_id)
+
+    def _announce_session(
+        self, reason: ChangeReason, key: str, record: SessionRecord | None
+    ) -> None:
+        if not self.session_subscribers:
+            return
+        payload: dict[str, Any] = {"sessionKey": key, "reason": reason.value}
+        if record is not None and reason is not ChangeReason.DELETED:
+            payload.update(row(record))
+        self._broadcaster.broadcast_per_protocol(
+            "sessions.changed",
+            {3: payload, 4: payload},
+            EventGate.READ,
+            only=self.session_subscribers,
+        )

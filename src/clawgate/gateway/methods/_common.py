@@ -1,0 +1,88 @@
+"""Params and helpers shared by the agent, chat and sessions methods."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from ...agents.sessions import DEFAULT_AGENT_ID, canonical_key, split_key
+from ...protocol.errors import InvalidRequest, Unavailable
+
+if TYPE_CHECKING:
+    from ..agent_service import AgentService
+    from ..context import CallContext
+
+__all__ = [
+    "IdempotencyKey",
+    "Params",
+    "Result",
+    "SessionKey",
+    "agents_of",
+    "check_agent_id",
+    "resolve_key",
+]
+
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+SessionKey = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class Params(BaseModel):
+    """Closed, strict params of a method."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Result(BaseModel):
+    """A closed result shape (used for the schema only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def agents_of(ctx: CallContext) -> AgentService:
+    """Return the gateway's agent service.
+
+    Raises:
+        Unavailable: the gateway runs without a state store, so it keeps no sessions.
+    """
+    service = ctx.gateway.agents
+    if service is None:
+        raise Unavailable("chat needs the state store; start the gateway with a home directory")
+    return service
+
+
+def unknown_agent(agent_id: str) -> InvalidRequest:
+    """Return the error for an agent id this gateway does not serve."""
+    return InvalidRequest(
+        f'unknown agent id "{agent_id}"; this gateway serves agent "{DEFAULT_AGENT_ID}"',
+        details={"code": "UNKNOWN_AGENT_ID", "agentId": agent_id},
+    )
+
+
+def check_agent_id(agent_id: str | None) -> None:
+    """Refuse an agent id other than the default one.
+
+    Raises:
+        InvalidRequest: `UNKNOWN_AGENT_ID`.
+    """
+    if agent_id is not None and agent_id != DEFAULT_AGENT_ID:
+        raise unknown_agent(agent_id)
+
+
+def resolve_key(raw: str) -> str:
+    """Return the canonical `agent:<agentId>:<key>` form of a session key.
+
+    Raises:
+        InvalidRequest: the key is malformed or names an unknown agent.
+    """
+    key = canonical_key(raw)
+    parts = split_key(key)
+    if parts is None:
+        raise InvalidRequest(f'invalid session key "{raw}"; use agent:<agentId>:<name> or a name')
+    check_agent_id(parts[0])
+    return key
+
+
+def text_content(text: str) -> list[dict[str, Any]]:
+    """Return message content holding one text part."""
+    return [{"type": "text", "text": text}]

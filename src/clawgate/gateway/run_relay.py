@@ -1,0 +1,137 @@
+"""Turn run messages from the bus into `agent` and `chat` broadcasts (spec §10.2, §10.3).
+
+`chat` deltas are coalesced to at most one per `interval_ms` per run: the newest text
+waits for the interval to pass, and whatever waits is flushed before the terminal event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ..agents.run import AgentEvent, Run, RunFinished, RunMessage, RunStatus
+from ..protocol.events import EventGate
+from .broadcaster import Broadcaster
+
+__all__ = ["CHAT_DELTA_INTERVAL_MS", "RunRelay"]
+
+CHAT_DELTA_INTERVAL_MS: Final = 150
+
+
+@dataclass(slots=True)
+class _ChatStream:
+    """The delta state of one run's chat stream."""
+
+    sent_text: str = ""
+    last_sent_ms: int | None = None
+    pending: tuple[int, str] | None = None  # (agent seq, cumulative text) not yet sent
+    timer: asyncio.TimerHandle | None = None
+
+
+def _assistant_message(text: str, timestamp: int) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": [{"type": "text", "text": text}],
+        "timestamp": timestamp,
+    }
+
+
+class RunRelay:
+    """A bus handler that broadcasts run events to operator connections."""
+
+    def __init__(
+        self,
+        broadcaster: Broadcaster,
+        clock: Callable[[], int],
+        interval_ms: int = CHAT_DELTA_INTERVAL_MS,
+    ) -> None:
+        self._broadcaster = broadcaster
+        self._clock = clock
+        self._interval_ms = interval_ms
+        self._streams: dict[str, _ChatStream] = {}
+
+    def __call__(self, message: RunMessage) -> None:
+        """Relay one bus message."""
+        if isinstance(message, AgentEvent):
+            self._broadcaster.broadcast("agent", message.payload(), EventGate.READ)
+            if message.stream == "assistant":
+                self._offer_delta(message)
+        else:
+            self._finish(message)
+
+    # -- deltas ---------------------------------------------------------------------
+
+    def _offer_delta(self, event: AgentEvent) -> None:
+        stream = self._streams.setdefault(event.run_id, _ChatStream())
+        stream.pending = (event.seq, event.data["text"])
+        if stream.timer is None:
+            self._flush_when_due(event.run_id, event.session_key, stream)
+
+    def _flush_when_due(self, run_id: str, session_key: str, stream: _ChatStream) -> None:
+        stream.timer = None
+        if stream.pending is None:
+            return
+        now = self._clock()
+        if stream.last_sent_ms is not None:
+            wait_ms = stream.last_sent_ms + self._interval_ms - now
+            if wait_ms > 0:
+                stream.timer = asyncio.get_running_loop().call_later(
+                    wait_ms / 1000, self._flush_when_due, run_id, session_key, stream
+                )
+                return
+        self._send_delta(run_id, session_key, stream, now)
+
+    def _send_delta(self, run_id: str, session_key: str, stream: _ChatStream, now: int) -> None:
+        assert stream.pending is not None
+        seq, text = stream.pending
+        stream.pending = None
+        base: dict[str, Any] = {
+            "runId": run_id,
+            "sessionKey": session_key,
+            "seq": seq,
+            "state": "delta",
+            "message": _assistant_message(text, now),
+        }
+        v4 = dict(base)
+        if text.startswith(stream.sent_text):
+            v4["deltaText"] = text[len(stream.sent_text) :]
+        else:
+            v4["deltaText"] = text
+            v4["replace"] = True
+        stream.sent_text = text
+        stream.last_sent_ms = now
+        self._broadcaster.broadcast_per_protocol("chat", {3: base, 4: v4}, EventGate.READ)
+
+    # -- the end ----------------------------------------------------------------------
+
+    def _finish(self, finished: RunFinished) -> None:
+        run = finished.run
+        stream = self._streams.pop(run.run_id, None)
+        now = self._clock()
+        if stream is not None:
+            if stream.timer is not None:
+                stream.timer.cancel()
+            if stream.pending is not None:
+                self._send_delta(run.run_id, run.session_key, stream, now)
+        payload = self._terminal_payload(run, finished.seq, now)
+        self._broadcaster.broadcast("chat", payload, EventGate.READ)
+
+    @staticmethod
+    def _terminal_payload(run: Run, seq: int, now: int) -> dict[str, Any]:
+        payload: dict[str, Any] = {"runId": run.run_id, "sessionKey": run.session_key, "seq": seq}
+        if run.status is RunStatus.OK:
+            payload["state"] = "final"
+            payload["message"] = _assistant_message(run.text, now)
+            if run.stop_reason is not None:
+                payload["stopReason"] = run.stop_reason
+            if run.usage is not None:
+                payload["usage"] = run.usage
+        elif run.status is RunStatus.ABORTED:
+            payload["state"] = "aborted"
+        else:
+            payload["state"] = "error"
+            payload["errorMessage"] = run.error or "the agent run failed"
+            payload["errorKind"] = str(run.error_kind or "unknown")
+        return payload

@@ -1,0 +1,465 @@
+// The WebChat page: sessions, history, sending, streamed replies, abort, connection state.
+import { Gateway, State } from "./gateway.js";
+
+// sessionStorage only: the secret lives as long as the tab and never in a URL the server sees.
+const STORE = Object.freeze({
+  secret: "clawgate.webchat.secret",
+  kind: "clawgate.webchat.authKind",
+  session: "clawgate.webchat.session",
+  instance: "clawgate.webchat.instance",
+});
+const HISTORY_LIMIT = 200;
+const SESSION_LIMIT = 100;
+const TITLE_CHARS = 48;
+const STICKY_SCROLL_PX = 48;
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $("status"),
+  error: $("error"),
+  auth: $("auth"),
+  secret: $("auth-secret"),
+  app: $("app"),
+  sessionList: $("session-list"),
+  newChat: $("new-chat"),
+  chatTitle: $("chat-title"),
+  messages: $("messages"),
+  composer: $("composer"),
+  input: $("composer-input"),
+  stop: $("stop"),
+};
+
+const view = {
+  mainKey: "agent:main:main",
+  current: undefined, // session key shown; null = a new chat not saved yet
+  sessions: new Map(), // key -> SessionRow
+  runs: new Map(), // runId -> {sessionKey, bubble, text} while a reply streams
+};
+
+/** Return a random id; crypto.randomUUID needs a secure context, a LAN http page is not one. */
+function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** Move `#token=…` from the address bar into sessionStorage. */
+function takeSecretFromFragment() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (token === null) return;
+  sessionStorage.setItem(STORE.secret, token);
+  sessionStorage.setItem(STORE.kind, "token");
+  // The fragment never reaches the server, but it would stay in history and bookmarks.
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+function instanceId() {
+  let id = sessionStorage.getItem(STORE.instance);
+  if (!id) {
+    id = newId();
+    sessionStorage.setItem(STORE.instance, id);
+  }
+  return id;
+}
+
+function credentials() {
+  const secret = sessionStorage.getItem(STORE.secret);
+  if (!secret) return null;
+  return sessionStorage.getItem(STORE.kind) === "password" ? { password: secret } : { token: secret };
+}
+
+// -- connection state ---------------------------------------------------------
+
+function setStatus(state, text) {
+  ui.status.dataset.state = state;
+  ui.status.textContent = text;
+}
+
+function showError(text) {
+  ui.error.textContent = text;
+  ui.error.hidden = false;
+}
+
+function clearError() {
+  ui.error.hidden = true;
+  ui.error.textContent = "";
+}
+
+function showAuthForm() {
+  ui.auth.hidden = false;
+  ui.app.hidden = true;
+  ui.secret.value = "";
+  ui.secret.focus();
+}
+
+const AUTH_REFUSED = {
+  AUTH_TOKEN_MISMATCH: "The gateway rejected this token; paste the current one below.",
+  AUTH_PASSWORD_MISMATCH: "The gateway rejected this password; enter the current one below.",
+  AUTH_DEVICE_TOKEN_MISMATCH: "The gateway rejected this token; paste the current gateway token below.",
+};
+
+function onAuthFailed({ code, message, retryAfterMs }) {
+  const kind = sessionStorage.getItem(STORE.kind) || "token";
+  const secret = sessionStorage.getItem(STORE.secret);
+  // The same secret works in either mode's field; learn the mode from the refusal, once.
+  const other = { AUTH_PASSWORD_MISSING: "password", AUTH_TOKEN_MISSING: "token" }[code];
+  if (secret && other && other !== kind) {
+    sessionStorage.setItem(STORE.kind, other);
+    gateway.start();
+    return;
+  }
+  if (code === "AUTH_RATE_LIMITED") {
+    const seconds = Math.ceil((retryAfterMs || 60000) / 1000);
+    setStatus(State.AUTH_FAILED, "Auth failed: too many attempts");
+    showError(`Too many failed attempts from this address; wait ${seconds} s, then connect again.`);
+    showAuthForm();
+    return;
+  }
+  const missing = code.endsWith("_MISSING");
+  sessionStorage.removeItem(STORE.secret);
+  const what = code.startsWith("AUTH_PASSWORD") ? "password" : "token";
+  setStatus(State.AUTH_FAILED, missing ? `Auth needed: enter the ${what}` : `Auth failed: wrong ${what}`);
+  if (missing) clearError();
+  else showError(AUTH_REFUSED[code] || message);
+  showAuthForm();
+}
+
+function onState(state, info) {
+  if (state === State.CONNECTING) setStatus(state, "Connecting…");
+  else if (state === State.CONNECTED) setStatus(state, "Connected");
+  else if (state === State.RECONNECTING) {
+    const wait = info.delayMs === undefined ? "" : ` in ${Math.ceil(info.delayMs / 1000)} s`;
+    setStatus(state, `Reconnecting${wait}: ${info.reason || "connecting again"}`);
+  } else if (state === State.AUTH_FAILED) onAuthFailed(info);
+  else if (state === State.FAILED) {
+    setStatus(state, "Not connected");
+    if (info.code === "CONTROL_UI_ORIGIN_NOT_ALLOWED") {
+      showError(`The gateway does not accept pages from ${location.origin}; add it to [gateway] allowed_origins in config.toml, or open http://127.0.0.1 on the gateway's host.`);
+    } else if (info.code === "PROTOCOL_MISMATCH") {
+      showError("This page and the gateway speak different protocol versions; reload the page.");
+    } else {
+      showError(info.message);
+    }
+  }
+  ui.composer.dataset.connected = String(state === State.CONNECTED);
+}
+
+// -- sessions -----------------------------------------------------------------
+
+function sessionTitle(row) {
+  if (row.label) return row.label;
+  if (row.key === view.mainKey) return "Main chat";
+  return row.createdAt ? `Chat from ${new Date(row.createdAt).toLocaleString()}` : row.key;
+}
+
+function renderSessions() {
+  const rows = [...view.sessions.values()].sort((a, b) => (b.updatedAt || 0) - (a.updatedAt || 0));
+  if (!view.sessions.has(view.mainKey)) rows.push({ key: view.mainKey });
+  if (view.current === null) rows.unshift({ key: null, label: "New chat" });
+  ui.sessionList.replaceChildren(...rows.map((row) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "session";
+    button.textContent = sessionTitle(row);
+    if (row.key === view.current) button.setAttribute("aria-current", "page");
+    if (typeof row.messageCount === "number") {
+      const meta = document.createElement("span");
+      meta.className = "muted";
+      meta.textContent = ` ${row.messageCount} messages`;
+      button.append(meta);
+    }
+    button.addEventListener("click", () => switchTo(row.key));
+    const item = document.createElement("li");
+    item.append(button);
+    return item;
+  }));
+  const current = view.current === null ? { label: "New chat" } : view.sessions.get(view.current);
+  ui.chatTitle.textContent = sessionTitle(current || { key: view.current });
+}
+
+async function refreshSessions() {
+  const payload = await gateway.request("sessions.list", { limit: SESSION_LIMIT });
+  view.sessions = new Map(payload.sessions.map((row) => [row.key, row]));
+  renderSessions();
+}
+
+function onSessionsChanged(payload) {
+  const { sessionKey, reason, ...row } = payload;
+  if (reason === "deleted") {
+    view.sessions.delete(sessionKey);
+    if (view.current === sessionKey) switchTo(view.mainKey);
+  } else {
+    view.sessions.set(sessionKey, { ...row, key: sessionKey });
+    if (reason === "reset" && view.current === sessionKey) loadHistory().catch(reportError);
+  }
+  renderSessions();
+}
+
+function switchTo(key) {
+  view.current = key;
+  if (key) sessionStorage.setItem(STORE.session, key);
+  else sessionStorage.removeItem(STORE.session);
+  renderSessions();
+  ui.messages.replaceChildren();
+  if (key) loadHistory().catch(reportError);
+  updateStop();
+  ui.input.focus();
+}
+
+// -- messages -----------------------------------------------------------------
+
+function textOf(message) {
+  if (!message || !Array.isArray(message.content)) return null;
+  return message.content.filter((part) => part.type === "text").map((part) => part.text).join("");
+}
+
+function bubble(role, text, state, timestamp) {
+  const item = document.createElement("li");
+  item.className = "message";
+  item.dataset.role = role;
+  item.dataset.state = state;
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = { user: "You", assistant: "Assistant", system: "Note" }[role] || role;
+  const body = document.createElement("div");
+  body.className = "text";
+  body.textContent = text;
+  const note = document.createElement("span");
+  note.className = "note";
+  item.append(who, body, note);
+  if (timestamp) item.title = new Date(timestamp).toLocaleString();
+  return item;
+}
+
+function setBubble(item, { text, state, note }) {
+  if (text !== undefined) item.querySelector(".text").textContent = text;
+  if (state !== undefined) item.dataset.state = state;
+  if (note !== undefined) item.querySelector(".note").textContent = note;
+  // Screen readers announce a busy log entry once it settles, not on every delta.
+  if (state === "streaming") item.setAttribute("aria-busy", "true");
+  else if (state !== undefined) item.removeAttribute("aria-busy");
+}
+
+function append(item) {
+  const log = ui.messages;
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < STICKY_SCROLL_PX;
+  log.append(item);
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+function keepScrolled(update) {
+  const log = ui.messages;
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < STICKY_SCROLL_PX;
+  update();
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+async function loadHistory() {
+  const key = view.current;
+  if (!key) return;
+  let payload;
+  try {
+    payload = await gateway.request("chat.history", { sessionKey: key, limit: HISTORY_LIMIT });
+  } catch (error) {
+    if (key !== view.mainKey && error.code === "INVALID_REQUEST") {
+      switchTo(view.mainKey); // the chat was deleted meanwhile
+      return;
+    }
+    throw error;
+  }
+  if (view.current !== key) return; // the user moved on while we waited
+  const items = payload.messages.map((m) => bubble(m.role, textOf(m) ?? "", "done", m.timestamp));
+  // Replies still streaming are not in the transcript yet: keep their live bubbles last.
+  for (const run of view.runs.values()) if (run.sessionKey === key) items.push(run.bubble);
+  ui.messages.replaceChildren(...items);
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+  updateStop();
+}
+
+function startRun(runId, sessionKey) {
+  const run = { sessionKey, text: "", bubble: bubble("assistant", "", "streaming") };
+  setBubble(run.bubble, { state: "streaming" });
+  view.runs.set(runId, run);
+  if (sessionKey === view.current) append(run.bubble);
+  updateStop();
+  return run;
+}
+
+function finishRun(runId, state, note) {
+  const run = view.runs.get(runId);
+  if (!run) return;
+  view.runs.delete(runId);
+  keepScrolled(() => setBubble(run.bubble, { text: run.text, state, note }));
+  updateStop();
+}
+
+function nextText(old, payload) {
+  const full = textOf(payload.message);
+  if (full !== null) return full; // deltas carry the cumulative text: it is the truth
+  if (typeof payload.deltaText === "string") return payload.replace ? payload.deltaText : old + payload.deltaText;
+  return old;
+}
+
+function onChat(payload) {
+  const { runId, sessionKey, state } = payload;
+  let run = view.runs.get(runId);
+  if (!run) {
+    if (sessionKey !== view.current) return;
+    if (state !== "delta") {
+      // A run we never saw streaming (another tab, a reconnect): the transcript has it.
+      loadHistory().catch(reportError);
+      return;
+    }
+    run = startRun(runId, sessionKey);
+  }
+  if (state === "delta") {
+    run.text = nextText(run.text, payload);
+    keepScrolled(() => setBubble(run.bubble, { text: run.text }));
+  } else if (state === "final") {
+    run.text = textOf(payload.message) ?? run.text;
+    finishRun(runId, "done", "");
+  } else if (state === "error") {
+    const reason = payload.errorMessage || "the agent run failed";
+    finishRun(runId, "error", `Failed: ${reason}`);
+    if (sessionKey === view.current) showError(`The reply failed: ${reason}`);
+  } else if (state === "aborted") {
+    finishRun(runId, "aborted", "Stopped");
+  }
+}
+
+function updateStop() {
+  const streaming = [...view.runs.values()].some((run) => run.sessionKey === view.current);
+  ui.stop.hidden = !streaming;
+}
+
+// -- actions ------------------------------------------------------------------
+
+function reportError(error) {
+  showError(error.message || String(error));
+}
+
+async function send(text) {
+  clearError();
+  const mine = bubble("user", text, "sending");
+  append(mine);
+  const runId = newId();
+  let run = null;
+  try {
+    let key = view.current;
+    if (key === null) {
+      const label = text.split("\n")[0].slice(0, TITLE_CHARS);
+      const created = await gateway.request("sessions.create", { label });
+      key = created.key;
+      view.sessions.set(key, created.session || { key, label });
+      view.current = key;
+      sessionStorage.setItem(STORE.session, key);
+      renderSessions();
+    }
+    // Ready before the request: events may arrive before its response (spec §8.7).
+    run = startRun(runId, key);
+    await gateway.request("chat.send", { sessionKey: key, message: text, idempotencyKey: runId });
+    setBubble(mine, { state: "done" });
+  } catch (error) {
+    setBubble(mine, { state: "failed", note: "Not sent" });
+    if (run) {
+      view.runs.delete(runId);
+      run.bubble.remove();
+      updateStop();
+    }
+    // Nothing typed is lost: the text goes back into the box to send again.
+    if (!ui.input.value) ui.input.value = text;
+    showError(`Not sent: ${error.message}`);
+  }
+}
+
+async function stop() {
+  const key = view.current;
+  try {
+    const result = await gateway.request("chat.abort", { sessionKey: key });
+    if (!result.aborted) {
+      // Nothing was running: those runs ended while we were not looking.
+      for (const [runId, run] of view.runs) if (run.sessionKey === key) finishRun(runId, "done", "");
+      await loadHistory();
+    }
+  } catch (error) {
+    reportError(error);
+  }
+}
+
+async function resync() {
+  try {
+    await Promise.all([gateway.request("sessions.subscribe", {}), refreshSessions(), loadHistory()]);
+  } catch (error) {
+    reportError(error);
+  }
+}
+
+function onHello(hello) {
+  clearError();
+  ui.auth.hidden = true;
+  ui.app.hidden = false;
+  const snapshot = hello.snapshot || {};
+  if (snapshot.authMode === "token" || snapshot.authMode === "password") {
+    sessionStorage.setItem(STORE.kind, snapshot.authMode);
+  }
+  view.mainKey = snapshot.sessionDefaults?.mainSessionKey || view.mainKey;
+  if (view.current === undefined) view.current = sessionStorage.getItem(STORE.session) || view.mainKey;
+  // Events were missed while disconnected: the transcript is the truth; a reply still
+  // streaming comes back with its next (cumulative) delta.
+  for (const run of view.runs.values()) run.bubble.remove();
+  view.runs.clear();
+  renderSessions();
+  resync();
+}
+
+function onEvent(name, payload) {
+  if (name === "chat") onChat(payload);
+  else if (name === "sessions.changed") onSessionsChanged(payload);
+  else if (name === "shutdown") setStatus("reconnecting", "The gateway is stopping…");
+}
+
+// -- wiring -------------------------------------------------------------------
+
+takeSecretFromFragment();
+const scheme = location.protocol === "https:" ? "wss" : "ws";
+const gateway = new Gateway({
+  url: `${scheme}://${location.host}/`,
+  credentials,
+  instanceId: instanceId(),
+  on: { state: onState, hello: onHello, event: onEvent, gap: resync },
+});
+
+ui.auth.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const secret = ui.secret.value.trim();
+  if (!secret) return;
+  sessionStorage.setItem(STORE.secret, secret);
+  ui.secret.value = "";
+  clearError();
+  gateway.start();
+});
+
+ui.composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = ui.input.value.trim();
+  if (!text) return;
+  ui.input.value = "";
+  send(text);
+});
+
+ui.input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    ui.composer.requestSubmit();
+  } else if (event.key === "Escape" && !ui.stop.hidden) {
+    stop();
+  }
+});
+
+ui.stop.addEventListener("click", () => stop());
+ui.newChat.addEventListener("click", () => switchTo(null));
+window.addEventListener("online", () => gateway.reconnectNow());
+
+gateway.start();
