@@ -151,7 +151,9 @@ def test_gateway_that_does_not_answer(paths: Paths) -> None:
 
 
 def test_unreachable_cloud(paths: Paths) -> None:
-    paths.config.write_text('[cloud]\nurl = "wss://hub.invalid/v1/daemon"\n')
+    paths.config.write_text(
+        '[cloud]\nurl = "wss://hub.invalid/v1/daemon"\n[auth]\napi_key = "cgk_x"\n'
+    )
     probes = DoctorProbes(
         tcp_reachable=lambda host, port: False,
         port_holder=lambda p: None,
@@ -159,3 +161,32 @@ def test_unreachable_cloud(paths: Paths) -> None:
     )
     status, message = results(paths, probes)["cloud link"]
     assert status is Status.FAIL and "hub.invalid:443" in message
+
+
+@pytest.mark.parametrize(
+    ("link", "status", "words"),
+    [
+        ({"state": "connected", "since": "2026-11-24T00:00:00.000Z"}, Status.OK, "connected since"),
+        ({"state": "login_required", "lastError": "refused"}, Status.FAIL, "login required"),
+        ({"state": "backoff", "lastError": "cannot reach the hub"}, Status.WARN, "cannot reach"),
+    ],
+)
+def test_cloud_link_state_of_the_running_gateway(
+    paths: Paths, link: dict[str, str], status: Status, words: str
+) -> None:
+    paths.config.write_text(
+        '[cloud]\nurl = "ws://127.0.0.1:18800/v1/daemon"\n[auth]\napi_key = "cgk_x"\n'
+    )
+    probes = DoctorProbes(
+        port_holder=lambda p: None,
+        http_ok=lambda u, c: False,
+        link_status=lambda url, config, pin: link,
+    )
+    found, message = results(paths, probes)["cloud link"]
+    assert found is status and words in message
+
+
+def test_cloud_url_without_a_key(paths: Paths) -> None:
+    paths.config.write_text('[cloud]\nurl = "wss://hub.example/v1/daemon"\n')
+    status, message = results(paths)["cloud link"]
+    assert status is Status.FAIL and "no api key" in message

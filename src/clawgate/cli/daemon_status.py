@@ -56,6 +56,8 @@ def _runtime_facts(url: str, config: ClawgateConfig, pin: str | None) -> dict[st
                 queue = await client.call("queue.list", timeout=3)
                 facts["plugins"] = [plugin["name"] for plugin in plugins["plugins"]]
                 facts["queueDepth"] = queue["depth"]
+            if config.cloud.url:
+                facts["cloud"] = await client.call("cloud.status", timeout=3)
             return facts
 
     try:
@@ -81,7 +83,7 @@ def gather_status(paths: Paths, config: ClawgateConfig) -> dict[str, Any]:
             "logFile": str(paths.log_file),
             "url": f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/",
             "ports": {"gateway": port},
-            "cloud": {"state": "not configured"},
+            "cloud": {"state": "not configured" if not config.cloud.url else "unknown"},
         }
     )
     if tls is not None:
@@ -124,6 +126,15 @@ def _duration(seconds: int) -> str:
     return f"{hours}h {minutes}m {seconds}s" if hours else f"{minutes}m {seconds}s"
 
 
+def _cloud_line(cloud: dict[str, Any]) -> str:
+    state = str(cloud["state"]).replace("_", " ")
+    if cloud.get("since") and cloud["state"] != "not configured":
+        state += f" since {cloud['since']}"
+    if cloud.get("lastError"):
+        state += f" (last error: {cloud['lastError']})"
+    return escape(state)
+
+
 def render_status(report: dict[str, Any]) -> None:
     """Print the report as a table."""
     table = Table(title="clawgate gateway", show_header=False)
@@ -146,7 +157,7 @@ def render_status(report: dict[str, Any]) -> None:
         table.add_row(
             "TLS SHA-256", tls.get("fingerprint") or f"[red]{escape(str(tls.get('error')))}[/]"
         )
-    table.add_row("cloud link", report["cloud"]["state"])
+    table.add_row("cloud link", _cloud_line(report["cloud"]))
     table.add_row("home", report["home"])
     table.add_row("log", report["logFile"])
     console.print(table)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -44,12 +44,36 @@ def _gateway_health(url: str, config: ClawgateConfig, pin: str | None) -> str | 
     return None
 
 
+def _link_status(url: str, config: ClawgateConfig, pin: str | None) -> dict[str, Any] | None:
+    """Return the running gateway's `cloud.status`, or None when it cannot be asked."""
+    from ..client import GatewayClient, GatewayError
+
+    async def ask() -> dict[str, Any]:
+        async with GatewayClient(
+            url,
+            token=default_token(config),
+            password=default_password(config),
+            client_id="cli",
+            client_mode="cli",
+            scopes=("operator.read",),
+            connect_timeout=3,
+            tls_fingerprint=pin,
+        ) as client:
+            return dict(await client.call("cloud.status", timeout=3))
+
+    try:
+        return asyncio.run(ask())
+    except (GatewayError, OSError, TimeoutError, ValueError):
+        return None
+
+
 def real_probes() -> DoctorProbes:
     """Probe the real machine."""
     return DoctorProbes(
         installed_unit=lambda: _installer().installed_unit(),
         expected_service=_spec,
         gateway_health=_gateway_health,
+        link_status=_link_status,
     )
 
 

@@ -44,6 +44,9 @@ class CommandService:
         self._store = store
         self._book = book
         self._clock = clock
+        # Hears every committed transition that its caller does not ack itself (the
+        # control link sends COMMAND_ACKs from it); submit and reject return their ack.
+        self.on_change: Callable[[Command], None] | None = None
 
     @property
     def book(self) -> CommandBook:
@@ -76,14 +79,14 @@ class CommandService:
             command, secrets, live_route=live_route, has_capacity=has_capacity, now=self._clock()
         )
         if decision.changed:
-            await self._save([decision.command])
+            await self._save([decision.command], announce=False)
         return decision
 
     async def reject(self, command: Command, error: CommandError) -> Decision:
         """Record a command rejected by validation or routing and commit it."""
         decision = self._book.reject(command, error, self._clock())
         if decision.changed:
-            await self._save([decision.command])
+            await self._save([decision.command], announce=False)
         return decision
 
     async def start(self, command_id: str) -> Command:
@@ -117,7 +120,7 @@ class CommandService:
         """Record that a terminal ack was written to a connected link."""
         record = self._book.mark_ack_sent(command_id, self._clock())
         if record is not None:
-            await self._save([record])
+            await self._save([record], announce=False)
 
     async def prune(self) -> list[str]:
         """Delete terminal records past retention; return their ``commandId``s."""
@@ -161,8 +164,11 @@ class CommandService:
             for c in self._book.queued()
         ]
 
-    async def _save(self, records: Sequence[Command]) -> None:
+    async def _save(self, records: Sequence[Command], *, announce: bool = True) -> None:
         if not records:
             return
         snapshot = list(records)
         await self._store.write(lambda conn: commands_repo.save_commands(conn, snapshot))
+        if announce and self.on_change is not None:
+            for record in snapshot:
+                self.on_change(record)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,12 +77,18 @@ class PluginHost:
             max_total=settings.queue_max_total,
             max_per_target=settings.queue_max_per_target,
         )
-        self.commands = CommandService(store, book, clock=gateway.now_ms)
+        # Hub time (local time + the offset the control link measured, spec §3.4) decides
+        # every command deadline.
+        self.clock_offset_ms = 0
+        self.commands = CommandService(store, book, clock=self.hub_now_ms)
+        # The control link's state as plugins see it (`cloud.status`, spec §2.7).
+        self.cloud_status: Callable[[], dict[str, Any]] = _no_cloud
         self.ipc = IpcServer(
             socket_path,
             daemon_id=store.daemon_id,
             daemon_version=__version__,
             request_timeout_s=settings.request_timeout_s,
+            cloud_connected=lambda: bool(self.cloud_status()["connected"]),
             handlers={
                 "status": self._plugin_status,
                 "integration.list": self._plugin_integration_list,
@@ -110,6 +116,16 @@ class PluginHost:
         self._tasks: set[asyncio.Task[None]] = set()
         self._expiry: asyncio.Task[None] | None = None
 
+    def hub_now_ms(self) -> int:
+        """Return hub time in epoch milliseconds."""
+        return self._gateway.now_ms() + self.clock_offset_ms
+
+    def announce_cloud_status(self) -> None:
+        """Send the current ``cloud.status`` to every registered plugin."""
+        status = self.cloud_status()
+        for session in self.ipc.registry.sessions():
+            session.send_event("cloud.status", status)
+
     async def start(self) -> None:
         """Load the queue from state.db, then open the socket."""
         recovered = await self.commands.load_on_start()
@@ -136,7 +152,7 @@ class PluginHost:
         """Take one COMMAND and return its acknowledgement (spec §4.2)."""
         now = self._gateway.now_ms()
         try:
-            command, secrets = parse_command(frame, now)
+            command, secrets = parse_command(frame, self.hub_now_ms())
         except InvalidCommand as exc:
             if exc.command_id is None:
                 raise
@@ -159,7 +175,10 @@ class PluginHost:
         )
         if decision.dispatch and route is not None:
             self._launch(decision.command, route)
-        return ack_payload(decision.command, now, decision.queue_position)
+        record = decision.command
+        # A re-sent COMMAND gets the record's terminal ack verbatim, time included (§4.1).
+        at = record.terminal_at if not decision.changed and record.terminal_at else now
+        return ack_payload(record, at, decision.queue_position)
 
     def _route(self, target_key: str) -> PluginSession | None:
         kind, _, value = target_key.partition(":")
@@ -209,7 +228,7 @@ class PluginHost:
         if kind == "integration":
             with contextlib.suppress(RouteRejected):
                 manifest_timeout_ms = self.reconciler.check_command(target, command.name).timeout_ms
-        timeout_ms = execution_timeout_ms(command, self._gateway.now_ms(), manifest_timeout_ms)
+        timeout_ms = execution_timeout_ms(command, self.hub_now_ms(), manifest_timeout_ms)
         params: dict[str, Any] = {
             "commandId": command.command_id,
             "name": command.name,
@@ -248,7 +267,7 @@ class PluginHost:
 
     def _on_register(self, session: PluginSession) -> None:
         logger.info("plugin %s registered (%s)", session.name, ", ".join(session.capabilities))
-        session.send_event("cloud.status", {"connected": False, "state": "disabled", "since": None})
+        session.send_event("cloud.status", self.cloud_status())
         self._spawn(self._pump_all())
         self.reconciler.plugin_registered(session)
 
@@ -287,7 +306,7 @@ class PluginHost:
             "daemonId": self.commands_daemon_id,
             "daemonVersion": __version__,
             "uptimeMs": gateway.uptime_ms(),
-            "cloud": {"state": "disabled", "connected": False, "since": None},
+            "cloud": self.cloud_status(),
             "plugins": self.plugin_list(),
             "queue": {"depth": self.commands.depth(), "byTarget": self.commands.by_target()},
             "reconcile": self.reconciler.status(),
@@ -322,6 +341,10 @@ class PluginHost:
             }
             for session in self.ipc.registry.sessions()
         ]
+
+
+def _no_cloud() -> dict[str, Any]:
+    return {"connected": False, "state": "disabled", "since": None}
 
 
 def _rfc3339(seconds: float) -> str:

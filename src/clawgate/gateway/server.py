@@ -19,6 +19,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..agents.factory import build_backend
+from ..cloud.link import LinkSettings
 from ..config import AgentSection, ClawgateConfig
 from ..ipc import PluginRegistry
 from ..protocol.auth import AuthMode, AuthThrottle, SharedSecretAuth, secrets_equal
@@ -34,6 +35,7 @@ from ..service.tls import TlsMaterial, server_ssl_context
 from ..store import StateStore, gateway_state
 from .agent_service import AgentService
 from .broadcaster import Broadcaster
+from .cloud import CloudService
 from .connection import Connection
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner, format_every
@@ -85,6 +87,8 @@ class GatewaySettings:
     # The plugin IPC socket; None serves no plugins (needs `state_db` for the queue).
     ipc_socket: Path | None = None
     plugins: PluginSettings = field(default_factory=PluginSettings)
+    # The control link to a hub; None when `[cloud] url` or the api key is missing.
+    cloud: LinkSettings | None = None
     # The agent answering chat and `agent` runs (needs `state_db` for sessions).
     agent: AgentSection = field(default_factory=AgentSection)
 
@@ -122,6 +126,7 @@ class GatewayServer:
         self.store: StateStore | None = None
         self.pairing = PairingService(self)
         self.plugins: PluginHost | None = None
+        self.cloud: CloudService | None = None
         self.agents: AgentService | None = None
         self._handshaking: set[Connection] = set()
         self._unauthenticated_by_ip: Counter[str] = Counter()
@@ -163,6 +168,9 @@ class GatewayServer:
                     handlers=plugin_handlers,
                 )
                 await self.plugins.start()
+                if self.settings.cloud is not None:
+                    self.cloud = CloudService(self, self.plugins, self.settings.cloud)
+                    await self.cloud.start()
         app = web.Application()
         add_http_routes(app, self)
         self._runner = web.AppRunner(
@@ -220,6 +228,8 @@ class GatewayServer:
         )
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.cloud is not None:
+            await self.cloud.stop()
         if self.plugins is not None:
             await self.plugins.stop()
         if self.store is not None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from ..config import ClawgateConfig, ConfigError, load_config
 from ..store import inspect_store
@@ -85,6 +85,10 @@ class DoctorProbes:
     installed_unit: Callable[[], InstalledUnit | None] = lambda: None
     expected_service: Callable[[], ServiceSpec | None] = lambda: None
     gateway_health: Callable[[str, ClawgateConfig, str | None], str | None] = (
+        lambda url, config, pin: None
+    )
+    # The running gateway's `cloud.status`, or None when it cannot be asked.
+    link_status: Callable[[str, ClawgateConfig, str | None], dict[str, Any] | None] = (
         lambda url, config, pin: None
     )
 
@@ -248,11 +252,18 @@ def check_gateway(paths: Paths, config: ClawgateConfig | None, probes: DoctorPro
     return CheckResult("gateway", Status.FAIL, problem, "see `clawgate gateway logs`")
 
 
-def check_cloud(config: ClawgateConfig | None, probes: DoctorProbes) -> CheckResult:
-    """The hub is reachable when a control link is configured."""
-    url = (config or ClawgateConfig()).cloud.url
+def check_cloud(paths: Paths, config: ClawgateConfig | None, probes: DoctorProbes) -> CheckResult:
+    """The running gateway's link is up, or at least the hub is reachable."""
+    config = config or ClawgateConfig()
+    url = config.cloud.url
     if not url:
         return CheckResult("cloud link", Status.SKIP, "not configured")
+    if not config.auth.api_key:
+        fix = "clawgate config set auth.api_key KEY (or CLAWGATE_API_KEY)"
+        return CheckResult("cloud link", Status.FAIL, "[cloud] url is set but no api key", fix)
+    link = _running_link(paths, config, probes)
+    if link is not None:
+        return _link_result(link)
     parts = urllib.parse.urlsplit(url)
     if parts.hostname is None:
         return CheckResult("cloud link", Status.FAIL, f"{url} has no host", "fix [cloud] url")
@@ -264,6 +275,41 @@ def check_cloud(config: ClawgateConfig | None, probes: DoctorProbes) -> CheckRes
         Status.FAIL,
         f"cannot reach {parts.hostname}:{port}",
         "check the network and [cloud] url",
+    )
+
+
+def _running_link(
+    paths: Paths, config: ClawgateConfig, probes: DoctorProbes
+) -> dict[str, Any] | None:
+    try:
+        tls = resolve_tls(config, paths, generate=False)
+    except ConfigError:
+        return None
+    secure = "s" if tls else ""
+    return probes.link_status(
+        f"ws{secure}://127.0.0.1:{config.gateway.port}/", config, tls.fingerprint if tls else None
+    )
+
+
+def _link_result(link: dict[str, Any]) -> CheckResult:
+    state = str(link.get("state"))
+    error = str(link.get("lastError") or "")
+    if state == "connected":
+        return CheckResult("cloud link", Status.OK, f"connected since {link.get('since')}")
+    if state == "login_required":
+        return CheckResult(
+            "cloud link",
+            Status.FAIL,
+            "login required: the hub refused the api key",
+            "set a valid [auth] api_key, then clawgate gateway restart",
+        )
+    if state == "upgrade_required":
+        return CheckResult(
+            "cloud link", Status.FAIL, error or "the hub needs a newer clawgate", "upgrade clawgate"
+        )
+    finding = f"{state.replace('_', ' ')}" + (f": {error}" if error else "")
+    return CheckResult(
+        "cloud link", Status.WARN, finding, "check the hub and `clawgate gateway logs`"
     )
 
 
@@ -281,5 +327,5 @@ def run_checks(paths: Paths, probes: DoctorProbes) -> list[CheckResult]:
         check_disk(paths, probes),
         check_service(probes),
         check_gateway(paths, config, probes),
-        check_cloud(config, probes),
+        check_cloud(paths, config, probes),
     ]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cloud.link import LinkSettings
 from ..config import (
     PASSWORD_ENV,
     TOKEN_ENV,
@@ -149,8 +150,17 @@ def resolve_settings(
             drift_interval_s=config.reconcile.drift_interval_s,
         ),
         agent=config.agent,
+        cloud=_link_settings(config),
     )
     return settings, source
+
+
+def _link_settings(config: ClawgateConfig) -> LinkSettings | None:
+    """Return the control link's settings, or None when it is off (§3.1: URL and key)."""
+    url, key = config.cloud.url, config.auth.api_key
+    if not url or not key:
+        return None
+    return LinkSettings(url=url, api_key=key, allow_insecure=config.cloud.allow_insecure)
 
 
 async def run_gateway(

@@ -12,7 +12,7 @@ from ...protocol.shapes import (
     TickPayload,
 )
 from ..registry import EventSpec, MethodRegistry
-from . import agent, chat, config, devices, integrations, logs, plugins, sessions, system
+from . import agent, chat, cloud, config, devices, integrations, logs, plugins, sessions, system
 
 __all__ = ["build_registry", "register_builtin_methods"]
 
@@ -52,6 +52,7 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         plugins.queue_list,
         integrations.integrations_list,
         integrations.integrations_apply,
+        cloud.cloud_status,
         config.config_get,
         config.config_set,
         config.config_patch,
@@ -67,6 +68,7 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         EventSpec("heartbeat", HeartbeatEvent, EventGate.READ),
         EventSpec("agent", agent.AgentEventPayload, EventGate.READ),
         EventSpec("chat", chat.ChatEventPayload, EventGate.READ),
+        EventSpec("cloud.status", cloud.CloudStatus, EventGate.READ),
         # Only to `read` connections that called sessions.subscribe.
         EventSpec("sessions.changed", sessions.SessionsChangedPayload, EventGate.READ),
         EventSpec("device.pair.requested", devices.PendingRequestShape, EventGate.PAIRING),

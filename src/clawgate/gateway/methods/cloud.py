@@ -1,0 +1,33 @@
+"""The control link as operators see it (`cloud.status`; a clawgate extension)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ...protocol.scopes import READ
+from ..context import CallContext
+from ..registry import method
+from .plugins import EmptyParams
+
+__all__ = ["CloudStatus", "cloud_status"]
+
+
+class CloudStatus(BaseModel):
+    """The link's state (control-plane spec §3.8); also the `cloud.status` event payload."""
+
+    model_config = ConfigDict(extra="allow")
+    state: str
+    connected: bool
+    since: str | None = None
+    lastError: str | None = None
+
+
+@method("cloud.status", params=EmptyParams, result=CloudStatus, scope=READ)
+def cloud_status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    """Show the control link's state, since when, and its last error."""
+    cloud = ctx.gateway.cloud
+    if cloud is None:
+        return {"state": "disabled", "connected": False, "since": None, "lastError": None}
+    return cloud.status()
