@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -211,3 +211,26 @@ async def test_secret_values_never_reach_the_database_files(db: Path, clock: Clo
     finally:
         await store.close()
     assert needle not in disk_bytes(db)
+
+
+async def test_commit_listeners_see_each_commit_once_it_is_on_disk(
+    db: Path, store: StateStore, clock: Clock
+) -> None:
+    service = CommandService(store, CommandBook(ttl_ms=TTL), clock=clock)
+    seen: list[tuple[str, str, str | None]] = []
+
+    def listener(records: Sequence[Command]) -> None:
+        on_disk = stored_states(db)
+        seen.extend((r.command_id, r.state.value, on_disk.get(r.command_id)) for r in records)
+
+    def broken(records: Sequence[Command]) -> None:
+        raise RuntimeError("a listener bug must not undo or hide the commit")
+
+    unsubscribe = service.subscribe(listener)
+    service.subscribe(broken)
+    await submit(service, "c1", {"plugin": "desk"}, live=True)
+    await service.complete("c1", result="ok")
+    unsubscribe()
+    await submit(service, "c2", {"plugin": "desk"})
+    assert seen == [("c1", "accepted", "accepted"), ("c1", "succeeded", "succeeded")]
+    assert stored_states(db) == {"c1": "succeeded", "c2": "queued"}

@@ -20,9 +20,12 @@ from ..store import StateStore, commands_repo
 from .model import Command, CommandError
 from .queue import CommandBook, Decision
 
-__all__ = ["CommandService", "wall_clock_ms"]
+__all__ = ["CommandService", "CommitListener", "wall_clock_ms"]
 
 logger = logging.getLogger(__name__)
+
+#: Called with the records of each commit, in commit order, right after it succeeded.
+CommitListener = Callable[[Sequence[Command]], None]
 
 
 def wall_clock_ms() -> int:
@@ -44,6 +47,7 @@ class CommandService:
         self._store = store
         self._book = book
         self._clock = clock
+        self._listeners: list[CommitListener] = []
 
     @property
     def book(self) -> CommandBook:
@@ -126,6 +130,17 @@ class CommandService:
             await self._store.write(lambda conn: commands_repo.delete_commands(conn, gone))
         return gone
 
+    def subscribe(self, listener: CommitListener) -> Callable[[], None]:
+        """Call ``listener`` after every commit of records; return a function that unsubscribes.
+
+        This is how a sender of terminal acks (§4.2 step 6) learns that a state is on disk.
+        The listener runs on the event loop right after the commit, before the committing
+        call returns; it must not block, and an exception it raises is logged and swallowed
+        (the commit stands).
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
     def next_for(self, target_key: str) -> Command | None:
         """Return the head of ``target_key``'s queue."""
         return self._book.next_for(target_key)
@@ -166,3 +181,11 @@ class CommandService:
             return
         snapshot = list(records)
         await self._store.write(lambda conn: commands_repo.save_commands(conn, snapshot))
+        self._notify(snapshot)
+
+    def _notify(self, records: Sequence[Command]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(records)
+            except Exception:
+                logger.exception("a commit listener failed")
