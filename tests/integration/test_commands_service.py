@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from clawgate.commands import (
     Outcome,
     parse_command,
 )
-from clawgate.store import StateStore
+from clawgate.store import StateStore, StoreClosedError
 
 T0 = 1_800_000_000_000
 TTL = 300_000
@@ -234,3 +235,31 @@ async def test_commit_listeners_see_each_commit_once_it_is_on_disk(
     await submit(service, "c2", {"plugin": "desk"})
     assert seen == [("c1", "accepted", "accepted"), ("c1", "succeeded", "succeeded")]
     assert stored_states(db) == {"c1": "succeeded", "c2": "queued"}
+
+
+async def test_concurrent_changes_share_commits_and_each_caller_waits_for_its_own(
+    db: Path, store: StateStore, clock: Clock
+) -> None:
+    service = CommandService(store, CommandBook(ttl_ms=TTL), clock=clock)
+    batches: list[int] = []
+    service.subscribe(lambda records: batches.append(len(records)))
+
+    async def submit_and_check(cid: str) -> None:
+        await submit(service, cid, {"plugin": "desk"})
+        assert stored_states(db).get(cid) == "queued", f"{cid} returned before its commit"
+
+    await asyncio.gather(*(submit_and_check(f"c{n}") for n in range(30)))
+    assert sum(batches) == 30
+    assert len(batches) < 30  # one fsync'd transaction per change would be 30
+    assert [c["commandId"] for c in service.list_queued()] == [f"c{n}" for n in range(30)]
+
+
+async def test_a_failed_commit_reaches_every_caller_in_its_batch(
+    store: StateStore, clock: Clock
+) -> None:
+    service = CommandService(store, CommandBook(ttl_ms=TTL), clock=clock)
+    await store.close()
+    results = await asyncio.gather(
+        *(submit(service, f"c{n}", {"plugin": "desk"}) for n in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(result, StoreClosedError) for result in results), results

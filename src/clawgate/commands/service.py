@@ -1,11 +1,12 @@
 """The command queue's persistence shell: ``CommandBook`` decisions committed to state.db.
 
-Every method changes the book, then commits the changed records with ``StateStore.write``
+Every method changes the book, then commits the changed records through ``GroupCommit``
 and returns only after the commit, so a caller that acks after ``await`` never acks an
-uncommitted state (§1.6). The write is queued before the first ``await``, so commits happen
-in the order the book changed even when several tasks call in. If a commit fails the error
-propagates and nothing may be acked; the book then runs ahead of the file, and the daemon
-should treat the store failure as fatal (a restart reloads the file, §4.5).
+uncommitted state (§1.6). The records are handed over before the first ``await``, so commits
+happen in the order the book changed even when several tasks call in; changes made while a
+transaction is in flight share the next one. If a commit fails the error propagates to every
+caller whose records it held and nothing may be acked; the book then runs ahead of the file,
+and the daemon should treat the store failure as fatal (a restart reloads the file, §4.5).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 # A module import, not names: commands_repo imports .model, so either side may load first.
 from ..store import StateStore, commands_repo
+from .group_commit import GroupCommit
 from .model import Command, CommandError
 from .queue import CommandBook, Decision
 
@@ -48,6 +50,7 @@ class CommandService:
         self._book = book
         self._clock = clock
         self._listeners: list[CommitListener] = []
+        self._commits = GroupCommit(store, self._notify)
 
     @property
     def book(self) -> CommandBook:
@@ -126,6 +129,7 @@ class CommandService:
     async def prune(self) -> list[str]:
         """Delete terminal records past retention; return their ``commandId``s."""
         gone = self._book.prune(self._clock())
+        # Not through the group commit: a record past retention has no save still pending.
         if gone:
             await self._store.write(lambda conn: commands_repo.delete_commands(conn, gone))
         return gone
@@ -179,9 +183,7 @@ class CommandService:
     async def _save(self, records: Sequence[Command]) -> None:
         if not records:
             return
-        snapshot = list(records)
-        await self._store.write(lambda conn: commands_repo.save_commands(conn, snapshot))
-        self._notify(snapshot)
+        await self._commits.save(records)
 
     def _notify(self, records: Sequence[Command]) -> None:
         for listener in list(self._listeners):
