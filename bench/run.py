@@ -21,6 +21,7 @@ from typing import Final
 import aiohttp
 import uvloop
 
+from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
 from .phases import (
     IDLE_CONNECTIONS,
     WIDE,
@@ -83,6 +84,11 @@ async def _measure(workdir: Path) -> tuple[list[Figure], list[str]]:
         _progress("presence-visible joins")
         figures += await measure_presence_join(gateway, echo, token)
         servers.stop_all()
+        _progress(
+            f"plugin IPC: {ROUNDTRIPS} ping round trips, {COMMANDS} commands to 1 and "
+            f"{MANY_PLUGINS} plugins, a full queue drained"
+        )
+        figures += await measure_ipc(workdir)
         problems = servers.log_problems()
     return figures, problems
 
