@@ -58,12 +58,22 @@ def _clawgate_command() -> str:
 
 
 class ServerProcess:
-    """One server subprocess listening on 127.0.0.1:`port`."""
+    """One server subprocess listening on 127.0.0.1:`port` (0: no TCP port, e.g. a plugin)."""
 
-    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str], log: Path):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        env: dict[str, str],
+        log: Path,
+        home: Path | None = None,
+    ):
         self.name = name
         self.port = port
         self.log_path = log
+        #: The clawgate home of a gateway (its `gateway.sock` lives there), else None.
+        self.home = home
         self.spawned_at = time.monotonic()
         with log.open("wb") as out:
             self._popen = subprocess.Popen(
@@ -86,6 +96,10 @@ class ServerProcess:
     def ws_url(self) -> str:
         """The WebSocket URL."""
         return f"ws://127.0.0.1:{self.port}/"
+
+    def running(self) -> bool:
+        """Return whether the process has not exited yet."""
+        return self._popen.poll() is None
 
     def rss_bytes(self) -> int:
         """Return the server's resident set size now."""
@@ -161,7 +175,9 @@ class Servers:
     def log_problems(self, limit: int = 5) -> list[str]:
         """Return up to `limit` WARNING/ERROR/Traceback lines from every server log so far."""
         found: list[str] = []
-        for log in sorted(self._workdir.glob("*.log")):
+        # One level down too: a phase may keep its servers in a subdirectory (bench/ipc.py).
+        logs = sorted(self._workdir.glob("*.log")) + sorted(self._workdir.glob("*/*.log"))
+        for log in logs:
             text = log.read_text(encoding="utf-8", errors="replace")
             for line in text.splitlines():
                 if " WARNING " in line or " ERROR " in line or line.startswith("Traceback"):
@@ -195,7 +211,7 @@ class Servers:
         argv += ["--auth", "token", "--token", self._token]
         env = dict(os.environ, CLAWGATE_HOME=str(home))
         log = self._workdir / f"gateway-{index}.log"
-        return self._track(ServerProcess("gateway", argv, port, env, log))
+        return self._track(ServerProcess("gateway", argv, port, env, log, home))
 
     def echo(self) -> ServerProcess:
         """Spawn the echo server (`python -m bench.echo_server`)."""
@@ -204,6 +220,13 @@ class Servers:
         argv = [sys.executable, "-m", "bench.echo_server", "--port", str(port)]
         log = self._workdir / f"echo-{index}.log"
         return self._track(ServerProcess("echo", argv, port, dict(os.environ), log))
+
+    def module(self, name: str, module: str, args: list[str]) -> ServerProcess:
+        """Spawn `python -m <module> <args>` without a TCP port (IPC echo server, plugins)."""
+        index = self._next_index()
+        argv = [sys.executable, "-m", module, *args]
+        log = self._workdir / f"{name}-{index}.log"
+        return self._track(ServerProcess(name, argv, 0, dict(os.environ), log))
 
     def _next_index(self) -> int:
         """Return a number unique to this run for the next server's files."""

@@ -23,6 +23,7 @@ import uvloop
 
 from .chat import measure_chat
 from .hub import DAEMONS, measure_hub
+from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
 from .phases import (
     IDLE_CONNECTIONS,
     WIDE,
@@ -90,6 +91,11 @@ async def _measure(workdir: Path) -> tuple[list[Figure], list[str]]:
         servers.stop_all()
         _progress(f"hub: {DAEMONS} simulated daemons held, commands/s through the hub")
         figures += await measure_hub(workdir)
+        _progress(
+            f"plugin IPC: {ROUNDTRIPS} ping round trips, {COMMANDS} commands to 1 and "
+            f"{MANY_PLUGINS} plugins, a full queue drained"
+        )
+        figures += await measure_ipc(workdir)
         problems = servers.log_problems()
     return figures, problems
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from clawgate.commands import (
     Outcome,
     parse_command,
 )
-from clawgate.store import StateStore
+from clawgate.store import StateStore, StoreClosedError
 
 T0 = 1_800_000_000_000
 TTL = 300_000
@@ -211,3 +212,54 @@ async def test_secret_values_never_reach_the_database_files(db: Path, clock: Clo
     finally:
         await store.close()
     assert needle not in disk_bytes(db)
+
+
+async def test_commit_listeners_see_each_commit_once_it_is_on_disk(
+    db: Path, store: StateStore, clock: Clock
+) -> None:
+    service = CommandService(store, CommandBook(ttl_ms=TTL), clock=clock)
+    seen: list[tuple[str, str, str | None]] = []
+
+    def listener(records: Sequence[Command]) -> None:
+        on_disk = stored_states(db)
+        seen.extend((r.command_id, r.state.value, on_disk.get(r.command_id)) for r in records)
+
+    def broken(records: Sequence[Command]) -> None:
+        raise RuntimeError("a listener bug must not undo or hide the commit")
+
+    unsubscribe = service.subscribe(listener)
+    service.subscribe(broken)
+    await submit(service, "c1", {"plugin": "desk"}, live=True)
+    await service.complete("c1", result="ok")
+    unsubscribe()
+    await submit(service, "c2", {"plugin": "desk"})
+    assert seen == [("c1", "accepted", "accepted"), ("c1", "succeeded", "succeeded")]
+    assert stored_states(db) == {"c1": "succeeded", "c2": "queued"}
+
+
+async def test_concurrent_changes_share_commits_and_each_caller_waits_for_its_own(
+    db: Path, store: StateStore, clock: Clock
+) -> None:
+    service = CommandService(store, CommandBook(ttl_ms=TTL), clock=clock)
+    batches: list[int] = []
+    service.subscribe(lambda records: batches.append(len(records)))
+
+    async def submit_and_check(cid: str) -> None:
+        await submit(service, cid, {"plugin": "desk"})
+        assert stored_states(db).get(cid) == "queued", f"{cid} returned before its commit"
+
+    await asyncio.gather(*(submit_and_check(f"c{n}") for n in range(30)))
+    assert sum(batches) == 30
+    assert len(batches) < 30  # one fsync'd transaction per change would be 30
+    assert [c["commandId"] for c in service.list_queued()] == [f"c{n}" for n in range(30)]
+
+
+async def test_a_failed_commit_reaches_every_caller_in_its_batch(
+    store: StateStore, clock: Clock
+) -> None:
+    service = CommandService(store, CommandBook(ttl_ms=TTL), clock=clock)
+    await store.close()
+    results = await asyncio.gather(
+        *(submit(service, f"c{n}", {"plugin": "desk"}) for n in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(result, StoreClosedError) for result in results), results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,40 @@ async def test_secret_params_never_reach_the_database(
 async def test_unknown_target_kind_is_rejected(host: RunningGateway) -> None:
     ack = await submit(host, {**command("bad"), "target": {"capability": "a", "plugin": "b"}})
     assert ack["state"] == "rejected" and ack["error"]["code"] == "INVALID_PARAMS"
+
+
+async def test_concurrent_submits_put_at_most_eight_in_flight_on_a_plugin(
+    host: RunningGateway, socket_dir: Path
+) -> None:
+    runtime = await FakeRuntime.register(socket_dir / "gateway.sock")
+    ids = [f"burst-{n}" for n in range(20)]
+    acks = await asyncio.gather(*(submit(host, command(cid)) for cid in ids))
+    assert Counter(ack["state"] for ack in acks) == {"accepted": 8, "queued": 12}
+    delivered = []
+    for _ in ids:
+        request = await runtime.next_execute()
+        delivered.append(request["params"]["commandId"])
+        await runtime.answer(request, "ok")
+    assert delivered == ids
+    await runtime.close()
+
+
+async def test_a_freed_slot_serves_every_target_the_plugin_can_take(
+    host: RunningGateway, socket_dir: Path
+) -> None:
+    for n in range(10):
+        await submit(host, command(f"a{n}", target={"capability": "alpha"}))
+        await submit(host, command(f"b{n}", target={"capability": "beta"}))
+    runtime = await FakeRuntime.register(socket_dir / "gateway.sock", caps=("alpha", "beta"))
+    # Fill all 8 slots before answering, so every later dispatch comes from a freed slot.
+    first = [await runtime.next_execute() for _ in range(8)]
+    delivered = [request["params"]["commandId"] for request in first]
+    for request in first:
+        await runtime.answer(request, "ok")
+    for _ in range(12):
+        request = await runtime.next_execute()
+        delivered.append(request["params"]["commandId"])
+        await runtime.answer(request, "ok")
+    assert [cid for cid in delivered if cid[0] == "a"] == [f"a{n}" for n in range(10)]
+    assert [cid for cid in delivered if cid[0] == "b"] == [f"b{n}" for n in range(10)]
+    await runtime.close()

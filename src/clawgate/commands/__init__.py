@@ -16,7 +16,7 @@ from .model import (
     parse_target,
 )
 from .queue import CommandBook, Decision, Outcome, UnknownCommand, execution_timeout_ms
-from .service import CommandService
+from .service import CommandService, CommitListener
 
 __all__ = [
     "Command",
@@ -24,6 +24,7 @@ __all__ = [
     "CommandError",
     "CommandService",
     "CommandState",
+    "CommitListener",
     "Decision",
     "InvalidCommand",
     "Outcome",

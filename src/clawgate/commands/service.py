@@ -1,11 +1,12 @@
 """The command queue's persistence shell: ``CommandBook`` decisions committed to state.db.
 
-Every method changes the book, then commits the changed records with ``StateStore.write``
+Every method changes the book, then commits the changed records through ``GroupCommit``
 and returns only after the commit, so a caller that acks after ``await`` never acks an
-uncommitted state (§1.6). The write is queued before the first ``await``, so commits happen
-in the order the book changed even when several tasks call in. If a commit fails the error
-propagates and nothing may be acked; the book then runs ahead of the file, and the daemon
-should treat the store failure as fatal (a restart reloads the file, §4.5).
+uncommitted state (§1.6). The records are handed over before the first ``await``, so commits
+happen in the order the book changed even when several tasks call in; changes made while a
+transaction is in flight share the next one. If a commit fails the error propagates to every
+caller whose records it held and nothing may be acked; the book then runs ahead of the file,
+and the daemon should treat the store failure as fatal (a restart reloads the file, §4.5).
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from typing import Any
 
 # A module import, not names: commands_repo imports .model, so either side may load first.
 from ..store import StateStore, commands_repo
+from .group_commit import GroupCommit
 from .model import Command, CommandError
 from .queue import CommandBook, Decision
 
-__all__ = ["CommandService", "wall_clock_ms"]
+__all__ = ["CommandService", "CommitListener", "wall_clock_ms"]
 
 logger = logging.getLogger(__name__)
+
+#: Called with the records of each commit, in commit order, right after it succeeded.
+CommitListener = Callable[[Sequence[Command]], None]
 
 
 def wall_clock_ms() -> int:
@@ -44,9 +49,8 @@ class CommandService:
         self._store = store
         self._book = book
         self._clock = clock
-        # Hears every committed transition that its caller does not ack itself (the
-        # control link sends COMMAND_ACKs from it); submit and reject return their ack.
-        self.on_change: Callable[[Command], None] | None = None
+        self._listeners: list[CommitListener] = []
+        self._commits = GroupCommit(store, self._notify)
 
     @property
     def book(self) -> CommandBook:
@@ -79,14 +83,14 @@ class CommandService:
             command, secrets, live_route=live_route, has_capacity=has_capacity, now=self._clock()
         )
         if decision.changed:
-            await self._save([decision.command], announce=False)
+            await self._save([decision.command])
         return decision
 
     async def reject(self, command: Command, error: CommandError) -> Decision:
         """Record a command rejected by validation or routing and commit it."""
         decision = self._book.reject(command, error, self._clock())
         if decision.changed:
-            await self._save([decision.command], announce=False)
+            await self._save([decision.command])
         return decision
 
     async def start(self, command_id: str) -> Command:
@@ -120,14 +124,26 @@ class CommandService:
         """Record that a terminal ack was written to a connected link."""
         record = self._book.mark_ack_sent(command_id, self._clock())
         if record is not None:
-            await self._save([record], announce=False)
+            await self._save([record])
 
     async def prune(self) -> list[str]:
         """Delete terminal records past retention; return their ``commandId``s."""
         gone = self._book.prune(self._clock())
+        # Not through the group commit: a record past retention has no save still pending.
         if gone:
             await self._store.write(lambda conn: commands_repo.delete_commands(conn, gone))
         return gone
+
+    def subscribe(self, listener: CommitListener) -> Callable[[], None]:
+        """Call ``listener`` after every commit of records; return a function that unsubscribes.
+
+        This is how a sender of terminal acks (§4.2 step 6) learns that a state is on disk.
+        The listener runs on the event loop right after the commit, before the committing
+        call returns; it must not block, and an exception it raises is logged and swallowed
+        (the commit stands).
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     def next_for(self, target_key: str) -> Command | None:
         """Return the head of ``target_key``'s queue."""
@@ -164,11 +180,14 @@ class CommandService:
             for c in self._book.queued()
         ]
 
-    async def _save(self, records: Sequence[Command], *, announce: bool = True) -> None:
+    async def _save(self, records: Sequence[Command]) -> None:
         if not records:
             return
-        snapshot = list(records)
-        await self._store.write(lambda conn: commands_repo.save_commands(conn, snapshot))
-        if announce and self.on_change is not None:
-            for record in snapshot:
-                self.on_change(record)
+        await self._commits.save(records)
+
+    def _notify(self, records: Sequence[Command]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(records)
+            except Exception:
+                logger.exception("a commit listener failed")

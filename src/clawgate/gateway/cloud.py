@@ -13,6 +13,7 @@ import logging
 import platform
 import socket
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -42,6 +43,7 @@ class CloudService:
         self._host = host
         self.link = ControlLink(settings, self)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._replying: set[str] = set()  # commandIds whose COMMAND is being answered
 
     async def start(self) -> None:
         """Restore the hub clock offset, hook into commands and reports, and connect."""
@@ -53,7 +55,7 @@ class CloudService:
         host = self._host
         host.hub_managed = True
         host.cloud_status = self.status
-        host.commands.on_change = self._command_changed
+        host.commands.subscribe(self._commands_committed)
         host.reconciler.on_report = self._report
         self.link.start()
 
@@ -111,11 +113,18 @@ class CloudService:
         if not isinstance(payload, dict):
             logger.warning("ignored a COMMAND whose payload is not an object")
             return None
+        command_id = payload.get("commandId")
+        replying = command_id if isinstance(command_id, str) else None
+        if replying is not None:
+            self._replying.add(replying)  # its first commit is acked by the reply, not twice
         try:
             return await self._host.submit(payload)
         except InvalidCommand as exc:
             logger.warning("ignored a COMMAND without a readable commandId: %s", exc)
             return None
+        finally:
+            if replying is not None:
+                self._replying.discard(replying)
 
     async def desired_state(self, payload: Any) -> None:
         """Hand DESIRED_STATE to the reconciler."""
@@ -149,11 +158,15 @@ class CloudService:
 
     # -- hooks -------------------------------------------------------------------------
 
-    def _command_changed(self, command: Command) -> None:
-        position = self._host.commands.book.queue_position(command.command_id)
-        self.link.send(
-            MessageType.COMMAND_ACK, ack_payload(command, self._gateway.now_ms(), position)
-        )
+    def _commands_committed(self, records: Sequence[Command]) -> None:
+        """Ack every committed transition, except the one a COMMAND reply is about to carry."""
+        book = self._host.commands.book
+        now = self._gateway.now_ms()
+        for record in records:
+            if record.command_id in self._replying or (record.terminal and record.ack_sent):
+                continue  # answered by the reply, or only the ackSent flag was written
+            position = book.queue_position(record.command_id)
+            self.link.send(MessageType.COMMAND_ACK, ack_payload(record, now, position))
 
     def _report(self, report: dict[str, Any]) -> None:
         self.link.send(MessageType.RECONCILIATION_REPORT, report)

@@ -111,8 +111,12 @@ class PluginHost:
         )
         # True while a control link owns the desired state (set by the link, spec §3).
         self.hub_managed = False
-        # commandId -> (plugin connection id, task) for commands a plugin is running.
-        self._running: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        # commandId -> plugin connection id, from the moment a dispatch is decided (before
+        # its `accepted` state is committed) until the plugin answers. The in-flight cap
+        # (§2.9) counts these, so submits and pumps running during each other's commits
+        # cannot dispatch more than MAX_IN_FLIGHT_PER_PLUGIN to one plugin.
+        self._running: dict[str, str] = {}
+        self._load: Counter[str] = Counter()  # connection id -> entries in _running
         self._tasks: set[asyncio.Task[None]] = set()
         self._expiry: asyncio.Task[None] | None = None
 
@@ -167,14 +171,26 @@ class PluginHost:
                 decision = await self.commands.reject(command, exc.error)
                 return ack_payload(decision.command, now)
         route = self._route(command.target_key)
-        decision = await self.commands.submit(
-            command,
-            secrets,
-            live_route=route is not None,
-            has_capacity=route is not None and self._spare(route),
-        )
-        if decision.dispatch and route is not None:
-            self._launch(decision.command, route)
+        # The slot is taken before the commit below, while other submits and pumps run; a
+        # known commandId is a duplicate and must not take (or overwrite) one.
+        slot = None
+        known = self.commands.book.get(command.command_id) is not None
+        if route is not None and self._spare(route) and not known:
+            slot = route
+            self._reserve(command.command_id, slot)
+        try:
+            decision = await self.commands.submit(
+                command, secrets, live_route=route is not None, has_capacity=slot is not None
+            )
+        except BaseException:
+            if slot is not None:
+                self._release(command.command_id, slot)
+            raise
+        if slot is not None:
+            if decision.dispatch:
+                self._launch(decision.command, slot)
+            else:
+                self._release(command.command_id, slot)
         record = decision.command
         # A re-sent COMMAND gets the record's terminal ack verbatim, time included (§4.1).
         at = record.terminal_at if not decision.changed and record.terminal_at else now
@@ -204,8 +220,19 @@ class PluginHost:
             raise RouteRejected(error)
 
     def _spare(self, session: PluginSession) -> bool:
-        running = Counter(connection for connection, _ in self._running.values())
-        return running[session.connection_id] < MAX_IN_FLIGHT_PER_PLUGIN
+        return self._load[session.connection_id] < MAX_IN_FLIGHT_PER_PLUGIN
+
+    def _reserve(self, command_id: str, session: PluginSession) -> None:
+        self._running[command_id] = session.connection_id
+        self._load[session.connection_id] += 1
+
+    def _release(self, command_id: str, session: PluginSession) -> None:
+        # Only our own entry: after a disconnect the command may be reserved by another plugin.
+        if self._running.get(command_id) == session.connection_id:
+            del self._running[command_id]
+            self._load[session.connection_id] -= 1
+            if not self._load[session.connection_id]:
+                del self._load[session.connection_id]
 
     async def _pump(self, target_key: str) -> None:
         """Start queued commands of one target, in order, while a route has capacity."""
@@ -213,12 +240,18 @@ class PluginHost:
             head = self.commands.next_for(target_key)
             if head is None:
                 return
-            started = await self.commands.start(head.command_id)
+            self._reserve(head.command_id, route)
+            try:
+                started = await self.commands.start(head.command_id)
+            except BaseException:
+                self._release(head.command_id, route)
+                raise
             self._launch(started, route)
 
     def _launch(self, command: Command, session: PluginSession) -> None:
+        if self._running.get(command.command_id) != session.connection_id:
+            return  # the plugin left during the commit; _on_disconnect re-queued the command
         task = asyncio.create_task(self._execute(command, session))
-        self._running[command.command_id] = (session.connection_id, task)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -244,18 +277,25 @@ class PluginHost:
             params["idempotencyKey"] = command.idempotency_key
         if command.expires_at is not None:
             params["expiresAt"] = command.expires_at
+        result: Any = None
+        error: CommandError | None = None
         try:
             payload = await session.request("command.execute", params, timeout_ms / 1000)
         except IpcError as exc:
             if exc.code == "PLUGIN_DISCONNECTED":
                 return  # _on_disconnect re-queues it or fails it; nothing to record here
             error = CommandError(exc.code, exc.message, bool(exc.retryable), exc.details)
-            await self.commands.complete(command.command_id, error=error)
         else:
-            await self.commands.complete(command.command_id, result=payload.get("result"))
+            result = payload.get("result")
         finally:
-            self._running.pop(command.command_id, None)
-        await self._pump(command.target_key)
+            # The call is no longer in flight at the plugin, so its slot is free now: the
+            # next dispatch's `accepted` state then shares the commit of this outcome.
+            self._release(command.command_id, session)
+        # Every target: the freed slot may serve another target of the same plugin.
+        await asyncio.gather(
+            self.commands.complete(command.command_id, result=result, error=error),
+            self._pump_all(),
+        )
 
     async def _expire_loop(self) -> None:
         while True:
@@ -275,11 +315,11 @@ class PluginHost:
         logger.info("plugin %s disconnected", session.name)
         interrupted = [
             command_id
-            for command_id, (connection, _) in self._running.items()
+            for command_id, connection in self._running.items()
             if connection == session.connection_id
         ]
         for command_id in interrupted:
-            self._running.pop(command_id, None)
+            self._release(command_id, session)
         self._spawn(self._requeue(interrupted))
         self.reconciler.plugin_disconnected(session)
 
