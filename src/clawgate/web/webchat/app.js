@@ -130,7 +130,7 @@ function onState(state, info) {
   if (state === State.CONNECTING) setStatus(state, "Connecting…");
   else if (state === State.CONNECTED) setStatus(state, "Connected");
   else if (state === State.RECONNECTING) {
-    const wait = info.delayMs === undefined ? "" : ` in ${Math.ceil(info.delayMs / 1000)} s`;
+    const wait = info.delayMs >= 1000 ? ` in ${Math.round(info.delayMs / 1000)} s` : "";
     setStatus(state, `Reconnecting${wait}: ${info.reason || "connecting again"}`);
   } else if (state === State.AUTH_FAILED) onAuthFailed(info);
   else if (state === State.FAILED) {
