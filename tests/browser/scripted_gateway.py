@@ -57,6 +57,7 @@ class ScriptedGateway:
         self.requests: list[dict[str, Any]] = []  # every request frame the page sent
         self.upgrade_urls: list[str] = []  # the path and query of every WebSocket upgrade
         self.history: list[dict[str, Any]] = []  # what chat.history returns
+        self.older: list[dict[str, Any]] = []  # the page before it, behind a paging cursor
         self.refusals: list[dict[str, Any]] = []  # errors for the next connects, in order
         self._socket: web.WebSocketResponse | None = None
         self._loop = asyncio.new_event_loop()
@@ -159,7 +160,11 @@ class ScriptedGateway:
         elif method == "sessions.list":
             payload = {"ts": 1, "count": 0, "sessions": []}
         elif method == "chat.history":
-            key = frame["params"]["sessionKey"]
-            payload = {"sessionKey": key, "sessionId": "s", "messages": list(self.history)}
-            payload["thinkingLevel"] = "off"
+            params = frame["params"]
+            paging = "before" in params
+            messages = self.older if paging else self.history
+            payload = {"sessionKey": params["sessionKey"], "sessionId": "s", "messages": messages}
+            payload |= {"thinkingLevel": "off", "hasMore": bool(self.older) and not paging}
+            if payload["hasMore"]:
+                payload["cursor"] = 7
         await ws.send_json({"type": "res", "id": rid, "ok": True, "payload": payload})

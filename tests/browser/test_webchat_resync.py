@@ -125,3 +125,28 @@ def test_a_password_gateway_gets_the_secret_as_password(
     expect(page.locator("#status")).to_have_text("Connected")
     first, second = (call["params"]["auth"] for call in scripted.calls("connect"))
     assert first == {"token": SECRET} and second == {"password": SECRET}
+
+
+def test_earlier_messages_load_above_on_request(page: Page, scripted: ScriptedGateway) -> None:
+    scripted.older = [message("user", "oldest"), message("assistant", "oldest")]
+    scripted.history = [message("user", "newest")]
+    open_page(page, scripted)
+    messages = page.locator("#messages .message")
+    expect(messages).to_have_count(1)
+    earlier = page.get_by_role("button", name="Show earlier messages")
+    earlier.focus()
+    page.keyboard.press("Enter")
+    expect(messages).to_have_count(3)
+    expect(messages.first.locator(".text")).to_have_text("oldest")
+    expect(earlier).to_be_hidden()
+    expect(page.locator("#messages")).to_be_focused()
+    assert scripted.calls("chat.history")[-1]["params"]["before"] == 7
+
+
+def test_with_nothing_older_there_is_no_earlier_button(
+    page: Page, scripted: ScriptedGateway
+) -> None:
+    scripted.history = [message("user", "only")]
+    open_page(page, scripted)
+    expect(page.locator("#messages .message")).to_have_count(1)
+    expect(page.get_by_role("button", name="Show earlier messages")).to_be_hidden()
