@@ -3,14 +3,23 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck bench schema clean
+.PHONY: run test lint typecheck bench schema screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The browser test drives Debian's Chromium: install it when missing (as root on CI, else sudo).
+$(CHROMIUM):
+	@if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else echo "make: $(CHROMIUM) is missing; install the chromium package as root" >&2; exit 1; fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
 run: $(STAMP)
 	$(BIN)/clawgate gateway run
@@ -23,13 +32,17 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: on main that is a failure, never a pass.
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(CHROMIUM) lint typecheck
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# The README's picture of WebChat, taken by a real gateway and headless Chromium.
+screenshot: $(STAMP) $(CHROMIUM)
+	$(BIN)/python -m tests.browser.screenshot docs/webchat.png
 
 schema: $(STAMP)
 	$(BIN)/clawgate gateway schema > schema/protocol.schema.json

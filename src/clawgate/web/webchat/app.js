@@ -23,6 +23,7 @@ const ui = {
   sessionList: $("session-list"),
   newChat: $("new-chat"),
   chatTitle: $("chat-title"),
+  earlier: $("earlier"),
   messages: $("messages"),
   composer: $("composer"),
   input: $("composer-input"),
@@ -34,6 +35,7 @@ const view = {
   current: undefined, // session key shown; null = a new chat not saved yet
   sessions: new Map(), // key -> SessionRow
   runs: new Map(), // runId -> {sessionKey, bubble, text} while a reply streams
+  cursor: null, // chat.history paging cursor (clawgate extension) for older messages
 };
 
 /** Return a random id; crypto.randomUUID needs a secure context, a LAN http page is not one. */
@@ -130,7 +132,7 @@ function onState(state, info) {
   if (state === State.CONNECTING) setStatus(state, "Connecting…");
   else if (state === State.CONNECTED) setStatus(state, "Connected");
   else if (state === State.RECONNECTING) {
-    const wait = info.delayMs === undefined ? "" : ` in ${Math.ceil(info.delayMs / 1000)} s`;
+    const wait = info.delayMs >= 1000 ? ` in ${Math.round(info.delayMs / 1000)} s` : "";
     setStatus(state, `Reconnecting${wait}: ${info.reason || "connecting again"}`);
   } else if (state === State.AUTH_FAILED) onAuthFailed(info);
   else if (state === State.FAILED) {
@@ -203,6 +205,7 @@ function switchTo(key) {
   else sessionStorage.removeItem(STORE.session);
   renderSessions();
   ui.messages.replaceChildren();
+  setCursor({});
   if (key) loadHistory().catch(reportError);
   updateStop();
   ui.input.focus();
@@ -270,12 +273,36 @@ async function loadHistory() {
     throw error;
   }
   if (view.current !== key) return; // the user moved on while we waited
-  const items = payload.messages.map((m) => bubble(m.role, textOf(m) ?? "", "done", m.timestamp));
+  setCursor(payload);
+  const items = payload.messages.map(historyBubble);
   // Replies still streaming are not in the transcript yet: keep their live bubbles last.
   for (const run of view.runs.values()) if (run.sessionKey === key) items.push(run.bubble);
   ui.messages.replaceChildren(...items);
   ui.messages.scrollTop = ui.messages.scrollHeight;
   updateStop();
+}
+
+function historyBubble(message) {
+  return bubble(message.role, textOf(message) ?? "", "done", message.timestamp);
+}
+
+function setCursor(payload) {
+  // Gateways without clawgate's paging extension send neither field: no button then.
+  view.cursor = payload.hasMore && payload.cursor ? payload.cursor : null;
+  ui.earlier.hidden = view.cursor === null;
+}
+
+async function loadEarlier() {
+  const key = view.current;
+  const params = { sessionKey: key, limit: HISTORY_LIMIT, before: view.cursor };
+  const payload = await gateway.request("chat.history", params);
+  if (view.current !== key) return;
+  const log = ui.messages;
+  const fromBottom = log.scrollHeight - log.scrollTop;
+  log.prepend(...payload.messages.map(historyBubble));
+  log.scrollTop = log.scrollHeight - fromBottom; // keep what the reader was looking at
+  setCursor(payload);
+  if (ui.earlier.hidden) log.focus();
 }
 
 function startRun(runId, sessionKey) {
@@ -460,6 +487,7 @@ ui.input.addEventListener("keydown", (event) => {
 
 ui.stop.addEventListener("click", () => stop());
 ui.newChat.addEventListener("click", () => switchTo(null));
+ui.earlier.addEventListener("click", () => loadEarlier().catch(reportError));
 window.addEventListener("online", () => gateway.reconnectNow());
 
 gateway.start();
