@@ -215,6 +215,8 @@ def test_doctor_against_a_running_gateway_and_a_broken_config(home: Path) -> Non
     assert checks["gateway"]["status"] == "ok" and checks["port"]["status"] == "ok"
     assert checks["state.db"]["status"] == "ok" and "intact" in checks["state.db"]["message"]
     assert checks["ipc socket"]["status"] == "ok"
+    good = (home / "config.toml").read_text()
     (home / "config.toml").write_text("[gateway]\nbogus = 1\n")
     broken = run_cli(home, "doctor")
+    (home / "config.toml").write_text(good)  # so the fixture's `gateway stop` can read it
     assert broken.returncode == 1 and "unknown key" in broken.stdout

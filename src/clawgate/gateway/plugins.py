@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT_PER_PLUGIN: Final = 8
 EXPIRY_INTERVAL_S: Final = 1.0
+PRUNE_EVERY_TICKS: Final = 600  # expiry ticks between prunes of finished records
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,10 +299,17 @@ class PluginHost:
         )
 
     async def _expire_loop(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(EXPIRY_INTERVAL_S)
             for command in await self.commands.expire_due():
                 logger.info("command %s expired in the queue", command.command_id)
+            ticks += 1
+            if ticks % PRUNE_EVERY_TICKS == 0:
+                # Records outlive every re-send by 24 h (§4.1), then go.
+                gone = await self.commands.prune()
+                if gone:
+                    logger.info("pruned %d finished command records", len(gone))
 
     # -- plugins --------------------------------------------------------------------
 

@@ -211,3 +211,21 @@ async def test_the_link_comes_back_after_the_hub_restarts(
     await eventually(lambda: cloud.link.state.value in ("backoff", "connecting"))
     again = await hub_factory(home=hub.home, port=port)
     await connected(again, gateway)
+
+
+async def test_secrets_come_back_from_the_hub_after_a_daemon_restart(
+    gateway_factory: GatewayFactory, hub: RunningHub, socket_dir: Path, tmp_path: Path
+) -> None:
+    gateway = await linked_gateway(gateway_factory, hub, socket_dir)
+    daemon = daemon_id(gateway)
+    root = tmp_path / "root"
+    await hub.call("PUT", f"/v1/daemons/{daemon}/desired-state", desired(("vault", ())))
+    first = DirIntegrations(root)
+    async with running(build_plugin(first, backoff_initial=0.05), socket_dir / "gateway.sock"):
+        await eventually(lambda: first.secrets_for("vault") == {"token": SECRET})
+    await gateway.restart()  # the daemon forgets every secret value
+    again = DirIntegrations(root)  # and so does a restarted plugin
+    async with running(build_plugin(again, backoff_initial=0.05), socket_dir / "gateway.sock"):
+        await eventually(lambda: again.secrets_for("vault") == {"token": SECRET})
+    await gateway.server.stop()
+    assert SECRET.encode() not in (gateway.home / "state.db").read_bytes()
