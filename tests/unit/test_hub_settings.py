@@ -72,3 +72,11 @@ def test_loose_file_mode_is_refused(tmp_path: Path) -> None:
 def test_bad_listen_value_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(HubSettingsError, match="CLAWGATE_HUB_LISTEN"):
         load_settings(tmp_path / "hub.toml", environ={"CLAWGATE_HUB_LISTEN": "nowhere"})
+
+
+def test_settings_defaults_mirror_the_wire_module() -> None:
+    from clawgate.hub import settings
+    from clawgate.protocol import control_link
+
+    assert settings.DEFAULT_HEARTBEAT_MS == control_link.DEFAULT_HEARTBEAT_MS
+    assert settings.DEFAULT_MAX_MESSAGE_BYTES == control_link.DEFAULT_MAX_MESSAGE_BYTES

@@ -10,8 +10,6 @@ from ..config import AgentBackendKind, AgentSection
 from ..ipc import PluginRegistry
 from .backend import AgentBackend
 from .echo import EchoBackend
-from .openai import OpenAIBackend
-from .plugin import PluginBackend
 
 __all__ = ["build_backend"]
 
@@ -22,7 +20,11 @@ def build_backend(
     environ: Mapping[str, str] | None = None,
 ) -> tuple[AgentBackend, dict[str, Any]]:
     """Return the configured backend and the plugin-to-daemon IPC methods it serves."""
+    # The openai and plugin backends are imported when chosen: the default (echo) gateway
+    # should not pay their memory.
     if settings.backend is AgentBackendKind.OPENAI:
+        from .openai import OpenAIBackend
+
         env = os.environ if environ is None else environ
         name = settings.openai.api_key_env
         key = env.get(name) if name else None
@@ -31,6 +33,8 @@ def build_backend(
             missing = f"the environment variable {name} holding the api key is not set"
         return OpenAIBackend(settings.openai, key, key_missing=missing), {}
     if settings.backend is AgentBackendKind.PLUGIN:
+        from .plugin import PluginBackend
+
         backend = PluginBackend(plugins, settings.timeout_s)
         return backend, backend.handlers()
     return EchoBackend(settings.echo_delay_ms / 1000), {}

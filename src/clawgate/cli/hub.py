@@ -17,11 +17,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..hub import HubLocked, HubServer, HubSettings, HubSettingsError, HubStoreError
 from ..hub.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     ENV_ADMIN_TOKEN,
+    HubSettings,
+    HubSettingsError,
     default_config_path,
     load_settings,
     read_settings_file,
@@ -78,6 +79,8 @@ def run(
     except HubSettingsError as exc:
         fail(str(exc), 2)
     setup_logging("info", log_format)
+    from ..hub.store import HubLocked, HubStoreError  # the server side loads only here
+
     try:
         asyncio.run(_serve(settings))
     except HubLocked as exc:
@@ -89,6 +92,8 @@ def run(
 
 
 async def _serve(settings: HubSettings) -> None:
+    from ..hub.server import HubServer
+
     server = HubServer(settings)
     await server.start()
     stop = asyncio.Event()

@@ -43,6 +43,7 @@ from ..protocol.control_link import (
     parse_payload,
     parse_time,
 )
+from .settings import LinkSettings
 
 __all__ = [
     "ControlLink",
@@ -73,18 +74,6 @@ class LinkState(enum.StrEnum):
     BACKOFF = "backoff"
     LOGIN_REQUIRED = "login_required"
     UPGRADE_REQUIRED = "upgrade_required"
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSettings:
-    """Where the hub is and how to authenticate (``[cloud]`` and ``[auth]`` of config.toml)."""
-
-    url: str
-    api_key: str
-    allow_insecure: bool = False
-
-    def __repr__(self) -> str:
-        return f"LinkSettings(url={self.url!r}, api_key=<hidden>)"
 
 
 class LinkDelegate(Protocol):

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..cloud.errors import DesiredStateError
-from ..cloud.link import ControlLink, LinkSettings, LinkState
+from ..cloud.link import ControlLink, LinkState
+from ..cloud.settings import LinkSettings
 from ..commands import Command, InvalidCommand, ack_payload
 from ..protocol.control_link import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, MessageType
 from ..protocol.events import EventGate

@@ -13,13 +13,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .. import __version__
 from ..agents.factory import build_backend
-from ..cloud.link import LinkSettings
+from ..cloud.settings import LinkSettings
 from ..config import AgentSection, ClawgateConfig
 from ..ipc import PluginRegistry
 from ..protocol.auth import AuthMode, AuthThrottle, SharedSecretAuth, secrets_equal
@@ -35,7 +35,6 @@ from ..service.tls import TlsMaterial, server_ssl_context
 from ..store import StateStore, gateway_state
 from .agent_service import AgentService
 from .broadcaster import Broadcaster
-from .cloud import CloudService
 from .connection import Connection
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner, format_every
@@ -47,6 +46,9 @@ from .metrics import GatewayMetrics
 from .pairing import PairingService
 from .plugins import PluginHost, PluginSettings
 from .system_events import SystemEventQueue
+
+if TYPE_CHECKING:
+    from .cloud import CloudService
 
 __all__ = ["GatewayServer", "GatewaySettings"]
 
@@ -169,6 +171,8 @@ class GatewayServer:
                 )
                 await self.plugins.start()
                 if self.settings.cloud is not None:
+                    from .cloud import CloudService  # the link's code loads only when used
+
                     self.cloud = CloudService(self, self.plugins, self.settings.cloud)
                     await self.cloud.start()
         app = web.Application()

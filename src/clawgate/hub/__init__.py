@@ -6,11 +6,42 @@
 only).
 """
 
-from .bus import HubBus, LocalBus, Subscription
-from .server import HubServer
-from .settings import HubSettings, HubSettingsError, load_settings
-from .store import HubLocked, HubStore, HubStoreError, RevisionConflict
-from .vault import EncryptedVault, MemoryVault, SecretVault
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .bus import HubBus, LocalBus, Subscription
+    from .server import HubServer
+    from .settings import HubSettings, HubSettingsError, load_settings
+    from .store import HubLocked, HubStore, HubStoreError, RevisionConflict
+    from .vault import EncryptedVault, MemoryVault, SecretVault
+
+# Loaded on first use: every `clawgate` command imports the CLI's hub group, and the server
+# side (aiohttp app, jsonschema, cryptography) should cost nothing to the other commands.
+_HOMES = {
+    "HubBus": "bus",
+    "LocalBus": "bus",
+    "Subscription": "bus",
+    "HubServer": "server",
+    "HubSettings": "settings",
+    "HubSettingsError": "settings",
+    "load_settings": "settings",
+    "HubLocked": "store",
+    "HubStore": "store",
+    "HubStoreError": "store",
+    "RevisionConflict": "store",
+    "EncryptedVault": "vault",
+    "MemoryVault": "vault",
+    "SecretVault": "vault",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "EncryptedVault",

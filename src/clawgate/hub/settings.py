@@ -19,7 +19,11 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ..config import check_config_permissions, write_atomic
-from ..protocol.control_link import DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_MESSAGE_BYTES
+
+# Mirrors of clawgate.protocol.control_link's defaults (importing it would load its models
+# into every `clawgate` command); tests/unit/test_hub_settings.py checks they agree.
+DEFAULT_HEARTBEAT_MS: Final = 20_000
+DEFAULT_MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 
 __all__ = [
     "DEFAULT_HOST",

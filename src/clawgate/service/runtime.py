@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cloud.link import LinkSettings
+from ..cloud.settings import LinkSettings
 from ..config import (
     PASSWORD_ENV,
     TOKEN_ENV,

@@ -12,7 +12,7 @@ import pytest
 from examples.dir_integrations import DirIntegrations, build_plugin
 
 from clawgate.client import GatewayClient
-from clawgate.cloud.link import LinkSettings
+from clawgate.cloud.settings import LinkSettings
 from clawgate.plugin import Plugin
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.hub.conftest import HubFactory, RunningHub
