@@ -341,3 +341,19 @@ async def test_commands_for_an_integration_route_to_its_owner_or_are_rejected(
     with pytest.raises(GatewayCallError) as refused:
         await client.call("integrations.apply", {"integrations": [], "ifRevision": 7})
     assert refused.value.code == "INVALID_REQUEST"
+
+
+async def test_a_step_too_large_for_one_ipc_frame_fails_without_retry_storms(
+    host: RunningGateway, client: GatewayClient, socket_dir: Path, tmp_path: Path
+) -> None:
+    huge = entry("huge", config={"greeting": "x" * 1_100_000})
+    async with running(dir_plugin(tmp_path / "i"), socket_dir / "gateway.sock") as plugin:
+        await client.call("integrations.apply", {"integrations": [huge, entry("small")]})
+        view = await wait_for(
+            client,
+            lambda v: statuses(v).get("small") == "active" and statuses(v).get("huge") == "error",
+        )
+        row = next(r for r in view["integrations"] if r["id"] == "huge")
+        assert row["error"]["code"] == "INVALID_PARAMS" and "1 MiB" in row["error"]["message"]
+        assert "nextAttemptAt" not in row  # not retryable: it would fail the same way
+        assert plugin.registration is not None  # the plugin was never disconnected by it

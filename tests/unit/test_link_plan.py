@@ -42,14 +42,15 @@ def test_a_session_up_for_a_minute_resets_the_backoff() -> None:
     assert plan(failures=6, uptime_s=59.0).delay_s == 60
 
 
-def test_hub_restart_reconnects_at_once_then_backs_off() -> None:
-    first = plan(close_code=1012)
-    assert (first.delay_s, first.failures) == (0.0, 1)
-    assert plan(close_code=1012, failures=1).delay_s == 2
+def test_hub_restart_reconnects_at_once_and_keeps_the_backoff() -> None:
+    assert (plan(close_code=1012).delay_s, plan(close_code=1012, failures=3).failures) == (0.0, 3)
+    assert plan(close_code=1012, failures=3).delay_s == 0.0
 
 
-def test_a_replaced_session_waits_up_to_the_cap() -> None:
-    assert plan(close_code=4409).delay_s == 60
+def test_a_replaced_session_waits_up_to_the_cap_and_stays_there() -> None:
+    replaced = plan(close_code=4409)
+    assert replaced.delay_s == 60
+    assert plan(failures=replaced.failures).delay_s == 60
 
 
 def test_retry_after_is_a_floor() -> None:

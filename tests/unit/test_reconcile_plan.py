@@ -206,3 +206,16 @@ def test_retry_delay_doubles_from_30_seconds_up_to_30_minutes() -> None:
     assert [retry_delay_ms(n, 1.0) for n in (1, 2, 3)] == [30_000, 60_000, 120_000]
     assert retry_delay_ms(20, 1.0) == 30 * 60_000
     assert retry_delay_ms(1, 0.8) == 24_000 and retry_delay_ms(1, 1.2) == 36_000
+
+
+def test_root_level_schema_errors_never_quote_secret_values() -> None:
+    raw = raw_entry("gh", secrets={"token": "ab\\cd'ef\"gh" + "x" * 30})
+    raw["manifest"]["config_schema"]["maxProperties"] = 0
+    entry = entries(raw)["gh"]
+    assert entry.invalid is not None
+    assert "ab\\" not in str(entry.invalid.details) and "cd'ef" not in str(entry.invalid.details)
+
+
+def test_hashes_use_the_spec_notation() -> None:
+    entry = entries(raw_entry("gh"))["gh"]
+    assert entry.config_hash.startswith("sha256:") and len(entry.config_hash) == 7 + 64

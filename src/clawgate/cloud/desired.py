@@ -41,11 +41,13 @@ _ENTRY_KEYS: Final = frozenset(
     {"id", "version", "enabled", "manifest", "config", "secrets", "plugin"}
 )
 _PLUGIN_NAME_MAX: Final = 64
+_KEY_NAMING_RULES: Final = frozenset({"required", "additionalProperties", "dependentRequired"})
 
 
 def canonical_hash(value: Any) -> str:
-    """Return the SHA-256 hex digest of ``value`` as canonical (sorted-key) JSON."""
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """Return ``sha256:<hex>`` of ``value`` as canonical (sorted-key) JSON."""
+    digest = hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"sha256:{digest}"  # the spec's hash notation (§0)
 
 
 def secrets_digest(key: bytes, secrets: Mapping[str, str]) -> str:
@@ -307,7 +309,10 @@ def schema_issues(
         validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]
     ):
         parts = [str(part) for part in error.absolute_path]
-        if parts and parts[0] in secret_names:
+        # Above a secret, or at the root (where most messages quote the whole object), only
+        # the rule is named; `required` and friends name keys, never values.
+        at_root_quoting = not parts and error.validator not in _KEY_NAMING_RULES
+        if at_root_quoting or (parts and parts[0] in secret_names):
             message = f"fails the schema rule {error.validator!r} (secret value not shown)"
         else:
             message = redact(error.message, hidden)

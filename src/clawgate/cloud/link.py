@@ -61,6 +61,7 @@ REGISTER_ACK_TIMEOUT_S: Final = 10.0
 BACKOFF_BASE_S: Final = 1.0
 BACKOFF_CAP_S: Final = 60.0
 STABLE_AFTER_S: Final = 60.0
+_CAP_EXPONENT: Final = 6  # 2**6 s >= the cap: the backoff window stays at 60 s
 CLOCK_SKEW_WARN_MS: Final = 30_000
 _LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -163,14 +164,15 @@ def reconnect_plan(
         reason = "the hub speaks no protocol version this daemon speaks; upgrade clawgate"
         return ReconnectPlan(LinkState.UPGRADE_REQUIRED, 0, failures, reason)
     k = 0 if uptime_s is not None and uptime_s >= STABLE_AFTER_S else failures
-    if close_code == CLOSE_SERVICE_RESTART and k == 0:
-        return ReconnectPlan(LinkState.BACKOFF, 0.0, 1, "the hub is restarting")
+    if close_code == CLOSE_SERVICE_RESTART:
+        # Reconnect at once; if that attempt fails, backoff goes on from where it was.
+        return ReconnectPlan(LinkState.BACKOFF, 0.0, k, "the hub is restarting")
     if close_code == CLOSE_SESSION_REPLACED:
-        # Another session took this daemonId: start at the cap so two copies do not fight.
+        # Another session took this daemonId: back off from the cap so two copies don't fight.
         return ReconnectPlan(
             LinkState.BACKOFF,
             rng(0, BACKOFF_CAP_S),
-            k + 1,
+            max(k + 1, _CAP_EXPONENT),
             "another daemon with this id connected",
         )
     delay = rng(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**k))
@@ -221,6 +223,7 @@ class ControlLink:
         self._outbox: asyncio.Queue[tuple[dict[str, Any], str | None]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._warned_types: set[str] = set()
+        self._marks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -239,6 +242,7 @@ class ControlLink:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await asyncio.gather(*self._marks, return_exceptions=True)
 
     def status(self) -> dict[str, Any]:
         """Return the link as ``status`` shows it."""
@@ -292,7 +296,12 @@ class ControlLink:
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
             while True:
                 self._set_state(LinkState.CONNECTING)
-                outcome = await self._attempt(http)
+                try:
+                    outcome = await self._attempt(http)
+                except Exception:
+                    # A bug must cost a reconnect, not the link: state and retries go on.
+                    logger.exception("control link session failed")
+                    outcome = _Outcome(error="internal error in the link session; see the log")
                 uptime = None if outcome.acked_at is None else self._clock() - outcome.acked_at
                 plan = reconnect_plan(
                     failures=failures,
@@ -410,7 +419,11 @@ class ControlLink:
             message, terminal_ack = await outbox.get()
             await ws.send_str(orjson.dumps(message).decode())
             if terminal_ack is not None:
-                await self._delegate.ack_sent(terminal_ack)
+                # Not awaited here: marks of many acks share commits, and PONGs never wait
+                # behind a backlog of fsyncs (§3.6).
+                task = asyncio.create_task(self._delegate.ack_sent(terminal_ack))
+                self._marks.add(task)
+                task.add_done_callback(self._marks.discard)
 
     async def _dispatch(self, data: str | bytes) -> None:
         try:
@@ -423,11 +436,19 @@ class ControlLink:
             nonce = env.payload.get("nonce") if isinstance(env.payload, dict) else None
             self.send(MessageType.PONG, {"nonce": nonce}, reply_to=env.id)
         elif kind == MessageType.COMMAND.value:
-            ack = await self._delegate.command(env.payload)
+            try:
+                ack = await self._delegate.command(env.payload)
+            except Exception:
+                # A known type with a payload we cannot process is logged and ignored (§3.3).
+                logger.exception("could not process a COMMAND; ignored")
+                return
             if ack is not None:
                 self.send(MessageType.COMMAND_ACK, ack, reply_to=env.id)
         elif kind == MessageType.DESIRED_STATE.value:
-            await self._delegate.desired_state(env.payload)
+            try:
+                await self._delegate.desired_state(env.payload)
+            except Exception:
+                logger.exception("could not process a DESIRED_STATE; ignored")
         elif kind in (MessageType.PONG.value, MessageType.SERVICE_ACK.value):
             return
         elif kind not in self._warned_types:

@@ -404,6 +404,12 @@ class Reconciler:
             desired.revision,
             "converged" if report["converged"] else "not converged",
         )
+        if self.on_active is not None:
+            # Queued commands of every active item may go now (also those that became
+            # active through a plugin report or a drift check rather than a step).
+            for item in self._items.values():
+                if item.status == ItemStatus.ACTIVE:
+                    self.on_active(item.id)
         if self.on_report is not None:
             self.on_report(report)
 
@@ -467,7 +473,12 @@ class Reconciler:
             try:
                 await self._apply(step, entry, item, secrets, desired.revision)
             except IpcError as exc:
-                await self._step_failed(item, step, exc)
+                await self._step_failed(item, step, exc, sent=secrets.values())
+                current = self._desired
+                changed = current.entries.get(entry.id) != entry
+                if changed or dict(current.secrets.get(entry.id, {})) != secrets:
+                    # The entry changed while the step ran: the change makes it due (§5.7).
+                    self._reset(entry.id)
                 return
             if step in _STEPS_NEEDING_SECRETS:
                 self._secrets_lost.discard(entry.id)
@@ -575,9 +586,16 @@ class Reconciler:
             raise IpcError(PLUGIN_DISCONNECTED, f"plugin {owner} is not connected", retryable=True)
         return await session.request(method, params, self._timeouts.get(method))
 
-    async def _step_failed(self, item: LedgerItem, step: Step, exc: IpcError) -> None:
+    async def _step_failed(
+        self, item: LedgerItem, step: Step, exc: IpcError, sent: Iterable[str] = ()
+    ) -> None:
+        # Redact what was sent in this call too: a newer desired state may have replaced it.
+        hidden = [*self.secret_values(), *sent]
         error = ReconcileError(
-            exc.code, self._redact(exc.message), bool(exc.retryable), exc.details
+            exc.code,
+            str(redact(exc.message, hidden)),
+            bool(exc.retryable),
+            redact(exc.details, hidden) if exc.details is not None else None,
         )
         logger.warning("integration %s: %s failed: %s", item.id, step.value, error.code)
         if exc.code == PLUGIN_DISCONNECTED:
@@ -668,6 +686,13 @@ class Reconciler:
                     "integration.remove",
                     {"integrationId": item_id, "version": str(held.get("version", ""))},
                 )
+                continue
+            if known is not None:
+                # Ours, with an install we thought failed: record what the plugin holds.
+                known.owner = session.name
+                known.installed_version = str(held.get("version"))
+                known.spec_hash = None
+                known.active = held.get("status") == "active"
                 continue
             # Unknown to the ledger: adopt it, so the pass removes it unless it is desired.
             self._items[item_id] = LedgerItem(

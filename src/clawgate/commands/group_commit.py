@@ -49,6 +49,17 @@ class GroupCommit:
         self._next: _Batch | None = None
         self._running: asyncio.Future[None] | None = None
         self._scheduled = False
+        self._last: _Batch | None = None  # the newest batch: batches commit in order
+
+    async def settled(self) -> None:
+        """Return once everything saved so far is committed (or its commit failed).
+
+        A duplicate COMMAND is answered from the in-memory record; this keeps that answer
+        from reporting a state that is not on disk yet (§1.6).
+        """
+        batch = self._last
+        if batch is not None and not batch.committed.done():
+            await asyncio.wait([batch.committed])
 
     async def save(self, records: Sequence[Command]) -> None:
         """Return once ``records`` are committed.
@@ -59,6 +70,7 @@ class GroupCommit:
         batch = self._next
         if batch is None:
             batch = self._next = _Batch([], asyncio.get_running_loop().create_future())
+            self._last = batch
         batch.records.extend(records)
         if self._running is None and not self._scheduled:
             self._scheduled = True

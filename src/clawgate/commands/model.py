@@ -330,8 +330,8 @@ def parse_command(frame: Mapping[str, Any], now: int) -> tuple[Command, dict[str
         errors.append({"path": "idempotencyKey", "message": "must be a string"})
         idempotency_key = None
     issued_at = _optional_time(frame, "issuedAt", errors)
-    if issued_at is None and "issuedAt" not in frame:
-        errors.append({"path": "issuedAt", "message": "is required"})
+    if issued_at is None and not any(error["path"] == "issuedAt" for error in errors):
+        errors.append({"path": "issuedAt", "message": "is required (an RFC 3339 time)"})
     expires_at = _optional_time(frame, "expiresAt", errors)
     timeout_ms = _optional_int(frame, "timeoutMs", errors)
     if errors:

@@ -297,10 +297,12 @@ class CommandBook:
         *,
         result: Any = None,
         error: CommandError | None = None,
+        extra_secrets: Iterable[str] = (),
     ) -> Command | None:
         """End an ``accepted`` command: ``failed`` with ``error``, else ``succeeded`` with result.
 
-        The result and error message are redacted of the command's secrets before recording.
+        The result and error are redacted of the command's secrets and ``extra_secrets``
+        (the daemon's other current secret values) before recording.
 
         Returns:
             The terminal record, or None when the command is not ``accepted`` (a late reply
@@ -313,7 +315,7 @@ class CommandBook:
         if record.state is not CommandState.ACCEPTED:
             logger.info("ignoring completion of command %s in state %s", command_id, record.state)
             return None
-        secrets = self._secrets.get(command_id, {}).values()
+        secrets = [*self._secrets.get(command_id, {}).values(), *extra_secrets]
         if error is not None:
             error = CommandError(
                 error.code,

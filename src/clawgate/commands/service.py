@@ -50,6 +50,8 @@ class CommandService:
         self._book = book
         self._clock = clock
         self._listeners: list[CommitListener] = []
+        # Other secret values to redact from results and errors (integration secrets, §8).
+        self.extra_secrets: Callable[[], Iterable[str]] = tuple
         self._commits = GroupCommit(store, self._notify)
 
     @property
@@ -84,6 +86,9 @@ class CommandService:
         )
         if decision.changed:
             await self._save([decision.command])
+        else:
+            # A duplicate is answered from memory: let its latest state reach the disk first.
+            await self._commits.settled()
         return decision
 
     async def reject(self, command: Command, error: CommandError) -> Decision:
@@ -103,7 +108,13 @@ class CommandService:
         self, command_id: str, *, result: Any = None, error: CommandError | None = None
     ) -> Command | None:
         """Commit the terminal state of an ``accepted`` command; None if it was not accepted."""
-        record = self._book.complete(command_id, self._clock(), result=result, error=error)
+        record = self._book.complete(
+            command_id,
+            self._clock(),
+            result=result,
+            error=error,
+            extra_secrets=self.extra_secrets(),
+        )
         if record is not None:
             await self._save([record])
         return record

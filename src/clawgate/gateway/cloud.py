@@ -24,6 +24,7 @@ from ..commands import Command, InvalidCommand, ack_payload
 from ..protocol.control_link import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, MessageType
 from ..protocol.events import EventGate
 from ..store import gateway_state
+from .plugins import OFFSET_KEY
 
 if TYPE_CHECKING:
     from .plugins import PluginHost
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["CloudService"]
 
 logger = logging.getLogger(__name__)
-
-_OFFSET_KEY = "hub_clock_offset_ms"
 
 
 class CloudService:
@@ -48,12 +47,7 @@ class CloudService:
 
     async def start(self) -> None:
         """Restore the hub clock offset, hook into commands and reports, and connect."""
-        store = self._gateway.store
-        assert store is not None
-        saved = await store.read(lambda conn: gateway_state.get_value(conn, _OFFSET_KEY))
-        if saved is not None:
-            self._host.clock_offset_ms = int(saved)
-        host = self._host
+        host = self._host  # (PluginHost.start restored the hub clock offset)
         host.hub_managed = True
         host.cloud_status = self.status
         host.commands.subscribe(self._commands_committed)
@@ -104,7 +98,7 @@ class CloudService:
         if store is not None:
             value = str(offset_ms)
             task = asyncio.create_task(
-                store.write(lambda c: gateway_state.set_value(c, _OFFSET_KEY, value))
+                store.write(lambda c: gateway_state.set_value(c, OFFSET_KEY, value))
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -33,7 +33,7 @@ from ..commands import (
 )
 from ..ipc import Handler, IpcError, IpcServer, PluginSession
 from ..ipc.frames import INVALID_PARAMS
-from ..store import StateStore
+from ..store import StateStore, gateway_state
 
 if TYPE_CHECKING:
     from .server import GatewayServer
@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT_PER_PLUGIN: Final = 8
 EXPIRY_INTERVAL_S: Final = 1.0
+#: Where the control link keeps `serverTime - local time` (state.db meta record, §1.6).
+OFFSET_KEY: Final = "hub_clock_offset_ms"
 PRUNE_EVERY_TICKS: Final = 600  # expiry ticks between prunes of finished records
 
 
@@ -72,6 +74,7 @@ class PluginHost:
         handlers: Mapping[str, Handler] | None = None,
     ) -> None:
         self._gateway = gateway
+        self._store = store
         settings = settings or PluginSettings()
         book = CommandBook(
             ttl_ms=settings.queue_ttl_s * 1000,
@@ -107,6 +110,7 @@ class PluginHost:
             drift_interval_s=settings.drift_interval_s,
             method_timeouts_s=dict(settings.method_timeouts_s),
         )
+        self.commands.extra_secrets = self.reconciler.secret_values
         self.reconciler.on_active = lambda item_id: self._spawn(
             self._pump(f"integration:{item_id}")
         )
@@ -133,6 +137,10 @@ class PluginHost:
 
     async def start(self) -> None:
         """Load the queue from state.db, then open the socket."""
+        # Hub time decides §4.5's expiries: restore the last measured offset first (§3.4).
+        saved = await self._store.read(lambda conn: gateway_state.get_value(conn, OFFSET_KEY))
+        if saved is not None:
+            self.clock_offset_ms = int(saved)
         recovered = await self.commands.load_on_start()
         if recovered:
             logger.info("recovered %d command records from state.db", len(recovered))
@@ -366,7 +374,11 @@ class PluginHost:
         owned_only = params.get("ownedOnly", False)
         if not isinstance(owned_only, bool):
             raise IpcError(INVALID_PARAMS, "ownedOnly must be true or false")
-        return self.reconciler.ledger_view(session.name if owned_only else None)
+        view = self.reconciler.ledger_view(session.name if owned_only else None)
+        for row in view["integrations"]:
+            if "error" in row:
+                row["lastError"] = row.pop("error")  # the §2.5 name (reports say `error`)
+        return view
 
     async def _plugin_integration_report(
         self, session: PluginSession, params: dict[str, Any]

@@ -152,6 +152,38 @@ class Manifest:
         return out
 
 
+def _schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """Return why ``schema`` is not a usable JSON Schema 2020-12, or None."""
+    from jsonschema import Draft202012Validator  # heavy; only when a manifest is checked
+    from jsonschema.exceptions import SchemaError
+
+    plain = _thaw(schema)
+    try:
+        Draft202012Validator.check_schema(plain)
+        for pattern in _patterns(plain):
+            re.compile(pattern)
+    except SchemaError as exc:
+        where = "/".join(str(part) for part in exc.path)
+        return (
+            f"is not a valid JSON Schema 2020-12 ({exc.message}{' at ' + where if where else ''})"
+        )
+    except re.error as exc:
+        return f"has a pattern that is not a valid regular expression ({exc})"
+    return None
+
+
+def _patterns(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == "pattern" and isinstance(item, str):
+                yield item
+            else:
+                yield from _patterns(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _patterns(item)
+
+
 def validate_manifest(data: Mapping[str, Any]) -> Manifest:
     """Validate a manifest in its JSON/TOML/YAML object form.
 
@@ -166,6 +198,16 @@ def validate_manifest(data: Mapping[str, Any]) -> Manifest:
     """
     v = _Validator()
     manifest = v.run(data)
+    if manifest is not None and not v.errors:
+        # The schemas are applied to config and command params later: they must compile.
+        problem = _schema_problem(manifest.config_schema)
+        if problem is not None:
+            v.err("config_schema", problem)
+        for index, command in enumerate(manifest.commands):
+            if command.params_schema is not None:
+                problem = _schema_problem(command.params_schema)
+                if problem is not None:
+                    v.err(f"commands[{index}].params_schema", problem)
     if v.errors or manifest is None:
         raise ManifestError(v.errors)
     return manifest

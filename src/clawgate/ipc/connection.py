@@ -25,6 +25,7 @@ from .frames import (
     ALREADY_REGISTERED,
     FRAME_TOO_LARGE,
     INTERNAL,
+    INVALID_PARAMS,
     METHOD_NOT_FOUND,
     NOT_REGISTERED,
     PLUGIN_DISCONNECTED,
@@ -40,7 +41,7 @@ from .frames import (
     encode_response,
     parse_frame,
 )
-from .framing import LineDecoder
+from .framing import MAX_FRAME_BYTES, LineDecoder
 from .registration import negotiate_protocol, parse_register, register_result
 from .registry import PluginRegistry, PluginSession
 
@@ -237,9 +238,17 @@ class IpcConnection:
         if self._disconnected or self._close_requested:
             raise IpcError(PLUGIN_DISCONNECTED, "the plugin disconnected")
         request_id = str(uuid.uuid4())
+        frame = encode_request(request_id, method, params)
+        if len(frame) - 1 > MAX_FRAME_BYTES:
+            # The plugin would close on it (§2.1) and the retry would do the same forever.
+            raise IpcError(
+                INVALID_PARAMS,
+                f"{method} params encode to {len(frame) - 1} bytes, over the 1 MiB frame limit",
+                retryable=False,
+            )
         future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         self._pending[request_id] = future
-        self._enqueue(encode_request(request_id, method, params))
+        self._enqueue(frame)
         try:
             async with asyncio.timeout(timeout_s):
                 return await future
