@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 from tests.conftest import GatewayFactory
@@ -141,3 +142,27 @@ async def test_chat_inject_needs_an_existing_session(
     peer = await admin_peer(client_factory, gateway)
     response = await peer.client.request("chat.inject", {"sessionKey": "ghost", "message": "x"})
     assert response.error is not None and "unknown session" in response.error.message
+
+
+async def test_two_sends_to_a_new_session_run_in_arrival_order(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await agent_gateway(gateway_factory, echo_delay_ms=5)
+    peer = await admin_peer(client_factory, gateway)
+    calls = [
+        peer.client.call(
+            "chat.send", {"sessionKey": "fresh", "message": text, "idempotencyKey": key}
+        )
+        for key, text in (("first", "one two"), ("second", "three four"))
+    ]
+    # Sent back to back on one socket: the first creates the session, the second must
+    # not overtake it while that insert is being committed.
+    await asyncio.gather(*calls)
+    await chat_events(peer, "first")
+    await chat_events(peer, "second")
+    history = await peer.client.call("chat.history", {"sessionKey": "fresh"})
+    users = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "user"]
+    assert users == ["one two", "three four"]
+    first = await peer.client.call("agent.wait", {"runId": "first"})
+    second = await peer.client.call("agent.wait", {"runId": "second"})
+    assert first["endedAt"] <= second["startedAt"]

@@ -111,8 +111,12 @@ class OpenAIBackend:
                 finish: str | None = None
                 usage: dict[str, Any] | None = None
                 done = False
-                async for chunk in response.content.iter_any():
-                    for data in decoder.feed(chunk):
+                chunks = response.content.iter_any()
+                while not done:
+                    chunk = await anext(chunks, None)
+                    # At the end, the last event may lack its closing blank line.
+                    events = decoder.close() if chunk is None else decoder.feed(chunk)
+                    for data in events:
                         if data.strip() == "[DONE]":
                             done = True
                             break
@@ -122,7 +126,7 @@ class OpenAIBackend:
                         if text:
                             streamed = True
                             yield TextDelta(text)
-                    if done:
+                    if chunk is None:
                         break
                 if not done and finish is None:
                     raise BackendError(
@@ -135,6 +139,13 @@ class OpenAIBackend:
                     "the model server dropped the connection in the middle of the answer"
                 ) from exc
             raise _Retry(BackendError("the model server closed the connection")) from exc
+        except aiohttp.ServerTimeoutError as exc:
+            # A ClientConnectionError too, but it is a timeout for the user (errorKind).
+            message = f"the model server sent nothing for {self._settings.read_timeout_s:g} s"
+            error = BackendError(message, ErrorKind.TIMEOUT)
+            if streamed:
+                raise error from exc
+            raise _Retry(error) from exc
         except aiohttp.ClientConnectionError as exc:
             if streamed:
                 raise BackendError("lost the connection to the model server mid-answer") from exc

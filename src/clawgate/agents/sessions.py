@@ -27,7 +27,6 @@ from ..store.sessions_repo import (
     load_sessions,
     reset_session,
 )
-from .backend import HistoryMessage
 
 __all__ = [
     "DEFAULT_AGENT_ID",
@@ -101,6 +100,7 @@ class SessionBook:
         self._on_change = on_change
         self._sessions: dict[str, SessionRecord] = {}
         self._pending: set[asyncio.Task[Any]] = set()
+        self._creating: dict[str, asyncio.Future[None]] = {}  # key -> its insert in flight
 
     async def load(self) -> None:
         """Read every session; create the main session on first start."""
@@ -149,8 +149,17 @@ class SessionBook:
         agent_id = (split_key(key) or (DEFAULT_AGENT_ID, ""))[0]
         record = SessionRecord(key, str(uuid.uuid4()), agent_id, label, model, now, now)
         self._sessions[key] = record
+        # The write is queued now and commits even if this caller is cancelled, so only a
+        # failed write takes the record back out; others wait for it in `ensure`.
+        write = asyncio.ensure_future(
+            self._store.write(lambda conn: insert_session(conn, replace(record)))
+        )
+        self._creating[key] = write
+        write.add_done_callback(lambda _: self._creating.pop(key, None))
         try:
-            await self._store.write(lambda conn: insert_session(conn, replace(record)))
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            raise
         except BaseException:
             self._sessions.pop(key, None)
             raise
@@ -159,7 +168,14 @@ class SessionBook:
         return record
 
     async def ensure(self, key: str) -> SessionRecord:
-        """Return the session `key`, creating it when it does not exist."""
+        """Return the session `key`, creating it when it does not exist.
+
+        A session still being created is waited for: its creator resumes first, so the
+        messages of two sends to a new session are stored (and run) in arrival order.
+        """
+        creating = self._creating.get(key)
+        if creating is not None:
+            await asyncio.shield(creating)
         return self._sessions.get(key) or await self.create(key)
 
     async def reset(self, key: str) -> SessionRecord | None:
@@ -240,13 +256,9 @@ class SessionBook:
             lambda conn: load_messages(conn, session_id, limit=limit, before=before)
         )
 
-    async def history_before(
-        self, session_id: str, before_seq: int, limit: int
-    ) -> list[HistoryMessage]:
-        """Return the `limit` messages preceding `before_seq`, oldest first, for a backend."""
-        if limit <= 0:
-            return []
+    async def recent_messages(self, session_id: str, limit: int) -> list[StoredMessage]:
+        """Return the newest `limit` messages of a transcript, oldest first."""
         messages, _ = await self._store.read(
-            lambda conn: load_messages(conn, session_id, limit=limit, before=before_seq)
+            lambda conn: load_messages(conn, session_id, limit=limit)
         )
-        return [HistoryMessage(m.role, m.text) for m in messages]
+        return messages

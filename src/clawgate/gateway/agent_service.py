@@ -51,6 +51,7 @@ class AgentService:
         self.session_subscribers: set[str] = set()
         # Run ids whose user message is being committed, so a duplicate waits for it.
         self._starting: dict[str, asyncio.Future[None]] = {}
+        self._starts: set[asyncio.Future[Run]] = set()
         self.bus.add_handler(self._record_reply)
         self.bus.add_handler(RunRelay(broadcaster, clock))
 
@@ -101,22 +102,51 @@ class AgentService:
         self, record: SessionRecord, message: str, run_id: str, timeout_s: float
     ) -> Run:
         """Commit the user's message, then queue a run that answers it."""
+        # Shielded as a whole: once the message is on its way to the transcript its run is
+        # queued too, even if the requester goes away meanwhile (a retry then finds the run).
+        task = asyncio.ensure_future(self._start_run(record, message, run_id, timeout_s))
+        self._starts.add(task)
+        task.add_done_callback(self._starts.discard)
+        return await asyncio.shield(task)
+
+    async def _start_run(
+        self, record: SessionRecord, message: str, run_id: str, timeout_s: float
+    ) -> Run:
+        session_id = record.session_id
         stored = await self.sessions.append(record, "user", message, run_id=run_id)
         run = Run(
             run_id=run_id,
             session_key=record.key,
-            session_id=record.session_id,
+            session_id=session_id,
             message=message,
             timeout_s=timeout_s,
             accepted_at=self.clock(),
             message_row=stored.seq,
         )
         self.runs.submit(run)
+        if self.sessions.get(record.key) is not record or record.session_id != session_id:
+            # Reset or deleted while the message was being stored: that abort missed this run.
+            self.runs.abort(run_id)
         return run
 
     async def _history(self, run: Run) -> list[HistoryMessage]:
+        """Return the conversation as it stands when ``run`` starts, oldest first.
+
+        By `seq`, a reply is stored after the user messages queued while it ran; the model
+        must see each question followed by its answer, so the messages of runs still
+        waiting (and this run's own, which it gets as the prompt) are left out.
+        """
         limit = self.settings.history_limit
-        return await self.sessions.history_before(run.session_id, run.message_row, limit)
+        if limit <= 0:
+            return []
+        waiting = {r.run_id for r in self.runs.active_for(run.session_key) if r is not run}
+        stored = await self.sessions.recent_messages(run.session_id, limit + len(waiting) + 1)
+        kept = [
+            HistoryMessage(m.role, m.text)
+            for m in stored
+            if not (m.role == "user" and (m.run_id == run.run_id or m.run_id in waiting))
+        ]
+        return kept[-limit:]
 
     def _record_reply(self, message: RunMessage) -> None:
         if isinstance(message, RunFinished) and message.run.text:

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
@@ -87,6 +87,7 @@ class Connection:
         "_close_code_sent",
         "_closing_task",
         "_drained_waiter",
+        "_first_answered",
         "_guard",
         "_lockout_exempt",
         "_queue",
@@ -153,6 +154,9 @@ class Connection:
         self._guard = ConnectionGuard(gateway.limits)
         self._writer_task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
+        # Requests that sent their first response but go on (`agent` until its final): not
+        # counted as in progress (§11), still cancelled at teardown.
+        self._first_answered: set[asyncio.Task[None]] = set()
         self._closing_task: asyncio.Task[None] | None = None
         self._close_code_sent: int | None = None
         self._stop_writing = False
@@ -284,7 +288,11 @@ class Connection:
             await asyncio.gather(self._closing_task, return_exceptions=True)
         self.state = ConnectionState.CLOSED
         self._release_drain_waiter()
-        pending = [task for task in [*self._requests, self._writer_task] if task is not None]
+        pending = [
+            task
+            for task in [*self._requests, *self._first_answered, self._writer_task]
+            if task is not None
+        ]
         for task in pending:
             task.cancel()
         if pending:
@@ -428,6 +436,11 @@ class Connection:
             self._answer_error(request_id, Unavailable("response too large"))
             return
         self._enqueue(frame)
+        task = cast("asyncio.Task[None] | None", asyncio.current_task())
+        if task is not None and task in self._requests:
+            self._requests.discard(task)
+            self._first_answered.add(task)
+            task.add_done_callback(self._first_answered.discard)
 
     def _answer_error(self, request_id: str, error: GatewayError, payload: Any = None) -> None:
         self.gateway.metrics.errors.labels(error.to_shape(self.protocol)["code"]).inc()

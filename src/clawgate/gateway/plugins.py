@@ -121,7 +121,9 @@ class PluginHost:
         # (§2.9) counts these, so submits and pumps running during each other's commits
         # cannot dispatch more than MAX_IN_FLIGHT_PER_PLUGIN to one plugin.
         self._running: dict[str, str] = {}
-        self._load: Counter[str] = Counter()  # connection id -> entries in _running
+        # commandId -> plugin connection id while a submit holds a slot across its commit.
+        self._held: dict[str, str] = {}
+        self._load: Counter[str] = Counter()  # connection id -> entries in _running + _held
         self._tasks: set[asyncio.Task[None]] = set()
         self._expiry: asyncio.Task[None] | None = None
 
@@ -180,26 +182,28 @@ class PluginHost:
                 decision = await self.commands.reject(command, exc.error)
                 return ack_payload(decision.command, now)
         route = self._route(command.target_key)
-        # The slot is taken before the commit below, while other submits and pumps run; a
-        # known commandId is a duplicate and must not take (or overwrite) one.
+        # A slot is held for the command during the commit below, while other submits and
+        # pumps run. It is held apart from `_running`: a pump may start this very command
+        # (queued behind others) before the commit returns, under its own reservation.
+        # A known commandId is a duplicate and holds none.
         slot = None
         known = self.commands.book.get(command.command_id) is not None
         if route is not None and self._spare(route) and not known:
             slot = route
-            self._reserve(command.command_id, slot)
+            self._hold(command.command_id, slot)
         try:
             decision = await self.commands.submit(
                 command, secrets, live_route=route is not None, has_capacity=slot is not None
             )
-        except BaseException:
-            if slot is not None:
-                self._release(command.command_id, slot)
-            raise
+        finally:
+            # False when the plugin left during the commit: its disconnect re-queues it.
+            still_held = slot is not None and self._unhold(command.command_id, slot)
         if slot is not None:
-            if decision.dispatch:
+            if decision.dispatch and still_held:
+                self._reserve(command.command_id, slot)
                 self._launch(decision.command, slot)
-            else:
-                self._release(command.command_id, slot)
+            elif not decision.dispatch:
+                self._spawn(self._pump(command.target_key))  # the held slot is free again
         record = decision.command
         # A re-sent COMMAND gets the record's terminal ack verbatim, time included (§4.1).
         at = record.terminal_at if not decision.changed and record.terminal_at else now
@@ -234,6 +238,19 @@ class PluginHost:
     def _reserve(self, command_id: str, session: PluginSession) -> None:
         self._running[command_id] = session.connection_id
         self._load[session.connection_id] += 1
+
+    def _hold(self, command_id: str, session: PluginSession) -> None:
+        self._held[command_id] = session.connection_id
+        self._load[session.connection_id] += 1
+
+    def _unhold(self, command_id: str, session: PluginSession) -> bool:
+        if self._held.get(command_id) != session.connection_id:
+            return False
+        del self._held[command_id]
+        self._load[session.connection_id] -= 1
+        if not self._load[session.connection_id]:
+            del self._load[session.connection_id]
+        return True
 
     def _release(self, command_id: str, session: PluginSession) -> None:
         # Only our own entry: after a disconnect the command may be reserved by another plugin.
@@ -336,6 +353,11 @@ class PluginHost:
         ]
         for command_id in interrupted:
             self._release(command_id, session)
+        held = [cid for cid, conn in self._held.items() if conn == session.connection_id]
+        for command_id in held:
+            # Mid-commit submits: an `accepted` one is re-queued like a running one.
+            self._unhold(command_id, session)
+        interrupted += held
         self._spawn(self._requeue(interrupted))
         self.reconciler.plugin_disconnected(session)
 

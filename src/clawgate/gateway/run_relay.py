@@ -7,6 +7,7 @@ waits for the interval to pass, and whatever waits is flushed before the termina
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,7 +26,7 @@ class _ChatStream:
     """The delta state of one run's chat stream."""
 
     sent_text: str = ""
-    last_sent_ms: int | None = None
+    last_sent_ms: float | None = None  # monotonic ms
     pending: tuple[int, str] | None = None  # (agent seq, cumulative text) not yet sent
     timer: asyncio.TimerHandle | None = None
 
@@ -36,6 +37,12 @@ def _assistant_message(text: str, timestamp: int) -> dict[str, Any]:
         "content": [{"type": "text", "text": text}],
         "timestamp": timestamp,
     }
+
+
+def _monotonic_ms() -> float:
+    # The throttle measures with this: a wall clock stepped back would stall a stream
+    # (timestamps in the events stay wall-clock).
+    return time.monotonic() * 1000
 
 
 class RunRelay:
@@ -75,7 +82,7 @@ class RunRelay:
             return
         now = self._clock()
         if stream.last_sent_ms is not None:
-            wait_ms = stream.last_sent_ms + self._interval_ms - now
+            wait_ms = stream.last_sent_ms + self._interval_ms - _monotonic_ms()
             if wait_ms > 0:
                 stream.timer = asyncio.get_running_loop().call_later(
                     wait_ms / 1000, self._flush_when_due, run_id, session_key, stream
@@ -101,7 +108,7 @@ class RunRelay:
             v4["deltaText"] = text
             v4["replace"] = True
         stream.sent_text = text
-        stream.last_sent_ms = now
+        stream.last_sent_ms = _monotonic_ms()
         self._broadcaster.broadcast_per_protocol("chat", {3: base, 4: v4}, EventGate.READ)
 
     # -- the end ----------------------------------------------------------------------

@@ -36,6 +36,7 @@ const view = {
   sessions: new Map(), // key -> SessionRow
   runs: new Map(), // runId -> {sessionKey, bubble, text} while a reply streams
   cursor: null, // chat.history paging cursor (clawgate extension) for older messages
+  unsent: null, // {text, runId} of a send that failed, reused if the same text is sent again
 };
 
 /** Return a random id; crypto.randomUUID needs a secure context, a LAN http page is not one. */
@@ -371,7 +372,11 @@ async function send(text) {
   clearError();
   const mine = bubble("user", text, "sending");
   append(mine);
-  const runId = newId();
+  // Sending the same text again after a failure reuses its idempotency key: if the first
+  // request did reach the gateway, the retry finds that run instead of starting a second.
+  const retry = view.unsent && view.unsent.text === text ? view.unsent : null;
+  const runId = retry ? retry.runId : newId();
+  view.unsent = null;
   let run = null;
   try {
     let key = view.current;
@@ -397,6 +402,7 @@ async function send(text) {
     }
     // Nothing typed is lost: the text goes back into the box to send again.
     if (!ui.input.value) ui.input.value = text;
+    view.unsent = { text, runId };
     showError(`Not sent: ${error.message}`);
   }
 }
