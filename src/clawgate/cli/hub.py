@@ -28,7 +28,7 @@ from ..hub.settings import (
 )
 from ..service.logs import setup_logging
 from ..service.paths import HomeError, resolve_home
-from ._common import console, fail, print_json
+from ._common import console, fail, install_uvloop, print_json
 
 __all__ = ["app"]
 
@@ -78,6 +78,7 @@ def run(
     except HubSettingsError as exc:
         fail(str(exc), 2)
     setup_logging("info", log_format)
+    install_uvloop()
     try:
         asyncio.run(_serve(settings))
     except HubLocked as exc:
