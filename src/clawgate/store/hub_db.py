@@ -110,7 +110,13 @@ CREATE TABLE reports (
 CREATE INDEX reports_by_daemon ON reports (daemon_id, id);
 """
 
-MIGRATIONS: Final = (Migration(1, "keys, daemons, desired states, commands, reports", _V1),)
+# MAX(seq) for the next command otherwise scans a whole index: O(commands ever issued).
+_V2: Final = "CREATE INDEX commands_by_seq ON commands (seq);"
+
+MIGRATIONS: Final = (
+    Migration(1, "keys, daemons, desired states, commands, reports", _V1),
+    Migration(2, "index on commands.seq, so issuing a command stays O(log n)", _V2),
+)
 
 
 def _json(value: Any) -> str:
