@@ -8,7 +8,6 @@ daemon as one WebSocket each. A simulated daemon registers, answers PING and ack
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import secrets
 import time
@@ -21,7 +20,7 @@ import orjson
 
 from clawgate.protocol.control_link import MessageType, envelope, format_time
 
-from .procs import ServerProcess, _clawgate_command, free_port
+from .procs import hub_process
 from .report import Figure, Target
 
 __all__ = ["DAEMONS", "measure_hub"]
@@ -144,13 +143,9 @@ async def _command_rate(
 async def measure_hub(workdir: Path) -> list[Figure]:
     """Hold `DAEMONS` simulated daemons on one hub and measure commands/s through it."""
     _raise_nofile(2 * DAEMONS + 1024)
-    home = workdir / "hub-home"
-    home.mkdir(mode=0o700)
     token = secrets.token_urlsafe(24)
-    port = free_port()
-    env = dict(os.environ, CLAWGATE_HOME=str(home), CLAWGATE_HUB_ADMIN_TOKEN=token)
-    argv = [_clawgate_command(), "hub", "run", "--port", str(port)]
-    hub = ServerProcess("hub", argv, port, env, workdir / "hub.log")
+    hub = hub_process(workdir / "hub-home", workdir / "hub.log", token)
+    port = hub.port
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}"}
     connector = aiohttp.TCPConnector(limit=0)

@@ -23,6 +23,7 @@ __all__ = [
     "ServerProcess",
     "Servers",
     "free_port",
+    "hub_process",
 ]
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -55,6 +56,15 @@ def _clawgate_command() -> str:
     if found is None:
         raise RuntimeError("clawgate console script not found; run `make bench` from the repo")
     return found
+
+
+def hub_process(home: Path, log: Path, admin_token: str) -> ServerProcess:
+    """Spawn `clawgate hub run` on a free port with `home` as its private home."""
+    home.mkdir(mode=0o700)
+    port = free_port()
+    env = dict(os.environ, CLAWGATE_HOME=str(home), CLAWGATE_HUB_ADMIN_TOKEN=admin_token)
+    argv = [_clawgate_command(), "hub", "run", "--port", str(port)]
+    return ServerProcess("hub", argv, port, env, log)
 
 
 class ServerProcess:
@@ -191,10 +201,13 @@ class Servers:
         while self._spawned:
             self._spawned.pop().stop()
 
-    def gateway(self, extra_config: str = "") -> ServerProcess:
+    def gateway(
+        self, extra_config: str = "", extra_env: dict[str, str] | None = None
+    ) -> ServerProcess:
         """Spawn `clawgate gateway run` with a fresh home directory and config.
 
-        `extra_config` is appended to config.toml (e.g. an `[agent]` section).
+        `extra_config` is appended to config.toml (e.g. an `[agent]` section); `extra_env`
+        is added to the environment (e.g. `CLAWGATE_API_KEY`, kept out of every file).
         """
         index = self._next_index()
         home = self._workdir / f"gateway-home-{index}"
@@ -209,7 +222,7 @@ class Servers:
         config.chmod(0o600)  # the gateway refuses a config file others can read
         argv = [_clawgate_command(), "gateway", "run", "--port", str(port)]
         argv += ["--auth", "token", "--token", self._token]
-        env = dict(os.environ, CLAWGATE_HOME=str(home))
+        env = dict(os.environ, CLAWGATE_HOME=str(home), **(extra_env or {}))
         log = self._workdir / f"gateway-{index}.log"
         return self._track(ServerProcess("gateway", argv, port, env, log, home))
 
@@ -220,6 +233,12 @@ class Servers:
         argv = [sys.executable, "-m", "bench.echo_server", "--port", str(port)]
         log = self._workdir / f"echo-{index}.log"
         return self._track(ServerProcess("echo", argv, port, dict(os.environ), log))
+
+    def hub(self, admin_token: str) -> ServerProcess:
+        """Spawn `clawgate hub run` with a fresh home; operators use `admin_token`."""
+        index = self._next_index()
+        home = self._workdir / f"hub-home-{index}"
+        return self._track(hub_process(home, self._workdir / f"hub-{index}.log", admin_token))
 
     def module(self, name: str, module: str, args: list[str]) -> ServerProcess:
         """Spawn `python -m <module> <args>` without a TCP port (IPC echo server, plugins)."""

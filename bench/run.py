@@ -24,6 +24,7 @@ import uvloop
 from .chat import measure_chat
 from .hub import DAEMONS, measure_hub
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
+from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
 from .phases import (
     IDLE_CONNECTIONS,
     WIDE,
@@ -91,6 +92,11 @@ async def _measure(workdir: Path) -> tuple[list[Figure], list[str]]:
         servers.stop_all()
         _progress(f"hub: {DAEMONS} simulated daemons held, commands/s through the hub")
         figures += await measure_hub(workdir)
+        _progress(
+            f"hub -> daemon -> plugin: {THROUGHPUT_COMMANDS} commands {IN_FLIGHT} in flight, "
+            f"{LATENCY_COMMANDS} one at a time, against the real daemon and a simulated one"
+        )
+        figures += await measure_link(workdir)
         _progress(
             f"plugin IPC: {ROUNDTRIPS} ping round trips, {COMMANDS} commands to 1 and "
             f"{MANY_PLUGINS} plugins, a full queue drained"

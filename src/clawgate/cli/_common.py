@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from typing import Any, NoReturn
@@ -14,11 +15,28 @@ from rich.markup import escape
 from ..config import ClawgateConfig, ConfigError, load_config, with_env_overrides
 from ..service.paths import HomeError, Paths, resolve_home
 
-__all__ = ["console", "default_token", "default_url", "fail", "load_paths_and_config", "print_json"]
+__all__ = [
+    "console",
+    "default_token",
+    "default_url",
+    "fail",
+    "install_uvloop",
+    "load_paths_and_config",
+    "print_json",
+]
 
 # emoji=False: rich would turn ":cd:" inside a TLS fingerprint or a device id into an emoji.
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
+
+
+def install_uvloop() -> None:
+    """Make the next ``asyncio.run`` use uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # optional: the stdlib loop works too, only slower
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -34,7 +34,7 @@ from ..service.runtime import (
 from ..service.tls import pinned_client_context
 from ..store import StoreError
 from . import install as install_commands
-from ._common import console, fail, load_paths_and_config, print_json
+from ._common import console, fail, install_uvloop, load_paths_and_config, print_json
 from .daemon_status import gather_status, render_status
 
 __all__ = ["app"]
@@ -96,14 +96,6 @@ def _announce(server: GatewayServer, source: AuthSource) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _install_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:  # optional: the stdlib loop works too, only slower
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 @app.command("run")
 def run(
     port: PortOption = None,
@@ -148,7 +140,7 @@ def _run_locked(
     setup_logging(config.log.level, fmt, settings.log_file)
     if lock.stale_pid:
         logger.warning("replaced a stale PID file left by pid %d", lock.stale_pid)
-    _install_uvloop()
+    install_uvloop()
     try:
         asyncio.run(run_gateway(settings, lambda server: _announce(server, source)))
     except ssl.SSLError as exc:

@@ -29,7 +29,7 @@ from ..hub.settings import (
 )
 from ..service.logs import setup_logging
 from ..service.paths import HomeError, resolve_home
-from ._common import console, fail, print_json
+from ._common import console, fail, install_uvloop, print_json
 
 __all__ = ["app"]
 
@@ -81,6 +81,7 @@ def run(
     setup_logging("info", log_format)
     from ..hub.store import HubLocked, HubStoreError  # the server side loads only here
 
+    install_uvloop()
     try:
         asyncio.run(_serve(settings))
     except HubLocked as exc:

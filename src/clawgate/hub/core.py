@@ -285,11 +285,13 @@ class HubCore:
         try:
             deadline = time.monotonic() + wait_s
             while True:
+                # Cleared before the read, never after: an ack announced while the read is
+                # queued behind its commit must still wake this wait, not the 1 s poll.
+                woken.clear()
                 record = await self.store.get_command(command_id)
                 left = deadline - time.monotonic()
                 if record is None or record.terminal or left <= 0 or self.stopping:
                     return record
-                woken.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(left, WAIT_POLL_S)):
                         await woken.wait()

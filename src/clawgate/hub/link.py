@@ -3,7 +3,10 @@
 Two phases: exactly one SERVICE_REGISTER within 10 s, then the steady state. After
 SERVICE_ACK the hub always sends DESIRED_STATE and re-sends every unsettled COMMAND. One
 writer task drains a bounded queue; a ticker sends PING and declares the link dead after
-2.5 heartbeats of silence; a sweep re-sends whatever a lost wake-up left behind.
+2.5 heartbeats of silence; a sweep re-sends whatever a lost wake-up left behind. The reader
+does not wait for each COMMAND_ACK's commit before reading the next: acks are recorded by
+tasks started in arrival order, and the store commits writes in call order, so the acks of
+one command are applied in the order the daemon sent them while many share one commit.
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ logger = logging.getLogger(__name__)
 #: Frames queued for one daemon before it counts as too slow and is closed.
 SEND_QUEUE_MAX: Final = 4096
 CLOSE_SLOW_CONSUMER: Final = 1008
+CLOSE_INTERNAL_ERROR: Final = 1011
+#: COMMAND_ACKs of one link being committed at once; past this the reader waits.
+ACKS_IN_FLIGHT_MAX: Final = 256
+#: How long a closing link lets its pending acks finish committing.
+ACK_DRAIN_S: Final = 5.0
 _REASON_MAX: Final = 120
 _FROM_DAEMON: Final = frozenset(
     {
@@ -100,6 +108,7 @@ class DaemonLink:
         self._unknown_types: set[str] = set()
         self._subscription: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._acks: set[asyncio.Task[None]] = set()
         self.log: logging.LoggerAdapter[logging.Logger] = logging.LoggerAdapter(
             logger, {"conn": f"session={self.session_id[:8]}"}
         )
@@ -139,6 +148,9 @@ class DaemonLink:
                 self._subscription.close()
             for task in list(self._tasks):
                 task.cancel()
+            if self._acks:
+                # Their writes are handed over already; let them commit and wake waiters.
+                await asyncio.wait(self._acks, timeout=ACK_DRAIN_S)
             if self._close is None:
                 self.close_soon(CLOSE_GOING_AWAY, "link closed")
             with contextlib.suppress(Exception):
@@ -277,9 +289,27 @@ class DaemonLink:
         elif kind is MessageType.PONG:
             await core.store.touch(self.daemon_id, self.session_id, core.now())
         elif kind is MessageType.COMMAND_ACK:
-            await self._on_ack(payload)
+            await self._ack_soon(payload)
         elif isinstance(payload, ReconciliationReport):
             await core.store.add_report(self.daemon_id, payload.model_dump(mode="json"), core.now())
+
+    async def _ack_soon(self, ack: CommandAck) -> None:
+        """Start recording ``ack``; wait only while too many acks are being committed."""
+        if len(self._acks) >= ACKS_IN_FLIGHT_MAX:
+            await asyncio.wait(self._acks, return_when=asyncio.FIRST_COMPLETED)
+        # Tasks start in creation order, so acks reach the store in the order they arrived.
+        task = asyncio.create_task(self._record_ack(ack))
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+
+    async def _record_ack(self, ack: CommandAck) -> None:
+        try:
+            await self._on_ack(ack)
+        except Exception:
+            # Repaired on reconnect: the COMMAND is unsettled, so it is re-sent and the
+            # daemon answers it with its recorded ack (spec §3.4, §4.1).
+            self.log.exception("recording an ack failed; closing the link")
+            self.close_soon(CLOSE_INTERNAL_ERROR, "the hub could not record an ack; reconnect")
 
     async def _on_ack(self, ack: CommandAck) -> None:
         core = self.core

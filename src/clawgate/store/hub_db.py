@@ -3,7 +3,8 @@
 It lives here because only ``clawgate.store`` touches SQLite. It reuses the state store's
 generic parts: the owner thread that runs every call off the event loop in submission order,
 the file/PRAGMA helpers and numbered migrations. A ``<db>.lock`` flock makes a second hub on
-the same files fail at once.
+the same files fail at once. Writes go through a ``WriteBatcher``: writes made while a commit
+is in flight share the next transaction, so one fsync serves many commands and acks.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from ..hub.store import (
 )
 from ..protocol.control_link import TERMINAL_STATES, parse_time
 from ..service.pidfile import AlreadyRunning, PidLock
+from ._batch import WriteBatcher
 from ._migrations import Migration, run_migrations
 from ._sqlite import configure, connect, ensure_private_file, restrict_sidecars
-from ._sqlite import immediate_transaction as transaction
 from ._thread import OwnerThread
 
 __all__ = ["PENDING_STATE", "REPORTS_KEPT", "SqliteHubStore"]
@@ -109,7 +110,13 @@ CREATE TABLE reports (
 CREATE INDEX reports_by_daemon ON reports (daemon_id, id);
 """
 
-MIGRATIONS: Final = (Migration(1, "keys, daemons, desired states, commands, reports", _V1),)
+# MAX(seq) for the next command otherwise scans a whole index: O(commands ever issued).
+_V2: Final = "CREATE INDEX commands_by_seq ON commands (seq);"
+
+MIGRATIONS: Final = (
+    Migration(1, "keys, daemons, desired states, commands, reports", _V1),
+    Migration(2, "index on commands.seq, so issuing a command stays O(log n)", _V2),
+)
 
 
 def _json(value: Any) -> str:
@@ -193,6 +200,7 @@ class SqliteHubStore:
         self._path = path
         self._lock = PidLock(path.with_name(path.name + ".lock"))
         self._thread: OwnerThread | None = None
+        self._writes: WriteBatcher | None = None
         # Touched only on the owner thread.
         self._conn: sqlite3.Connection | None = None
 
@@ -220,6 +228,7 @@ class SqliteHubStore:
             raise HubStoreError(f"cannot lock {self._path}: {exc.strerror}") from None
         self._thread = OwnerThread("clawgate-hub-store")
         self._thread.start()
+        self._writes = WriteBatcher(self._thread.submit, self._connection)
         try:
             await self._thread.submit(self._open_on_thread)
         except BaseException:
@@ -228,6 +237,9 @@ class SqliteHubStore:
 
     async def close(self) -> None:
         """Finish queued calls, close the connection, release the lock; idempotent."""
+        if self._writes is not None:
+            await self._writes.flush()
+            self._writes = None
         if self._thread is not None:
             await self._thread.stop(self._close_on_thread)
             self._thread = None
@@ -255,20 +267,19 @@ class SqliteHubStore:
             finally:
                 conn.close()
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
-        if self._thread is None:
+    def _connection(self) -> sqlite3.Connection:
+        """Return the open connection; call on the owner thread only."""
+        conn = self._conn
+        if conn is None:
             raise HubStoreError("the hub store is not open")
+        return conn
 
-        def run() -> T:
-            conn = self._conn
-            if conn is None:
-                raise HubStoreError("the hub store is not open")
-            if not write:
-                return fn(conn)
-            with transaction(conn):
-                return fn(conn)
-
-        return await self._thread.submit(run)
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        if self._thread is None or self._writes is None:
+            raise HubStoreError("the hub store is not open")
+        if write:
+            return await self._writes.write(fn)
+        return await self._thread.submit(lambda: fn(self._connection()))
 
     async def ping(self) -> None:
         """Raise ``HubStoreError`` unless the database answers."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -225,3 +227,16 @@ async def test_repeated_terminal_ack_is_idempotent(hub: RunningHub) -> None:
     assert record["state"] == "done"
     assert record["result"] == {"ok": 1}
     assert [a["state"] for a in record["acks"]] == ["done"]
+
+
+async def test_a_burst_of_acks_is_recorded_in_order_for_every_command(hub: RunningHub) -> None:
+    # The link commits acks while it reads on; the two acks of a command keep their order.
+    daemon = await hub.daemon()
+    path = f"/v1/daemons/{daemon.daemon_id}/commands?wait=10"
+    body = {"name": "x.run", "target": {"plugin": "p"}, "params": {}}
+    results = await asyncio.gather(*(hub.call("POST", path, body) for _ in range(100)))
+    assert [status for status, _ in results] == [200] * 100
+    for _status, record in results:
+        assert record["state"] == "done"
+        assert [a["state"] for a in record["acks"]] == ["accepted", "done"]
+    assert sorted(daemon.executed.values()) == [1] * 100

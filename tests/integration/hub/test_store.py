@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,20 @@ async def test_db_files_are_private(hub_factory: HubFactory) -> None:
     hub = await hub_factory()
     await hub.call("PUT", "/v1/daemons/d1/desired-state", {"integrations": []})
     assert (hub.home / "hub.db").stat().st_mode & 0o077 == 0
+
+
+async def test_issuing_a_command_finds_the_next_seq_through_its_index(
+    hub_factory: HubFactory,
+) -> None:
+    # A full index scan per command would grow with every command the hub ever issued.
+    hub = await hub_factory()
+    await hub.server.stop()
+    conn = sqlite3.connect(hub.home / "hub.db")
+    try:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT COALESCE(MAX(seq), 0) + 1 FROM commands"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert "commands_by_seq" in " ".join(str(row[-1]) for row in plan)
+    assert not any(str(row[-1]).startswith("SCAN") for row in plan)
