@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,8 +52,19 @@ def test_the_token_travels_in_the_connect_frame_never_in_the_url(
     assert params["auth"] == {"token": SECRET}
     assert (params["minProtocol"], params["maxProtocol"]) == (3, 4)
     assert scripted.upgrade_urls == ["/"]
-    assert scripted.calls("sessions.subscribe")
-    assert scripted.calls("chat.history")[0]["params"]["sessionKey"] == MAIN_KEY
+    # "Connected" shows at hello-ok; the page's first requests follow it.
+    history = wait_for_calls(scripted, "chat.history")
+    assert wait_for_calls(scripted, "sessions.subscribe")
+    assert history[0]["params"]["sessionKey"] == MAIN_KEY
+
+
+def wait_for_calls(scripted: ScriptedGateway, method: str, timeout: float = 5.0) -> list[Any]:
+    """Return the page's `method` requests once there is one (the page runs on its own)."""
+    deadline = time.monotonic() + timeout
+    while not (calls := scripted.calls(method)):
+        assert time.monotonic() < deadline, f"the page sent no {method}"
+        time.sleep(0.02)
+    return calls
 
 
 def test_a_seq_gap_reloads_the_history(page: Page, scripted: ScriptedGateway) -> None:
