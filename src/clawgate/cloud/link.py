@@ -63,6 +63,7 @@ BACKOFF_CAP_S: Final = 60.0
 STABLE_AFTER_S: Final = 60.0
 _CAP_EXPONENT: Final = 6  # 2**6 s >= the cap: the backoff window stays at 60 s
 CLOCK_SKEW_WARN_MS: Final = 30_000
+MAX_COMMANDS_IN_PROGRESS: Final = 256  # COMMANDs read ahead while earlier ones commit
 _LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -224,6 +225,8 @@ class ControlLink:
         self._task: asyncio.Task[None] | None = None
         self._warned_types: set[str] = set()
         self._marks: set[asyncio.Task[None]] = set()
+        self._commands: set[asyncio.Task[None]] = set()
+        self._command_slots = asyncio.Semaphore(MAX_COMMANDS_IN_PROGRESS)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -242,6 +245,8 @@ class ControlLink:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        # COMMANDs being recorded finish (their records must reach the disk), then marks.
+        await asyncio.gather(*self._commands, return_exceptions=True)
         await asyncio.gather(*self._marks, return_exceptions=True)
 
     def status(self) -> dict[str, Any]:
@@ -436,14 +441,14 @@ class ControlLink:
             nonce = env.payload.get("nonce") if isinstance(env.payload, dict) else None
             self.send(MessageType.PONG, {"nonce": nonce}, reply_to=env.id)
         elif kind == MessageType.COMMAND.value:
-            try:
-                ack = await self._delegate.command(env.payload)
-            except Exception:
-                # A known type with a payload we cannot process is logged and ignored (§3.3).
-                logger.exception("could not process a COMMAND; ignored")
-                return
-            if ack is not None:
-                self.send(MessageType.COMMAND_ACK, ack, reply_to=env.id)
+            # Each COMMAND is answered by its own task, so the next one is read while this
+            # one's record commits and their commits group. Tasks start in arrival order and
+            # each reaches the queue before its first suspension, so a target's commands
+            # still start in arrival order (§4.3). The semaphore bounds what is read ahead.
+            await self._command_slots.acquire()
+            task = asyncio.create_task(self._command(env.payload, env.id))
+            self._commands.add(task)
+            task.add_done_callback(self._commands.discard)
         elif kind == MessageType.DESIRED_STATE.value:
             try:
                 await self._delegate.desired_state(env.payload)
@@ -454,6 +459,18 @@ class ControlLink:
         elif kind not in self._warned_types:
             self._warned_types.add(kind)
             logger.info("ignored hub messages of unknown type %s", kind)
+
+    async def _command(self, payload: Any, message_id: str) -> None:
+        try:
+            ack = await self._delegate.command(payload)
+        except Exception:
+            # A known type with a payload we cannot process is logged and ignored (§3.3).
+            logger.exception("could not process a COMMAND; ignored")
+            return
+        finally:
+            self._command_slots.release()
+        if ack is not None:
+            self.send(MessageType.COMMAND_ACK, ack, reply_to=message_id)
 
 
 _TERMINAL: Final = frozenset({"done", "failed", "expired", "rejected"})
