@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
 import typer
@@ -14,6 +15,11 @@ from rich.markup import escape
 
 from ..config import ClawgateConfig, ConfigError, load_config, with_env_overrides
 from ..service.paths import HomeError, Paths, resolve_home
+
+if TYPE_CHECKING:
+    from ..client import GatewayClient
+
+T = TypeVar("T")
 
 __all__ = [
     "console",
@@ -75,3 +81,41 @@ def print_json(value: Any, *, compact: bool) -> None:
     """Print `value` as JSON: one line for scripts, indented for people."""
     option = 0 if compact else orjson.OPT_INDENT_2
     sys.stdout.write(orjson.dumps(value, option=option).decode() + "\n")
+
+
+class ProbeFailed(Exception):
+    """The local gateway could not be asked (not running, refused, timed out); says why."""
+
+
+def ask_gateway(
+    url: str,
+    config: ClawgateConfig,
+    pin: str | None,
+    question: Callable[[GatewayClient], Awaitable[T]],
+    *,
+    scopes: tuple[str, ...] = ("operator.read",),
+) -> T:
+    """Log in to the local gateway with the config's credential, ask, and return the answer.
+
+    Raises:
+        ProbeFailed: with the reason, when it cannot be reached or answered.
+    """
+    from ..client import GatewayClient, GatewayError  # only the commands that probe load it
+
+    async def ask() -> T:
+        async with GatewayClient(
+            url,
+            token=default_token(config),
+            password=default_password(config),
+            client_id="cli",
+            client_mode="cli",
+            scopes=scopes,
+            connect_timeout=3,
+            tls_fingerprint=pin,
+        ) as client:
+            return await question(client)
+
+    try:
+        return asyncio.run(ask())
+    except (GatewayError, OSError, TimeoutError, ValueError) as exc:
+        raise ProbeFailed(str(exc)) from None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import ssl
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -18,7 +17,10 @@ from ..service.paths import Paths
 from ..service.pidfile import running_pid
 from ..service.runtime import resolve_tls
 from ..service.tls import pinned_client_context
-from ._common import console, default_password, default_token
+from ._common import ProbeFailed, ask_gateway, console
+
+if TYPE_CHECKING:
+    from ..client import GatewayClient
 
 __all__ = ["gather_status", "render_status"]
 
@@ -35,34 +37,23 @@ def _http_get(url: str, context: ssl.SSLContext | None) -> bytes | None:
 
 
 def _runtime_facts(url: str, config: ClawgateConfig, pin: str | None) -> dict[str, Any] | None:
-    """Ask the running gateway its version, plugins and queue, if we can log in."""
-    from ..client import GatewayClient, GatewayError
+    """Ask the running gateway its version, plugins, queue and link, if we can log in."""
 
-    async def ask() -> dict[str, Any]:
-        async with GatewayClient(
-            url,
-            token=default_token(config),
-            password=default_password(config),
-            client_id="cli",
-            client_mode="cli",
-            scopes=("operator.read",),
-            connect_timeout=3,
-            tls_fingerprint=pin,
-        ) as client:
-            status = await client.call("status", timeout=3)
-            facts: dict[str, Any] = {"version": str(status["runtimeVersion"])}
-            if "plugins.list" in (client.hello or {}).get("features", {}).get("methods", []):
-                plugins = await client.call("plugins.list", timeout=3)
-                queue = await client.call("queue.list", timeout=3)
-                facts["plugins"] = [plugin["name"] for plugin in plugins["plugins"]]
-                facts["queueDepth"] = queue["depth"]
-            if config.cloud.url:
-                facts["cloud"] = await client.call("cloud.status", timeout=3)
-            return facts
+    async def ask(client: GatewayClient) -> dict[str, Any]:
+        status = await client.call("status", timeout=3)
+        facts: dict[str, Any] = {"version": str(status["runtimeVersion"])}
+        if "plugins.list" in (client.hello or {}).get("features", {}).get("methods", []):
+            plugins = await client.call("plugins.list", timeout=3)
+            queue = await client.call("queue.list", timeout=3)
+            facts["plugins"] = [plugin["name"] for plugin in plugins["plugins"]]
+            facts["queueDepth"] = queue["depth"]
+        if config.cloud.url:
+            facts["cloud"] = await client.call("cloud.status", timeout=3)
+        return facts
 
     try:
-        return asyncio.run(ask())
-    except (GatewayError, OSError, TimeoutError, ValueError):
+        return ask_gateway(url, config, pin, ask)
+    except ProbeFailed:
         return None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +11,7 @@ from rich.table import Table
 from ..config import ClawgateConfig
 from ..service.doctor import CheckResult, DoctorProbes, Status, run_checks
 from ..service.paths import HomeError, Paths, resolve_home
-from ._common import console, default_password, default_token, fail, print_json
+from ._common import ProbeFailed, ask_gateway, console, fail, print_json
 from .install import _installer, _spec
 
 __all__ = ["doctor"]
@@ -22,48 +21,18 @@ _STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.
 
 def _gateway_health(url: str, config: ClawgateConfig, pin: str | None) -> str | None:
     """Return None when the gateway answers `health`, else what went wrong."""
-    from ..client import GatewayClient, GatewayError
-
-    async def ask() -> None:
-        async with GatewayClient(
-            url,
-            token=default_token(config),
-            password=default_password(config),
-            client_id="cli",
-            client_mode="cli",
-            scopes=(),
-            connect_timeout=3,
-            tls_fingerprint=pin,
-        ) as client:
-            await client.call("health", timeout=3)
-
     try:
-        asyncio.run(ask())
-    except (GatewayError, OSError, TimeoutError, ValueError) as exc:
+        ask_gateway(url, config, pin, lambda client: client.call("health", timeout=3), scopes=())
+    except ProbeFailed as exc:
         return f"does not answer health: {exc}"
     return None
 
 
 def _link_status(url: str, config: ClawgateConfig, pin: str | None) -> dict[str, Any] | None:
     """Return the running gateway's `cloud.status`, or None when it cannot be asked."""
-    from ..client import GatewayClient, GatewayError
-
-    async def ask() -> dict[str, Any]:
-        async with GatewayClient(
-            url,
-            token=default_token(config),
-            password=default_password(config),
-            client_id="cli",
-            client_mode="cli",
-            scopes=("operator.read",),
-            connect_timeout=3,
-            tls_fingerprint=pin,
-        ) as client:
-            return dict(await client.call("cloud.status", timeout=3))
-
     try:
-        return asyncio.run(ask())
-    except (GatewayError, OSError, TimeoutError, ValueError):
+        return dict(ask_gateway(url, config, pin, lambda c: c.call("cloud.status", timeout=3)))
+    except ProbeFailed:
         return None
 
 
