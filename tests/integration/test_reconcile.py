@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from examples.dir_integrations import DirIntegrations, build_plugin
 from clawgate.client import GatewayCallError, GatewayClient
 from clawgate.plugin import Plugin, PluginError
 from tests.conftest import RunningGateway
+from tests.integration.plugin_helpers import dir_plugin, running
 
 SECRET = "integration-secret-value-8812"
 WAIT = 10.0
@@ -58,23 +58,6 @@ def entry(
 async def client(host: RunningGateway) -> AsyncIterator[GatewayClient]:
     async with GatewayClient(host.url, token=host.token) as connected:
         yield connected
-
-
-@asynccontextmanager
-async def running(plugin: Plugin, socket: Path) -> AsyncIterator[Plugin]:
-    """Run ``plugin`` against the gateway socket until the block ends."""
-    task = asyncio.create_task(plugin.run(socket))
-    try:
-        await plugin.wait_registered(WAIT)
-        yield plugin
-    finally:
-        await plugin.stop()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-def dir_plugin(root: Path) -> Plugin:
-    """The example plugin with fast reconnects."""
-    return build_plugin(DirIntegrations(root), backoff_initial=0.05, backoff_max=0.2)
 
 
 def journal(root: Path) -> list[tuple[str, str]]:

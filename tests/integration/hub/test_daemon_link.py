@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +12,12 @@ from examples.dir_integrations import DirIntegrations, build_plugin
 
 from clawgate.client import GatewayClient
 from clawgate.cloud.settings import LinkSettings
-from clawgate.plugin import Plugin
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.hub.conftest import HubFactory, RunningHub
+from tests.integration.plugin_helpers import dir_plugin, running
 
 WAIT = 10.0
 SECRET = "hub-delivered-secret-5150"
-
-
-@asynccontextmanager
-async def running(plugin: Plugin, socket: Path) -> AsyncIterator[Plugin]:
-    """Run ``plugin`` against the gateway socket until the block ends."""
-    task = asyncio.create_task(plugin.run(socket))
-    try:
-        await plugin.wait_registered(WAIT)
-        yield plugin
-    finally:
-        await plugin.stop()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-def dir_plugin(root: Path) -> Plugin:
-    return build_plugin(DirIntegrations(root), backoff_initial=0.05, backoff_max=0.2)
 
 
 async def eventually(check: Callable[[], Any], timeout: float = WAIT) -> Any:
