@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from ..protocol.errors import GatewayError, InvalidRequest, Unavailable, internal_error
+from ..protocol.errors import InvalidRequest, RequestError, Unavailable, internal_error
 from ..protocol.frames import (
     FrameError,
     PreparedEvent,
@@ -332,7 +332,7 @@ class Connection:
         self._guard.valid_request()
         try:
             spec, params = self._admit(request)
-        except GatewayError as exc:
+        except RequestError as exc:
             self._answer_error(request.id, exc)
             if isinstance(exc, Refusal) and self._guard.refusal():
                 self.close(CLOSE_POLICY, "repeated unauthorized calls")
@@ -421,7 +421,7 @@ class Connection:
 
     def _answer_failure(self, spec: MethodSpec, request: RequestFrame, exc: Exception) -> None:
         """Answer a handler's failure; only typed errors reach the client as they are."""
-        if isinstance(exc, GatewayError):
+        if isinstance(exc, RequestError):
             self._answer_error(request.id, exc, exc.payload)
             return
         self.log.error("method %s failed", spec.name, exc_info=exc)
@@ -442,7 +442,7 @@ class Connection:
             self._first_answered.add(task)
             task.add_done_callback(self._first_answered.discard)
 
-    def _answer_error(self, request_id: str, error: GatewayError, payload: Any = None) -> None:
+    def _answer_error(self, request_id: str, error: RequestError, payload: Any = None) -> None:
         self.gateway.metrics.errors.labels(error.to_shape(self.protocol)["code"]).inc()
         self._enqueue(encode_error(request_id, error, self.protocol, payload))
 

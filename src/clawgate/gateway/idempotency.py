@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocol.dedupe import DedupeCache, EntryState
-from ..protocol.errors import GatewayError
+from ..protocol.errors import RequestError
 
 __all__ = ["IdempotentCalls"]
 
@@ -23,7 +23,7 @@ class IdempotentCalls:
         """Like `run` for a call that completes without waiting, so none is ever in flight.
 
         Raises:
-            GatewayError: the call failed, now or when it first ran.
+            RequestError: the call failed, now or when it first ran.
         """
         entry = self.cache.lookup(namespace, key, self._clock())
         if entry is not None and entry.state is EntryState.DONE:
@@ -33,7 +33,7 @@ class IdempotentCalls:
         entry = self.cache.begin(namespace, key, self._clock())
         try:
             result = call()
-        except GatewayError as exc:
+        except RequestError as exc:
             self.cache.complete(entry, self._clock(), error=exc)
             raise
         except BaseException:
@@ -46,7 +46,7 @@ class IdempotentCalls:
         """Return `call()`'s result, or the cached outcome of an earlier call with `key`.
 
         Raises:
-            GatewayError: the call failed, now or when it first ran.
+            RequestError: the call failed, now or when it first ran.
         """
         entry = self.cache.lookup(namespace, key, self._clock())
         if entry is not None:
@@ -62,7 +62,7 @@ class IdempotentCalls:
         entry.context["done"] = done
         try:
             result = await call()
-        except GatewayError as exc:
+        except RequestError as exc:
             self.cache.complete(entry, self._clock(), error=exc)
             raise
         except BaseException:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .errors import GatewayError
+from .errors import RequestError
 from .limits import Limits
 
 __all__ = ["DedupeCache", "DedupeEntry", "EntryState"]
@@ -35,7 +35,7 @@ class DedupeEntry:
     completed_ms: int = 0
     ok: bool = False
     payload: Any = None
-    error: GatewayError | None = None
+    error: RequestError | None = None
     # Opaque per-entry data for the method that owns the namespace (e.g. a run id).
     context: dict[str, Any] = field(default_factory=dict)
 
@@ -81,7 +81,7 @@ class DedupeCache:
         now_ms: int,
         *,
         payload: Any = None,
-        error: GatewayError | None = None,
+        error: RequestError | None = None,
     ) -> None:
         """Store the outcome; a retryable error is forgotten instead."""
         self._in_flight.pop(entry.key, None)

@@ -2,7 +2,7 @@
 
 Exception tree::
 
-    GatewayError            a request failed with a wire ErrorShape
+    RequestError            a request failed with a wire ErrorShape
     ├── InvalidRequest      INVALID_REQUEST: bad frame, params, method, role
     ├── Forbidden           FORBIDDEN (sent as INVALID_REQUEST on protocol 3)
     └── Unavailable         UNAVAILABLE: not ready, rate limited, internal error
@@ -26,8 +26,8 @@ __all__ = [
     "NOT_PAIRED",
     "UNAVAILABLE",
     "Forbidden",
-    "GatewayError",
     "InvalidRequest",
+    "RequestError",
     "Unavailable",
     "internal_error",
 ]
@@ -56,7 +56,7 @@ ERROR_CODES: Final = (
 _V4_ONLY: Final = frozenset({FORBIDDEN, AGENT_RESULT_NOT_FOUND})
 
 
-class GatewayError(Exception):
+class RequestError(Exception):
     """A request failed with a defined wire error."""
 
     code: str = UNAVAILABLE
@@ -97,19 +97,19 @@ class GatewayError(Exception):
         return shape
 
 
-class InvalidRequest(GatewayError):
+class InvalidRequest(RequestError):
     """The request cannot be served as sent."""
 
     code = INVALID_REQUEST
 
 
-class Forbidden(GatewayError):
+class Forbidden(RequestError):
     """The caller lacks a scope (protocol 4 code)."""
 
     code = FORBIDDEN
 
 
-class Unavailable(GatewayError):
+class Unavailable(RequestError):
     """The gateway cannot serve the request now."""
 
     code = UNAVAILABLE

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from .errors import GatewayError, InvalidRequest
+from .errors import InvalidRequest, RequestError
 from .validation import describe_validation_error
 
 __all__ = [
@@ -123,7 +123,7 @@ def encode_response(frame_id: str, payload: Any) -> bytes:
 
 
 def encode_error(
-    frame_id: str, error: GatewayError, protocol: int = 4, payload: Any = None
+    frame_id: str, error: RequestError, protocol: int = 4, payload: Any = None
 ) -> bytes:
     """Encode a failed response, mapping codes for `protocol`."""
     frame: dict[str, Any] = {"type": "res", "id": frame_id, "ok": False}

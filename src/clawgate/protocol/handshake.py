@@ -23,7 +23,7 @@ from .device_auth import (
     select_signed_token,
     verify_device,
 )
-from .errors import GatewayError, InvalidRequest, Unavailable
+from .errors import InvalidRequest, RequestError, Unavailable
 from .frames import FrameError, parse_request
 from .limits import Limits
 from .pairing import Applicant, DeviceRecord, PairingRegistry, PendingRequest
@@ -86,7 +86,7 @@ class Rejected:
 
     close_code: int
     close_reason: str
-    error: GatewayError | None = None
+    error: RequestError | None = None
     reply_id: str | None = None
     delay_ms: int = 0
     pairing: PairingChanges | None = None
@@ -134,7 +134,7 @@ def _utf8_length_exceeds(text: str, limit: int) -> bool:
     return len(text.encode()) > limit
 
 
-def _reject(error: GatewayError, reply_id: str, close_code: int = CLOSE_POLICY) -> Rejected:
+def _reject(error: RequestError, reply_id: str, close_code: int = CLOSE_POLICY) -> Rejected:
     return Rejected(close_code, close_reason(error.message), error, reply_id)
 
 
@@ -217,7 +217,7 @@ class HandshakeMachine:
             return Rejected(CLOSE_STARTING, "gateway starting", starting, request.id)
         try:
             protocol = negotiate_protocol(params.minProtocol, params.maxProtocol)
-        except GatewayError as exc:
+        except RequestError as exc:
             return _reject(exc, request.id, CLOSE_PROTOCOL)
         role = self._role(params)
         if role is None:
@@ -251,7 +251,7 @@ class HandshakeMachine:
             )
         if params.device is None:
             if role is not Role.OPERATOR:
-                missing_device = GatewayError(
+                missing_device = RequestError(
                     "device identity required",
                     code="NOT_PAIRED",
                     details={"code": "DEVICE_IDENTITY_REQUIRED"},
@@ -336,7 +336,7 @@ class HandshakeMachine:
             if not self._auto_approve:
                 changes.pending = pending
                 changes.pending_is_new = is_new
-                error = GatewayError(
+                error = RequestError(
                     "pairing required",
                     code="NOT_PAIRED",
                     details={

@@ -11,8 +11,8 @@ from ...agents.sessions import MAIN_SESSION_KEY
 from ...protocol.errors import (
     AGENT_RESULT_NOT_FOUND,
     AGENT_TIMEOUT,
-    GatewayError,
     InvalidRequest,
+    RequestError,
     Unavailable,
 )
 from ...protocol.scopes import READ, WRITE
@@ -162,13 +162,13 @@ def final_answer(run: Run) -> dict[str, Any]:
     """Return a finished run's final `agent` payload.
 
     Raises:
-        GatewayError: the run failed, timed out or was aborted; the payload rides along.
+        RequestError: the run failed, timed out or was aborted; the payload rides along.
     """
     payload = run.final_payload()
     if run.status is RunStatus.OK:
         return payload
     if run.status is RunStatus.TIMEOUT:
-        raise GatewayError(run.error or "agent run timed out", code=AGENT_TIMEOUT, payload=payload)
+        raise RequestError(run.error or "agent run timed out", code=AGENT_TIMEOUT, payload=payload)
     if run.status is RunStatus.ABORTED:
         raise Unavailable("agent run aborted", details={"code": "ABORTED"}, payload=payload)
     raise Unavailable(f"agent run failed: {run.error}", payload=payload)
@@ -204,7 +204,7 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
     async def session() -> SessionRecord:
         check_message(params.message, params.attachments)
         if params.deliver:
-            raise GatewayError(
+            raise RequestError(
                 "no channel is linked; send without deliver or link a channel first",
                 code="NOT_LINKED",
             )
@@ -225,7 +225,7 @@ async def agent_wait(ctx: CallContext, params: AgentWaitParams) -> dict[str, Any
     service = agents_of(ctx)
     run = service.runs.get(params.runId)
     if run is None:
-        raise GatewayError(
+        raise RequestError(
             f"no agent run {params.runId}: it never ran here or ended over 5 minutes ago",
             code=AGENT_RESULT_NOT_FOUND,
         )
