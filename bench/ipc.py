@@ -8,7 +8,7 @@ Who runs where:
   both servers, so the ratio is the daemon's cost over the least a server can do.
 - Commands: nothing can submit a command to a daemon subprocess yet (the control link is not
   built), so the daemon side runs in this process: a `GatewayServer` with a temporary home
-  and a real state.db, fed through `PluginHost.submit`, the call the control link will make.
+  and a real state.db, fed through `CommandRouter.submit`, the call the control link will make.
   The plugins are subprocesses (`bench/ipc_plugin.py`), one per plugin.
 """
 
@@ -28,8 +28,9 @@ from typing import Any, Final
 import aiohttp
 
 from clawgate.commands import Command, CommandState
-from clawgate.gateway.plugins import PluginHost
-from clawgate.gateway.server import GatewayServer, GatewaySettings
+from clawgate.gateway.plugin_side import PluginSide
+from clawgate.gateway.server import GatewayServer
+from clawgate.gateway.settings import GatewaySettings
 from clawgate.plugin import Plugin
 from clawgate.protocol.auth import AuthMode, SharedSecretAuth
 from clawgate.protocol.limits import Limits
@@ -204,14 +205,14 @@ async def _daemon(home: Path) -> AsyncIterator[GatewayServer]:
         handler.close()
 
 
-def _host(server: GatewayServer) -> PluginHost:
+def _host(server: GatewayServer) -> PluginSide:
     """Return the server's plugin host (always present: `_daemon` configures a socket)."""
     assert server.plugins is not None
     return server.plugins
 
 
 def _spawn_plugin(
-    servers: Servers, host: PluginHost, name: str, capabilities: Sequence[str]
+    servers: Servers, host: PluginSide, name: str, capabilities: Sequence[str]
 ) -> ServerProcess:
     """Start one plugin subprocess on `host`'s socket."""
     args = ["--socket", str(host.ipc.socket_path), "--name", name]
@@ -220,14 +221,14 @@ def _spawn_plugin(
     return servers.module("plugin", "bench.ipc_plugin", args)
 
 
-async def _wait_registered(host: PluginHost, plugins: dict[str, ServerProcess]) -> None:
+async def _wait_registered(host: PluginSide, plugins: dict[str, ServerProcess]) -> None:
     """Wait until every plugin in `plugins` (name -> process) is registered with `host`.
 
     Raises:
         RuntimeError: a plugin exited or did not register in time.
     """
     deadline = time.monotonic() + READY_TIMEOUT_S
-    registry = host.ipc.registry
+    registry = host.registry
     while any(registry.by_name(name) is None for name in plugins):
         for process in plugins.values():
             if not process.running():
@@ -306,7 +307,7 @@ class _Tracker:
         }
         # Not awaited here: a control link acks each COMMAND when its commit lands, while
         # later COMMANDs are already being read. The book takes it in call order.
-        task = asyncio.create_task(self._host.submit(frame))
+        task = asyncio.create_task(self._host.router.submit(frame))
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
 
@@ -407,10 +408,10 @@ async def _queued_first(servers: Servers, root: Path) -> _Run:
     return _Run(per_round * QUEUED_ROUNDS, seconds, outcomes)
 
 
-async def _wait_gone(host: PluginHost, name: str) -> None:
+async def _wait_gone(host: PluginSide, name: str) -> None:
     """Wait until the plugin `name` has left the registry."""
     async with _step(f"plugin {name} still registered", READY_TIMEOUT_S):
-        while host.ipc.registry.by_name(name) is not None:
+        while host.registry.by_name(name) is not None:
             await asyncio.sleep(_POLL_S)
 
 
@@ -420,7 +421,7 @@ async def _measure_commands(servers: Servers, root: Path) -> list[Figure]:
     many = await _live_run(servers, root, MANY_PLUGINS)
     queued = await _queued_first(servers, root)
     where = (
-        "daemon in the bench process (GatewayServer, real state.db, PluginHost.submit as the "
+        "daemon in the bench process (GatewayServer, real state.db, CommandRouter.submit as the "
         "control link will call it), plugins = SDK subprocesses"
     )
     return [

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from clawgate.gateway.server import GatewayServer, GatewaySettings
+from clawgate.gateway.server import GatewayServer
+from clawgate.gateway.settings import GatewaySettings
 from clawgate.protocol.auth import AuthMode, SharedSecretAuth
 from clawgate.protocol.limits import Limits
 

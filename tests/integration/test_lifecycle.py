@@ -8,7 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from clawgate.gateway.server import GatewayServer, GatewaySettings
+from clawgate.gateway.server import GatewayServer
+from clawgate.gateway.settings import GatewaySettings
 from clawgate.protocol.auth import AuthMode, SharedSecretAuth
 from clawgate.protocol.limits import Limits
 

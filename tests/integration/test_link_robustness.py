@@ -86,7 +86,8 @@ async def test_unprocessable_messages_are_ignored_and_the_link_stays_up(
     assert (ack["commandId"], ack["state"]) == ("c-null", "rejected")
     assert ack["error"]["code"] == "INVALID_PARAMS"
     assert seen["PONG"]["payload"] == {"nonce": "n1"}
-    cloud = gateway.server.cloud
+    assert gateway.server.plugins is not None
+    cloud = gateway.server.plugins.cloud
     assert cloud is not None and cloud.link.state.value == "connected"
     plugins = gateway.server.plugins
     assert plugins is not None

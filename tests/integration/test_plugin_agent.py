@@ -47,7 +47,7 @@ async def plugin(host: RunningGateway, socket_dir: Path) -> AsyncIterator[None]:
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    registry = host.server.plugins.ipc.registry  # type: ignore[union-attr]
+    registry = host.server.plugins.registry  # type: ignore[union-attr]
     async with asyncio.timeout(15):
         while registry.for_capability("agent") is None:
             await asyncio.sleep(0.05)

@@ -87,7 +87,7 @@ async def operator(host: RunningGateway) -> AsyncIterator[GatewayClient]:
 async def submit(host: RunningGateway, frame: dict[str, Any]) -> dict[str, Any]:
     assert host.server.plugins is not None
     frame = {**frame, "issuedAt": host.server.now_ms()}
-    return await host.server.plugins.submit(frame)
+    return await host.server.plugins.router.submit(frame)
 
 
 async def test_offline_commands_are_delivered_in_order(

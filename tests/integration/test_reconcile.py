@@ -308,13 +308,13 @@ async def test_commands_for_an_integration_route_to_its_owner_or_are_rejected(
         }
 
     await client.call("integrations.apply", {"integrations": [entry("a")]})
-    assert (await plugins.submit(command("c0", "dir.touch", "nope")))["error"][
+    assert (await plugins.router.submit(command("c0", "dir.touch", "nope")))["error"][
         "code"
     ] == "NOT_FOUND"
-    assert (await plugins.submit(command("c1", "dir.nope", "a")))["error"][
+    assert (await plugins.router.submit(command("c1", "dir.nope", "a")))["error"][
         "code"
     ] == "METHOD_NOT_FOUND"
-    queued = await plugins.submit(command("c2", "dir.touch", "a"))
+    queued = await plugins.router.submit(command("c2", "dir.touch", "a"))
     assert queued["state"] == "queued"  # the owner is not connected yet
     async with running(dir_plugin(root), socket_dir / "gateway.sock"):
         await wait_for(client, converged_at(1))

@@ -99,7 +99,9 @@ class Reconciler:
         rng: random.Random | None = None,
         drift_interval_s: float = DEFAULT_DRIFT_INTERVAL_S,
         method_timeouts_s: dict[str, float] | None = None,
+        on_active: Callable[[str], None] | None = None,
     ) -> None:
+        """Reconcile through `registry`; `on_active(id)` hears of integrations going active."""
         self._store = store
         self._registry = registry
         self._now = clock_ms
@@ -121,9 +123,14 @@ class Reconciler:
         self._drift_due: dict[str, int] = {}  # plugin name -> next drift check (ms)
         self._drift_found = False
         self._task: asyncio.Task[None] | None = None
-        self.on_report: ReportCallback | None = None
+        self._report_listeners: list[ReportCallback] = []
         # Called with an integration id when it becomes active: its queued commands may go.
-        self.on_active: Callable[[str], None] | None = None
+        self._on_active = on_active
+
+    def subscribe_reports(self, listener: ReportCallback) -> Callable[[], None]:
+        """Call `listener` with every pass's report; return the unsubscribe function."""
+        self._report_listeners.append(listener)
+        return lambda: self._report_listeners.remove(listener)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -404,14 +411,14 @@ class Reconciler:
             desired.revision,
             "converged" if report["converged"] else "not converged",
         )
-        if self.on_active is not None:
+        if self._on_active is not None:
             # Queued commands of every active item may go now (also those that became
             # active through a plugin report or a drift check rather than a step).
             for item in self._items.values():
                 if item.status == ItemStatus.ACTIVE:
-                    self.on_active(item.id)
-        if self.on_report is not None:
-            self.on_report(report)
+                    self._on_active(item.id)
+        for listener in list(self._report_listeners):
+            listener(report)
 
     # -- one item ----------------------------------------------------------------------
 
@@ -622,8 +629,8 @@ class Reconciler:
         if not unchanged:
             item.updated_at = now
         await self._save(item)
-        if status == ItemStatus.ACTIVE and not unchanged and self.on_active is not None:
-            self.on_active(item.id)
+        if status == ItemStatus.ACTIVE and not unchanged and self._on_active is not None:
+            self._on_active(item.id)
 
     def _due(self, item: LedgerItem) -> bool:
         return item.next_attempt_at is not None and item.next_attempt_at <= self._now()

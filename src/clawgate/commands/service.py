@@ -44,14 +44,18 @@ class CommandService:
         book: CommandBook,
         *,
         clock: Callable[[], int] = wall_clock_ms,
+        extra_secrets: Callable[[], Iterable[str]] = tuple,
     ) -> None:
-        """Use ``store`` for records and ``clock`` (hub time, ms) for every transition."""
+        """Use ``store`` for records and ``clock`` (hub time, ms) for every transition.
+
+        ``extra_secrets`` returns other secret values to redact from results and errors
+        (integration secrets, §8).
+        """
         self._store = store
         self._book = book
         self._clock = clock
         self._listeners: list[CommitListener] = []
-        # Other secret values to redact from results and errors (integration secrets, §8).
-        self.extra_secrets: Callable[[], Iterable[str]] = tuple
+        self._extra_secrets = extra_secrets
         self._commits = GroupCommit(store, self._notify)
 
     @property
@@ -113,7 +117,7 @@ class CommandService:
             self._clock(),
             result=result,
             error=error,
-            extra_secrets=self.extra_secrets(),
+            extra_secrets=self._extra_secrets(),
         )
         if record is not None:
             await self._save([record])

@@ -11,27 +11,24 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from .. import __version__
 from ..agents.factory import build_backend
-from ..cloud.settings import LinkSettings
-from ..config import AgentSection, ClawgateConfig
+from ..config import ClawgateConfig
 from ..ipc import PluginRegistry
 from ..protocol.auth import AuthMode, AuthThrottle, SharedSecretAuth, secrets_equal
 from ..protocol.dedupe import DedupeCache
 from ..protocol.events import EventGate
 from ..protocol.frames import PreparedEvent
 from ..protocol.handshake import CLOSE_AUTH_CHANGED, CLOSE_RESTART
-from ..protocol.limits import Limits
 from ..protocol.presence import PresenceTable
 from ..protocol.ratelimit import SlidingWindow
 from ..protocol.scopes import ADMIN, scope_satisfied
-from ..service.tls import TlsMaterial, server_ssl_context
+from ..service.tls import server_ssl_context
 from ..store import StateStore, gateway_state
 from .agent_service import AgentService
 from .broadcaster import Broadcaster
@@ -44,13 +41,11 @@ from .methods import build_registry
 from .methods.config import WRITE_WINDOW_MS, WRITES_PER_WINDOW
 from .metrics import GatewayMetrics
 from .pairing import PairingService
-from .plugins import PluginHost, PluginSettings
+from .plugin_side import PluginSide
+from .settings import GatewaySettings
 from .system_events import SystemEventQueue
 
-if TYPE_CHECKING:
-    from .cloud import CloudService
-
-__all__ = ["GatewayServer", "GatewaySettings"]
+__all__ = ["GatewayServer"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,36 +58,6 @@ _QUIET_MODES = frozenset({"cli", "probe"})
 def wall_clock_ms() -> int:
     """Return the wall clock in Unix milliseconds."""
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class GatewaySettings:
-    """Everything the server needs, resolved from config, flags and environment."""
-
-    home: Path
-    auth: SharedSecretAuth
-    host: str = "127.0.0.1"
-    port: int = 18789
-    limits: Limits = field(default_factory=Limits)
-    allowed_origins: frozenset[str] = frozenset()
-    heartbeat_every_s: int = 1800
-    config_path: Path | None = None
-    log_file: Path | None = None
-    # True when the shared secret came from a flag or the environment: file edits leave it.
-    auth_pinned: bool = False
-    state_db: Path | None = None
-    # Approve pairing silently for loopback peers without forwarding headers (spec §6).
-    auto_approve_loopback: bool = True
-    # Loopback clients without a browser Origin are not locked out after failed logins.
-    lockout_exempt_loopback: bool = True
-    tls: TlsMaterial | None = None
-    # The plugin IPC socket; None serves no plugins (needs `state_db` for the queue).
-    ipc_socket: Path | None = None
-    plugins: PluginSettings = field(default_factory=PluginSettings)
-    # The control link to a hub; None when `[cloud] url` or the api key is missing.
-    cloud: LinkSettings | None = None
-    # The agent answering chat and `agent` runs (needs `state_db` for sessions).
-    agent: AgentSection = field(default_factory=AgentSection)
 
 
 class GatewayServer:
@@ -127,8 +92,7 @@ class GatewayServer:
         self.config_lock = asyncio.Lock()
         self.store: StateStore | None = None
         self.pairing = PairingService(self)
-        self.plugins: PluginHost | None = None
-        self.cloud: CloudService | None = None
+        self.plugins: PluginSide | None = None
         self.agents: AgentService | None = None
         self._handshaking: set[Connection] = set()
         self._unauthenticated_by_ip: Counter[str] = Counter()
@@ -162,19 +126,17 @@ class GatewayServer:
             )
             await self.agents.start()
             if self.settings.ipc_socket is not None:
-                self.plugins = PluginHost(
-                    self,
-                    self.settings.ipc_socket,
-                    self.store,
-                    self.settings.plugins,
+                self.plugins = PluginSide(
+                    store=self.store,
+                    socket_path=self.settings.ipc_socket,
+                    settings=self.settings.plugins,
+                    clock=self.now_ms,
+                    uptime_ms=self.uptime_ms,
+                    link=self.settings.cloud,
+                    on_cloud_status=self._announce_cloud_status,
                     handlers=plugin_handlers,
                 )
                 await self.plugins.start()
-                if self.settings.cloud is not None:
-                    from .cloud import CloudService  # the link's code loads only when used
-
-                    self.cloud = CloudService(self, self.plugins, self.settings.cloud)
-                    await self.cloud.start()
         app = web.Application()
         add_http_routes(app, self)
         self._runner = web.AppRunner(
@@ -232,8 +194,6 @@ class GatewayServer:
         )
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.cloud is not None:
-            await self.cloud.stop()
         if self.plugins is not None:
             await self.plugins.stop()
         if self.store is not None:
@@ -519,7 +479,10 @@ class GatewayServer:
         return self.agents.sessions.counts()
 
     def _plugin_registry(self) -> PluginRegistry | None:
-        return self.plugins.ipc.registry if self.plugins is not None else None
+        return self.plugins.registry if self.plugins is not None else None
+
+    def _announce_cloud_status(self, status: dict[str, Any]) -> None:
+        self.broadcaster.broadcast("cloud.status", status, EventGate.READ)
 
     def _build_health(self) -> dict[str, Any]:
         sessions = self.session_counts()

@@ -21,8 +21,8 @@ from ..config import (
     password_from_env,
     token_from_env,
 )
-from ..gateway.plugins import PluginSettings
-from ..gateway.server import GatewayServer, GatewaySettings
+from ..gateway.server import GatewayServer
+from ..gateway.settings import GatewaySettings, PluginSettings
 from ..protocol.auth import AuthMode, SharedSecretAuth
 from .paths import Paths
 from .tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material

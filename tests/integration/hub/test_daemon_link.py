@@ -173,7 +173,8 @@ async def test_a_wrong_key_stops_retrying_with_login_required(
     gateway_factory: GatewayFactory, hub: RunningHub, socket_dir: Path
 ) -> None:
     gateway = await linked_gateway(gateway_factory, hub, socket_dir, key="cgk_not-a-real-key")
-    cloud = gateway.server.cloud
+    assert gateway.server.plugins is not None
+    cloud = gateway.server.plugins.cloud
     assert cloud is not None
     await eventually(lambda: cloud.link.state.value == "login_required")
     await asyncio.sleep(0.5)
@@ -189,7 +190,8 @@ async def test_the_link_comes_back_after_the_hub_restarts(
     await connected(hub, gateway)
     port = hub.server.port
     await hub.server.stop()
-    cloud = gateway.server.cloud
+    assert gateway.server.plugins is not None
+    cloud = gateway.server.plugins.cloud
     assert cloud is not None
     await eventually(lambda: cloud.link.state.value in ("backoff", "connecting"))
     again = await hub_factory(home=hub.home, port=port)

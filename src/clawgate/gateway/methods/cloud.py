@@ -27,7 +27,7 @@ class CloudStatus(BaseModel):
 @method("cloud.status", params=EmptyParams, result=CloudStatus, scope=READ)
 def cloud_status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """Show the control link's state, since when, and its last error."""
-    cloud = ctx.gateway.cloud
-    if cloud is None:
+    side = ctx.gateway.plugins
+    if side is None or side.cloud is None:
         return {"state": "disabled", "connected": False, "since": None, "lastError": None}
-    return cloud.status()
+    return side.cloud.status()

@@ -16,7 +16,7 @@ from ...protocol.errors import InvalidRequest, Unavailable
 from ...protocol.scopes import ADMIN, READ
 from ..context import CallContext
 from ..registry import method
-from .plugins import plugin_host
+from .plugins import plugin_side
 
 __all__ = ["integrations_apply", "integrations_list"]
 
@@ -71,7 +71,7 @@ class ApplyResult(BaseModel):
 @method("integrations.list", params=ListParams, result=ListResult, scope=READ)
 def integrations_list(ctx: CallContext, params: ListParams) -> dict[str, Any]:
     """List integrations with their status, owner, attempts and last error."""
-    reconciler = plugin_host(ctx).reconciler
+    reconciler = plugin_side(ctx).reconciler
     view = reconciler.ledger_view(params.owner)
     status = reconciler.status()
     return {
@@ -87,12 +87,12 @@ def integrations_list(ctx: CallContext, params: ListParams) -> dict[str, Any]:
 @method("integrations.apply", params=ApplyParams, result=ApplyResult, scope=ADMIN)
 async def integrations_apply(ctx: CallContext, params: ApplyParams) -> dict[str, Any]:
     """Replace the desired set of integrations (no hub); the engine converges to it."""
-    host = plugin_host(ctx)
-    if host.hub_managed:
+    side = plugin_side(ctx)
+    if side.hub_managed:
         raise Unavailable(
             "a hub manages this daemon's integrations ([cloud] url is set); change them there"
         )
-    reconciler = host.reconciler
+    reconciler = side.reconciler
     if params.ifRevision is not None and params.ifRevision != reconciler.revision:
         raise InvalidRequest(
             f"desired state is at revision {reconciler.revision}, not {params.ifRevision};"

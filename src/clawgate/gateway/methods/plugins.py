@@ -6,13 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ...ipc.plugin_list import describe_plugins
 from ...protocol.errors import Unavailable
 from ...protocol.scopes import READ
 from ..context import CallContext
-from ..plugins import PluginHost
+from ..plugin_side import PluginSide
 from ..registry import method
 
-__all__ = ["plugin_host", "plugins_list", "queue_list"]
+__all__ = ["plugin_side", "plugins_list", "queue_list"]
 
 
 class EmptyParams(BaseModel):
@@ -56,8 +57,8 @@ class QueueListResult(BaseModel):
     commands: list[QueuedCommand]
 
 
-def plugin_host(ctx: CallContext) -> PluginHost:
-    """Return the gateway's plugin host, or refuse the call when there is none."""
+def plugin_side(ctx: CallContext) -> PluginSide:
+    """Return the gateway's plugin side, or refuse the call when there is none."""
     host = ctx.gateway.plugins
     if host is None:
         raise Unavailable("this gateway serves no plugin socket; start it with a home")
@@ -67,13 +68,13 @@ def plugin_host(ctx: CallContext) -> PluginHost:
 @method("plugins.list", params=EmptyParams, result=PluginsListResult, scope=READ)
 def plugins_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """List the plugins registered on the IPC socket."""
-    return {"plugins": plugin_host(ctx).plugin_list()}
+    return {"plugins": describe_plugins(plugin_side(ctx).registry)}
 
 
 @method("queue.list", params=EmptyParams, result=QueueListResult, scope=READ)
 def queue_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """List queued commands per target, in delivery order."""
-    commands = plugin_host(ctx).commands
+    commands = plugin_side(ctx).commands
     return {
         "depth": commands.depth(),
         "byTarget": commands.by_target(),

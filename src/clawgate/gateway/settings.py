@@ -1,0 +1,57 @@
+"""Everything a gateway is started with, resolved from config, flags and environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..cloud.settings import LinkSettings
+from ..config import AgentSection
+from ..protocol.auth import SharedSecretAuth
+from ..protocol.limits import Limits
+from ..service.tls import TlsMaterial
+
+__all__ = ["GatewaySettings", "PluginSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSettings:
+    """The `[ipc]`, `[queue]` and `[reconcile]` settings (control-plane spec §2.8, §4.3, §5.8)."""
+
+    request_timeout_s: float = 30.0
+    method_timeouts_s: Mapping[str, float] = field(default_factory=dict)
+    queue_ttl_s: int = 300
+    queue_max_total: int = 1000
+    queue_max_per_target: int = 100
+    drift_interval_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Everything the server needs, resolved from config, flags and environment."""
+
+    home: Path
+    auth: SharedSecretAuth
+    host: str = "127.0.0.1"
+    port: int = 18789
+    limits: Limits = field(default_factory=Limits)
+    allowed_origins: frozenset[str] = frozenset()
+    heartbeat_every_s: int = 1800
+    config_path: Path | None = None
+    log_file: Path | None = None
+    # True when the shared secret came from a flag or the environment: file edits leave it.
+    auth_pinned: bool = False
+    state_db: Path | None = None
+    # Approve pairing silently for loopback peers without forwarding headers (spec §6).
+    auto_approve_loopback: bool = True
+    # Loopback clients without a browser Origin are not locked out after failed logins.
+    lockout_exempt_loopback: bool = True
+    tls: TlsMaterial | None = None
+    # The plugin IPC socket; None serves no plugins (needs `state_db` for the queue).
+    ipc_socket: Path | None = None
+    plugins: PluginSettings = field(default_factory=PluginSettings)
+    # The control link to a hub; None when `[cloud] url` or the api key is missing.
+    cloud: LinkSettings | None = None
+    # The agent answering chat and `agent` runs (needs `state_db` for sessions).
+    agent: AgentSection = field(default_factory=AgentSection)
