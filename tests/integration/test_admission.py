@@ -51,7 +51,7 @@ async def test_a_device_is_locked_out_wherever_it_connects_from(
             await peer.send(request("connect", params, "c"))
             await peer.response("c")
         # Forget the address's failures: only the device's own count remains.
-        running.server.throttle.forget("127.0.0.1")
+        running.server.access.throttle.forget("127.0.0.1")
         peer = await open_peer(session, running.url)
         params = signed_connect_params(identity, peer.challenge, token=running.token)
         await peer.send(request("connect", params, "c"))

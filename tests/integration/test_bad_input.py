@@ -228,7 +228,7 @@ async def test_silence_past_the_handshake_timeout_closes_1000(
 async def test_gateway_starting_answers_1013(
     server: RunningGateway, session: aiohttp.ClientSession
 ) -> None:
-    server.server.ready = False
+    server.server.connections.ready = False
     peer = await open_peer(session, server.url)
     await peer.send(request("connect", connect_params(server.token), "c1"))
     answer = await peer.response("c1")

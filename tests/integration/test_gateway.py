@@ -206,14 +206,14 @@ async def test_shutdown_event_then_close_1012(
 
 
 async def test_upgrades_are_refused_while_stopping(gateway: RunningGateway) -> None:
-    gateway.server.stopping = True
+    gateway.server.connections.stopping = True
     client = GatewayClient(gateway.url, token=gateway.token)
     with pytest.raises(GatewayConnectionError) as caught:
         await client.connect()
     refusal = caught.value.__cause__
     assert isinstance(refusal, aiohttp.WSServerHandshakeError)
     assert refusal.status == 503
-    gateway.server.stopping = False
+    gateway.server.connections.stopping = False
 
 
 async def test_http_ops_endpoints(
@@ -238,7 +238,7 @@ async def test_http_ops_endpoints(
 async def test_readyz_is_503_while_not_ready(
     gateway: RunningGateway, session: aiohttp.ClientSession
 ) -> None:
-    gateway.server.ready = False
+    gateway.server.connections.ready = False
     async with session.get(f"{gateway.http_url}/readyz") as response:
         assert response.status == 503
         assert (await response.json())["ready"] is False

@@ -30,7 +30,7 @@ def explode_now(ctx: CallContext, params: EmptyParams) -> dict[str, bool]:
 
 
 async def test_inline_handler_failure_is_an_internal_error(gateway: RunningGateway) -> None:
-    gateway.server.registry.register(explode_now)
+    gateway.server.methods.register(explode_now)
     async with aiohttp.ClientSession() as session:
         peer = await open_peer(session, gateway.url)
         await peer.authenticate(gateway.token)
@@ -42,7 +42,7 @@ async def test_inline_handler_failure_is_an_internal_error(gateway: RunningGatew
 async def test_unexpected_exception_text_never_reaches_the_client(
     gateway: RunningGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    gateway.server.registry.register(explode)
+    gateway.server.methods.register(explode)
     caplog.set_level(logging.ERROR, logger="clawgate")
     async with aiohttp.ClientSession() as session:
         peer = await open_peer(session, gateway.url)

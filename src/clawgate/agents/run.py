@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ..protocol.chat_events import agent_event
 from .backend import ErrorKind
 
 __all__ = ["AgentEvent", "Run", "RunFinished", "RunMessage", "RunStatus"]
@@ -111,14 +112,14 @@ class AgentEvent:
 
     def payload(self) -> dict[str, Any]:
         """Return the wire payload of the `agent` event."""
-        return {
-            "runId": self.run_id,
-            "seq": self.seq,
-            "stream": self.stream,
-            "ts": self.ts,
-            "data": self.data,
-            "sessionKey": self.session_key,
-        }
+        return agent_event(
+            run_id=self.run_id,
+            seq=self.seq,
+            stream=self.stream,
+            ts=self.ts,
+            data=self.data,
+            session_key=self.session_key,
+        )
 
 
 @dataclass(frozen=True, slots=True)

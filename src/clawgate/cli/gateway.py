@@ -64,13 +64,13 @@ def _webchat_line(http: str, server: GatewayServer, out: TextIO) -> str:
     the terminal of the user who started the gateway. Redirected output (a service's
     journal, `gateway start`'s stdout log) gets the plain URL, so no file ever holds it.
     """
-    secret = server.auth.secret
-    if server.auth.mode is AuthMode.TOKEN and secret and out.isatty():
+    secret = server.access.auth.secret
+    if server.access.auth.mode is AuthMode.TOKEN and secret and out.isatty():
         # The fragment stays in the browser: it is never sent in an HTTP request.
         return f"  WebChat: {http}#token={quote(secret, safe='')}"
-    if server.auth.mode is AuthMode.NONE:
+    if server.access.auth.mode is AuthMode.NONE:
         return f"  WebChat: {http}"
-    return f"  WebChat: {http} (the page asks for the {server.auth.mode.value})"
+    return f"  WebChat: {http} (the page asks for the {server.access.auth.mode.value})"
 
 
 def _announce(server: GatewayServer, source: AuthSource) -> None:
@@ -84,7 +84,7 @@ def _announce(server: GatewayServer, source: AuthSource) -> None:
     if tls is not None:
         lines.append(f"  TLS fingerprint (SHA-256): {tls.fingerprint}")
         lines.append(f"  remote clients: pass --tls-fingerprint {tls.fingerprint}")
-    mode = server.auth.mode
+    mode = server.access.auth.mode
     if mode is AuthMode.TOKEN:
         origin = "generated and stored in" if source.generated else "from"
         lines.append(f"  auth: token, {origin} {source.description}")

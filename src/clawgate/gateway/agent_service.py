@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..agents.backend import AgentBackend, HistoryMessage
 from ..agents.manager import RunManager
@@ -18,13 +18,10 @@ from ..agents.run import Run, RunFinished, RunMessage
 from ..agents.sessions import ChangeReason, SessionBook, row
 from ..bus import Bus
 from ..config import AgentSection
-from ..protocol.events import EventGate
 from ..store import StateStore
 from ..store.sessions_repo import SessionRecord
+from .broadcaster import Broadcaster
 from .run_relay import RunRelay
-
-if TYPE_CHECKING:
-    from .broadcaster import Broadcaster
 
 __all__ = ["AgentService"]
 
@@ -38,7 +35,7 @@ class AgentService:
         store: StateStore,
         settings: AgentSection,
         backend: AgentBackend,
-        broadcaster: Broadcaster,
+        broadcaster: Broadcaster[Any],
         clock: Callable[[], int],
     ) -> None:
         self.settings = settings
@@ -176,6 +173,5 @@ class AgentService:
         self._broadcaster.broadcast_per_protocol(
             "sessions.changed",
             {3: payload, 4: payload},
-            EventGate.READ,
             only=self.session_subscribers,
         )

@@ -1,52 +1,67 @@
-"""Fan broadcast events out to authenticated connections (spec §8.1, §8.9)."""
+"""Fan broadcast events out to authenticated connections (spec §8.1, §8.9).
+
+Who receives an event is read from its declaration (`EventSpec.gate`), never restated by
+the code that broadcasts it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Container, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from ..protocol.events import EventGate, admits
+from ..protocol.events import EventGate, EventSpec, admits
 from ..protocol.frames import PreparedEvent
+from .peer import Peer
 
-if TYPE_CHECKING:
-    from .connection import Connection
-
-__all__ = ["Broadcaster"]
+__all__ = ["Broadcaster", "Subscriber"]
 
 
-class Broadcaster:
-    """The set of connections that receive broadcasts."""
+class Subscriber(Peer, Protocol):
+    """A connection as the broadcaster sees it."""
 
-    def __init__(self) -> None:
-        self._connections: dict[str, Connection] = {}
+    def send_event(self, prepared: PreparedEvent) -> None:
+        """Queue a broadcast event with the connection's next `seq`."""
+
+
+S = TypeVar("S", bound=Subscriber)
+
+
+class Broadcaster(Generic[S]):
+    """The set of connections that receive broadcasts, and the events they may receive."""
+
+    def __init__(self, events: Mapping[str, EventSpec]) -> None:
+        self._events = events
+        self._connections: dict[str, S] = {}
 
     def __len__(self) -> int:
         return len(self._connections)
 
-    def __iter__(self) -> Iterator[Connection]:
+    def __iter__(self) -> Iterator[S]:
         return iter(list(self._connections.values()))
 
-    def add(self, connection: Connection) -> None:
+    def add(self, connection: S) -> None:
         """Start delivering broadcasts to `connection`."""
         self._connections[connection.conn_id] = connection
 
-    def remove(self, connection: Connection) -> None:
+    def remove(self, connection: S) -> None:
         """Stop delivering broadcasts to `connection`."""
         self._connections.pop(connection.conn_id, None)
 
+    def _gate(self, event: str) -> EventGate:
+        gate = self._events[event].gate
+        if gate is None:
+            raise ValueError(f"event {event} is targeted, not broadcast")
+        return gate
+
     def broadcast(
-        self,
-        event: str,
-        payload: Any,
-        gate: EventGate,
-        *,
-        state_version: dict[str, int] | None = None,
+        self, event: str, payload: Any, *, state_version: dict[str, int] | None = None
     ) -> int:
         """Serialise `event` once and queue it to every connection its gate admits.
 
         Returns:
             How many connections it was queued to.
         """
+        gate = self._gate(event)
         prepared = PreparedEvent.build(event, payload, state_version)
         sent = 0
         for connection in list(self._connections.values()):
@@ -59,7 +74,6 @@ class Broadcaster:
         self,
         event: str,
         payloads: Mapping[int, Any],
-        gate: EventGate,
         *,
         only: Container[str] | None = None,
     ) -> int:
@@ -70,6 +84,7 @@ class Broadcaster:
         Returns:
             How many connections it was queued to.
         """
+        gate = self._gate(event)
         prepared: dict[int, PreparedEvent] = {}
         sent = 0
         for connection in list(self._connections.values()):

@@ -13,26 +13,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import time
 import uuid
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
-from pydantic import ValidationError
 
-from ..protocol.errors import InvalidRequest, RequestError, Unavailable, internal_error
-from ..protocol.frames import (
-    FrameError,
-    PreparedEvent,
-    RequestFrame,
-    encode_error,
-    encode_event,
-    encode_response,
-    parse_request,
-)
-from ..protocol.guard import ConnectionGuard
+from ..protocol.connect import ClientInfo
+from ..protocol.frames import PreparedEvent, encode_error, encode_event, encode_response
 from ..protocol.handshake import (
     CLOSE_AUTH_CHANGED,
     CLOSE_BINARY,
@@ -43,17 +34,16 @@ from ..protocol.handshake import (
     Rejected,
     is_loopback_origin,
 )
-from ..protocol.scopes import Refusal, Role, authorize
-from ..protocol.validation import describe_validation_error
-from .context import CallContext
-from .registry import Idempotency, MethodSpec
+from ..protocol.hello import HelloAuth
+from ..protocol.limits import Limits
+from ..protocol.scopes import Role
+from .access import GatewayAccess
+from .dispatcher import Dispatcher, DispatchTable
+from .metrics import GatewayMetrics
+from .pairing import PairingService
 from .websocket import GatewayWebSocket
 
-if TYPE_CHECKING:
-    from ..protocol.connect import ClientInfo
-    from .server import GatewayServer
-
-__all__ = ["Connection", "ConnectionState"]
+__all__ = ["Connection", "ConnectionDeps", "ConnectionState", "Lobby"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,22 +67,51 @@ class ConnectionState(Enum):
     CLOSED = "closed"
 
 
+class Lobby(Protocol):
+    """Where a connection joins the gateway once its handshake succeeds."""
+
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def stopping(self) -> bool: ...
+    def welcome(self, connection: Connection, auth: HelloAuth) -> dict[str, Any]:
+        """Register `connection` for broadcasts and return its `hello-ok`."""
+        ...
+
+    def joined(self, connection: Connection) -> None:
+        """Announce a connection that received its `hello-ok`."""
+
+    def left(self, connection: Connection) -> None:
+        """Forget a connection that joined and has closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionDeps:
+    """What every connection of one gateway shares."""
+
+    limits: Limits
+    clock: Callable[[], int]
+    access: GatewayAccess
+    pairing: PairingService
+    metrics: GatewayMetrics
+    dispatch: DispatchTable
+    lobby: Lobby
+
+
 class Connection:
     """Serve one client socket from challenge to close."""
 
     # Slots: thousands of idle connections each save the cost of an instance dict.
     __slots__ = (
         "_auto_approve",
-        "_close_after_answer",
         "_close_code_sent",
         "_closing_task",
+        "_deps",
+        "_dispatcher",
         "_drained_waiter",
-        "_first_answered",
-        "_guard",
         "_lockout_exempt",
         "_queue",
         "_queued_bytes",
-        "_requests",
         "_seq",
         "_stop_writing",
         "_transport",
@@ -103,7 +122,6 @@ class Connection:
         "conn_id",
         "connected_at_ms",
         "device_id",
-        "gateway",
         "log",
         "origin",
         "presence_key",
@@ -116,9 +134,9 @@ class Connection:
     )
 
     def __init__(
-        self, gateway: GatewayServer, ws: web.WebSocketResponse, request: web.Request
+        self, deps: ConnectionDeps, ws: web.WebSocketResponse, request: web.Request
     ) -> None:
-        self.gateway = gateway
+        self._deps = deps
         self.conn_id = str(uuid.uuid4())
         self.remote_ip = request.remote or ""
         self.origin = request.headers.get("Origin")
@@ -127,13 +145,11 @@ class Connection:
         )
         local = _is_loopback(self.remote_ip) and not forwarded
         self._auto_approve = (
-            gateway.settings.auto_approve_loopback
+            deps.access.auto_approve_loopback
             and local
             and (self.origin is None or is_loopback_origin(self.origin))
         )
-        self._lockout_exempt = (
-            gateway.settings.lockout_exempt_loopback and local and self.origin is None
-        )
+        self._lockout_exempt = deps.access.lockout_exempt_loopback and local and self.origin is None
         self.state = ConnectionState.HANDSHAKE
         self.log = logging.LoggerAdapter(logger, {"conn": self.conn_id})
         self.role = Role.OPERATOR
@@ -151,16 +167,11 @@ class Connection:
         self._wakeup: asyncio.Future[None] | None = None  # the writer waits for frames
         self._drained_waiter: asyncio.Future[None] | None = None  # shutdown waits for the writer
         self._seq = 0
-        self._guard = ConnectionGuard(gateway.limits)
+        self._dispatcher = Dispatcher(self, deps.dispatch, self.log)
         self._writer_task: asyncio.Task[None] | None = None
-        self._requests: set[asyncio.Task[None]] = set()
-        # Requests that sent their first response but go on (`agent` until its final): not
-        # counted as in progress (§11), still cancelled at teardown.
-        self._first_answered: set[asyncio.Task[None]] = set()
         self._closing_task: asyncio.Task[None] | None = None
         self._close_code_sent: int | None = None
         self._stop_writing = False
-        self._close_after_answer: tuple[int, str] | None = None
         self.via_device_token = False
 
     # -- life cycle ---------------------------------------------------------------
@@ -177,28 +188,29 @@ class Connection:
             await self._teardown()
 
     async def _handshake(self) -> Accepted | None:
-        gateway = self.gateway
-        machine_auth = gateway.auth
+        deps = self._deps
+        access = deps.access
+        machine_auth = access.auth
         machine = HandshakeMachine(
             nonce=str(uuid.uuid4()),
             auth=machine_auth,
-            throttle=gateway.throttle,
-            limits=gateway.limits,
+            throttle=access.throttle,
+            limits=deps.limits,
             remote_ip=self.remote_ip,
             origin=self.origin,
-            allowed_origins=gateway.allowed_origins,
-            pairing=gateway.pairing.registry,
+            allowed_origins=access.allowed_origins,
+            pairing=deps.pairing.registry,
             auto_approve=self._auto_approve,
             lockout_exempt=self._lockout_exempt,
         )
-        challenge = encode_event("connect.challenge", machine.challenge(gateway.now_ms()))
+        challenge = encode_event("connect.challenge", machine.challenge(deps.clock()))
         await self._ws.send_frame(challenge, WSMsgType.TEXT)
         try:
-            async with asyncio.timeout(gateway.limits.handshake_timeout_ms / 1000):
+            async with asyncio.timeout(deps.limits.handshake_timeout_ms / 1000):
                 message = await self._ws.receive()
                 if message.type is WSMsgType.TEXT:
                     outcome = machine.receive_text(
-                        message.data, ready=gateway.ready, now_ms=gateway.now_ms()
+                        message.data, ready=deps.lobby.ready, now_ms=deps.clock()
                     )
                 elif message.type is WSMsgType.BINARY:
                     outcome = machine.receive_binary()
@@ -207,7 +219,7 @@ class Connection:
                 if outcome.pairing is not None:
                     # Written before the client hears of it: a token or request it is
                     # told about survives a crash.
-                    await gateway.pairing.apply_handshake(outcome.pairing)
+                    await deps.pairing.apply_handshake(outcome.pairing)
                 if isinstance(outcome, Accepted):
                     return await self._confirm(outcome, machine_auth)
                 await self._reject(outcome)
@@ -218,25 +230,25 @@ class Connection:
 
     async def _confirm(self, accepted: Accepted, machine_auth: object) -> Accepted | None:
         """Re-check what may have changed while the handshake awaited its write."""
-        gateway = self.gateway
-        if gateway.stopping:
+        deps = self._deps
+        if deps.lobby.stopping:
             await self._close_socket(CLOSE_RESTART, "service restart")
             return None
-        registry = gateway.pairing.registry
+        registry = deps.pairing.registry
         device_id = accepted.device_id
         revoked = (
             device_id is not None
             and accepted.device_token is not None
             and registry.token_for(device_id, accepted.role.value) is None
         )
-        secret_changed = not accepted.via_device_token and gateway.auth is not machine_auth
+        secret_changed = not accepted.via_device_token and deps.access.auth is not machine_auth
         if revoked or secret_changed:
             await self._close_socket(CLOSE_AUTH_CHANGED, "gateway auth changed")
             return None
         return accepted
 
     async def _reject(self, rejected: Rejected) -> None:
-        self.gateway.metrics.handshakes.labels("rejected").inc()
+        self._deps.metrics.handshakes.labels("rejected").inc()
         if rejected.error is not None:
             self.log.info(
                 "handshake refused from %s: %s (%s)",
@@ -261,16 +273,23 @@ class Connection:
         self.client = params.client
         self.device_id = accepted.device_id
         self.via_device_token = accepted.via_device_token
-        self.connected_at_ms = self.gateway.now_ms()
+        deps = self._deps
+        self.connected_at_ms = deps.clock()
         self.state = ConnectionState.OPEN
         if isinstance(self._ws, GatewayWebSocket):
-            self._ws.raise_frame_limit(self.gateway.limits.max_payload)
+            self._ws.raise_frame_limit(deps.limits.max_payload)
         self._writer_task = asyncio.create_task(self._writer(), name=f"writer-{self.conn_id}")
         # Snapshot and broadcast registration happen in one synchronous step inside
         # `welcome`, so no event can fall between the snapshot and the first event.
-        hello = self.gateway.welcome(self, accepted.device_token, accepted.token_issued_at_ms)
+        auth = HelloAuth(
+            role=self.role.value,
+            scopes=self.scopes,
+            device_token=accepted.device_token,
+            issued_at_ms=accepted.token_issued_at_ms,
+        )
+        hello = deps.lobby.welcome(self, auth)
         self._enqueue(encode_response(accepted.request_id, hello))
-        self.gateway.metrics.handshakes.labels("accepted").inc()
+        deps.metrics.handshakes.labels("accepted").inc()
         self.log.info(
             "connected %s/%s role=%s protocol=%d from %s",
             params.client.id,
@@ -279,7 +298,7 @@ class Connection:
             self.protocol,
             self.remote_ip,
         )
-        self.gateway.joined(self)
+        deps.lobby.joined(self)
 
     async def _teardown(self) -> None:
         was_open = self.state in (ConnectionState.OPEN, ConnectionState.CLOSING)
@@ -288,11 +307,9 @@ class Connection:
             await asyncio.gather(self._closing_task, return_exceptions=True)
         self.state = ConnectionState.CLOSED
         self._release_drain_waiter()
-        pending = [
-            task
-            for task in [*self._requests, *self._first_answered, self._writer_task]
-            if task is not None
-        ]
+        pending = [*self._dispatcher.tasks()]
+        if self._writer_task is not None:
+            pending.append(self._writer_task)
         for task in pending:
             task.cancel()
         if pending:
@@ -300,7 +317,7 @@ class Connection:
         if not self._ws.closed:
             await self._close_socket(1000, "")
         if was_open:
-            self.gateway.left(self)
+            self._deps.lobby.left(self)
             if self._close_code_sent is not None:
                 self.log.info("disconnected: closed by gateway (%d)", self._close_code_sent)
             else:
@@ -313,138 +330,23 @@ class Connection:
             if self.state is not ConnectionState.OPEN:
                 break
             if message.type is WSMsgType.TEXT:
-                self.gateway.metrics.frames_in += 1
-                self._on_text(message.data)
+                self._deps.metrics.frames_in += 1
+                self._dispatcher.receive(message.data)
             elif message.type is WSMsgType.BINARY:
                 self.close(CLOSE_BINARY, "binary frames not supported")
                 break
             else:
                 break
 
-    def _on_text(self, text: str) -> None:
-        try:
-            request = parse_request(text)
-        except FrameError as exc:
-            self._answer_error(exc.reply_id, exc)
-            if self._guard.invalid_frame():
-                self.close(CLOSE_POLICY, "repeated invalid frames")
-            return
-        self._guard.valid_request()
-        try:
-            spec, params = self._admit(request)
-        except RequestError as exc:
-            self._answer_error(request.id, exc)
-            if isinstance(exc, Refusal) and self._guard.refusal():
-                self.close(CLOSE_POLICY, "repeated unauthorized calls")
-            return
-        if not spec.is_async:
-            self._call_now(spec, params, request)
-            return
-        if len(self._requests) >= self.gateway.limits.max_requests_in_progress:
-            self._answer_error(
-                request.id,
-                Unavailable(
-                    "too many requests in progress; wait for responses before sending more",
-                    details={"code": "RATE_LIMITED"},
-                    retryable=True,
-                    retry_after_ms=100,
-                ),
-            )
-            return
-        task = asyncio.create_task(self._call(spec, params, request))
-        self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
-
-    def _admit(self, request: RequestFrame) -> tuple[MethodSpec, Any]:
-        """Find, authorize and validate one request, in the spec's order (§7)."""
-        if request.method == "connect":
-            raise InvalidRequest("connect is only valid as the first request")
-        spec = self.gateway.registry.get(request.method)
-        if spec is None:
-            raise InvalidRequest(f"unknown method: {request.method}")
-        authorize(
-            role=self.role,
-            scopes=self.scopes,
-            method_role=spec.role,
-            method_scope=spec.scope,
-        )
-        self._guard.authorized()
-        raw = request.params
-        if (raw is None or raw == {}) and spec.default_params is not None:
-            return spec, spec.default_params
-        try:
-            params = spec.params.model_validate({} if raw is None else raw)
-        except ValidationError as exc:
-            raise InvalidRequest(
-                f"invalid {spec.name} params: {describe_validation_error(exc)}"
-            ) from None
-        return spec, params
-
-    def _call_now(self, spec: MethodSpec, params: Any, request: RequestFrame) -> None:
-        """Run a handler that never waits, inline, and answer at once."""
-        started = time.perf_counter()
-        context = CallContext(self.gateway, self, request.id)
-        # Only idempotent methods have the field; getattr on a missing one is slow in pydantic.
-        key = None if spec.idempotency is Idempotency.NONE else params.idempotencyKey
-        try:
-            if key is not None:
-                result = self.gateway.idempotent.run_now(
-                    spec.name, key, lambda: spec.handler(context, params)
-                )
-            else:
-                result = spec.handler(context, params)
-        except Exception as exc:
-            self._answer_failure(spec, request, exc)
-        else:
-            self.respond(request.id, result)
-        self._answered()
-        self.gateway.metrics.observe_latency(spec.name, time.perf_counter() - started)
-
-    async def _call(self, spec: MethodSpec, params: Any, request: RequestFrame) -> None:
-        started = time.perf_counter()
-        context = CallContext(self.gateway, self, request.id)
-        dedupe = spec.idempotency is not Idempotency.NONE and not spec.handler_dedupes
-        key = params.idempotencyKey if dedupe else None
-        try:
-            if key is not None:
-                result = await self.gateway.idempotent.run(
-                    spec.name, key, lambda: spec.handler(context, params)
-                )
-            else:
-                result = await spec.handler(context, params)
-        except Exception as exc:
-            self._answer_failure(spec, request, exc)
-        else:
-            self.respond(request.id, result)
-        self._answered()
-        self.gateway.metrics.observe_latency(spec.name, time.perf_counter() - started)
-
-    def _answer_failure(self, spec: MethodSpec, request: RequestFrame, exc: Exception) -> None:
-        """Answer a handler's failure; only typed errors reach the client as they are."""
-        if isinstance(exc, RequestError):
-            self._answer_error(request.id, exc, exc.payload)
-            return
-        self.log.error("method %s failed", spec.name, exc_info=exc)
-        self._answer_error(request.id, internal_error())
-
     # -- writing ------------------------------------------------------------------
 
     def respond(self, request_id: str, payload: Any) -> None:
         """Queue a successful response, or `response too large` if it would not fit."""
-        frame = encode_response(request_id, payload)
-        if len(frame) > self.gateway.limits.max_payload:
-            self._answer_error(request_id, Unavailable("response too large"))
-            return
-        self._enqueue(frame)
-        task = cast("asyncio.Task[None] | None", asyncio.current_task())
-        if task is not None and task in self._requests:
-            self._requests.discard(task)
-            self._first_answered.add(task)
-            task.add_done_callback(self._first_answered.discard)
+        self._dispatcher.respond(request_id, payload)
 
-    def _answer_error(self, request_id: str, error: RequestError, payload: Any = None) -> None:
-        self.gateway.metrics.errors.labels(error.to_shape(self.protocol)["code"]).inc()
-        self._enqueue(encode_error(request_id, error, self.protocol, payload))
+    def send_frame(self, frame: bytes) -> None:
+        """Queue an encoded frame (a response or a targeted event) for the writer."""
+        self._enqueue(frame)
 
     def send_event(self, prepared: PreparedEvent) -> None:
         """Queue a broadcast event with this connection's next `seq`."""
@@ -469,9 +371,10 @@ class Connection:
             return
         self._queue.append(frame)
         self._queued_bytes += len(frame)
-        self.gateway.metrics.frames_out += 1
-        if self.buffered_bytes > self.gateway.limits.max_buffered_bytes:
-            self.gateway.metrics.slow_consumers.inc()
+        metrics = self._deps.metrics
+        metrics.frames_out += 1
+        if self.buffered_bytes > self._deps.limits.max_buffered_bytes:
+            metrics.slow_consumers.inc()
             self.log.warning("closing slow consumer (%d bytes unwritten)", self.buffered_bytes)
             self._queue.clear()
             self._queued_bytes = 0
@@ -521,12 +424,7 @@ class Connection:
 
     def close_after_answer(self, code: int, reason: str) -> None:
         """Close once the answer to the request being handled has been queued."""
-        self._close_after_answer = (code, reason)
-
-    def _answered(self) -> None:
-        pending, self._close_after_answer = self._close_after_answer, None
-        if pending is not None:
-            self.close(*pending)
+        self._dispatcher.close_after_answer(code, reason)
 
     def close(self, code: int, reason: str) -> None:
         """Close the socket with `code` once; safe to call from synchronous code."""

@@ -2,41 +2,45 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from aiohttp import hdrs, web
 
-from .connection import Connection
+from .connection import Connection, ConnectionDeps
+from .connections import ConnectionTable
 from .schema_export import protocol_schema_bytes
 from .webchat import ASSET_PREFIX, WebChat
 from .websocket import GatewayWebSocket
 
-if TYPE_CHECKING:
-    from .server import GatewayServer
-
 __all__ = ["add_http_routes"]
 
 
-def add_http_routes(app: web.Application, gateway: GatewayServer) -> None:
+def add_http_routes(
+    app: web.Application,
+    *,
+    connections: ConnectionTable,
+    deps: ConnectionDeps,
+    uptime_ms: Callable[[], int],
+    tls: bool,
+) -> None:
     """Attach every HTTP route and the catch-all WebSocket upgrade to `app`."""
-    webchat = WebChat(tls=gateway.settings.tls is not None)
+    webchat = WebChat(tls=tls)
+    limits = deps.limits
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "status": "live"})
 
     async def readyz(request: web.Request) -> web.Response:
-        ready = gateway.ready and not gateway.stopping
+        ready = connections.ready and not connections.stopping
         body = {
             "ready": ready,
             "failing": [] if ready else ["gateway"],
-            "uptimeMs": gateway.uptime_ms(),
+            "uptimeMs": uptime_ms(),
         }
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(
-            body=gateway.metrics.render(), content_type="text/plain", charset="utf-8"
-        )
+        return web.Response(body=deps.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def schema(request: web.Request) -> web.Response:
         return web.Response(body=protocol_schema_bytes(), content_type="application/json")
@@ -46,19 +50,19 @@ def add_http_routes(app: web.Application, gateway: GatewayServer) -> None:
             if request.path == "/":
                 return webchat.index(request)
             raise web.HTTPNotFound(text="not found\n")
-        refusal = gateway.admission_refusal(request.remote or "")
+        refusal = connections.admission_refusal(request.remote or "")
         if refusal is not None:
             raise web.HTTPServiceUnavailable(text=f"{refusal}; retry later\n")
         ws = GatewayWebSocket(
             # Until hello-ok a frame may be 64 KiB (+1 so the handshake machine, not the
             # reader, answers a frame of exactly the limit); `_open` raises it.
-            max_msg_size=gateway.limits.preauth_max_payload + 1,
+            max_msg_size=limits.preauth_max_payload + 1,
             compress=False,
             autoping=True,
             timeout=2.0,
         )
         await ws.prepare(request)
-        await gateway.serve_socket(Connection(gateway, ws, request))
+        await connections.serve(Connection(deps, ws, request))
         return ws
 
     app.router.add_get("/healthz", healthz)

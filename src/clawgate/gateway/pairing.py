@@ -3,32 +3,50 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from ..protocol.events import EventGate
 from ..protocol.handshake import CLOSE_AUTH_CHANGED, PairingChanges
 from ..protocol.pairing import DeviceRecord, PairingRegistry, PendingRequest
+from ..protocol.scopes import Role
 from ..store import StateStore, pairing_repo
+from .broadcaster import Broadcaster
 
-if TYPE_CHECKING:
-    from .connection import Connection
-    from .server import GatewayServer
-
-__all__ = ["PairingService"]
+__all__ = ["DeviceSocket", "PairingService"]
 
 logger = logging.getLogger(__name__)
+
+
+class DeviceSocket(Protocol):
+    """A connection as pairing sees it: whose device it is, and how to close it."""
+
+    @property
+    def device_id(self) -> str | None: ...
+    @property
+    def role(self) -> Role: ...
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket with `code`."""
+
+    def close_after_answer(self, code: int, reason: str) -> None:
+        """Close once the answer to the request being handled is queued."""
 
 
 class PairingService:
     """Own the in-memory registry; write every change to the store before answering."""
 
-    def __init__(self, gateway: GatewayServer) -> None:
-        self._gateway = gateway
+    def __init__(
+        self,
+        store: StateStore | None,
+        broadcaster: Broadcaster[Any],
+        sockets: Callable[[], Iterable[DeviceSocket]],
+        clock: Callable[[], int],
+    ) -> None:
+        """Persist to `store`, announce through `broadcaster`, close among `sockets()`."""
+        self._store = store
+        self._broadcaster = broadcaster
+        self._sockets = sockets
+        self._clock = clock
         self.registry = PairingRegistry()
-
-    @property
-    def _store(self) -> StateStore | None:
-        return self._gateway.store
 
     async def load(self) -> None:
         """Read paired devices and pending requests from the store."""
@@ -78,9 +96,7 @@ class PairingService:
 
     def announce_requested(self, request: PendingRequest) -> None:
         """Tell operators holding the pairing scope that a device waits."""
-        self._gateway.broadcaster.broadcast(
-            "device.pair.requested", request.payload(), EventGate.PAIRING
-        )
+        self._broadcaster.broadcast("device.pair.requested", request.payload())
 
     def announce_resolved(self, request_id: str, device_id: str, decision: str) -> None:
         """Tell operators holding the pairing scope how a request ended."""
@@ -88,19 +104,19 @@ class PairingService:
             "requestId": request_id,
             "deviceId": device_id,
             "decision": decision,
-            "ts": self._gateway.now_ms(),
+            "ts": self._clock(),
         }
-        self._gateway.broadcaster.broadcast("device.pair.resolved", payload, EventGate.PAIRING)
+        self._broadcaster.broadcast("device.pair.resolved", payload)
 
     def close_device_sockets(
         self,
         device_id: str,
         reason: str,
         role: str | None = None,
-        caller: Connection | None = None,
+        caller: object = None,
     ) -> None:
         """Close every socket of a device (optionally one role) with 4001; the caller last."""
-        for connection in self._gateway.broadcaster:
+        for connection in self._sockets():
             if connection.device_id != device_id:
                 continue
             if role is not None and connection.role.value != role:

@@ -11,14 +11,15 @@ task per request; handlers that wait are coroutines and get a task each.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from ..protocol.events import EventGate
+from ..protocol.events import EventSpec
 from ..protocol.schema import EventDeclaration, MethodDeclaration
 from ..protocol.scopes import MethodRole
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from .context import CallContext
 
 __all__ = [
-    "EventSpec",
     "Idempotency",
     "MethodRegistry",
     "MethodSpec",
@@ -85,15 +85,6 @@ class MethodSpec:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class EventSpec:
-    """One event the server can emit."""
-
-    name: str
-    payload: Any
-    gate: EventGate | None  # None: targeted, carries no seq
-
-
 def method(
     name: str,
     *,
@@ -142,6 +133,10 @@ class MethodRegistry:
     def event(self, name: str) -> EventSpec:
         """Return the declared event `name`."""
         return self._events[name]
+
+    def events(self) -> Mapping[str, EventSpec]:
+        """Return every declared event by name (read-only)."""
+        return MappingProxyType(self._events)
 
     def __iter__(self) -> Iterator[MethodSpec]:
         return iter(self._methods.values())

@@ -10,15 +10,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from ..agents.run import AgentEvent, Run, RunFinished, RunMessage, RunStatus
-from ..protocol.events import EventGate
+from ..agents.run import AgentEvent, RunFinished, RunMessage, RunStatus
+from ..protocol.chat_events import TerminalState, chat_delta, chat_terminal
+from ..protocol.limits import CHAT_DELTA_INTERVAL_MS
 from .broadcaster import Broadcaster
 
-__all__ = ["CHAT_DELTA_INTERVAL_MS", "RunRelay"]
-
-CHAT_DELTA_INTERVAL_MS: Final = 150
+__all__ = ["RunRelay"]
 
 
 @dataclass(slots=True)
@@ -31,12 +30,10 @@ class _ChatStream:
     timer: asyncio.TimerHandle | None = None
 
 
-def _assistant_message(text: str, timestamp: int) -> dict[str, Any]:
-    return {
-        "role": "assistant",
-        "content": [{"type": "text", "text": text}],
-        "timestamp": timestamp,
-    }
+_TERMINAL_STATES: dict[RunStatus, TerminalState] = {
+    RunStatus.OK: "final",
+    RunStatus.ABORTED: "aborted",
+}
 
 
 def _monotonic_ms() -> float:
@@ -50,7 +47,7 @@ class RunRelay:
 
     def __init__(
         self,
-        broadcaster: Broadcaster,
+        broadcaster: Broadcaster[Any],
         clock: Callable[[], int],
         interval_ms: int = CHAT_DELTA_INTERVAL_MS,
     ) -> None:
@@ -62,7 +59,7 @@ class RunRelay:
     def __call__(self, message: RunMessage) -> None:
         """Relay one bus message."""
         if isinstance(message, AgentEvent):
-            self._broadcaster.broadcast("agent", message.payload(), EventGate.READ)
+            self._broadcaster.broadcast("agent", message.payload())
             if message.stream == "assistant":
                 self._offer_delta(message)
         else:
@@ -94,22 +91,17 @@ class RunRelay:
         assert stream.pending is not None
         seq, text = stream.pending
         stream.pending = None
-        base: dict[str, Any] = {
-            "runId": run_id,
-            "sessionKey": session_key,
-            "seq": seq,
-            "state": "delta",
-            "message": _assistant_message(text, now),
-        }
-        v4 = dict(base)
-        if text.startswith(stream.sent_text):
-            v4["deltaText"] = text[len(stream.sent_text) :]
-        else:
-            v4["deltaText"] = text
-            v4["replace"] = True
+        payloads = chat_delta(
+            run_id=run_id,
+            session_key=session_key,
+            seq=seq,
+            text=text,
+            sent_text=stream.sent_text,
+            now=now,
+        )
         stream.sent_text = text
         stream.last_sent_ms = _monotonic_ms()
-        self._broadcaster.broadcast_per_protocol("chat", {3: base, 4: v4}, EventGate.READ)
+        self._broadcaster.broadcast_per_protocol("chat", payloads)
 
     # -- the end ----------------------------------------------------------------------
 
@@ -122,23 +114,16 @@ class RunRelay:
                 stream.timer.cancel()
             if stream.pending is not None:
                 self._send_delta(run.run_id, run.session_key, stream, now)
-        payload = self._terminal_payload(run, finished.seq, now)
-        self._broadcaster.broadcast("chat", payload, EventGate.READ)
-
-    @staticmethod
-    def _terminal_payload(run: Run, seq: int, now: int) -> dict[str, Any]:
-        payload: dict[str, Any] = {"runId": run.run_id, "sessionKey": run.session_key, "seq": seq}
-        if run.status is RunStatus.OK:
-            payload["state"] = "final"
-            payload["message"] = _assistant_message(run.text, now)
-            if run.stop_reason is not None:
-                payload["stopReason"] = run.stop_reason
-            if run.usage is not None:
-                payload["usage"] = run.usage
-        elif run.status is RunStatus.ABORTED:
-            payload["state"] = "aborted"
-        else:
-            payload["state"] = "error"
-            payload["errorMessage"] = run.error or "the agent run failed"
-            payload["errorKind"] = str(run.error_kind or "unknown")
-        return payload
+        payload = chat_terminal(
+            run_id=run.run_id,
+            session_key=run.session_key,
+            seq=finished.seq,
+            state=_TERMINAL_STATES.get(run.status, "error"),
+            now=now,
+            text=run.text,
+            stop_reason=run.stop_reason,
+            usage=run.usage,
+            error_message=run.error,
+            error_kind=str(run.error_kind or "unknown"),
+        )
+        self._broadcaster.broadcast("chat", payload)

@@ -1,58 +1,64 @@
-"""The gateway server: composes the services and serves HTTP and WebSocket on one port."""
+"""The gateway server: composes the services and serves HTTP and WebSocket on one port.
+
+Start order (each step may use what the steps before it started):
+1. the state store (state.db), then what it restores: the config hash key, the heartbeat
+   switch, queued system events, paired devices;
+2. the agent service (sessions, runs) and the plugin side (hub clock, command queue and
+   router, reconciler, IPC socket, control link);
+3. the HTTP site on the gateway port, then the first health summary;
+4. the background loops (tick, health refresh, heartbeat) in one `asyncio.TaskGroup`,
+   then `ready`.
+Stop runs the other way, bounded in time: stop admitting and cancel the loops, end the
+agent runs (clients see them end), announce `shutdown`, drain, close with 1012, unbind,
+stop the plugin side, close the store.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import socket
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from .. import __version__
 from ..agents.factory import build_backend
-from ..config import ClawgateConfig
 from ..ipc import PluginRegistry
-from ..protocol.auth import AuthMode, AuthThrottle, SharedSecretAuth, secrets_equal
+from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
-from ..protocol.events import EventGate
-from ..protocol.frames import PreparedEvent
-from ..protocol.handshake import CLOSE_AUTH_CHANGED, CLOSE_RESTART
+from ..protocol.hello import DEFAULT_AGENT_ID
 from ..protocol.presence import PresenceTable
-from ..protocol.ratelimit import SlidingWindow
-from ..protocol.scopes import ADMIN, scope_satisfied
 from ..service.tls import server_ssl_context
-from ..store import StateStore, gateway_state
+from ..store import StateStore
+from .access import GatewayAccess
 from .agent_service import AgentService
 from .broadcaster import Broadcaster
-from .connection import Connection
+from .config_service import ConfigService
+from .connection import Connection, ConnectionDeps
+from .connections import ConnectionTable
+from .dispatcher import DispatchTable
+from .greeter import Greeter
 from .health import HealthMonitor
-from .heartbeat import HeartbeatRunner, format_every
+from .heartbeat import HeartbeatRunner
 from .http import add_http_routes
 from .idempotency import IdempotentCalls
 from .methods import build_registry
-from .methods.config import WRITE_WINDOW_MS, WRITES_PER_WINDOW
 from .metrics import GatewayMetrics
 from .pairing import PairingService
 from .plugin_side import PluginSide
+from .presence import PresenceService
+from .services import GatewayInfo, Services
 from .settings import GatewaySettings
-from .system_events import SystemEventQueue
+from .system_events import SystemEvents
 
 __all__ = ["GatewayServer"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_AGENT_ID = "main"
-MAIN_KEY = "main"
-# Modes that do not appear in the presence list (spec §8.8).
-_QUIET_MODES = frozenset({"cli", "probe"})
 
 
 def wall_clock_ms() -> int:
@@ -61,137 +67,223 @@ def wall_clock_ms() -> int:
 
 
 class GatewayServer:
-    """One gateway process: HTTP + WebSocket, broadcasts, health, heartbeat."""
+    """One gateway process: composes the services, binds the port, runs the loops."""
 
     def __init__(
         self, settings: GatewaySettings, *, clock: Callable[[], int] = wall_clock_ms
     ) -> None:
         self.settings = settings
-        self.limits = settings.limits
-        self.auth = settings.auth
-        self.allowed_origins = settings.allowed_origins
+        self.limits = limits = settings.limits
         self.now_ms = clock
-        self.boot_id = str(uuid.uuid4())
-        self.started_ms = clock()
-        self.ready = False
-        self.stopping = False
-        self.registry = build_registry()
+        self.port = settings.port
+        self.info = GatewayInfo(
+            boot_id=str(uuid.uuid4()),
+            started_ms=clock(),
+            clock=clock,
+            home=settings.home,
+            agent=settings.agent,
+            log_file=settings.log_file,
+        )
+        self.store = StateStore(settings.state_db) if settings.state_db is not None else None
+        self.methods = build_registry()
         self.metrics = GatewayMetrics()
-        self.throttle = AuthThrottle(self.limits)
-        self.idempotent = IdempotentCalls(DedupeCache(self.limits), clock)
-        self.broadcaster = Broadcaster()
-        self.system_events = SystemEventQueue()
-        self.presence = PresenceTable(self._self_presence(), self.limits.presence_expiry_ms)
+        self.broadcaster: Broadcaster[Connection] = Broadcaster(self.methods.events())
+        self.access = GatewayAccess(
+            auth=settings.auth,
+            throttle=AuthThrottle(limits),
+            allowed_origins=settings.allowed_origins,
+            auth_pinned=settings.auth_pinned,
+            auto_approve_loopback=settings.auto_approve_loopback,
+            lockout_exempt_loopback=settings.lockout_exempt_loopback,
+        )
+        self.presence = PresenceService(
+            PresenceTable(self._self_presence(), limits.presence_expiry_ms),
+            self.broadcaster,
+            self.state_version,
+        )
         self.health = HealthMonitor(self._build_health, clock, self._announce_health)
         self.heartbeats = HeartbeatRunner(
-            self._heartbeat_turn, settings.heartbeat_every_s, self._announce_heartbeat
+            self._heartbeat_turn,
+            settings.heartbeat_every_s,
+            self._announce_heartbeat,
+            store=self.store,
         )
-        # Replaced by a per-install key from the state store when one is attached.
-        self.config_hash_key = secrets.token_bytes(32)
-        self.config_writes = SlidingWindow(WRITES_PER_WINDOW, WRITE_WINDOW_MS)
-        self.config_lock = asyncio.Lock()
-        self.store: StateStore | None = None
-        self.pairing = PairingService(self)
-        self.plugins: PluginSide | None = None
+        self.system_events = SystemEvents(self.store)
+        self.pairing = PairingService(self.store, self.broadcaster, self._sockets, clock)
+        self.config = ConfigService(
+            path=settings.config_path,
+            store=self.store,
+            access=self.access,
+            heartbeats=self.heartbeats,
+            sockets=self._sockets,
+        )
+        self.idempotent = IdempotentCalls(DedupeCache(limits), clock)
+        self.connections = ConnectionTable(
+            limits=limits,
+            broadcaster=self.broadcaster,
+            presence=self.presence,
+            greeter=Greeter(
+                methods=self.methods,
+                info=self.info,
+                limits=limits,
+                access=self.access,
+                presence=self.presence,
+                health=self.health,
+                state_version=self.state_version,
+                config_path=settings.config_path,
+            ),
+            metrics=self.metrics,
+            on_left=self._forget_connection,
+        )
+        # Built once the store is open: they read it from their first step.
         self.agents: AgentService | None = None
-        self._handshaking: set[Connection] = set()
-        self._unauthenticated_by_ip: Counter[str] = Counter()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.plugins: PluginSide | None = None
+        self.services: Services | None = None
+        self._loops: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
-        self.port = settings.port
 
     # -- start and stop ---------------------------------------------------------
 
+    @property
+    def boot_id(self) -> str:
+        """This process's boot id (`hello-ok.server.bootId`)."""
+        return self.info.boot_id
+
+    @property
+    def ready(self) -> bool:
+        """Whether the gateway admits handshakes."""
+        return self.connections.ready
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the gateway is shutting down."""
+        return self.connections.stopping
+
     async def start(self) -> None:
-        """Open the state store, bind the port, start the background services, become ready.
+        """Open the store, start the services, bind the port, run the loops, become ready.
 
         Raises:
             StoreError: the state database cannot be used (e.g. written by a newer clawgate).
             OSError: the port cannot be bound.
             ssl.SSLError: the TLS material cannot be loaded.
         """
-        tls = self.settings.tls
+        settings = self.settings
+        tls = settings.tls
         ssl_context = server_ssl_context(tls) if tls is not None else None
-        if self.settings.state_db is not None:
-            await self._open_store(self.settings.state_db)
+        if self.store is not None:
+            await self.store.open()
+            await self.config.load()
+            await self.heartbeats.load()
+            await self.system_events.load()
             await self.pairing.load()
-            assert self.store is not None
-            backend, plugin_handlers = build_backend(self.settings.agent, self._plugin_registry)
-            self.agents = AgentService(
-                store=self.store,
-                settings=self.settings.agent,
-                backend=backend,
-                broadcaster=self.broadcaster,
-                clock=self.now_ms,
-            )
+            self._build_plugin_and_agent_sides(self.store)
+        services = self.services = Services(
+            info=self.info,
+            clock=self.now_ms,
+            limits=self.limits,
+            presence=self.presence,
+            health=self.health,
+            heartbeats=self.heartbeats,
+            system_events=self.system_events,
+            pairing=self.pairing,
+            config=self.config,
+            agents=self.agents,
+            plugins=self.plugins,
+        )
+        if self.agents is not None:
             await self.agents.start()
-            if self.settings.ipc_socket is not None:
-                self.plugins = PluginSide(
-                    store=self.store,
-                    socket_path=self.settings.ipc_socket,
-                    settings=self.settings.plugins,
-                    clock=self.now_ms,
-                    uptime_ms=self.uptime_ms,
-                    link=self.settings.cloud,
-                    on_cloud_status=self._announce_cloud_status,
-                    handlers=plugin_handlers,
-                )
-                await self.plugins.start()
+        if self.plugins is not None:
+            await self.plugins.start()
+        deps = ConnectionDeps(
+            limits=self.limits,
+            clock=self.now_ms,
+            access=self.access,
+            pairing=self.pairing,
+            metrics=self.metrics,
+            dispatch=DispatchTable(
+                methods=self.methods,
+                services=services,
+                idempotent=self.idempotent,
+                metrics=self.metrics,
+                limits=self.limits,
+            ),
+            lobby=self.connections,
+        )
         app = web.Application()
-        add_http_routes(app, self)
+        add_http_routes(
+            app,
+            connections=self.connections,
+            deps=deps,
+            uptime_ms=self.info.uptime_ms,
+            tls=tls is not None,
+        )
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.settings.host, self.settings.port, ssl_context=ssl_context
-        )
+        site = web.TCPSite(self._runner, settings.host, settings.port, ssl_context=ssl_context)
         await site.start()
         self.port = self._bound_port()
         self.health.refresh()
-        self._tasks = [
-            asyncio.create_task(self._tick_loop(), name="tick"),
-            asyncio.create_task(self.health.run(self.limits.health_refresh_ms / 1000)),
-            asyncio.create_task(self.heartbeats.run(), name="heartbeat"),
-        ]
-        self.ready = True
-        logger.info("gateway ready on %s:%d (boot %s)", self.settings.host, self.port, self.boot_id)
+        self._loops = asyncio.create_task(self._run_loops(), name="gateway-loops")
+        self.connections.ready = True
+        logger.info("gateway ready on %s:%d (boot %s)", settings.host, self.port, self.info.boot_id)
+
+    def _build_plugin_and_agent_sides(self, store: StateStore) -> None:
+        settings = self.settings
+        backend, plugin_handlers = build_backend(settings.agent, self._plugin_registry)
+        self.agents = AgentService(
+            store=store,
+            settings=settings.agent,
+            backend=backend,
+            broadcaster=self.broadcaster,
+            clock=self.now_ms,
+        )
+        if settings.ipc_socket is not None:
+            self.plugins = PluginSide(
+                store=store,
+                socket_path=settings.ipc_socket,
+                settings=settings.plugins,
+                clock=self.now_ms,
+                uptime_ms=self.info.uptime_ms,
+                link=settings.cloud,
+                on_cloud_status=self._announce_cloud_status,
+                handlers=plugin_handlers,
+            )
+
+    async def _run_loops(self) -> None:
+        """Run the background loops in one task group until the gateway stops."""
+        interval_s = self.limits.health_refresh_ms / 1000
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._tick_loop(), name="tick")
+                group.create_task(self.health.run(interval_s), name="health")
+                group.create_task(self.heartbeats.run(), name="heartbeat")
+        except Exception:
+            # A loop that dies takes the others down with it; say so rather than go quiet.
+            logger.exception("a background loop failed; the gateway stops its loops")
+            raise
+
+    async def wait_failed(self) -> None:
+        """Return when the background loops end on their own, which only a failure does."""
+        if self._loops is not None:
+            await asyncio.gather(self._loops, return_exceptions=True)
 
     async def stop(self, *, restarting: bool = False, restart_expected_ms: int = 0) -> None:
         """Announce `shutdown`, drain for at most the policy's bound, close 1012, unbind."""
-        if self.stopping:
+        connections = self.connections
+        if connections.stopping:
             return
-        self.stopping = True
-        self.ready = False
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        connections.stopping = True
+        connections.ready = False
+        if self._loops is not None:
+            self._loops.cancel()
+            await asyncio.gather(self._loops, return_exceptions=True)
         if self.agents is not None:
             # Before `shutdown`: clients see every run end (aborted) while still connected.
             await self.agents.stop()
         reason = "gateway restarting" if restarting else "gateway stopping"
-        expected = restart_expected_ms if restarting else None
-        by_protocol = {
-            3: PreparedEvent.build(
-                "shutdown",
-                {"reason": reason} | ({} if expected is None else {"restartExpectedMs": expected}),
-            ),
-            4: PreparedEvent.build("shutdown", {"reason": reason, "restartExpectedMs": expected}),
-        }
-        connections = list(self.broadcaster)
-        for connection in connections:
-            connection.send_event(by_protocol[connection.protocol])
-        logger.info("shutting down: %s (%d connections)", reason, len(connections))
-        try:
-            async with asyncio.timeout(self.limits.shutdown_drain_ms / 1000):
-                await asyncio.gather(*(c.wait_drained() for c in connections))
-        except TimeoutError:
-            logger.warning("shutdown drain bound reached; closing with frames still queued")
-        await asyncio.gather(
-            *(c.close_gracefully(CLOSE_RESTART, "service restart") for c in connections),
-            *(c.abort_handshake(CLOSE_RESTART, "service restart") for c in self._handshaking),
-            return_exceptions=True,
-        )
+        await connections.close_all(reason, restart_expected_ms if restarting else None)
         if self._runner is not None:
             await self._runner.cleanup()
         if self.plugins is not None:
@@ -199,31 +291,6 @@ class GatewayServer:
         if self.store is not None:
             await self.store.close()
         logger.info("gateway stopped")
-
-    async def _open_store(self, path: Path) -> None:
-        store = StateStore(path)
-        self.store = store
-        await store.open()
-
-        def load(conn: Any) -> tuple[str | None, str | None, list[dict[str, Any]]]:
-            return (
-                gateway_state.get_value(conn, "config_hash_key"),
-                gateway_state.get_value(conn, "heartbeats_enabled"),
-                gateway_state.load_system_events(conn),
-            )
-
-        hash_key, heartbeats_enabled, events = await store.read(load)
-        if hash_key is None:
-            # Per install, so a baseHash read before a restart still matches after it.
-            hash_key = secrets.token_hex(32)
-            await store.write(
-                lambda conn: gateway_state.set_value(conn, "config_hash_key", hash_key)
-            )
-        self.config_hash_key = bytes.fromhex(hash_key)
-        if heartbeats_enabled is not None:
-            self.heartbeats.enabled = heartbeats_enabled == "true"
-        for event in events:
-            self.system_events.push(event["text"], event["ts"])
 
     def _bound_port(self) -> int:
         assert self._runner is not None
@@ -245,168 +312,17 @@ class GatewayServer:
         scheme = "wss" if self.settings.tls is not None else "ws"
         return f"{scheme}://{host}:{self.port}/"
 
-    # -- connections --------------------------------------------------------------
+    # -- wiring between services ------------------------------------------------------
 
-    def admission_refusal(self, remote_ip: str) -> str | None:
-        """Return why a new upgrade must be refused with 503, or None."""
-        if self.stopping:
-            return "gateway stopping"
-        if len(self._handshaking) + len(self.broadcaster) >= self.limits.max_connections:
-            return "too many connections"
-        if self._unauthenticated_by_ip[remote_ip] >= self.limits.max_unauthenticated_per_ip:
-            return "too many unauthenticated connections from this address"
-        return None
+    def _sockets(self) -> Broadcaster[Connection]:
+        return self.broadcaster
 
-    async def serve_socket(self, connection: Connection) -> None:
-        """Serve one upgraded socket for its whole life."""
-        self._handshaking.add(connection)
-        self._unauthenticated_by_ip[connection.remote_ip] += 1
-        try:
-            await connection.serve()
-        finally:
-            self._leave_handshake(connection)
+    def _plugin_registry(self) -> PluginRegistry | None:
+        return self.plugins.registry if self.plugins is not None else None
 
-    def _leave_handshake(self, connection: Connection) -> None:
-        if connection in self._handshaking:
-            self._handshaking.discard(connection)
-            self._unauthenticated_by_ip[connection.remote_ip] -= 1
-            if self._unauthenticated_by_ip[connection.remote_ip] <= 0:
-                del self._unauthenticated_by_ip[connection.remote_ip]
-
-    def welcome(
-        self,
-        connection: Connection,
-        device_token: str | None = None,
-        token_issued_at_ms: int | None = None,
-    ) -> dict[str, Any]:
-        """Take the snapshot and register for broadcasts in one step; return `hello-ok`.
-
-        No await may run between the snapshot and `broadcaster.add`, or an event could
-        fall between them and the client would never see it.
-        """
-        self._leave_handshake(connection)
-        snapshot = self._snapshot(connection)
-        self.broadcaster.add(connection)
-        self.metrics.connections.set(len(self.broadcaster))
-        registry = self.registry
-        policy = {
-            "maxPayload": self.limits.max_payload,
-            "maxBufferedBytes": self.limits.max_buffered_bytes,
-            "tickIntervalMs": self.limits.tick_interval_ms,
-        }
-        auth: dict[str, Any] = {"role": connection.role.value, "scopes": list(connection.scopes)}
-        if device_token is not None:
-            auth["deviceToken"] = device_token
-            auth["issuedAtMs"] = token_issued_at_ms
-        if connection.protocol == 3:
-            hello: dict[str, Any] = {
-                "type": "hello-ok",
-                "protocol": 3,
-                "server": {"version": __version__, "connId": connection.conn_id},
-                "features": {
-                    "methods": registry.method_names(),
-                    "events": registry.event_names(),
-                },
-                "snapshot": snapshot,
-                "policy": policy,
-            }
-            if device_token is not None:
-                # Protocol 3 sends an auth block only with a device token, token first.
-                hello["auth"] = {
-                    "deviceToken": device_token,
-                    "role": auth["role"],
-                    "scopes": auth["scopes"],
-                    "issuedAtMs": token_issued_at_ms,
-                }
-            return hello
-        return {
-            "type": "hello-ok",
-            "protocol": 4,
-            "server": {
-                "version": __version__,
-                "connId": connection.conn_id,
-                "bootId": self.boot_id,
-            },
-            "features": {
-                "methods": registry.method_names(),
-                "events": registry.event_names(),
-                "capabilities": [],
-            },
-            "snapshot": snapshot,
-            "auth": auth,
-            "policy": policy,
-        }
-
-    def joined(self, connection: Connection) -> None:
-        """Add a new connection's presence entry and announce it."""
-        client = connection.client
-        if client is None or client.mode in _QUIET_MODES:
-            return
-        key = client.instanceId or connection.device_id or connection.conn_id
-        connection.presence_key = key
-        entry: dict[str, Any] = {
-            "ts": connection.connected_at_ms,
-            "ip": connection.remote_ip,
-            "version": client.version,
-            "platform": client.platform,
-            "mode": client.mode,
-            "reason": "connect",
-            "roles": [connection.role.value],
-            "scopes": list(connection.scopes),
-        }
-        optional = {
-            "host": client.displayName,
-            "deviceFamily": client.deviceFamily,
-            "modelIdentifier": client.modelIdentifier,
-            "deviceId": connection.device_id,
-            "instanceId": client.instanceId,
-        }
-        entry.update({name: value for name, value in optional.items() if value is not None})
-        self.presence.upsert(key, entry)
-        self.announce_presence()
-
-    def left(self, connection: Connection) -> None:
-        """Forget a closed connection and announce its presence entry's removal."""
-        self.broadcaster.remove(connection)
-        self.metrics.connections.set(len(self.broadcaster))
+    def _forget_connection(self, conn_id: str) -> None:
         if self.agents is not None:
-            self.agents.forget_connection(connection.conn_id)
-        key = connection.presence_key
-        still_present = any(other.presence_key == key for other in self.broadcaster)
-        if key is not None and not still_present and self.presence.remove(key):
-            self.announce_presence()
-
-    # -- configuration ------------------------------------------------------------
-
-    def apply_config(self, config: ClawgateConfig, changed_by: Connection | None = None) -> None:
-        """Apply the settings that take effect without a restart.
-
-        A new shared secret closes every connection that logged in with the old one
-        (4001); `changed_by` is closed only after its own answer was queued.
-        """
-        self.allowed_origins = frozenset(config.gateway.allowed_origins)
-        self.heartbeats.every_s = config.gateway.heartbeat_every_s
-        logging.getLogger("clawgate").setLevel(config.log.level.upper())
-        auth = config.gateway.auth
-        if self.settings.auth_pinned or auth.mode is not self.auth.mode:
-            return  # a pinned secret stays; a mode change needs a restart
-        secret = auth.token if auth.mode is AuthMode.TOKEN else auth.password
-        if auth.mode is AuthMode.NONE or not secret or self.auth.secret is None:
-            return
-        if secrets_equal(secret, self.auth.secret):
-            return
-        self.auth = SharedSecretAuth(auth.mode, secret)
-        logger.warning("shared secret changed; closing connections that used the old one")
-        # After the current step, so the response to the changing request is queued first.
-        for connection in self.broadcaster:
-            if connection.via_device_token:
-                continue  # device tokens stay valid when the shared secret changes
-            if connection is changed_by:
-                connection.close_after_answer(CLOSE_AUTH_CHANGED, "gateway auth changed")
-            else:
-                connection.close(CLOSE_AUTH_CHANGED, "gateway auth changed")
-
-    # -- state and events ---------------------------------------------------------
+            self.agents.forget_connection(conn_id)
 
     def state_version(self) -> dict[str, int]:
         """Return the presence and health counters."""
@@ -414,63 +330,7 @@ class GatewayServer:
 
     def uptime_ms(self) -> int:
         """Return milliseconds since start."""
-        return max(self.now_ms() - self.started_ms, 0)
-
-    def _snapshot(self, connection: Connection) -> dict[str, Any]:
-        snapshot: dict[str, Any] = {
-            "presence": self.presence.entries(),
-            "health": self.health.summary,
-            "stateVersion": self.state_version(),
-            "uptimeMs": self.uptime_ms(),
-            "sessionDefaults": {
-                "defaultAgentId": DEFAULT_AGENT_ID,
-                "mainKey": MAIN_KEY,
-                "mainSessionKey": f"agent:{DEFAULT_AGENT_ID}:{MAIN_KEY}",
-                "scope": "per-sender",
-            },
-            "authMode": self.auth.mode.value,
-        }
-        if scope_satisfied(connection.scopes, ADMIN) and connection.role.value == "operator":
-            if self.settings.config_path is not None:
-                snapshot["configPath"] = str(self.settings.config_path)
-            snapshot["stateDir"] = str(self.settings.home)
-        return snapshot
-
-    def announce_presence(self) -> None:
-        """Broadcast the whole presence list to operators."""
-        self.broadcaster.broadcast(
-            "presence",
-            {"presence": self.presence.entries()},
-            EventGate.OPERATORS,
-            state_version=self.state_version(),
-        )
-
-    def _announce_health(self, summary: dict[str, Any]) -> None:
-        self.broadcaster.broadcast(
-            "health", summary, EventGate.ALL, state_version=self.state_version()
-        )
-
-    def _announce_heartbeat(self, event: dict[str, Any]) -> None:
-        self.broadcaster.broadcast("heartbeat", event, EventGate.READ)
-
-    def _self_presence(self) -> dict[str, Any]:
-        return {
-            "ts": self.started_ms,
-            "host": socket.gethostname(),
-            "version": __version__,
-            "platform": sys.platform,
-            "mode": "gateway",
-            "reason": "self",
-        }
-
-    def heartbeat_schedule(self) -> dict[str, Any]:
-        """Return the default agent's heartbeat switch and cadence."""
-        every_s = self.heartbeats.every_s
-        return {
-            "enabled": self.heartbeats.enabled,
-            "every": format_every(every_s),
-            "everyMs": every_s * 1000,
-        }
+        return self.info.uptime_ms()
 
     def session_counts(self) -> dict[str, Any]:
         """Return how many chat sessions exist and the most recently updated ones."""
@@ -478,11 +338,24 @@ class GatewayServer:
             return {"count": 0, "recent": []}
         return self.agents.sessions.counts()
 
-    def _plugin_registry(self) -> PluginRegistry | None:
-        return self.plugins.registry if self.plugins is not None else None
+    def _announce_health(self, summary: dict[str, Any]) -> None:
+        self.broadcaster.broadcast("health", summary, state_version=self.state_version())
+
+    def _announce_heartbeat(self, event: dict[str, Any]) -> None:
+        self.broadcaster.broadcast("heartbeat", event)
 
     def _announce_cloud_status(self, status: dict[str, Any]) -> None:
-        self.broadcaster.broadcast("cloud.status", status, EventGate.READ)
+        self.broadcaster.broadcast("cloud.status", status)
+
+    def _self_presence(self) -> dict[str, Any]:
+        return {
+            "ts": self.info.started_ms,
+            "host": socket.gethostname(),
+            "version": __version__,
+            "platform": sys.platform,
+            "mode": "gateway",
+            "reason": "self",
+        }
 
     def _build_health(self) -> dict[str, Any]:
         sessions = self.session_counts()
@@ -499,7 +372,7 @@ class GatewayServer:
                 {
                     "agentId": DEFAULT_AGENT_ID,
                     "isDefault": True,
-                    "heartbeat": self.heartbeat_schedule(),
+                    "heartbeat": self.heartbeats.schedule(),
                     "sessions": sessions,
                 }
             ],
@@ -515,7 +388,6 @@ class GatewayServer:
         while True:
             await asyncio.sleep(interval)
             now = self.now_ms()
-            self.broadcaster.broadcast("tick", {"ts": now}, EventGate.ALL)
-            self.throttle.prune(now)
-            if self.presence.expire(now):
-                self.announce_presence()
+            self.broadcaster.broadcast("tick", {"ts": now})
+            self.access.throttle.prune(now)
+            self.presence.expire(now)

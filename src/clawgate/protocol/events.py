@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from .scopes import PAIRING, READ, Role, scope_satisfied
 
-__all__ = ["EventGate", "admits"]
+__all__ = ["EventGate", "EventSpec", "admits"]
 
 
 class EventGate(Enum):
@@ -17,6 +19,15 @@ class EventGate(Enum):
     OPERATORS = "operators"
     READ = "read"
     PAIRING = "pairing"
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """One event the server can emit: its payload model and who may receive it."""
+
+    name: str
+    payload: Any
+    gate: EventGate | None  # None: targeted, carries no seq
 
 
 def admits(gate: EventGate, role: Role, scopes: Iterable[str]) -> bool:

@@ -5,13 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["KIB", "MIB", "PROTOCOL_MAX", "PROTOCOL_MIN", "Limits"]
+__all__ = [
+    "CHAT_DELTA_INTERVAL_MS",
+    "CONFIG_WRITES_PER_WINDOW",
+    "CONFIG_WRITE_WINDOW_MS",
+    "HISTORY_DEFAULT_LIMIT",
+    "HISTORY_MAX_BYTES",
+    "KIB",
+    "MAX_QUEUED_SYSTEM_EVENTS",
+    "MIB",
+    "PROTOCOL_MAX",
+    "PROTOCOL_MIN",
+    "Limits",
+]
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
 
 PROTOCOL_MIN: Final = 3
 PROTOCOL_MAX: Final = 4
+
+#: `config.set` / `config.patch`: writes per device (or connection) and address per window.
+CONFIG_WRITES_PER_WINDOW: Final = 3
+CONFIG_WRITE_WINDOW_MS: Final = 60_000
+#: System events kept for the next agent turn; the oldest fall off first.
+MAX_QUEUED_SYSTEM_EVENTS: Final = 100
+#: `chat.history`: the most bytes of messages in one answer, and the default message count.
+HISTORY_MAX_BYTES: Final = 6_000_000
+HISTORY_DEFAULT_LIMIT: Final = 200
+#: At most one `chat` delta per run per this interval; the newest text waits for it.
+CHAT_DELTA_INTERVAL_MS: Final = 150
 
 
 @dataclass(frozen=True, slots=True)

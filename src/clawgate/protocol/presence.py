@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
-__all__ = ["PresenceTable"]
+from .connect import ClientInfo
+
+__all__ = ["QUIET_MODES", "PresenceTable", "connection_entry"]
 
 
 class PresenceTable:
@@ -59,3 +62,38 @@ class PresenceTable:
         if lapsed:
             self.version += 1
         return bool(lapsed)
+
+
+# Modes that do not appear in the presence list (spec §8.8).
+QUIET_MODES: Final = frozenset({"cli", "probe"})
+
+
+def connection_entry(
+    client: ClientInfo,
+    *,
+    connected_at_ms: int,
+    remote_ip: str,
+    role: str,
+    scopes: Sequence[str],
+    device_id: str | None,
+) -> dict[str, Any]:
+    """Return the presence entry of a connection that just joined (spec §8.8)."""
+    entry: dict[str, Any] = {
+        "ts": connected_at_ms,
+        "ip": remote_ip,
+        "version": client.version,
+        "platform": client.platform,
+        "mode": client.mode,
+        "reason": "connect",
+        "roles": [role],
+        "scopes": list(scopes),
+    }
+    optional = {
+        "host": client.displayName,
+        "deviceFamily": client.deviceFamily,
+        "modelIdentifier": client.modelIdentifier,
+        "deviceId": device_id,
+        "instanceId": client.instanceId,
+    }
+    entry.update({name: value for name, value in optional.items() if value is not None})
+    return entry

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...protocol.events import EventGate
+from ...protocol.events import EventGate, EventSpec
 from ...protocol.shapes import (
     ChallengePayload,
     HealthSummary,
@@ -11,7 +11,7 @@ from ...protocol.shapes import (
     ShutdownPayload,
     TickPayload,
 )
-from ..registry import EventSpec, MethodRegistry
+from ..registry import MethodRegistry
 from . import agent, chat, cloud, config, devices, integrations, logs, plugins, sessions, system
 
 __all__ = ["build_registry", "register_builtin_methods"]

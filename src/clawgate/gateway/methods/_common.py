@@ -45,7 +45,7 @@ def agents_of(ctx: CallContext) -> AgentService:
     Raises:
         Unavailable: the gateway runs without a state store, so it keeps no sessions.
     """
-    service = ctx.gateway.agents
+    service = ctx.services.agents
     if service is None:
         raise Unavailable("chat needs the state store; start the gateway with a home directory")
     return service

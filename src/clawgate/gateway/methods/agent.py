@@ -214,7 +214,7 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
     run, _ = await service.run_once(params.idempotencyKey, session, params.message, timeout_s)
     if run.finished:
         return final_answer(run)  # a duplicate of an ended run gets the final only
-    ctx.connection.respond(ctx.request_id, run.accepted_payload())
+    ctx.caller.respond(ctx.request_id, run.accepted_payload())
     await run.done.wait()
     return final_answer(run)
 
@@ -253,7 +253,7 @@ def agent_identity_get(ctx: CallContext, params: IdentityParams) -> dict[str, An
     check_agent_id(params.agentId)
     if params.sessionKey is not None:
         resolve_key(params.sessionKey)
-    settings = ctx.gateway.settings.agent
+    settings = ctx.services.info.agent
     identity: dict[str, Any] = {"agentId": "main", "name": settings.name}
     if settings.avatar is not None:
         identity["avatar"] = settings.avatar

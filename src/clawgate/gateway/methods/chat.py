@@ -13,6 +13,7 @@ from pydantic import Field
 
 from ...agents.run import RunStatus
 from ...protocol.errors import InvalidRequest
+from ...protocol.limits import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_BYTES
 from ...protocol.scopes import ADMIN, READ, WRITE
 from ...store.sessions_repo import StoredMessage
 from ..context import CallContext
@@ -29,9 +30,6 @@ from ._common import (
 from .agent import check_message
 
 __all__ = ["ChatEventPayload", "chat_abort", "chat_history", "chat_inject", "chat_send"]
-
-HISTORY_MAX_BYTES: Final = 6_000_000
-HISTORY_DEFAULT_LIMIT: Final = 200
 
 
 class ChatSendParams(Params):

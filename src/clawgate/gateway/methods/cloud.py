@@ -27,7 +27,7 @@ class CloudStatus(BaseModel):
 @method("cloud.status", params=EmptyParams, result=CloudStatus, scope=READ)
 def cloud_status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """Show the control link's state, since when, and its last error."""
-    side = ctx.gateway.plugins
+    side = ctx.services.plugins
     if side is None or side.cloud is None:
         return {"state": "disabled", "connected": False, "since": None, "lastError": None}
     return side.cloud.status()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any, Final, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,15 +25,13 @@ from ...service.config_file import (
     write_config,
 )
 from ...service.config_file import dumps as dumps_document
+from ..config_service import ConfigService
 from ..context import CallContext
 from ..registry import method
 
 __all__ = ["config_get", "config_patch", "config_schema", "config_set"]
 
 logger = logging.getLogger(__name__)
-
-WRITES_PER_WINDOW: Final = 3
-WRITE_WINDOW_MS: Final = 60_000
 
 
 class _Params(BaseModel):
@@ -92,8 +91,8 @@ class ConfigWriteResult(BaseModel):
     restartRequired: bool
 
 
-def _config_path(ctx: CallContext) -> Any:
-    path = ctx.gateway.settings.config_path
+def _config_path(ctx: CallContext) -> Path:
+    path = ctx.services.config.path
     if path is None:
         raise Unavailable("this gateway runs without a config file; start it with a home")
     return path
@@ -112,7 +111,7 @@ async def config_get(ctx: CallContext, params: ConfigGetParams) -> dict[str, Any
         "parsed": redact_data(snapshot.data) if snapshot.config is not None else {},
         "valid": snapshot.config is not None,
         "issues": snapshot.issues,
-        "hash": config_hash(snapshot.raw, ctx.gateway.config_hash_key),
+        "hash": config_hash(snapshot.raw, ctx.services.config.hash_key),
     }
     if ctx.is_admin:
         result["path"] = str(path)
@@ -166,10 +165,10 @@ def _invalid(issues: list[dict[str, str]]) -> InvalidRequest:
     )
 
 
-def _secret_issues(config: ClawgateConfig, gateway: Any) -> list[dict[str, str]]:
+def _secret_issues(config: ClawgateConfig, service: ConfigService) -> list[dict[str, str]]:
     """A secret-based auth mode needs its secret somewhere the gateway can read."""
     auth = config.gateway.auth
-    if gateway.settings.auth_pinned:
+    if service.auth_pinned:
         return []
     if auth.mode.value == "token" and not auth.token:
         return [{"path": "gateway.auth.token", "message": "token auth needs a token"}]
@@ -182,7 +181,8 @@ async def _write(
     ctx: CallContext, base_hash: str | None, note: str | None, build: Any
 ) -> dict[str, Any]:
     _config_path(ctx)
-    limiter_key = f"{ctx.connection.device_id or ctx.connection.conn_id}|{ctx.connection.remote_ip}"
+    caller = ctx.caller
+    limiter_key = f"{caller.device_id or caller.conn_id}|{caller.remote_ip}"
     # One writer at a time, so the rate limit, the baseHash check and the write cannot
     # interleave; a client that leaves mid-write must not skip applying what was written.
     return await asyncio.shield(_write_locked(ctx, base_hash, note, build, limiter_key))
@@ -191,11 +191,11 @@ async def _write(
 async def _write_locked(
     ctx: CallContext, base_hash: str | None, note: str | None, build: Any, limiter_key: str
 ) -> dict[str, Any]:
-    gateway = ctx.gateway
+    service = ctx.services.config
     path = _config_path(ctx)
-    async with gateway.config_lock:
-        now = gateway.now_ms()
-        wait_ms = gateway.config_writes.retry_after_ms(limiter_key, now)
+    async with service.lock:
+        now = ctx.services.clock()
+        wait_ms = service.writes.retry_after_ms(limiter_key, now)
         if wait_ms:
             raise Unavailable(
                 "too many config writes; wait and retry",
@@ -204,7 +204,7 @@ async def _write_locked(
                 retry_after_ms=wait_ms,
             )
         snapshot = await asyncio.to_thread(read_snapshot, path)
-        current_hash = config_hash(snapshot.raw, gateway.config_hash_key)
+        current_hash = config_hash(snapshot.raw, service.hash_key)
         if base_hash is not None and base_hash != current_hash:
             raise InvalidRequest(
                 "config changed since it was read; call config.get again",
@@ -215,22 +215,22 @@ async def _write_locked(
         text = dumps_document(document)
         _, new_config, issues = validate_raw(text)
         if new_config is not None:
-            issues = _secret_issues(new_config, gateway)
+            issues = _secret_issues(new_config, service)
         if new_config is None or issues:
             raise _invalid(issues)
-        gateway.config_writes.record(limiter_key, now)
+        service.writes.record(limiter_key, now)
         await asyncio.to_thread(write_config, path, text)
         old_config = snapshot.config or ClawgateConfig()
         needs_restart = restart_required(old_config, new_config)
         logger.info(
             "config written by %s%s (restart required: %s)",
-            ctx.connection.conn_id,
+            ctx.caller.conn_id,
             f", note: {note!r}" if note else "",
             needs_restart,
         )
-        gateway.apply_config(new_config, changed_by=ctx.connection)
+        service.apply(new_config, changed_by=ctx.caller)
         return {
             "ok": True,
-            "hash": config_hash(text, gateway.config_hash_key),
+            "hash": config_hash(text, service.hash_key),
             "restartRequired": needs_restart,
         }

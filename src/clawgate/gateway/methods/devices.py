@@ -179,8 +179,8 @@ def _missing_scope(scope: str) -> Forbidden:
 @method("device.pair.list", params=EmptyParams, result=PairListResult, scope=PAIRING)
 def device_pair_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """List pending requests and paired devices; never token values."""
-    registry = ctx.gateway.pairing.registry
-    registry.expire(ctx.gateway.now_ms())
+    registry = ctx.services.pairing.registry
+    registry.expire(ctx.services.clock())
     return {
         "pending": [request.payload() for request in registry.pending.values()],
         "paired": [record.summary() for record in registry.devices.values()],
@@ -190,13 +190,13 @@ def device_pair_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
 @method("device.pair.approve", params=RequestIdParams, result=ApproveResult, scope=PAIRING)
 async def device_pair_approve(ctx: CallContext, params: RequestIdParams) -> dict[str, Any]:
     """Approve a pairing request within the approver's own scopes."""
-    service = ctx.gateway.pairing
-    now = ctx.gateway.now_ms()
+    service = ctx.services.pairing
+    now = ctx.services.clock()
     service.registry.expire(now)
     request = service.registry.pending.get(params.requestId)
     if request is None:
         raise InvalidRequest("unknown or expired pairing request; list them again")
-    held = ctx.connection.scopes
+    held = ctx.caller.scopes
     if "node" in request.roles and not scope_satisfied(held, ADMIN):
         raise _missing_scope(ADMIN)
     for scope in request.scopes:
@@ -216,9 +216,9 @@ async def device_pair_approve(ctx: CallContext, params: RequestIdParams) -> dict
 @method("device.pair.reject", params=RequestIdParams, result=RejectResult, scope=PAIRING)
 async def device_pair_reject(ctx: CallContext, params: RequestIdParams) -> dict[str, Any]:
     """Reject a pairing request."""
-    service = ctx.gateway.pairing
+    service = ctx.services.pairing
     try:
-        request = service.registry.reject(params.requestId, ctx.gateway.now_ms())
+        request = service.registry.reject(params.requestId, ctx.services.clock())
     except KeyError:
         raise InvalidRequest("unknown or expired pairing request; list them again") from None
     service.announce_resolved(params.requestId, request.device_id, "rejected")
@@ -229,26 +229,26 @@ async def device_pair_reject(ctx: CallContext, params: RequestIdParams) -> dict[
 @method("device.pair.remove", params=DeviceIdParams, result=RemoveResult, scope=PAIRING)
 async def device_pair_remove(ctx: CallContext, params: DeviceIdParams) -> dict[str, Any]:
     """Forget a device and its tokens, and close its sockets with 4001."""
-    service = ctx.gateway.pairing
+    service = ctx.services.pairing
     device_id = params.deviceId.lower()
     try:
         service.registry.remove(device_id)
     except KeyError:
         raise InvalidRequest(f"unknown device: {params.deviceId}") from None
     # Sockets close at once, before the write: a removed device keeps nothing open.
-    service.close_device_sockets(device_id, "device removed", caller=ctx.connection)
+    service.close_device_sockets(device_id, "device removed", caller=ctx.caller)
     await asyncio.shield(service.save(removed_device=device_id))
     return {"ok": True, "deviceId": device_id}
 
 
 def _check_token_authority(ctx: CallContext, device_id: str, role: str, scopes: list[str]) -> None:
     """Non-admins act only on their own device, within their own scopes, for operator."""
-    held = ctx.connection.scopes
+    held = ctx.caller.scopes
     if scope_satisfied(held, ADMIN):
         return
     if role != "operator":
         raise _missing_scope(ADMIN)
-    if ctx.connection.device_id != device_id:
+    if ctx.caller.device_id != device_id:
         raise Forbidden("only operator.admin may manage another device's tokens")
     for scope in scopes:
         if not scope_satisfied(held, scope):
@@ -258,7 +258,7 @@ def _check_token_authority(ctx: CallContext, device_id: str, role: str, scopes: 
 @method("device.token.rotate", params=RotateParams, result=RotateResult, scope=PAIRING)
 async def device_token_rotate(ctx: CallContext, params: RotateParams) -> dict[str, Any]:
     """Replace a device's token for a role; the value goes only to that device itself."""
-    service = ctx.gateway.pairing
+    service = ctx.services.pairing
     device_id = params.deviceId.lower()
     record = service.registry.devices.get(device_id)
     if record is None or params.role not in record.roles:
@@ -267,7 +267,7 @@ async def device_token_rotate(ctx: CallContext, params: RotateParams) -> dict[st
     wanted = params.scopes if params.scopes is not None else list(current.scopes if current else ())
     _check_token_authority(ctx, device_id, params.role, wanted)
     try:
-        value, token = service.registry.rotate(device_id, params.role, wanted, ctx.gateway.now_ms())
+        value, token = service.registry.rotate(device_id, params.role, wanted, ctx.services.clock())
     except ValueError:
         raise InvalidRequest("scopes beyond the device's approved scopes") from None
     await service.save(device=service.registry.devices[device_id])
@@ -277,7 +277,7 @@ async def device_token_rotate(ctx: CallContext, params: RotateParams) -> dict[st
         "scopes": list(token.scopes),
         "rotatedAtMs": token.rotated_at_ms or token.created_at_ms,
     }
-    caller = ctx.connection
+    caller = ctx.caller
     if caller.device_id == device_id and caller.role.value == params.role:
         result["token"] = value
     return result
@@ -286,15 +286,15 @@ async def device_token_rotate(ctx: CallContext, params: RotateParams) -> dict[st
 @method("device.token.revoke", params=RevokeParams, result=RevokeResult, scope=PAIRING)
 async def device_token_revoke(ctx: CallContext, params: RevokeParams) -> dict[str, Any]:
     """Revoke a device's token for a role and close its sockets in that role with 4001."""
-    service = ctx.gateway.pairing
+    service = ctx.services.pairing
     device_id = params.deviceId.lower()
     record = service.registry.devices.get(device_id)
     if record is None or params.role not in record.tokens:
         raise InvalidRequest(f"unknown device or role: {params.deviceId} {params.role}")
     _check_token_authority(ctx, device_id, params.role, [])
-    token = service.registry.revoke(device_id, params.role, ctx.gateway.now_ms())
+    token = service.registry.revoke(device_id, params.role, ctx.services.clock())
     service.close_device_sockets(
-        device_id, "device token revoked", role=params.role, caller=ctx.connection
+        device_id, "device token revoked", role=params.role, caller=ctx.caller
     )
     await asyncio.shield(service.save(device=service.registry.devices[device_id]))
     return {"deviceId": device_id, "role": params.role, "revokedAtMs": token.revoked_at_ms}

@@ -80,7 +80,7 @@ def read_tail(path: Path, cursor: int | None, limit: int, max_bytes: int) -> dic
 @method("logs.tail", params=LogsTailParams, result=LogsTailResult, scope=READ)
 async def logs_tail(ctx: CallContext, params: LogsTailParams) -> dict[str, Any]:
     """Return log lines after `cursor`, or the latest ones."""
-    log_file = ctx.gateway.settings.log_file
+    log_file = ctx.services.info.log_file
     if log_file is None:
         return {"file": "", "cursor": 0, "size": 0, "lines": []}
     return await asyncio.to_thread(

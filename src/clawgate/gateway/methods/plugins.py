@@ -59,10 +59,10 @@ class QueueListResult(BaseModel):
 
 def plugin_side(ctx: CallContext) -> PluginSide:
     """Return the gateway's plugin side, or refuse the call when there is none."""
-    host = ctx.gateway.plugins
-    if host is None:
+    side = ctx.services.plugins
+    if side is None:
         raise Unavailable("this gateway serves no plugin socket; start it with a home")
-    return host
+    return side
 
 
 @method("plugins.list", params=EmptyParams, result=PluginsListResult, scope=READ)

@@ -153,7 +153,7 @@ def sessions_list(ctx: CallContext, params: SessionsListParams) -> dict[str, Any
     """Return sessions, most recently updated first."""
     service = agents_of(ctx)
     check_agent_id(params.agentId)
-    now = ctx.gateway.now_ms()
+    now = ctx.services.clock()
     records = service.sessions.all()
     if params.search:
         needle = params.search.lower()
@@ -176,7 +176,7 @@ def sessions_get(ctx: CallContext, params: KeyParams) -> dict[str, Any]:
     record = agents_of(ctx).sessions.get(key)
     if record is None:
         raise InvalidRequest(f"unknown session {key}; call sessions.list for the keys")
-    return {"ts": ctx.gateway.now_ms(), "session": row(record)}
+    return {"ts": ctx.services.clock(), "session": row(record)}
 
 
 @method(
@@ -238,12 +238,12 @@ async def sessions_delete(ctx: CallContext, params: KeyParams) -> dict[str, Any]
 @method("sessions.subscribe", params=EmptyParams, result=OkOnly, scope=READ)
 def sessions_subscribe(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """Send `sessions.changed` to this connection until it unsubscribes or closes."""
-    agents_of(ctx).session_subscribers.add(ctx.connection.conn_id)
+    agents_of(ctx).session_subscribers.add(ctx.caller.conn_id)
     return {"ok": True}
 
 
 @method("sessions.unsubscribe", params=EmptyParams, result=OkOnly, scope=READ)
 def sessions_unsubscribe(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """Stop sending `sessions.changed` to this connection."""
-    agents_of(ctx).session_subscribers.discard(ctx.connection.conn_id)
+    agents_of(ctx).session_subscribers.discard(ctx.caller.conn_id)
     return {"ok": True}

@@ -12,10 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from ... import __version__
 from ...protocol.scopes import ADMIN, READ, MethodRole
 from ...protocol.shapes import HealthSummary, HeartbeatEvent, PresenceEntry, StatusSummary
-from ...store import gateway_state
 from ..context import CallContext
 from ..registry import Idempotency, method
-from ..system_events import MAX_QUEUED
 
 __all__ = [
     "health",
@@ -83,6 +81,9 @@ class SetHeartbeatsResult(OkResult):
     enabled: bool
 
 
+_NO_SESSIONS: dict[str, Any] = {"count": 0, "recent": []}
+
+
 def _rss_bytes() -> int:
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is KiB on Linux and bytes on macOS; prefer the current RSS where it exists.
@@ -98,25 +99,25 @@ def _rss_bytes() -> int:
 def health(ctx: CallContext, params: HealthParams) -> dict[str, Any]:
     """Return the cached health summary, or a fresh one (also broadcast) with `probe`."""
     if params.probe:
-        return ctx.gateway.health.refresh()
-    return ctx.gateway.health.summary
+        return ctx.services.health.refresh()
+    return ctx.services.health.summary
 
 
 @method("status", params=EmptyParams, result=StatusSummary, scope=READ)
 def status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """Return the status summary; pid and memory only for admin."""
-    gateway = ctx.gateway
-    schedule = gateway.heartbeat_schedule()
-    sessions = gateway.session_counts()
+    services = ctx.services
+    schedule = services.heartbeats.schedule()
+    sessions = services.agents.sessions.counts() if services.agents else _NO_SESSIONS
     summary: dict[str, Any] = {
         "runtimeVersion": __version__,
-        "uptimeMs": gateway.uptime_ms(),
+        "uptimeMs": services.info.uptime_ms(),
         "heartbeat": {
             "defaultAgentId": "main",
             "agents": [{"agentId": "main", **schedule}],
         },
         "channelSummary": [],
-        "queuedSystemEvents": gateway.system_events.peek(),
+        "queuedSystemEvents": services.system_events.peek(),
         "sessions": {
             **sessions,
             "byAgent": [{"agentId": "main", **sessions}],
@@ -131,7 +132,7 @@ def status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
 @method("system-presence", params=EmptyParams, result=list[PresenceEntry], scope=READ)
 def system_presence(ctx: CallContext, params: EmptyParams) -> list[dict[str, Any]]:
     """Return the presence list."""
-    return ctx.gateway.presence.entries()
+    return ctx.services.presence.entries()
 
 
 @method(
@@ -143,35 +144,26 @@ def system_presence(ctx: CallContext, params: EmptyParams) -> list[dict[str, Any
 )
 async def system_event(ctx: CallContext, params: SystemEventParams) -> dict[str, Any]:
     """Queue a system event for the main session; upsert presence when it names a client."""
-    gateway = ctx.gateway
-    now = gateway.now_ms()
-    if gateway.store is not None:
-        # Committed before the answer: an acknowledged event survives a crash.
-        await gateway.store.write(
-            lambda conn: gateway_state.append_system_event(conn, params.text, now, MAX_QUEUED)
-        )
-    gateway.system_events.push(params.text, now)
+    services = ctx.services
+    now = services.clock()
+    # Committed before the answer: an acknowledged event survives a crash.
+    await services.system_events.push(params.text, now)
     key = params.instanceId or params.deviceId
     if key is not None:
         entry = params.model_dump(exclude_none=True, exclude={"idempotencyKey"})
         entry["ts"] = now
-        gateway.presence.upsert_detached(key, entry, now)
-        gateway.announce_presence()
+        services.presence.upsert_detached(key, entry, now)
     return {"ok": True}
 
 
 @method("last-heartbeat", params=EmptyParams, result=HeartbeatEvent | None, scope=READ)
 def last_heartbeat(ctx: CallContext, params: EmptyParams) -> dict[str, Any] | None:
     """Return the last heartbeat event, or null when none ran yet."""
-    return ctx.gateway.heartbeats.last
+    return ctx.services.heartbeats.last
 
 
 @method("set-heartbeats", params=SetHeartbeatsParams, result=SetHeartbeatsResult, scope=ADMIN)
 async def set_heartbeats(ctx: CallContext, params: SetHeartbeatsParams) -> dict[str, Any]:
     """Switch the heartbeat runner on or off; the switch survives restarts."""
-    store = ctx.gateway.store
-    if store is not None:
-        value = "true" if params.enabled else "false"
-        await store.write(lambda conn: gateway_state.set_value(conn, "heartbeats_enabled", value))
-    ctx.gateway.heartbeats.enabled = params.enabled
+    await ctx.services.heartbeats.set_enabled(params.enabled)
     return {"ok": True, "enabled": params.enabled}

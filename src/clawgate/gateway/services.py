@@ -1,0 +1,55 @@
+"""The named services a method handler may use, handed to it in its `CallContext`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import AgentSection
+from ..protocol.limits import Limits
+from .agent_service import AgentService
+from .config_service import ConfigService
+from .health import HealthMonitor
+from .heartbeat import HeartbeatRunner
+from .pairing import PairingService
+from .plugin_side import PluginSide
+from .presence import PresenceService
+from .system_events import SystemEvents
+
+__all__ = ["GatewayInfo", "Services"]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    """Facts about this gateway process: when it started, where it keeps its files."""
+
+    boot_id: str
+    started_ms: int
+    clock: Callable[[], int]
+    home: Path
+    agent: AgentSection
+    log_file: Path | None = None
+
+    def uptime_ms(self) -> int:
+        """Return milliseconds since start."""
+        return max(self.clock() - self.started_ms, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything handlers reach: each a service with a narrow job, none the server itself."""
+
+    info: GatewayInfo
+    clock: Callable[[], int]
+    limits: Limits
+    presence: PresenceService
+    health: HealthMonitor
+    heartbeats: HeartbeatRunner
+    system_events: SystemEvents
+    pairing: PairingService
+    config: ConfigService
+    # None when the gateway runs without a state store (sessions need one).
+    agents: AgentService | None
+    # None when the gateway serves no plugin socket.
+    plugins: PluginSide | None
