@@ -21,6 +21,7 @@ from typing import Any, Protocol, cast
 
 from pydantic import ValidationError
 
+from ..protocol.detail_codes import RATE_LIMITED
 from ..protocol.errors import InvalidRequest, RequestError, Unavailable, internal_error
 from ..protocol.frames import FrameError, RequestFrame, encode_error, encode_response, parse_request
 from ..protocol.guard import ConnectionGuard
@@ -120,7 +121,7 @@ class Dispatcher:
                 request.id,
                 Unavailable(
                     "too many requests in progress; wait for responses before sending more",
-                    details={"code": "RATE_LIMITED"},
+                    details={"code": RATE_LIMITED},
                     retryable=True,
                     retry_after_ms=100,
                 ),

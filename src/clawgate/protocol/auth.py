@@ -9,6 +9,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from .detail_codes import (
+    AUTH_DEVICE_TOKEN_MISMATCH,
+    AUTH_PASSWORD_MISMATCH,
+    AUTH_PASSWORD_MISSING,
+    AUTH_RATE_LIMITED,
+    AUTH_TOKEN_MISMATCH,
+    AUTH_TOKEN_MISSING,
+)
 from .errors import InvalidRequest
 from .limits import Limits
 
@@ -38,27 +46,27 @@ class FailureKind(StrEnum):
 
 
 _MESSAGES: Final = {
-    "AUTH_TOKEN_MISSING": (
+    AUTH_TOKEN_MISSING: (
         "token_missing",
         "unauthorized: gateway token missing (provide gateway auth token)",
     ),
-    "AUTH_TOKEN_MISMATCH": (
+    AUTH_TOKEN_MISMATCH: (
         "token_mismatch",
         "unauthorized: gateway token mismatch (provide gateway auth token)",
     ),
-    "AUTH_PASSWORD_MISSING": (
+    AUTH_PASSWORD_MISSING: (
         "password_missing",
         "unauthorized: gateway password missing (provide gateway auth password)",
     ),
-    "AUTH_PASSWORD_MISMATCH": (
+    AUTH_PASSWORD_MISMATCH: (
         "password_mismatch",
         "unauthorized: gateway password mismatch (provide gateway auth password)",
     ),
-    "AUTH_DEVICE_TOKEN_MISMATCH": (
+    AUTH_DEVICE_TOKEN_MISMATCH: (
         "device_token_mismatch",
         "unauthorized: device token mismatch (rotate/reissue device token)",
     ),
-    "AUTH_RATE_LIMITED": (
+    AUTH_RATE_LIMITED: (
         "rate_limited",
         "unauthorized: too many failed attempts (retry later)",
     ),
@@ -83,11 +91,11 @@ class AuthFailure(InvalidRequest):
         retry_after_ms: int | None = None,
     ) -> None:
         reason, message = _MESSAGES[code]
-        if code == "AUTH_RATE_LIMITED":
+        if code == AUTH_RATE_LIMITED:
             next_step = "wait_then_retry"
         elif code.endswith("_MISSING"):
             next_step = "update_auth_configuration"
-        elif can_retry_with_device_token and code != "AUTH_DEVICE_TOKEN_MISMATCH":
+        elif can_retry_with_device_token and code != AUTH_DEVICE_TOKEN_MISMATCH:
             next_step = "retry_with_device_token"
         else:
             next_step = "update_auth_credentials"
@@ -124,13 +132,13 @@ class SharedSecretAuth:
         assert self.secret is not None
         if self.mode is AuthMode.TOKEN:
             if token is None:
-                return AuthFailure("AUTH_TOKEN_MISSING")
-            return None if secrets_equal(token, self.secret) else AuthFailure("AUTH_TOKEN_MISMATCH")
+                return AuthFailure(AUTH_TOKEN_MISSING)
+            return None if secrets_equal(token, self.secret) else AuthFailure(AUTH_TOKEN_MISMATCH)
         if password is None:
-            return AuthFailure("AUTH_PASSWORD_MISSING")
+            return AuthFailure(AUTH_PASSWORD_MISSING)
         if secrets_equal(password, self.secret):
             return None
-        return AuthFailure("AUTH_PASSWORD_MISMATCH")
+        return AuthFailure(AUTH_PASSWORD_MISMATCH)
 
 
 @dataclass(slots=True)

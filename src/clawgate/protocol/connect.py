@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from .detail_codes import PROTOCOL_MISMATCH
 from .errors import InvalidRequest
 from .limits import PROTOCOL_MAX, PROTOCOL_MIN
 
@@ -109,7 +110,7 @@ class ProtocolMismatch(InvalidRequest):
         super().__init__(
             "protocol mismatch",
             details={
-                "code": "PROTOCOL_MISMATCH",
+                "code": PROTOCOL_MISMATCH,
                 "clientMinProtocol": client_min,
                 "clientMaxProtocol": client_max,
                 "expectedProtocol": PROTOCOL_MAX,

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal, Self
 
+from .limits import DEVICE_SIGNATURE_SKEW_MS
+
 # cryptography is imported where keys are used: loading its OpenSSL bindings costs the
 # gateway several MB of resident memory, and most connections present no device.
 
@@ -66,7 +68,7 @@ DEVICE_AUTH_NONCE_REQUIRED: Final = "DEVICE_AUTH_NONCE_REQUIRED"
 DEVICE_AUTH_NONCE_MISMATCH: Final = "DEVICE_AUTH_NONCE_MISMATCH"
 DEVICE_AUTH_SIGNATURE_INVALID: Final = "DEVICE_AUTH_SIGNATURE_INVALID"
 
-DEFAULT_MAX_SKEW_MS: Final = 120_000
+DEFAULT_MAX_SKEW_MS: Final = DEVICE_SIGNATURE_SKEW_MS
 
 # code -> (OpenClaw's details.reason, clawgate's message), spec §4.4.
 _ERROR_TEXT: Final[dict[DeviceAuthCode, tuple[str, str]]] = {

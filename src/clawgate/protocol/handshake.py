@@ -16,6 +16,13 @@ from pydantic import ValidationError
 
 from .auth import AuthFailure, AuthThrottle, FailureKind, SharedSecretAuth
 from .connect import ConnectParams, negotiate_protocol
+from .detail_codes import (
+    AUTH_DEVICE_TOKEN_MISMATCH,
+    AUTH_RATE_LIMITED,
+    CONTROL_UI_ORIGIN_NOT_ALLOWED,
+    DEVICE_IDENTITY_REQUIRED,
+    PAIRING_REQUIRED,
+)
 from .device_auth import (
     DeviceAuthError,
     SignedFields,
@@ -23,7 +30,7 @@ from .device_auth import (
     select_signed_token,
     verify_device,
 )
-from .errors import InvalidRequest, RequestError, Unavailable
+from .errors import NOT_PAIRED, InvalidRequest, RequestError, Unavailable
 from .frames import FrameError, parse_request
 from .limits import Limits
 from .pairing import Applicant, DeviceRecord, PairingRegistry, PendingRequest
@@ -224,12 +231,12 @@ class HandshakeMachine:
             return _reject(InvalidRequest("invalid role"), request.id)
         if self._origin is not None and not self._origin_allowed(self._origin):
             error = InvalidRequest(
-                "origin not allowed", details={"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED"}
+                "origin not allowed", details={"code": CONTROL_UI_ORIGIN_NOT_ALLOWED}
             )
             return _reject(error, request.id)
         locked_ms = 0 if self._lockout_exempt else self._lockout_ms(params, now_ms)
         if locked_ms > 0:
-            return _reject(AuthFailure("AUTH_RATE_LIMITED", retry_after_ms=locked_ms), request.id)
+            return _reject(AuthFailure(AUTH_RATE_LIMITED, retry_after_ms=locked_ms), request.id)
         device_id = None
         if params.device is not None:
             try:
@@ -253,8 +260,8 @@ class HandshakeMachine:
             if role is not Role.OPERATOR:
                 missing_device = RequestError(
                     "device identity required",
-                    code="NOT_PAIRED",
-                    details={"code": "DEVICE_IDENTITY_REQUIRED"},
+                    code=NOT_PAIRED,
+                    details={"code": DEVICE_IDENTITY_REQUIRED},
                 )
                 return _reject(missing_device, request.id)
             return Accepted(request.id, params, protocol, role, scopes, None)
@@ -285,7 +292,7 @@ class HandshakeMachine:
             self._throttle.record_failure(self._remote_ip, FailureKind.DEVICE_TOKEN, now_ms)
             if device_id is not None:
                 self._throttle.record_failure(device_id, FailureKind.DEVICE_TOKEN, now_ms)
-            return AuthFailure("AUTH_DEVICE_TOKEN_MISMATCH")
+            return AuthFailure(AUTH_DEVICE_TOKEN_MISMATCH)
         self._throttle.record_failure(self._remote_ip, FailureKind.SHARED_SECRET, now_ms)
         if device_id is not None:
             self._throttle.record_failure(device_id, FailureKind.SHARED_SECRET, now_ms)
@@ -338,9 +345,9 @@ class HandshakeMachine:
                 changes.pending_is_new = is_new
                 error = RequestError(
                     "pairing required",
-                    code="NOT_PAIRED",
+                    code=NOT_PAIRED,
                     details={
-                        "code": "PAIRING_REQUIRED",
+                        "code": PAIRING_REQUIRED,
                         "requestId": pending.request_id,
                         "reason": reason,
                     },

@@ -9,13 +9,22 @@ __all__ = [
     "CHAT_DELTA_INTERVAL_MS",
     "CONFIG_WRITES_PER_WINDOW",
     "CONFIG_WRITE_WINDOW_MS",
+    "DEVICE_SIGNATURE_SKEW_MS",
     "HISTORY_DEFAULT_LIMIT",
     "HISTORY_MAX_BYTES",
     "KIB",
+    "LIST_LIMIT_MAX",
+    "LOGS_TAIL_MAX_BYTES",
+    "LOGS_TAIL_MAX_LINES",
     "MAX_QUEUED_SYSTEM_EVENTS",
     "MIB",
+    "PAIRING_MAX_PENDING",
+    "PAIRING_PENDING_TTL_MS",
     "PROTOCOL_MAX",
     "PROTOCOL_MIN",
+    "RUN_TIMEOUT_MAX_S",
+    "WAIT_TIMEOUT_DEFAULT_MS",
+    "WAIT_TIMEOUT_MAX_MS",
     "Limits",
 ]
 
@@ -33,8 +42,22 @@ MAX_QUEUED_SYSTEM_EVENTS: Final = 100
 #: `chat.history`: the most bytes of messages in one answer, and the default message count.
 HISTORY_MAX_BYTES: Final = 6_000_000
 HISTORY_DEFAULT_LIMIT: Final = 200
+#: `chat.history` and `sessions.list`: the largest `limit` a client may ask for.
+LIST_LIMIT_MAX: Final = 1000
 #: At most one `chat` delta per run per this interval; the newest text waits for it.
 CHAT_DELTA_INTERVAL_MS: Final = 150
+#: `agent.wait`'s `timeoutMs` (default 30 s) and an agent run's own timeout (48 h).
+WAIT_TIMEOUT_MAX_MS: Final = 600_000
+WAIT_TIMEOUT_DEFAULT_MS: Final = 30_000
+RUN_TIMEOUT_MAX_S: Final = 172_800
+#: `logs.tail`: the most lines and bytes one call returns.
+LOGS_TAIL_MAX_LINES: Final = 5000
+LOGS_TAIL_MAX_BYTES: Final = 1_000_000
+#: Pairing requests wait this long, and at most this many at once (the oldest are dropped).
+PAIRING_PENDING_TTL_MS: Final = 5 * 60 * 1000
+PAIRING_MAX_PENDING: Final = 256
+#: A device signature's `signedAt` may be this far from the gateway's clock.
+DEVICE_SIGNATURE_SKEW_MS: Final = 120_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +76,7 @@ class Limits:
     auth_failure_window_ms: int = 60_000
     auth_lockout_ms: int = 60_000
     auth_failure_delay_ms: int = 250
-    device_signature_skew_ms: int = 120_000
+    device_signature_skew_ms: int = DEVICE_SIGNATURE_SKEW_MS
     dedupe_ttl_ms: int = 300_000
     dedupe_max_entries: int = 1000
     refusals_in_a_row: int = 10
@@ -61,8 +84,8 @@ class Limits:
     health_refresh_ms: int = 60_000
     presence_expiry_ms: int = 300_000
     shutdown_drain_ms: int = 2_000
-    logs_tail_max_lines: int = 5000
-    logs_tail_max_bytes: int = 1_000_000
+    logs_tail_max_lines: int = LOGS_TAIL_MAX_LINES
+    logs_tail_max_bytes: int = LOGS_TAIL_MAX_BYTES
 
     def __post_init__(self) -> None:
         """Reject settings outside the ranges the spec allows."""

@@ -19,8 +19,9 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
+from .limits import PAIRING_MAX_PENDING, PAIRING_PENDING_TTL_MS
 from .scopes import scope_satisfied
 
 __all__ = [
@@ -34,9 +35,6 @@ __all__ = [
 ]
 
 PairingReason = Literal["not-paired", "role-upgrade", "scope-upgrade", "metadata-upgrade"]
-
-PENDING_TTL_MS: Final = 5 * 60 * 1000
-MAX_PENDING: Final = 256
 
 
 def _with_present(entry: dict[str, Any], optional: Iterable[tuple[str, Any]]) -> dict[str, Any]:
@@ -244,7 +242,9 @@ class PairingRegistry:
 
     def expire(self, now_ms: int) -> list[str]:
         """Drop requests not refreshed for 5 minutes; return their ids."""
-        expired = [rid for rid, p in self.pending.items() if now_ms - p.ts >= PENDING_TTL_MS]
+        expired = [
+            rid for rid, p in self.pending.items() if now_ms - p.ts >= PAIRING_PENDING_TTL_MS
+        ]
         for request_id in expired:
             del self.pending[request_id]
         return expired
@@ -296,7 +296,7 @@ class PairingRegistry:
             remote_ip=applicant.remote_ip,
         )
         self.pending[created.request_id] = created
-        while len(self.pending) > MAX_PENDING:
+        while len(self.pending) > PAIRING_MAX_PENDING:
             oldest, _ = self.pending.popitem(last=False)
             dropped.append(oldest)
         return created, True, dropped

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Final
 
+from .detail_codes import MISSING_SCOPE
 from .errors import Forbidden, InvalidRequest
 
 __all__ = [
@@ -111,7 +112,7 @@ def authorize(
         raise ScopeRefused(
             f"missing scope: {required}",
             details={
-                "code": "MISSING_SCOPE",
+                "code": MISSING_SCOPE,
                 "missingScope": required,
                 "requiredScopes": [required],
             },

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from ...agents.sessions import DEFAULT_AGENT_ID, canonical_key, split_key
+from ...protocol.detail_codes import UNKNOWN_AGENT_ID
 from ...protocol.errors import InvalidRequest, Unavailable
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def unknown_agent(agent_id: str) -> InvalidRequest:
     """Return the error for an agent id this gateway does not serve."""
     return InvalidRequest(
         f'unknown agent id "{agent_id}"; this gateway serves agent "{DEFAULT_AGENT_ID}"',
-        details={"code": "UNKNOWN_AGENT_ID", "agentId": agent_id},
+        details={"code": UNKNOWN_AGENT_ID, "agentId": agent_id},
     )
 
 

@@ -8,13 +8,16 @@ from pydantic import Field
 
 from ...agents.run import Run, RunStatus
 from ...agents.sessions import MAIN_SESSION_KEY
+from ...protocol.detail_codes import ABORTED
 from ...protocol.errors import (
     AGENT_RESULT_NOT_FOUND,
     AGENT_TIMEOUT,
+    NOT_LINKED,
     InvalidRequest,
     RequestError,
     Unavailable,
 )
+from ...protocol.limits import RUN_TIMEOUT_MAX_S, WAIT_TIMEOUT_DEFAULT_MS, WAIT_TIMEOUT_MAX_MS
 from ...protocol.scopes import READ, WRITE
 from ...store.sessions_repo import SessionRecord
 from ..context import CallContext
@@ -38,8 +41,6 @@ __all__ = [
     "final_answer",
 ]
 
-MAX_WAIT_MS = 600_000
-
 
 class AgentParams(Params):
     """Params of `agent`."""
@@ -56,7 +57,7 @@ class AgentParams(Params):
     accountId: str | None = None
     threadId: str | None = None
     attachments: list[Any] | None = None
-    timeout: Annotated[int, Field(ge=1, le=172_800)] | None = None
+    timeout: Annotated[int, Field(ge=1, le=RUN_TIMEOUT_MAX_S)] | None = None
     bestEffortDeliver: bool | None = None
     lane: str | None = None
     extraSystemPrompt: str | None = None
@@ -107,7 +108,7 @@ class AgentWaitParams(Params):
     """Params of `agent.wait`."""
 
     runId: Annotated[str, Field(min_length=1, max_length=256)]
-    timeoutMs: Annotated[int, Field(ge=0, le=MAX_WAIT_MS)] | None = None
+    timeoutMs: Annotated[int, Field(ge=0, le=WAIT_TIMEOUT_MAX_MS)] | None = None
 
 
 class AgentWaitResult(Result):
@@ -170,7 +171,7 @@ def final_answer(run: Run) -> dict[str, Any]:
     if run.status is RunStatus.TIMEOUT:
         raise RequestError(run.error or "agent run timed out", code=AGENT_TIMEOUT, payload=payload)
     if run.status is RunStatus.ABORTED:
-        raise Unavailable("agent run aborted", details={"code": "ABORTED"}, payload=payload)
+        raise Unavailable("agent run aborted", details={"code": ABORTED}, payload=payload)
     raise Unavailable(f"agent run failed: {run.error}", payload=payload)
 
 
@@ -206,7 +207,7 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
         if params.deliver:
             raise RequestError(
                 "no channel is linked; send without deliver or link a channel first",
-                code="NOT_LINKED",
+                code=NOT_LINKED,
             )
         return await _session_for(ctx, params)
 
@@ -229,7 +230,7 @@ async def agent_wait(ctx: CallContext, params: AgentWaitParams) -> dict[str, Any
             f"no agent run {params.runId}: it never ran here or ended over 5 minutes ago",
             code=AGENT_RESULT_NOT_FOUND,
         )
-    timeout_ms = 30_000 if params.timeoutMs is None else params.timeoutMs
+    timeout_ms = WAIT_TIMEOUT_DEFAULT_MS if params.timeoutMs is None else params.timeoutMs
     await service.runs.wait(run, timeout_ms / 1000)
     result: dict[str, Any] = {"runId": run.run_id}
     if run.status is RunStatus.OK:

@@ -13,7 +13,12 @@ from pydantic import Field
 
 from ...agents.run import RunStatus
 from ...protocol.errors import InvalidRequest
-from ...protocol.limits import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_BYTES
+from ...protocol.limits import (
+    HISTORY_DEFAULT_LIMIT,
+    HISTORY_MAX_BYTES,
+    LIST_LIMIT_MAX,
+    RUN_TIMEOUT_MAX_S,
+)
 from ...protocol.scopes import ADMIN, READ, WRITE
 from ...store.sessions_repo import StoredMessage
 from ..context import CallContext
@@ -40,7 +45,7 @@ class ChatSendParams(Params):
     thinking: str | None = None
     deliver: bool | None = None
     attachments: list[Any] | None = None
-    timeoutMs: Annotated[int, Field(ge=1_000, le=172_800_000)] | None = None
+    timeoutMs: Annotated[int, Field(ge=1_000, le=RUN_TIMEOUT_MAX_S * 1000)] | None = None
     idempotencyKey: IdempotencyKey
 
 
@@ -55,7 +60,7 @@ class ChatHistoryParams(Params):
     """Params of `chat.history`; `before` is clawgate's paging cursor."""
 
     sessionKey: SessionKey
-    limit: Annotated[int, Field(ge=1, le=1000)] | None = None
+    limit: Annotated[int, Field(ge=1, le=LIST_LIMIT_MAX)] | None = None
     maxChars: Annotated[int, Field(ge=1)] | None = None
     before: Annotated[int, Field(ge=1)] | None = None
 

@@ -11,6 +11,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...config import ClawgateConfig
+from ...protocol.detail_codes import BASE_HASH_MISMATCH, INVALID_CONFIG, RATE_LIMITED
 from ...protocol.errors import InvalidRequest, Unavailable
 from ...protocol.scopes import ADMIN, READ
 from ...service.config_file import (
@@ -161,7 +162,7 @@ async def config_patch(ctx: CallContext, params: ConfigPatchParams) -> dict[str,
 def _invalid(issues: list[dict[str, str]]) -> InvalidRequest:
     return InvalidRequest(
         "config is invalid; fix the listed issues and try again",
-        details={"code": "INVALID_CONFIG", "issues": issues},
+        details={"code": INVALID_CONFIG, "issues": issues},
     )
 
 
@@ -199,7 +200,7 @@ async def _write_locked(
         if wait_ms:
             raise Unavailable(
                 "too many config writes; wait and retry",
-                details={"code": "RATE_LIMITED"},
+                details={"code": RATE_LIMITED},
                 retryable=True,
                 retry_after_ms=wait_ms,
             )
@@ -208,7 +209,7 @@ async def _write_locked(
         if base_hash is not None and base_hash != current_hash:
             raise InvalidRequest(
                 "config changed since it was read; call config.get again",
-                details={"code": "BASE_HASH_MISMATCH", "currentHash": current_hash},
+                details={"code": BASE_HASH_MISMATCH, "currentHash": current_hash},
             )
         document = build(snapshot.raw)
         restore_secrets(document, snapshot.data)

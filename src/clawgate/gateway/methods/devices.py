@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from ...protocol.detail_codes import MISSING_SCOPE
 from ...protocol.errors import Forbidden, InvalidRequest
 from ...protocol.scopes import ADMIN, PAIRING, scope_satisfied
 from ..context import CallContext
@@ -172,7 +173,7 @@ class DevicePairResolved(_Shape):
 def _missing_scope(scope: str) -> Forbidden:
     return Forbidden(
         f"missing scope: {scope}",
-        details={"code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope]},
+        details={"code": MISSING_SCOPE, "missingScope": scope, "requiredScopes": [scope]},
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...protocol.limits import LOGS_TAIL_MAX_BYTES, LOGS_TAIL_MAX_LINES
 from ...protocol.scopes import READ
 from ..context import CallContext
 from ..registry import method
@@ -20,8 +21,8 @@ class LogsTailParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     cursor: Annotated[int, Field(ge=0)] | None = None
-    limit: Annotated[int, Field(ge=1, le=5000)] = 200
-    maxBytes: Annotated[int, Field(ge=1, le=1_000_000)] = 250_000
+    limit: Annotated[int, Field(ge=1, le=LOGS_TAIL_MAX_LINES)] = 200
+    maxBytes: Annotated[int, Field(ge=1, le=LOGS_TAIL_MAX_BYTES)] = 250_000
 
 
 class LogsTailResult(BaseModel):

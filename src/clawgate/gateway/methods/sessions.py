@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ...agents.sessions import MAIN_SESSION_KEY, row
 from ...protocol.errors import InvalidRequest
+from ...protocol.limits import LIST_LIMIT_MAX
 from ...protocol.scopes import ADMIN, READ, WRITE
 from ..context import CallContext
 from ..registry import Idempotency, method
@@ -51,7 +52,7 @@ class SessionRow(Result):
 class SessionsListParams(Params):
     """Params of `sessions.list`; the last six are accepted and ignored."""
 
-    limit: Annotated[int, Field(ge=1, le=1000)] | None = None
+    limit: Annotated[int, Field(ge=1, le=LIST_LIMIT_MAX)] | None = None
     agentId: str | None = None
     search: str | None = None
     label: str | None = None
