@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from ..config import ClawgateConfig, ConfigError, load_config, with_env_overrides
 from ..service.paths import HomeError, Paths, resolve_home
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..client import GatewayClient
 
 T = TypeVar("T")
@@ -31,9 +31,30 @@ __all__ = [
     "print_json",
 ]
 
-# emoji=False: rich would turn ":cd:" inside a TLS fingerprint or a device id into an emoji.
-console = Console(emoji=False)
-err_console = Console(stderr=True, emoji=False)
+
+class _LazyConsole:
+    """A rich `Console` made on first use.
+
+    rich is imported only by commands that print through it: `gateway run` prints plain
+    lines, and every module it does not import is memory the daemon does not hold. For the
+    same reason the commands import `rich.table` and `rich.markup` inside their bodies.
+    """
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            # emoji=False: rich would turn ":cd:" in a TLS fingerprint or device id into an emoji.
+            self._console = Console(stderr=self._stderr, emoji=False)
+        return getattr(self._console, name)
+
+
+console: Console = _LazyConsole()  # type: ignore[assignment]
+err_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 
 def install_uvloop() -> None:
@@ -47,6 +68,8 @@ def install_uvloop() -> None:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one line saying what went wrong and what to do, then exit non-zero."""
+    from rich.markup import escape
+
     # Escaped: messages name config tables like [gateway.auth], which rich reads as markup.
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
-from rich.table import Table
 
 from ..config import ClawgateConfig, ConfigError
 from ..service.paths import Paths
@@ -147,6 +146,8 @@ def health(
     tls_fingerprint: TlsOption = None,
 ) -> None:
     """Show the gateway's health."""
+    from rich.table import Table
+
     result = with_client(
         url,
         token,
@@ -181,6 +182,8 @@ def status(
     tls_fingerprint: TlsOption = None,
 ) -> None:
     """Show the gateway's status."""
+    from rich.table import Table
+
     result = with_client(url, token, lambda client: client.call("status"), tls_fingerprint)
     if json_output:
         print_json(result, compact=True)

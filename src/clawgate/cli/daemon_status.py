@@ -9,9 +9,6 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
-from rich.table import Table
-
 from ..config import ClawgateConfig, ConfigError
 from ..service.paths import Paths
 from ..service.pidfile import running_pid
@@ -118,6 +115,8 @@ def _duration(seconds: int) -> str:
 
 
 def _cloud_line(cloud: dict[str, Any]) -> str:
+    from rich.markup import escape
+
     state = str(cloud["state"]).replace("_", " ")
     if cloud.get("since") and cloud["state"] != "not configured":
         state += f" since {cloud['since']}"
@@ -128,6 +127,9 @@ def _cloud_line(cloud: dict[str, Any]) -> str:
 
 def render_status(report: dict[str, Any]) -> None:
     """Print the report as a table."""
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title="clawgate gateway", show_header=False)
     table.add_row("state", "[green]running[/]" if report["running"] else "[red]not running[/]")
     if report["running"]:

@@ -6,8 +6,6 @@ import datetime
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from ._common import console, fail, print_json
 from .call import JsonOption, TokenOption, UrlOption, with_client
@@ -43,6 +41,9 @@ def list_(
     json_output: JsonOption = False, url: UrlOption = None, token: TokenOption = None
 ) -> None:
     """Show pending pairing requests and paired devices (never token values)."""
+    from rich.markup import escape
+    from rich.table import Table
+
     listing = with_client(url, token, lambda client: client.call("device.pair.list"))
     if json_output:
         print_json(listing, compact=True)

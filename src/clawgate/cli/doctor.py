@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from ..config import ClawgateConfig
-from ..service.doctor import CheckResult, DoctorProbes, Status, run_checks
 from ..service.paths import HomeError, Paths, resolve_home
 from ._common import ProbeFailed, ask_gateway, console, fail, print_json
-from .install import _installer, _spec
+from .install import installer_for_this_user, service_spec
+
+if TYPE_CHECKING:
+    from ..service.doctor import CheckResult, DoctorProbes
 
 __all__ = ["doctor"]
 
-_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.SKIP: "dim"}
+# By status value: the checks (and the unit installer they use) load only when run.
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
 
 
 def _gateway_health(url: str, config: ClawgateConfig, pin: str | None) -> str | None:
@@ -38,22 +39,27 @@ def _link_status(url: str, config: ClawgateConfig, pin: str | None) -> dict[str,
 
 def real_probes() -> DoctorProbes:
     """Probe the real machine."""
+    from ..service.doctor import DoctorProbes
+
     return DoctorProbes(
-        installed_unit=lambda: _installer().installed_unit(),
-        expected_service=_spec,
+        installed_unit=lambda: installer_for_this_user().installed_unit(),
+        expected_service=service_spec,
         gateway_health=_gateway_health,
         link_status=_link_status,
     )
 
 
 def _render(results: list[CheckResult]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title="clawgate doctor", show_header=True)
     table.add_column("check")
     table.add_column("status")
     table.add_column("finding")
     table.add_column("fix")
     for result in results:
-        style = _STYLE[result.status]
+        style = _STYLE[result.status.value]
         table.add_row(
             result.name,
             f"[{style}]{result.status.value}[/]",
@@ -67,6 +73,8 @@ def doctor(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Run every check; exit 1 when any fails."""
+    from ..service.doctor import Status, run_checks
+
     try:
         paths = Paths(resolve_home())
     except HomeError as exc:

@@ -14,8 +14,6 @@ from typing import Annotated, Any, Final
 
 import orjson
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from ..hub.settings import (
     DEFAULT_HOST,
@@ -171,6 +169,8 @@ class _Hub:
 
 
 def _show(value: Any) -> str:
+    from rich.markup import escape
+
     return "-" if value is None else escape(str(value))
 
 
@@ -182,6 +182,9 @@ def daemons(
     json_output: JsonOption = False, url: UrlOption = None, config: ConfigOption = None
 ) -> None:
     """List daemons with link state, revisions and convergence."""
+    from rich.markup import escape
+    from rich.table import Table
+
     listing = _Hub(url, config).call("GET", "/v1/daemons")
     if json_output:
         print_json(listing, compact=True)
@@ -229,6 +232,9 @@ def reports(
     config: ConfigOption = None,
 ) -> None:
     """Show a daemon's recent reconciliation reports."""
+    from rich.markup import escape
+    from rich.table import Table
+
     data = _Hub(url, config).call("GET", f"/v1/daemons/{daemon_id}/reports?limit={limit}")
     if json_output:
         print_json(data, compact=True)
@@ -287,6 +293,8 @@ def desired_set(
     config: ConfigOption = None,
 ) -> None:
     """Replace a daemon's desired state with the integrations in FILE."""
+    from rich.markup import escape
+
     body = _read_desired_file(file)
     if if_revision is not None:
         body["ifRevision"] = if_revision
@@ -335,6 +343,8 @@ def command(
     config: ConfigOption = None,
 ) -> None:
     """Send a command to a daemon; with --wait, print its outcome."""
+    from rich.markup import escape
+
     body: dict[str, Any] = {
         "name": name,
         "target": _target(target),
@@ -394,6 +404,9 @@ def keys_list(
     json_output: JsonOption = False, url: UrlOption = None, config: ConfigOption = None
 ) -> None:
     """List daemon keys (ids and labels; the keys themselves are never stored)."""
+    from rich.markup import escape
+    from rich.table import Table
+
     data = _Hub(url, config).call("GET", "/v1/keys")
     if json_output:
         print_json(data, compact=True)

@@ -8,17 +8,21 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..config import PASSWORD_ENV, TOKEN_ENV
-from ..service.installer import InstallReport, ServiceError, ServiceInstaller, subprocess_runner
 from ..service.paths import HomeError, resolve_home
-from ..service.units import ServiceSpec, default_program
 from ._common import fail
 
-__all__ = ["install", "uninstall"]
+if TYPE_CHECKING:
+    from ..service.installer import InstallReport, ServiceInstaller
+    from ..service.units import ServiceSpec
+
+__all__ = ["install", "installer_for_this_user", "service_spec", "uninstall"]
+
+# The installer and unit modules load inside the commands: `gateway run` never needs them.
 
 DryRun = Annotated[
     bool,
@@ -26,14 +30,18 @@ DryRun = Annotated[
 ]
 
 
-def _installer() -> ServiceInstaller:
+def installer_for_this_user() -> ServiceInstaller:
     """Return an installer for this machine, this user and real `systemctl`/`launchctl`."""
+    from ..service.installer import ServiceInstaller, subprocess_runner
+
     uid = os.getuid() if hasattr(os, "getuid") else -1
     return ServiceInstaller(sys.platform, Path.home(), subprocess_runner, uid)
 
 
-def _spec() -> ServiceSpec:
+def service_spec() -> ServiceSpec:
     """Describe the service for this installation and the current clawgate home."""
+    from ..service.units import ServiceSpec, default_program
+
     try:
         home = resolve_home()
         # resolve_home without an environment is the default home, `~/.clawgate`.
@@ -56,9 +64,11 @@ def _print(report: InstallReport) -> None:
 
 def install(dry_run: DryRun = False) -> None:
     """Install the gateway as a login service (systemd user unit or launchd agent)."""
-    spec = _spec()
+    from ..service.installer import ServiceError
+
+    spec = service_spec()
     try:
-        report = _installer().install(spec, dry_run=dry_run)
+        report = installer_for_this_user().install(spec, dry_run=dry_run)
     except ServiceError as exc:
         fail(str(exc), 2)
     _print(report)
@@ -74,8 +84,10 @@ def install(dry_run: DryRun = False) -> None:
 
 def uninstall(dry_run: DryRun = False) -> None:
     """Stop the gateway's login service and remove its unit file."""
+    from ..service.installer import ServiceError
+
     try:
-        report = _installer().uninstall(dry_run=dry_run)
+        report = installer_for_this_user().uninstall(dry_run=dry_run)
     except ServiceError as exc:
         fail(str(exc), 2)
     _print(report)

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from ..integrations import ManifestError, load_manifest_file
 from ..integrations.desired_file import DesiredFileError, load_desired_file
@@ -73,6 +71,8 @@ def validate(
     file: Annotated[Path, typer.Argument(help="clawgate-integration.toml or .yaml")],
 ) -> None:
     """Check a manifest and print every broken rule; exit 1 if there is any."""
+    from rich.markup import escape
+
     try:
         manifest = load_manifest_file(file)
     except ManifestError as exc:
@@ -85,6 +85,9 @@ def validate(
 
 
 def _print_integrations(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     rows = result["integrations"]
     state = "converged" if result["converged"] else "converging"
     revision, applied = result["revision"], result["appliedRevision"]

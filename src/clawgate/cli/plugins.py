@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
-from rich.table import Table
-
 from ._common import console, print_json
 from .call import JsonOption, TokenOption, UrlOption, with_client
 
@@ -15,6 +12,9 @@ def plugins(
     json_output: JsonOption = False, url: UrlOption = None, token: TokenOption = None
 ) -> None:
     """List the plugins registered on the gateway's IPC socket."""
+    from rich.markup import escape
+    from rich.table import Table
+
     result = with_client(url, token, lambda client: client.call("plugins.list"))
     if json_output:
         print_json(result, compact=True)
@@ -39,6 +39,8 @@ def queue(
     json_output: JsonOption = False, url: UrlOption = None, token: TokenOption = None
 ) -> None:
     """List commands waiting for a plugin, per target, in delivery order."""
+    from rich.table import Table
+
     result = with_client(url, token, lambda client: client.call("queue.list"))
     if json_output:
         print_json(result, compact=True)

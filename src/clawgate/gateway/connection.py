@@ -248,7 +248,7 @@ class Connection:
         return accepted
 
     async def _reject(self, rejected: Rejected) -> None:
-        self._deps.metrics.handshakes.labels("rejected").inc()
+        self._deps.metrics.handshakes["rejected"] += 1
         if rejected.error is not None:
             self.log.info(
                 "handshake refused from %s: %s (%s)",
@@ -289,7 +289,7 @@ class Connection:
         )
         hello = deps.lobby.welcome(self, auth)
         self._enqueue(encode_response(accepted.request_id, hello))
-        deps.metrics.handshakes.labels("accepted").inc()
+        deps.metrics.handshakes["accepted"] += 1
         self.log.info(
             "connected %s/%s role=%s protocol=%d from %s",
             params.client.id,
@@ -374,7 +374,7 @@ class Connection:
         metrics = self._deps.metrics
         metrics.frames_out += 1
         if self.buffered_bytes > self._deps.limits.max_buffered_bytes:
-            metrics.slow_consumers.inc()
+            metrics.slow_consumers += 1
             self.log.warning("closing slow consumer (%d bytes unwritten)", self.buffered_bytes)
             self._queue.clear()
             self._queued_bytes = 0

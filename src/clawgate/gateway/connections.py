@@ -92,7 +92,7 @@ class ConnectionTable:
         self._leave_handshake(connection)
         hello = self._greeter.hello(connection, auth)
         self._broadcaster.add(connection)
-        self._metrics.connections.set(len(self._broadcaster))
+        self._metrics.connections = len(self._broadcaster)
         return hello
 
     def joined(self, connection: Connection) -> None:
@@ -102,7 +102,7 @@ class ConnectionTable:
     def left(self, connection: Connection) -> None:
         """Forget a closed connection and announce its presence entry's removal."""
         self._broadcaster.remove(connection)
-        self._metrics.connections.set(len(self._broadcaster))
+        self._metrics.connections = len(self._broadcaster)
         self._on_left(connection.conn_id)
         self._presence.left(connection, self._holds_presence_key)
 

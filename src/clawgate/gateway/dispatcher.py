@@ -147,8 +147,10 @@ class Dispatcher:
         )
         self._guard.authorized()
         raw = request.params
-        if (raw is None or raw == {}) and spec.default_params is not None:
-            return spec, spec.default_params
+        if raw is None or raw == {}:
+            empty = spec.empty_params()
+            if empty is not None:
+                return spec, empty
         try:
             params = spec.params.model_validate({} if raw is None else raw)
         except ValidationError as exc:
@@ -223,7 +225,7 @@ class Dispatcher:
 
     def _answer_error(self, request_id: str, error: RequestError, payload: Any = None) -> None:
         protocol = self._endpoint.protocol
-        self._table.metrics.errors.labels(error.to_shape(protocol)["code"]).inc()
+        self._table.metrics.errors[error.to_shape(protocol)["code"]] += 1
         self._endpoint.send_frame(encode_error(request_id, error, protocol, payload))
 
     def close_after_answer(self, code: int, reason: str) -> None:

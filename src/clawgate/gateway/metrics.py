@@ -1,79 +1,126 @@
 """Prometheus metrics of one gateway (served at `/metrics`).
 
-Per-frame counters are plain integers read by a collector at scrape time: a prometheus
-`Counter.inc()` takes a lock, which is measurable on the request hot path.
+The counters are plain integers, read by a collector at scrape time: a prometheus
+`Counter.inc()` takes a lock, which is measurable on the request hot path, and
+prometheus_client itself (with the http.server and wsgiref modules it pulls in) is
+imported only on the first scrape, so a gateway nobody scrapes does not hold it.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterator
+from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
+__all__ = ["LATENCY_BUCKETS_S", "GatewayMetrics"]
 
-__all__ = ["GatewayMetrics"]
+#: Upper bounds of the method latency histogram, in seconds (`+Inf` is implied).
+LATENCY_BUCKETS_S: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30)
 
 
-class _FrameCollector(Collector):
-    """Expose the integer frame counters as Prometheus counters."""
+class _Latency:
+    """One method's latency histogram: a count per bucket, the sum and the total."""
+
+    __slots__ = ("buckets", "count", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)  # the last one is +Inf
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+        self.count += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        bounds = [*(repr(float(bound)) for bound in LATENCY_BUCKETS_S), "+Inf"]
+        running = 0
+        out = []
+        for bound, count in zip(bounds, self.buckets, strict=True):
+            running += count
+            out.append((bound, float(running)))
+        return out
+
+
+class GatewayMetrics:
+    """Connections, handshakes, frames, errors by code, slow consumers, method latency."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.frames_in = 0
+        self.frames_out = 0
+        self.slow_consumers = 0
+        self.handshakes: Counter[str] = Counter()  # by outcome
+        self.errors: Counter[str] = Counter()  # by code
+        self._latency: dict[str, _Latency] = {}
+        self._registry: Any = None
+
+    def observe_latency(self, method: str, seconds: float) -> None:
+        """Record one call's latency."""
+        histogram = self._latency.get(method)
+        if histogram is None:
+            histogram = self._latency[method] = _Latency()
+        histogram.observe(seconds)
+
+    def render(self) -> bytes:
+        """Return the Prometheus text exposition."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if self._registry is None:
+            self._registry = CollectorRegistry(auto_describe=True)
+            self._registry.register(_Collector(self))
+        return bytes(generate_latest(self._registry))
+
+    def families(self) -> Iterator[Any]:
+        """Yield the metric families of a scrape (prometheus_client is loaded by then)."""
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        yield GaugeMetricFamily(
+            "clawgate_connections", "Authenticated WebSocket connections", value=self.connections
+        )
+        handshakes = CounterMetricFamily(
+            "clawgate_handshakes", "Handshakes by outcome", labels=["outcome"]
+        )
+        for outcome, count in sorted(self.handshakes.items()):
+            handshakes.add_metric([outcome], count)
+        yield handshakes
+        errors = CounterMetricFamily("clawgate_errors", "Error responses by code", labels=["code"])
+        for code, count in sorted(self.errors.items()):
+            errors.add_metric([code], count)
+        yield errors
+        yield CounterMetricFamily(
+            "clawgate_slow_consumers",
+            "Connections closed for exceeding maxBufferedBytes",
+            value=self.slow_consumers,
+        )
+        yield CounterMetricFamily(
+            "clawgate_frames_in", "Frames received after hello-ok", value=self.frames_in
+        )
+        yield CounterMetricFamily(
+            "clawgate_frames_out", "Frames queued to clients", value=self.frames_out
+        )
+        latency = HistogramMetricFamily(
+            "clawgate_method_latency_seconds",
+            "Time from request to response by method",
+            labels=["method"],
+        )
+        for method, histogram in sorted(self._latency.items()):
+            latency.add_metric([method], histogram.cumulative(), sum_value=histogram.total)
+        yield latency
+
+
+class _Collector:
+    """Expose a `GatewayMetrics` to a prometheus registry at scrape time."""
 
     def __init__(self, metrics: GatewayMetrics) -> None:
         self._metrics = metrics
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        """Yield the frame counters at scrape time."""
-        yield CounterMetricFamily(
-            "clawgate_frames_in", "Frames received after hello-ok", value=self._metrics.frames_in
-        )
-        yield CounterMetricFamily(
-            "clawgate_frames_out", "Frames queued to clients", value=self._metrics.frames_out
-        )
-
-
-class GatewayMetrics:
-    """Connections, frames, errors by code and method latency, in a registry of their own."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.frames_in = 0
-        self.frames_out = 0
-        self.registry.register(_FrameCollector(self))
-        self.connections = Gauge(
-            "clawgate_connections",
-            "Authenticated WebSocket connections",
-            registry=self.registry,
-        )
-        self.handshakes = Counter(
-            "clawgate_handshakes",
-            "Handshakes by outcome",
-            ["outcome"],
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "clawgate_errors", "Error responses by code", ["code"], registry=self.registry
-        )
-        self.slow_consumers = Counter(
-            "clawgate_slow_consumers",
-            "Connections closed for exceeding maxBufferedBytes",
-            registry=self.registry,
-        )
-        self.method_latency = Histogram(
-            "clawgate_method_latency_seconds",
-            "Time from request to response by method",
-            ["method"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30),
-            registry=self.registry,
-        )
-        self._latency_by_method: dict[str, Histogram] = {}
-
-    def observe_latency(self, method: str, seconds: float) -> None:
-        """Record one call's latency; label children are cached per method."""
-        child = self._latency_by_method.get(method)
-        if child is None:
-            child = self._latency_by_method[method] = self.method_latency.labels(method)
-        child.observe(seconds)
-
-    def render(self) -> bytes:
-        """Return the Prometheus text exposition."""
-        return generate_latest(self.registry)
+    def collect(self) -> Iterator[Any]:
+        """Yield the current metric families."""
+        return self._metrics.families()

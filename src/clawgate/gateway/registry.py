@@ -33,6 +33,8 @@ __all__ = [
     "method",
 ]
 
+_UNSET: Any = object()
+
 # A plain function that returns the result, or a coroutine function that returns it.
 Handler = Callable[["CallContext", Any], Any]
 F = TypeVar("F", bound=Handler)
@@ -61,17 +63,23 @@ class MethodSpec:
     # their duplicates get run-specific answers, not the generic cached response).
     handler_dedupes: bool = False
     is_async: bool = field(init=False)
-    # Params parsed from `{}`, reused when a request sends none; None if `{}` is invalid.
-    default_params: BaseModel | None = field(init=False)
+    # Params parsed from `{}` on first use, then reused when a request sends none.
+    _empty: Any = field(init=False, default=_UNSET, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Derive how to call the handler and its reusable empty params."""
+        """Derive how to call the handler."""
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
-        try:
-            default = self.params.model_validate({})
-        except ValueError:
-            default = None
-        object.__setattr__(self, "default_params", default)
+
+    def empty_params(self) -> BaseModel | None:
+        """Return the params parsed from `{}`, or None when `{}` is not valid params."""
+        empty = self._empty
+        if empty is _UNSET:
+            try:
+                empty = self.params.model_validate({})
+            except ValueError:
+                empty = None
+            object.__setattr__(self, "_empty", empty)
+        return empty  # type: ignore[no-any-return]
 
     def declaration(self) -> MethodDeclaration:
         """Return what the schema needs about this method."""

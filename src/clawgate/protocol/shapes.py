@@ -34,7 +34,8 @@ NonNegative = Annotated[int, Field(ge=0)]
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built on first use: these describe payloads for the schema and for tests.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class PresenceEntry(_Closed):

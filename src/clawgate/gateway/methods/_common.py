@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from ..context import CallContext
 
 __all__ = [
+    "EmptyParams",
     "IdempotencyKey",
+    "OpenResult",
     "Params",
     "Result",
     "SessionKey",
@@ -28,16 +30,31 @@ IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 SessionKey = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
+# Every model is built on first use (`defer_build`): results and event payloads serve only
+# the schema, and a method's params are built when it is first called, so an idle gateway
+# does not hold a validator for every declaration.
+
+
 class Params(BaseModel):
     """Closed, strict params of a method."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+
+
+class EmptyParams(Params):
+    """Params of a method that takes none."""
 
 
 class Result(BaseModel):
     """A closed result shape (used for the schema only)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class OpenResult(BaseModel):
+    """A result shape that may carry more members than it names (schema only)."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 def agents_of(ctx: CallContext) -> AgentService:

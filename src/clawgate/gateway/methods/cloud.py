@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from ...protocol.scopes import READ
 from ..context import CallContext
 from ..registry import method
-from .plugins import EmptyParams
+from ._common import EmptyParams, OpenResult
 
 __all__ = ["CloudStatus", "cloud_status"]
 
 
-class CloudStatus(BaseModel):
+class CloudStatus(OpenResult):
     """The link's state (control-plane spec §3.8); also the `cloud.status` event payload."""
 
-    model_config = ConfigDict(extra="allow")
     state: str
     connected: bool
     since: str | None = None

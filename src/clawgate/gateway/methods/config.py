@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...config import ClawgateConfig
 from ...protocol.detail_codes import BASE_HASH_MISMATCH, INVALID_CONFIG, RATE_LIMITED
@@ -29,21 +29,18 @@ from ...service.config_file import dumps as dumps_document
 from ..config_service import ConfigService
 from ..context import CallContext
 from ..registry import method
+from ._common import Params, Result
 
 __all__ = ["config_get", "config_patch", "config_schema", "config_set"]
 
 logger = logging.getLogger(__name__)
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class ConfigGetParams(_Params):
+class ConfigGetParams(Params):
     """Params of `config.get` and `config.schema`."""
 
 
-class ConfigSetParams(_Params):
+class ConfigSetParams(Params):
     """Params of `config.set`: the whole new file."""
 
     raw: str
@@ -51,7 +48,7 @@ class ConfigSetParams(_Params):
     note: str | None = None
 
 
-class ConfigPatchParams(_Params):
+class ConfigPatchParams(Params):
     """Params of `config.patch`: a JSON merge patch in `raw`."""
 
     raw: str
@@ -61,18 +58,16 @@ class ConfigPatchParams(_Params):
     sessionKey: str | None = None
 
 
-class ConfigIssue(BaseModel):
+class ConfigIssue(Result):
     """One validation problem."""
 
-    model_config = ConfigDict(extra="forbid")
     path: str
     message: str
 
 
-class ConfigGetResult(BaseModel):
+class ConfigGetResult(Result):
     """Result of `config.get`; every secret is redacted for every caller."""
 
-    model_config = ConfigDict(extra="forbid")
     exists: bool
     format: Literal["toml"]
     raw: str
@@ -83,10 +78,9 @@ class ConfigGetResult(BaseModel):
     path: str | None = None
 
 
-class ConfigWriteResult(BaseModel):
+class ConfigWriteResult(Result):
     """Result of `config.set` and `config.patch`."""
 
-    model_config = ConfigDict(extra="forbid")
     ok: bool
     hash: str
     restartRequired: bool

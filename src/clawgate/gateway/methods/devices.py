@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import StringConstraints
 
 from ...protocol.detail_codes import MISSING_SCOPE
 from ...protocol.errors import Forbidden, InvalidRequest
 from ...protocol.scopes import ADMIN, PAIRING, scope_satisfied
 from ..context import CallContext
 from ..registry import method
+from ._common import EmptyParams, Params, Result
 
 __all__ = [
     "DevicePairResolved",
@@ -27,31 +28,19 @@ __all__ = [
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EmptyParams(_Params):
-    """No params."""
-
-
-class RequestIdParams(_Params):
+class RequestIdParams(Params):
     """Params naming a pairing request."""
 
     requestId: NonEmpty
 
 
-class DeviceIdParams(_Params):
+class DeviceIdParams(Params):
     """Params naming a paired device."""
 
     deviceId: NonEmpty
 
 
-class RotateParams(_Params):
+class RotateParams(Params):
     """Params of `device.token.rotate`."""
 
     deviceId: NonEmpty
@@ -59,14 +48,14 @@ class RotateParams(_Params):
     scopes: list[str] | None = None
 
 
-class RevokeParams(_Params):
+class RevokeParams(Params):
     """Params of `device.token.revoke`."""
 
     deviceId: NonEmpty
     role: NonEmpty
 
 
-class PendingRequestShape(_Shape):
+class PendingRequestShape(Result):
     """A pairing request (also the `device.pair.requested` payload)."""
 
     requestId: str
@@ -86,7 +75,7 @@ class PendingRequestShape(_Shape):
     remoteIp: str | None = None
 
 
-class TokenSummary(_Shape):
+class TokenSummary(Result):
     """A device token without its value."""
 
     role: str
@@ -97,7 +86,7 @@ class TokenSummary(_Shape):
     lastUsedAtMs: int | None = None
 
 
-class PairedDeviceSummary(_Shape):
+class PairedDeviceSummary(Result):
     """A paired device; tokens are listed without values."""
 
     deviceId: str
@@ -115,35 +104,35 @@ class PairedDeviceSummary(_Shape):
     remoteIp: str | None = None
 
 
-class PairListResult(_Shape):
+class PairListResult(Result):
     """Result of `device.pair.list`."""
 
     pending: list[PendingRequestShape]
     paired: list[PairedDeviceSummary]
 
 
-class ApproveResult(_Shape):
+class ApproveResult(Result):
     """Result of `device.pair.approve`."""
 
     requestId: str
     device: PairedDeviceSummary
 
 
-class RejectResult(_Shape):
+class RejectResult(Result):
     """Result of `device.pair.reject`."""
 
     requestId: str
     deviceId: str
 
 
-class RemoveResult(_Shape):
+class RemoveResult(Result):
     """Result of `device.pair.remove`."""
 
     ok: bool
     deviceId: str
 
 
-class RotateResult(_Shape):
+class RotateResult(Result):
     """Result of `device.token.rotate`; `token` only for the device itself."""
 
     deviceId: str
@@ -153,7 +142,7 @@ class RotateResult(_Shape):
     token: str | None = None
 
 
-class RevokeResult(_Shape):
+class RevokeResult(Result):
     """Result of `device.token.revoke`."""
 
     deviceId: str
@@ -161,7 +150,7 @@ class RevokeResult(_Shape):
     revokedAtMs: int
 
 
-class DevicePairResolved(_Shape):
+class DevicePairResolved(Result):
     """The `device.pair.resolved` payload."""
 
     requestId: str

@@ -9,29 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...cloud.errors import DesiredStateError
 from ...protocol.errors import InvalidRequest, Unavailable
 from ...protocol.scopes import ADMIN, READ
 from ..context import CallContext
 from ..registry import method
+from ._common import OpenResult, Params, Result
 from .plugins import plugin_side
 
 __all__ = ["integrations_apply", "integrations_list"]
 
 
-class ListParams(BaseModel):
+class ListParams(Params):
     """Params of `integrations.list`."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     owner: str | None = Field(default=None, description="only integrations this plugin owns")
 
 
-class IntegrationRow(BaseModel):
+class IntegrationRow(OpenResult):
     """One integration as the ledger sees it (a RECONCILIATION_REPORT entry)."""
 
-    model_config = ConfigDict(extra="allow")
     id: str
     status: str
     version: str | None
@@ -40,10 +39,9 @@ class IntegrationRow(BaseModel):
     attempts: int
 
 
-class ListResult(BaseModel):
+class ListResult(Result):
     """Result of `integrations.list`."""
 
-    model_config = ConfigDict(extra="forbid")
     revision: int
     appliedRevision: int
     converged: bool
@@ -52,18 +50,16 @@ class ListResult(BaseModel):
     lastReport: dict[str, Any] | None
 
 
-class ApplyParams(BaseModel):
+class ApplyParams(Params):
     """Params of `integrations.apply`: a full desired set, as DESIRED_STATE carries it."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     integrations: list[dict[str, Any]] = Field(max_length=1000)
     ifRevision: int | None = Field(default=None, ge=0)
 
 
-class ApplyResult(BaseModel):
+class ApplyResult(Result):
     """Result of `integrations.apply`."""
 
-    model_config = ConfigDict(extra="forbid")
     revision: int
     changed: bool
 

@@ -6,29 +6,28 @@ import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...protocol.limits import LOGS_TAIL_MAX_BYTES, LOGS_TAIL_MAX_LINES
 from ...protocol.scopes import READ
 from ..context import CallContext
 from ..registry import method
+from ._common import Params, Result
 
 __all__ = ["LogsTailParams", "logs_tail", "read_tail"]
 
 
-class LogsTailParams(BaseModel):
+class LogsTailParams(Params):
     """Params of `logs.tail`."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     cursor: Annotated[int, Field(ge=0)] | None = None
     limit: Annotated[int, Field(ge=1, le=LOGS_TAIL_MAX_LINES)] = 200
     maxBytes: Annotated[int, Field(ge=1, le=LOGS_TAIL_MAX_BYTES)] = 250_000
 
 
-class LogsTailResult(BaseModel):
+class LogsTailResult(Result):
     """Result of `logs.tail`."""
 
-    model_config = ConfigDict(extra="forbid")
     file: str
     cursor: int
     size: int

@@ -4,54 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from ...ipc.plugin_list import describe_plugins
 from ...protocol.errors import Unavailable
 from ...protocol.scopes import READ
 from ..context import CallContext
 from ..plugin_side import PluginSide
 from ..registry import method
+from ._common import EmptyParams, OpenResult, Result
 
 __all__ = ["plugin_side", "plugins_list", "queue_list"]
 
 
-class EmptyParams(BaseModel):
-    """No params."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class PluginEntry(BaseModel):
+class PluginEntry(Result):
     """A live plugin."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str
     version: str
     capabilities: list[str]
     connectedAt: str
 
 
-class PluginsListResult(BaseModel):
+class PluginsListResult(Result):
     """Result of `plugins.list`."""
 
-    model_config = ConfigDict(extra="forbid")
     plugins: list[PluginEntry]
 
 
-class QueuedCommand(BaseModel):
+class QueuedCommand(OpenResult):
     """A command waiting for a plugin; never its params' secret values."""
 
-    model_config = ConfigDict(extra="allow")
     commandId: str
     name: str
     targetKey: str
 
 
-class QueueListResult(BaseModel):
+class QueueListResult(Result):
     """Result of `queue.list`."""
 
-    model_config = ConfigDict(extra="forbid")
     depth: int
     byTarget: dict[str, int]
     commands: list[QueuedCommand]

@@ -14,6 +14,7 @@ from ...protocol.scopes import ADMIN, READ, WRITE
 from ..context import CallContext
 from ..registry import Idempotency, method
 from ._common import (
+    EmptyParams,
     IdempotencyKey,
     Params,
     Result,
@@ -122,10 +123,6 @@ class SessionsDeleteResult(Result):
     ok: bool
     key: str
     deleted: bool
-
-
-class EmptyParams(Params):
-    """No params."""
 
 
 class OkOnly(Result):

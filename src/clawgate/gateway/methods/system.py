@@ -7,13 +7,14 @@ import resource
 import sys
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from ... import __version__
 from ...protocol.scopes import ADMIN, READ, MethodRole
 from ...protocol.shapes import HealthSummary, HeartbeatEvent, PresenceEntry, StatusSummary
 from ..context import CallContext
 from ..registry import Idempotency, method
+from ._common import EmptyParams, Params, Result
 
 __all__ = [
     "health",
@@ -27,21 +28,13 @@ __all__ = [
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class HealthParams(_Params):
+class HealthParams(Params):
     """Params of `health`."""
 
     probe: bool | None = None
 
 
-class EmptyParams(_Params):
-    """Params of methods that take none."""
-
-
-class SystemEventParams(_Params):
+class SystemEventParams(Params):
     """Params of `system-event`."""
 
     text: str
@@ -62,16 +55,15 @@ class SystemEventParams(_Params):
     idempotencyKey: IdempotencyKey | None = None
 
 
-class SetHeartbeatsParams(_Params):
+class SetHeartbeatsParams(Params):
     """Params of `set-heartbeats`."""
 
     enabled: bool
 
 
-class OkResult(BaseModel):
+class OkResult(Result):
     """`{ok: true}`."""
 
-    model_config = ConfigDict(extra="forbid")
     ok: bool
 
 
