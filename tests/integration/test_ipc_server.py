@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from clawgate.ipc import AlreadyServing, IpcError, IpcServer, PluginSession, SocketPathError
-from clawgate.ipc.framing import MAX_FRAME_BYTES
+from clawgate.protocol.ipc.framing import MAX_FRAME_BYTES
 
 RECV_TIMEOUT_S = 3.0
 

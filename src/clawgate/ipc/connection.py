@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final
 
-from .frames import (
+from ..protocol.ipc.frames import (
     ALREADY_REGISTERED,
     FRAME_TOO_LARGE,
     INTERNAL,
@@ -41,8 +41,8 @@ from .frames import (
     encode_response,
     parse_frame,
 )
-from .framing import MAX_FRAME_BYTES, LineDecoder
-from .registration import negotiate_protocol, parse_register, register_result
+from ..protocol.ipc.framing import MAX_FRAME_BYTES, LineDecoder
+from ..protocol.ipc.registration import negotiate_protocol, parse_register, register_result
 from .registry import PluginRegistry, PluginSession
 
 __all__ = [

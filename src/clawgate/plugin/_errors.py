@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 # The codes and their retry defaults are the wire's (spec §2.11), shared with the daemon.
-from ..ipc.frames import (
+from ..protocol.ipc.frames import (
     ALREADY_REGISTERED,
     DEFAULT_RETRYABLE,
     FRAME_TOO_LARGE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from clawgate.ipc import frames as f
-from clawgate.ipc.frames import (
+from clawgate.protocol.ipc import frames as f
+from clawgate.protocol.ipc.frames import (
     Event,
     FrameError,
     IpcError,

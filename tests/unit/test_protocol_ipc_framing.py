@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clawgate.ipc.framing import MAX_FRAME_BYTES, LineDecoder, encode_frame
+from clawgate.protocol.ipc.framing import MAX_FRAME_BYTES, LineDecoder, encode_frame
 
 
 def test_complete_lines_are_returned_without_lf() -> None:

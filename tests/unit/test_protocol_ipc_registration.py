@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from clawgate.ipc.frames import INVALID_PARAMS, UNSUPPORTED_PROTOCOL, IpcError
-from clawgate.ipc.registration import negotiate_protocol, parse_register, register_result
+from clawgate.protocol.ipc.frames import INVALID_PARAMS, UNSUPPORTED_PROTOCOL, IpcError
+from clawgate.protocol.ipc.registration import negotiate_protocol, parse_register, register_result
 
 
 def _params(**overrides: Any) -> dict[str, Any]:
