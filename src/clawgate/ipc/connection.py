@@ -23,7 +23,6 @@ from typing import Any, Final
 
 from ..protocol.ipc.frames import (
     ALREADY_REGISTERED,
-    FRAME_TOO_LARGE,
     INTERNAL,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -31,7 +30,7 @@ from ..protocol.ipc.frames import (
     PLUGIN_DISCONNECTED,
     TIMEOUT,
     Event,
-    FrameError,
+    Frame,
     IpcError,
     Request,
     Response,
@@ -39,9 +38,9 @@ from ..protocol.ipc.frames import (
     encode_event,
     encode_request,
     encode_response,
-    parse_frame,
 )
-from ..protocol.ipc.framing import MAX_FRAME_BYTES, LineDecoder
+from ..protocol.ipc.framing import MAX_FRAME_BYTES
+from ..protocol.ipc.reader import FrameReader
 from ..protocol.ipc.registration import negotiate_protocol, parse_register, register_result
 from .registry import PluginRegistry, PluginSession
 
@@ -261,28 +260,23 @@ class IpcConnection:
     # -- reading ------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        decoder = LineDecoder()
+        reader = FrameReader()
         while not self._close_requested:
             data = await self._reader.read(_READ_CHUNK)
             if not data:
                 return
             self._last_inbound = self._loop.time()
-            for line in decoder.feed(data):
-                self._receive_line(line)
+            for frame in reader.receive_data(data):
+                self._receive(frame)
                 if self._close_requested:
                     return
-            if decoder.overflow:
-                self.log.warning("frame above 1 MiB; closing")
-                self._fail_and_close(IpcError(FRAME_TOO_LARGE, "frame exceeds 1 MiB"), None)
+            error = reader.error
+            if error is not None:
+                self.log.warning("bad frame from plugin: %s %s; closing", error.code, error.message)
+                self._fail_and_close(error, error.reply_id)
                 return
 
-    def _receive_line(self, line: bytes) -> None:
-        try:
-            frame = parse_frame(line)
-        except FrameError as exc:
-            self.log.warning("malformed frame: %s", exc.message)
-            self._fail_and_close(exc, exc.reply_id)
-            return
+    def _receive(self, frame: Frame) -> None:
         if isinstance(frame, Request):
             self._receive_request(frame)
         elif isinstance(frame, Response):
@@ -290,7 +284,7 @@ class IpcConnection:
         elif isinstance(frame, Event):
             self.log.debug("ignoring plugin event %s", frame.event)
         else:
-            self.log.debug("ignoring frame of unknown type")
+            self.log.debug("ignoring frame of unknown type %.64r", frame.type)
 
     def _receive_response(self, response: Response) -> None:
         if response.id is None:
@@ -353,7 +347,7 @@ class IpcConnection:
         except IpcError as exc:
             self.log.info("register refused: %s", exc.message)
             self._enqueue(encode_error(request.id, exc))
-            if exc.code != "INVALID_PARAMS":
+            if exc.code != INVALID_PARAMS:
                 self.close()  # UNSUPPORTED_PROTOCOL closes the connection (§2.4)
             return
         session = PluginSession(
