@@ -3,7 +3,7 @@
 Each rule is driven against the daemon's `IpcServer` (a raw peer plays the plugin) and
 against the SDK's `Plugin` (a raw peer plays the daemon); both ends must answer a bad frame
 with the same error frame and close, ignore the same frames, and refuse the same
-registrations.
+registrations and oversized frames.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, Final
 import orjson
 import pytest
 
-from clawgate.ipc import IpcServer
-from clawgate.plugin import MAX_FRAME_BYTES, Plugin
+from clawgate.ipc import IpcError, IpcServer, PluginSession
+from clawgate.plugin import MAX_FRAME_BYTES, Plugin, PluginError
 from clawgate.protocol.ipc.frames import encode_request, encode_response
 from clawgate.protocol.ipc.registration import register_params
 
@@ -63,9 +63,18 @@ IGNORED: list[tuple[str, bytes]] = [
 ]
 
 
+async def _big(session: PluginSession, params: dict[str, Any]) -> dict[str, Any]:
+    return {"pad": "x" * MAX_FRAME_BYTES}
+
+
 @pytest.fixture
 async def server(socket_dir: Path) -> AsyncIterator[IpcServer]:
-    srv = IpcServer(socket_dir / "gw.sock", daemon_id="daemon-1", daemon_version="0.1.0")
+    srv = IpcServer(
+        socket_dir / "gw.sock",
+        daemon_id="daemon-1",
+        daemon_version="0.1.0",
+        handlers={"big": _big},
+    )
     await srv.start()
     yield srv
     await srv.stop(grace_ms=0)
@@ -230,3 +239,52 @@ async def test_both_ends_refuse_the_same_registrations(
     assert [e["path"] for e in reply["error"]["details"]["errors"]] == [path]
     with pytest.raises(ValueError, match=path):
         Plugin(wire["name"], version=wire["version"], capabilities=wire["capabilities"])
+
+
+async def test_both_ends_refuse_to_send_a_request_over_one_mib(server: IpcServer) -> None:
+    plugin = _plugin()
+    task = asyncio.create_task(plugin.run(server.socket_path))
+    try:
+        await plugin.wait_registered(WAIT_S)
+        session = server.registry.by_name("strict")
+        assert session is not None
+        blob = {"pad": "x" * MAX_FRAME_BYTES}
+        with pytest.raises(IpcError) as daemon_side:
+            await session.request("integration.install", blob)
+        with pytest.raises(PluginError) as plugin_side:
+            await plugin.call("big", blob)
+        for caught in (daemon_side.value, plugin_side.value):
+            assert (caught.code, caught.retryable) == ("INVALID_PARAMS", False)
+        # Nothing reached the wire, so the connection is still up both ways.
+        assert "now" in await plugin.call("ping")
+        assert "now" in await session.request("ping", {})
+    finally:
+        await plugin.stop()
+        await task
+
+
+async def test_both_ends_answer_internal_instead_of_a_response_over_one_mib(
+    server: IpcServer,
+) -> None:
+    plugin = _plugin()
+
+    @plugin.handler("big")
+    async def plugin_big(params: dict[str, Any]) -> dict[str, Any]:
+        return {"pad": "x" * MAX_FRAME_BYTES}
+
+    task = asyncio.create_task(plugin.run(server.socket_path))
+    try:
+        await plugin.wait_registered(WAIT_S)
+        session = server.registry.by_name("strict")
+        assert session is not None
+        with pytest.raises(IpcError) as daemon_answer:
+            await plugin.call("big")
+        with pytest.raises(IpcError) as plugin_answer:
+            await session.request("big", {})
+        for caught in (daemon_answer.value, plugin_answer.value):
+            assert (caught.code, caught.retryable) == ("INTERNAL", False)
+            assert "over the 1 MiB frame limit" in caught.message
+        assert "now" in await plugin.call("ping")
+    finally:
+        await plugin.stop()
+        await task

@@ -23,6 +23,7 @@ from clawgate.protocol.ipc.frames import (
     encode_response,
     parse_frame,
 )
+from clawgate.protocol.ipc.framing import MAX_FRAME_BYTES
 
 
 def test_request_without_params_gets_empty_params() -> None:
@@ -228,3 +229,29 @@ def test_encoded_frames_are_one_line_each() -> None:
         encode_event("e", {"text": "a\nb"}),
     ):
         assert data.endswith(b"\n") and data.count(b"\n") == 1
+
+
+def _pad(size: int, frame: bytes) -> str:
+    """Return padding that brings `frame` (encoded with an empty pad) to `size` bytes."""
+    return "x" * (size - (len(frame) - 1))
+
+
+def test_request_of_exactly_one_mib_is_encoded() -> None:
+    pad = _pad(MAX_FRAME_BYTES, encode_request("1", "m", {"pad": ""}))
+    assert len(encode_request("1", "m", {"pad": pad})) == MAX_FRAME_BYTES + 1
+
+
+def test_request_over_one_mib_is_refused_as_invalid_params() -> None:
+    pad = _pad(MAX_FRAME_BYTES + 1, encode_request("1", "m", {"pad": ""}))
+    with pytest.raises(IpcError) as caught:
+        encode_request("1", "m", {"pad": pad})
+    assert (caught.value.code, caught.value.retryable) == (f.INVALID_PARAMS, False)
+    assert "over the 1 MiB frame limit" in caught.value.message
+
+
+def test_response_over_one_mib_is_refused_as_internal() -> None:
+    pad = _pad(MAX_FRAME_BYTES + 1, encode_response("1", {"pad": ""}))
+    assert len(encode_response("1", {"pad": pad[1:]})) == MAX_FRAME_BYTES + 1
+    with pytest.raises(IpcError) as caught:
+        encode_response("1", {"pad": pad})
+    assert (caught.value.code, caught.value.retryable) == (f.INTERNAL, False)

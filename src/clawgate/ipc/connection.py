@@ -39,7 +39,6 @@ from ..protocol.ipc.frames import (
     encode_request,
     encode_response,
 )
-from ..protocol.ipc.framing import MAX_FRAME_BYTES
 from ..protocol.ipc.reader import FrameReader
 from ..protocol.ipc.registration import negotiate_protocol, parse_register, register_result
 from .registry import PluginRegistry, PluginSession
@@ -237,14 +236,8 @@ class IpcConnection:
         if self._disconnected or self._close_requested:
             raise IpcError(PLUGIN_DISCONNECTED, "the plugin disconnected")
         request_id = str(uuid.uuid4())
+        # Raises INVALID_PARAMS above 1 MiB: the plugin would close on the frame (§2.1).
         frame = encode_request(request_id, method, params)
-        if len(frame) - 1 > MAX_FRAME_BYTES:
-            # The plugin would close on it (§2.1) and the retry would do the same forever.
-            raise IpcError(
-                INVALID_PARAMS,
-                f"{method} params encode to {len(frame) - 1} bytes, over the 1 MiB frame limit",
-                retryable=False,
-            )
         future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         self._pending[request_id] = future
         self._enqueue(frame)
@@ -327,13 +320,15 @@ class IpcConnection:
         assert self.session is not None
         try:
             payload = await handler(self.session, request.params)
+            # Encoded inside the try: an unencodable or oversized payload is answered, too.
+            frame = encode_response(request.id, payload)
         except IpcError as exc:
             self._enqueue(encode_error(request.id, exc))
         except Exception:
             self.log.exception("handler for %s failed", request.method)
             self._enqueue(encode_error(request.id, IpcError(INTERNAL, "internal error")))
         else:
-            self._enqueue(encode_response(request.id, payload))
+            self._enqueue(frame)
 
     def _register(self, request: Request) -> None:
         settings = self.settings

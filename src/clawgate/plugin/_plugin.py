@@ -202,7 +202,11 @@ class _PluginConnection:
         if self.closed.is_set():
             raise NotConnectedError()
         frame_id = str(uuid.uuid4())
-        data = encode_request(frame_id, method, params)
+        try:
+            # INVALID_PARAMS above 1 MiB: the daemon would close on the frame (§2.1).
+            data = encode_request(frame_id, method, params)
+        except IpcError as exc:
+            raise _plugin_error(exc) from None
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[frame_id] = fut
         try:
@@ -592,10 +596,8 @@ class Plugin:
                 result = {}
             if not isinstance(result, Mapping):
                 raise TypeError("handler returned a non-object")
-            data = encode_response(req.id, dict(result))
-            if len(data) - 1 > MAX_FRAME_BYTES:
-                raise PluginError(INTERNAL, f"response to {req.method} exceeds 1 MiB")
-            return data
+            # INTERNAL above 1 MiB: the daemon would close on the frame (§2.1).
+            return encode_response(req.id, dict(result))
         except IpcError as exc:
             return encode_error(req.id, exc)
         except Exception as exc:

@@ -20,7 +20,7 @@ from typing import Any, Final, Self
 
 import orjson
 
-from .framing import encode_frame
+from .framing import MAX_FRAME_BYTES, encode_frame
 
 __all__ = [
     "ALREADY_REGISTERED",
@@ -285,14 +285,44 @@ def _parse_event(obj: dict[str, Any]) -> Event:
     return Event(name, payload)
 
 
+def _oversize(data: bytes) -> int | None:
+    """Return the frame's size when it is over the limit (LF excluded), else None."""
+    size = len(data) - 1
+    return size if size > MAX_FRAME_BYTES else None
+
+
 def encode_request(request_id: str, method: str, params: dict[str, Any]) -> bytes:
-    """Encode a request frame."""
-    return encode_frame({"type": "req", "id": request_id, "method": method, "params": params})
+    """Encode a request frame.
+
+    Raises:
+        IpcError: `INVALID_PARAMS`, not retryable, when the frame would exceed 1 MiB: the
+            peer would close on it (§2.1) and a retry would do the same forever.
+    """
+    data = encode_frame({"type": "req", "id": request_id, "method": method, "params": params})
+    size = _oversize(data)
+    if size is not None:
+        raise IpcError(
+            INVALID_PARAMS,
+            f"{method} params encode to {size} bytes, over the 1 MiB frame limit",
+            retryable=False,
+        )
+    return data
 
 
 def encode_response(request_id: str, payload: dict[str, Any]) -> bytes:
-    """Encode a success response frame."""
-    return encode_frame({"type": "res", "id": request_id, "ok": True, "payload": payload})
+    """Encode a success response frame.
+
+    Raises:
+        IpcError: `INTERNAL` when the frame would exceed 1 MiB; answer with it instead, or
+            the peer closes the connection (§2.1).
+    """
+    data = encode_frame({"type": "res", "id": request_id, "ok": True, "payload": payload})
+    size = _oversize(data)
+    if size is not None:
+        raise IpcError(
+            INTERNAL, f"the response encodes to {size} bytes, over the 1 MiB frame limit"
+        )
+    return data
 
 
 def encode_error(request_id: str | None, error: IpcError) -> bytes:
