@@ -90,8 +90,9 @@ Answer = tuple[list[dict[str, Any]], bool]
 async def _exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, until_eof: bool
 ) -> Answer:
-    """Send `data` and a probe; return the frames answered (payloads dropped) and whether the
-    peer closed, reading up to the probe's answer or, with `until_eof`, to the close."""
+    """Send `data` and a probe; return the answers, payloads dropped, and whether EOF came."""
+    # Reading stops at the probe's answer, which shows the peer kept the connection, unless
+    # `until_eof` asks for everything it sends before it closes.
     writer.write(data + PROBE)
     await writer.drain()
     replies: list[dict[str, Any]] = []
@@ -122,14 +123,20 @@ async def _at_daemon(server: IpcServer, data: bytes, until_eof: bool = False) ->
 async def _at_plugin(socket_dir: Path, data: bytes, until_eof: bool = False) -> Answer:
     """Play the daemon: register an SDK plugin, send `data` and return its answer."""
     answers: asyncio.Queue[Answer] = asyncio.Queue()
+    connections = 0
 
     async def daemon(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
         with contextlib.suppress(ConnectionError):
-            register = orjson.loads(await reader.readline())
-            writer.write(encode_response(register["id"], {"connectionId": "c"}))
-            if answers.empty():
-                answers.put_nowait(await _exchange(reader, writer, data, until_eof))
-            await reader.read()  # a reconnect after the close: hold it until the plugin stops
+            line = await reader.readline()
+            if line:
+                writer.write(encode_response(orjson.loads(line)["id"], {"connectionId": "c"}))
+                if first:
+                    answers.put_nowait(await _exchange(reader, writer, data, until_eof))
+                # Hold the connection (or the plugin's reconnect) until the plugin stops.
+                await reader.read()
         writer.close()
 
     path = socket_dir / "fake.sock"

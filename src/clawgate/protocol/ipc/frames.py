@@ -5,8 +5,8 @@ Exception tree::
     IpcError                    a request failed with a wire error
     │                           `{code, message, details, retryable}`
     ├── FrameError              the peer sent an unusable frame: answer it, then close (§2.1)
-    └── clawgate.plugin.PluginError         the plugin SDK's public name for a wire error
-        └── clawgate.plugin.NotConnectedError   UNAVAILABLE: no registered connection
+    └── PluginError             (clawgate.plugin) the plugin SDK's public name for it
+        └── NotConnectedError   (clawgate.plugin) UNAVAILABLE: no registered connection
 
 Both ends parse with `parse_frame`, so a frame one end rejects the other rejects too, with the
 same code and reply id. Handlers raise `IpcError`; the connection turns it into a frame. Any
