@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from clawgate.ipc import AlreadyServing, IpcError, IpcServer, PluginSession, SocketPathError
-from clawgate.ipc.framing import MAX_FRAME_BYTES
+from clawgate.protocol.ipc.framing import MAX_FRAME_BYTES
 
 RECV_TIMEOUT_S = 3.0
 
@@ -342,6 +342,22 @@ async def test_handler_errors_are_mapped(sock_dir: Path) -> None:
         await srv.stop(grace_ms=0)
 
 
+async def test_unencodable_handler_result_is_answered_internal(sock_dir: Path) -> None:
+    async def odd(session: PluginSession, params: dict[str, Any]) -> dict[str, Any]:
+        return {"value": object()}
+
+    srv = _make_server(sock_dir / "gw.sock", handlers={"odd": odd})
+    await srv.start()
+    try:
+        plugin = await Plugin.connect(srv.socket_path)
+        await plugin.register()
+        error = (await plugin.call("odd"))["error"]
+        assert error == {"code": "INTERNAL", "message": "internal error", "retryable": False}
+        assert (await plugin.call("ping"))["ok"] is True
+    finally:
+        await srv.stop(grace_ms=0)
+
+
 async def test_plugin_events_are_ignored(server: IpcServer) -> None:
     plugin = await Plugin.connect(server.socket_path)
     await plugin.register()
@@ -367,12 +383,24 @@ async def test_crlf_empty_lines_and_split_frames_are_accepted(server: IpcServer)
 async def test_frame_of_exactly_one_mib_is_accepted(server: IpcServer) -> None:
     plugin = await Plugin.connect(server.socket_path)
     await plugin.register()
-    head = b'{"type":"req","id":"big","method":"echo","params":{"pad":"'
+    # `ping` answers small: the frame under test is the request, not the response.
+    head = b'{"type":"req","id":"big","method":"ping","params":{"pad":"'
     tail = b'"}}'
     pad = b"x" * (MAX_FRAME_BYTES - len(head) - len(tail))
     await plugin.send_raw(head + pad + tail + b"\n")
     frame = await plugin.recv()
     assert frame["id"] == "big" and frame["ok"] is True
+
+
+async def test_response_over_one_mib_is_answered_internal_instead(server: IpcServer) -> None:
+    plugin = await Plugin.connect(server.socket_path)
+    await plugin.register()
+    # The request stays under the limit; the echo, in its larger envelope, goes over.
+    frame = await plugin.call("echo", {"pad": "x" * (MAX_FRAME_BYTES - 64)})
+    assert frame["ok"] is False
+    assert frame["error"]["code"] == "INTERNAL"
+    assert "over the 1 MiB frame limit" in frame["error"]["message"]
+    assert (await plugin.call("ping"))["ok"] is True
 
 
 async def test_frame_over_one_mib_gets_frame_too_large_then_close(server: IpcServer) -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from clawgate.ipc.frames import PLUGIN_DISCONNECTED, IpcError
 from clawgate.ipc.registry import DEFAULT_TIMEOUTS_S, PluginRegistry, PluginSession, timeout_for
+from clawgate.protocol.ipc.frames import PLUGIN_DISCONNECTED, IpcError
 
 
 class _Link:

@@ -1,4 +1,7 @@
-"""Plugin SDK without sockets: framing, errors, handler answers (control-plane spec §2)."""
+"""Plugin SDK without sockets: errors, registration checks, handler answers (spec §2).
+
+The SDK frames and parses with `clawgate.protocol.ipc`, tested in `test_protocol_ipc_*.py`.
+"""
 
 from __future__ import annotations
 
@@ -9,137 +12,25 @@ from typing import Any
 import orjson
 import pytest
 
-from clawgate.plugin import MAX_FRAME_BYTES, Plugin, PluginError, PluginState
-from clawgate.plugin._framing import (
-    EventFrame,
-    FrameError,
-    NdjsonDecoder,
-    RequestFrame,
-    ResponseFrame,
-    UnknownFrame,
-    encode_frame,
-    error_frame,
-    parse_frame,
+from clawgate.plugin import (
+    DEFAULT_RETRYABLE,
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    NotConnectedError,
+    Plugin,
+    PluginError,
+    PluginState,
 )
+from clawgate.protocol.ipc import frames, framing, registration
+from clawgate.protocol.ipc.frames import IpcError, Request
 
 LOG = logging.LoggerAdapter(logging.getLogger("test"), {})
 
 
-# -- NdjsonDecoder ---------------------------------------------------------------------
-
-
-def test_decoder_splits_lines_and_keeps_the_partial_tail() -> None:
-    d = NdjsonDecoder()
-    assert d.feed(b'{"a":1}\n{"b"') == [b'{"a":1}']
-    assert d.buffered == 4
-    assert d.feed(b":2}\n") == [b'{"b":2}']
-    assert d.buffered == 0
-
-
-def test_decoder_strips_one_cr_and_ignores_empty_lines() -> None:
-    d = NdjsonDecoder()
-    assert d.feed(b"\n\r\n{}\r\n{}\r\r\n") == [b"{}", b"{}\r"]
-
-
-def test_decoder_accepts_a_line_of_exactly_the_limit() -> None:
-    d = NdjsonDecoder(max_line=10)
-    assert d.feed(b"x" * 10 + b"\n") == [b"x" * 10]
-
-
-def test_decoder_rejects_a_long_line() -> None:
-    d = NdjsonDecoder(max_line=10)
-    with pytest.raises(FrameError) as info:
-        d.feed(b"x" * 11 + b"\n")
-    assert info.value.code == "FRAME_TOO_LARGE"
-
-
-def test_decoder_does_not_buffer_beyond_the_limit_without_newline() -> None:
-    d = NdjsonDecoder(max_line=10)
-    d.feed(b"x" * 10)
-    with pytest.raises(FrameError):
-        d.feed(b"y")
-    assert d.buffered == 0
-
-
-def test_decoder_stays_failed() -> None:
-    d = NdjsonDecoder(max_line=1)
-    with pytest.raises(FrameError):
-        d.feed(b"xx")
-    with pytest.raises(FrameError):
-        d.feed(b"\n")
-
-
-def test_default_limit_is_one_mebibyte() -> None:
-    assert MAX_FRAME_BYTES == 1_048_576
-    d = NdjsonDecoder()
-    assert len(d.feed(b"a" * MAX_FRAME_BYTES + b"\n")[0]) == MAX_FRAME_BYTES
-
-
-# -- parse_frame -----------------------------------------------------------------------
-
-
-def test_parse_request_defaults_params() -> None:
-    assert parse_frame(b'{"type":"req","id":"1","method":"ping"}') == RequestFrame("1", "ping", {})
-
-
-def test_parse_request_without_id_is_invalid() -> None:
-    with pytest.raises(FrameError) as info:
-        parse_frame(b'{"type":"req","method":"ping"}')
-    assert (info.value.code, info.value.frame_id) == ("INVALID_FRAME", None)
-
-
-def test_parse_request_without_method_keeps_the_id() -> None:
-    with pytest.raises(FrameError) as info:
-        parse_frame(b'{"type":"req","id":"7"}')
-    assert (info.value.code, info.value.frame_id) == ("INVALID_FRAME", "7")
-
-
-def test_parse_request_with_overlong_id_is_invalid() -> None:
-    frame = {"type": "req", "id": "x" * 129, "method": "m"}
-    with pytest.raises(FrameError):
-        parse_frame(orjson.dumps(frame))
-
-
-def test_parse_request_with_non_object_params_is_invalid() -> None:
-    with pytest.raises(FrameError):
-        parse_frame(b'{"type":"req","id":"1","method":"m","params":[]}')
-
-
-@pytest.mark.parametrize("line", [b"not json", b"[1,2]", b'"s"', b"\xff\xfe{}"])
-def test_parse_garbage_is_invalid(line: bytes) -> None:
-    with pytest.raises(FrameError) as info:
-        parse_frame(line)
-    assert info.value.code == "INVALID_FRAME"
-
-
-def test_parse_response_without_type_is_a_response() -> None:
-    assert parse_frame(b'{"id":"1","ok":true,"payload":{"x":1}}') == ResponseFrame(
-        "1", True, {"x": 1}, None
-    )
-
-
-def test_parse_failure_response() -> None:
-    frame = parse_frame(b'{"type":"res","id":null,"ok":false,"error":{"code":"X"}}')
-    assert frame == ResponseFrame(None, False, {}, {"code": "X"})
-
-
-def test_parse_event_and_unknown_type() -> None:
-    assert parse_frame(b'{"type":"event","event":"e"}') == EventFrame("e", {})
-    assert parse_frame(b'{"type":"gossip"}') == UnknownFrame("gossip")
-
-
-def test_encode_frame_is_one_line() -> None:
-    data = encode_frame({"a": "line\nbreak"})
-    assert data.endswith(b"\n") and data.count(b"\n") == 1
-
-
-def test_error_frame_shape() -> None:
-    assert error_frame("1", "TIMEOUT", "late", retryable=True) == {
-        "type": "res",
-        "id": "1",
-        "ok": False,
-        "error": {"code": "TIMEOUT", "message": "late", "retryable": True},
-    }
+def test_public_constants_are_the_wires() -> None:
+    assert MAX_FRAME_BYTES == framing.MAX_FRAME_BYTES == 1_048_576
+    assert DEFAULT_RETRYABLE is frames.DEFAULT_RETRYABLE
+    assert PROTOCOL_VERSION == registration.PROTOCOL_MAX == 1
 
 
 # -- PluginError -----------------------------------------------------------------------
@@ -151,6 +42,33 @@ def test_plugin_error_retryable_defaults_per_code() -> None:
     assert PluginError("NOT_FOUND", "x").retryable is False
     assert PluginError("MY_CODE", "x").retryable is False
     assert PluginError("TIMEOUT", "x", retryable=False).retryable is False
+
+
+def test_plugin_errors_are_wire_errors() -> None:
+    error = PluginError("NOT_FOUND", "gone", details={"id": "x"})
+    assert isinstance(error, IpcError)
+    assert error.to_error() == {
+        "code": "NOT_FOUND",
+        "message": "gone",
+        "details": {"id": "x"},
+        "retryable": False,
+    }
+    assert str(error) == "NOT_FOUND: gone"
+    assert isinstance(NotConnectedError(), PluginError)
+
+
+def test_plugin_error_from_wire_reads_odd_members_as_the_daemon_does() -> None:
+    wire = {"code": "", "message": 5, "details": [1], "retryable": "yes"}
+    err = PluginError.from_wire(wire)
+    daemon = IpcError.from_error(wire)
+    assert type(err) is PluginError
+    assert (err.code, err.message, err.details, err.retryable) == ("INTERNAL", "", None, False)
+    assert (err.code, err.message, err.details, err.retryable) == (
+        daemon.code,
+        daemon.message,
+        daemon.details,
+        daemon.retryable,
+    )
 
 
 def test_plugin_error_from_wire() -> None:
@@ -166,16 +84,29 @@ def test_plugin_error_from_wire() -> None:
 # -- Plugin construction and handlers ---------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["", "Upper", "-x", "a" * 65])
+@pytest.mark.parametrize("name", ["", "Upper", "-x", "a" * 65, "agent\n"])
 def test_plugin_rejects_bad_names(name: str) -> None:
     with pytest.raises(ValueError):
         Plugin(name, version="1")
 
 
-@pytest.mark.parametrize("caps", [["Bad"], ["a", "a"], [f"c{i}" for i in range(65)]])
+@pytest.mark.parametrize(
+    "caps", [["Bad"], ["a", "a"], [f"c{i}" for i in range(65)], ["mail\n"], ["a."]]
+)
 def test_plugin_rejects_bad_capabilities(caps: list[str]) -> None:
     with pytest.raises(ValueError):
         Plugin("p", version="1", capabilities=caps)
+
+
+def test_plugin_rejects_an_empty_version() -> None:
+    with pytest.raises(ValueError, match="/version"):
+        Plugin("p", version="")
+
+
+def test_plugin_error_names_every_broken_rule() -> None:
+    with pytest.raises(ValueError) as info:
+        Plugin("Bad", version="1", capabilities=["ok", "Bad"])
+    assert "/name" in str(info.value) and "/capabilities/1" in str(info.value)
 
 
 def test_plugin_starts_idle() -> None:
@@ -197,7 +128,7 @@ def test_duplicate_handler_is_rejected() -> None:
 
 async def answer(plugin: Plugin, method: str, params: dict[str, Any] | None = None) -> Any:
     """Return the decoded response the plugin gives to one request."""
-    data = await plugin._answer(RequestFrame("r1", method, params or {}), LOG)
+    data = await plugin._answer(Request("r1", method, params or {}), LOG)
     assert data.endswith(b"\n")
     return orjson.loads(data)
 
@@ -216,6 +147,7 @@ async def test_ping_answers_now_in_rfc3339_ms() -> None:
 async def test_unknown_method_is_method_not_found() -> None:
     res = await answer(Plugin("p", version="1"), "nope")
     assert res["ok"] is False and res["error"]["code"] == "METHOD_NOT_FOUND"
+    assert res["error"]["retryable"] is False
 
 
 async def test_handler_result_becomes_payload_and_none_is_empty() -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..ipc import IpcError, PluginRegistry, PluginSession
-from ..ipc.frames import INVALID_PARAMS
+from ..protocol.ipc.frames import INVALID_PARAMS
 from .backend import BackendError, BackendItem, BackendRequest, Completion, TextDelta
 
 __all__ = ["AGENT_CAPABILITY", "PluginBackend"]

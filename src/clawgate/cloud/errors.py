@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..commands.model import CommandError
-from ..ipc.frames import (
+from ..protocol.ipc.frames import (
     DEPENDENCY_CYCLE,
     DEPENDENCY_MISSING,
     DEPENDENCY_NOT_READY,

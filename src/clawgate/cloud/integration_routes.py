@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..commands import CommandError
-from ..ipc.frames import INVALID_PARAMS
+from ..protocol.ipc.frames import INVALID_PARAMS
 from .desired import schema_issues
 from .errors import RouteRejected
 from .reconciler import Reconciler

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ipc import Handler, IpcError, PluginSession
-from ..ipc.frames import INVALID_PARAMS
+from ..protocol.ipc.frames import INVALID_PARAMS
 from .reconciler import Reconciler
 
 __all__ = ["integration_handlers"]

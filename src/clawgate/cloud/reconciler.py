@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from ..commands.queue import redact
 from ..ipc import IpcError, PluginRegistry, PluginSession
-from ..ipc.frames import INVALID_PARAMS, METHOD_NOT_FOUND, NOT_FOUND, UNAVAILABLE
+from ..protocol.ipc.frames import INVALID_PARAMS, METHOD_NOT_FOUND, NOT_FOUND, UNAVAILABLE
 from ..store import StateStore, ledger_repo
 from .desired import EMPTY, DesiredEntry, DesiredState, parse_desired_state, secrets_digest
 from .errors import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .frames import IpcError
+from ..protocol.ipc.frames import IpcError
 from .registry import DEFAULT_TIMEOUTS_S, PluginRegistry, PluginSession
 from .server import AlreadyServing, Handler, IpcServer, SocketPathError, so_peercred_uid
 

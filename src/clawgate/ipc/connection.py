@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final
 
-from .frames import (
+from ..protocol.ipc.frames import (
     ALREADY_REGISTERED,
-    FRAME_TOO_LARGE,
     INTERNAL,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -31,7 +30,7 @@ from .frames import (
     PLUGIN_DISCONNECTED,
     TIMEOUT,
     Event,
-    FrameError,
+    Frame,
     IpcError,
     Request,
     Response,
@@ -39,10 +38,9 @@ from .frames import (
     encode_event,
     encode_request,
     encode_response,
-    parse_frame,
 )
-from .framing import MAX_FRAME_BYTES, LineDecoder
-from .registration import negotiate_protocol, parse_register, register_result
+from ..protocol.ipc.reader import FrameReader
+from ..protocol.ipc.registration import negotiate_protocol, parse_register, register_result
 from .registry import PluginRegistry, PluginSession
 
 __all__ = [
@@ -238,14 +236,8 @@ class IpcConnection:
         if self._disconnected or self._close_requested:
             raise IpcError(PLUGIN_DISCONNECTED, "the plugin disconnected")
         request_id = str(uuid.uuid4())
+        # Raises INVALID_PARAMS above 1 MiB: the plugin would close on the frame (§2.1).
         frame = encode_request(request_id, method, params)
-        if len(frame) - 1 > MAX_FRAME_BYTES:
-            # The plugin would close on it (§2.1) and the retry would do the same forever.
-            raise IpcError(
-                INVALID_PARAMS,
-                f"{method} params encode to {len(frame) - 1} bytes, over the 1 MiB frame limit",
-                retryable=False,
-            )
         future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         self._pending[request_id] = future
         self._enqueue(frame)
@@ -261,28 +253,23 @@ class IpcConnection:
     # -- reading ------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        decoder = LineDecoder()
+        reader = FrameReader()
         while not self._close_requested:
             data = await self._reader.read(_READ_CHUNK)
             if not data:
                 return
             self._last_inbound = self._loop.time()
-            for line in decoder.feed(data):
-                self._receive_line(line)
+            for frame in reader.receive_data(data):
+                self._receive(frame)
                 if self._close_requested:
                     return
-            if decoder.overflow:
-                self.log.warning("frame above 1 MiB; closing")
-                self._fail_and_close(IpcError(FRAME_TOO_LARGE, "frame exceeds 1 MiB"), None)
+            error = reader.error
+            if error is not None:
+                self.log.warning("bad frame from plugin: %s %s; closing", error.code, error.message)
+                self._fail_and_close(error, error.reply_id)
                 return
 
-    def _receive_line(self, line: bytes) -> None:
-        try:
-            frame = parse_frame(line)
-        except FrameError as exc:
-            self.log.warning("malformed frame: %s", exc.message)
-            self._fail_and_close(exc, exc.reply_id)
-            return
+    def _receive(self, frame: Frame) -> None:
         if isinstance(frame, Request):
             self._receive_request(frame)
         elif isinstance(frame, Response):
@@ -290,7 +277,7 @@ class IpcConnection:
         elif isinstance(frame, Event):
             self.log.debug("ignoring plugin event %s", frame.event)
         else:
-            self.log.debug("ignoring frame of unknown type")
+            self.log.debug("ignoring frame of unknown type %.64r", frame.type)
 
     def _receive_response(self, response: Response) -> None:
         if response.id is None:
@@ -333,13 +320,15 @@ class IpcConnection:
         assert self.session is not None
         try:
             payload = await handler(self.session, request.params)
+            # Encoded inside the try: an unencodable or oversized payload is answered, too.
+            frame = encode_response(request.id, payload)
         except IpcError as exc:
             self._enqueue(encode_error(request.id, exc))
         except Exception:
             self.log.exception("handler for %s failed", request.method)
             self._enqueue(encode_error(request.id, IpcError(INTERNAL, "internal error")))
         else:
-            self._enqueue(encode_response(request.id, payload))
+            self._enqueue(frame)
 
     def _register(self, request: Request) -> None:
         settings = self.settings
@@ -353,7 +342,7 @@ class IpcConnection:
         except IpcError as exc:
             self.log.info("register refused: %s", exc.message)
             self._enqueue(encode_error(request.id, exc))
-            if exc.code != "INVALID_PARAMS":
+            if exc.code != INVALID_PARAMS:
                 self.close()  # UNSUPPORTED_PROTOCOL closes the connection (§2.4)
             return
         session = PluginSession(

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from .frames import PLUGIN_DISCONNECTED, IpcError
+from ..protocol.ipc.frames import PLUGIN_DISCONNECTED, IpcError
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",

@@ -30,7 +30,7 @@ from ..commands import (
     execution_timeout_ms,
     parse_command,
 )
-from .frames import IpcError
+from ..protocol.ipc.frames import IpcError
 from .registry import PluginRegistry, PluginSession
 
 __all__ = ["MAX_IN_FLIGHT_PER_PLUGIN", "CommandRouter", "IntegrationRoutes"]

@@ -14,8 +14,9 @@ Example::
     await plugin.run()  # until plugin.stop()
 """
 
-from ._errors import DEFAULT_RETRYABLE, NotConnectedError, PluginError
-from ._framing import MAX_FRAME_BYTES
+from ..protocol.ipc.frames import DEFAULT_RETRYABLE
+from ..protocol.ipc.framing import MAX_FRAME_BYTES
+from ._errors import NotConnectedError, PluginError
 from ._plugin import (
     PROTOCOL_VERSION,
     EventHandler,

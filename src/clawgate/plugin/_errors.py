@@ -1,9 +1,10 @@
-"""Plugin IPC error codes (spec §2.11) and the exceptions of the plugin SDK.
+"""The exceptions of the plugin SDK: the wire's `IpcError` under the SDK's public names.
 
 Exception tree::
 
-    PluginError             a request failed with {code, message, details?, retryable}
-    └── NotConnectedError   UNAVAILABLE: no registered connection (or it dropped mid-call)
+    IpcError                    clawgate.protocol.ipc: a wire error (the daemon raises it too)
+    └── PluginError             a request failed with {code, message, details?, retryable}
+        └── NotConnectedError   UNAVAILABLE: no registered connection (or it dropped mid-call)
 
 Handlers raise ``PluginError`` to choose the code they answer with; any other exception is
 answered ``INTERNAL`` without its text. ``Plugin.call`` raises ``PluginError`` with the
@@ -14,41 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-# The codes and their retry defaults are the wire's (spec §2.11), shared with the daemon.
-from ..ipc.frames import (
-    ALREADY_REGISTERED,
-    DEFAULT_RETRYABLE,
-    FRAME_TOO_LARGE,
-    INTERNAL,
-    INVALID_FRAME,
-    INVALID_PARAMS,
-    METHOD_NOT_FOUND,
-    NOT_FOUND,
-    NOT_REGISTERED,
-    TIMEOUT,
-    UNAVAILABLE,
-    UNSUPPORTED_PROTOCOL,
-)
+from ..protocol.ipc.frames import UNAVAILABLE, IpcError
 
-__all__ = [
-    "ALREADY_REGISTERED",
-    "DEFAULT_RETRYABLE",
-    "FRAME_TOO_LARGE",
-    "INTERNAL",
-    "INVALID_FRAME",
-    "INVALID_PARAMS",
-    "METHOD_NOT_FOUND",
-    "NOT_FOUND",
-    "NOT_REGISTERED",
-    "TIMEOUT",
-    "UNAVAILABLE",
-    "UNSUPPORTED_PROTOCOL",
-    "NotConnectedError",
-    "PluginError",
-]
+__all__ = ["NotConnectedError", "PluginError"]
 
 
-class PluginError(Exception):
+class PluginError(IpcError):
     """A request failed with a wire error; raise it from a handler to pick the code."""
 
     def __init__(
@@ -67,25 +39,15 @@ class PluginError(Exception):
             retryable: Whether a retry may succeed; defaults per code (§2.11).
             details: Optional structured details.
         """
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.retryable = DEFAULT_RETRYABLE.get(code, False) if retryable is None else retryable
-        self.details = details
+        super().__init__(code, message, details=details, retryable=retryable)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
     @classmethod
     def from_wire(cls, error: dict[str, Any]) -> PluginError:
         """Build the error from a response's ``error`` object."""
-        code = error.get("code")
-        message = error.get("message")
-        retryable = error.get("retryable")
-        details = error.get("details")
-        return cls(
-            code if isinstance(code, str) else INTERNAL,
-            message if isinstance(message, str) else "",
-            retryable=retryable if isinstance(retryable, bool) else None,
-            details=details if isinstance(details, dict) else None,
-        )
+        return cls.from_error(error)
 
 
 class NotConnectedError(PluginError):

@@ -15,7 +15,6 @@ import enum
 import logging
 import os
 import random
-import re
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, MutableMapping
@@ -25,29 +24,27 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from ..client import Backoff
-from ._errors import (
+from ..protocol.ipc.frames import (
     ALREADY_REGISTERED,
     INTERNAL,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
     TIMEOUT,
     UNSUPPORTED_PROTOCOL,
-    NotConnectedError,
-    PluginError,
-)
-from ._framing import (
-    MAX_FRAME_BYTES,
-    EventFrame,
+    Event,
+    Frame,
     FrameError,
-    NdjsonDecoder,
-    RequestFrame,
-    ResponseFrame,
-    encode_frame,
-    error_frame,
-    ok_frame,
-    parse_frame,
-    request_frame,
+    IpcError,
+    Request,
+    Response,
+    encode_error,
+    encode_request,
+    encode_response,
 )
+from ..protocol.ipc.framing import MAX_FRAME_BYTES
+from ..protocol.ipc.reader import FrameReader
+from ..protocol.ipc.registration import PROTOCOL_MAX, parse_register, register_params
+from ._errors import NotConnectedError, PluginError
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -59,10 +56,8 @@ __all__ = [
     "default_socket_path",
 ]
 
-PROTOCOL_VERSION: Final = 1
-NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-CAPABILITY_RE: Final = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")
-MAX_CAPABILITIES: Final = 64
+#: The highest protocol version the SDK speaks; it speaks every version the wire module does.
+PROTOCOL_VERSION: Final = PROTOCOL_MAX
 #: Per-method default timeouts for requests to the daemon (spec §2.8), seconds.
 DEFAULT_TIMEOUTS: Final = {"register": 10.0, "ping": 10.0, "integration.list": 15.0}
 DEFAULT_TIMEOUT: Final = 30.0
@@ -112,6 +107,25 @@ class _Adapter(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"[{extra.get('plugin')} {extra.get('conn')}] {msg}", kwargs
 
 
+def _plugin_error(error: IpcError) -> PluginError:
+    """Return `error` under the SDK's public exception type."""
+    return PluginError(error.code, error.message, retryable=error.retryable, details=error.details)
+
+
+def _check_registration(name: str, version: str, capabilities: list[str]) -> None:
+    """Apply the daemon's own `register` rules (spec §2.3) before connecting.
+
+    Raises:
+        ValueError: Listing every rule the name, version or capabilities break.
+    """
+    try:
+        parse_register(register_params(name=name, version=version, capabilities=capabilities))
+    except IpcError as exc:
+        errors = (exc.details or {}).get("errors", [])
+        problems = "; ".join(f"{e['path']} {e['message']}" for e in errors)
+        raise ValueError(f"invalid plugin registration: {problems or exc.message}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     """How one connection attempt ended."""
@@ -132,10 +146,10 @@ class _PluginConnection:
         self._plugin = plugin
         self._reader = reader
         self._writer = writer
-        self._decoder = NdjsonDecoder()
+        self._frames = FrameReader()
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=OUTBOX_MAX)
         # Events are rare and small; an unbounded queue keeps the reader from blocking on them.
-        self._events: asyncio.Queue[EventFrame] = asyncio.Queue()
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._tg: asyncio.TaskGroup | None = None
@@ -188,11 +202,16 @@ class _PluginConnection:
         if self.closed.is_set():
             raise NotConnectedError()
         frame_id = str(uuid.uuid4())
+        try:
+            # INVALID_PARAMS above 1 MiB: the daemon would close on the frame (§2.1).
+            data = encode_request(frame_id, method, params)
+        except IpcError as exc:
+            raise _plugin_error(exc) from None
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[frame_id] = fut
         try:
             async with asyncio.timeout(timeout):
-                await self.send(encode_frame(request_frame(frame_id, method, params)))
+                await self.send(data)
                 return await fut
         except TimeoutError:
             raise PluginError(
@@ -221,11 +240,13 @@ class _PluginConnection:
                 if not chunk:
                     self.log.info("daemon closed the connection")
                     break
-                for line in self._decoder.feed(chunk):
-                    self._dispatch(parse_frame(line))
-        except FrameError as exc:
-            self.log.warning("bad frame from daemon: %s %s", exc.code, exc.message)
-            await self._fail(exc)
+                for frame in self._frames.receive_data(chunk):
+                    self._dispatch(frame)
+                error = self._frames.error
+                if error is not None:
+                    self.log.warning("bad frame from daemon: %s %s", error.code, error.message)
+                    await self._fail(error)
+                    break
         except (ConnectionError, OSError) as exc:
             self.log.info("read failed: %s", type(exc).__name__)
         finally:
@@ -235,24 +256,26 @@ class _PluginConnection:
         """Send a connection-level error frame and give the writer 1 s to flush it."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
-                await self.send(encode_frame(error_frame(exc.frame_id, exc.code, exc.message)))
+                await self.send(encode_error(exc.reply_id, exc))
                 await self._outbox.join()
 
-    def _dispatch(self, frame: object) -> None:
-        if isinstance(frame, RequestFrame):
+    def _dispatch(self, frame: Frame) -> None:
+        if isinstance(frame, Request):
             self._spawn(self._handle_request(frame))
-        elif isinstance(frame, ResponseFrame):
+        elif isinstance(frame, Response):
             self._resolve(frame)
-        elif isinstance(frame, EventFrame):
+        elif isinstance(frame, Event):
             self._events.put_nowait(frame)
         else:
-            self.log.debug("ignoring frame of unknown type")
+            self.log.debug("ignoring frame of unknown type %.64r", frame.type)
 
-    def _resolve(self, frame: ResponseFrame) -> None:
+    def _resolve(self, frame: Response) -> None:
         if frame.id is None:
-            err = frame.error or {}
+            err = frame.error
             self.log.error(
-                "connection-level error from daemon: %s %s", err.get("code"), err.get("message")
+                "connection-level error from daemon: %s %s",
+                err.code if err else "?",
+                err.message if err else "",
             )
             return
         fut = self._pending.get(frame.id)
@@ -262,9 +285,10 @@ class _PluginConnection:
         if frame.ok:
             fut.set_result(frame.payload)
         else:
-            fut.set_exception(PluginError.from_wire(frame.error or {}))
+            assert frame.error is not None
+            fut.set_exception(_plugin_error(frame.error))
 
-    async def _handle_request(self, req: RequestFrame) -> None:
+    async def _handle_request(self, req: Request) -> None:
         data = await self._plugin._answer(req, self.log)
         with contextlib.suppress(NotConnectedError):
             await self.send(data)
@@ -322,16 +346,11 @@ class Plugin:
             opener: Opens the socket at a path; swapped in tests.
 
         Raises:
-            ValueError: If the name or capabilities are invalid.
+            ValueError: If the name, version or capabilities break the ``register`` rules
+                (spec §2.3), which the daemon would refuse.
         """
         caps = list(capabilities)
-        if not NAME_RE.match(name):
-            raise ValueError(f"plugin name must match {NAME_RE.pattern}: {name!r}")
-        if len(caps) > MAX_CAPABILITIES or len(set(caps)) != len(caps):
-            raise ValueError(f"capabilities must be 0 to {MAX_CAPABILITIES} unique strings")
-        for cap in caps:
-            if not CAPABILITY_RE.match(cap):
-                raise ValueError(f"capability must match {CAPABILITY_RE.pattern}: {cap!r}")
+        _check_registration(name, version, caps)
         self.name = name
         self.version = version
         self.capabilities = tuple(caps)
@@ -540,15 +559,13 @@ class Plugin:
         return outcome
 
     async def _register(self, conn: _PluginConnection) -> _Outcome:
-        params = {
-            "name": self.name,
-            "version": self.version,
-            "protocolVersion": PROTOCOL_VERSION,
-            "minProtocolVersion": PROTOCOL_VERSION,
-            "capabilities": list(self.capabilities),
-            "pid": os.getpid(),
-            "runtime": self.runtime,
-        }
+        params = register_params(
+            name=self.name,
+            version=self.version,
+            capabilities=list(self.capabilities),
+            pid=os.getpid(),
+            runtime=self.runtime,
+        )
         try:
             result = await conn.request("register", params, DEFAULT_TIMEOUTS["register"])
         except NotConnectedError:
@@ -567,35 +584,27 @@ class Plugin:
         self._registered.set()
         return _Outcome(registered=True)
 
-    async def _answer(self, req: RequestFrame, log: logging.LoggerAdapter) -> bytes:  # type: ignore[type-arg]
+    async def _answer(self, req: Request, log: logging.LoggerAdapter) -> bytes:  # type: ignore[type-arg]
         """Run the handler for ``req`` and return the encoded response frame."""
         handler = self._handlers.get(req.method)
         if handler is None:
-            return encode_frame(
-                error_frame(req.id, METHOD_NOT_FOUND, f"unknown method {req.method!r}")
-            )
+            error = IpcError(METHOD_NOT_FOUND, f"unknown method {req.method!r}")
+            return encode_error(req.id, error)
         try:
             result = await handler(req.params)
             if result is None:
                 result = {}
             if not isinstance(result, Mapping):
                 raise TypeError("handler returned a non-object")
-            data = encode_frame(ok_frame(req.id, dict(result)))
-            if len(data) - 1 > MAX_FRAME_BYTES:
-                raise PluginError(INTERNAL, f"response to {req.method} exceeds 1 MiB")
-            return data
-        except PluginError as exc:
-            return encode_frame(
-                error_frame(
-                    req.id, exc.code, exc.message, retryable=exc.retryable, details=exc.details
-                )
-            )
+            # INTERNAL above 1 MiB: the daemon would close on the frame (§2.1).
+            return encode_response(req.id, dict(result))
+        except IpcError as exc:
+            return encode_error(req.id, exc)
         except Exception as exc:
             # Never send str(exc): it may carry secrets or internals.
             log.exception("handler for %s failed", req.method)
-            return encode_frame(
-                error_frame(req.id, INTERNAL, f"{req.method} failed ({type(exc).__name__})")
-            )
+            error = IpcError(INTERNAL, f"{req.method} failed ({type(exc).__name__})")
+            return encode_error(req.id, error)
 
     async def _ping(self, params: dict[str, Any]) -> dict[str, Any]:
         now = self._now().astimezone(UTC)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from clawgate.ipc.framing import MAX_FRAME_BYTES, LineDecoder, encode_frame
+from clawgate.protocol.ipc.framing import MAX_FRAME_BYTES, LineDecoder, encode_frame
+
+
+def test_limit_is_one_mebibyte() -> None:
+    assert MAX_FRAME_BYTES == 1_048_576
 
 
 def test_complete_lines_are_returned_without_lf() -> None:
@@ -28,6 +32,14 @@ def test_line_split_across_reads_is_joined() -> None:
     assert decoder.buffered == 1
 
 
+def test_partial_tail_is_held_until_its_lf() -> None:
+    decoder = LineDecoder()
+    assert decoder.feed(b'{"a":1}\n{"b"') == [b'{"a":1}']
+    assert decoder.buffered == 4
+    assert decoder.feed(b":2}\n") == [b'{"b":2}']
+    assert decoder.buffered == 0
+
+
 def test_exactly_one_mib_is_accepted() -> None:
     decoder = LineDecoder()
     assert decoder.feed(b"x" * MAX_FRAME_BYTES) == []
@@ -41,6 +53,18 @@ def test_one_byte_over_overflows_without_waiting_for_newline() -> None:
     assert decoder.feed(b"x") == []
     assert decoder.overflow
     assert decoder.buffered == 0
+
+
+def test_complete_line_over_the_limit_overflows() -> None:
+    decoder = LineDecoder(max_bytes=10)
+    assert decoder.feed(b"x" * 11 + b"\n") == []
+    assert decoder.overflow
+
+
+def test_trailing_cr_counts_towards_the_limit() -> None:
+    decoder = LineDecoder(max_bytes=3)
+    assert decoder.feed(b"abc\r\n") == []
+    assert decoder.overflow
 
 
 def test_overflow_returns_lines_completed_before_it() -> None:
@@ -66,3 +90,8 @@ def test_buffer_never_exceeds_limit() -> None:
 
 def test_encode_frame_is_compact_json_and_lf() -> None:
     assert encode_frame({"a": [1, "b"]}) == b'{"a":[1,"b"]}\n'
+
+
+def test_encode_frame_escapes_line_breaks_inside_strings() -> None:
+    data = encode_frame({"a": "line\nbreak"})
+    assert data.endswith(b"\n") and data.count(b"\n") == 1

@@ -1,4 +1,9 @@
-"""Validate `register` and negotiate the protocol version, without I/O (spec §2.3, §2.4)."""
+"""The `register` rules and protocol version negotiation, without I/O (spec §2.3, §2.4).
+
+The plugin SDK builds its params with `register_params` and checks them with
+`parse_register` before it connects; the daemon checks what arrives with the same function,
+so a plugin the SDK accepts is one the daemon accepts.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ __all__ = [
     "RegisterParams",
     "negotiate_protocol",
     "parse_register",
+    "register_params",
     "register_result",
 ]
 
@@ -125,6 +131,34 @@ def negotiate_protocol(
             {"supported": {"min": ours_min, "max": ours_max}},
         )
     return version
+
+
+def register_params(
+    *,
+    name: str,
+    version: str,
+    capabilities: list[str],
+    pid: int | None = None,
+    runtime: Any = None,
+    protocol_version: int = PROTOCOL_MAX,
+    min_protocol_version: int = PROTOCOL_MIN,
+) -> dict[str, Any]:
+    """Return the `register` params a plugin sends, speaking this module's versions by default.
+
+    Optional fields that are None are left out.
+    """
+    params: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "protocolVersion": protocol_version,
+        "minProtocolVersion": min_protocol_version,
+        "capabilities": capabilities,
+    }
+    if pid is not None:
+        params["pid"] = pid
+    if runtime is not None:
+        params["runtime"] = runtime
+    return params
 
 
 def register_result(

@@ -2,21 +2,25 @@
 
 Exception tree::
 
-    IpcError        a request failed with a wire error `{code, message, details, retryable}`
-    └── FrameError  the peer sent an unusable frame: answer it, then close (§2.1)
+    IpcError                    a request failed with a wire error
+    │                           `{code, message, details, retryable}`
+    ├── FrameError              the peer sent an unusable frame: answer it, then close (§2.1)
+    └── PluginError             (clawgate.plugin) the plugin SDK's public name for it
+        └── NotConnectedError   (clawgate.plugin) UNAVAILABLE: no registered connection
 
-Handlers raise `IpcError`; the connection turns it into a frame. Any other exception is
-answered `INTERNAL` "internal error" and never shows its text.
+Both ends parse with `parse_frame`, so a frame one end rejects the other rejects too, with the
+same code and reply id. Handlers raise `IpcError`; the connection turns it into a frame. Any
+other exception is answered `INTERNAL` and never shows its text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import orjson
 
-from .framing import encode_frame
+from .framing import MAX_FRAME_BYTES, encode_frame
 
 __all__ = [
     "ALREADY_REGISTERED",
@@ -48,6 +52,7 @@ __all__ = [
     "IpcError",
     "Request",
     "Response",
+    "UnknownFrame",
     "encode_error",
     "encode_event",
     "encode_request",
@@ -131,8 +136,13 @@ class IpcError(Exception):
         return error
 
     @classmethod
-    def from_error(cls, error: dict[str, Any]) -> IpcError:
-        """Build an error from a peer's wire `error` object, tolerating odd shapes."""
+    def from_error(cls, error: dict[str, Any]) -> Self:
+        """Build an error from a peer's wire `error` object, tolerating odd member types.
+
+        A `code` that is not a non-empty string reads as `INTERNAL`, a non-string `message`
+        as empty, non-object `details` as none and a non-boolean `retryable` as the code's
+        default (§2.11).
+        """
         code = error.get("code")
         message = error.get("message")
         details = error.get("details")
@@ -140,12 +150,12 @@ class IpcError(Exception):
         return cls(
             code if isinstance(code, str) and code else INTERNAL,
             message if isinstance(message, str) else "",
-            details if isinstance(details, dict) else None,
-            retryable if isinstance(retryable, bool) else None,
+            details=details if isinstance(details, dict) else None,
+            retryable=retryable if isinstance(retryable, bool) else None,
         )
 
     def __repr__(self) -> str:
-        return f"IpcError({self.code!r}, {self.message!r})"
+        return f"{type(self).__name__}({self.code!r}, {self.message!r})"
 
 
 class FrameError(IpcError):
@@ -167,7 +177,7 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A response frame; `error` is set exactly when `ok` is false."""
+    """A response: `error` set exactly when `ok` is false; null `id`: a connection-level error."""
 
     id: str | None
     ok: bool
@@ -183,19 +193,26 @@ class Event:
     payload: dict[str, Any]
 
 
-Frame = Request | Response | Event
+@dataclass(frozen=True, slots=True)
+class UnknownFrame:
+    """A JSON object of a `type` this version does not define; log it and ignore it (§2.1)."""
+
+    type: Any
+
+
+Frame = Request | Response | Event | UnknownFrame
 
 
 def _valid_id(value: object) -> bool:
     return isinstance(value, str) and 1 <= len(value) <= _MAX_ID_LENGTH
 
 
-def parse_frame(line: bytes) -> Frame | None:
-    """Parse one line into a frame, or return None for an unknown `type` (to be ignored).
+def parse_frame(line: bytes) -> Frame:
+    """Parse one line (LF and trailing CR already stripped) into a frame.
 
     Raises:
         FrameError: `INVALID_FRAME` for bad UTF-8, bad JSON, a non-object, or a malformed
-            request, response or event.
+            request, response or event; `reply_id` is the request's id when it is usable.
     """
     try:
         text = line.decode("utf-8")
@@ -216,11 +233,12 @@ def parse_frame(line: bytes) -> Frame | None:
         return _parse_response(obj)
     if kind == "event":
         return _parse_event(obj)
-    return None
+    return UnknownFrame(kind)
 
 
 def _parse_request(obj: dict[str, Any]) -> Request:
     raw_id = obj.get("id")
+    # An unusable id is never echoed: the peer would have to reject the error frame too.
     reply_id = raw_id if _valid_id(raw_id) else None
     if reply_id is None:
         raise FrameError(INVALID_FRAME, "request id must be a string of 1 to 128 characters")
@@ -267,14 +285,44 @@ def _parse_event(obj: dict[str, Any]) -> Event:
     return Event(name, payload)
 
 
+def _oversize(data: bytes) -> int | None:
+    """Return the frame's size when it is over the limit (LF excluded), else None."""
+    size = len(data) - 1
+    return size if size > MAX_FRAME_BYTES else None
+
+
 def encode_request(request_id: str, method: str, params: dict[str, Any]) -> bytes:
-    """Encode a request frame."""
-    return encode_frame({"type": "req", "id": request_id, "method": method, "params": params})
+    """Encode a request frame.
+
+    Raises:
+        IpcError: `INVALID_PARAMS`, not retryable, when the frame would exceed 1 MiB: the
+            peer would close on it (§2.1) and a retry would do the same forever.
+    """
+    data = encode_frame({"type": "req", "id": request_id, "method": method, "params": params})
+    size = _oversize(data)
+    if size is not None:
+        raise IpcError(
+            INVALID_PARAMS,
+            f"{method} params encode to {size} bytes, over the 1 MiB frame limit",
+            retryable=False,
+        )
+    return data
 
 
 def encode_response(request_id: str, payload: dict[str, Any]) -> bytes:
-    """Encode a success response frame."""
-    return encode_frame({"type": "res", "id": request_id, "ok": True, "payload": payload})
+    """Encode a success response frame.
+
+    Raises:
+        IpcError: `INTERNAL` when the frame would exceed 1 MiB; answer with it instead, or
+            the peer closes the connection (§2.1).
+    """
+    data = encode_frame({"type": "res", "id": request_id, "ok": True, "payload": payload})
+    size = _oversize(data)
+    if size is not None:
+        raise IpcError(
+            INTERNAL, f"the response encodes to {size} bytes, over the 1 MiB frame limit"
+        )
+    return data
 
 
 def encode_error(request_id: str | None, error: IpcError) -> bytes:

@@ -6,8 +6,15 @@ from typing import Any
 
 import pytest
 
-from clawgate.ipc.frames import INVALID_PARAMS, UNSUPPORTED_PROTOCOL, IpcError
-from clawgate.ipc.registration import negotiate_protocol, parse_register, register_result
+from clawgate.protocol.ipc.frames import INVALID_PARAMS, UNSUPPORTED_PROTOCOL, IpcError
+from clawgate.protocol.ipc.registration import (
+    PROTOCOL_MAX,
+    PROTOCOL_MIN,
+    negotiate_protocol,
+    parse_register,
+    register_params,
+    register_result,
+)
 
 
 def _params(**overrides: Any) -> dict[str, Any]:
@@ -43,14 +50,26 @@ def test_bad_name_is_reported_at_its_path(name: object) -> None:
     assert [e["path"] for e in _errors(_params(name=name))] == ["/name"]
 
 
+@pytest.mark.parametrize("name", ["agent\n", "\nagent", "agent\r"])
+def test_name_with_a_line_break_is_rejected(name: str) -> None:
+    assert [e["path"] for e in _errors(_params(name=name))] == ["/name"]
+
+
 def test_name_of_64_characters_is_accepted() -> None:
     assert parse_register(_params(name="a" * 64)).name == "a" * 64
 
 
-@pytest.mark.parametrize("capability", ["Mail", "mail.", ".mail", "1mail", "mail..send", ""])
-def test_bad_capability_is_reported_at_its_index(capability: str) -> None:
+@pytest.mark.parametrize(
+    "capability", ["Mail", "mail.", ".mail", "1mail", "mail..send", "", "mail\n", 5]
+)
+def test_bad_capability_is_reported_at_its_index(capability: object) -> None:
     errors = _errors(_params(capabilities=["ok", capability]))
     assert [e["path"] for e in errors] == ["/capabilities/1"]
+
+
+@pytest.mark.parametrize("version", ["", 1, None])
+def test_version_must_be_a_non_empty_string(version: object) -> None:
+    assert [e["path"] for e in _errors(_params(version=version))] == ["/version"]
 
 
 def test_duplicate_capability_is_rejected() -> None:
@@ -66,6 +85,29 @@ def test_all_problems_are_collected() -> None:
     errors = _errors({"capabilities": "x"})
     paths = {e["path"] for e in errors}
     assert paths == {"/name", "/version", "/protocolVersion", "/capabilities"}
+
+
+def test_register_params_round_trip_through_parse_register() -> None:
+    params = register_params(
+        name="agent-1", version="2.0", capabilities=["mail"], pid=7, runtime="python/3.11"
+    )
+    assert params == {
+        "name": "agent-1",
+        "version": "2.0",
+        "protocolVersion": PROTOCOL_MAX,
+        "minProtocolVersion": PROTOCOL_MIN,
+        "capabilities": ["mail"],
+        "pid": 7,
+        "runtime": "python/3.11",
+    }
+    parsed = parse_register(params)
+    assert (parsed.name, parsed.capabilities, parsed.pid) == ("agent-1", ("mail",), 7)
+    assert negotiate_protocol(parsed.protocol_version, parsed.min_protocol_version) == 1
+
+
+def test_register_params_leave_out_absent_optional_fields() -> None:
+    params = register_params(name="a", version="1", capabilities=[])
+    assert "pid" not in params and "runtime" not in params
 
 
 def test_negotiation_picks_smaller_maximum() -> None:
