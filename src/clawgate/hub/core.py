@@ -22,8 +22,8 @@ from ..protocol.control_link import (
     CommandTarget,
     InvalidMessage,
     MessageIssue,
-    format_time,
 )
+from ..protocol.timefmt import format_time
 from .bus import HubBus, command_channel, daemon_channel
 from .desired import validate_desired
 from .keys import hash_key, new_key, new_key_id

@@ -28,7 +28,8 @@ from ..hub.store import (
     RevisionConflict,
     SessionInfo,
 )
-from ..protocol.control_link import TERMINAL_STATES, parse_time
+from ..protocol.control_link import TERMINAL_STATES
+from ..protocol.timefmt import parse_time
 from ..service.pidfile import AlreadyRunning, PidLock
 from ._batch import WriteBatcher
 from ._migrations import Migration, run_migrations
