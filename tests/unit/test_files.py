@@ -1,4 +1,4 @@
-"""Atomic file writes: exact mode, all or nothing, nothing left behind."""
+"""Atomic file writes (exact mode, all or nothing, nothing left behind) and lock files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from clawgate.files import PRIVATE_MODE, write_atomic
+from clawgate.files import (
+    PRIVATE_MODE,
+    AlreadyRunning,
+    PidLock,
+    recorded_pid,
+    running_pid,
+    write_atomic,
+)
 
 
 @pytest.fixture
@@ -113,3 +120,56 @@ def test_without_replace_a_missing_file_is_created(tmp_path: Path) -> None:
 def test_a_missing_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         write_atomic(tmp_path / "absent" / "file", b"x")
+
+
+def test_a_lock_records_this_pid_in_a_private_file(tmp_path: Path, open_umask: None) -> None:
+    lock = PidLock(tmp_path / "gateway.pid")
+    lock.acquire()
+    try:
+        assert recorded_pid(lock.path) == os.getpid()
+        assert running_pid(lock.path) == os.getpid()
+        assert mode_of(lock.path) == 0o600
+    finally:
+        lock.release()
+
+
+def test_a_held_lock_refuses_a_second_holder_and_names_the_first(tmp_path: Path) -> None:
+    first = PidLock(tmp_path / "hub.db.lock")
+    first.acquire()
+    try:
+        with pytest.raises(AlreadyRunning) as caught:
+            PidLock(first.path).acquire()
+        assert caught.value.pid == os.getpid()
+    finally:
+        first.release()
+
+
+def test_a_released_lock_can_be_taken_again_and_its_file_stays(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.pid"
+    first = PidLock(path)
+    first.acquire()
+    first.release()
+    assert path.exists()
+    assert running_pid(path) is None
+    assert recorded_pid(path) is None
+    second = PidLock(path)
+    second.acquire()
+    second.release()
+
+
+def test_a_pid_left_by_a_dead_process_does_not_block_and_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.pid"
+    path.write_text("999999999\n")
+    assert running_pid(path) is None
+    lock = PidLock(path)
+    lock.acquire()
+    try:
+        assert lock.stale_pid == 999999999
+        assert recorded_pid(path) == os.getpid()
+    finally:
+        lock.release()
+
+
+def test_no_lock_file_means_nothing_runs(tmp_path: Path) -> None:
+    assert running_pid(tmp_path / "gateway.pid") is None
+    assert recorded_pid(tmp_path / "gateway.pid") is None

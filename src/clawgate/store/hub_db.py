@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
+from ..files import AlreadyRunning, PidLock
 from ..hub.store import (
     AckOutcome,
     CommandRecord,
@@ -30,7 +31,6 @@ from ..hub.store import (
 )
 from ..protocol.control_link import TERMINAL_STATES
 from ..protocol.timefmt import parse_time
-from ..service.pidfile import AlreadyRunning, PidLock
 from ._batch import WriteBatcher
 from ._migrations import Migration, run_migrations
 from ._sqlite import configure, connect, ensure_private_file, restrict_sidecars
