@@ -136,8 +136,8 @@ class Reconciler:
 
     async def start(self) -> None:
         """Load the ledger and the last snapshot, then reconcile against them (§5.1)."""
-        items = await self._store.read(ledger_repo.load_items)
-        self._items = {item.id: item for item in items}
+        rows = await self._store.read(ledger_repo.load_items)
+        self._items = {row.id: LedgerItem.from_row(row) for row in rows}
         snapshot = await self._store.read(lambda c: ledger_repo.get_record(c, "desired"))
         if snapshot is not None:
             self._desired = parse_desired_state(snapshot, with_secrets=False)
@@ -646,7 +646,9 @@ class Reconciler:
             item.status = ItemStatus.PENDING
 
     async def _save(self, item: LedgerItem) -> None:
-        await self._store.write(lambda c: ledger_repo.save_items(c, [item]))
+        # The row is taken now, on the loop: the owner thread never reads a mutable item.
+        row = item.to_row()
+        await self._store.write(lambda c: ledger_repo.save_items(c, [row]))
 
     # -- drift -------------------------------------------------------------------------
 
