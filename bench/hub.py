@@ -18,7 +18,8 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from clawgate.protocol.control_link import MessageType, envelope, format_time
+from clawgate.protocol.control_link import MessageType, envelope
+from clawgate.protocol.timefmt import format_time
 
 from .procs import hub_process
 from .report import Figure, Target

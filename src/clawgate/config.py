@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
@@ -14,6 +13,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .files import write_atomic
 from .ipc.registry import DEFAULT_TIMEOUTS_S
 from .protocol.auth import AuthMode
 from .protocol.limits import Limits
@@ -34,7 +34,6 @@ __all__ = [
     "ensure_gateway_token",
     "load_config",
     "with_env_overrides",
-    "write_atomic",
 ]
 
 TOKEN_ENV = "CLAWGATE_GATEWAY_TOKEN"
@@ -266,21 +265,6 @@ def load_config(path: Path) -> ClawgateConfig:
         if error["type"] == "extra_forbidden":
             raise ConfigError(f"{where}: unknown key '{key}'; remove it or fix its name") from None
         raise ConfigError(f"{where}: invalid value for '{key}': {error['msg']}") from None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically with mode 0600 (temp file, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def ensure_gateway_token(path: Path) -> str:

@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from clawgate.protocol.control_link import MessageType, envelope, format_time
+from clawgate.protocol.control_link import MessageType, envelope
+from clawgate.protocol.timefmt import format_time
 
 __all__ = ["SimDaemon"]
 

@@ -12,7 +12,8 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from clawgate.cloud.settings import LinkSettings
-from clawgate.protocol.control_link import MessageType, envelope, format_time
+from clawgate.protocol.control_link import MessageType, envelope
+from clawgate.protocol.timefmt import format_time
 from tests.conftest import GatewayFactory
 
 

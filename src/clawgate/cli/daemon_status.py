@@ -10,8 +10,8 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from ..config import ClawgateConfig, ConfigError
+from ..files import running_pid
 from ..service.paths import Paths
-from ..service.pidfile import running_pid
 from ..service.runtime import resolve_tls
 from ..service.tls import pinned_client_context
 from ._common import ProbeFailed, ask_gateway, console

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import typer
 
 from ..config import ConfigError, bind_host, check_config_permissions
+from ..files import AlreadyRunning, PidLock, running_pid
 from ..gateway.schema_export import protocol_schema_bytes
 from ..gateway.server import GatewayServer
 from ..ipc import AlreadyServing, SocketPathError
@@ -22,7 +23,6 @@ from ..protocol.auth import AuthMode
 from ..service.daemon import start_detached, stop_daemon, tail_lines
 from ..service.logs import setup_logging
 from ..service.paths import HomeError, Paths
-from ..service.pidfile import AlreadyRunning, PidLock, running_pid
 from ..service.ports import port_holder
 from ..service.runtime import (
     AuthSource,

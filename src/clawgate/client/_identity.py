@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import logging
 import os
 import re
 import stat
-import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from typing import Any, Final
 
 import orjson
 
+from ..files import PRIVATE_MODE, write_atomic
 from ..protocol.device_auth import DeviceAuthError, DeviceIdentity, decode_public_key
 from ._errors import IdentityError
 
@@ -58,7 +57,6 @@ DEVICE_AUTH_FILE: Final = Path("identity", "device-auth.json")
 
 _FILE_VERSION: Final = 1
 _DIR_MODE: Final = 0o700
-_FILE_MODE: Final = 0o600
 _SEED_LEN: Final = 32
 
 _FINGERPRINT_PLAIN: Final = re.compile(r"[0-9A-Fa-f]{64}")
@@ -108,7 +106,7 @@ def load_or_create_identity(home: Path) -> DeviceIdentity:
     try:
         home.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         _ensure_private_dir(path.parent)
-        created = _write_private(path, _dump(document), replace=False)
+        created = write_atomic(path, _dump(document), replace=False)
     except OSError as exc:
         raise IdentityError(path, f"cannot create device identity: {_reason(exc)}") from exc
     if not created:  # another process created it first: use theirs, not ours
@@ -129,7 +127,7 @@ def _load_identity(path: Path) -> DeviceIdentity | None:
         return None
     except OSError as exc:
         raise IdentityError(path, f"cannot read device identity: {_reason(exc)}") from exc
-    _tighten_mode(path, _FILE_MODE)
+    _tighten_mode(path, PRIVATE_MODE)
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -247,7 +245,7 @@ class DeviceTokenStore:
         except OSError as exc:
             _LOGGER.warning("ignoring device tokens in %s: %s", self._path, _reason(exc))
             return {}
-        _tighten_mode(self._path, _FILE_MODE)
+        _tighten_mode(self._path, PRIVATE_MODE)
         try:
             document = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -288,7 +286,7 @@ class DeviceTokenStore:
         }
         try:
             _ensure_private_dir(self._path.parent)
-            _write_private(self._path, _dump(document), replace=True)
+            write_atomic(self._path, _dump(document))
         except OSError as exc:
             raise IdentityError(self._path, f"cannot write device tokens: {_reason(exc)}") from exc
 
@@ -377,51 +375,3 @@ def _tighten_mode(path: Path, mode: int) -> None:
             _LOGGER.warning("reset permissions of %s from %04o to %04o", path, current, mode)
     except OSError as exc:
         _LOGGER.warning("cannot check permissions of %s: %s", path, _reason(exc))
-
-
-def _write_private(path: Path, data: bytes, *, replace: bool) -> bool:
-    """Write ``data`` to ``path`` (mode 0600) via a temporary file in the same directory.
-
-    Args:
-        path: The destination.
-        data: The complete new content.
-        replace: Replace an existing file; otherwise leave it and return False.
-
-    Returns:
-        True if ``path`` now holds ``data``.
-    """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), _FILE_MODE)  # mkstemp's 0600 already; say it anyway
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                # link() fails if the destination exists, unlike rename(): the first of two
-                # racing creators wins and the other reads the winner's key.
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            except OSError:
-                # A file system without hard links: fall back to rename; a race here is
-                # between two first-ever starts on an exotic file system.
-                os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    """Flush a directory entry change to disk where the platform allows it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

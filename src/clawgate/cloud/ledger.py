@@ -1,4 +1,8 @@
-"""The reconciliation ledger's record of one integration (spec §5.2); no secret values."""
+"""The reconciliation ledger's record of one integration (spec §5.2); no secret values.
+
+``LedgerItem`` is what the reconciler works on; ``to_row``/``from_row`` turn it into the
+store's ``LedgerRow`` and back, so the store knows nothing of statuses or errors.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import dataclasses
 import enum
 from typing import Any
 
+from ..store.ledger_repo import LedgerRow
 from .errors import ReconcileError
 
 __all__ = ["ItemStatus", "LedgerItem"]
@@ -47,6 +52,49 @@ class LedgerItem:
     applied_revision: int = 0
     depends_on: tuple[str, ...] = ()
     updated_at: int = 0
+
+    @classmethod
+    def from_row(cls, row: LedgerRow) -> LedgerItem:
+        """Build an item from its stored row."""
+        return cls(
+            id=row.id,
+            status=ItemStatus(row.status),
+            installed_version=row.installed_version,
+            spec_hash=row.spec_hash,
+            config_hash=row.config_hash,
+            secret_fields=row.secret_fields,
+            enabled=row.enabled,
+            active=row.active,
+            owner=row.owner,
+            last_action=row.last_action,
+            attempts=row.attempts,
+            error=None if row.error is None else ReconcileError.from_json(row.error),
+            next_attempt_at=row.next_attempt_at,
+            applied_revision=row.applied_revision,
+            depends_on=row.depends_on,
+            updated_at=row.updated_at,
+        )
+
+    def to_row(self) -> LedgerRow:
+        """Return the item as the store keeps it."""
+        return LedgerRow(
+            id=self.id,
+            installed_version=self.installed_version,
+            spec_hash=self.spec_hash,
+            config_hash=self.config_hash,
+            secret_fields=self.secret_fields,
+            enabled=self.enabled,
+            active=self.active,
+            status=self.status.value,
+            owner=self.owner,
+            last_action=self.last_action,
+            attempts=self.attempts,
+            error=None if self.error is None else self.error.to_json(),
+            next_attempt_at=self.next_attempt_at,
+            applied_revision=self.applied_revision,
+            depends_on=self.depends_on,
+            updated_at=self.updated_at,
+        )
 
     @property
     def installed(self) -> bool:

@@ -38,11 +38,10 @@ from ..protocol.control_link import (
     ServiceAck,
     dead_after_ms,
     envelope,
-    format_time,
     parse_envelope,
     parse_payload,
-    parse_time,
 )
+from ..protocol.timefmt import format_time, parse_time
 from .settings import LinkSettings
 
 __all__ = [

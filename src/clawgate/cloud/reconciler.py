@@ -19,12 +19,12 @@ import os
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..commands.queue import redact
 from ..ipc import IpcError, PluginRegistry, PluginSession
 from ..protocol.ipc.frames import INVALID_PARAMS, METHOD_NOT_FOUND, NOT_FOUND, UNAVAILABLE
+from ..protocol.timefmt import format_time_ms
 from ..store import StateStore, ledger_repo
 from .desired import EMPTY, DesiredEntry, DesiredState, parse_desired_state, secrets_digest
 from .errors import (
@@ -136,8 +136,8 @@ class Reconciler:
 
     async def start(self) -> None:
         """Load the ledger and the last snapshot, then reconcile against them (§5.1)."""
-        items = await self._store.read(ledger_repo.load_items)
-        self._items = {item.id: item for item in items}
+        rows = await self._store.read(ledger_repo.load_items)
+        self._items = {row.id: LedgerItem.from_row(row) for row in rows}
         snapshot = await self._store.read(lambda c: ledger_repo.get_record(c, "desired"))
         if snapshot is not None:
             self._desired = parse_desired_state(snapshot, with_secrets=False)
@@ -271,7 +271,7 @@ class Reconciler:
             "converged": self._converged(),
         }
         if self._last_pass_at is not None:
-            out["lastPassAt"] = _rfc3339(self._last_pass_at)
+            out["lastPassAt"] = format_time_ms(self._last_pass_at)
         return out
 
     def ledger_view(self, owner: str | None = None) -> dict[str, Any]:
@@ -646,7 +646,9 @@ class Reconciler:
             item.status = ItemStatus.PENDING
 
     async def _save(self, item: LedgerItem) -> None:
-        await self._store.write(lambda c: ledger_repo.save_items(c, [item]))
+        # The row is taken now, on the loop: the owner thread never reads a mutable item.
+        row = item.to_row()
+        await self._store.write(lambda c: ledger_repo.save_items(c, [row]))
 
     # -- drift -------------------------------------------------------------------------
 
@@ -790,8 +792,8 @@ class Reconciler:
         return {
             "revision": desired.revision,
             "trigger": trigger,
-            "startedAt": _rfc3339(started),
-            "finishedAt": _rfc3339(finished),
+            "startedAt": format_time_ms(started),
+            "finishedAt": format_time_ms(finished),
             "drift": drift,
             "converged": self._converged(desired),
             "superseded": superseded,
@@ -801,9 +803,9 @@ class Reconciler:
 
     def _entry_json(self, item: LedgerItem, entry: DesiredEntry | None) -> dict[str, Any]:
         row = item.report_entry(entry.version if entry is not None else None)
-        row["updatedAt"] = _rfc3339(item.updated_at)
+        row["updatedAt"] = format_time_ms(item.updated_at)
         if item.next_attempt_at is not None:
-            row["nextAttemptAt"] = _rfc3339(item.next_attempt_at)
+            row["nextAttemptAt"] = format_time_ms(item.next_attempt_at)
         return row
 
     def _converged(self, desired: DesiredState | None = None) -> bool:
@@ -854,8 +856,3 @@ class Reconciler:
 
     def _redact(self, text: str) -> str:
         return str(redact(text, self.secret_values()))
-
-
-def _rfc3339(ms: int) -> str:
-    stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")

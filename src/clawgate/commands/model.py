@@ -13,8 +13,10 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
+
+from ..protocol.timefmt import format_time_ms
 
 __all__ = [
     "EXPIRED",
@@ -218,12 +220,11 @@ def ack_payload(command: Command, at: int, queue_position: int | None = None) ->
         at: daemon time of the transition, epoch milliseconds (sent as RFC 3339).
         queue_position: for a ``queued`` record, the commands ahead of it.
     """
-    stamp = datetime.fromtimestamp(at / 1000, UTC).isoformat(timespec="milliseconds")
     payload: dict[str, Any] = {
         "commandId": command.command_id,
         "state": command.state.ack_state,
         "attempt": command.attempt,
-        "at": stamp.replace("+00:00", "Z"),
+        "at": format_time_ms(at),
     }
     if command.state is CommandState.QUEUED and queue_position is not None:
         payload["queuePosition"] = queue_position

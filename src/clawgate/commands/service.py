@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-# A module import, not names: commands_repo imports .model, so either side may load first.
 from ..store import StateStore, commands_repo
 from .group_commit import GroupCommit
 from .model import Command, CommandError
@@ -65,7 +64,8 @@ class CommandService:
 
     async def load_on_start(self) -> list[Command]:
         """Load stored records into the empty book and apply §4.5; return records to ack."""
-        records = await self._store.read(commands_repo.load_commands)
+        stored = await self._store.read(commands_repo.load_commands)
+        records = [Command.from_json(data) for data in stored]
         changed = self._book.load(records, self._clock())
         await self._save(changed)
         logger.info(

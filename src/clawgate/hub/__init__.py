@@ -1,7 +1,7 @@
 """The self-hostable hub: the control link for daemons and the operator HTTP API (spec §7).
 
 ``HubServer`` composes three small seams so that scale-out is an adapter, not a rewrite:
-``HubStore`` (durable state; ``clawgate.store.hub_db.SqliteHubStore`` for one instance),
+``HubStore`` (durable state; ``SqliteHubStore`` on ``hub.db`` for one instance),
 ``HubBus`` (wake-ups; ``LocalBus`` in process) and ``SecretVault`` (AES-GCM at rest, or memory
 only).
 """

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,8 +22,8 @@ from ..protocol.control_link import (
     CommandTarget,
     InvalidMessage,
     MessageIssue,
-    format_time,
 )
+from ..protocol.timefmt import format_time
 from .bus import HubBus, command_channel, daemon_channel
 from .desired import validate_desired
 from .keys import hash_key, new_key, new_key_id
@@ -31,15 +31,13 @@ from .settings import HubSettings
 from .store import CommandRecord, DesiredRecord, HubStore, KeyRecord, NewCommand
 from .vault import SecretVault
 
-if TYPE_CHECKING:
-    from .link import DaemonLink
-
 __all__ = [
     "DEFAULT_EXPIRES_IN_MS",
     "MAX_WAIT_S",
     "CommandInput",
     "HubCore",
     "IssuedKey",
+    "LiveLink",
     "command_scope",
     "desired_scope",
 ]
@@ -77,6 +75,23 @@ class CommandInput(BaseModel):
     timeoutMs: int | None = Field(default=None, gt=0, le=3_600_000)
     expiresInMs: int = Field(default=DEFAULT_EXPIRES_IN_MS, gt=0, le=MAX_EXPIRES_IN_MS)
     idempotencyKey: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class LiveLink(Protocol):
+    """What the core and the server ask of a daemon's live link (``link.DaemonLink``)."""
+
+    @property
+    def key_id(self) -> str:
+        """The id of the API key the link authenticated with."""
+        ...
+
+    def revoked(self) -> None:
+        """Close because the link's key was revoked."""
+        ...
+
+    def restarting(self) -> None:
+        """Close because the hub is stopping."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,17 +141,17 @@ class HubCore:
         self.vault = vault
         self.clock = clock
         self.new_id = new_id
-        self.links: set[DaemonLink] = set()
+        self.links: set[LiveLink] = set()
         #: Set whenever the last live link has ended (stop() waits on it).
         self.links_drained = asyncio.Event()
         self.stopping = False
 
-    def add_link(self, link: DaemonLink) -> None:
+    def add_link(self, link: LiveLink) -> None:
         """Track a live link."""
         self.links.add(link)
         self.links_drained.clear()
 
-    def remove_link(self, link: DaemonLink) -> None:
+    def remove_link(self, link: LiveLink) -> None:
         """Forget a link that ended."""
         self.links.discard(link)
         if not self.links:

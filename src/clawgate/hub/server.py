@@ -15,6 +15,7 @@ from .api import add_routes
 from .bus import HubBus, LocalBus
 from .core import HubCore
 from .settings import HubSettings
+from .sqlite_store import SqliteHubStore
 from .store import HubStore
 from .vault import make_vault
 
@@ -39,9 +40,6 @@ class HubServer:
     ) -> None:
         """Prepare the hub; nothing is opened or bound until ``start``."""
         if store is None:
-            # Imported here: clawgate.store.hub_db imports this package's record types.
-            from ..store.hub_db import SqliteHubStore
-
             store = SqliteHubStore(settings.db_path)
         self.settings = settings
         self.core = HubCore(

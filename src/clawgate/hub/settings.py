@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from ..config import check_config_permissions, write_atomic
+from ..config import check_config_permissions
+from ..files import write_atomic
 
 # Mirrors of clawgate.protocol.control_link's defaults (importing it would load its models
 # into every `clawgate` command); tests/unit/test_hub_settings.py checks they agree.

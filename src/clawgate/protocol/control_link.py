@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, TypedDict
 
@@ -31,6 +30,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from .timefmt import format_time, parse_time
 
 __all__ = [
     "CAPABILITY_PATTERN",
@@ -75,11 +76,9 @@ __all__ = [
     "dead_after_ms",
     "dump_payload",
     "envelope",
-    "format_time",
     "negotiate_version",
     "parse_envelope",
     "parse_payload",
-    "parse_time",
 ]
 
 #: The control-link protocol versions this code speaks (spec §3): 1..1.
@@ -183,26 +182,6 @@ class InvalidMessage(ValueError):
         first = errors[0] if errors else MessageIssue(path="", message="invalid message")
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"{first['path'] or 'message'}: {first['message']}{more}")
-
-
-def format_time(seconds: float) -> str:
-    """Return ``seconds`` since the epoch as an RFC 3339 UTC time with milliseconds."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> float:
-    """Return an RFC 3339 time as seconds since the epoch.
-
-    Raises:
-        ValueError: ``text`` is not an RFC 3339 time with a zone.
-    """
-    if "T" not in text.upper():
-        raise ValueError("must be an RFC 3339 time such as 2026-11-23T20:17:05.123Z")
-    moment = datetime.fromisoformat(text.replace("z", "Z"))
-    if moment.tzinfo is None:
-        raise ValueError("must be an RFC 3339 time with a zone (Z or +hh:mm)")
-    return moment.timestamp()
 
 
 def _check_time(text: str) -> str:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from ..files import running_pid
 from .paths import Paths
-from .pidfile import running_pid
 
 __all__ = [
     "StartResult",

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..config import ClawgateConfig, ConfigError, load_config
+from ..files import recorded_pid, running_pid
 from ..store import inspect_store
 from .installer import InstalledUnit
 from .paths import Paths
-from .pidfile import recorded_pid, running_pid
 from .ports import port_holder
 from .runtime import resolve_tls
 from .tls import pinned_client_context

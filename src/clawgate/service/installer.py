@@ -9,20 +9,18 @@ refuses a command is an error (`ServiceError`), since the user asked for a runni
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
-import os
 import plistlib
 import shlex
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 from xml.parsers.expat import ExpatError
 
+from ..files import write_atomic
 from .units import (
     LAUNCHD_LABEL,
     SYSTEMD_UNIT_NAME,
@@ -184,23 +182,6 @@ def _first_line(result: CommandResult) -> str:
             if line.strip():
                 return line.strip()
     return f"exit status {result.returncode}"
-
-
-def _write_atomic(path: Path, content: str) -> None:
-    """Replace `path` with `content` (mode 0644) via a temporary file in the same directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(content.encode("utf-8"))
-            file.flush()
-            os.fchmod(file.fileno(), UNIT_FILE_MODE)
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class ServiceInstaller:
@@ -439,7 +420,8 @@ class ServiceInstaller:
     def _write(path: Path, content: str) -> None:
         """Write a unit file atomically, turning OS errors into `ServiceError`."""
         try:
-            _write_atomic(path, content)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, content, mode=UNIT_FILE_MODE)
         except OSError as exc:
             raise ServiceError(f"cannot write {path}: {exc.strerror}") from exc
 

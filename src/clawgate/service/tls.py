@@ -26,12 +26,13 @@ import os
 import re
 import ssl
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, NoReturn
+
+from ..files import write_atomic
 
 __all__ = [
     "CERT_FILE",
@@ -222,21 +223,6 @@ def pinned_client_context(material: TlsMaterial) -> ssl.SSLContext:
     return context
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` with `mode` via a temp file, fsync and rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _ensure_private_dir(tls_dir: Path) -> None:
     try:
         tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -345,8 +331,8 @@ def ensure_self_signed(
     key_pem, cert_pem, cert_der = _generate(hostnames, addresses, clock())
     # The key goes first: a certificate on disk means its key is already there.
     try:
-        _write_atomic(key_path, key_pem, 0o600)
-        _write_atomic(cert_path, cert_pem, 0o644)
+        write_atomic(key_path, key_pem)
+        write_atomic(cert_path, cert_pem, mode=0o644)
     except OSError as exc:
         raise TlsError(tls_dir, f"cannot write the TLS pair: {exc.strerror or exc}") from None
     material = TlsMaterial(cert_path, key_path, fingerprint_of_der(cert_der))

@@ -5,6 +5,10 @@ thread; everything else hands it functions through ``read``/``write``. Later rep
 (devices, sessions, queue, ledger, ...) are built on those two calls and add their tables as
 new entries at the end of ``MIGRATIONS``.
 
+Repositories read and write rows and JSON only (small row dataclasses defined here, dicts,
+tuples): this package imports nothing but ``protocol`` and ``files``, and the packages above
+it (commands, cloud, hub, ...) turn rows into their own records and back.
+
 Example::
 
     store = StateStore(paths.state_db)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..protocol.timefmt import format_time
 from ._errors import StoreClosedError, StoreError, StoreTooNewError
 from ._migrations import MIGRATIONS, Migration, latest_version, run_migrations
 from ._sqlite import (
@@ -61,12 +62,6 @@ async def _result(future: asyncio.Future[T]) -> T:
 
 def _utc_stamp(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _rfc3339(now: float) -> str:
-    return (
-        datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
 
 
 class StateStore:
@@ -261,7 +256,7 @@ class StateStore:
         with immediate_transaction(conn):
             insert = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
             conn.execute(insert, ("daemon_id", str(uuid.uuid4())))
-            conn.execute(insert, ("created_at", _rfc3339(self._clock())))
+            conn.execute(insert, ("created_at", format_time(self._clock())))
             (daemon_id,) = conn.execute("SELECT value FROM meta WHERE key = 'daemon_id'").fetchone()
         return str(daemon_id)
 

@@ -1,52 +1,55 @@
-"""``HubStore`` on one SQLite file (``hub.db``, WAL), for a single hub instance (spec §7.2).
+"""hub.db: the hub's state in one SQLite file (WAL), for a single hub instance (spec §7.2).
 
 It lives here because only ``clawgate.store`` touches SQLite. It reuses the state store's
 generic parts: the owner thread that runs every call off the event loop in submission order,
-the file/PRAGMA helpers and numbered migrations. A ``<db>.lock`` flock makes a second hub on
-the same files fail at once. Writes go through a ``WriteBatcher``: writes made while a commit
-is in flight share the next transaction, so one fsync serves many commands and acks.
+the file/PRAGMA helpers and numbered migrations. Writes go through a ``WriteBatcher``: writes
+made while a commit is in flight share the next transaction, so one fsync serves many
+commands and acks, and writes commit in the order they were called.
+
+``HubDatabase`` reads and writes rows (``KeyRow``, ``DaemonRow``, ``DesiredRow``,
+``CommandRow``) and JSON; the hub turns them into its own records. The JSON it stores is the
+hub's to shape (daemon ``info``, command ``spec``), except the keys of acks and reports it
+reads (``commandId``, ``state``, ``result``, ``error``; ``revision``, ``converged``,
+``superseded``), which are the control link's wire fields. It takes no lock: the hub makes
+sure one process opens the file.
+
+Exceptions: ``StoreError`` (the file cannot be opened or migrated), ``StoreClosedError`` (a
+call while not open), ``StaleRevision`` (``put_desired`` with a stale ``if_revision``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import orjson
 
-from ..hub.store import (
-    AckOutcome,
-    CommandRecord,
-    DaemonRecord,
-    DesiredRecord,
-    HubLocked,
-    HubStoreError,
-    KeyRecord,
-    NewCommand,
-    RevisionConflict,
-    SessionInfo,
-)
-from ..protocol.control_link import TERMINAL_STATES, parse_time
-from ..service.pidfile import AlreadyRunning, PidLock
 from ._batch import WriteBatcher
+from ._errors import StoreClosedError, StoreError
 from ._migrations import Migration, run_migrations
 from ._sqlite import configure, connect, ensure_private_file, restrict_sidecars
 from ._thread import OwnerThread
 
-__all__ = ["PENDING_STATE", "REPORTS_KEPT", "SqliteHubStore"]
+__all__ = [
+    "PENDING_STATE",
+    "REPORTS_KEPT",
+    "CommandRow",
+    "DaemonRow",
+    "DesiredRow",
+    "HubDatabase",
+    "KeyRow",
+    "StaleRevision",
+]
 
 T = TypeVar("T")
 
 #: Reports kept per daemon; older ones are deleted as new ones arrive.
 REPORTS_KEPT: Final = 50
-#: The hub re-sends a command until expiresAt plus this (spec §4.1).
-RESEND_GRACE_S: Final = 24 * 3600
-#: A command no ack has reached yet.
+#: The state of a command no ack has reached yet.
 PENDING_STATE: Final = "pending"
-_PENDING: Final = PENDING_STATE
-_TERMINAL_VALUES: Final = frozenset(state.value for state in TERMINAL_STATES)
 
 _V1: Final = """
 CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
@@ -119,31 +122,82 @@ MIGRATIONS: Final = (
 )
 
 
+class StaleRevision(Exception):
+    """``put_desired`` was given an ``if_revision`` that is not the current revision."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the desired state is at revision {current}")
+        self.current = current
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """A row of ``api_keys`` without its hash."""
+
+    key_id: str
+    label: str
+    created_at: str
+    revoked_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonRow:
+    """A row of ``daemons`` with its desired revision (0 when none) and, maybe, last report."""
+
+    daemon_id: str
+    info: dict[str, Any]
+    session_id: str | None
+    connected: bool
+    last_seen_at: str | None
+    desired_revision: int
+    last_applied_revision: int
+    converged: bool | None
+    last_report: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredRow:
+    """A row of ``desired_states``; ``integrations`` is its JSON, ``sealed`` an opaque blob."""
+
+    daemon_id: str
+    revision: int
+    issued_at: str
+    integrations: list[dict[str, Any]]
+    sealed: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRow:
+    """A row of ``commands`` with its JSON decoded and, when loaded with them, its acks."""
+
+    command_id: str
+    daemon_id: str
+    idempotency_key: str | None
+    spec: dict[str, Any]
+    sealed: bytes | None
+    state: str = PENDING_STATE
+    terminal: bool = False
+    result: Any = None
+    error: dict[str, Any] | None = None
+    acks: list[dict[str, Any]] = field(default_factory=list)
+    updated_at: str | None = None
+
+
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _key(row: sqlite3.Row) -> KeyRecord:
-    return KeyRecord(row["key_id"], row["label"], row["created_at"], row["revoked_at"])
+def _key(row: sqlite3.Row) -> KeyRow:
+    return KeyRow(row["key_id"], row["label"], row["created_at"], row["revoked_at"])
 
 
-def _command_from_row(row: sqlite3.Row, acks: list[dict[str, Any]]) -> CommandRecord:
-    spec = orjson.loads(row["spec"])
-    command = NewCommand(
+def _command_from_row(row: sqlite3.Row, acks: list[dict[str, Any]]) -> CommandRow:
+    return CommandRow(
         command_id=row["command_id"],
         daemon_id=row["daemon_id"],
-        name=spec["name"],
-        target=spec["target"],
-        params=spec["params"],
-        secret_names=spec["secretNames"],
         idempotency_key=row["idempotency_key"],
-        issued_at=spec["issuedAt"],
-        expires_at=spec["expiresAt"],
-        timeout_ms=spec.get("timeoutMs"),
+        spec=orjson.loads(row["spec"]),
         sealed=row["sealed"],
-    )
-    return CommandRecord(
-        command=command,
         state=row["state"],
         terminal=bool(row["terminal"]),
         result=orjson.loads(row["result"]) if row["result"] is not None else None,
@@ -153,7 +207,7 @@ def _command_from_row(row: sqlite3.Row, acks: list[dict[str, Any]]) -> CommandRe
     )
 
 
-def _load_command(conn: sqlite3.Connection, command_id: str) -> CommandRecord | None:
+def _load_command(conn: sqlite3.Connection, command_id: str) -> CommandRow | None:
     row = conn.execute("SELECT * FROM commands WHERE command_id = ?", (command_id,)).fetchone()
     if row is None:
         return None
@@ -166,23 +220,17 @@ def _load_command(conn: sqlite3.Connection, command_id: str) -> CommandRecord | 
     return _command_from_row(row, acks)
 
 
-def _daemon_from_row(row: sqlite3.Row, report: dict[str, Any] | None) -> DaemonRecord:
-    info = orjson.loads(row["info"])
+def _daemon_from_row(row: sqlite3.Row, report: dict[str, Any] | None) -> DaemonRow:
     converged = row["converged"]
-    return DaemonRecord(
+    return DaemonRow(
         daemon_id=row["daemon_id"],
-        hostname=info.get("hostname"),
-        platform=info.get("platform"),
-        daemon_version=info.get("daemonVersion"),
-        arch=info.get("arch"),
+        info=orjson.loads(row["info"]),
+        session_id=row["session_id"],
         connected=bool(row["connected"]),
-        session_id=row["session_id"] if row["connected"] else None,
         last_seen_at=row["last_seen_at"],
         desired_revision=int(row["revision"] or 0),
         last_applied_revision=int(row["last_applied_revision"]),
         converged=None if converged is None else bool(converged),
-        plugins=info.get("plugins", []),
-        queue_depth=int(info.get("queueDepth", 0)),
         last_report=report,
     )
 
@@ -192,13 +240,12 @@ SELECT d.*, s.revision FROM daemons d LEFT JOIN desired_states s USING (daemon_i
 """
 
 
-class SqliteHubStore:
-    """``HubStore`` on ``hub.db``: one owner thread, WAL, an exclusive lock file."""
+class HubDatabase:
+    """``hub.db``: one owner thread, WAL, rows in and out."""
 
     def __init__(self, path: Path) -> None:
-        """Prepare a store for ``path``; nothing touches the disk until ``open``."""
+        """Prepare a database for ``path``; nothing touches the disk until ``open``."""
         self._path = path
-        self._lock = PidLock(path.with_name(path.name + ".lock"))
         self._thread: OwnerThread | None = None
         self._writes: WriteBatcher | None = None
         # Touched only on the owner thread.
@@ -210,22 +257,11 @@ class SqliteHubStore:
         return self._path
 
     async def open(self) -> None:
-        """Take the lock, start the owner thread, open and migrate the file.
+        """Start the owner thread, open and migrate the file; its directory must exist.
 
         Raises:
-            HubLocked: another hub holds the database.
-            HubStoreError: the file cannot be opened or migrated.
+            StoreError: the file cannot be opened or migrated (nothing is left running).
         """
-        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            self._lock.acquire()
-        except AlreadyRunning as exc:
-            pid = f" (pid {exc.pid})" if exc.pid else ""
-            raise HubLocked(
-                f"another hub{pid} already uses {self._path}; stop it or pass another --db"
-            ) from None
-        except OSError as exc:
-            raise HubStoreError(f"cannot lock {self._path}: {exc.strerror}") from None
         self._thread = OwnerThread("clawgate-hub-store")
         self._thread.start()
         self._writes = WriteBatcher(self._thread.submit, self._connection)
@@ -236,14 +272,13 @@ class SqliteHubStore:
             raise
 
     async def close(self) -> None:
-        """Finish queued calls, close the connection, release the lock; idempotent."""
+        """Finish queued calls and close the connection; idempotent."""
         if self._writes is not None:
             await self._writes.flush()
             self._writes = None
         if self._thread is not None:
             await self._thread.stop(self._close_on_thread)
             self._thread = None
-        self._lock.release()
 
     def _open_on_thread(self) -> None:
         try:
@@ -253,10 +288,8 @@ class SqliteHubStore:
             configure(conn)
             run_migrations(conn, MIGRATIONS, self._path)
             restrict_sidecars(self._path)
-        except sqlite3.Error as exc:
-            raise HubStoreError(f"cannot open {self._path}: {exc}") from None
         except Exception as exc:
-            raise HubStoreError(f"cannot open {self._path}: {exc}") from None
+            raise StoreError(f"cannot open {self._path}: {exc}") from None
         self._conn = conn
 
     def _close_on_thread(self) -> None:
@@ -271,38 +304,40 @@ class SqliteHubStore:
         """Return the open connection; call on the owner thread only."""
         conn = self._conn
         if conn is None:
-            raise HubStoreError("the hub store is not open")
+            raise StoreClosedError("the hub store is not open")
         return conn
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        # No await before the call is handed over: callers rely on writes committing in the
+        # order they were called (the hub's link records acks from concurrent tasks).
         if self._thread is None or self._writes is None:
-            raise HubStoreError("the hub store is not open")
+            raise StoreClosedError("the hub store is not open")
         if write:
             return await self._writes.write(fn)
         return await self._thread.submit(lambda: fn(self._connection()))
 
     async def ping(self) -> None:
-        """Raise ``HubStoreError`` unless the database answers."""
+        """Raise ``StoreError`` unless the database answers."""
         await self._call(lambda conn: conn.execute("SELECT 1").fetchone())
 
     # Keys
 
-    async def add_key(self, key_id: str, key_hash: str, label: str, now: str) -> KeyRecord:
+    async def add_key(self, key_id: str, key_hash: str, label: str, now: str) -> KeyRow:
         """Store a new key by its hash."""
 
-        def add(conn: sqlite3.Connection) -> KeyRecord:
+        def add(conn: sqlite3.Connection) -> KeyRow:
             conn.execute(
                 "INSERT INTO api_keys (key_id, key_hash, label, created_at) VALUES (?, ?, ?, ?)",
                 (key_id, key_hash, label, now),
             )
-            return KeyRecord(key_id, label, now)
+            return KeyRow(key_id, label, now)
 
         return await self._call(add, write=True)
 
-    async def revoke_key(self, key_id: str, now: str) -> KeyRecord | None:
+    async def revoke_key(self, key_id: str, now: str) -> KeyRow | None:
         """Revoke a key; return it, or None when no such key exists."""
 
-        def revoke(conn: sqlite3.Connection) -> KeyRecord | None:
+        def revoke(conn: sqlite3.Connection) -> KeyRow | None:
             conn.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 (now, key_id),
@@ -312,19 +347,19 @@ class SqliteHubStore:
 
         return await self._call(revoke, write=True)
 
-    async def list_keys(self) -> list[KeyRecord]:
+    async def list_keys(self) -> list[KeyRow]:
         """Return every key, newest first."""
 
-        def keys(conn: sqlite3.Connection) -> list[KeyRecord]:
+        def keys(conn: sqlite3.Connection) -> list[KeyRow]:
             rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at DESC, rowid DESC")
             return [_key(row) for row in rows]
 
         return await self._call(keys)
 
-    async def find_key(self, key_hash: str) -> KeyRecord | None:
+    async def find_key(self, key_hash: str) -> KeyRow | None:
         """Return the unrevoked key with this hash, if any."""
 
-        def find(conn: sqlite3.Connection) -> KeyRecord | None:
+        def find(conn: sqlite3.Connection) -> KeyRow | None:
             row = conn.execute(
                 "SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,)
             ).fetchone()
@@ -334,19 +369,16 @@ class SqliteHubStore:
 
     # Daemons and sessions
 
-    async def open_session(self, info: SessionInfo, now: str) -> None:
-        """Record that ``info.session_id`` now holds the daemon."""
-        blob = _json(
-            {
-                "hostname": info.hostname,
-                "platform": info.platform,
-                "daemonVersion": info.daemon_version,
-                "arch": info.arch,
-                "plugins": info.plugins,
-                "queueDepth": info.queue_depth,
-                "keyId": info.key_id,
-            }
-        )
+    async def open_session(
+        self,
+        daemon_id: str,
+        session_id: str,
+        info: dict[str, Any],
+        last_applied_revision: int,
+        now: str,
+    ) -> None:
+        """Record that ``session_id`` now holds the daemon, with what it said of itself."""
+        blob = _json(info)
 
         def upsert(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -357,7 +389,7 @@ class SqliteHubStore:
                        session_id = excluded.session_id, connected = 1,
                        last_seen_at = excluded.last_seen_at,
                        last_applied_revision = excluded.last_applied_revision""",
-                (info.daemon_id, blob, info.session_id, now, info.last_applied_revision),
+                (daemon_id, blob, session_id, now, last_applied_revision),
             )
 
         await self._call(upsert, write=True)
@@ -374,7 +406,7 @@ class SqliteHubStore:
         )
 
     async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
-        """Update ``lastSeenAt`` while ``session_id`` holds the daemon."""
+        """Update ``last_seen_at`` while ``session_id`` holds the daemon."""
         await self._call(
             lambda conn: conn.execute(
                 "UPDATE daemons SET last_seen_at = ? WHERE daemon_id = ? AND session_id = ?",
@@ -383,19 +415,19 @@ class SqliteHubStore:
             write=True,
         )
 
-    async def list_daemons(self) -> list[DaemonRecord]:
-        """Return every known daemon."""
+    async def list_daemons(self) -> list[DaemonRow]:
+        """Return every known daemon, without reports."""
 
-        def daemons(conn: sqlite3.Connection) -> list[DaemonRecord]:
+        def daemons(conn: sqlite3.Connection) -> list[DaemonRow]:
             rows = conn.execute(_DAEMON_SELECT + " ORDER BY d.daemon_id")
             return [_daemon_from_row(row, None) for row in rows]
 
         return await self._call(daemons)
 
-    async def get_daemon(self, daemon_id: str) -> DaemonRecord | None:
-        """Return one daemon with its plugins and last report."""
+    async def get_daemon(self, daemon_id: str) -> DaemonRow | None:
+        """Return one daemon with its last report."""
 
-        def daemon(conn: sqlite3.Connection) -> DaemonRecord | None:
+        def daemon(conn: sqlite3.Connection) -> DaemonRow | None:
             row = conn.execute(_DAEMON_SELECT + " WHERE daemon_id = ?", (daemon_id,)).fetchone()
             if row is None:
                 return None
@@ -416,21 +448,23 @@ class SqliteHubStore:
         seal: Callable[[int], bytes | None],
         if_revision: int | None,
         now: str,
-    ) -> DesiredRecord:
+    ) -> DesiredRow:
         """Store the next revision (previous + 1) in one transaction.
 
+        ``seal(revision)`` runs inside it and returns the blob to store with the revision.
+
         Raises:
-            RevisionConflict: ``if_revision`` is given and is not the current revision.
+            StaleRevision: ``if_revision`` is given and is not the current revision.
         """
         body = _json(integrations)
 
-        def put(conn: sqlite3.Connection) -> DesiredRecord:
+        def put(conn: sqlite3.Connection) -> DesiredRow:
             row = conn.execute(
                 "SELECT revision FROM desired_states WHERE daemon_id = ?", (daemon_id,)
             ).fetchone()
             current = int(row[0]) if row else 0
             if if_revision is not None and if_revision != current:
-                raise RevisionConflict(current)
+                raise StaleRevision(current)
             revision = current + 1
             sealed = seal(revision)
             conn.execute(
@@ -442,20 +476,20 @@ class SqliteHubStore:
                 (daemon_id, revision, now, body, sealed),
             )
             conn.execute("INSERT OR IGNORE INTO daemons (daemon_id) VALUES (?)", (daemon_id,))
-            return DesiredRecord(daemon_id, revision, now, integrations, sealed)
+            return DesiredRow(daemon_id, revision, now, integrations, sealed)
 
         return await self._call(put, write=True)
 
-    async def get_desired(self, daemon_id: str) -> DesiredRecord | None:
+    async def get_desired(self, daemon_id: str) -> DesiredRow | None:
         """Return the daemon's current desired state, if one was ever written."""
 
-        def get(conn: sqlite3.Connection) -> DesiredRecord | None:
+        def get(conn: sqlite3.Connection) -> DesiredRow | None:
             row = conn.execute(
                 "SELECT * FROM desired_states WHERE daemon_id = ?", (daemon_id,)
             ).fetchone()
             if row is None:
                 return None
-            return DesiredRecord(
+            return DesiredRow(
                 daemon_id,
                 int(row["revision"]),
                 row["issued_at"],
@@ -467,25 +501,35 @@ class SqliteHubStore:
 
     # Commands
 
-    async def add_command(self, command: NewCommand) -> tuple[CommandRecord, bool]:
-        """Store a command; with a known idempotency key return the existing one and False."""
-        spec = _json(
-            {
-                "name": command.name,
-                "target": command.target,
-                "params": command.params,
-                "secretNames": command.secret_names,
-                "issuedAt": command.issued_at,
-                "expiresAt": command.expires_at,
-                "timeoutMs": command.timeout_ms,
-            }
-        )
+    async def add_command(
+        self,
+        *,
+        command_id: str,
+        daemon_id: str,
+        idempotency_key: str | None,
+        spec: dict[str, Any],
+        sealed: bytes | None,
+        expires_at: float,
+        issued_at: str,
+    ) -> tuple[CommandRow, bool]:
+        """Store a ``pending`` command; with a known idempotency key return that one and False.
 
-        def add(conn: sqlite3.Connection) -> tuple[CommandRecord, bool]:
-            if command.idempotency_key is not None:
+        Args:
+            command_id: The new command's id.
+            daemon_id: The daemon it is for.
+            idempotency_key: The operator's key, unique per daemon, or None.
+            spec: Its JSON (never a secret value).
+            sealed: The opaque blob of its secret values, or None.
+            expires_at: Its expiry in epoch seconds, for ``unsettled_commands``.
+            issued_at: Its RFC 3339 issue time, its first ``updated_at``.
+        """
+        body = _json(spec)
+
+        def add(conn: sqlite3.Connection) -> tuple[CommandRow, bool]:
+            if idempotency_key is not None:
                 row = conn.execute(
                     "SELECT command_id FROM commands WHERE daemon_id = ? AND idempotency_key = ?",
-                    (command.daemon_id, command.idempotency_key),
+                    (daemon_id, idempotency_key),
                 ).fetchone()
                 if row is not None:
                     existing = _load_command(conn, row[0])
@@ -497,48 +541,69 @@ class SqliteHubStore:
                        sealed, expires_at, state, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    command.command_id,
+                    command_id,
                     seq,
-                    command.daemon_id,
-                    command.idempotency_key,
-                    spec,
-                    command.sealed,
-                    parse_time(command.expires_at),
-                    _PENDING,
-                    command.issued_at,
+                    daemon_id,
+                    idempotency_key,
+                    body,
+                    sealed,
+                    expires_at,
+                    PENDING_STATE,
+                    issued_at,
                 ),
             )
-            conn.execute(
-                "INSERT OR IGNORE INTO daemons (daemon_id) VALUES (?)", (command.daemon_id,)
+            conn.execute("INSERT OR IGNORE INTO daemons (daemon_id) VALUES (?)", (daemon_id,))
+            created = CommandRow(
+                command_id, daemon_id, idempotency_key, spec, sealed, updated_at=issued_at
             )
-            return CommandRecord(command, _PENDING, False, updated_at=command.issued_at), True
+            return created, True
 
         return await self._call(add, write=True)
 
-    async def get_command(self, command_id: str) -> CommandRecord | None:
+    async def get_command(self, command_id: str) -> CommandRow | None:
         """Return a command with its ack history."""
         return await self._call(lambda conn: _load_command(conn, command_id))
 
-    async def unsettled_commands(self, daemon_id: str, now: str) -> list[CommandRecord]:
-        """Return the daemon's commands without a terminal ack still worth re-sending."""
-        horizon = parse_time(now) - RESEND_GRACE_S
+    async def unsettled_commands(self, daemon_id: str, expiring_after: float) -> list[CommandRow]:
+        """Return the daemon's commands without a terminal ack expiring after the given time.
 
-        def unsettled(conn: sqlite3.Connection) -> list[CommandRecord]:
+        Args:
+            daemon_id: The daemon.
+            expiring_after: Epoch seconds; commands that expire at or before it are left out.
+
+        Returns:
+            The commands in the order they were issued, without their acks.
+        """
+
+        def unsettled(conn: sqlite3.Connection) -> list[CommandRow]:
             rows = conn.execute(
                 "SELECT * FROM commands WHERE daemon_id = ? AND terminal = 0 AND expires_at > ?"
                 " ORDER BY seq",
-                (daemon_id, horizon),
+                (daemon_id, expiring_after),
             ).fetchall()
             return [_command_from_row(row, []) for row in rows]
 
         return await self._call(unsettled)
 
-    async def record_ack(self, daemon_id: str, ack: dict[str, Any], now: str) -> AckOutcome | None:
-        """Apply a COMMAND_ACK; None when the daemon has no such command."""
+    async def record_ack(
+        self, daemon_id: str, ack: dict[str, Any], *, terminal: bool, now: str
+    ) -> tuple[CommandRow, bool] | None:
+        """Apply a COMMAND_ACK unless the command already has a terminal one.
+
+        Args:
+            daemon_id: The daemon that sent it.
+            ack: The COMMAND_ACK payload; stored with ``receivedAt`` added.
+            terminal: Whether ``ack["state"]`` is a terminal state.
+            now: The time it was received.
+
+        Returns:
+            The command after the ack and whether the ack changed it; None when the daemon
+            has no such command.
+        """
         command_id = ack["commandId"]
         state = ack["state"]
 
-        def record(conn: sqlite3.Connection) -> AckOutcome | None:
+        def record(conn: sqlite3.Connection) -> tuple[CommandRow, bool] | None:
             row = conn.execute(
                 "SELECT terminal FROM commands WHERE command_id = ? AND daemon_id = ?",
                 (command_id, daemon_id),
@@ -547,7 +612,6 @@ class SqliteHubStore:
                 return None
             changed = not row["terminal"]
             if changed:
-                terminal = state in _TERMINAL_VALUES
                 conn.execute(
                     "INSERT INTO command_acks (command_id, body) VALUES (?, ?)",
                     (command_id, _json({**ack, "receivedAt": now})),
@@ -569,7 +633,7 @@ class SqliteHubStore:
                 )
             loaded = _load_command(conn, command_id)
             assert loaded is not None
-            return AckOutcome(loaded, changed)
+            return loaded, changed
 
         return await self._call(record, write=True)
 

@@ -1,8 +1,9 @@
 """The reconciliation ledger and its small records (desired snapshot, last report) in state.db.
 
-Functions here run on the store's owner thread, passed to `StateStore.read`/`write`. Nothing
-written here holds a secret value: items keep secret field names, the snapshot is the
-desired state without ``secrets`` (spec §5.1, §5.2).
+Functions here run on the store's owner thread, passed to `StateStore.read`/`write`. They read
+and write ``LedgerRow``s and JSON; the cloud package turns rows into its own records. Nothing
+written here holds a secret value: rows keep secret field names, the snapshot is the desired
+state without ``secrets`` (spec §5.1, §5.2).
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
-from ..cloud.errors import ReconcileError
-from ..cloud.ledger import ItemStatus, LedgerItem
-
 __all__ = [
+    "LedgerRow",
     "delete_items",
     "get_record",
     "load_items",
@@ -34,12 +34,34 @@ _COLUMNS: Final = (
 )
 
 
-def save_items(conn: sqlite3.Connection, items: Iterable[LedgerItem]) -> None:
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One row of ``integrations``, its JSON columns decoded; times are epoch milliseconds."""
+
+    id: str
+    installed_version: str | None
+    spec_hash: str | None
+    config_hash: str | None
+    secret_fields: tuple[str, ...]
+    enabled: bool
+    active: bool
+    status: str
+    owner: str | None
+    last_action: str | None
+    attempts: int
+    error: dict[str, Any] | None
+    next_attempt_at: int | None
+    applied_revision: int
+    depends_on: tuple[str, ...]
+    updated_at: int
+
+
+def save_items(conn: sqlite3.Connection, rows: Iterable[LedgerRow]) -> None:
     """Insert or replace ledger rows."""
     conn.executemany(
         f"INSERT OR REPLACE INTO integrations ({_COLUMNS}) VALUES"
         " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [_row(item) for item in items],
+        [_encode(row) for row in rows],
     )
 
 
@@ -48,10 +70,10 @@ def delete_items(conn: sqlite3.Connection, item_ids: Iterable[str]) -> None:
     conn.executemany("DELETE FROM integrations WHERE id = ?", [(i,) for i in item_ids])
 
 
-def load_items(conn: sqlite3.Connection) -> list[LedgerItem]:
+def load_items(conn: sqlite3.Connection) -> list[LedgerRow]:
     """Return every ledger row."""
     rows = conn.execute(f"SELECT {_COLUMNS} FROM integrations ORDER BY id").fetchall()
-    return [_item(row) for row in rows]
+    return [_decode(row) for row in rows]
 
 
 def get_record(conn: sqlite3.Connection, key: str) -> Any:
@@ -72,43 +94,43 @@ def set_record(conn: sqlite3.Connection, key: str, value: Any) -> None:
     )
 
 
-def _row(item: LedgerItem) -> tuple[Any, ...]:
+def _encode(row: LedgerRow) -> tuple[Any, ...]:
     return (
-        item.id,
-        item.installed_version,
-        item.spec_hash,
-        item.config_hash,
-        orjson.dumps(list(item.secret_fields)).decode(),
-        int(item.enabled),
-        int(item.active),
-        item.status.value,
-        item.owner,
-        item.last_action,
-        item.attempts,
-        None if item.error is None else orjson.dumps(item.error.to_json()).decode(),
-        item.next_attempt_at,
-        item.applied_revision,
-        orjson.dumps(list(item.depends_on)).decode(),
-        item.updated_at,
+        row.id,
+        row.installed_version,
+        row.spec_hash,
+        row.config_hash,
+        orjson.dumps(list(row.secret_fields)).decode(),
+        int(row.enabled),
+        int(row.active),
+        row.status,
+        row.owner,
+        row.last_action,
+        row.attempts,
+        None if row.error is None else orjson.dumps(row.error).decode(),
+        row.next_attempt_at,
+        row.applied_revision,
+        orjson.dumps(list(row.depends_on)).decode(),
+        row.updated_at,
     )
 
 
-def _item(row: tuple[Any, ...]) -> LedgerItem:
+def _decode(row: tuple[Any, ...]) -> LedgerRow:
     (item_id, installed, spec, config, secret_fields, enabled, active, status, owner, action,
      attempts, error, next_at, revision, depends_on, updated) = row  # fmt: skip
-    return LedgerItem(
+    return LedgerRow(
         id=item_id,
-        status=ItemStatus(status),
         installed_version=installed,
         spec_hash=spec,
         config_hash=config,
         secret_fields=tuple(orjson.loads(secret_fields)),
         enabled=bool(enabled),
         active=bool(active),
+        status=status,
         owner=owner,
         last_action=action,
         attempts=attempts,
-        error=None if error is None else ReconcileError.from_json(orjson.loads(error)),
+        error=None if error is None else orjson.loads(error),
         next_attempt_at=next_at,
         applied_revision=revision,
         depends_on=tuple(orjson.loads(depends_on)),

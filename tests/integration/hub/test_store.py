@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from clawgate.hub import HubLocked, HubServer
+from clawgate.files import running_pid
+from clawgate.hub import HubLocked, HubServer, HubStoreError
 
 from .conftest import HubFactory, github_entry, hub_settings
 
@@ -29,6 +30,23 @@ async def test_second_hub_on_the_same_db_is_refused(hub_factory: HubFactory) -> 
         await second.start()
     assert "another hub" in str(caught.value)
     assert "--db" in str(caught.value)
+
+
+async def test_a_file_that_is_not_a_database_is_refused_and_frees_the_lock(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "hub.db").write_bytes(b"not a database, just bytes" * 100)
+    with pytest.raises(HubStoreError) as caught:
+        await HubServer(hub_settings(tmp_path)).start()
+    assert f"cannot open {tmp_path / 'hub.db'}" in str(caught.value)
+    assert running_pid(tmp_path / "hub.db.lock") is None
+
+
+async def test_a_stopped_hub_frees_the_lock(hub_factory: HubFactory) -> None:
+    hub = await hub_factory()
+    assert running_pid(hub.home / "hub.db.lock") == os.getpid()
+    await hub.server.stop()
+    assert running_pid(hub.home / "hub.db.lock") is None
 
 
 @pytest.mark.parametrize("with_key", [False, True])
