@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from clawgate.client import GatewayCallError, GatewayClient
+from clawgate.config_file import REDACTED
 from clawgate.protocol.auth import AuthMode, SharedSecretAuth
-from clawgate.service.config_file import REDACTED
 from tests.conftest import GatewayFactory, RunningGateway
 
 TOKEN = "file-token-0123456789-abcdefghij"

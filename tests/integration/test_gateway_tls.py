@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from clawgate.client import GatewayClient, GatewayConnectionError
-from clawgate.service.tls import ensure_self_signed
+from clawgate.tls import ensure_self_signed
 from tests.conftest import GatewayFactory, RunningGateway
 
 

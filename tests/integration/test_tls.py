@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from clawgate.service.tls import (
+from clawgate.tls import (
     TlsMaterial,
     ensure_self_signed,
     load_material,

@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from clawgate.service.tls import (
+from clawgate.tls import (
     CERT_FILE,
     KEY_FILE,
     TlsError,
@@ -327,7 +327,7 @@ def test_server_context_fails_with_tls_error_when_files_changed(
 def test_loading_a_pair_does_not_import_cryptography(material: TlsMaterial) -> None:
     # The gateway loads the pair at every start; cryptography would cost it several MB.
     script = (
-        "import sys; from pathlib import Path; from clawgate.service import tls; "
+        "import sys; from pathlib import Path; from clawgate import tls; "
         f"m = tls.load_material(Path({str(material.cert_path)!r}), "
         f"Path({str(material.key_path)!r})); tls.server_ssl_context(m); "
         "print(m.fingerprint, 'cryptography' in sys.modules)"

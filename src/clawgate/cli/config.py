@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import ConfigError, load_config, with_env_overrides
-from ..service.config_file import (
+from ..config_file import (
     read_snapshot,
     redact_data,
     redact_raw,

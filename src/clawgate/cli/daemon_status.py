@@ -13,7 +13,7 @@ from ..config import ClawgateConfig, ConfigError
 from ..files import running_pid
 from ..service.paths import Paths
 from ..service.runtime import resolve_tls
-from ..service.tls import pinned_client_context
+from ..tls import pinned_client_context
 from ._common import ProbeFailed, ask_gateway, console
 
 if TYPE_CHECKING:

@@ -31,8 +31,8 @@ from ..service.runtime import (
     resolve_tls,
     run_gateway,
 )
-from ..service.tls import pinned_client_context
 from ..store import StoreError
+from ..tls import pinned_client_context
 from . import install as install_commands
 from ._common import console, fail, install_uvloop, load_paths_and_config, print_json
 from .daemon_status import gather_status, render_status

@@ -33,8 +33,8 @@ from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
 from ..protocol.hello import DEFAULT_AGENT_ID
 from ..protocol.presence import PresenceTable
-from ..service.tls import server_ssl_context
 from ..store import StateStore
+from ..tls import server_ssl_context
 from .access import GatewayAccess
 from .agent_service import AgentService
 from .broadcaster import Broadcaster

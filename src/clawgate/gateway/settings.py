@@ -10,7 +10,7 @@ from ..cloud.settings import LinkSettings
 from ..config import AgentSection
 from ..protocol.auth import SharedSecretAuth
 from ..protocol.limits import Limits
-from ..service.tls import TlsMaterial
+from ..tls import TlsMaterial
 
 __all__ = ["GatewaySettings", "PluginSettings"]
 

@@ -24,11 +24,11 @@ from typing import Any, Final
 from ..config import ClawgateConfig, ConfigError, load_config
 from ..files import recorded_pid, running_pid
 from ..store import inspect_store
+from ..tls import pinned_client_context
 from .installer import InstalledUnit
 from .paths import Paths
 from .ports import port_holder
 from .runtime import resolve_tls
-from .tls import pinned_client_context
 from .units import ServiceSpec
 
 __all__ = ["CheckResult", "DoctorProbes", "Status", "run_checks"]

@@ -24,8 +24,8 @@ from ..config import (
 from ..gateway.server import GatewayServer
 from ..gateway.settings import GatewaySettings, PluginSettings
 from ..protocol.auth import AuthMode, SharedSecretAuth
+from ..tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
 from .paths import Paths
-from .tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
 
 __all__ = ["AuthSource", "GatewayOverrides", "resolve_settings", "resolve_tls", "run_gateway"]
 

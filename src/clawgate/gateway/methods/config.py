@@ -11,10 +11,7 @@ import orjson
 from pydantic import Field
 
 from ...config import ClawgateConfig
-from ...protocol.detail_codes import BASE_HASH_MISMATCH, INVALID_CONFIG, RATE_LIMITED
-from ...protocol.errors import InvalidRequest, Unavailable
-from ...protocol.scopes import ADMIN, READ
-from ...service.config_file import (
+from ...config_file import (
     apply_merge_patch,
     config_hash,
     read_snapshot,
@@ -25,7 +22,10 @@ from ...service.config_file import (
     validate_raw,
     write_config,
 )
-from ...service.config_file import dumps as dumps_document
+from ...config_file import dumps as dumps_document
+from ...protocol.detail_codes import BASE_HASH_MISMATCH, INVALID_CONFIG, RATE_LIMITED
+from ...protocol.errors import InvalidRequest, Unavailable
+from ...protocol.scopes import ADMIN, READ
 from ..config_service import ConfigService
 from ..context import CallContext
 from ..registry import method

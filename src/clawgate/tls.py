@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, NoReturn
 
-from ..files import write_atomic
+from .files import write_atomic
 
 __all__ = [
     "CERT_FILE",

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from tomlkit.items import Table
     from tomlkit.toml_document import TOMLDocument
 
-from ..config import SECRET_KEYS, ClawgateConfig
-from ..files import write_atomic
+from .config import SECRET_KEYS, ClawgateConfig
+from .files import write_atomic
 
 __all__ = [
     "REDACTED",
