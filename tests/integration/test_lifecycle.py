@@ -72,3 +72,39 @@ async def test_failed_bind_leaves_nothing_running(tmp_path: Path) -> None:
         assert clash.ready is False
     finally:
         await holder.stop()
+
+
+async def test_a_dying_background_loop_stops_the_others_and_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = GatewayServer(settings(tmp_path))
+    await server.start()
+    try:
+        loops = list(server._loops)
+
+        async def broken_loop() -> None:
+            raise RuntimeError("a loop broke")
+
+        assert server._group is not None
+        server._group.create_task(broken_loop())
+        async with asyncio.timeout(5):
+            await server.wait_failed()
+        assert all(loop.done() for loop in loops)
+        assert any("background loop failed" in r.getMessage() for r in caplog.records)
+    finally:
+        await server.stop()
+
+
+async def test_a_failed_start_leaves_no_task_behind(tmp_path: Path) -> None:
+    holder = GatewayServer(settings(tmp_path / "a"))
+    await holder.start()
+    before = asyncio.all_tasks()
+    second = GatewayServer(settings(tmp_path / "b", holder.port))
+    try:
+        with pytest.raises(OSError):
+            await second.start()
+        leftover = {task for task in asyncio.all_tasks() - before if not task.done()}
+        leftover.discard(asyncio.current_task())  # type: ignore[arg-type]
+        assert leftover == set()
+    finally:
+        await holder.stop()

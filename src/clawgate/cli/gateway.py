@@ -17,7 +17,7 @@ import typer
 from ..config import ConfigError, bind_host, check_config_permissions
 from ..files import AlreadyRunning, PidLock, running_pid
 from ..gateway.schema_export import protocol_schema_bytes
-from ..gateway.server import GatewayServer
+from ..gateway.server import BackgroundFailure, GatewayServer
 from ..ipc import AlreadyServing, SocketPathError
 from ..protocol.auth import AuthMode
 from ..service.daemon import start_detached, stop_daemon, tail_lines
@@ -155,6 +155,8 @@ def _run_locked(
         )
     except StoreError as exc:
         fail(f"cannot use {paths.state_db}: {exc}", 2)
+    except BackgroundFailure as exc:
+        fail(str(exc), 1)
     except (AlreadyServing, SocketPathError) as exc:
         fail(
             f"{exc}; use a shorter CLAWGATE_HOME or stop the other daemon",

@@ -229,14 +229,18 @@ class ControlLink:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start connecting, unless the URL is unusable (then stay ``disabled`` with the reason)."""
+    def start(self, spawn: Callable[..., asyncio.Task[Any]] = asyncio.create_task) -> None:
+        """Start connecting, unless the URL is unusable (then stay ``disabled`` with the reason).
+
+        Args:
+            spawn: Starts the link's loop; the gateway passes its task group's.
+        """
         problem = check_url(self._settings.url, self._settings.allow_insecure)
         if problem is not None:
             self.last_error = problem
             logger.error("control link disabled: %s", problem)
             return
-        self._task = asyncio.create_task(self._run(), name="control-link")
+        self._task = spawn(self._run(), name="control-link")
 
     async def stop(self) -> None:
         """Close the session and stop reconnecting."""

@@ -134,8 +134,12 @@ class Reconciler:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load the ledger and the last snapshot, then reconcile against them (§5.1)."""
+    async def start(self, spawn: Callable[..., asyncio.Task[Any]] = asyncio.create_task) -> None:
+        """Load the ledger and the last snapshot, then reconcile against them (§5.1).
+
+        Args:
+            spawn: Starts the pass loop; the gateway passes its task group's.
+        """
         rows = await self._store.read(ledger_repo.load_items)
         self._items = {row.id: LedgerItem.from_row(row) for row in rows}
         snapshot = await self._store.read(lambda c: ledger_repo.get_record(c, "desired"))
@@ -145,7 +149,7 @@ class Reconciler:
             await self._store.read(lambda c: ledger_repo.get_record(c, "applied_revision")) or 0
         )
         self._last_report = await self._store.read(lambda c: ledger_repo.get_record(c, "report"))
-        self._task = asyncio.create_task(self._run(), name="reconciler")
+        self._task = spawn(self._run(), name="reconciler")
         self._kick(Trigger.STARTUP)
 
     async def stop(self) -> None:

@@ -8,6 +8,7 @@ operators when the link changes state.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import platform
 import socket
@@ -63,13 +64,13 @@ class CloudService:
         self._replying: set[str] = set()  # commandIds whose COMMAND is being answered
         self._unsubscribe: list[Callable[[], None]] = []
 
-    async def start(self) -> None:
-        """Hook into commands and reports, and connect."""
+    async def start(self, spawn: Callable[..., asyncio.Task[Any]] = asyncio.create_task) -> None:
+        """Hook into commands and reports, and connect (the link's loop runs in `spawn`)."""
         self._unsubscribe = [
             self._commands.subscribe(self._commands_committed),
             self._reconciler.subscribe_reports(self._report),
         ]
-        self.link.start()
+        self.link.start(spawn)
 
     async def stop(self) -> None:
         """Close the link and finish pending writes."""

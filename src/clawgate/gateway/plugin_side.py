@@ -8,6 +8,7 @@ top to bottom: `CloudService` -> `CommandRouter` -> `CommandService` -> plugin.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -122,15 +123,19 @@ class PluginSide:
         """Return the control link's state as plugins see it (`cloud.status`, spec §2.7)."""
         return self.cloud.status() if self.cloud is not None else _no_cloud()
 
-    async def start(self) -> None:
-        """Restore hub time, load the queue, start reconciling, listen, then link."""
+    async def start(self, spawn: Callable[..., asyncio.Task[Any]] = asyncio.create_task) -> None:
+        """Restore hub time, load the queue, start reconciling, listen, then link.
+
+        Args:
+            spawn: Starts each part's background loop; the gateway passes its task group's.
+        """
         # Hub time decides §4.5's expiries: restore the last measured offset first (§3.4).
         await self.hub_clock.load()
-        await self.router.start()
-        await self.reconciler.start()
-        await self.ipc.start()
+        await self.router.start(spawn)
+        await self.reconciler.start(spawn)
+        await self.ipc.start(spawn)
         if self.cloud is not None:
-            await self.cloud.start()
+            await self.cloud.start(spawn)
 
     async def stop(self) -> None:
         """Unlink, stop reconciling, tell plugins we stop, end running calls."""

@@ -6,11 +6,14 @@ Start order (each step may use what the steps before it started):
 2. the agent service (sessions, runs) and the plugin side (hub clock, command queue and
    router, reconciler, IPC socket, control link);
 3. the HTTP site on the gateway port, then the first health summary;
-4. the background loops (tick, health refresh, heartbeat) in one `asyncio.TaskGroup`,
-   then `ready`.
-Stop runs the other way, bounded in time: stop admitting and cancel the loops, end the
-agent runs (clients see them end), announce `shutdown`, drain, close with 1012, unbind,
-stop the plugin side, close the store.
+4. the gateway's own loops (tick, health refresh, heartbeat), then `ready`.
+Every long-running loop — the gateway's, and those the services start (IPC accept, command
+expiry, reconciliation passes, the control link) — runs in one `asyncio.TaskGroup` owned by
+a supervisor task: a loop that dies takes the group down, the failure is logged, and
+`wait_failed()` returns, so the process stops loudly instead of running half-alive.
+Stop runs the other way, bounded in time: stop admitting and cancel the gateway's loops,
+end the agent runs (clients see them end), announce `shutdown`, drain, close with 1012,
+unbind, stop the plugin side, close the store, and last let the task group end.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import sys
 import time
 import uuid
@@ -56,9 +60,13 @@ from .services import GatewayInfo, Services
 from .settings import GatewaySettings
 from .system_events import SystemEvents
 
-__all__ = ["GatewayServer"]
+__all__ = ["BackgroundFailure", "GatewayServer"]
 
 logger = logging.getLogger(__name__)
+
+
+class BackgroundFailure(RuntimeError):
+    """A background loop of the gateway died; the process must stop (the log says why)."""
 
 
 def wall_clock_ms() -> int:
@@ -139,7 +147,10 @@ class GatewayServer:
         self.agents: AgentService | None = None
         self.plugins: PluginSide | None = None
         self.services: Services | None = None
-        self._loops: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._released = asyncio.Event()  # set last in `stop`: the task group may end
         self._runner: web.AppRunner | None = None
 
     # -- start and stop ---------------------------------------------------------
@@ -167,9 +178,30 @@ class GatewayServer:
             OSError: the port cannot be bound.
             ssl.SSLError: the TLS material cannot be loaded.
         """
-        settings = self.settings
-        tls = settings.tls
+        tls = self.settings.tls
         ssl_context = server_ssl_context(tls) if tls is not None else None
+        try:
+            group = await self._start_supervisor()
+            services = await self._start_services(group)
+            await self._serve_http(services, ssl_context)
+            self.health.refresh()
+            self._loops = [
+                group.create_task(self._tick_loop(), name="tick"),
+                group.create_task(
+                    self.health.run(self.limits.health_refresh_ms / 1000), name="health"
+                ),
+                group.create_task(self.heartbeats.run(), name="heartbeat"),
+            ]
+        except BaseException:
+            await self.stop()  # what started stops again, and the task group ends
+            raise
+        self.connections.ready = True
+        logger.info(
+            "gateway ready on %s:%d (boot %s)", self.settings.host, self.port, self.info.boot_id
+        )
+
+    async def _start_services(self, group: asyncio.TaskGroup) -> Services:
+        """Open the store and what it restores, then the agent and plugin sides."""
         if self.store is not None:
             await self.store.open()
             await self.config.load()
@@ -177,7 +209,7 @@ class GatewayServer:
             await self.system_events.load()
             await self.pairing.load()
             self._build_plugin_and_agent_sides(self.store)
-        services = self.services = Services(
+        self.services = Services(
             info=self.info,
             clock=self.now_ms,
             limits=self.limits,
@@ -193,7 +225,11 @@ class GatewayServer:
         if self.agents is not None:
             await self.agents.start()
         if self.plugins is not None:
-            await self.plugins.start()
+            await self.plugins.start(group.create_task)
+        return self.services
+
+    async def _serve_http(self, services: Services, ssl_context: ssl.SSLContext | None) -> None:
+        """Bind the gateway port: ops endpoints, WebChat and the WebSocket API."""
         deps = ConnectionDeps(
             limits=self.limits,
             clock=self.now_ms,
@@ -215,19 +251,17 @@ class GatewayServer:
             connections=self.connections,
             deps=deps,
             uptime_ms=self.info.uptime_ms,
-            tls=tls is not None,
+            tls=ssl_context is not None,
         )
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.host, settings.port, ssl_context=ssl_context)
+        site = web.TCPSite(
+            self._runner, self.settings.host, self.settings.port, ssl_context=ssl_context
+        )
         await site.start()
         self.port = self._bound_port()
-        self.health.refresh()
-        self._loops = asyncio.create_task(self._run_loops(), name="gateway-loops")
-        self.connections.ready = True
-        logger.info("gateway ready on %s:%d (boot %s)", settings.host, self.port, self.info.boot_id)
 
     def _build_plugin_and_agent_sides(self, store: StateStore) -> None:
         settings = self.settings
@@ -251,23 +285,27 @@ class GatewayServer:
                 handlers=plugin_handlers,
             )
 
-    async def _run_loops(self) -> None:
-        """Run the background loops in one task group until the gateway stops."""
-        interval_s = self.limits.health_refresh_ms / 1000
+    async def _start_supervisor(self) -> asyncio.TaskGroup:
+        """Open the task group every background loop runs in, held by a supervisor task."""
+        opened: asyncio.Future[asyncio.TaskGroup] = asyncio.get_running_loop().create_future()
+        self._supervisor = asyncio.create_task(self._supervise(opened), name="gateway-tasks")
+        self._group = await opened
+        return self._group
+
+    async def _supervise(self, opened: asyncio.Future[asyncio.TaskGroup]) -> None:
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._tick_loop(), name="tick")
-                group.create_task(self.health.run(interval_s), name="health")
-                group.create_task(self.heartbeats.run(), name="heartbeat")
+                opened.set_result(group)
+                await self._released.wait()
         except Exception:
             # A loop that dies takes the others down with it; say so rather than go quiet.
-            logger.exception("a background loop failed; the gateway stops its loops")
+            logger.critical("a background loop failed; the gateway must stop", exc_info=True)
             raise
 
     async def wait_failed(self) -> None:
-        """Return when the background loops end on their own, which only a failure does."""
-        if self._loops is not None:
-            await asyncio.gather(self._loops, return_exceptions=True)
+        """Return when the background task group ends on its own, which only a failure does."""
+        if self._supervisor is not None:
+            await asyncio.gather(self._supervisor, return_exceptions=True)
 
     async def stop(self, *, restarting: bool = False, restart_expected_ms: int = 0) -> None:
         """Announce `shutdown`, drain for at most the policy's bound, close 1012, unbind."""
@@ -276,9 +314,9 @@ class GatewayServer:
             return
         connections.stopping = True
         connections.ready = False
-        if self._loops is not None:
-            self._loops.cancel()
-            await asyncio.gather(self._loops, return_exceptions=True)
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
         if self.agents is not None:
             # Before `shutdown`: clients see every run end (aborted) while still connected.
             await self.agents.stop()
@@ -290,6 +328,9 @@ class GatewayServer:
             await self.plugins.stop()
         if self.store is not None:
             await self.store.close()
+        self._released.set()
+        if self._supervisor is not None:
+            await asyncio.gather(self._supervisor, return_exceptions=True)
         logger.info("gateway stopped")
 
     def _bound_port(self) -> int:

@@ -87,12 +87,16 @@ class CommandRouter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._expiry: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Load the queue from state.db and start expiring queued commands."""
+    async def start(self, spawn: Callable[..., asyncio.Task[Any]] = asyncio.create_task) -> None:
+        """Load the queue from state.db and start expiring queued commands.
+
+        Args:
+            spawn: Starts the expiry loop; the gateway passes its task group's.
+        """
         recovered = await self.commands.load_on_start()
         if recovered:
             logger.info("recovered %d command records from state.db", len(recovered))
-        self._expiry = asyncio.create_task(self._expire_loop(), name="command-expiry")
+        self._expiry = spawn(self._expire_loop(), name="command-expiry")
 
     async def stop(self) -> None:
         """Stop expiring and end the calls still running at plugins."""

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from .connection import ConnectionSettings, Handler, IpcConnection
 from .registry import DEFAULT_REQUEST_TIMEOUT_S, PluginRegistry
@@ -180,8 +180,11 @@ class IpcServer:
         """Whether the server accepts connections."""
         return self._accept_task is not None and not self._accept_task.done()
 
-    async def start(self) -> None:
+    async def start(self, spawn: Callable[..., asyncio.Task[Any]] = asyncio.create_task) -> None:
         """Clear a stale socket, bind with mode 0600 and start accepting.
+
+        Args:
+            spawn: Starts the accept loop; the gateway passes its task group's.
 
         Raises:
             AlreadyServing: another process answered the probe.
@@ -195,7 +198,7 @@ class IpcServer:
         await asyncio.to_thread(_clear_stale, self.socket_path)
         self._stopping = False
         self._listener, self._inode = _bind(self.socket_path)
-        self._accept_task = asyncio.create_task(self._accept_loop(self._listener))
+        self._accept_task = spawn(self._accept_loop(self._listener), name="ipc-accept")
         logger.info("plugin IPC listening on %s", self.socket_path)
 
     async def stop(self, *, reason: str = "stop", grace_ms: int = 5000) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..config import (
     password_from_env,
     token_from_env,
 )
-from ..gateway.server import GatewayServer
+from ..gateway.server import BackgroundFailure, GatewayServer
 from ..gateway.settings import GatewaySettings, PluginSettings
 from ..protocol.auth import AuthMode, SharedSecretAuth
 from ..tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
@@ -176,7 +177,13 @@ async def run_gateway(
         await server.start()
         if on_ready is not None:
             on_ready(server)
-        await stop.wait()
+        signalled = asyncio.create_task(stop.wait())
+        failed = asyncio.create_task(server.wait_failed())
+        done, pending = await asyncio.wait({signalled, failed}, return_when=FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if failed in done:
+            raise BackgroundFailure("a background loop of the gateway failed; see its log")
         logger.info("signal received; stopping")
     finally:
         await server.stop()
