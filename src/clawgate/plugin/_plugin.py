@@ -44,6 +44,7 @@ from ..protocol.ipc.frames import (
 from ..protocol.ipc.framing import MAX_FRAME_BYTES
 from ..protocol.ipc.reader import FrameReader
 from ..protocol.ipc.registration import PROTOCOL_MAX, parse_register, register_params
+from ..protocol.ipc.timeouts import DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_TIMEOUTS_S
 from ._errors import NotConnectedError, PluginError
 
 __all__ = [
@@ -58,9 +59,6 @@ __all__ = [
 
 #: The highest protocol version the SDK speaks; it speaks every version the wire module does.
 PROTOCOL_VERSION: Final = PROTOCOL_MAX
-#: Per-method default timeouts for requests to the daemon (spec §2.8), seconds.
-DEFAULT_TIMEOUTS: Final = {"register": 10.0, "ping": 10.0, "integration.list": 15.0}
-DEFAULT_TIMEOUT: Final = 30.0
 #: Registration errors that a reconnect cannot fix.
 FATAL_REGISTER_CODES: Final = frozenset({UNSUPPORTED_PROTOCOL, INVALID_PARAMS, ALREADY_REGISTERED})
 CONNECT_TIMEOUT: Final = 5.0
@@ -426,7 +424,7 @@ class Plugin:
         if conn is None:
             raise NotConnectedError()
         if timeout is None:
-            timeout = DEFAULT_TIMEOUTS.get(method, DEFAULT_TIMEOUT)
+            timeout = DEFAULT_TIMEOUTS_S.get(method, DEFAULT_REQUEST_TIMEOUT_S)
         return await conn.request(method, dict(params or {}), timeout)
 
     async def report(
@@ -567,7 +565,7 @@ class Plugin:
             runtime=self.runtime,
         )
         try:
-            result = await conn.request("register", params, DEFAULT_TIMEOUTS["register"])
+            result = await conn.request("register", params, DEFAULT_TIMEOUTS_S["register"])
         except NotConnectedError:
             return _Outcome(registered=False)
         except PluginError as exc:
