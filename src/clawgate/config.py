@@ -14,8 +14,8 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .files import write_atomic
-from .ipc.registry import DEFAULT_TIMEOUTS_S
 from .protocol.auth import AuthMode
+from .protocol.ipc.timeouts import DEFAULT_TIMEOUTS_S
 from .protocol.limits import Limits
 
 __all__ = [

@@ -336,7 +336,7 @@ def verify_as_server(params: dict[str, Any], now_ms: int = SIGNED_AT) -> Verifie
 def client_params(identity: DeviceIdentity, device_token: str | None = None, **kw: Any) -> Any:
     """Return the connect params ``GatewayClient(**kw)`` sends, signed as it signs them."""
     client = GatewayClient(identity=identity, **kw)
-    params = client._connect_params(device_token)
+    params = client._dialer.connect_params(device_token=device_token)
     params["device"] = sign_device(params, identity, nonce=NONCE, signed_at_ms=SIGNED_AT)
     return params
 

@@ -128,7 +128,7 @@ def test_duplicate_handler_is_rejected() -> None:
 
 async def answer(plugin: Plugin, method: str, params: dict[str, Any] | None = None) -> Any:
     """Return the decoded response the plugin gives to one request."""
-    data = await plugin._answer(Request("r1", method, params or {}), LOG)
+    data = await plugin._handlers.answer(Request("r1", method, params or {}), LOG)
     assert data.endswith(b"\n")
     return orjson.loads(data)
 

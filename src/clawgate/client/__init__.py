@@ -18,7 +18,7 @@ gateway issues to it::
 
 from ..protocol.device_auth import DeviceIdentity
 from ._backoff import Backoff
-from ._client import DEFAULT_URL, ClientState, GatewayClient
+from ._client import DEFAULT_URL, GatewayClient
 from ._errors import (
     GatewayCallError,
     GatewayConnectionError,
@@ -30,6 +30,7 @@ from ._errors import (
 )
 from ._frames import ErrorInfo, Event, Response
 from ._identity import DeviceTokenStore, StoredToken, load_or_create_identity
+from ._lifecycle import ClientState
 from ._stream import EventStream
 
 __all__ = [

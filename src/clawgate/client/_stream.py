@@ -1,4 +1,13 @@
-"""Fan-out of received events to any number of bounded per-consumer streams."""
+"""Event subscription: the seq-gap rule and fan-out to bounded per-consumer streams.
+
+Invariants:
+- A seq gap goes to the ``on_gap`` callback when one is set; otherwise it is raised once,
+  as ``SequenceGapError``, from every stream, in order with the events around it.
+- A stream only sees events published after it was created, and never blocks the reader:
+  when its queue is full it drops the oldest event.
+- Streams continue across reconnects and end only when the client stops for good; one made
+  after that waits for the next connection.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +15,17 @@ import asyncio
 import logging
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
-from ._errors import SequenceGapError
+from ._errors import GatewayTimeoutError, SequenceGapError
 from ._frames import Event
 
-__all__ = ["DEFAULT_STREAM_SIZE", "EventHub", "EventStream"]
+__all__ = ["DEFAULT_STREAM_SIZE", "EventHub", "EventStream", "GapCallback"]
+
+GapCallback = Callable[[int, int], None]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,7 +122,9 @@ class EventStream(AsyncIterator[Event]):
 class EventHub:
     """Deliver each event to every live stream; streams are held weakly."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_gap: GapCallback | None = None) -> None:
+        """Create a hub; ``on_gap(expected, got)`` takes seq gaps instead of the streams."""
+        self._on_gap = on_gap
         # Weak, so an abandoned iterator is collected instead of filling up forever.
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
 
@@ -123,6 +137,42 @@ class EventHub:
     def unsubscribe(self, stream: EventStream) -> None:
         """Stop delivering to ``stream``."""
         self._streams.discard(stream)
+
+    def receive(
+        self, event: Event, gap: tuple[int, int] | None, log: logging.LoggerAdapter[Any]
+    ) -> None:
+        """Deliver ``event``, after the seq ``gap`` (expected, got) found before it, if any."""
+        if gap is not None:
+            if self._on_gap is not None:
+                try:
+                    self._on_gap(*gap)
+                except Exception:
+                    log.exception("on_gap callback failed")
+            else:
+                self.publish_gap(*gap)
+        self.publish(event)
+
+    async def next_event(
+        self, name: str | None, timeout: float, predicate: Callable[[Event], bool] | None
+    ) -> Event | None:
+        """Wait for the next event published from now on that matches; None if streams end.
+
+        Raises:
+            GatewayTimeoutError: No matching event within ``timeout``.
+            SequenceGapError: A seq gap was published while waiting.
+        """
+        async with self.subscribe() as stream:
+            try:
+                async with asyncio.timeout(timeout):
+                    async for event in stream:
+                        if name is not None and event.event != name:
+                            continue
+                        if predicate is None or predicate(event):
+                            return event
+            except TimeoutError:
+                what = repr(name) if name is not None else "any"
+                raise GatewayTimeoutError(f"no {what} event within {timeout}s") from None
+        return None
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` on every stream."""

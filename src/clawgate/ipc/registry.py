@@ -12,9 +12,10 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from ..protocol.ipc.frames import PLUGIN_DISCONNECTED, IpcError
+from ..protocol.ipc.timeouts import DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_TIMEOUTS_S
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
@@ -27,21 +28,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_REQUEST_TIMEOUT_S: Final = 30.0
-
-# §2.8; `command.execute` is absent on purpose: its caller computes `timeoutMs` (§4.2).
-DEFAULT_TIMEOUTS_S: Final[dict[str, float]] = {
-    "register": 10.0,
-    "ping": 10.0,
-    "integration.install": 300.0,
-    "integration.remove": 120.0,
-    "integration.configure": 60.0,
-    "integration.activate": 60.0,
-    "integration.deactivate": 60.0,
-    "integration.health": 15.0,
-    "integration.list": 15.0,
-}
 
 SessionCallback = Callable[["PluginSession"], None]
 

@@ -16,15 +16,11 @@ Example::
 
 from ..protocol.ipc.frames import DEFAULT_RETRYABLE
 from ..protocol.ipc.framing import MAX_FRAME_BYTES
+from ._connection import default_socket_path
 from ._errors import NotConnectedError, PluginError
-from ._plugin import (
-    PROTOCOL_VERSION,
-    EventHandler,
-    Plugin,
-    PluginState,
-    RequestHandler,
-    default_socket_path,
-)
+from ._handlers import EventHandler, RequestHandler
+from ._plugin import Plugin, PluginState
+from ._registration import PROTOCOL_VERSION
 
 __all__ = [
     "DEFAULT_RETRYABLE",

@@ -8,6 +8,7 @@ laxer than the other.
 - `frames`: frame models, error codes, `IpcError`/`FrameError`, parsing and encoding.
 - `reader`: `FrameReader`, inbound bytes in, frames (or the one fatal `FrameError`) out.
 - `registration`: the `register` rules and protocol version negotiation.
+- `timeouts`: the §2.8 request timeout table, applied by whichever end asks.
 """
 
 __all__: list[str] = []
