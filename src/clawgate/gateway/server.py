@@ -45,10 +45,12 @@ from .dispatcher import DispatchTable
 from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
-from .http import add_http_routes
+from .http import HttpSurface, add_http_routes
+from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
 from .metrics import GatewayMetrics
+from .openai_api import OpenAIApi
 from .pairing import PairingService
 from .plugin_side import PluginSide
 from .presence import PresenceService
@@ -118,6 +120,7 @@ class GatewayServer:
             sockets=self._sockets,
         )
         self.idempotent = IdempotentCalls(DedupeCache(limits), clock)
+        self.http_guard = HttpGuard(self.access, self.pairing, clock, limits.auth_failure_delay_ms)
         self.connections = ConnectionTable(
             limits=limits,
             broadcaster=self.broadcaster,
@@ -216,6 +219,7 @@ class GatewayServer:
             deps=deps,
             uptime_ms=self.info.uptime_ms,
             tls=tls is not None,
+            surfaces=self._http_surfaces(),
         )
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
@@ -250,6 +254,22 @@ class GatewayServer:
                 on_cloud_status=self._announce_cloud_status,
                 handlers=plugin_handlers,
             )
+
+    def _http_surfaces(self) -> list[HttpSurface]:
+        """Return the enabled HTTP surfaces; each needs the agents, so a state store."""
+        settings = self.settings
+        surfaces: list[HttpSurface] = []
+        if self.agents is not None and settings.openai_http.enabled:
+            surfaces.append(
+                OpenAIApi(
+                    agents=self.agents,
+                    guard=self.http_guard,
+                    settings=settings.openai_http,
+                    agent=settings.agent,
+                    clock=self.now_ms,
+                )
+            )
+        return surfaces
 
     async def _run_loops(self) -> None:
         """Run the background loops in one task group until the gateway stops."""
