@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..config import AgentBackendKind, AgentSection
-from .sessions import DEFAULT_AGENT_ID
+from .sessions import DEFAULT_AGENT_ID, canonical_key, split_key
 
-__all__ = ["MODEL_PREFIX", "AgentEntry", "agent_catalog", "agent_for_model"]
+__all__ = ["MODEL_PREFIX", "AgentEntry", "agent_catalog", "agent_for_model", "session_key_for"]
 
 #: An agent's model id on the OpenAI-compatible API is `clawgate:<agentId>`.
 MODEL_PREFIX: Final = "clawgate:"
+_SESSION_KEY_MAX: Final = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +66,18 @@ def agent_for_model(catalog: tuple[AgentEntry, ...], model: str | None) -> Agent
         if entry.agent_id == agent_id:
             return entry
     return None
+
+
+def session_key_for(entry: AgentEntry, raw: str) -> str:
+    """Return `raw` as a session key of `entry`'s agent (a bare name is the agent's).
+
+    Raises:
+        ValueError: `raw` is malformed or names another agent's session; the message says so.
+    """
+    key = canonical_key(raw, entry.agent_id)
+    parts = split_key(key)
+    if parts is None or len(key) > _SESSION_KEY_MAX:
+        raise ValueError(f"{raw!r} is not a session key: use a name, or agent:<agentId>:<name>")
+    if parts[0] != entry.agent_id:
+        raise ValueError(f"session {key!r} belongs to agent {parts[0]!r}, not {entry.agent_id!r}")
+    return key

@@ -22,9 +22,9 @@ from typing import Any, Final
 from aiohttp import web
 
 from ..agents.backend import ErrorKind
-from ..agents.catalog import AgentEntry, agent_catalog, agent_for_model
+from ..agents.catalog import AgentEntry, agent_catalog, agent_for_model, session_key_for
 from ..agents.run import AgentEvent, Run, RunFinished, RunMessage, RunStatus
-from ..agents.sessions import canonical_key, split_key
+from ..agents.sessions import canonical_key
 from ..bus import Subscription
 from ..config import AgentSection, OpenAIHttpSection
 from ..protocol.http_auth import Admitted, Refusal, Refused
@@ -62,7 +62,6 @@ logger = logging.getLogger(__name__)
 
 SESSION_HEADER: Final = "x-clawgate-session"
 RUN_ID_HEADER: Final = "x-clawgate-run-id"
-_SESSION_KEY_MAX: Final = 512
 _SSE_HEADERS: Final = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -209,24 +208,10 @@ class OpenAIApi:
         """Return the session: the header's, else the `user`'s, else a fresh one."""
         named = request.headers.get(SESSION_HEADER)
         if named is not None:
-            key = canonical_key(named.strip(), entry.agent_id)
-            parts = split_key(key)
-            if parts is None or len(key) > _SESSION_KEY_MAX:
-                raise OpenAIError(
-                    400,
-                    f"The {SESSION_HEADER} header is not a session key: use a name, or "
-                    "agent:<agentId>:<name>.",
-                    code=INVALID_VALUE,
-                )
-            if parts[0] != entry.agent_id:
-                raise OpenAIError(
-                    400,
-                    f"The session belongs to agent {parts[0]!r}, but the model names agent "
-                    f"{entry.agent_id!r}.",
-                    param="model",
-                    code=INVALID_VALUE,
-                )
-            return key
+            try:
+                return session_key_for(entry, named.strip())
+            except ValueError as exc:
+                raise OpenAIError(400, f"{SESSION_HEADER}: {exc}", code=INVALID_VALUE) from None
         if user is not None:
             return canonical_key(f"openai-user:{user}", entry.agent_id)
         return canonical_key(f"openai:{uuid.uuid4()}", entry.agent_id)

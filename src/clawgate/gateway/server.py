@@ -45,6 +45,7 @@ from .dispatcher import DispatchTable
 from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
+from .hooks import HookService
 from .http import HttpSurface, add_http_routes
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
@@ -141,6 +142,7 @@ class GatewayServer:
         # Built once the store is open: they read it from their first step.
         self.agents: AgentService | None = None
         self.plugins: PluginSide | None = None
+        self.hooks: HookService | None = None
         self.services: Services | None = None
         self._loops: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
@@ -269,6 +271,19 @@ class GatewayServer:
                     clock=self.now_ms,
                 )
             )
+        if self.agents is not None and settings.hooks.enabled:
+            self.hooks = HookService(
+                settings=settings.hooks,
+                secrets=settings.hook_secrets,
+                agents=self.agents,
+                agent=settings.agent,
+                system_events=self.system_events,
+                heartbeats=self.heartbeats,
+                guard=self.http_guard,
+                idempotent=self.idempotent,
+                clock=self.now_ms,
+            )
+            surfaces.append(self.hooks)
         return surfaces
 
     async def _run_loops(self) -> None:
@@ -299,6 +314,8 @@ class GatewayServer:
         if self._loops is not None:
             self._loops.cancel()
             await asyncio.gather(self._loops, return_exceptions=True)
+        if self.hooks is not None:
+            await self.hooks.stop()
         if self.agents is not None:
             # Before `shutdown`: clients see every run end (aborted) while still connected.
             await self.agents.stop()
