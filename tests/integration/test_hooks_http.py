@@ -310,3 +310,37 @@ async def test_hooks_serve_under_the_configured_path(gateway_factory: GatewayFac
     assert status == 202
     status, _, _ = await post(gateway, "/hooks/agent", {"message": "x"})
     assert status == 404
+
+
+async def test_hook_credentials_open_nothing_else(gateway_factory: GatewayFactory) -> None:
+    from clawgate.config import OpenAIHttpSection
+
+    gateway = await hooks_gateway(gateway_factory, openai_http=OpenAIHttpSection(enabled=True))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            gateway.http_url + "/v1/models", headers={"Authorization": f"Bearer {HOOK_TOKEN}"}
+        ) as response,
+    ):
+        assert response.status == 401
+    with pytest.raises(GatewayHandshakeError):
+        async with GatewayClient(gateway.url, token=HOOK_TOKEN):
+            pass
+
+
+async def test_secrets_never_reach_the_log_or_the_database(
+    gateway_factory: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    gateway = await hooks_gateway(gateway_factory)
+    raw = orjson.dumps(PUSH)
+    await post(gateway, f"/hooks/agent?token={HOOK_TOKEN}", {"message": "x"})
+    await post(gateway, "/hooks/agent", {"message": "logged?"})
+    await post(gateway, "/hooks/agent", {"message": "x"}, token=HOOK_TOKEN + "x")
+    headers = {"X-Hub-Signature-256": sign(GITHUB_SECRET, raw)}
+    await post(gateway, "/hooks/github", raw=raw, token=None, headers=headers)
+    await gateway.server.stop()
+    stored = b"".join(path.read_bytes() for path in gateway.home.glob("state.db*"))
+    for secret in (HOOK_TOKEN, GITHUB_SECRET, gateway.token):
+        assert secret not in caplog.text
+        assert secret.encode() not in stored
