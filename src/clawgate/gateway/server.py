@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -45,19 +45,20 @@ from .dispatcher import DispatchTable
 from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
-from .hooks import HookService
 from .http import HttpSurface, add_http_routes
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
 from .metrics import GatewayMetrics
-from .openai_api import OpenAIApi
 from .pairing import PairingService
 from .plugin_side import PluginSide
 from .presence import PresenceService
 from .services import GatewayInfo, Services
 from .settings import GatewaySettings
 from .system_events import SystemEvents
+
+if TYPE_CHECKING:
+    from .hooks import HookService
 
 __all__ = ["GatewayServer"]
 
@@ -259,9 +260,12 @@ class GatewayServer:
 
     def _http_surfaces(self) -> list[HttpSurface]:
         """Return the enabled HTTP surfaces; each needs the agents, so a state store."""
+        # Imported when enabled: a gateway that serves neither does not pay their memory.
         settings = self.settings
         surfaces: list[HttpSurface] = []
         if self.agents is not None and settings.openai_http.enabled:
+            from .openai_api import OpenAIApi
+
             surfaces.append(
                 OpenAIApi(
                     agents=self.agents,
@@ -272,6 +276,8 @@ class GatewayServer:
                 )
             )
         if self.agents is not None and settings.hooks.enabled:
+            from .hooks import HookService
+
             self.hooks = HookService(
                 settings=settings.hooks,
                 secrets=settings.hook_secrets,
