@@ -41,7 +41,8 @@ from .report import Figure, render_table, write_results
 __all__ = ["main"]
 
 RESULTS_PATH: Final = Path(__file__).resolve().parent / "results.json"
-TOTAL_BUDGET_S: Final = 240.0
+# A loaded 2-core machine took 234 s with the OpenAI phase (about 30 s of it): room to spare.
+TOTAL_BUDGET_S: Final = 300.0
 # Ticks would interleave with the measured frames; push them out of the run.
 TICK_INTERVAL_MS: Final = 600_000
 
