@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .files import write_atomic
 from .protocol.auth import AuthMode
 from .protocol.ipc.timeouts import DEFAULT_TIMEOUTS_S
-from .protocol.limits import Limits
+from .protocol.limits import (
+    HOOKS_MAX_BODY_BYTES,
+    HOOKS_RATE_PER_MINUTE,
+    MIB,
+    OPENAI_MAX_BODY_BYTES,
+    Limits,
+)
 
 __all__ = [
     "SECRET_KEYS",
@@ -27,7 +33,11 @@ __all__ = [
     "ClawgateConfig",
     "ConfigError",
     "GatewaySection",
+    "HookMappingSection",
+    "HooksSection",
+    "HttpSection",
     "LogSection",
+    "OpenAIHttpSection",
     "OpenAISection",
     "bind_host",
     "check_config_permissions",
@@ -45,6 +55,7 @@ SECRET_KEYS: Final = (
     ("gateway", "auth", "token"),
     ("gateway", "auth", "password"),
     ("auth", "api_key"),
+    ("hooks", "token"),
 )
 
 
@@ -209,6 +220,75 @@ class AgentSection(_Section):
         return self
 
 
+class OpenAIHttpSection(_Section):
+    """`[http.openai]`: the OpenAI-compatible `/v1` endpoints on the gateway port."""
+
+    enabled: bool = False
+    # Larger request bodies are answered 413.
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * MIB)] = OPENAI_MAX_BODY_BYTES
+
+
+class HttpSection(_Section):
+    """`[http]`: HTTP surfaces served beside the WebSocket API."""
+
+    openai: OpenAIHttpSection = Field(default_factory=OpenAIHttpSection)
+
+
+_HOOK_NAME: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+#: Routes of their own under the hooks path: no mapping may take these names.
+RESERVED_HOOK_NAMES: Final = frozenset({"wake", "agent"})
+
+
+class HookMappingSection(_Section):
+    """`[hooks.mappings.<name>]`: `POST <path>/<name>` turns a JSON body into an agent run."""
+
+    # `{{dotted.path}}` placeholders are replaced with the body's values.
+    template: Annotated[str, Field(min_length=1, max_length=16 * 1024)]
+    # The HMAC secret is read from this environment variable, never from the file. With
+    # it, the hook is authenticated by its signature (GitHub style) instead of the token.
+    secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    signature_header: Annotated[str, Field(min_length=1)] = "X-Hub-Signature-256"
+    # Source addresses or networks allowed to call this hook; empty allows any.
+    allow_from: list[str] = Field(default_factory=list)
+    # A header whose value dedupes retries (e.g. X-GitHub-Delivery).
+    idempotency_header: str | None = None
+    # The session runs land in; default `hook:<name>`.
+    session_key: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+
+    @model_validator(mode="after")
+    def _networks(self) -> HookMappingSection:
+        for entry in self.allow_from:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"allow_from: {entry!r} is not an address or network") from None
+        return self
+
+
+class HooksSection(_Section):
+    """`[hooks]`: authenticated webhooks that wake the agent or start runs."""
+
+    enabled: bool = False
+    # Separate from the gateway token: a hook caller gets no operator access.
+    token: str | None = Field(default=None, repr=False)
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$")] = "/hooks"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * MIB)] = HOOKS_MAX_BODY_BYTES
+    # Requests per minute per credential; more are answered 429 with Retry-After.
+    rate_limit_per_minute: Annotated[int, Field(ge=1, le=100_000)] = HOOKS_RATE_PER_MINUTE
+    mappings: dict[Annotated[str, Field(pattern=_HOOK_NAME)], HookMappingSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _usable(self) -> HooksSection:
+        taken = sorted(RESERVED_HOOK_NAMES & set(self.mappings))
+        if taken:
+            raise ValueError(f"mapping name {taken[0]!r} is reserved for the built-in route")
+        if self.enabled and not self.token:
+            raise ValueError('enabled hooks need a token: set [hooks] token = "<a long secret>"')
+        return self
+
+
 class ClawgateConfig(_Section):
     """The whole config file."""
 
@@ -221,6 +301,8 @@ class ClawgateConfig(_Section):
     ipc: IpcSection = Field(default_factory=IpcSection)
     queue: QueueSection = Field(default_factory=QueueSection)
     reconcile: ReconcileSection = Field(default_factory=ReconcileSection)
+    http: HttpSection = Field(default_factory=HttpSection)
+    hooks: HooksSection = Field(default_factory=HooksSection)
 
     def limits(self) -> Limits:
         """Return the protocol limits this config sets."""

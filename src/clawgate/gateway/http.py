@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from aiohttp import hdrs, web
 
@@ -12,7 +13,14 @@ from .schema_export import protocol_schema_bytes
 from .webchat import ASSET_PREFIX, WebChat
 from .websocket import GatewayWebSocket
 
-__all__ = ["add_http_routes"]
+__all__ = ["HttpSurface", "add_http_routes"]
+
+
+class HttpSurface(Protocol):
+    """A set of HTTP routes served on the gateway port (the OpenAI API, webhooks)."""
+
+    def add_routes(self, app: web.Application) -> None:
+        """Attach the surface's routes to `app`."""
 
 
 def add_http_routes(
@@ -22,8 +30,9 @@ def add_http_routes(
     deps: ConnectionDeps,
     uptime_ms: Callable[[], int],
     tls: bool,
+    surfaces: Iterable[HttpSurface] = (),
 ) -> None:
-    """Attach every HTTP route and the catch-all WebSocket upgrade to `app`."""
+    """Attach every HTTP route, the enabled surfaces and the catch-all WebSocket upgrade."""
     webchat = WebChat(tls=tls)
     limits = deps.limits
 
@@ -70,4 +79,12 @@ def add_http_routes(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/protocol.schema.json", schema)
     app.router.add_get(ASSET_PREFIX + "{name}", webchat.asset)
+
+    async def not_found(request: web.Request) -> web.Response:
+        # Any method on a path no route claims: a disabled surface looks like no surface.
+        raise web.HTTPNotFound(text="not found\n")
+
+    for surface in surfaces:
+        surface.add_routes(app)
     app.router.add_get("/{tail:.*}", upgrade_or_index)
+    app.router.add_route("*", "/{tail:.*}", not_found)

@@ -26,7 +26,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -49,7 +49,8 @@ from .dispatcher import DispatchTable
 from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
-from .http import add_http_routes
+from .http import HttpSurface, add_http_routes
+from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
 from .metrics import GatewayMetrics
@@ -59,6 +60,9 @@ from .presence import PresenceService
 from .services import GatewayInfo, Services
 from .settings import GatewaySettings
 from .system_events import SystemEvents
+
+if TYPE_CHECKING:
+    from .hooks import HookService
 
 __all__ = ["BackgroundFailure", "GatewayServer"]
 
@@ -126,6 +130,7 @@ class GatewayServer:
             sockets=self._sockets,
         )
         self.idempotent = IdempotentCalls(DedupeCache(limits), clock)
+        self.http_guard = HttpGuard(self.access, self.pairing, clock, limits.auth_failure_delay_ms)
         self.connections = ConnectionTable(
             limits=limits,
             broadcaster=self.broadcaster,
@@ -146,6 +151,7 @@ class GatewayServer:
         # Built once the store is open: they read it from their first step.
         self.agents: AgentService | None = None
         self.plugins: PluginSide | None = None
+        self.hooks: HookService | None = None
         self.services: Services | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
@@ -252,6 +258,7 @@ class GatewayServer:
             deps=deps,
             uptime_ms=self.info.uptime_ms,
             tls=ssl_context is not None,
+            surfaces=self._http_surfaces(),
         )
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
@@ -285,6 +292,40 @@ class GatewayServer:
                 handlers=plugin_handlers,
             )
 
+    def _http_surfaces(self) -> list[HttpSurface]:
+        """Return the enabled HTTP surfaces; each needs the agents, so a state store."""
+        # Imported when enabled: a gateway that serves neither does not pay their memory.
+        settings = self.settings
+        surfaces: list[HttpSurface] = []
+        if self.agents is not None and settings.openai_http.enabled:
+            from .openai_api import OpenAIApi
+
+            surfaces.append(
+                OpenAIApi(
+                    agents=self.agents,
+                    guard=self.http_guard,
+                    settings=settings.openai_http,
+                    agent=settings.agent,
+                    clock=self.now_ms,
+                )
+            )
+        if self.agents is not None and settings.hooks.enabled:
+            from .hooks import HookService
+
+            self.hooks = HookService(
+                settings=settings.hooks,
+                secrets=settings.hook_secrets,
+                agents=self.agents,
+                agent=settings.agent,
+                system_events=self.system_events,
+                heartbeats=self.heartbeats,
+                guard=self.http_guard,
+                idempotent=self.idempotent,
+                clock=self.now_ms,
+            )
+            surfaces.append(self.hooks)
+        return surfaces
+
     async def _start_supervisor(self) -> asyncio.TaskGroup:
         """Open the task group every background loop runs in, held by a supervisor task."""
         opened: asyncio.Future[asyncio.TaskGroup] = asyncio.get_running_loop().create_future()
@@ -317,6 +358,8 @@ class GatewayServer:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        if self.hooks is not None:
+            await self.hooks.stop()
         if self.agents is not None:
             # Before `shutdown`: clients see every run end (aborted) while still connected.
             await self.agents.stop()

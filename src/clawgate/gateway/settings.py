@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cloud.settings import LinkSettings
-from ..config import AgentSection
+from ..config import AgentSection, HooksSection, OpenAIHttpSection
 from ..protocol.auth import SharedSecretAuth
 from ..protocol.limits import Limits
 from ..tls import TlsMaterial
@@ -55,3 +55,8 @@ class GatewaySettings:
     cloud: LinkSettings | None = None
     # The agent answering chat and `agent` runs (needs `state_db` for sessions).
     agent: AgentSection = field(default_factory=AgentSection)
+    # The OpenAI-compatible `/v1` endpoints (off by default).
+    openai_http: OpenAIHttpSection = field(default_factory=OpenAIHttpSection)
+    # Webhooks (off by default), and each mapping's HMAC secret read from its `secret_env`.
+    hooks: HooksSection = field(default_factory=HooksSection)
+    hook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)

@@ -12,12 +12,15 @@ __all__ = [
     "DEVICE_SIGNATURE_SKEW_MS",
     "HISTORY_DEFAULT_LIMIT",
     "HISTORY_MAX_BYTES",
+    "HOOKS_MAX_BODY_BYTES",
+    "HOOKS_RATE_PER_MINUTE",
     "KIB",
     "LIST_LIMIT_MAX",
     "LOGS_TAIL_MAX_BYTES",
     "LOGS_TAIL_MAX_LINES",
     "MAX_QUEUED_SYSTEM_EVENTS",
     "MIB",
+    "OPENAI_MAX_BODY_BYTES",
     "PAIRING_MAX_PENDING",
     "PAIRING_PENDING_TTL_MS",
     "PROTOCOL_MAX",
@@ -56,6 +59,11 @@ LOGS_TAIL_MAX_BYTES: Final = 1_000_000
 #: Pairing requests wait this long, and at most this many at once (the oldest are dropped).
 PAIRING_PENDING_TTL_MS: Final = 5 * 60 * 1000
 PAIRING_MAX_PENDING: Final = 256
+#: HTTP surfaces: the largest request body (413 beyond) of the OpenAI-compatible endpoints
+#: and of webhooks, and the webhook requests allowed per credential per minute (429 beyond).
+OPENAI_MAX_BODY_BYTES: Final = MIB
+HOOKS_MAX_BODY_BYTES: Final = 256 * KIB
+HOOKS_RATE_PER_MINUTE: Final = 60
 #: A device signature's `signedAt` may be this far from the gateway's clock.
 DEVICE_SIGNATURE_SKEW_MS: Final = 120_000
 

@@ -222,6 +222,22 @@ class PairingRegistry:
             return False
         return hmac.compare_digest(hash_token(presented), token.token_hash)
 
+    def find_token(self, presented: str) -> tuple[str, DeviceToken] | None:
+        """Return (deviceId, token record) of the unrevoked token `presented`, or None.
+
+        For credentials that arrive without a device id (an HTTP bearer token): every
+        stored hash is compared in constant time, so the answer takes the same time
+        whichever token matches.
+        """
+        wanted = hash_token(presented)
+        found: tuple[str, DeviceToken] | None = None
+        for record in self.devices.values():
+            for token in record.tokens.values():
+                matches = hmac.compare_digest(wanted, token.token_hash)
+                if matches and token.revoked_at_ms is None and found is None:
+                    found = (record.device_id, token)
+        return found
+
     def pairing_reason(self, applicant: Applicant) -> PairingReason | None:
         """Return why `applicant` needs (re)pairing, or None when it is paired as asked."""
         record = self.devices.get(applicant.device_id)

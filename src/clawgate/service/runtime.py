@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from ..config import (
 )
 from ..gateway.server import BackgroundFailure, GatewayServer
 from ..gateway.settings import GatewaySettings, PluginSettings
-from ..protocol.auth import AuthMode, SharedSecretAuth
+from ..protocol.auth import AuthMode, SharedSecretAuth, secrets_equal
 from ..tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
 from .paths import Paths
 
@@ -152,8 +153,38 @@ def resolve_settings(
         ),
         agent=config.agent,
         cloud=_link_settings(config),
+        openai_http=config.http.openai,
+        hooks=config.hooks,
+        hook_secrets=_hook_secrets(config, auth),
     )
     return settings, source
+
+
+def _hook_secrets(config: ClawgateConfig, auth: SharedSecretAuth) -> dict[str, str]:
+    """Return each mapped hook's HMAC secret from its environment variable.
+
+    Raises:
+        ConfigError: hooks reuse the gateway's secret, or a named variable is not set.
+    """
+    hooks = config.hooks
+    if not hooks.enabled:
+        return {}
+    if hooks.token and auth.secret and secrets_equal(hooks.token, auth.secret):
+        raise ConfigError(
+            "[hooks] token must differ from the gateway's token or password: "
+            "a hook caller must not get operator access"
+        )
+    secrets: dict[str, str] = {}
+    for name, mapping in hooks.mappings.items():
+        if mapping.secret_env is None:
+            continue
+        value = os.environ.get(mapping.secret_env)
+        if not value:
+            raise ConfigError(
+                f"[hooks.mappings.{name}] secret_env names {mapping.secret_env}, which is not set"
+            )
+        secrets[name] = value
+    return secrets
 
 
 def _link_settings(config: ClawgateConfig) -> LinkSettings | None:

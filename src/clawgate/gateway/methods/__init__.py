@@ -12,7 +12,20 @@ from ...protocol.shapes import (
     TickPayload,
 )
 from ..registry import MethodRegistry
-from . import agent, chat, cloud, config, devices, integrations, logs, plugins, sessions, system
+from . import (
+    agent,
+    agents,
+    chat,
+    cloud,
+    config,
+    devices,
+    integrations,
+    logs,
+    models,
+    plugins,
+    sessions,
+    system,
+)
 
 __all__ = ["build_registry", "register_builtin_methods"]
 
@@ -31,6 +44,9 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         agent.agent_wait,
         # Not in §10.0's list (§13 reserves it); served after `agent.wait` for the chat UI.
         agent.agent_identity_get,
+        # §13 reserves these; OpenClaw clients call both (`/v1/models` lists the same agents).
+        agents.agents_list,
+        models.models_list,
         chat.chat_send,
         chat.chat_history,
         chat.chat_abort,
