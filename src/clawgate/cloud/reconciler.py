@@ -369,27 +369,31 @@ class Reconciler:
         desired = self._desired
         started = self._now()
         self._running = True
-        superseded = False
         try:
-            leaving = [
-                item
-                for item in self._items.values()
-                if item.id not in desired.entries and item.status != ItemStatus.REMOVED
-            ]
-            for item_id in order_removals(leaving):
-                if self._desired.revision > desired.revision:
-                    superseded = True
-                    break
-                await self._remove(self._items[item_id])
-            ordering = order_desired(desired.entries)
-            for item_id in [] if superseded else ordering.apply:
-                if self._desired.revision > desired.revision:
-                    superseded = True
-                    break
-                entry = desired.entries[item_id]
-                await self._converge(entry, ordering.broken.get(item_id), desired)
+            await self._pass_steps(desired, trigger, started)
         finally:
+            # Only now: a reader that sees `running` false also sees this pass's report.
             self._running = False
+
+    async def _pass_steps(self, desired: DesiredState, trigger: str, started: int) -> None:
+        superseded = False
+        leaving = [
+            item
+            for item in self._items.values()
+            if item.id not in desired.entries and item.status != ItemStatus.REMOVED
+        ]
+        for item_id in order_removals(leaving):
+            if self._desired.revision > desired.revision:
+                superseded = True
+                break
+            await self._remove(self._items[item_id])
+        ordering = order_desired(desired.entries)
+        for item_id in [] if superseded else ordering.apply:
+            if self._desired.revision > desired.revision:
+                superseded = True
+                break
+            entry = desired.entries[item_id]
+            await self._converge(entry, ordering.broken.get(item_id), desired)
         finished = self._now()
         self._last_pass_at = finished
         drift = self._drift_found or trigger == Trigger.DRIFT

@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from clawgate.hub.settings import DEFAULT_HEARTBEAT_MS
 from clawgate.protocol.control_link import MessageType
 from tests.fakes.hub_daemon import SimDaemon
 
@@ -229,8 +230,13 @@ async def test_repeated_terminal_ack_is_idempotent(hub: RunningHub) -> None:
     assert [a["state"] for a in record["acks"]] == ["done"]
 
 
-async def test_a_burst_of_acks_is_recorded_in_order_for_every_command(hub: RunningHub) -> None:
+async def test_a_burst_of_acks_is_recorded_in_order_for_every_command(
+    hub_factory: HubFactory,
+) -> None:
     # The link commits acks while it reads on; the two acks of a command keep their order.
+    # Default heartbeats: this test is about ordering, and on a loaded machine a 100-command
+    # burst can keep the loop busy past the 200 ms test heartbeat's dead-link bound.
+    hub = await hub_factory(heartbeat_interval_ms=DEFAULT_HEARTBEAT_MS)
     daemon = await hub.daemon()
     path = f"/v1/daemons/{daemon.daemon_id}/commands?wait=10"
     body = {"name": "x.run", "target": {"plugin": "p"}, "params": {}}
