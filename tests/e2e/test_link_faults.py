@@ -258,8 +258,9 @@ async def test_commands_survive_the_hub_killed_and_restarted_mid_stream(
     await when(lambda: run.finished >= 150 or sending.done(), 30, "150 commands to finish")
     assert not sending.done(), "all commands finished before the hub could be killed"
     await stack.hub.kill()
-    # Commands the hub had accepted (persisted) but not yet seen end when it died.
-    unsettled = sum(1 for r in run.records.values() if r is not None and not r["terminal"])
+    # Commands in flight when it died: accepted but not yet seen to end, or still being
+    # posted (on a loaded machine all 20 workers can be between POST and answer at once).
+    unsettled = sum(1 for r in run.records.values() if r is None or not r["terminal"])
     await stack.hub.start()
     await sending
     result = tally(run, stack.root)
