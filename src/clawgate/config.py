@@ -71,8 +71,8 @@ class AuthSettings(_Section):
     """`[gateway.auth]`: how clients authenticate."""
 
     mode: AuthMode = AuthMode.TOKEN
-    token: str | None = None
-    password: str | None = None
+    token: str | None = Field(default=None, repr=False)
+    password: str | None = Field(default=None, repr=False)
 
 
 class TlsSection(_Section):
@@ -116,7 +116,7 @@ class LogSection(_Section):
 class ApiAuthSection(_Section):
     """`[auth]`: the credential of the control link (control-plane spec §1.2)."""
 
-    api_key: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
 
 
 class CloudSection(_Section):

@@ -71,7 +71,7 @@ class CommandInput(BaseModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=200)
     target: CommandTarget
     params: dict[str, Any] = Field(default_factory=dict)
-    secrets: dict[str, str] | None = None
+    secrets: dict[str, str] | None = Field(default=None, repr=False)
     timeoutMs: int | None = Field(default=None, gt=0, le=3_600_000)
     expiresInMs: int = Field(default=DEFAULT_EXPIRES_IN_MS, gt=0, le=MAX_EXPIRES_IN_MS)
     idempotencyKey: str | None = Field(default=None, min_length=1, max_length=256)

@@ -13,7 +13,7 @@ import os
 import secrets
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -88,7 +88,7 @@ class HubSettings:
 
     config_path: Path
     db_path: Path
-    admin_token: str
+    admin_token: str = field(repr=False)
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     secrets_key: bytes | None = None

@@ -118,7 +118,8 @@ class SharedSecretAuth:
     """The gateway's auth mode and its shared secret."""
 
     mode: AuthMode
-    secret: str | None = None
+    # Out of repr: settings objects holding this end up in logs and tracebacks.
+    secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Refuse a secret-based mode without a secret (spec §3.5 reserved codes)."""

@@ -66,10 +66,11 @@ class ClientInfo(_Closed):
 class AuthParams(_Closed):
     """Credentials offered at connect."""
 
-    token: str | None = None
-    password: str | None = None
-    deviceToken: str | None = None
-    bootstrapToken: str | None = None
+    # Out of repr: a logged or failing ConnectParams must not show a credential.
+    token: str | None = Field(default=None, repr=False)
+    password: str | None = Field(default=None, repr=False)
+    deviceToken: str | None = Field(default=None, repr=False)
+    bootstrapToken: str | None = Field(default=None, repr=False)
     approvalRuntimeToken: str | None = None
     agentRuntimeIdentityToken: str | None = None
 

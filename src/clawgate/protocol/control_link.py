@@ -288,7 +288,7 @@ class Command(_Payload):
     name: CommandName
     target: CommandTarget
     params: dict[str, Any]
-    secrets: dict[str, str] | None = None
+    secrets: dict[str, str] | None = Field(default=None, repr=False)
     idempotencyKey: WireId | None = None
     issuedAt: WireTime
     expiresAt: WireTime | None = None

@@ -109,7 +109,7 @@ class Accepted:
     role: Role
     scopes: tuple[str, ...]
     device_id: str | None
-    device_token: str | None = None
+    device_token: str | None = field(default=None, repr=False)
     token_issued_at_ms: int | None = None
     pairing: PairingChanges | None = None
     via_device_token: bool = False

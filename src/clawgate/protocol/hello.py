@@ -7,7 +7,7 @@ Every difference between protocol 3 and 4 in these shapes is decided here and no
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .limits import Limits
@@ -34,7 +34,7 @@ class HelloAuth:
 
     role: str
     scopes: Sequence[str]
-    device_token: str | None = None
+    device_token: str | None = field(default=None, repr=False)
     issued_at_ms: int | None = None
 
 
