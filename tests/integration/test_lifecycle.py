@@ -108,3 +108,18 @@ async def test_a_failed_start_leaves_no_task_behind(tmp_path: Path) -> None:
         assert leftover == set()
     finally:
         await holder.stop()
+
+
+async def test_giving_up_waiting_for_a_failure_leaves_the_loops_running(tmp_path: Path) -> None:
+    server = GatewayServer(settings(tmp_path))
+    await server.start()
+    try:
+        waiter = asyncio.create_task(server.wait_failed())
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        await asyncio.sleep(0.05)
+        assert not any(loop.done() for loop in server._loops)
+        assert server._supervisor is not None and not server._supervisor.done()
+    finally:
+        await server.stop()

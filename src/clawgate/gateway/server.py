@@ -346,7 +346,8 @@ class GatewayServer:
     async def wait_failed(self) -> None:
         """Return when the background task group ends on its own, which only a failure does."""
         if self._supervisor is not None:
-            await asyncio.gather(self._supervisor, return_exceptions=True)
+            # asyncio.wait, not gather: cancelling this waiter must not cancel the supervisor.
+            await asyncio.wait({self._supervisor})
 
     async def stop(self, *, restarting: bool = False, restart_expected_ms: int = 0) -> None:
         """Announce `shutdown`, drain for at most the policy's bound, close 1012, unbind."""
