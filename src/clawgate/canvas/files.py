@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Final
 
@@ -27,12 +27,13 @@ _CHUNK: Final = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """A regular file opened below the root; the caller closes `fd`."""
+    """A regular file below the root: read whole (`body`), or open (`fd`, the caller closes)."""
 
     fd: int
     name: str
     size: int
     mtime_ns: int
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +61,13 @@ def _open_below(real_root: Path, parts: tuple[str, ...]) -> int:
         os.close(fd)
 
 
-def open_canvas_file(real_root: Path, path: CanvasPath) -> Opened | Redirect | Missing:
-    """Open the file `path` names below `real_root` (a symlink-free absolute path)."""
+def open_canvas_file(
+    real_root: Path, path: CanvasPath, read_up_to: int = 0
+) -> Opened | Redirect | Missing:
+    """Open the file `path` names below `real_root` (a symlink-free absolute path).
+
+    A file of at most `read_up_to` bytes is read at once and its descriptor closed.
+    """
     segments = path.file_segments()
     if not segments:
         return Missing("no file named")
@@ -75,7 +81,14 @@ def open_canvas_file(real_root: Path, path: CanvasPath) -> Opened | Redirect | M
     info = os.fstat(fd)
     if stat.S_ISREG(info.st_mode):
         os.set_blocking(fd, True)
-        return Opened(fd, segments[-1], info.st_size, info.st_mtime_ns)
+        opened = Opened(fd, segments[-1], info.st_size, info.st_mtime_ns)
+        if info.st_size > read_up_to:
+            return opened
+        try:
+            body = read_all(fd)
+        finally:
+            os.close(fd)
+        return replace(opened, body=body)
     os.close(fd)
     if stat.S_ISDIR(info.st_mode) and not path.directory:
         return Redirect()

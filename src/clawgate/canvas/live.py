@@ -11,7 +11,8 @@ Pure (the clock is passed in); `canvas/server.py` moves the frames. The exchange
    gateway's own message (`unauthorized: gateway token mismatch ...`), after the same
    failure delay a refused `connect` gets.
 3. When files under the root change, each socket whose page they reach gets
-   `{"type": "reload", "paths": [...]}` (root-relative paths); the page reloads itself.
+   `{"type": "reload", "paths": [...]}` naming those of the changed files (root-relative)
+   that reach it (`paths.change_reaches`); the page reloads itself.
    A socket whose credential stopped holding (secret changed, device token revoked) is
    closed with 4001 instead.
 """

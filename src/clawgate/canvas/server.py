@@ -58,6 +58,8 @@ __all__ = ["CanvasHost"]
 logger = logging.getLogger(__name__)
 
 _CHUNK: Final = 256 * 1024
+# Files up to this size are read in the same worker-thread call that opens them.
+_WHOLE_FILE_BYTES: Final = 1024 * 1024
 _STOP_WAIT_S: Final = 2.0
 _FORWARDING: Final = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 _READ_METHODS: Final = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
@@ -160,14 +162,14 @@ class CanvasHost:
     async def stop(self) -> None:
         """Stop watching, close the live-reload sockets, unbind."""
         self._stop_watching.set()
-        if self._watcher is not None:
-            try:
-                async with asyncio.timeout(_STOP_WAIT_S):
-                    await asyncio.shield(self._watcher)
-            except TimeoutError:
-                self._watcher.cancel()
-            except Exception:  # it already logged why; stopping goes on
-                pass
+        watcher = self._watcher
+        if watcher is not None and not watcher.done():
+            # `wait`, not `await`: however the loop ended (it logs its own failure, or the
+            # task group was cancelled first), stopping goes on.
+            done, _ = await asyncio.wait({watcher}, timeout=_STOP_WAIT_S)
+            if not done:
+                watcher.cancel()
+                await asyncio.wait({watcher}, timeout=_STOP_WAIT_S)
         for live in list(self._sockets):
             await live.ws.close(code=1001, message=b"canvas host stopping")
         if self._runner is not None:
@@ -231,7 +233,9 @@ class CanvasHost:
 
     async def _serve_file(self, request: web.Request, path: CanvasPath) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(None, open_canvas_file, self._real_root, path)
+        found = await loop.run_in_executor(
+            None, open_canvas_file, self._real_root, path, _WHOLE_FILE_BYTES
+        )
         if isinstance(found, Redirect):
             location = request.rel_url.raw_path + "/"
             if request.rel_url.raw_query_string:
@@ -249,7 +253,8 @@ class CanvasHost:
         try:
             return await self._send_file(request, found)
         finally:
-            os.close(found.fd)
+            if found.body is None:
+                os.close(found.fd)
 
     async def _send_file(self, request: web.Request, found: Opened) -> web.StreamResponse:
         inject = self._script is not None and is_html(found.name)
@@ -266,9 +271,11 @@ class CanvasHost:
             return web.Response(status=304, headers=headers)
         headers["Content-Type"] = content_type(found.name)
         loop = asyncio.get_running_loop()
-        if inject:
-            html = await loop.run_in_executor(None, read_all, found.fd)
-            return web.Response(body=inject_client(html), headers=headers)
+        body = found.body
+        if body is None and inject:
+            body = await loop.run_in_executor(None, read_all, found.fd)
+        if body is not None:
+            return web.Response(body=inject_client(body) if inject else body, headers=headers)
         response = web.StreamResponse(headers=headers)
         response.content_length = found.size
         await response.prepare(request)
@@ -382,13 +389,13 @@ class CanvasHost:
 
     async def _changed(self, paths: list[str]) -> None:
         """Tell every page these changes reach to reload; drop sockets whose auth lapsed."""
-        notice = reload_notice(paths)
         sends = []
         for live in list(self._sockets):
+            reached = [path for path in paths if change_reaches(live.scope, path)]
             if not self._access.still_valid(live.grant):
                 sends.append(self._close(live, AUTH_CHANGED))
-            elif any(change_reaches(live.scope, path) for path in paths):
-                sends.append(self._send(live, notice))
+            elif reached:
+                sends.append(self._send(live, reload_notice(reached)))
         if sends:
             logger.debug("canvas changed: %s; %d page(s) told", ", ".join(paths[:5]), len(sends))
             await asyncio.gather(*sends)
