@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -404,9 +405,10 @@ async def test_the_live_reload_socket_refuses_a_foreign_origin(
     assert refused.value.status == 403
 
 
-async def test_the_live_reload_socket_admits_a_paired_nodes_device_token(
-    canvas: Canvas, http: aiohttp.ClientSession
-) -> None:
+async def connect_node(
+    canvas: Canvas, http: aiohttp.ClientSession, protocol: int = 4
+) -> tuple[DeviceIdentity, dict[str, Any]]:
+    """Connect a new node device (paired on loopback) and return it with its hello-ok."""
     identity = DeviceIdentity.generate()
     peer = await open_peer(http, canvas.gateway.url)
     params = signed_connect_params(
@@ -417,15 +419,24 @@ async def test_the_live_reload_socket_admits_a_paired_nodes_device_token(
         scopes=(),
         client=NODE_CLIENT,
     )
+    params["minProtocol"] = params["maxProtocol"] = protocol
     await peer.send(request("connect", params, "c"))
-    hello = (await peer.response("c"))["payload"]
+    answer = await peer.response("c")
+    await peer.ws.close()
+    hello: dict[str, Any] = answer["payload"]
+    return identity, hello
+
+
+async def test_the_live_reload_socket_admits_a_paired_nodes_device_token(
+    canvas: Canvas, http: aiohttp.ClientSession
+) -> None:
+    identity, hello = await connect_node(canvas, http)
     device_token = hello["auth"]["deviceToken"]
     ws = await live_socket(
         http, canvas, deviceId=identity.device_id, deviceToken=device_token, page="/"
     )
     assert await ws.receive_json(timeout=5) == {"type": "ready"}
     await ws.close()
-    await peer.ws.close()
 
 
 async def test_a_page_admitted_with_an_old_secret_is_closed_at_the_next_change(
@@ -444,38 +455,18 @@ async def test_a_page_admitted_with_an_old_secret_is_closed_at_the_next_change(
 # -- hello-ok and the gateway's life --------------------------------------------------------
 
 
-async def node_hello(
-    canvas: Canvas, http: aiohttp.ClientSession, protocol: int
-) -> dict[str, object]:
-    identity = DeviceIdentity.generate()
-    peer = await open_peer(http, canvas.gateway.url)
-    params = signed_connect_params(
-        identity,
-        peer.challenge,
-        token=canvas.gateway.token,
-        role="node",
-        scopes=(),
-        client=NODE_CLIENT,
-    )
-    params["minProtocol"] = params["maxProtocol"] = protocol
-    await peer.send(request("connect", params, "c"))
-    answer = await peer.response("c")
-    await peer.ws.close()
-    payload: dict[str, object] = answer["payload"]
-    return payload
-
-
 async def test_a_protocol_3_node_is_told_the_canvas_url_in_hello(
     canvas: Canvas, http: aiohttp.ClientSession
 ) -> None:
-    hello = await node_hello(canvas, http, 3)
+    _, hello = await connect_node(canvas, http, 3)
     assert hello["canvasHostUrl"] == canvas.url
 
 
 async def test_a_protocol_4_node_gets_no_canvas_url_the_field_is_not_allowed(
     canvas: Canvas, http: aiohttp.ClientSession
 ) -> None:
-    assert "canvasHostUrl" not in await node_hello(canvas, http, 4)
+    _, hello = await connect_node(canvas, http, 4)
+    assert "canvasHostUrl" not in hello
 
 
 async def test_an_operator_is_not_told_the_canvas_url(
