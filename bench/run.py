@@ -21,6 +21,7 @@ from typing import Final
 import aiohttp
 import uvloop
 
+from .canvas import RELOADS, measure_canvas
 from .chat import measure_chat
 from .hub import DAEMONS, measure_hub
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
@@ -96,6 +97,8 @@ async def _measure(workdir: Path) -> tuple[list[Figure], list[str]]:
                 f"completions by {CLIENTS} clients"
             )
             figures += await measure_openai_http(servers, http, token)
+        _progress(f"canvas host: idle cost on against off, {RELOADS} live reloads, static GETs")
+        figures += await measure_canvas(servers, token)
         servers.stop_all()
         _progress(f"hub: {DAEMONS} simulated daemons held, commands/s through the hub")
         figures += await measure_hub(workdir)

@@ -30,6 +30,7 @@ __all__ = [
     "AgentBackendKind",
     "AgentSection",
     "AuthSettings",
+    "CanvasSection",
     "ClawgateConfig",
     "ConfigError",
     "GatewaySection",
@@ -289,6 +290,18 @@ class HooksSection(_Section):
         return self
 
 
+class CanvasSection(_Section):
+    """`[canvas]`: the canvas host, serving agent-written pages to nodes and browsers."""
+
+    # Off by default: it is one more port and a file watcher, and only nodes use it.
+    enabled: bool = False
+    port: Annotated[int, Field(ge=0, le=65535)] = 18793
+    bind: str = "loopback"
+    # The folder served; relative paths are under the home. Default: <home>/canvas.
+    root: str | None = None
+    live_reload: bool = True
+
+
 class ClawgateConfig(_Section):
     """The whole config file."""
 
@@ -303,6 +316,7 @@ class ClawgateConfig(_Section):
     reconcile: ReconcileSection = Field(default_factory=ReconcileSection)
     http: HttpSection = Field(default_factory=HttpSection)
     hooks: HooksSection = Field(default_factory=HooksSection)
+    canvas: CanvasSection = Field(default_factory=CanvasSection)
 
     def limits(self) -> Limits:
         """Return the protocol limits this config sets."""

@@ -28,6 +28,7 @@ LAYERS: tuple[frozenset[str], ...] = (
         {
             "agents",
             "bus",
+            "canvas",
             "channels",
             "client",
             "cloud",

@@ -80,6 +80,8 @@ def _announce(server: GatewayServer, source: AuthSource) -> None:
         f"clawgate gateway {server.url} (pid {os.getpid()})",
         _webchat_line(http, server, sys.stdout),
     ]
+    if server.canvas is not None:
+        lines.append(f"  canvas: {server.canvas.host_url()}/ serving {server.canvas.root}")
     tls = server.settings.tls
     if tls is not None:
         lines.append(f"  TLS fingerprint (SHA-256): {tls.fingerprint}")

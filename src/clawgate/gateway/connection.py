@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 
 from ..protocol.connect import ClientInfo
 from ..protocol.frames import PreparedEvent, encode_error, encode_event, encode_response
@@ -126,6 +126,7 @@ class Connection:
         "origin",
         "presence_key",
         "protocol",
+        "reached_host",
         "remote_ip",
         "role",
         "scopes",
@@ -139,6 +140,7 @@ class Connection:
         self._deps = deps
         self.conn_id = str(uuid.uuid4())
         self.remote_ip = request.remote or ""
+        self.reached_host: str | None = request.headers.get(hdrs.HOST)
         self.origin = request.headers.get("Origin")
         forwarded = any(
             name in request.headers for name in ("Forwarded", "X-Forwarded-For", "X-Real-IP")

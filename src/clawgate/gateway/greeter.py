@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import __version__
 from ..protocol.hello import HelloAuth, hello_ok, policy, snapshot
@@ -17,7 +17,14 @@ from .presence import PresenceService
 from .registry import MethodRegistry
 from .services import GatewayInfo
 
-__all__ = ["Greeter"]
+__all__ = ["CanvasUrls", "Greeter"]
+
+
+class CanvasUrls(Protocol):
+    """The canvas host as the greeter sees it (`canvas.server.CanvasHost` is one)."""
+
+    def host_url(self, reached_host: str | None = None) -> str:
+        """Return the canvas base URL for a client that reached the gateway at `reached_host`."""
 
 
 class Greeter:
@@ -34,6 +41,7 @@ class Greeter:
         health: HealthMonitor,
         state_version: Callable[[], dict[str, int]],
         config_path: Path | None,
+        canvas: CanvasUrls | None = None,
     ) -> None:
         self._methods = methods.method_names()
         self._events = methods.event_names()
@@ -44,6 +52,7 @@ class Greeter:
         self._health = health
         self._state_version = state_version
         self._config_path = config_path
+        self._canvas = canvas
 
     def hello(self, connection: Peer, auth: HelloAuth) -> dict[str, Any]:
         """Return `hello-ok` for `connection`, its snapshot taken now."""
@@ -58,6 +67,10 @@ class Greeter:
             config_path=str(config_path) if config_path is not None else None,
             state_dir=str(self._info.home) if admin else None,
         )
+        # Nodes are told where the canvas is, to open the pages agents write (spec §3.4).
+        canvas_url = None
+        if self._canvas is not None and connection.role is Role.NODE:
+            canvas_url = self._canvas.host_url(connection.reached_host)
         return hello_ok(
             protocol=connection.protocol,
             version=__version__,
@@ -68,4 +81,5 @@ class Greeter:
             snapshot=shot,
             policy=self._policy,
             auth=auth,
+            canvas_host_url=canvas_url,
         )

@@ -28,3 +28,6 @@ class Peer(Protocol):
     def device_id(self) -> str | None: ...
     @property
     def remote_ip(self) -> str: ...
+    @property
+    def reached_host(self) -> str | None:
+        """The `Host` header the client sent: how it reached us, for URLs handed back."""

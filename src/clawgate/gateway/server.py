@@ -5,7 +5,8 @@ Start order (each step may use what the steps before it started):
    switch, queued system events, paired devices;
 2. the agent service (sessions, runs) and the plugin side (hub clock, command queue and
    router, reconciler, IPC socket, control link);
-3. the HTTP site on the gateway port, then the first health summary;
+3. the HTTP site on the gateway port, the canvas host on its own port when `[canvas]` is
+   on (its root watcher in the task group), then the first health summary;
 4. the gateway's own loops (tick, health refresh, heartbeat), then `ready`.
 Every long-running loop — the gateway's, and those the services start (IPC accept, command
 expiry, reconciliation passes, the control link) — runs in one `asyncio.TaskGroup` owned by
@@ -13,7 +14,8 @@ a supervisor task: a loop that dies takes the group down, the failure is logged,
 `wait_failed()` returns, so the process stops loudly instead of running half-alive.
 Stop runs the other way, bounded in time: stop admitting and cancel the gateway's loops,
 end the agent runs (clients see them end), announce `shutdown`, drain, close with 1012,
-unbind, stop the plugin side, close the store, and last let the task group end.
+unbind, stop the canvas host, stop the plugin side, close the store, and last let the task
+group end.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
 from ..protocol.hello import DEFAULT_AGENT_ID
 from ..protocol.presence import PresenceTable
+from ..protocol.scopes import Role
 from ..store import StateStore
 from ..tls import server_ssl_context
 from .access import GatewayAccess
@@ -61,7 +64,8 @@ from .services import GatewayInfo, Services
 from .settings import GatewaySettings
 from .system_events import SystemEvents
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded only when used
+    from ..canvas.server import CanvasHost
     from .hooks import HookService
 
 __all__ = ["BackgroundFailure", "GatewayServer"]
@@ -131,6 +135,7 @@ class GatewayServer:
         )
         self.idempotent = IdempotentCalls(DedupeCache(limits), clock)
         self.http_guard = HttpGuard(self.access, self.pairing, clock, limits.auth_failure_delay_ms)
+        self.canvas = self._build_canvas()
         self.connections = ConnectionTable(
             limits=limits,
             broadcaster=self.broadcaster,
@@ -144,6 +149,7 @@ class GatewayServer:
                 health=self.health,
                 state_version=self.state_version,
                 config_path=settings.config_path,
+                canvas=self.canvas,
             ),
             metrics=self.metrics,
             on_left=self._forget_connection,
@@ -190,6 +196,8 @@ class GatewayServer:
             group = await self._start_supervisor()
             services = await self._start_services(group)
             await self._serve_http(services, ssl_context)
+            if self.canvas is not None:
+                await self.canvas.start(group.create_task)
             self.health.refresh()
             self._loops = [
                 group.create_task(self._tick_loop(), name="tick"),
@@ -227,6 +235,7 @@ class GatewayServer:
             config=self.config,
             agents=self.agents,
             plugins=self.plugins,
+            canvas=self.canvas,
         )
         if self.agents is not None:
             await self.agents.start()
@@ -269,6 +278,27 @@ class GatewayServer:
         )
         await site.start()
         self.port = self._bound_port()
+
+    def _build_canvas(self) -> CanvasHost | None:
+        """Build the canvas host when `[canvas]` is on; its modules load only then."""
+        settings = self.settings.canvas
+        if settings is None:
+            return None
+        from ..canvas.access import CanvasAccess
+        from ..canvas.server import CanvasHost
+
+        access = CanvasAccess(
+            self.access,
+            self._device_token_ok,
+            failure_delay_ms=self.limits.auth_failure_delay_ms,
+        )
+        return CanvasHost(
+            settings, access=access, clock=self.now_ms, limits=self.limits, tls=self.settings.tls
+        )
+
+    def _device_token_ok(self, device_id: str, token: str) -> bool:
+        registry = self.pairing.registry  # replaced on load: read it at each check
+        return any(registry.token_matches(device_id, role.value, token) for role in Role)
 
     def _build_plugin_and_agent_sides(self, store: StateStore) -> None:
         settings = self.settings
@@ -368,6 +398,8 @@ class GatewayServer:
         await connections.close_all(reason, restart_expected_ms if restarting else None)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.canvas is not None:
+            await self.canvas.stop()
         if self.plugins is not None:
             await self.plugins.stop()
         if self.store is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import AgentSection
 from ..protocol.limits import Limits
@@ -16,6 +17,9 @@ from .pairing import PairingService
 from .plugin_side import PluginSide
 from .presence import PresenceService
 from .system_events import SystemEvents
+
+if TYPE_CHECKING:  # loaded only when the canvas runs
+    from ..canvas.server import CanvasHost
 
 __all__ = ["GatewayInfo", "Services"]
 
@@ -53,3 +57,5 @@ class Services:
     agents: AgentService | None
     # None when the gateway serves no plugin socket.
     plugins: PluginSide | None
+    # None when the canvas host is off; `page_url` builds `canvas.present|navigate` URLs.
+    canvas: CanvasHost | None = None

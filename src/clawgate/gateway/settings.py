@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..canvas.settings import CanvasSettings
 from ..cloud.settings import LinkSettings
 from ..config import AgentSection, HooksSection, OpenAIHttpSection
 from ..protocol.auth import SharedSecretAuth
@@ -60,3 +61,5 @@ class GatewaySettings:
     # Webhooks (off by default), and each mapping's HMAC secret read from its `secret_env`.
     hooks: HooksSection = field(default_factory=HooksSection)
     hook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The canvas host; None when `[canvas] enabled` is false.
+    canvas: CanvasSettings | None = None

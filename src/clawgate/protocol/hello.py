@@ -94,8 +94,12 @@ def hello_ok(
     snapshot: dict[str, Any],
     policy: dict[str, int],
     auth: HelloAuth,
+    canvas_host_url: str | None = None,
 ) -> dict[str, Any]:
-    """Return the `hello-ok` payload for the negotiated `protocol` (spec §3.4)."""
+    """Return the `hello-ok` payload for the negotiated `protocol` (spec §3.4).
+
+    `canvas_host_url` is sent on protocol 3 only: protocol 4 does not allow the field.
+    """
     if protocol == 3:
         hello: dict[str, Any] = {
             "type": "hello-ok",
@@ -105,6 +109,8 @@ def hello_ok(
             "snapshot": snapshot,
             "policy": policy,
         }
+        if canvas_host_url is not None:
+            hello["canvasHostUrl"] = canvas_host_url
         if auth.device_token is not None:
             # Protocol 3 sends an auth block only with a device token, token first.
             hello["auth"] = {

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "CANVAS_AUTH_FRAME_MAX_BYTES",
+    "CANVAS_MAX_LIVE_SOCKETS",
+    "CANVAS_MAX_NAME_BYTES",
+    "CANVAS_MAX_URL_PATH_BYTES",
+    "CANVAS_SEND_TIMEOUT_MS",
     "CHAT_DELTA_INTERVAL_MS",
     "CONFIG_WRITES_PER_WINDOW",
     "CONFIG_WRITE_WINDOW_MS",
@@ -66,6 +71,14 @@ HOOKS_MAX_BODY_BYTES: Final = 256 * KIB
 HOOKS_RATE_PER_MINUTE: Final = 60
 #: A device signature's `signedAt` may be this far from the gateway's clock.
 DEVICE_SIGNATURE_SKEW_MS: Final = 120_000
+#: Canvas host: the longest URL path and file name it resolves (longer ones are refused).
+CANVAS_MAX_URL_PATH_BYTES: Final = 4096
+CANVAS_MAX_NAME_BYTES: Final = 255
+#: Canvas live reload: sockets open at once, the size of the one `auth` frame a page
+#: sends, and how long one reload notice may take to write before that socket is dropped.
+CANVAS_MAX_LIVE_SOCKETS: Final = 256
+CANVAS_AUTH_FRAME_MAX_BYTES: Final = 8 * KIB
+CANVAS_SEND_TIMEOUT_MS: Final = 2_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,11 @@ class Paths:
         return self.logs / "gateway.stdout.log"
 
     @property
+    def canvas_root(self) -> Path:
+        """The canvas host's default root: `<home>/canvas`."""
+        return self.home / "canvas"
+
+    @property
     def state_db(self) -> Path:
         """The SQLite state database."""
         return self.home / "state.db"

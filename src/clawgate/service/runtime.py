@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..canvas.settings import CanvasSettings
 from ..cloud.settings import LinkSettings
 from ..config import (
     PASSWORD_ENV,
@@ -156,6 +157,7 @@ def resolve_settings(
         openai_http=config.http.openai,
         hooks=config.hooks,
         hook_secrets=_hook_secrets(config, auth),
+        canvas=_canvas_settings(config, paths, auth),
     )
     return settings, source
 
@@ -185,6 +187,30 @@ def _hook_secrets(config: ClawgateConfig, auth: SharedSecretAuth) -> dict[str, s
             )
         secrets[name] = value
     return secrets
+
+
+def _canvas_settings(
+    config: ClawgateConfig, paths: Paths, auth: SharedSecretAuth
+) -> CanvasSettings | None:
+    """Return the canvas host's settings, or None when `[canvas] enabled` is false.
+
+    Raises:
+        ConfigError: the canvas would listen beyond loopback without authentication.
+    """
+    section = config.canvas
+    if not section.enabled:
+        return None
+    try:
+        host = bind_host(section.bind)
+    except ConfigError as exc:
+        raise ConfigError(f"[canvas] {exc}") from None
+    if auth.mode is AuthMode.NONE and not is_loopback_host(host):
+        raise ConfigError(
+            f"refusing to serve the canvas on {host} without authentication: "
+            'use --auth token (the default) or [canvas] bind = "loopback"'
+        )
+    root = _in_home(paths, section.root) if section.root else paths.canvas_root
+    return CanvasSettings(root=root, host=host, port=section.port, live_reload=section.live_reload)
 
 
 def _link_settings(config: ClawgateConfig) -> LinkSettings | None:
