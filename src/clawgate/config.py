@@ -38,6 +38,7 @@ __all__ = [
     "HooksSection",
     "HttpSection",
     "LogSection",
+    "NodesSection",
     "OpenAIHttpSection",
     "OpenAISection",
     "bind_host",
@@ -131,6 +132,17 @@ class PairingSection(_Section):
     """`[pairing]`: how new devices get in."""
 
     auto_approve_loopback: bool = True
+
+
+class NodesSection(_Section):
+    """`[nodes]`: which commands nodes may offer beyond the default allowlist (spec §10.5)."""
+
+    # Exact names or `prefix.*`; `system.run` and the other dangerous commands need this.
+    allow_commands: list[str] = Field(default_factory=list)
+    # Wins over the default allowlist and allow_commands.
+    deny_commands: list[str] = Field(default_factory=list)
+    # An exec approval nobody answers is denied after this long.
+    approval_timeout_s: Annotated[int, Field(ge=1, le=3600)] = 120
 
 
 class IpcSection(_Section):
@@ -309,6 +321,7 @@ class ClawgateConfig(_Section):
     auth: ApiAuthSection = Field(default_factory=ApiAuthSection)
     cloud: CloudSection = Field(default_factory=CloudSection)
     pairing: PairingSection = Field(default_factory=PairingSection)
+    nodes: NodesSection = Field(default_factory=NodesSection)
     agent: AgentSection = Field(default_factory=AgentSection)
     log: LogSection = Field(default_factory=LogSection)
     ipc: IpcSection = Field(default_factory=IpcSection)

@@ -37,6 +37,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "config_file",
             "integrations",
             "ipc",
+            "node",
             "plugin",
             "tls",
         }

@@ -38,6 +38,8 @@ from ..ipc import PluginRegistry
 from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
 from ..protocol.hello import DEFAULT_AGENT_ID
+from ..protocol.limits import NODE_INVOKE_MAX_PENDING
+from ..protocol.nodes import CommandPolicy
 from ..protocol.presence import PresenceTable
 from ..protocol.scopes import Role
 from ..store import StateStore
@@ -49,6 +51,7 @@ from .config_service import ConfigService
 from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
 from .dispatcher import DispatchTable
+from .exec_approvals import ExecApprovals
 from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
@@ -57,6 +60,7 @@ from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
 from .metrics import GatewayMetrics
+from .nodes import NodeService
 from .pairing import PairingService
 from .plugin_side import PluginSide
 from .presence import PresenceService
@@ -136,6 +140,17 @@ class GatewayServer:
         self.idempotent = IdempotentCalls(DedupeCache(limits), clock)
         self.http_guard = HttpGuard(self.access, self.pairing, clock, limits.auth_failure_delay_ms)
         self.canvas = self._build_canvas()
+        self.nodes = NodeService(
+            store=self.store,
+            broadcaster=self.broadcaster,
+            clock=clock,
+            pairing=lambda: self.pairing.registry,
+            policy=CommandPolicy(settings.nodes.allow_commands, settings.nodes.deny_commands),
+            approvals=ExecApprovals(
+                self.store, self.broadcaster, clock, settings.nodes.approval_timeout_ms
+            ),
+            max_pending=NODE_INVOKE_MAX_PENDING,
+        )
         self.connections = ConnectionTable(
             limits=limits,
             broadcaster=self.broadcaster,
@@ -153,6 +168,7 @@ class GatewayServer:
             ),
             metrics=self.metrics,
             on_left=self._forget_connection,
+            on_joined=self.nodes.joined,
         )
         # Built once the store is open: they read it from their first step.
         self.agents: AgentService | None = None
@@ -222,6 +238,8 @@ class GatewayServer:
             await self.heartbeats.load()
             await self.system_events.load()
             await self.pairing.load()
+            await self.nodes.load()
+            await self.nodes.approvals.load()
             self._build_plugin_and_agent_sides(self.store)
         self.services = Services(
             info=self.info,
@@ -236,6 +254,7 @@ class GatewayServer:
             agents=self.agents,
             plugins=self.plugins,
             canvas=self.canvas,
+            nodes=self.nodes,
         )
         if self.agents is not None:
             await self.agents.start()
@@ -250,6 +269,7 @@ class GatewayServer:
             clock=self.now_ms,
             access=self.access,
             pairing=self.pairing,
+            nodes=self.nodes,
             metrics=self.metrics,
             dispatch=DispatchTable(
                 methods=self.methods,
@@ -438,6 +458,7 @@ class GatewayServer:
         return self.plugins.registry if self.plugins is not None else None
 
     def _forget_connection(self, conn_id: str) -> None:
+        self.nodes.left(conn_id)
         if self.agents is not None:
             self.agents.forget_connection(conn_id)
 

@@ -13,6 +13,7 @@ from .agent_service import AgentService
 from .config_service import ConfigService
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
+from .nodes import NodeService
 from .pairing import PairingService
 from .plugin_side import PluginSide
 from .presence import PresenceService
@@ -59,3 +60,5 @@ class Services:
     plugins: PluginSide | None
     # None when the canvas host is off; `page_url` builds `canvas.present|navigate` URLs.
     canvas: CanvasHost | None = None
+    # None when the gateway runs without a state store.
+    nodes: NodeService | None = None

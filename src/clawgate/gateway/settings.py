@@ -10,10 +10,10 @@ from ..canvas.settings import CanvasSettings
 from ..cloud.settings import LinkSettings
 from ..config import AgentSection, HooksSection, OpenAIHttpSection
 from ..protocol.auth import SharedSecretAuth
-from ..protocol.limits import Limits
+from ..protocol.limits import EXEC_APPROVAL_TTL_MS, Limits
 from ..tls import TlsMaterial
 
-__all__ = ["GatewaySettings", "PluginSettings"]
+__all__ = ["GatewaySettings", "NodeSettings", "PluginSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,15 @@ class PluginSettings:
     queue_max_total: int = 1000
     queue_max_per_target: int = 100
     drift_interval_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """The `[nodes]` settings: which node commands may be offered, how long approvals wait."""
+
+    allow_commands: tuple[str, ...] = ()
+    deny_commands: tuple[str, ...] = ()
+    approval_timeout_ms: int = EXEC_APPROVAL_TTL_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +72,4 @@ class GatewaySettings:
     hook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     # The canvas host; None when `[canvas] enabled` is false.
     canvas: CanvasSettings | None = None
+    nodes: NodeSettings = field(default_factory=NodeSettings)

@@ -15,6 +15,7 @@ __all__ = [
     "CONFIG_WRITES_PER_WINDOW",
     "CONFIG_WRITE_WINDOW_MS",
     "DEVICE_SIGNATURE_SKEW_MS",
+    "EXEC_APPROVAL_TTL_MS",
     "HISTORY_DEFAULT_LIMIT",
     "HISTORY_MAX_BYTES",
     "HOOKS_MAX_BODY_BYTES",
@@ -25,6 +26,10 @@ __all__ = [
     "LOGS_TAIL_MAX_LINES",
     "MAX_QUEUED_SYSTEM_EVENTS",
     "MIB",
+    "NODE_INVOKE_DEFAULT_TIMEOUT_MS",
+    "NODE_INVOKE_MAX_PENDING",
+    "NODE_INVOKE_MAX_TIMEOUT_MS",
+    "NODE_ISSUED_IDS_REMEMBERED",
     "OPENAI_MAX_BODY_BYTES",
     "PAIRING_MAX_PENDING",
     "PAIRING_PENDING_TTL_MS",
@@ -79,6 +84,14 @@ CANVAS_MAX_NAME_BYTES: Final = 255
 CANVAS_MAX_LIVE_SOCKETS: Final = 256
 CANVAS_AUTH_FRAME_MAX_BYTES: Final = 8 * KIB
 CANVAS_SEND_TIMEOUT_MS: Final = 2_000
+#: `node.invoke`: its `timeoutMs` (default and most), invokes waiting per node, and how many
+#: issued invoke ids per node a `node.invoke.result` is checked against.
+NODE_INVOKE_DEFAULT_TIMEOUT_MS: Final = 30_000
+NODE_INVOKE_MAX_TIMEOUT_MS: Final = 600_000
+NODE_INVOKE_MAX_PENDING: Final = 64
+NODE_ISSUED_IDS_REMEMBERED: Final = 1024
+#: An exec approval request nobody answers is denied after this long.
+EXEC_APPROVAL_TTL_MS: Final = 120_000
 
 
 @dataclass(frozen=True, slots=True)

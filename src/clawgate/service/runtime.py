@@ -25,7 +25,7 @@ from ..config import (
     token_from_env,
 )
 from ..gateway.server import BackgroundFailure, GatewayServer
-from ..gateway.settings import GatewaySettings, PluginSettings
+from ..gateway.settings import GatewaySettings, NodeSettings, PluginSettings
 from ..protocol.auth import AuthMode, SharedSecretAuth, secrets_equal
 from ..tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
 from .paths import Paths
@@ -158,6 +158,11 @@ def resolve_settings(
         hooks=config.hooks,
         hook_secrets=_hook_secrets(config, auth),
         canvas=_canvas_settings(config, paths, auth),
+        nodes=NodeSettings(
+            allow_commands=tuple(config.nodes.allow_commands),
+            deny_commands=tuple(config.nodes.deny_commands),
+            approval_timeout_ms=config.nodes.approval_timeout_s * 1000,
+        ),
     )
     return settings, source
 

@@ -137,6 +137,28 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_session ON messages (session_id, seq);
 """
 
+_V7_NODES: Final = """
+-- Nodes' approved command surfaces and names (gateway spec §10.5); `record` is JSON
+-- {commands, approved_at_ms, display_name}.
+CREATE TABLE node_surfaces (
+    node_id TEXT PRIMARY KEY NOT NULL,
+    record  TEXT NOT NULL
+);
+-- Command surfaces waiting for an operator; they expire 5 minutes after `ts`.
+CREATE TABLE node_surface_requests (
+    request_id TEXT PRIMARY KEY NOT NULL,
+    node_id    TEXT NOT NULL,
+    request    TEXT NOT NULL,
+    ts         INTEGER NOT NULL
+);
+-- Exec approval policy per node (`*` = the default for nodes without their own); `record`
+-- is JSON {mode, allowlist: [[glob, ...], ...], updated_at_ms}.
+CREATE TABLE exec_policies (
+    node_id TEXT PRIMARY KEY NOT NULL,
+    record  TEXT NOT NULL
+);
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
@@ -145,6 +167,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(4, "commands", _V4_COMMANDS),
     Migration(5, "integrations ledger", _V5_INTEGRATIONS),
     Migration(6, "chat sessions and messages", _V6_SESSIONS),
+    Migration(7, "node surfaces and exec approval policies", _V7_NODES),
 )
 
 
