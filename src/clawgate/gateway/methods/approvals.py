@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+ModeName = Literal["deny", "allowlist", "ask", "full"]
 
 
 def approvals_of(ctx: CallContext) -> ExecApprovals:
@@ -106,7 +107,7 @@ class PolicySetParams(Params):
     """Params of `exec.approvals.set`: the new mode and/or allowlist."""
 
     nodeId: NonEmpty | None = None
-    mode: ExecMode | None = None
+    mode: ModeName | None = None
     allowlist: (
         Annotated[list[Annotated[list[str], Field(min_length=1)]], Field(max_length=MAX_ALLOWLIST)]
         | None
@@ -118,7 +119,7 @@ class PolicyResult(Result):
 
     nodeId: str | None = None
     inherited: bool
-    mode: ExecMode
+    mode: ModeName
     allowlist: list[list[str]]
     updatedAtMs: int | None = None
 
@@ -170,7 +171,7 @@ async def exec_approvals_set(ctx: CallContext, params: PolicySetParams) -> dict[
         raise InvalidRequest("give mode and/or allowlist to change")
     current, _ = service.policy_for(params.nodeId)
     policy = ExecPolicy(
-        mode=params.mode if params.mode is not None else current.mode,
+        mode=ExecMode(params.mode) if params.mode is not None else current.mode,
         allowlist=(
             tuple(tuple(p) for p in params.allowlist)
             if params.allowlist is not None
