@@ -5,7 +5,19 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, config, devices, doctor, gateway, hub, integrations, plugins
+from . import (
+    approvals,
+    call,
+    config,
+    devices,
+    doctor,
+    gateway,
+    hub,
+    integrations,
+    node,
+    nodes,
+    plugins,
+)
 
 __all__ = ["app", "main"]
 
@@ -22,6 +34,9 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(integrations.manifest_app, name="manifest")
 app.add_typer(hub.app, name="hub")
+app.add_typer(node.app, name="node")
+app.add_typer(nodes.app, name="nodes")
+app.add_typer(approvals.app, name="approvals")
 app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)
