@@ -16,7 +16,8 @@ const CLIENT = Object.freeze({
   mode: "webchat",
   displayName: "WebChat",
 });
-const SCOPES = Object.freeze(["operator.read", "operator.write"]);
+// operator.approvals: the page shows system.run requests waiting for a decision.
+const SCOPES = Object.freeze(["operator.read", "operator.write", "operator.approvals"]);
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 15000;
 const CLOSE_TICK_TIMEOUT = 4000;
