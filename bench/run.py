@@ -26,6 +26,7 @@ from .chat import measure_chat
 from .hub import DAEMONS, measure_hub
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
 from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
+from .nodes import IDLE_NODES, NODES, OPERATORS, measure_nodes
 from .openai_http import CLIENTS, COMPLETIONS, measure_openai_http
 from .phases import (
     IDLE_CONNECTIONS,
@@ -99,6 +100,12 @@ async def _measure(workdir: Path) -> tuple[list[Figure], list[str]]:
             figures += await measure_openai_http(servers, http, token)
         _progress(f"canvas host: idle cost on against off, {RELOADS} live reloads, static GETs")
         figures += await measure_canvas(servers, token)
+        _progress(
+            f"nodes: node.invoke round trips, {NODES} nodes and {OPERATORS} operators, "
+            f"RSS of {IDLE_NODES} idle nodes"
+        )
+        async with aiohttp.ClientSession() as http:
+            figures += await measure_nodes(servers, http, token)
         servers.stop_all()
         _progress(f"hub: {DAEMONS} simulated daemons held, commands/s through the hub")
         figures += await measure_hub(workdir)

@@ -82,7 +82,8 @@ class _NodeState:
 
     links: list[NodeLink] = field(default_factory=list)
     last: NodeLink | None = None
-    issued: IssuedIds = field(default_factory=IssuedIds)
+    # Made at the first invoke: an idle node should cost little.
+    issued: IssuedIds | None = None
     inventory: dict[str, Any] = field(default_factory=dict)
 
 
@@ -348,7 +349,10 @@ class NodeService:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[invoke_id] = _Pending(node_id, link.conn_id, command, future)
         self._pending_per_node[node_id] += 1
-        self._nodes[node_id].issued.add(invoke_id)
+        state = self._nodes[node_id]
+        if state.issued is None:
+            state.issued = IssuedIds()
+        state.issued.add(invoke_id)
         request = {
             "id": invoke_id,
             "nodeId": node_id,
@@ -390,7 +394,13 @@ class NodeService:
             )
         declaration = link.node_declaration
         declared = declaration.commands if declaration is not None else ()
-        if command not in self.effective_commands(node_id, declared):
+        # Checked per invoke, so without building the whole effective list.
+        allowed = (
+            command in declared
+            and command in self.surfaces.approved(node_id)
+            and self.policy.allows(command)
+        )
+        if not allowed:
             raise InvalidRequest(
                 f"command {command} is not allowed on this node; it must be declared, allowed "
                 "in [nodes] allow_commands and approved with node.pair.approve",
@@ -408,7 +418,7 @@ class NodeService:
         if node_id is None or params.nodeId != node_id:
             raise InvalidRequest("nodeId is not this node's id")
         state = self._nodes.get(node_id)
-        if state is None or params.id not in state.issued:
+        if state is None or state.issued is None or params.id not in state.issued:
             raise InvalidRequest(f"unknown invoke id {params.id} for this node")
         pending = self._pending.get(params.id)
         if pending is None or pending.future.done():
