@@ -114,5 +114,11 @@ async def test_openclaw_node_host_pairs_lists_and_answers_system_which(
     answer = await admin.client.call("node.invoke", body, timeout=60)
     assert answer["payload"]["bins"]["sh"].endswith("/sh")
     assert isinstance(answer["payloadJSON"], str)
-    described = await admin.client.call("node.describe", {"nodeId": node["nodeId"]})
+    # It publishes its inventories right after connecting, without waiting for answers.
+    async with asyncio.timeout(30):
+        while True:
+            described = await admin.client.call("node.describe", {"nodeId": node["nodeId"]})
+            if "runnerInventory" in described:
+                break
+            await asyncio.sleep(0.2)
     assert described["runnerInventory"]["protocolFeatures"] == ["node-worker-supervisor-v6"]

@@ -180,6 +180,7 @@ class RunnerInventoryParams(Params):
 
     protocolFeatures: list[str]
     workerHost: dict[str, Any] | None = None
+    workerRuns: Any = None
 
 
 class SkillsParams(Params):
