@@ -209,6 +209,20 @@ async def test_surface_approval_survives_a_restart(
     ]
 
 
+async def test_removing_the_device_forgets_its_approved_commands(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, nodes: list[ScriptedNode]
+) -> None:
+    gateway = await gateway_factory()
+    admin = await operator(client_factory, gateway)
+    identity = DeviceIdentity.generate()
+    first = await node(gateway, nodes, identity=identity)
+    await admin.client.call("device.pair.remove", {"deviceId": first.node_id})
+    assert (await admin.client.call("node.pair.list"))["paired"] == []
+    async with asyncio.timeout(5):
+        while (await admin.client.call("node.list"))["nodes"]:  # until its socket closed
+            await asyncio.sleep(0.05)
+
+
 # -- node methods ---------------------------------------------------------------------
 
 

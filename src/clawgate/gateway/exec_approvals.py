@@ -70,7 +70,7 @@ class ExecApprovals:
         await self._save(key, policy)
         self.policies[key] = policy
 
-    async def forget_node(self, node_id: str) -> None:
+    def forget_node(self, node_id: str) -> None:
         """Drop a removed node's own policy (the store row goes with the node's surface)."""
         self.policies.pop(node_id, None)
 

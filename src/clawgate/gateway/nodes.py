@@ -282,6 +282,15 @@ class NodeService:
         self.announce_resolved(request_id, request.node_id, "rejected")
         return request
 
+    async def forget(self, node_id: str) -> None:
+        """Forget a removed device's surface, name and exec policy: re-pairing starts over."""
+        self.surfaces.remove(node_id)
+        self.approvals.forget_node(node_id)
+        if self._store is not None:
+            await self._store.write(
+                lambda conn: nodes_repo.save_surface_changes(conn, removed_node=node_id)
+            )
+
     def announce_resolved(self, request_id: str, node_id: str, decision: str) -> None:
         """Tell pairing operators (and the node, which listens for it) how a request ended."""
         payload = {
