@@ -27,9 +27,9 @@ __all__ = ["IDLE_NODES", "NODES", "OPERATORS", "measure_nodes"]
 
 NODES: Final = 100
 OPERATORS: Final = 10
-IDLE_NODES: Final = 300  # for RSS per node: NODES of them also serve the throughput phase
+IDLE_NODES: Final = 200  # for RSS per node: NODES of them also serve the throughput phase
 IN_FLIGHT_PER_OPERATOR: Final = 32
-LATENCY_INVOKES: Final = 1000
+LATENCY_INVOKES: Final = 500
 WARMUP_INVOKES: Final = 100
 THROUGHPUT_S: Final = 3.0
 _OPEN_AT_ONCE: Final = 16  # below the 32 unauthenticated sockets allowed per IP
