@@ -209,7 +209,9 @@ class NodeCommands:
         }
 
     async def canvas(self, params: Any) -> dict[str, Any]:
-        """Refuse clearly: the canvas host is not part of this build yet."""
+        """Refuse clearly: a headless node has no screen to show a canvas on."""
         raise CommandError(
-            "UNAVAILABLE", "canvas is not available on this node yet (no canvas host in this build)"
+            "UNAVAILABLE",
+            "this headless node has no display to show a canvas; present it on a node with a "
+            "screen (the gateway's canvas host serves the page to it)",
         )
