@@ -148,6 +148,8 @@ class GatewayOpener:
         )
         self.connect_bytes = len(self._connect)
         self.hello_bytes = 0
+        #: The text of the last `hello-ok` (its snapshot holds the presence list).
+        self.last_hello = ""
 
     async def __call__(self, session: ClientSession) -> ClientWebSocketResponse:
         """Open one socket and finish its handshake."""
@@ -165,6 +167,7 @@ class GatewayOpener:
                 await ws.close()
                 raise
             self.hello_bytes = len(hello)
+            self.last_hello = hello
             return ws
 
 

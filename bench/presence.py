@@ -1,0 +1,526 @@
+"""Presence at scale and memory over time: 1000 joins and leaves, connect/leave storms, a soak.
+
+Each phase opens presence-visible clients (`client.mode = "test"`), so every join and
+leave changes the presence list that the gateway announces to every operator (spec §8.8).
+A quiet `cli` watcher follows the list's size from its `presence` events: a join or a
+leave counts as done for the gateway once an announced list reflects it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import aiohttp
+from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
+
+from .chat import ECHO_CONFIG
+from .load import (
+    PRESENCE_PREFIX,
+    RES_PREFIX,
+    GatewayOpener,
+    Opener,
+    await_response,
+    echo_maker,
+    echo_opener,
+    frame_maker,
+    open_many,
+    request_text,
+    sessions,
+)
+from .procs import ServerProcess, Servers
+from .report import Figure, Target, median, percentile
+
+__all__ = [
+    "SOAK_DEFAULT_S",
+    "measure_join_leave",
+    "measure_soak",
+    "measure_storm",
+]
+
+#: Sizes at which the join/leave phase takes its split times.
+MARKS: Final = (250, 500, 1000)
+JOIN_LEAVE_BUDGET_S: Final = 60.0
+STORM_CLIENTS: Final = 200
+STORM_ROUNDS: Final = 5
+STORM_ROUND_BUDGET_S: Final = 60.0
+SOAK_CLIENTS: Final = 200
+SOAK_DEFAULT_S: Final = 60.0
+#: A chat.send per client per this many seconds, spread evenly over the clients.
+SOAK_CHAT_EVERY_S: Final = 60.0
+SETTLE_S: Final = 1.0
+_MIB: Final = 1024 * 1024
+# Every presence entry has exactly one `reason` ("self" for the gateway, "connect" here).
+_ENTRY_MARK: Final = '"reason":'
+
+
+class PresenceWatcher:
+    """A quiet operator socket that follows the size of the announced presence list."""
+
+    def __init__(self, ws: ClientWebSocketResponse, size: int) -> None:
+        self.size = size
+        self.events = 0
+        self._ws = ws
+        self._changed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, session: ClientSession, url: str, token: str) -> PresenceWatcher:
+        """Connect a `cli` operator and start following its presence events."""
+        opener = GatewayOpener(url, token, mode="cli")
+        ws = await opener(session)
+        return cls(ws, opener.last_hello.count(_ENTRY_MARK))
+
+    async def _read(self) -> None:
+        async for message in self._ws:
+            if message.type is WSMsgType.TEXT and message.data.startswith(PRESENCE_PREFIX):
+                self.size = message.data.count(_ENTRY_MARK)
+                self.events += 1
+                self._changed.set()
+
+    async def wait_size(self, size: int) -> float:
+        """Wait until an announced list has `size` entries; return `time.monotonic()` then."""
+        while self.size != size:
+            self._changed.clear()
+            await self._changed.wait()
+        return time.monotonic()
+
+    async def close(self) -> None:
+        """Stop reading and close the socket."""
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
+        await self._ws.close()
+
+
+@dataclass
+class Crowd:
+    """Sockets opened a few at a time, each drained by a reader from the moment it opens."""
+
+    open_ws: Opener
+    client_sessions: list[ClientSession] = field(default_factory=lambda: sessions(4))
+    sockets: list[ClientWebSocketResponse] = field(default_factory=list)
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def grow(self, count: int) -> None:
+        """Open `count` more sockets, 16 handshakes at a time (below 32 per IP)."""
+
+        async def open_and_drain(session: ClientSession) -> ClientWebSocketResponse:
+            ws = await self.open_ws(session)
+            self.readers.append(asyncio.create_task(_drain(ws)))
+            return ws
+
+        opened, failed = await open_many(open_and_drain, self.client_sessions, count)
+        self.sockets += opened
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {count} sockets failed: {failed[0]!r}")
+
+    async def shrink(self, count: int) -> None:
+        """Close the newest `count` sockets all at once."""
+        leaving, self.sockets = self.sockets[-count:], self.sockets[:-count]
+        readers, self.readers = self.readers[-count:], self.readers[:-count]
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in leaving), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Close every socket and session."""
+        async with asyncio.timeout(30):
+            await self.shrink(len(self.sockets))
+            await asyncio.gather(*(s.close() for s in self.client_sessions))
+
+
+async def _drain(ws: ClientWebSocketResponse) -> None:
+    """Read and drop every frame, as an idle client does."""
+    async for _ in ws:
+        pass
+
+
+# -- 1000 joins, then 1000 leaves ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Splits:
+    """Seconds from the first join (leave) to each mark, NaN past a timeout."""
+
+    joins: list[float]
+    leaves: list[float]
+
+    @property
+    def total_s(self) -> float:
+        """Seconds for all joins and all leaves."""
+        return self.joins[-1] + self.leaves[-1]
+
+
+def _per_item_ms(splits: list[float]) -> list[float]:
+    """Return milliseconds per join (or leave) within each segment between marks."""
+    counts = [b - a for a, b in itertools.pairwise((0, *MARKS))]
+    spans = [b - a for a, b in itertools.pairwise((0.0, *splits))]
+    return [span * 1000 / count for span, count in zip(spans, counts, strict=True)]
+
+
+async def _join_leave(open_ws: Opener, watcher: PresenceWatcher | None) -> _Splits:
+    """Grow a crowd through the marks (250, 500, 1000), then shrink it through them.
+
+    With a watcher, a segment ends when the gateway announced the new size (its own entry
+    included); without (the echo server), when the sockets are open or closed.
+    """
+
+    async def reached(clients: int) -> float:
+        return time.monotonic() if watcher is None else await watcher.wait_size(clients + 1)
+
+    crowd = Crowd(open_ws)
+    joins: list[float] = []
+    leaves: list[float] = []
+    try:
+        async with asyncio.timeout(JOIN_LEAVE_BUDGET_S):
+            started = time.monotonic()
+            for mark in MARKS:
+                await crowd.grow(mark - len(crowd.sockets))
+                joins.append(await reached(mark) - started)
+            started = time.monotonic()
+            for mark in MARKS:
+                await crowd.shrink(len(crowd.sockets) - (MARKS[-1] - mark))
+                leaves.append(await reached(MARKS[-1] - mark) - started)
+    except TimeoutError:
+        joins += [math.nan] * (len(MARKS) - len(joins))
+        leaves += [math.nan] * (len(MARKS) - len(leaves))
+    finally:
+        await crowd.close()
+    return _Splits(joins, leaves)
+
+
+def _growth(per_item: list[float], *, largest_last: bool) -> float:
+    """Return per-item time with the most clients ÷ per-item time with the fewest."""
+    few, many = (per_item[0], per_item[-1]) if largest_last else (per_item[-1], per_item[0])
+    return many / few if few > 0 else math.nan
+
+
+async def measure_join_leave(
+    gateway: ServerProcess, echo: ServerProcess, token: str
+) -> list[Figure]:
+    """1000 presence-visible joins then 1000 leaves; per-join time at 250, 500 and 1000."""
+    (session,) = sessions(1)
+    try:
+        watcher = await PresenceWatcher.open(session, gateway.ws_url, token)
+        try:
+            gw = await _join_leave(GatewayOpener(gateway.ws_url, token, mode="test"), watcher)
+            announced = watcher.events
+        finally:
+            await watcher.close()
+    finally:
+        await session.close()
+    ec = await _join_leave(echo_opener(echo.ws_url), None)
+    gw_joins, gw_leaves = _per_item_ms(gw.joins), _per_item_ms(gw.leaves)
+    ec_joins, ec_leaves = _per_item_ms(ec.joins), _per_item_ms(ec.leaves)
+
+    def split(values: list[float]) -> str:
+        return "/".join(f"{value:.2f}" for value in values)
+
+    join_growth = _growth(gw_joins, largest_last=True)
+    leave_growth = _growth(gw_leaves, largest_last=False)
+    segments = "1-250/251-500/501-1000"
+    return [
+        Figure(
+            f"presence_join_leave_{MARKS[-1]}",
+            gw.total_s * 1000,
+            "ms",
+            ec.total_s * 1000,
+            note=f"{MARKS[-1]} mode=test joins then leaves (each done once announced), "
+            f"{announced} presence events seen; ms per join over {segments}: "
+            f"{split(gw_joins)} (echo {split(ec_joins)}); per leave over the same, "
+            f"from 1000 down: {split(gw_leaves)} (echo {split(ec_leaves)})",
+        ),
+        Figure(
+            "presence_join_leave_growth",
+            max(join_growth, leave_growth),
+            "x",
+            target=Target("<", 2),
+            note=f"time per join (leave) with the most clients ÷ with the fewest: joins "
+            f"{join_growth:.2f}, leaves {leave_growth:.2f}; linear stays near 1, a cost "
+            f"per change growing with the list gives about 6 (joins) and 3.5 (leaves)",
+        ),
+    ]
+
+
+# -- connect/leave storms --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Storm:
+    """RSS around each storm round and request latencies taken during the rounds."""
+
+    rss_start: int
+    rss_after_rounds: list[int]
+    rss_peak: int
+    latencies_s: list[float]
+    reply_bytes: int
+    timed_out: bool
+
+
+async def _probe(ws: ClientWebSocketResponse, make: Callable[[int], str], storm: _Probe) -> None:
+    """Send one request after another until cancelled; record those sent during a round."""
+    number = 0
+    while True:
+        sent = time.monotonic()
+        active = storm.active
+        await ws.send_str(make(number))
+        storm.reply_bytes = len(await await_response(ws, str(number)))
+        if active and storm.active:
+            storm.latencies_s.append(time.monotonic() - sent)
+        number += 1
+
+
+@dataclass
+class _Probe:
+    """Round trips taken while a storm round is running (not while it settles)."""
+
+    active: bool = False
+    reply_bytes: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+
+
+async def _sample_peak(server: ServerProcess, peak: list[int]) -> None:
+    """Keep `peak[0]` at the highest RSS seen, sampling every 20 ms until cancelled."""
+    while True:
+        peak[0] = max(peak[0], server.rss_bytes())
+        await asyncio.sleep(0.02)
+
+
+async def _storm(
+    server: ServerProcess,
+    open_ws: Opener,
+    prober: ClientWebSocketResponse,
+    make: Callable[[int], str],
+    watcher: PresenceWatcher | None,
+) -> _Storm:
+    """Run `STORM_ROUNDS` rounds of 200 joins then 200 leaves at once, probing meanwhile."""
+    await asyncio.sleep(SETTLE_S)
+    rss_start = server.rss_bytes()
+    after: list[int] = []
+    peak = [rss_start]
+    probing = _Probe()
+    probe = asyncio.create_task(_probe(prober, make, probing))
+    sampler = asyncio.create_task(_sample_peak(server, peak))
+    crowd = Crowd(open_ws)
+    timed_out = False
+    try:
+        for _ in range(STORM_ROUNDS):
+            probing.active = True
+            async with asyncio.timeout(STORM_ROUND_BUDGET_S):
+                await crowd.grow(STORM_CLIENTS)
+                if watcher is not None:
+                    await watcher.wait_size(STORM_CLIENTS + 1)
+                await crowd.shrink(STORM_CLIENTS)
+                if watcher is not None:
+                    await watcher.wait_size(1)
+            probing.active = False
+            await asyncio.sleep(SETTLE_S)
+            after.append(server.rss_bytes())
+    except TimeoutError:
+        timed_out = True
+    finally:
+        for task in (probe, sampler):
+            task.cancel()
+        await asyncio.gather(probe, sampler, return_exceptions=True)
+        await crowd.close()
+    return _Storm(rss_start, after, peak[0], probing.latencies_s, probing.reply_bytes, timed_out)
+
+
+async def _gateway_storm(servers: Servers, http: aiohttp.ClientSession, token: str) -> _Storm:
+    """Storm a fresh gateway, probing with `health`."""
+    gateway = servers.gateway()
+    await gateway.wait_ready(http)
+    (session,) = sessions(1)
+    try:
+        cli = GatewayOpener(gateway.ws_url, token, mode="cli")
+        watcher = await PresenceWatcher.open(session, gateway.ws_url, token)
+        prober = await cli(session)
+        try:
+            opener = GatewayOpener(gateway.ws_url, token, mode="test")
+            return await _storm(gateway, opener, prober, frame_maker("health", {}), watcher)
+        finally:
+            await prober.close()
+            await watcher.close()
+    finally:
+        await session.close()
+        servers.stop(gateway)
+
+
+async def _echo_storm(servers: Servers, http: aiohttp.ClientSession, reply_bytes: int) -> _Storm:
+    """Storm a fresh echo server, probing with round trips the size of `health`'s."""
+    echo = servers.echo()
+    await echo.wait_ready(http)
+    (session,) = sessions(1)
+    try:
+        prober = await echo_opener(echo.ws_url)(session)
+        request = frame_maker("health", {})(0)
+        make = echo_maker("echo", request_bytes=len(request), reply_bytes=reply_bytes)
+        try:
+            return await _storm(echo, echo_opener(echo.ws_url), prober, make, None)
+        finally:
+            await prober.close()
+    finally:
+        await session.close()
+        servers.stop(echo)
+
+
+def _growth_pct(storm: _Storm) -> float:
+    """Return RSS after the last round over RSS before the first, as a percentage change."""
+    if not storm.rss_after_rounds:
+        return math.nan
+    return (storm.rss_after_rounds[-1] - storm.rss_start) / storm.rss_start * 100
+
+
+async def measure_storm(servers: Servers, http: aiohttp.ClientSession, token: str) -> list[Figure]:
+    """Rounds of 200 joins then 200 leaves at once: RSS after each, request p50 during."""
+    gw = await _gateway_storm(servers, http, token)
+    ec = await _echo_storm(servers, http, reply_bytes=gw.reply_bytes)
+    growth, echo_growth = _growth_pct(gw), _growth_pct(ec)
+
+    def mib(values: list[int]) -> str:
+        return ", ".join(f"{value / _MIB:.1f}" for value in values)
+
+    timed_out = "timed out; " if gw.timed_out else ""
+    return [
+        Figure(
+            "storm_rss_growth",
+            growth,
+            "%",
+            target=Target("<", 10),
+            note=f"{timed_out}{STORM_ROUNDS} rounds of {STORM_CLIENTS} mode=test joins, then all "
+            f"leave at once; RSS {gw.rss_start / _MIB:.1f} MiB before, after each round "
+            f"{mib(gw.rss_after_rounds)} MiB, peak {gw.rss_peak / _MIB:.1f} MiB; echo "
+            f"{ec.rss_start / _MIB:.1f} -> {mib(ec.rss_after_rounds[-1:])} MiB "
+            f"({echo_growth:+.1f}%)",
+        ),
+        Figure(
+            "storm_request_p50",
+            median(gw.latencies_s) * 1000,
+            "ms",
+            median(ec.latencies_s) * 1000,
+            note=f"`health` one at a time during the rounds, n={len(gw.latencies_s)}, "
+            f"p99 {percentile(gw.latencies_s, 0.99) * 1000:.1f} ms "
+            f"(echo round trips of the same size: n={len(ec.latencies_s)}, "
+            f"p99 {percentile(ec.latencies_s, 0.99) * 1000:.1f} ms)",
+        ),
+    ]
+
+
+# -- soak --------------------------------------------------------------------------------
+
+
+@dataclass
+class _SoakTally:
+    """Responses and refusals counted over the soak."""
+
+    responses: int = 0
+    errors: int = 0
+    chats: int = 0
+
+
+async def _soak_client(
+    ws: ClientWebSocketResponse, index: int, deadline: float, tally: _SoakTally
+) -> None:
+    """Send `health` every second and `chat.send` once per `SOAK_CHAT_EVERY_S`, until the end.
+
+    Client `index` sends its first chat at `index / SOAK_CLIENTS` of the chat period, so
+    the chats are spread evenly; everything the gateway sends is read and dropped.
+    """
+
+    async def read() -> None:
+        async for message in ws:
+            text = message.data
+            if message.type is WSMsgType.TEXT and text.startswith(RES_PREFIX):
+                tally.responses += 1
+                if text.find('"ok":true', 0, 320) < 0:
+                    tally.errors += 1
+
+    reader = asyncio.create_task(read())
+    health = frame_maker("health", {})
+    session_key = f"agent:main:soak-{index}"
+    next_chat = time.monotonic() + SOAK_CHAT_EVERY_S * index / SOAK_CLIENTS
+    number = 0
+    try:
+        while time.monotonic() < deadline:
+            await ws.send_str(health(number))
+            number += 1
+            if time.monotonic() >= next_chat:
+                params = {
+                    "sessionKey": session_key,
+                    "message": "the quick brown fox jumps over the lazy dog",
+                    "idempotencyKey": f"soak-{index}-{number}",
+                }
+                await ws.send_str(request_text(f"chat-{number}", "chat.send", params))
+                tally.chats += 1
+                next_chat += SOAK_CHAT_EVERY_S
+            await asyncio.sleep(1.0)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+async def measure_soak(
+    servers: Servers, http: aiohttp.ClientSession, token: str, seconds: float
+) -> list[Figure]:
+    """200 clients for `seconds`: `health` each second, one `chat.send` each per minute.
+
+    RSS is sampled every second; growth is taken from the end of the warm-up (a third of
+    the run, at most one chat period) to the end, each point the median of 5 samples.
+    """
+    gateway = servers.gateway(ECHO_CONFIG)
+    await gateway.wait_ready(http)
+    warmup_s = min(SOAK_CHAT_EVERY_S, seconds / 3)
+    crowd = Crowd(GatewayOpener(gateway.ws_url, token, mode="test"))
+    tally = _SoakTally()
+    samples: list[tuple[float, int]] = []
+    try:
+        async with asyncio.timeout(30):
+            await crowd.grow(SOAK_CLIENTS)
+        # The crowd's drain readers give way to the soak clients' own readers.
+        for reader in crowd.readers:
+            reader.cancel()
+        await asyncio.gather(*crowd.readers, return_exceptions=True)
+        started = time.monotonic()
+        deadline = started + seconds
+        clients = [
+            asyncio.create_task(_soak_client(ws, index, deadline, tally))
+            for index, ws in enumerate(crowd.sockets)
+        ]
+        try:
+            while time.monotonic() < deadline:
+                samples.append((time.monotonic() - started, gateway.rss_bytes()))
+                await asyncio.sleep(1.0)
+        finally:
+            async with asyncio.timeout(30):
+                await asyncio.gather(*clients, return_exceptions=True)
+    finally:
+        crowd.readers = []
+        await crowd.close()
+        servers.stop(gateway)
+
+    def around(at_s: float) -> float:
+        """Return the median RSS of the 5 samples nearest `at_s`."""
+        nearest = sorted(samples, key=lambda sample: abs(sample[0] - at_s))[:5]
+        return median([rss for _, rss in nearest])
+
+    at_warmup, at_end = around(warmup_s), around(seconds)
+    growth = (at_end - at_warmup) / at_warmup * 100
+    return [
+        Figure(
+            "soak_rss_growth",
+            growth,
+            "%",
+            target=Target("<", 5),
+            note=f"{SOAK_CLIENTS} mode=test clients for {seconds:.0f} s: health every second, "
+            f"a chat.send each per {SOAK_CHAT_EVERY_S:.0f} s ({tally.chats} sent, "
+            f"{tally.responses} responses, {tally.errors} refused); RSS "
+            f"{samples[0][1] / _MIB:.1f} MiB at start, {at_warmup / _MIB:.1f} after the "
+            f"{warmup_s:.0f} s warm-up, {at_end / _MIB:.1f} at the end",
+        )
+    ]
