@@ -257,6 +257,7 @@ class GatewayServer:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._tick_loop(), name="tick")
+                group.create_task(self.presence.run(), name="presence")
                 group.create_task(self.health.run(interval_s), name="health")
                 group.create_task(self.heartbeats.run(), name="heartbeat")
         except Exception:
