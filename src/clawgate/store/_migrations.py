@@ -137,6 +137,38 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_session ON messages (session_id, seq);
 """
 
+_V7_CRON: Final = """
+-- Cron jobs (gateway spec §10.8): `spec` is the job's wire fields as JSON, `state` its
+-- scheduling state as JSON. A removed job keeps its row (`removed_at`) for a week, so
+-- `cron.runs` still answers for it.
+CREATE TABLE cron_jobs (
+    job_id     TEXT PRIMARY KEY NOT NULL,
+    spec       TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    removed_at INTEGER
+);
+-- One row per run, written when it starts (`running`) and again when it ends.
+CREATE TABLE cron_runs (
+    run_id       TEXT PRIMARY KEY NOT NULL,
+    job_id       TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    trigger      TEXT NOT NULL,
+    started_at   INTEGER NOT NULL,
+    scheduled_at INTEGER,
+    late         INTEGER NOT NULL DEFAULT 0,
+    finished_at  INTEGER,
+    duration_ms  INTEGER,
+    error        TEXT,
+    summary      TEXT,
+    session_key  TEXT,
+    next_run_at  INTEGER
+);
+CREATE INDEX cron_runs_by_job ON cron_runs (job_id, started_at);
+CREATE INDEX cron_runs_running ON cron_runs (status) WHERE status = 'running';
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
@@ -145,6 +177,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(4, "commands", _V4_COMMANDS),
     Migration(5, "integrations ledger", _V5_INTEGRATIONS),
     Migration(6, "chat sessions and messages", _V6_SESSIONS),
+    Migration(7, "cron jobs and runs", _V7_CRON),
 )
 
 
