@@ -11,8 +11,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from .automation.durations import format_duration, parse_duration
+from .automation.heartbeat_rules import DEFAULT_ACK_TOKEN, ActiveHours
+from .automation.zones import get_zone
 from .files import write_atomic
 from .protocol.auth import AuthMode
 from .protocol.ipc.timeouts import DEFAULT_TIMEOUTS_S
@@ -33,7 +43,9 @@ __all__ = [
     "CanvasSection",
     "ClawgateConfig",
     "ConfigError",
+    "CronSection",
     "GatewaySection",
+    "HeartbeatSection",
     "HookMappingSection",
     "HooksSection",
     "HttpSection",
@@ -50,6 +62,8 @@ __all__ = [
 TOKEN_ENV = "CLAWGATE_GATEWAY_TOKEN"
 PASSWORD_ENV = "CLAWGATE_GATEWAY_PASSWORD"
 API_KEY_ENV = "CLAWGATE_API_KEY"
+#: Heartbeats every 30 minutes unless configured (OpenClaw reports heartbeatSeconds 1800).
+DEFAULT_HEARTBEAT_EVERY_S: Final = 1800
 
 # Every key that holds a secret: redacted wherever config is shown, never logged.
 SECRET_KEYS: Final = (
@@ -102,9 +116,53 @@ class GatewaySection(_Section):
     tick_interval_ms: Annotated[int, Field(ge=100)] = 30_000
     max_payload: Annotated[int, Field(ge=65_536)] = Limits().max_payload
     max_buffered_bytes: Annotated[int, Field(ge=65_536)] = Limits().max_buffered_bytes
-    heartbeat_every_s: Annotated[int, Field(ge=1)] = 1800
+    # Deprecated alias of `[heartbeat] every` (seconds); `[heartbeat] every` wins when both are set.
+    heartbeat_every_s: Annotated[int, Field(ge=1)] | None = None
+    # The IANA zone of cron jobs without `tz` and of heartbeat active hours; unset: the system's.
+    timezone: str | None = None
     # Failed logins from loopback without a browser Origin do not lock the address out.
     lockout_exempt_loopback: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            get_zone(value)  # a ZoneError is a ValueError: pydantic reports it
+        return value
+
+
+class HeartbeatSection(_Section):
+    """`[heartbeat]`: the agent's periodic turn (gateway spec §10.1)."""
+
+    # How often, e.g. "30m" or "1h"; "0m" runs no scheduled beats (`wake` still beats).
+    every: str | None = None
+    # A daily window in [gateway] timezone, e.g. "08:00-22:00"; unset beats around the clock.
+    active_hours: str | None = None
+    # The heartbeat prompt; unset: HEARTBEAT.md in the agent's workspace, else a built-in one.
+    prompt: str | None = None
+    # Where a reply that is more than the ack token goes: a WebChat session key ...
+    target: str = "main"
+    # ... or a channel and a peer on it (once the channel layer is there).
+    channel: str | None = None
+    to: str | None = None
+    ack_token: Annotated[str, Field(min_length=1, max_length=64)] = DEFAULT_ACK_TOKEN
+
+    @model_validator(mode="after")
+    def _valid(self) -> HeartbeatSection:
+        if self.every is not None:
+            parse_duration(self.every)
+        if self.active_hours is not None:
+            ActiveHours.parse(self.active_hours)
+        if (self.channel is None) != (self.to is None):
+            raise ValueError("set both channel and to, or neither (target then names a session)")
+        return self
+
+
+class CronSection(_Section):
+    """`[cron]`: the scheduler."""
+
+    # false: jobs are kept and can be run by hand (cron.run), but none fires on its own.
+    enabled: bool = True
 
 
 class LogSection(_Section):
@@ -212,6 +270,8 @@ class AgentSection(_Section):
     echo_delay_ms: Annotated[int, Field(ge=0, le=10_000)] = 40
     # How many earlier messages of the session a backend is given.
     history_limit: Annotated[int, Field(ge=0, le=1000)] = 50
+    # The agent's workspace (relative to the home); the heartbeat reads HEARTBEAT.md there.
+    workspace: str = "workspace"
     openai: OpenAISection = Field(default_factory=OpenAISection)
 
     @model_validator(mode="after")
@@ -310,6 +370,8 @@ class ClawgateConfig(_Section):
     cloud: CloudSection = Field(default_factory=CloudSection)
     pairing: PairingSection = Field(default_factory=PairingSection)
     agent: AgentSection = Field(default_factory=AgentSection)
+    heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
+    cron: CronSection = Field(default_factory=CronSection)
     log: LogSection = Field(default_factory=LogSection)
     ipc: IpcSection = Field(default_factory=IpcSection)
     queue: QueueSection = Field(default_factory=QueueSection)
@@ -317,6 +379,25 @@ class ClawgateConfig(_Section):
     http: HttpSection = Field(default_factory=HttpSection)
     hooks: HooksSection = Field(default_factory=HooksSection)
     canvas: CanvasSection = Field(default_factory=CanvasSection)
+
+    def heartbeat_every_s(self) -> int:
+        """Return the heartbeat cadence: `[heartbeat] every`, else the deprecated alias."""
+        if self.heartbeat.every is not None:
+            return parse_duration(self.heartbeat.every)
+        if self.gateway.heartbeat_every_s is not None:
+            return self.gateway.heartbeat_every_s
+        return DEFAULT_HEARTBEAT_EVERY_S
+
+    def deprecations(self) -> list[str]:
+        """Return one line per deprecated key in use, saying what to write instead."""
+        if self.gateway.heartbeat_every_s is None:
+            return []
+        every = format_duration(self.gateway.heartbeat_every_s)
+        if self.heartbeat.every is not None:
+            return [
+                "[gateway] heartbeat_every_s is deprecated and ignored: [heartbeat] every is set"
+            ]
+        return [f'[gateway] heartbeat_every_s is deprecated; write [heartbeat] every = "{every}"']
 
     def limits(self) -> Limits:
         """Return the protocol limits this config sets."""

@@ -48,6 +48,13 @@ _HOT_KEYS: Final = frozenset(
         ("gateway", "auth", "password"),
         ("gateway", "allowed_origins"),
         ("gateway", "heartbeat_every_s"),
+        ("heartbeat", "every"),
+        ("heartbeat", "active_hours"),
+        ("heartbeat", "prompt"),
+        ("heartbeat", "target"),
+        ("heartbeat", "channel"),
+        ("heartbeat", "to"),
+        ("heartbeat", "ack_token"),
         ("log", "level"),
         ("auth", "api_key"),
     }

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-__all__ = ["LATENCY_BUCKETS_S", "GatewayMetrics"]
+__all__ = ["LATENCY_BUCKETS_S", "GatewayMetrics", "MetricSource", "Sample"]
+
+#: One value a service reports: (kind "counter" or "gauge", name, help, labels, value).
+Sample = tuple[str, str, str, dict[str, str], float]
+#: A service's values, read at scrape time.
+MetricSource = Callable[[], Iterator[Sample]]
 
 #: Upper bounds of the method latency histogram, in seconds (`+Inf` is implied).
 LATENCY_BUCKETS_S: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30)
@@ -55,7 +60,12 @@ class GatewayMetrics:
         self.handshakes: Counter[str] = Counter()  # by outcome
         self.errors: Counter[str] = Counter()  # by code
         self._latency: dict[str, _Latency] = {}
+        self._sources: list[MetricSource] = []
         self._registry: Any = None
+
+    def add_source(self, source: MetricSource) -> None:
+        """Report a service's own counters and gauges too (read at scrape time)."""
+        self._sources.append(source)
 
     def observe_latency(self, method: str, seconds: float) -> None:
         """Record one call's latency."""
@@ -113,6 +123,15 @@ class GatewayMetrics:
         for method, histogram in sorted(self._latency.items()):
             latency.add_metric([method], histogram.cumulative(), sum_value=histogram.total)
         yield latency
+        families: dict[str, Any] = {}
+        for source in self._sources:
+            for kind, name, help_text, labels, value in source():
+                family = families.get(name)
+                if family is None:
+                    make = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+                    family = families[name] = make(name, help_text, labels=list(labels))
+                family.add_metric(list(labels.values()), value)
+        yield from families.values()
 
 
 class _Collector:

@@ -3,19 +3,20 @@
 Start order (each step may use what the steps before it started):
 1. the state store (state.db), then what it restores: the config hash key, the heartbeat
    switch, queued system events, paired devices;
-2. the agent service (sessions, runs) and the plugin side (hub clock, command queue and
-   router, reconciler, IPC socket, control link);
+2. the agent service (sessions, runs), the cron jobs (runs cut off by a crash are marked
+   interrupted; the scheduler is built only when state.db has cron rows) and the plugin side
+   (hub clock, command queue and router, reconciler, IPC socket, control link);
 3. the HTTP site on the gateway port, the canvas host on its own port when `[canvas]` is
    on (its root watcher in the task group), then the first health summary;
-4. the gateway's own loops (tick, health refresh, heartbeat), then `ready`.
+4. the gateway's own loops (tick, health refresh, heartbeat, cron timer), then `ready`.
 Every long-running loop — the gateway's, and those the services start (IPC accept, command
 expiry, reconciliation passes, the control link) — runs in one `asyncio.TaskGroup` owned by
 a supervisor task: a loop that dies takes the group down, the failure is logged, and
 `wait_failed()` returns, so the process stops loudly instead of running half-alive.
 Stop runs the other way, bounded in time: stop admitting and cancel the gateway's loops,
-end the agent runs (clients see them end), announce `shutdown`, drain, close with 1012,
-unbind, stop the canvas host, stop the plugin side, close the store, and last let the task
-group end.
+end the agent runs (clients see them end) and let cron record how its runs ended, announce
+`shutdown`, drain, close with 1012, unbind, stop the canvas host, stop the plugin side,
+close the store, and last let the task group end.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from aiohttp import web
 
 from .. import __version__
 from ..agents.factory import build_backend
+from ..automation.delivery import WEBCHAT, DeliveryRouter
+from ..automation.service import CronService
 from ..ipc import PluginRegistry
 from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
@@ -44,6 +47,7 @@ from ..store import StateStore
 from ..tls import server_ssl_context
 from .access import GatewayAccess
 from .agent_service import AgentService
+from .automation import AgentTurns, CronRunner, WebChatDelivery, cron_metrics
 from .broadcaster import Broadcaster
 from .config_service import ConfigService
 from .connection import Connection, ConnectionDeps
@@ -118,13 +122,22 @@ class GatewayServer:
             self.state_version,
         )
         self.health = HealthMonitor(self._build_health, clock, self._announce_health)
+        self.system_events = SystemEvents(self.store)
+        # Replies of heartbeats and cron jobs: WebChat sessions until channels plug in here.
+        self.delivery = DeliveryRouter()
+        self.delivery.add(WEBCHAT, WebChatDelivery(self._agent_service, self.broadcaster, clock))
+        self.turns = AgentTurns(self._agent_service)
         self.heartbeats = HeartbeatRunner(
-            self._heartbeat_turn,
-            settings.heartbeat_every_s,
-            self._announce_heartbeat,
+            settings=settings.heartbeat,
+            zone=settings.timezone,
+            clock=clock,
+            on_heartbeat=self._announce_heartbeat,
+            agent=self.turns,
+            system_events=self.system_events,
+            delivery=self.delivery,
+            workspace=settings.workspace or settings.home / "workspace",
             store=self.store,
         )
-        self.system_events = SystemEvents(self.store)
         self.pairing = PairingService(self.store, self.broadcaster, self._sockets, clock)
         self.config = ConfigService(
             path=settings.config_path,
@@ -156,6 +169,7 @@ class GatewayServer:
         )
         # Built once the store is open: they read it from their first step.
         self.agents: AgentService | None = None
+        self.cron: CronService | None = None
         self.plugins: PluginSide | None = None
         self.hooks: HookService | None = None
         self.services: Services | None = None
@@ -206,6 +220,8 @@ class GatewayServer:
                 ),
                 group.create_task(self.heartbeats.run(), name="heartbeat"),
             ]
+            if self.cron is not None and self.cron.enabled:
+                self._loops.append(group.create_task(self.cron.run(), name="cron"))
         except BaseException:
             await self.stop()  # what started stops again, and the task group ends
             raise
@@ -235,10 +251,14 @@ class GatewayServer:
             config=self.config,
             agents=self.agents,
             plugins=self.plugins,
+            delivery=self.delivery,
+            cron=self.cron,
             canvas=self.canvas,
         )
         if self.agents is not None:
             await self.agents.start()
+        if self.cron is not None:
+            await self.cron.load()
         if self.plugins is not None:
             await self.plugins.start(group.create_task)
         return self.services
@@ -310,6 +330,22 @@ class GatewayServer:
             broadcaster=self.broadcaster,
             clock=self.now_ms,
         )
+        runner = CronRunner(
+            turns=self.turns,
+            system_events=self.system_events,
+            heartbeats=self.heartbeats,
+            delivery=self.delivery,
+            clock=self.now_ms,
+        )
+        self.cron = CronService(
+            store=store,
+            clock=self.now_ms,
+            runner=runner,
+            announce=self._announce_cron,
+            default_tz=settings.timezone,
+            enabled=settings.cron_enabled,
+        )
+        self.metrics.add_source(cron_metrics(self.cron))
         if settings.ipc_socket is not None:
             self.plugins = PluginSide(
                 store=store,
@@ -394,6 +430,8 @@ class GatewayServer:
         if self.agents is not None:
             # Before `shutdown`: clients see every run end (aborted) while still connected.
             await self.agents.stop()
+        if self.cron is not None:
+            await self.cron.stop()  # its runs record how they ended before the store closes
         reason = "gateway restarting" if restarting else "gateway stopping"
         await connections.close_all(reason, restart_expected_ms if restarting else None)
         if self._runner is not None:
@@ -434,6 +472,9 @@ class GatewayServer:
     def _sockets(self) -> Broadcaster[Connection]:
         return self.broadcaster
 
+    def _agent_service(self) -> AgentService | None:
+        return self.agents
+
     def _plugin_registry(self) -> PluginRegistry | None:
         return self.plugins.registry if self.plugins is not None else None
 
@@ -460,6 +501,9 @@ class GatewayServer:
 
     def _announce_heartbeat(self, event: dict[str, Any]) -> None:
         self.broadcaster.broadcast("heartbeat", event)
+
+    def _announce_cron(self, event: dict[str, Any]) -> None:
+        self.broadcaster.broadcast("cron", event)
 
     def _announce_cloud_status(self, status: dict[str, Any]) -> None:
         self.broadcaster.broadcast("cloud.status", status)
@@ -495,10 +539,6 @@ class GatewayServer:
             ],
             "sessions": sessions,
         }
-
-    async def _heartbeat_turn(self) -> dict[str, Any]:
-        # No agent backend is configured in this build, so a heartbeat has nobody to run.
-        return {"ts": self.now_ms(), "status": "skipped", "reason": "no-agent"}
 
     async def _tick_loop(self) -> None:
         interval = self.limits.tick_interval_ms / 1000

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..automation.delivery import DeliveryRouter
+from ..automation.service import CronService
 from ..config import AgentSection
 from ..protocol.limits import Limits
 from .agent_service import AgentService
@@ -57,5 +59,9 @@ class Services:
     agents: AgentService | None
     # None when the gateway serves no plugin socket.
     plugins: PluginSide | None
+    # Where automated replies go (WebChat sessions until the channel layer plugs in).
+    delivery: DeliveryRouter
+    # None when the gateway runs without a state store (jobs live in state.db).
+    cron: CronService | None
     # None when the canvas host is off; `page_url` builds `canvas.present|navigate` URLs.
     canvas: CanvasHost | None = None

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..automation.heartbeat_rules import HeartbeatSettings
+from ..automation.zones import system_zone_name
 from ..canvas.settings import CanvasSettings
 from ..cloud.settings import LinkSettings
 from ..config import AgentSection, HooksSection, OpenAIHttpSection
@@ -38,7 +40,13 @@ class GatewaySettings:
     port: int = 18789
     limits: Limits = field(default_factory=Limits)
     allowed_origins: frozenset[str] = frozenset()
-    heartbeat_every_s: int = 1800
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    # The IANA zone of cron jobs without `tz` and of heartbeat active hours.
+    timezone: str = field(default_factory=system_zone_name)
+    # False: cron jobs are kept and run by hand only.
+    cron_enabled: bool = True
+    # The agent's workspace (HEARTBEAT.md); None: `<home>/workspace`.
+    workspace: Path | None = None
     config_path: Path | None = None
     log_file: Path | None = None
     # True when the shared secret came from a flag or the environment: file edits leave it.

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..automation.zones import system_zone_name
 from ..canvas.settings import CanvasSettings
 from ..cloud.settings import LinkSettings
 from ..config import (
@@ -24,6 +25,7 @@ from ..config import (
     password_from_env,
     token_from_env,
 )
+from ..gateway.heartbeat import heartbeat_settings
 from ..gateway.server import BackgroundFailure, GatewayServer
 from ..gateway.settings import GatewaySettings, PluginSettings
 from ..protocol.auth import AuthMode, SharedSecretAuth, secrets_equal
@@ -127,6 +129,8 @@ def resolve_settings(
             "use --auth token (the default) or bind to loopback"
         )
     port = config.gateway.port if overrides.port is None else overrides.port
+    for warning in config.deprecations():
+        logger.warning("%s", warning)
     pinned = source.description in ("--token", "--password", TOKEN_ENV, PASSWORD_ENV)
     settings = GatewaySettings(
         home=paths.home,
@@ -135,7 +139,10 @@ def resolve_settings(
         port=port,
         limits=config.limits(),
         allowed_origins=frozenset(config.gateway.allowed_origins),
-        heartbeat_every_s=config.gateway.heartbeat_every_s,
+        heartbeat=heartbeat_settings(config),
+        timezone=config.gateway.timezone or system_zone_name(),
+        cron_enabled=config.cron.enabled,
+        workspace=_in_home(paths, config.agent.workspace),
         config_path=paths.config,
         log_file=paths.log_file,
         auth_pinned=pinned,

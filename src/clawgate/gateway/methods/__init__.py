@@ -18,6 +18,7 @@ from . import (
     chat,
     cloud,
     config,
+    cron,
     devices,
     integrations,
     logs,
@@ -39,6 +40,7 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         system.system_event,
         system.last_heartbeat,
         system.set_heartbeats,
+        system.wake,
         logs.logs_tail,
         agent.agent,
         agent.agent_wait,
@@ -64,6 +66,14 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         devices.device_pair_remove,
         devices.device_token_rotate,
         devices.device_token_revoke,
+        cron.cron_list,
+        # Not in §10.0's list: OpenClaw's `cron status` calls it.
+        cron.cron_status,
+        cron.cron_add,
+        cron.cron_update,
+        cron.cron_remove,
+        cron.cron_run,
+        cron.cron_runs,
         plugins.plugins_list,
         plugins.queue_list,
         integrations.integrations_list,
@@ -87,6 +97,7 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         EventSpec("cloud.status", cloud.CloudStatus, EventGate.READ),
         # Only to `read` connections that called sessions.subscribe.
         EventSpec("sessions.changed", sessions.SessionsChangedPayload, EventGate.READ),
+        EventSpec("cron", cron.CronEventPayload, EventGate.READ),
         EventSpec("device.pair.requested", devices.PendingRequestShape, EventGate.PAIRING),
         EventSpec("device.pair.resolved", devices.DevicePairResolved, EventGate.PAIRING),
     ):

@@ -1,0 +1,223 @@
+"""Automation on the agent side: agent turns for heartbeats and cron jobs, WebChat delivery.
+
+`AgentTurns` runs one turn in a session of its own and waits for the reply: heartbeats in
+`agent:main:heartbeat`, each isolated cron job in `agent:main:cron:<jobId>` (a fresh
+transcript per run, so runs do not see each other; the last run's transcript stays there
+to read). `WebChatDelivery` is the one deliverer until the channel layer exists: it appends
+the reply to a WebChat session's transcript and sends a `chat` final, so open pages show it.
+`CronRunner` carries out a job's payload for the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+from ..agents.run import RunStatus as AgentRunStatus
+from ..agents.sessions import DEFAULT_AGENT_ID, MAIN_SESSION_KEY, canonical_key
+from ..automation.delivery import (
+    WEBCHAT,
+    DeliveryError,
+    DeliveryRouter,
+    DeliveryTarget,
+)
+from ..automation.jobs import AgentTurnPayload, RunStatus, SystemEventPayload, WakeMode
+from ..automation.service import CronService, RunOutcome, RunStart
+from ..protocol.chat_events import chat_terminal
+from .agent_service import AgentService
+from .broadcaster import Broadcaster
+from .heartbeat import HeartbeatRunner, TurnFailed
+from .metrics import MetricSource, Sample
+from .system_events import SystemEvents
+
+__all__ = [
+    "AgentTurns",
+    "CronRunner",
+    "TurnInterrupted",
+    "WebChatDelivery",
+    "cron_metrics",
+    "cron_session_key",
+]
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SESSION_KEY: Final = f"agent:{DEFAULT_AGENT_ID}:heartbeat"
+#: The heartbeat session starts a fresh transcript once it holds this many messages.
+_HEARTBEAT_KEEP_MESSAGES: Final = 100
+#: The most characters of a reply kept as a run's summary.
+SUMMARY_CHARS: Final = 2000
+
+Agents = Callable[[], AgentService | None]
+
+
+def cron_session_key(job_id: str) -> str:
+    """Return the session an isolated job runs in."""
+    return f"agent:{DEFAULT_AGENT_ID}:cron:{job_id}"
+
+
+class TurnInterrupted(TurnFailed):
+    """The turn was aborted (the gateway is stopping, or someone aborted the session)."""
+
+
+class AgentTurns:
+    """Run one agent turn in a session and wait for its reply."""
+
+    def __init__(self, agents: Agents) -> None:
+        """Use the agent service `agents()` returns (None until the store is open)."""
+        self._agents = agents
+
+    def available(self) -> bool:
+        """Whether an agent can answer."""
+        return self._agents() is not None
+
+    async def heartbeat_turn(self, message: str) -> str:
+        """Ask in the heartbeat session and return the reply."""
+        service = self._service()
+        record = service.sessions.get(HEARTBEAT_SESSION_KEY)
+        fresh = record is not None and record.message_count >= _HEARTBEAT_KEEP_MESSAGES
+        return await self.turn(HEARTBEAT_SESSION_KEY, message, fresh=fresh)
+
+    async def turn(
+        self, session_key: str, message: str, *, fresh: bool, timeout_s: float | None = None
+    ) -> str:
+        """Run `message` in `session_key` (first emptying it when `fresh`); return the reply.
+
+        Raises:
+            TurnInterrupted: the run was aborted.
+            TurnFailed: the run failed or timed out.
+        """
+        service = self._service()
+        record = await service.sessions.ensure(session_key)
+        if fresh and record.message_count and not service.runs.active_for(session_key):
+            record = await service.sessions.reset(session_key) or record
+        timeout = timeout_s or service.settings.timeout_s
+        run = await service.start_run(record, message, service.new_run_id(), timeout)
+        await run.done.wait()
+        if run.status is AgentRunStatus.OK:
+            return run.text
+        if run.status is AgentRunStatus.ABORTED:
+            raise TurnInterrupted("the agent run was aborted")
+        raise TurnFailed(run.error or run.summary())
+
+    def _service(self) -> AgentService:
+        service = self._agents()
+        if service is None:
+            raise TurnFailed("no agent: the gateway runs without a state store")
+        return service
+
+
+class WebChatDelivery:
+    """Deliver to a WebChat session: append to its transcript and show it on open pages."""
+
+    def __init__(
+        self, agents: Agents, broadcaster: Broadcaster[Any], clock: Callable[[], int]
+    ) -> None:
+        self._agents = agents
+        self._broadcaster = broadcaster
+        self._clock = clock
+
+    async def deliver(self, target: DeliveryTarget, text: str, *, label: str) -> None:
+        """Append `text` as an assistant message of session `target.to`.
+
+        Raises:
+            DeliveryError: no agent side, or no such session.
+        """
+        service = self._agents()
+        if service is None:
+            raise DeliveryError("WebChat sessions need the state store")
+        key = canonical_key(target.to)
+        record = service.sessions.get(key)
+        if record is None:
+            raise DeliveryError(f"no WebChat session {key}; create it first or deliver to main")
+        message = await service.sessions.append(record, "assistant", text, label=label)
+        # A run id no page has seen: open pages of this session reload its transcript.
+        payload = chat_terminal(
+            run_id=message.message_id,
+            session_key=key,
+            seq=1,
+            state="final",
+            now=self._clock(),
+            text=text,
+        )
+        self._broadcaster.broadcast("chat", payload)
+
+
+class CronRunner:
+    """Carry out a cron job's payload: queue a system event, or run an agent turn."""
+
+    def __init__(
+        self,
+        *,
+        turns: AgentTurns,
+        system_events: SystemEvents,
+        heartbeats: HeartbeatRunner,
+        delivery: DeliveryRouter,
+        clock: Callable[[], int],
+    ) -> None:
+        self._turns = turns
+        self._system_events = system_events
+        self._heartbeats = heartbeats
+        self._delivery = delivery
+        self._clock = clock
+
+    async def run(self, start: RunStart) -> RunOutcome:
+        """Run the job once; every failure becomes an outcome with an error."""
+        job = start.job
+        payload = job.spec.payload
+        if isinstance(payload, SystemEventPayload):
+            await self._system_events.push(payload.text, self._clock())
+            if job.spec.wake_mode is WakeMode.NOW:
+                self._heartbeats.request_beat()
+                return RunOutcome(
+                    RunStatus.OK, summary="queued for the main session; woke the heartbeat"
+                )
+            return RunOutcome(RunStatus.OK, summary="queued for the main session's next heartbeat")
+        assert isinstance(payload, AgentTurnPayload)
+        key = cron_session_key(job.id)
+        try:
+            reply = await self._turns.turn(
+                key, payload.message, fresh=start.alone, timeout_s=payload.timeout_s
+            )
+        except TurnInterrupted:
+            return RunOutcome(
+                RunStatus.INTERRUPTED,
+                "the agent run was aborted (the gateway stopped?)",
+                session_key=key,
+            )
+        except TurnFailed as exc:
+            return RunOutcome(RunStatus.ERROR, str(exc), session_key=key)
+        summary = reply.strip()[:SUMMARY_CHARS] or None
+        if payload.deliver and reply.strip():
+            target = DeliveryTarget(payload.channel or WEBCHAT, payload.to or MAIN_SESSION_KEY)
+            try:
+                await self._delivery.deliver(target, reply.strip(), label=f"cron: {job.label}")
+            except DeliveryError as exc:
+                return RunOutcome(
+                    RunStatus.ERROR, f"delivery to {target} failed: {exc}", summary, key
+                )
+        return RunOutcome(RunStatus.OK, summary=summary, session_key=key)
+
+
+def cron_metrics(cron: CronService) -> MetricSource:
+    """Return the scheduler's figures for /metrics: jobs, timer wake-ups, runs by status."""
+
+    def samples() -> Iterator[Sample]:
+        yield ("gauge", "clawgate_cron_jobs", "Cron jobs", {}, float(cron.status()["jobs"]))
+        yield (
+            "counter",
+            "clawgate_cron_timer_wakeups",
+            "Times the cron timer woke (one timer for the next due job)",
+            {},
+            float(cron.wakeups),
+        )
+        for status, count in sorted(cron.runs_by_status.items()):
+            yield (
+                "counter",
+                "clawgate_cron_runs",
+                "Cron runs by outcome",
+                {"status": status},
+                count,
+            )
+
+    return samples
