@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, config, devices, doctor, gateway, hub, integrations, plugins
+from . import call, config, cron, devices, doctor, gateway, hub, integrations, plugins
 
 __all__ = ["app", "main"]
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(config.app, name="config")
 app.add_typer(devices.app, name="devices")
+app.add_typer(cron.app, name="cron")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(integrations.manifest_app, name="manifest")
 app.add_typer(hub.app, name="hub")
