@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from tests.browser.conftest import watched_tab
 from tests.browser.harness import TOKEN, Daemon, new_daemon
 from tests.e2e.test_cli import run_cli
 
@@ -33,20 +34,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A tab in New York (en-US) that fails the test on a script error or CSP block."""
-    context = browser.new_context(timezone_id=BROWSER_ZONE, locale="en-US")
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    tab.on(
-        "console",
-        lambda message: (
-            problems.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    expect.set_options(timeout=10_000)
-    yield tab
-    context.close()
-    assert problems == []
+    with watched_tab(browser, timezone_id=BROWSER_ZONE, locale="en-US") as tab:
+        yield tab
 
 
 def call(daemon: Daemon, method: str, params: Any = None) -> Any:
