@@ -229,3 +229,52 @@ def test_a_fixed_job_runs_once_a_day_at_its_wall_time_or_just_after_a_gap(
     on_time = (wall.hour, wall.minute) == (hour, minute)
     # Off its wall time only when that time did not exist that day (a DST gap).
     assert on_time or (wall.hour, wall.minute) > (hour, minute)
+
+
+def _field(draw: st.DrawFn, low: int, high: int) -> str:
+    kind = draw(st.sampled_from(["*", "step", "one", "range", "list", "range-step"]))
+    a = draw(st.integers(low, high))
+    b = draw(st.integers(a, high))
+    k = draw(st.integers(1, max(1, (high - low) // 2)))
+    return {
+        "*": "*",
+        "step": f"*/{k}",
+        "one": str(a),
+        "range": f"{a}-{b}",
+        "list": f"{a},{b}",
+        "range-step": f"{a}-{b}/{k}",
+    }[kind]
+
+
+@st.composite
+def expressions(draw: st.DrawFn) -> str:
+    fields = [
+        _field(draw, 0, 59),
+        _field(draw, 0, 23),
+        draw(st.sampled_from(["*", "L", "1,L"])) if draw(st.booleans()) else _field(draw, 1, 28),
+        _field(draw, 1, 12),
+        _field(draw, 0, 6),
+    ]
+    if draw(st.booleans()):
+        fields.insert(0, _field(draw, 0, 59))
+    return " ".join(fields)
+
+
+@given(
+    expr=expressions(),
+    start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31)),
+)
+def test_the_field_walker_agrees_with_croniter(expr: str, start: datetime) -> None:
+    from croniter import croniter
+
+    from clawgate.automation.schedule import _stepper
+
+    seconds = len(expr.split()) == 6
+    reference = croniter(expr, start, second_at_beginning=seconds)
+    ours = _stepper(expr, seconds)
+    moment = start
+    for _ in range(3):
+        expected = reference.get_next(datetime)
+        moment_next = ours(moment)
+        assert moment_next == expected, (expr, moment)
+        moment = expected

@@ -13,7 +13,7 @@ JSON stored in state.db without any validation library.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
@@ -326,7 +326,18 @@ class JobState:
 
     def copy(self) -> JobState:
         """Return an independent copy (decisions change copies, applied once persisted)."""
-        return replace(self)
+        # Spelled out: dataclasses.replace costs ten times as much, in a loop over due jobs.
+        return JobState(
+            self.next_run_ms,
+            self.running_since_ms,
+            self.last_run_ms,
+            self.last_status,
+            self.last_error,
+            self.last_duration_ms,
+            self.last_run_late,
+            self.consecutive_errors,
+            self.last_scheduled_ms,
+        )
 
 
 @dataclass(slots=True)

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any, Final, Protocol
 
 from ..protocol.limits import CRON_RUNS_MAX_LIMIT
@@ -68,8 +70,10 @@ KEEP_REMOVED_MS: Final = 7 * 86_400_000
 RUNS_KEPT: Final = CRON_RUNS_MAX_LIMIT
 #: The longest the timer sleeps before it looks at the wall clock again.
 MAX_SLEEP_S: Final = 60.0
-#: Next instants computed between two yields to the event loop in a due pass.
-_ADVANCE_CHUNK: Final = 64
+#: Jobs read from state.db at a time at start-up (bounds the JSON held at once).
+_LOAD_PAGE: Final = 1000
+#: The longest a due pass computes next instants before it yields to the event loop.
+_ADVANCE_SLICE_S: Final = 0.005
 _INTERRUPTED: Final = "the gateway stopped during this run (restart, crash or kill)"
 
 
@@ -190,26 +194,20 @@ class CronService:
         """Read the jobs; mark runs cut off by a crash as interrupted; set the timer."""
         now = self._clock()
 
-        def read(conn: Any) -> tuple[list[RunRow], list[JobRow]]:
+        def begin(conn: Any) -> list[RunRow]:
             interrupted = interrupt_running(conn, now, _INTERRUPTED)
             purge_removed(conn, now - KEEP_REMOVED_MS)
-            return interrupted, load_jobs(conn)
+            return interrupted
 
-        interrupted, rows = await self._store.write(read)
-        for row in rows:
-            try:
-                spec = JobSpec.from_wire(
-                    row.spec, default_tz=self.default_tz, created_ms=row.created_at, check=False
-                )
-            except JobError as exc:
-                logger.error(
-                    "cron job %s in state.db cannot be used (%s); skipped", row.job_id, exc
-                )
-                continue
-            state = JobState.from_stored(row.state)
-            self._jobs[row.job_id] = CronJob(
-                row.job_id, spec, row.created_at, row.updated_at, state
-            )
+        interrupted = await self._store.write(begin)
+        after = ""
+        while True:
+            page = await self._store.read(partial(load_jobs, after=after, limit=_LOAD_PAGE))
+            for row in page:
+                self._restore(row)
+            if len(page) < _LOAD_PAGE:
+                break
+            after = page[-1].job_id
         changed: dict[str, JobState] = {}
         for run in interrupted:
             job = self._jobs.get(run.job_id)
@@ -238,6 +236,17 @@ class CronService:
             await self._store.write(
                 lambda conn: save_job_states(conn, [(i, s.stored()) for i, s in changed.items()])
             )
+
+    def _restore(self, row: JobRow) -> None:
+        try:
+            spec = JobSpec.from_wire(
+                row.spec, default_tz=self.default_tz, created_ms=row.created_at, check=False
+            )
+        except JobError as exc:
+            logger.error("cron job %s in state.db cannot be used (%s); skipped", row.job_id, exc)
+            return
+        state = JobState.from_stored(row.state)
+        self._jobs[row.job_id] = CronJob(row.job_id, spec, row.created_at, row.updated_at, state)
 
     async def run(self) -> None:
         """Sleep until the next job is due, fire what is due, repeat; until cancelled."""
@@ -492,6 +501,10 @@ class CronService:
                     "runId": start.run_id,
                 }
             )
+        # One turn of the loop first: the `started` events go out before a thousand runs
+        # (and then the next instants) take the CPU. The runs are recorded already.
+        await asyncio.sleep(0)
+        for start in starts:
             task = asyncio.create_task(self._execute(start), name=f"cron-run-{start.run_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -511,9 +524,11 @@ class CronService:
             The `skipped` runs with the next instant of their job (stored with them).
         """
         states: list[tuple[CronJob, JobState]] = []
-        for index, job in enumerate(jobs):
-            if index and index % _ADVANCE_CHUNK == 0:
+        slice_ends = time.perf_counter() + _ADVANCE_SLICE_S
+        for job in jobs:
+            if time.perf_counter() > slice_ends:
                 await asyncio.sleep(0)  # let the started runs and their events go out
+                slice_ends = time.perf_counter() + _ADVANCE_SLICE_S
             state = job.state.copy()
             after = max(now, state.last_scheduled_ms or now)
             state.next_run_ms = job.spec.schedule.next_after(after) if job.spec.enabled else None

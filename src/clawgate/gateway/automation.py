@@ -92,7 +92,12 @@ class AgentTurns:
         if fresh and record.message_count and not service.runs.active_for(session_key):
             record = await service.sessions.reset(session_key) or record
         timeout = timeout_s or service.settings.timeout_s
-        run = await service.start_run(record, message, service.new_run_id(), timeout)
+        try:
+            run = await service.start_run(record, message, service.new_run_id(), timeout)
+        except RuntimeError:
+            if service.runs.stopping:  # the gateway began to stop while the turn started
+                raise TurnInterrupted("the gateway is stopping") from None
+            raise
         await run.done.wait()
         if run.status is AgentRunStatus.OK:
             return run.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -239,6 +240,10 @@ async def run_gateway(
         loop.add_signal_handler(signum, stop.set)
     try:
         await server.start()
+        # What start-up loaded (modules, config, thousands of cron jobs) lives as long as the
+        # process: keep it out of the cyclic GC's full passes, which otherwise scan all of
+        # it and stall the loop (~0.1-0.3 s with 10,000 jobs) at moments like a due pass.
+        gc.freeze()
         if on_ready is not None:
             on_ready(server)
         signalled = asyncio.create_task(stop.wait())
