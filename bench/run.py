@@ -23,6 +23,7 @@ import uvloop
 
 from .canvas import RELOADS, measure_canvas
 from .chat import measure_chat
+from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
 from .hub import DAEMONS, measure_hub
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
 from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
@@ -97,6 +98,11 @@ async def _measure(workdir: Path) -> tuple[list[Figure], list[str]]:
                 f"completions by {CLIENTS} clients"
             )
             figures += await measure_openai_http(servers, http, token)
+            _progress(
+                f"cron: {LOADED_JOBS} jobs loaded (start-up, memory, idle timer and CPU), "
+                f"{FIRING_JOBS} due at one second"
+            )
+            figures += await measure_cron(servers, http, token)
         _progress(f"canvas host: idle cost on against off, {RELOADS} live reloads, static GETs")
         figures += await measure_canvas(servers, token)
         servers.stop_all()
