@@ -46,8 +46,8 @@ async def admin(clients: PeerFactory, gateway: RunningGateway) -> Peer:
 async def fire(gateway: RunningGateway) -> None:
     """Let the scheduler fire what the fake clock says is due."""
     cron = gateway.server.cron
-    assert cron is not None
-    await cron.fire_due()
+    assert cron is not None and cron.service is not None
+    await cron.service.fire_due()
 
 
 async def add(peer: Peer, every_ms: int = HOUR, payload: Any = None, **fields: Any) -> Any:
@@ -202,6 +202,24 @@ async def test_status_counts_jobs_and_says_when_the_scheduler_wakes(
     job = await add(peer)
     status = await peer.client.call("cron.status")
     assert status["jobs"] == 1 and status["nextWakeAtMs"] == job["state"]["nextRunAtMs"]
+
+
+async def test_the_scheduler_is_built_only_once_a_job_exists(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await start(gateway_factory)
+    host = gateway.server.cron
+    assert host is not None and host.service is None  # nothing loaded for a gateway without jobs
+    peer = await admin(client_factory, gateway)
+    assert (await peer.client.call("cron.list"))["jobs"] == []
+    assert (await peer.client.call("cron.status"))["jobs"] == 0
+    assert host.service is None
+    await add(peer)
+    assert host.service is not None
+    await peer.client.close()
+    await gateway.restart()
+    restarted = gateway.server.cron
+    assert restarted is not None and restarted.service is not None  # state.db has a job
 
 
 async def test_unknown_job_ids_are_invalid_requests_with_a_detail_code(

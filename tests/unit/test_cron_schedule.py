@@ -15,9 +15,8 @@ from clawgate.automation.schedule import (
     ScheduleError,
     local_to_ms,
     parse_schedule,
-    to_ms,
-    wall_time,
 )
+from clawgate.automation.zones import to_ms, wall_time
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"

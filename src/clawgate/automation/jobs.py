@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from .delivery import WEBCHAT
+from .errors import JobError
 from .schedule import Schedule, ScheduleError, parse_schedule
 
 __all__ = [
@@ -36,11 +38,7 @@ __all__ = [
 ]
 
 #: Where a `deliver` without a `channel` goes while no channel layer exists: WebChat.
-DEFAULT_DELIVERY_CHANNEL: Final = "webchat"
-
-
-class JobError(ValueError):
-    """A job cannot be saved as given; the message says what to change."""
+DEFAULT_DELIVERY_CHANNEL: Final = WEBCHAT
 
 
 class SessionTarget(StrEnum):

@@ -29,12 +29,14 @@ import sys
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
-from .zones import ZoneError, get_zone
+from ..protocol.limits import CRON_EVERY_MAX_MS as EVERY_MAX_MS
+from ..protocol.limits import CRON_EVERY_MIN_MS as EVERY_MIN_MS
+from .zones import ZoneError, from_ms, get_zone, to_ms
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -48,17 +50,12 @@ __all__ = [
     "ScheduleKind",
     "local_to_ms",
     "parse_schedule",
-    "wall_time",
 ]
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 #: Candidates examined for one `next_after` before giving up (a wildcard job that runs every
 #: second needs 3600 to cross a one-hour gap).
 _MAX_CANDIDATES: Final = 5000
-#: The shortest `every` interval and the longest, in milliseconds.
-EVERY_MIN_MS: Final = 1000
-EVERY_MAX_MS: Final = 366 * 86_400_000
 _ALIASES: Final = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -80,21 +77,6 @@ class ScheduleKind(StrEnum):
     AT = "at"
     EVERY = "every"
     CRON = "cron"
-
-
-def to_ms(moment: datetime) -> int:
-    """Return an aware datetime as Unix milliseconds, exactly (no float rounding)."""
-    return (moment - _EPOCH) // _MS
-
-
-def from_ms(ms: int, zone: ZoneInfo) -> datetime:
-    """Return Unix milliseconds as an aware datetime in `zone` (its `fold` set right)."""
-    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(zone)
-
-
-def wall_time(ms: int, zone_name: str) -> datetime:
-    """Return the instant `ms` as an aware datetime on the wall clock of `zone_name`."""
-    return from_ms(ms, get_zone(zone_name))
 
 
 def local_to_ms(local: datetime, zone_name: str) -> int:

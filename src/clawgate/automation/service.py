@@ -46,7 +46,8 @@ from ..store.cron_repo import (
     update_run,
     upsert_job,
 )
-from .jobs import CronJob, JobError, JobSpec, JobState, RunStatus
+from .errors import JobError, UnknownJob
+from .jobs import CronJob, JobSpec, JobState, RunStatus
 from .schedule import AtSchedule
 from .scheduler import DueHeap, FireKind, decide_fire, next_after_run
 
@@ -75,14 +76,6 @@ _LOAD_PAGE: Final = 1000
 #: The longest a due pass computes next instants before it yields to the event loop.
 _ADVANCE_SLICE_S: Final = 0.005
 _INTERRUPTED: Final = "the gateway stopped during this run (restart, crash or kill)"
-
-
-class UnknownJob(LookupError):
-    """No such job (or it was removed over a week ago)."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"unknown cron job {job_id!r}; see cron.list for the ids")
-        self.job_id = job_id
 
 
 class RunTrigger(StrEnum):

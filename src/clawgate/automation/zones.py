@@ -6,13 +6,24 @@ import contextlib
 import os
 import zoneinfo
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
-__all__ = ["UTC_NAME", "ZoneError", "get_zone", "system_zone_name"]
+__all__ = [
+    "UTC_NAME",
+    "ZoneError",
+    "from_ms",
+    "get_zone",
+    "system_zone_name",
+    "to_ms",
+    "wall_time",
+]
 
 UTC_NAME: Final = "UTC"
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
 _LOCALTIME: Final = Path("/etc/localtime")
 _TIMEZONE_FILE: Final = Path("/etc/timezone")
 
@@ -67,3 +78,18 @@ def system_zone_name(
             continue
         return name
     return UTC_NAME
+
+
+def to_ms(moment: datetime) -> int:
+    """Return an aware datetime as Unix milliseconds, exactly (no float rounding)."""
+    return (moment - _EPOCH) // _MS
+
+
+def from_ms(ms: int, zone: zoneinfo.ZoneInfo) -> datetime:
+    """Return Unix milliseconds as an aware datetime in `zone` (its `fold` set right)."""
+    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(zone)
+
+
+def wall_time(ms: int, zone_name: str) -> datetime:
+    """Return the instant `ms` as an aware datetime on the wall clock of `zone_name`."""
+    return from_ms(ms, get_zone(zone_name))

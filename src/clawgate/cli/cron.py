@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..automation.jobs import Backoff, CatchUp, Overlap, SessionTarget, WakeMode
 from ._common import console, fail, print_json
 from .call import JsonOption, TokenOption, UrlOption, with_client
 
@@ -47,10 +46,8 @@ EventOption = Annotated[
     str | None,
     typer.Option("--system-event", help="Queue this text for the main session instead."),
 ]
-SessionOption = Annotated[SessionTarget | None, typer.Option("--session", help="main or isolated.")]
-WakeOption = Annotated[
-    WakeMode | None, typer.Option("--wake", help="now or next-heartbeat (main).")
-]
+SessionOption = Annotated[str | None, typer.Option("--session", help="main or isolated.")]
+WakeOption = Annotated[str | None, typer.Option("--wake", help="now or next-heartbeat (main).")]
 DeliverOption = Annotated[
     bool | None, typer.Option("--deliver/--no-deliver", help="Deliver the agent's reply.")
 ]
@@ -68,13 +65,13 @@ DeleteOption = Annotated[
     typer.Option("--delete-after-run/--keep-after-run", help="Remove the job after a good run."),
 ]
 CatchUpOption = Annotated[
-    CatchUp | None, typer.Option("--catch-up", help="none or once (a missed run, once, late).")
+    str | None, typer.Option("--catch-up", help="none or once (a missed run, once, late).")
 ]
 OverlapOption = Annotated[
-    Overlap | None, typer.Option("--overlap", help="skip or queue (when still running).")
+    str | None, typer.Option("--overlap", help="skip or queue (when still running).")
 ]
 BackoffOption = Annotated[
-    Backoff | None, typer.Option("--backoff", help="exponential or none (after errors).")
+    str | None, typer.Option("--backoff", help="exponential or none (after errors).")
 ]
 IdArgument = Annotated[str, typer.Argument(help="Job id, or a unique prefix of one.")]
 
@@ -91,7 +88,7 @@ def _when(ms: int | None, zone: str, *, compact: bool = False) -> str:
     """Return `ms` in UTC and on the wall clock of `zone` (`compact`: two short lines)."""
     if ms is None:
         return "-"
-    from ..automation.schedule import wall_time
+    from ..automation.zones import wall_time
 
     utc = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     local = wall_time(ms, zone)
@@ -155,8 +152,8 @@ async def _resolve(client: GatewayClient, prefix: str) -> dict[str, Any]:
 def _at_ms(text: str, zone: str) -> int:
     """Read --at: a local time in `zone`, an RFC 3339 time, or +<duration> from now."""
     from ..automation.durations import parse_duration
-    from ..automation.schedule import ScheduleError, local_to_ms, to_ms
-    from ..automation.zones import ZoneError
+    from ..automation.schedule import ScheduleError, local_to_ms
+    from ..automation.zones import ZoneError, to_ms
 
     if text.startswith("+"):
         try:
@@ -245,6 +242,23 @@ def _turn_fields(
 
 def _fields(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
+
+
+_CHOICES = {
+    "sessionTarget": ("--session", ("main", "isolated")),
+    "wakeMode": ("--wake", ("now", "next-heartbeat")),
+    "catchUp": ("--catch-up", ("none", "once")),
+    "overlap": ("--overlap", ("skip", "queue")),
+    "backoff": ("--backoff", ("exponential", "none")),
+}
+
+
+def _checked(fields: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a policy value the gateway would refuse, naming the flag and its choices."""
+    for key, (flag, allowed) in _CHOICES.items():
+        if key in fields and fields[key] not in allowed:
+            fail(f"{flag} must be {' or '.join(allowed)}, not {fields[key]!r}", 2)
+    return fields
 
 
 def _report(verb: str, job: dict[str, Any], default_tz: str) -> None:
@@ -352,18 +366,20 @@ def add(
         schedule = _schedule(zone, cron, every, at, tz)
         if schedule is None:
             fail("give a schedule: --cron EXPR [--tz ZONE], --every 30m or --at TIME", 2)
-        params = _fields(
-            name=name,
-            description=description,
-            schedule=schedule,
-            payload=payload,
-            sessionTarget=session.value if session else None,
-            wakeMode=wake.value if wake else None,
-            deleteAfterRun=delete_after_run,
-            enabled=False if disabled else None,
-            catchUp=catch_up.value if catch_up else None,
-            overlap=overlap.value if overlap else None,
-            backoff=backoff.value if backoff else None,
+        params = _checked(
+            _fields(
+                name=name,
+                description=description,
+                schedule=schedule,
+                payload=payload,
+                sessionTarget=session,
+                wakeMode=wake,
+                deleteAfterRun=delete_after_run,
+                enabled=False if disabled else None,
+                catchUp=catch_up,
+                overlap=overlap,
+                backoff=backoff,
+            )
         )
         return await client.call("cron.add", params), zone
 
@@ -413,18 +429,20 @@ def edit(
         schedule = _schedule(zone, cron, every, at, tz)
         if schedule is None and tz is not None and job["schedule"]["kind"] == "cron":
             schedule = {**job["schedule"], "tz": tz}  # only the zone changes
-        patch = _fields(
-            name=name,
-            description=description,
-            schedule=schedule,
-            payload=payload,
-            sessionTarget=session.value if session else None,
-            wakeMode=wake.value if wake else None,
-            deleteAfterRun=delete_after_run,
-            enabled=enabled,
-            catchUp=catch_up.value if catch_up else None,
-            overlap=overlap.value if overlap else None,
-            backoff=backoff.value if backoff else None,
+        patch = _checked(
+            _fields(
+                name=name,
+                description=description,
+                schedule=schedule,
+                payload=payload,
+                sessionTarget=session,
+                wakeMode=wake,
+                deleteAfterRun=delete_after_run,
+                enabled=enabled,
+                catchUp=catch_up,
+                overlap=overlap,
+                backoff=backoff,
+            )
         )
         if not patch:
             fail("nothing to change; give an option (see --help)", 2)

@@ -5,48 +5,29 @@
 transcript per run, so runs do not see each other; the last run's transcript stays there
 to read). `WebChatDelivery` is the one deliverer until the channel layer exists: it appends
 the reply to a WebChat session's transcript and sends a `chat` final, so open pages show it.
-`CronRunner` carries out a job's payload for the scheduler.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final
 
 from ..agents.run import RunStatus as AgentRunStatus
-from ..agents.sessions import DEFAULT_AGENT_ID, MAIN_SESSION_KEY, canonical_key
-from ..automation.delivery import (
-    WEBCHAT,
-    DeliveryError,
-    DeliveryRouter,
-    DeliveryTarget,
-)
-from ..automation.jobs import AgentTurnPayload, RunStatus, SystemEventPayload, WakeMode
-from ..automation.service import CronService, RunOutcome, RunStart
+from ..agents.sessions import DEFAULT_AGENT_ID, canonical_key
+from ..automation.delivery import DeliveryError, DeliveryTarget
 from ..protocol.chat_events import chat_terminal
 from .agent_service import AgentService
 from .broadcaster import Broadcaster
-from .heartbeat import HeartbeatRunner, TurnFailed
-from .metrics import MetricSource, Sample
-from .system_events import SystemEvents
+from .heartbeat import TurnFailed
 
-__all__ = [
-    "AgentTurns",
-    "CronRunner",
-    "TurnInterrupted",
-    "WebChatDelivery",
-    "cron_metrics",
-    "cron_session_key",
-]
+__all__ = ["AgentTurns", "TurnInterrupted", "WebChatDelivery", "cron_session_key"]
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SESSION_KEY: Final = f"agent:{DEFAULT_AGENT_ID}:heartbeat"
 #: The heartbeat session starts a fresh transcript once it holds this many messages.
 _HEARTBEAT_KEEP_MESSAGES: Final = 100
-#: The most characters of a reply kept as a run's summary.
-SUMMARY_CHARS: Final = 2000
 
 Agents = Callable[[], AgentService | None]
 
@@ -146,83 +127,3 @@ class WebChatDelivery:
             text=text,
         )
         self._broadcaster.broadcast("chat", payload)
-
-
-class CronRunner:
-    """Carry out a cron job's payload: queue a system event, or run an agent turn."""
-
-    def __init__(
-        self,
-        *,
-        turns: AgentTurns,
-        system_events: SystemEvents,
-        heartbeats: HeartbeatRunner,
-        delivery: DeliveryRouter,
-        clock: Callable[[], int],
-    ) -> None:
-        self._turns = turns
-        self._system_events = system_events
-        self._heartbeats = heartbeats
-        self._delivery = delivery
-        self._clock = clock
-
-    async def run(self, start: RunStart) -> RunOutcome:
-        """Run the job once; every failure becomes an outcome with an error."""
-        job = start.job
-        payload = job.spec.payload
-        if isinstance(payload, SystemEventPayload):
-            await self._system_events.push(payload.text, self._clock())
-            if job.spec.wake_mode is WakeMode.NOW:
-                self._heartbeats.request_beat()
-                return RunOutcome(
-                    RunStatus.OK, summary="queued for the main session; woke the heartbeat"
-                )
-            return RunOutcome(RunStatus.OK, summary="queued for the main session's next heartbeat")
-        assert isinstance(payload, AgentTurnPayload)
-        key = cron_session_key(job.id)
-        try:
-            reply = await self._turns.turn(
-                key, payload.message, fresh=start.alone, timeout_s=payload.timeout_s
-            )
-        except TurnInterrupted:
-            return RunOutcome(
-                RunStatus.INTERRUPTED,
-                "the agent run was aborted (the gateway stopped?)",
-                session_key=key,
-            )
-        except TurnFailed as exc:
-            return RunOutcome(RunStatus.ERROR, str(exc), session_key=key)
-        summary = reply.strip()[:SUMMARY_CHARS] or None
-        if payload.deliver and reply.strip():
-            target = DeliveryTarget(payload.channel or WEBCHAT, payload.to or MAIN_SESSION_KEY)
-            try:
-                await self._delivery.deliver(target, reply.strip(), label=f"cron: {job.label}")
-            except DeliveryError as exc:
-                return RunOutcome(
-                    RunStatus.ERROR, f"delivery to {target} failed: {exc}", summary, key
-                )
-        return RunOutcome(RunStatus.OK, summary=summary, session_key=key)
-
-
-def cron_metrics(cron: CronService) -> MetricSource:
-    """Return the scheduler's figures for /metrics: jobs, timer wake-ups, runs by status."""
-
-    def samples() -> Iterator[Sample]:
-        yield ("gauge", "clawgate_cron_jobs", "Cron jobs", {}, float(cron.status()["jobs"]))
-        yield (
-            "counter",
-            "clawgate_cron_timer_wakeups",
-            "Times the cron timer woke (one timer for the next due job)",
-            {},
-            float(cron.wakeups),
-        )
-        for status, count in sorted(cron.runs_by_status.items()):
-            yield (
-                "counter",
-                "clawgate_cron_runs",
-                "Cron runs by outcome",
-                {"status": status},
-                count,
-            )
-
-    return samples

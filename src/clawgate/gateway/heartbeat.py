@@ -35,7 +35,7 @@ from ..automation.heartbeat_rules import (
     ReplyKind,
     classify_reply,
 )
-from ..automation.schedule import wall_time
+from ..automation.zones import wall_time
 from ..config import ClawgateConfig
 from ..store import StateStore, gateway_state
 from .system_events import SystemEvents

@@ -36,7 +36,6 @@ from aiohttp import web
 from .. import __version__
 from ..agents.factory import build_backend
 from ..automation.delivery import WEBCHAT, DeliveryRouter
-from ..automation.service import CronService
 from ..ipc import PluginRegistry
 from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
@@ -47,11 +46,12 @@ from ..store import StateStore
 from ..tls import server_ssl_context
 from .access import GatewayAccess
 from .agent_service import AgentService
-from .automation import AgentTurns, CronRunner, WebChatDelivery, cron_metrics
+from .automation import AgentTurns, WebChatDelivery
 from .broadcaster import Broadcaster
 from .config_service import ConfigService
 from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
+from .cron_host import CronHost
 from .dispatcher import DispatchTable
 from .greeter import Greeter
 from .health import HealthMonitor
@@ -169,7 +169,7 @@ class GatewayServer:
         )
         # Built once the store is open: they read it from their first step.
         self.agents: AgentService | None = None
-        self.cron: CronService | None = None
+        self.cron: CronHost | None = None
         self.plugins: PluginSide | None = None
         self.hooks: HookService | None = None
         self.services: Services | None = None
@@ -220,8 +220,10 @@ class GatewayServer:
                 ),
                 group.create_task(self.heartbeats.run(), name="heartbeat"),
             ]
-            if self.cron is not None and self.cron.enabled:
-                self._loops.append(group.create_task(self.cron.run(), name="cron"))
+            if self.cron is not None:
+                self.cron.start(
+                    lambda loop: self._loops.append(group.create_task(loop, name="cron"))
+                )
         except BaseException:
             await self.stop()  # what started stops again, and the task group ends
             raise
@@ -258,7 +260,7 @@ class GatewayServer:
         if self.agents is not None:
             await self.agents.start()
         if self.cron is not None:
-            await self.cron.load()
+            await self.cron.prepare()
         if self.plugins is not None:
             await self.plugins.start(group.create_task)
         return self.services
@@ -330,22 +332,18 @@ class GatewayServer:
             broadcaster=self.broadcaster,
             clock=self.now_ms,
         )
-        runner = CronRunner(
+        self.cron = CronHost(
+            store=store,
+            clock=self.now_ms,
+            announce=self._announce_cron,
+            default_tz=settings.timezone,
+            enabled=settings.cron_enabled,
             turns=self.turns,
             system_events=self.system_events,
             heartbeats=self.heartbeats,
             delivery=self.delivery,
-            clock=self.now_ms,
+            metrics=self.metrics,
         )
-        self.cron = CronService(
-            store=store,
-            clock=self.now_ms,
-            runner=runner,
-            announce=self._announce_cron,
-            default_tz=settings.timezone,
-            enabled=settings.cron_enabled,
-        )
-        self.metrics.add_source(cron_metrics(self.cron))
         if settings.ipc_socket is not None:
             self.plugins = PluginSide(
                 store=store,

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..automation.delivery import DeliveryRouter
-from ..automation.service import CronService
 from ..config import AgentSection
 from ..protocol.limits import Limits
 from .agent_service import AgentService
 from .config_service import ConfigService
+from .cron_host import CronHost
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
 from .pairing import PairingService
@@ -62,6 +62,6 @@ class Services:
     # Where automated replies go (WebChat sessions until the channel layer plugs in).
     delivery: DeliveryRouter
     # None when the gateway runs without a state store (jobs live in state.db).
-    cron: CronService | None
+    cron: CronHost | None
     # None when the canvas host is off; `page_url` builds `canvas.present|navigate` URLs.
     canvas: CanvasHost | None = None

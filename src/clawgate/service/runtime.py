@@ -243,6 +243,7 @@ async def run_gateway(
         # What start-up loaded (modules, config, thousands of cron jobs) lives as long as the
         # process: keep it out of the cyclic GC's full passes, which otherwise scan all of
         # it and stall the loop (~0.1-0.3 s with 10,000 jobs) at moments like a due pass.
+        gc.collect()
         gc.freeze()
         if on_ready is not None:
             on_ready(server)

@@ -11,14 +11,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from ...automation.jobs import DEFAULT_DELIVERY_CHANNEL, JobError
-from ...automation.schedule import EVERY_MAX_MS, EVERY_MIN_MS
-from ...automation.service import CronService, UnknownJob
+from ...automation.delivery import WEBCHAT
+from ...automation.errors import JobError, UnknownJob
 from ...protocol.detail_codes import UNKNOWN_CRON_JOB
 from ...protocol.errors import InvalidRequest, Unavailable
-from ...protocol.limits import CRON_RUNS_DEFAULT_LIMIT, CRON_RUNS_MAX_LIMIT, RUN_TIMEOUT_MAX_S
+from ...protocol.limits import (
+    CRON_EVERY_MAX_MS,
+    CRON_EVERY_MIN_MS,
+    CRON_RUNS_DEFAULT_LIMIT,
+    CRON_RUNS_MAX_LIMIT,
+    RUN_TIMEOUT_MAX_S,
+)
 from ...protocol.scopes import ADMIN, READ
 from ..context import CallContext
+from ..cron_host import CronHost
 from ..registry import Idempotency, method
 from ._common import EmptyParams, IdempotencyKey, Params, Result, check_agent_id
 
@@ -49,7 +55,7 @@ class EveryScheduleShape(Params):
     """Run every `everyMs`, counted from `anchorMs` (default: when the job was added)."""
 
     kind: Literal["every"]
-    everyMs: Annotated[int, Field(ge=EVERY_MIN_MS, le=EVERY_MAX_MS)]
+    everyMs: Annotated[int, Field(ge=CRON_EVERY_MIN_MS, le=CRON_EVERY_MAX_MS)]
     anchorMs: Annotated[int, Field(ge=0)] | None = None
 
 
@@ -289,11 +295,11 @@ class CronEventPayload(Result):
     runId: str | None = None
 
 
-def _cron(ctx: CallContext) -> CronService:
-    service = ctx.services.cron
-    if service is None:
+def _cron(ctx: CallContext) -> CronHost:
+    host = ctx.services.cron
+    if host is None:
         raise Unavailable("cron needs the state store; start the gateway with a home directory")
-    return service
+    return host
 
 
 def _unknown(exc: UnknownJob) -> InvalidRequest:
@@ -303,7 +309,7 @@ def _unknown(exc: UnknownJob) -> InvalidRequest:
 def _check_delivery(ctx: CallContext, payload: dict[str, Any] | None) -> None:
     if not payload or payload.get("kind") != "agentTurn" or not payload.get("deliver"):
         return
-    channel = payload.get("channel") or DEFAULT_DELIVERY_CHANNEL
+    channel = payload.get("channel") or WEBCHAT
     delivery = ctx.services.delivery
     if not delivery.knows(channel):
         known = ", ".join(delivery.channels()) or "none"
@@ -316,7 +322,10 @@ def _check_delivery(ctx: CallContext, payload: dict[str, Any] | None) -> None:
 @method("cron.list", params=CronListParams, result=CronListResult, scope=READ)
 def cron_list(ctx: CallContext, params: CronListParams) -> dict[str, Any]:
     """Return the jobs, next to run first (disabled ones only with includeDisabled)."""
-    return {"jobs": _cron(ctx).jobs(include_disabled=bool(params.includeDisabled))}
+    service = _cron(ctx).service
+    if service is None:
+        return {"jobs": []}  # not built: state.db holds no job
+    return {"jobs": service.jobs(include_disabled=bool(params.includeDisabled))}
 
 
 @method("cron.status", params=EmptyParams, result=CronStatusResult, scope=READ)
@@ -338,7 +347,7 @@ async def cron_add(ctx: CallContext, params: CronAddParams) -> dict[str, Any]:
     data = params.model_dump(exclude_none=True, exclude={"idempotencyKey"})
     _check_delivery(ctx, data["payload"])
     try:
-        return await _cron(ctx).add(data)
+        return await (await _cron(ctx).get()).add(data)
     except JobError as exc:
         raise InvalidRequest(str(exc)) from None
 
@@ -348,7 +357,7 @@ async def cron_update(ctx: CallContext, params: CronUpdateParams) -> dict[str, A
     """Change a job's fields; a new schedule (or re-enabling) counts from now."""
     patch = params.patch.model_dump(exclude_unset=True, exclude={"updatedAtMs"})
     check_agent_id(patch.get("agentId"))
-    service = _cron(ctx)
+    service = await _cron(ctx).get()
     current = service.get(params.job)
     if current is not None and "payload" in patch:
         merged = {**current.spec.payload.wire(), **patch["payload"]}
@@ -364,7 +373,7 @@ async def cron_update(ctx: CallContext, params: CronUpdateParams) -> dict[str, A
 @method("cron.remove", params=CronRemoveParams, result=CronRemoveResult, scope=ADMIN)
 async def cron_remove(ctx: CallContext, params: CronRemoveParams) -> dict[str, Any]:
     """Remove a job; its runs stay readable with cron.runs for 7 days."""
-    removed = await _cron(ctx).remove(params.job)
+    removed = await (await _cron(ctx).get()).remove(params.job)
     return {"ok": True, "removed": removed}
 
 
@@ -378,7 +387,8 @@ async def cron_remove(ctx: CallContext, params: CronRemoveParams) -> dict[str, A
 async def cron_run(ctx: CallContext, params: CronRunParams) -> dict[str, Any]:
     """Queue a run now (`force`, the default) or only if the job is due (`due`)."""
     try:
-        return await _cron(ctx).run_now(params.job, due_only=params.mode == "due")
+        service = await _cron(ctx).get()
+        return await service.run_now(params.job, due_only=params.mode == "due")
     except UnknownJob as exc:
         raise _unknown(exc) from None
 
@@ -388,6 +398,6 @@ async def cron_runs(ctx: CallContext, params: CronRunsParams) -> dict[str, Any]:
     """Return a job's ended runs, newest first (a removed job's for 7 days)."""
     limit = params.limit or CRON_RUNS_DEFAULT_LIMIT
     try:
-        return {"entries": await _cron(ctx).runs(params.job, limit)}
+        return {"entries": await (await _cron(ctx).get()).runs(params.job, limit)}
     except UnknownJob as exc:
         raise _unknown(exc) from None
