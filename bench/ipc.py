@@ -10,14 +10,20 @@ Who runs where:
   built), so the daemon side runs in this process: a `GatewayServer` with a temporary home
   and a real state.db, fed through `CommandRouter.submit`, the call the control link will make.
   The plugins are subprocesses (`bench/ipc_plugin.py`), one per plugin.
+
+`python -m bench.ipc [--runs N]` runs the command figures alone (no gateway subprocess, no
+round trips), N times in one process, and prints each run; `make bench` runs everything.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import secrets
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
+import uvloop
 
 from clawgate.commands import Command, CommandState
 from clawgate.gateway.plugin_side import PluginSide
@@ -37,9 +44,9 @@ from clawgate.protocol.limits import Limits
 from clawgate.service.logs import TextFormatter
 
 from .procs import ServerProcess, Servers
-from .report import Figure, Target, median, percentile
+from .report import Figure, Target, median, percentile, render_table
 
-__all__ = ["measure_ipc"]
+__all__ = ["main", "measure_commands", "measure_ipc"]
 
 ROUNDTRIPS: Final = 5_000
 ROUNDTRIP_WARMUP: Final = 500
@@ -65,7 +72,7 @@ async def measure_ipc(workdir: Path) -> list[Figure]:
     root.mkdir()
     with Servers(root, secrets.token_urlsafe(24), _TICK_INTERVAL_MS) as servers:
         figures = await _measure_roundtrips(servers, root)
-        figures += await _measure_commands(servers, root)
+        figures += await measure_commands(servers, root)
     return figures
 
 
@@ -239,7 +246,12 @@ async def _wait_registered(host: PluginSide, plugins: dict[str, ServerProcess]) 
 
 
 class _Tracker:
-    """Follow our commands through the daemon's commits: windows, outcomes, timestamps."""
+    """Follow our commands through the daemon's commits: windows, outcomes, timestamps.
+
+    Latencies start when a command's submit is handed to the router (after its window slot
+    was free): `ack_latencies` end when `submit` returns the ack (its `accepted`/`queued`
+    record committed), `done_latencies` when a commit listener sees its terminal record.
+    """
 
     def __init__(self, server: GatewayServer, window: int) -> None:
         assert server.plugins is not None
@@ -248,6 +260,9 @@ class _Tracker:
         self._window = window
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._open: dict[str, str] = {}  # commandId -> target key, until terminal
+        self._submitted: dict[str, float] = {}  # commandId -> perf_counter at submit
+        self.ack_latencies: list[float] = []
+        self.done_latencies: list[float] = []
         self.outcomes: Counter[str] = Counter()
         self.first_accepted: float | None = None
         self.last_terminal = 0.0
@@ -269,6 +284,7 @@ class _Tracker:
             target = self._open.pop(record.command_id, None)
             if target is None:
                 continue
+            self.done_latencies.append(now - self._submitted.pop(record.command_id))
             self.outcomes[record.state.value] += 1
             self.last_terminal = now
             self._slots[target].release()
@@ -307,9 +323,12 @@ class _Tracker:
         }
         # Not awaited here: a control link acks each COMMAND when its commit lands, while
         # later COMMANDs are already being read. The book takes it in call order.
+        started = time.perf_counter()
+        self._submitted[command_id] = started
         task = asyncio.create_task(self._host.router.submit(frame))
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
+        task.add_done_callback(lambda _: self.ack_latencies.append(time.perf_counter() - started))
 
     async def acked(self) -> None:
         """Wait until every submitted command has been acknowledged."""
@@ -327,6 +346,8 @@ class _Tracker:
         self.outcomes.clear()
         self.first_accepted = None
         self.last_terminal = 0.0
+        self.ack_latencies.clear()
+        self.done_latencies.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +357,8 @@ class _Run:
     commands: int
     seconds: float
     outcomes: Counter[str]
+    ack_latencies: Sequence[float] = ()
+    done_latencies: Sequence[float] = ()
     bench_cpu: float | None = None
     plugin_cpu: float | None = None
 
@@ -343,6 +366,21 @@ class _Run:
     def per_second(self) -> float:
         """Completed commands per second."""
         return self.commands / self.seconds if self.seconds > 0 else float("nan")
+
+    def ack_ms(self, fraction: float) -> float:
+        """Return a percentile of submit -> ack returned, in ms."""
+        return percentile(self.ack_latencies, fraction) * 1000
+
+    def done_ms(self, fraction: float) -> float:
+        """Return a percentile of submit -> terminal commit seen, in ms."""
+        return percentile(self.done_latencies, fraction) * 1000
+
+    def latencies(self) -> str:
+        """Return the latency percentiles for a note."""
+        return (
+            f"ack p50/p99 {self.ack_ms(0.5):.2f}/{self.ack_ms(0.99):.2f} ms, "
+            f"terminal p50/p99 {self.done_ms(0.5):.2f}/{self.done_ms(0.99):.2f} ms"
+        )
 
     def describe(self) -> str:
         """Return outcomes and CPU shares for the note."""
@@ -379,7 +417,15 @@ async def _live_run(servers: Servers, root: Path, plugins: int) -> _Run:
         finally:
             for process in processes.values():
                 servers.stop(process)
-    return _Run(COMMANDS, wall, tracker.outcomes, bench_cpu, plugin_cpu)
+    return _Run(
+        COMMANDS,
+        wall,
+        tracker.outcomes,
+        list(tracker.ack_latencies),
+        list(tracker.done_latencies),
+        bench_cpu,
+        plugin_cpu,
+    )
 
 
 async def _queued_first(servers: Servers, root: Path) -> _Run:
@@ -415,7 +461,7 @@ async def _wait_gone(host: PluginSide, name: str) -> None:
             await asyncio.sleep(_POLL_S)
 
 
-async def _measure_commands(servers: Servers, root: Path) -> list[Figure]:
+async def measure_commands(servers: Servers, root: Path) -> list[Figure]:
     """Commands/s to 1 and to `MANY_PLUGINS` plugins, and draining a full queue."""
     one = await _live_run(servers, root, 1)
     many = await _live_run(servers, root, MANY_PLUGINS)
@@ -431,14 +477,30 @@ async def _measure_commands(servers: Servers, root: Path) -> list[Figure]:
             "cmd/s",
             target=Target(">=", 10_000),
             note=f"{COMMANDS} commands, window {WINDOW_PER_TARGET}, first submit to last "
-            f"terminal commit; {where}; {one.describe()}",
+            f"terminal commit; {where}; {one.describe()}; {one.latencies()}",
+        ),
+        Figure(
+            "ipc_command_ack_p99_1plugin",
+            one.ack_ms(0.99),
+            "ms",
+            note=f"same run: submit -> ack returned by CommandRouter.submit (its accepted or "
+            f"queued record committed); p50 {one.ack_ms(0.5):.2f} ms",
+        ),
+        Figure(
+            "ipc_command_done_p99_1plugin",
+            one.done_ms(0.99),
+            "ms",
+            note=f"same run: submit -> terminal commit seen by a CommandService.subscribe "
+            f"listener (includes up to {WINDOW_PER_TARGET} commands queued ahead); "
+            f"p50 {one.done_ms(0.5):.2f} ms",
         ),
         Figure(
             f"ipc_commands_per_s_{MANY_PLUGINS}plugins",
             many.per_second,
             "cmd/s",
             note=f"{COMMANDS} commands round robin over {MANY_PLUGINS} capabilities, one "
-            f"plugin each, window {WINDOW_PER_TARGET} per target; {many.describe()}",
+            f"plugin each, window {WINDOW_PER_TARGET} per target; {many.describe()}; "
+            f"{many.latencies()}",
         ),
         Figure(
             "ipc_commands_per_s_queued_first",
@@ -449,3 +511,35 @@ async def _measure_commands(servers: Servers, root: Path) -> list[Figure]:
             f"registers; first dispatch to last terminal commit; {queued.describe()}",
         ),
     ]
+
+
+async def _commands_only(runs: int, workdir: Path) -> None:
+    """Run the command figures `runs` times; print each run's table."""
+    for number in range(1, runs + 1):
+        root = workdir / f"run-{number}"
+        root.mkdir()
+        with Servers(root, secrets.token_urlsafe(24), _TICK_INTERVAL_MS) as servers:
+            figures = await measure_commands(servers, root)
+        print(f"-- run {number}/{runs}", flush=True)
+        print(render_table(figures))
+        for figure in figures:
+            if figure.note:
+                print(f"{figure.name}: {figure.note}")
+        print(flush=True)
+
+
+def main() -> None:
+    """Run only the IPC command figures (`make bench` runs every phase)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ipc", description=main.__doc__)
+    parser.add_argument("--runs", type=int, default=1, help="repeat the figures N times")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="clawgate-bench-ipc-") as tmp:
+        try:
+            uvloop.run(_commands_only(args.runs, Path(tmp)))
+        except KeyboardInterrupt:
+            print("interrupted; servers stopped", file=sys.stderr)
+            raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

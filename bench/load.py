@@ -102,10 +102,22 @@ async def open_many(
     return opened, [exc for exc in results if isinstance(exc, BaseException)]
 
 
-async def _ws_connect(session: ClientSession, url: str) -> ClientWebSocketResponse:
-    """Open a WebSocket with the bench's client settings."""
+async def _ws_connect(
+    session: ClientSession, url: str, *, decode_text: bool = True
+) -> ClientWebSocketResponse:
+    """Open a WebSocket with the bench's client settings.
+
+    With `decode_text=False` text frames arrive as bytes: a client that only drains its
+    socket then spends no CPU decoding UTF-8 (presence lists to 1000 clients are large).
+    """
     return await session.ws_connect(
-        url, compress=0, autoping=True, heartbeat=None, max_msg_size=0, autoclose=True
+        url,
+        compress=0,
+        autoping=True,
+        heartbeat=None,
+        max_msg_size=0,
+        autoclose=True,
+        decode_text=decode_text,
     )
 
 
@@ -118,7 +130,8 @@ async def _receive_text(ws: ClientWebSocketResponse) -> str:
     message = await ws.receive(timeout=_RECEIVE_TIMEOUT_S)
     if message.type is not WSMsgType.TEXT:
         raise ConnectionError(f"expected a text frame, got {message.type!r} {message.data!r}")
-    return str(message.data)
+    data = message.data
+    return data.decode() if isinstance(data, bytes) else str(data)
 
 
 async def await_response(ws: ClientWebSocketResponse, request_id: str) -> str:
@@ -133,8 +146,11 @@ async def await_response(ws: ClientWebSocketResponse, request_id: str) -> str:
 class GatewayOpener:
     """Connect and complete the gateway handshake, up to `hello-ok`; remember its size."""
 
-    def __init__(self, url: str, token: str, mode: str = "cli") -> None:
+    def __init__(
+        self, url: str, token: str, mode: str = "cli", *, decode_text: bool = True
+    ) -> None:
         self._url = url
+        self._decode_text = decode_text
         self._connect = request_text(
             "c",
             "connect",
@@ -148,11 +164,13 @@ class GatewayOpener:
         )
         self.connect_bytes = len(self._connect)
         self.hello_bytes = 0
+        #: The text of the last `hello-ok` (its snapshot holds the presence list).
+        self.last_hello = ""
 
     async def __call__(self, session: ClientSession) -> ClientWebSocketResponse:
         """Open one socket and finish its handshake."""
         async with asyncio.timeout(_OPEN_TIMEOUT_S):
-            ws = await _ws_connect(session, self._url)
+            ws = await _ws_connect(session, self._url, decode_text=self._decode_text)
             try:
                 challenge = await _receive_text(ws)
                 if '"connect.challenge"' not in challenge:
@@ -165,6 +183,7 @@ class GatewayOpener:
                 await ws.close()
                 raise
             self.hello_bytes = len(hello)
+            self.last_hello = hello
             return ws
 
 

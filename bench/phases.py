@@ -10,6 +10,8 @@ from typing import Final
 import aiohttp
 from aiohttp import ClientWebSocketResponse
 
+from clawgate.protocol.limits import PRESENCE_FLUSH_INTERVAL_MS
+
 from .load import (
     Fanout,
     FrameMaker,
@@ -41,6 +43,9 @@ STARTS: Final = 3
 IDLE_CONNECTIONS: Final = 1000
 SETTLE_S: Final = 1.0
 FANOUT_ROUNDS: Final = 20
+# Rounds further apart than the presence interval: each round's event is announced at
+# once, so the figure is the fan-out's cost, not the wait for the next announcement.
+FANOUT_GAP_S: Final = PRESENCE_FLUSH_INTERVAL_MS / 1000 + 0.02
 HANDSHAKES: Final = 300
 HANDSHAKE_WARMUP: Final = 20
 THROUGHPUT_S: Final = 3.0
@@ -105,7 +110,7 @@ async def _idle_and_fanout(
         rss_loaded = server.rss_bytes()
         sender = await sender_opener(session)
         fanout = await pool.fanout(
-            sender, make, rounds=FANOUT_ROUNDS, round_timeout_s=5.0, gap_s=0.05
+            sender, make, rounds=FANOUT_ROUNDS, round_timeout_s=5.0, gap_s=FANOUT_GAP_S
         )
         return _Idle(rss_idle, rss_loaded, len(pool), fanout)
     finally:
@@ -311,11 +316,11 @@ async def _join(server: ServerProcess, open_ws: Opener) -> tuple[float, int]:
 async def measure_presence_join(
     gateway: ServerProcess, echo: ServerProcess, token: str
 ) -> list[Figure]:
-    """Open sockets whose clients appear in presence (mode `test`): each join re-broadcasts.
+    """Open sockets whose clients appear in presence (mode `test`): each join is announced.
 
-    Every join broadcasts the whole presence list to every operator (spec §8.8), so the
-    bytes written grow with the square of the count per join. The quiet (mode `cli`) time
-    on the same gateway is in the note; the baseline is the echo server opening as many.
+    The whole presence list goes to every operator (spec §8.8), coalesced to at most one
+    announcement per interval. The quiet (mode `cli`) time on the same gateway is in the
+    note; the baseline is the echo server opening as many. The issue's target: within 3x.
     """
     quiet_s, _ = await _join(gateway, GatewayOpener(gateway.ws_url, token, mode="cli"))
     visible_s, grown = await _join(gateway, GatewayOpener(gateway.ws_url, token, mode="test"))
@@ -327,6 +332,7 @@ async def measure_presence_join(
             visible_s * 1000,
             "ms",
             echo_s * 1000,
+            Target("<=", 3, Measure.RATIO),
             note=f"{timed_out}open {PRESENCE_JOINS} mode=test sockets, 16 at a time; "
             f"same with mode=cli: {quiet_s * 1000:.0f} ms; gateway RSS +{grown / _MIB:.1f} MiB",
         )

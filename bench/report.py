@@ -35,7 +35,7 @@ class Measure(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A goal from the issue: `measure op bound`, with op `<` (below) or `>=` (at least)."""
+    """A goal from the issue: `measure op bound`, op `<` (below), `<=` (at most) or `>=`."""
 
     op: str
     bound: float
@@ -46,7 +46,11 @@ class Target:
         observed = figure.value if self.measure is Measure.VALUE else figure.ratio
         if observed is None or math.isnan(observed):
             return None
-        return observed < self.bound if self.op == "<" else observed >= self.bound
+        if self.op == "<":
+            return observed < self.bound
+        if self.op == "<=":
+            return observed <= self.bound
+        return observed >= self.bound
 
     def describe(self, unit: str) -> str:
         """Return the target as text, e.g. `< 1000 ms` or `ratio >= 0.50`."""

@@ -328,6 +328,25 @@ async def test_the_daemon_killed_mid_reconcile_converges_after_restart(
             assert SECRET.encode() not in path.read_bytes(), path
 
 
+async def queue_in_order(run: CommandRun, count: int) -> list[str]:
+    """POST ``count`` commands, each queued at the daemon before the next; return their ids."""
+    order = []
+    for index in range(count):
+        key, body = run.body(index)
+        path = f"/v1/daemons/{run.daemon_id}/commands"
+        status, record = await run.hub.call("POST", path, body)
+        assert status == 202, record
+
+        async def queued(command_id: str = record["commandId"]) -> bool:
+            _, now = await run.hub.call("GET", f"/v1/commands/{command_id}")
+            return bool(now["state"] == "queued")
+
+        await eventually(queued, 10, f"command {index} to be queued at the daemon")
+        order.append(record["commandId"])
+        run.records[key] = record
+    return order
+
+
 async def test_queued_commands_survive_a_daemon_kill_and_run_once_in_order(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -335,19 +354,7 @@ async def test_queued_commands_survive_a_daemon_kill_and_run_once_in_order(
     await start_gateway(stack.home)
     daemon_id = await stack.hub.only_daemon()
     run = CommandRun(stack.hub, daemon_id, "queued")
-    order = []
-    for index in range(30):
-        key, body = run.body(index)
-        status, record = await stack.hub.call("POST", f"/v1/daemons/{daemon_id}/commands", body)
-        assert status == 202, record
-
-        async def queued(command_id: str = record["commandId"]) -> bool:
-            _, now = await stack.hub.call("GET", f"/v1/commands/{command_id}")
-            return bool(now["state"] == "queued")
-
-        await eventually(queued, 10, f"command {index} to be queued at the daemon")
-        order.append(record["commandId"])
-        run.records[key] = record
+    order = await queue_in_order(run, 30)
     await kill_gateway(stack.home)
     await start_gateway(stack.home)
     depth = await cli(stack.home, "gateway", "status", "--json")
@@ -389,3 +396,31 @@ async def test_a_wrong_api_key_stops_retrying_and_status_says_login_required(
     for path in stack.home.rglob("*"):
         if path.is_file() and path.name != "config.toml":
             assert wrong.encode() not in path.read_bytes(), path
+
+
+async def test_a_full_queue_drained_across_a_daemon_kill_loses_nothing_and_runs_nothing_twice(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The daemon is killed while a full target queue (its cap, 100) drains 8 at a time, with
+    # outcomes and the next dispatches sharing commits: what was committed `accepted` runs again
+    # only as a redelivery (attempt >= 2), what was still queued runs once, in FIFO order.
+    stack.plugin.args = ("--exec-delay", "0.1")
+    configure_linked(stack.home, link_url(stack.hub.port), stack.key)
+    await start_gateway(stack.home)
+    daemon_id = await stack.hub.only_daemon()
+    run = CommandRun(stack.hub, daemon_id, "full")
+    order = await queue_in_order(run, 100)
+    await stack.plugin.start()
+    deliveries = stack.root / ".deliveries"
+    await when(lambda: len(read_jsonl(deliveries)) >= 24, 30, "the queue to be draining")
+    await kill_gateway(stack.home)
+    delivered_at_kill = len(read_jsonl(deliveries))
+    assert delivered_at_kill < 100, "the queue drained before the kill"
+    await start_gateway(stack.home)
+    await asyncio.gather(*(run.one(index) for index in range(100)))
+    result = tally(run, stack.root, redelivery_allowed=True)
+    summary(capsys, result.line("daemon-kill-full-queue", delivered_at_kill=delivered_at_kill))
+    check(result, run, stack.root)
+    assert result.redelivered > 0, "no command was in flight at the plugin when the daemon died"
+    first_delivery = list(dict.fromkeys(line["commandId"] for line in read_jsonl(deliveries)))
+    assert first_delivery == order

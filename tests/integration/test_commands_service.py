@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -263,3 +264,39 @@ async def test_a_failed_commit_reaches_every_caller_in_its_batch(
         *(submit(service, f"c{n}", {"plugin": "desk"}) for n in range(3)), return_exceptions=True
     )
     assert all(isinstance(result, StoreClosedError) for result in results), results
+
+
+async def test_changes_made_while_the_store_is_busy_share_the_transaction_that_follows(
+    store: StateStore, clock: Clock
+) -> None:
+    service = CommandService(store, CommandBook(ttl_ms=TTL), clock=clock)
+    batches: list[list[str]] = []
+    service.subscribe(lambda records: batches.append([r.command_id for r in records]))
+    gate = threading.Event()
+    busy = asyncio.ensure_future(store.write(lambda conn: gate.wait(5)))
+    submits = []
+    for n in range(3):
+        # Separate loop passes: the first hands its commit call to the busy owner thread,
+        # which seals the batch only when it starts it, with the later two in it.
+        submits.append(asyncio.ensure_future(submit(service, f"c{n}", {"plugin": "desk"})))
+        await asyncio.sleep(0.02)
+    gate.set()
+    await asyncio.gather(busy, *submits)
+    assert batches == [["c0", "c1", "c2"]]
+
+
+async def test_a_caller_that_gives_up_leaves_the_commit_to_the_others(
+    db: Path, store: StateStore, clock: Clock
+) -> None:
+    service = CommandService(store, CommandBook(ttl_ms=TTL), clock=clock)
+    gate = threading.Event()
+    busy = asyncio.ensure_future(store.write(lambda conn: gate.wait(5)))
+    leaving = asyncio.ensure_future(submit(service, "gone", {"plugin": "desk"}))
+    staying = asyncio.ensure_future(submit(service, "kept", {"plugin": "desk"}))
+    await asyncio.sleep(0.02)
+    leaving.cancel()
+    gate.set()
+    assert await staying is Outcome.QUEUED
+    await busy
+    assert leaving.cancelled()
+    assert stored_states(db) == {"gone": "queued", "kept": "queued"}

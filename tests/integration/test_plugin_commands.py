@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import orjson
 import pytest
 
 from clawgate.client import GatewayClient
+from clawgate.commands import Command
 from tests.conftest import RunningGateway
 
 SECRET = "s3cret-command-value-5521"
@@ -215,4 +217,56 @@ async def test_a_freed_slot_serves_every_target_the_plugin_can_take(
         await runtime.answer(request, "ok")
     assert [cid for cid in delivered if cid[0] == "a"] == [f"a{n}" for n in range(10)]
     assert [cid for cid in delivered if cid[0] == "b"] == [f"b{n}" for n in range(10)]
+    await runtime.close()
+
+
+def state_on_disk(host: RunningGateway, command_id: str) -> str | None:
+    """Read a command's committed state through a connection of our own (not the store's)."""
+    conn = sqlite3.connect(host.home / "state.db")
+    try:
+        row = conn.execute("SELECT state FROM commands WHERE command_id = ?", (command_id,))
+        found = row.fetchone()
+        return None if found is None else str(found[0])
+    finally:
+        conn.close()
+
+
+async def test_each_command_reaches_the_plugin_only_after_its_accepted_state_is_on_disk(
+    host: RunningGateway, socket_dir: Path
+) -> None:
+    for n in range(3):
+        await submit(host, command(f"waiting-{n}"))
+    # Registering starts the queued three (pump); the fourth is accepted by its submit.
+    runtime = await FakeRuntime.register(socket_dir / "gateway.sock")
+    assert (await submit(host, command("live")))["state"] == "accepted"
+    seen = []
+    for _ in range(4):
+        request = await runtime.next_execute()
+        seen.append(request["params"]["commandId"])
+        assert state_on_disk(host, seen[-1]) == "accepted"
+        await runtime.answer(request, "ok")
+    assert seen == ["waiting-0", "waiting-1", "waiting-2", "live"]
+    await runtime.close()
+
+
+async def test_an_outcome_and_the_dispatch_of_the_freed_slot_share_one_commit(
+    host: RunningGateway, socket_dir: Path
+) -> None:
+    assert host.server.plugins is not None
+    commits: list[list[tuple[str, str]]] = []
+
+    def listener(records: Sequence[Command]) -> None:
+        commits.append([(r.command_id, r.state.value) for r in records])
+
+    host.server.plugins.commands.subscribe(listener)
+    runtime = await FakeRuntime.register(socket_dir / "gateway.sock")
+    for n in range(9):
+        await submit(host, command(f"slot-{n}"))
+    first = [await runtime.next_execute() for _ in range(8)]
+    await runtime.answer(first[0], "ok")
+    ninth = await runtime.next_execute()
+    assert ninth["params"]["commandId"] == "slot-8"
+    assert [("slot-0", "succeeded"), ("slot-8", "accepted")] in commits
+    for request in [*first[1:], ninth]:
+        await runtime.answer(request, "ok")
     await runtime.close()

@@ -2,28 +2,37 @@
 
 Every commit of state.db waits for an fsync (``synchronous=FULL``, §1.6), which costs far
 more than the Python work of a command; one transaction per state change caps a plugin at a
-few hundred commands a second. ``GroupCommit`` keeps at most one transaction in flight:
-records saved while it runs join the next batch, which is queued the moment the running one
-ends. A save with nothing in flight queues its transaction at the end of the current event
-loop pass, so every task woken by the same I/O or commit shares it: starting at once would
-commit the first record alone and push all the others behind that fsync.
+few hundred commands a second. ``GroupCommit`` collects saved records in an open batch and
+lets the store's owner thread seal it: the thread takes the whole open batch at the moment it
+begins the transaction. While one transaction runs, the commit call for the next batch is
+already queued behind it on the owner thread, so the thread goes from one commit straight to
+the next and every record saved during a commit shares the following one, without waiting
+for the event loop in between. A save with nothing in flight queues its commit call at the end
+of the current event-loop pass instead, so every task woken by the same I/O or commit shares it.
 
 Invariants:
 
-- A caller resumes only after the transaction holding its records committed (a row that
-  precedes an ack is committed before the ack, §1.6), or with that transaction's error.
-- Batches commit in the order they were opened, and records within a batch keep call order,
-  so the last state a record was given is the one on disk.
+- A caller resumes (or its future completes) only after the transaction holding its records
+  committed (a row that precedes an ack is committed before the ack, §1.6), or with that
+  transaction's error.
+- At most one commit call is queued and not yet sealed; it seals every record saved before it
+  starts, so no saved record is left without a commit call that will take it.
+- Batches commit in the order they were sealed, and records within a batch keep call order,
+  so the last state a record was given is the one on disk; commit listeners see the batches
+  in that order, before any caller of the batch resumes.
+- The open batch is touched by the loop and the owner thread, always under ``_lock``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from ..store import StateStore, commands_repo
+from ..store import StateStore, StoreClosedError, commands_repo
 from .model import Command
 
 __all__ = ["GroupCommit"]
@@ -33,10 +42,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Batch:
-    """Records waiting for one transaction, and the future their callers wait on."""
+    """Records waiting for one transaction, and the futures of the calls that saved them."""
 
-    records: list[Command]
-    committed: asyncio.Future[None]
+    records: list[Command] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+def _latest(records: Sequence[Command]) -> list[Command]:
+    """Return one record per command, its latest state (a dict keeps first position)."""
+    return list({record.command_id: record for record in records}.values())
 
 
 class GroupCommit:
@@ -46,20 +60,10 @@ class GroupCommit:
         """Write to ``store``; call ``on_commit`` with each batch's records once it committed."""
         self._store = store
         self._on_commit = on_commit
-        self._next: _Batch | None = None
-        self._running: asyncio.Future[None] | None = None
-        self._scheduled = False
-        self._last: _Batch | None = None  # the newest batch: batches commit in order
-
-    async def settled(self) -> None:
-        """Return once everything saved so far is committed (or its commit failed).
-
-        A duplicate COMMAND is answered from the in-memory record; this keeps that answer
-        from reporting a state that is not on disk yet (§1.6).
-        """
-        batch = self._last
-        if batch is not None and not batch.committed.done():
-            await asyncio.wait([batch.committed])
+        self._lock = threading.Lock()
+        self._open = _Batch()
+        self._sealer_queued = False  # a commit call is queued and has not sealed yet
+        self._in_flight = 0  # commit calls handed to the store, not yet settled here
 
     async def save(self, records: Sequence[Command]) -> None:
         """Return once ``records`` are committed.
@@ -67,49 +71,84 @@ class GroupCommit:
         Raises:
             Exception: the error of the transaction that held them (nothing may be acked).
         """
-        batch = self._next
-        if batch is None:
-            batch = self._next = _Batch([], asyncio.get_running_loop().create_future())
-            self._last = batch
-        batch.records.extend(records)
-        if self._running is None and not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_scheduled)
-        # Shielded: one caller's cancellation must not cancel a commit others wait for.
-        await asyncio.shield(batch.committed)
+        await self.save_nowait(records)
 
-    def _start_scheduled(self) -> None:
-        self._scheduled = False
-        if self._running is None:
-            self._start_next()
+    def save_nowait(self, records: Sequence[Command]) -> asyncio.Future[None]:
+        """Hand ``records`` to the next transaction; return a future for its commit.
 
-    def _start_next(self) -> None:
-        """Queue the waiting batch's transaction now, if there is one."""
-        batch, self._next = self._next, None
-        if batch is None:
-            self._running = None
-            return
-        # One row per record: its latest state (a dict keeps first position, last value).
-        records = list({record.command_id: record for record in batch.records}.values())
+        The future is the caller's own: cancelling it withdraws nothing. Its error is the
+        transaction's (nothing may be acked). With no records it is a barrier: it completes
+        once everything saved before it is committed (at once when nothing is pending), so a
+        state answered from memory (a duplicate COMMAND) is on disk before it is reported.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if not records and not self._in_flight and not self._sealer_queued:
+            waiter.set_result(None)
+            return waiter
+        with self._lock:
+            self._open.records.extend(records)
+            self._open.waiters.append(waiter)
+            queue_commit = not self._sealer_queued
+            self._sealer_queued = True
+        if queue_commit:
+            if self._in_flight:
+                self._queue_commit()  # behind the running commit: sealed when it starts
+            else:
+                loop.call_soon(self._queue_commit)
+        return waiter
+
+    def _queue_commit(self) -> None:
+        """Queue one commit call on the owner thread; it seals the open batch when it starts."""
+        sealed: list[_Batch] = []
         try:
-            write = self._store.write(lambda conn: commands_repo.save_commands(conn, records))
+            running = self._store.submit_write(lambda conn: self._commit(conn, sealed))
         except Exception as exc:  # e.g. StoreClosedError: the callers must hear of it
-            batch.committed.set_exception(exc)
-            self._start_next()
+            self._settle(self._take_open(), [], exc)
             return
-        self._running = asyncio.ensure_future(write)
-        self._running.add_done_callback(lambda done: self._finished(done, batch, records))
+        self._in_flight += 1
+        running.add_done_callback(lambda done: self._committed(done, sealed))
 
-    def _finished(
-        self, done: asyncio.Future[None], batch: _Batch, records: Sequence[Command]
-    ) -> None:
-        """Resolve the batch's callers, tell the listener, start the next batch."""
+    def _take_open(self) -> _Batch:
+        with self._lock:
+            batch, self._open = self._open, _Batch()
+            self._sealer_queued = False
+        return batch
+
+    def _commit(self, conn: Any, sealed: list[_Batch]) -> list[Command]:
+        """Seal the open batch and write it (on the owner thread, inside the transaction).
+
+        ``conn`` is the store's connection; only store/ names the sqlite3 types.
+        """
+        batch = self._take_open()
+        sealed.append(batch)
+        records = _latest(batch.records)
+        if records:
+            commands_repo.save_commands(conn, records)
+        return records
+
+    def _committed(self, done: asyncio.Future[list[Command]], sealed: list[_Batch]) -> None:
+        """Resolve the sealed batch's callers and tell the listener, in commit order."""
+        self._in_flight -= 1
+        # A call that failed before it sealed leaves its batch open: it is this call's.
+        batch = sealed[0] if sealed else self._take_open()
         if done.cancelled():
-            batch.committed.cancel()
+            self._settle(batch, [], StoreClosedError("the store stopped before the commit"))
         elif (error := done.exception()) is not None:
-            logger.error("committing %d command records failed: %s", len(records), error)
-            batch.committed.set_exception(error)
+            logger.error("committing %d command records failed: %s", len(batch.records), error)
+            self._settle(batch, [], error)
         else:
-            batch.committed.set_result(None)
+            self._settle(batch, done.result(), None)
+
+    def _settle(
+        self, batch: _Batch, records: Sequence[Command], error: BaseException | None
+    ) -> None:
+        if error is None and records:
             self._on_commit(records)
-        self._start_next()
+        for waiter in batch.waiters:
+            if waiter.done():
+                continue  # its caller gave up; the records are committed all the same
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)

@@ -56,7 +56,8 @@ DEFAULT_MAX_TOTAL: Final = 1000
 DEFAULT_MAX_PER_TARGET: Final = 100
 #: Dispatches a command may have before a disconnect fails it (§2.10).
 MAX_ATTEMPTS: Final = 3
-#: ``command.execute`` calls one plugin may have in flight (§2.9); enforced by the router.
+#: ``command.execute`` calls one plugin may have in flight (§2.9). The router enforces it
+#: from the dispatch decision to the reply, so its `accepted` commit counts as in flight too.
 MAX_IN_FLIGHT_PER_PLUGIN: Final = 8
 #: How long a terminal record outlives max(terminal time, expiresAt or Q) (§1.6, §4.1).
 RETENTION_MS: Final = 24 * 3600 * 1000
@@ -180,7 +181,7 @@ class CommandBook:
         record = self._records.get(command_id)
         if record is None or record.state is not CommandState.QUEUED:
             return None
-        return list(self._queues[record.target_key]).index(command_id)
+        return self._queues[record.target_key].index(command_id)
 
     def depth(self) -> int:
         """Return the number of queued commands."""
@@ -238,27 +239,31 @@ class CommandBook:
         deadline = command.issued_at + self.ttl_ms
         if command.expires_at is not None:
             deadline = min(deadline, command.expires_at)
-        command = command.evolve(deadline=deadline, received_at=now, updated_at=now)
+        received = {"deadline": deadline, "received_at": now, "updated_at": now}
         if now >= deadline:
+            command = command.evolve(**received)
             record = self._finish(command, CommandState.EXPIRED, now, error=_expired(command))
             return Decision(Outcome.EXPIRED, record)
         queue = self._queues.get(command.target_key)
         if live_route and has_capacity and not queue:
             record = command.evolve(
-                state=CommandState.ACCEPTED, attempt=1, position=self._next_tail()
+                **received, state=CommandState.ACCEPTED, attempt=1, position=self._next_tail()
             )
             self._records[record.command_id] = record
             self._secrets[record.command_id] = dict(secrets)
             return Decision(Outcome.ACCEPTED, record)
         if self.depth() >= self.max_total or len(queue or ()) >= self.max_per_target:
             error = CommandError(QUEUE_FULL, "command queue is full", retryable=True)
-            record = self._finish(command, CommandState.REJECTED, now, error=error)
+            record = self._finish(command.evolve(**received), CommandState.REJECTED, now, error)
             return Decision(Outcome.REJECTED, record)
-        record = command.evolve(state=CommandState.QUEUED, attempt=0, position=self._next_tail())
+        record = command.evolve(
+            **received, state=CommandState.QUEUED, attempt=0, position=self._next_tail()
+        )
         self._records[record.command_id] = record
         self._secrets[record.command_id] = dict(secrets)
-        self._queues.setdefault(record.target_key, deque()).append(record.command_id)
-        return Decision(Outcome.QUEUED, record, self.queue_position(record.command_id))
+        queue = self._queues.setdefault(record.target_key, deque())
+        queue.append(record.command_id)
+        return Decision(Outcome.QUEUED, record, len(queue) - 1)
 
     def reject(self, command: Command, error: CommandError, now: int) -> Decision:
         """Record ``command`` as ``rejected`` with ``error`` (validation or routing, §4.2 step 2).

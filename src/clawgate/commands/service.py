@@ -2,15 +2,19 @@
 
 Every method changes the book, then commits the changed records through ``GroupCommit``
 and returns only after the commit, so a caller that acks after ``await`` never acks an
-uncommitted state (§1.6). The records are handed over before the first ``await``, so commits
-happen in the order the book changed even when several tasks call in; changes made while a
-transaction is in flight share the next one. If a commit fails the error propagates to every
-caller whose records it held and nothing may be acked; the book then runs ahead of the file,
-and the daemon should treat the store failure as fatal (a restart reloads the file, §4.5).
+uncommitted state (§1.6). The ``*_nowait`` forms make the same change and return it with a
+future for its commit instead, for a caller that acts on the commit in a callback (the router
+dispatches from there); they too may report the change only once that future is done. The
+records are handed over before the method returns, so commits happen in the order the book
+changed even when several tasks call in; changes made while a transaction is in flight share
+the next one. If a commit fails the error reaches every caller whose records it held and
+nothing may be acked; the book then runs ahead of the file, and the daemon should treat the
+store failure as fatal (a restart reloads the file, §4.5).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -85,15 +89,30 @@ class CommandService:
         has_capacity: bool,
     ) -> Decision:
         """Process a parsed COMMAND (``CommandBook.submit``) and commit a new record."""
+        decision, committed = self.submit_nowait(
+            command, secrets, live_route=live_route, has_capacity=has_capacity
+        )
+        await committed
+        return decision
+
+    def submit_nowait(
+        self,
+        command: Command,
+        secrets: dict[str, str],
+        *,
+        live_route: bool,
+        has_capacity: bool,
+    ) -> tuple[Decision, asyncio.Future[None]]:
+        """Decide on a parsed COMMAND now; return the decision and the future of its commit.
+
+        A duplicate is answered from memory, so its future waits for everything saved so far:
+        the state it reports reaches the disk first.
+        """
         decision = self._book.submit(
             command, secrets, live_route=live_route, has_capacity=has_capacity, now=self._clock()
         )
-        if decision.changed:
-            await self._save([decision.command])
-        else:
-            # A duplicate is answered from memory: let its latest state reach the disk first.
-            await self._commits.settled()
-        return decision
+        changed = [decision.command] if decision.changed else []
+        return decision, self._commits.save_nowait(changed)
 
     async def reject(self, command: Command, error: CommandError) -> Decision:
         """Record a command rejected by validation or routing and commit it."""
@@ -104,14 +123,30 @@ class CommandService:
 
     async def start(self, command_id: str) -> Command:
         """Take the head of a target queue as ``accepted`` and commit it before dispatch."""
-        record = self._book.start(command_id, self._clock())
-        await self._save([record])
+        record, committed = self.start_nowait(command_id)
+        await committed
         return record
+
+    def start_nowait(self, command_id: str) -> tuple[Command, asyncio.Future[None]]:
+        """Take the head of a target queue as ``accepted``; dispatch only once it committed."""
+        record = self._book.start(command_id, self._clock())
+        return record, self._commits.save_nowait([record])
 
     async def complete(
         self, command_id: str, *, result: Any = None, error: CommandError | None = None
     ) -> Command | None:
         """Commit the terminal state of an ``accepted`` command; None if it was not accepted."""
+        record, committed = self.complete_nowait(command_id, result=result, error=error)
+        await committed
+        return record
+
+    def complete_nowait(
+        self, command_id: str, *, result: Any = None, error: CommandError | None = None
+    ) -> tuple[Command | None, asyncio.Future[None]]:
+        """End an ``accepted`` command now; return its terminal record and its commit future.
+
+        The record is None (and nothing is saved) when the command was not ``accepted``.
+        """
         record = self._book.complete(
             command_id,
             self._clock(),
@@ -119,9 +154,7 @@ class CommandService:
             error=error,
             extra_secrets=self._extra_secrets(),
         )
-        if record is not None:
-            await self._save([record])
-        return record
+        return record, self._commits.save_nowait([] if record is None else [record])
 
     async def plugin_disconnected(self, command_ids: Iterable[str]) -> list[Command]:
         """Re-queue or fail a disconnected plugin's in-flight commands and commit them."""

@@ -61,10 +61,19 @@ class Broadcaster(Generic[S]):
         Returns:
             How many connections it was queued to.
         """
-        gate = self._gate(event)
-        prepared = PreparedEvent.build(event, payload, state_version)
+        return self.deliver(PreparedEvent.build(event, payload, state_version))
+
+    def deliver(self, prepared: PreparedEvent, *, skip: Container[str] = ()) -> int:
+        """Queue an already serialised event to every admitted connection not in `skip`.
+
+        Returns:
+            How many connections it was queued to.
+        """
+        gate = self._gate(prepared.event)
         sent = 0
         for connection in list(self._connections.values()):
+            if connection.conn_id in skip:
+                continue
             if admits(gate, connection.role, connection.scopes):
                 connection.send_event(prepared)
                 sent += 1

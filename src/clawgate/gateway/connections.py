@@ -2,7 +2,8 @@
 
 Invariant: a connection is registered for broadcasts in the same synchronous step in
 which its snapshot is taken (`welcome`); an await between them would let an event fall
-between the snapshot and the first event the client sees.
+between the snapshot and the first event the client sees. Presence hears of the snapshot
+in that step too, so a pending `presence` announcement the snapshot already shows skips it.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class ConnectionTable:
         self._leave_handshake(connection)
         hello = self._greeter.hello(connection, auth)
         self._broadcaster.add(connection)
+        self._presence.welcomed(connection.conn_id)
         self._metrics.connections = len(self._broadcaster)
         return hello
 
@@ -104,10 +106,7 @@ class ConnectionTable:
         self._broadcaster.remove(connection)
         self._metrics.connections = len(self._broadcaster)
         self._on_left(connection.conn_id)
-        self._presence.left(connection, self._holds_presence_key)
-
-    def _holds_presence_key(self, key: str) -> bool:
-        return any(other.presence_key == key for other in self._broadcaster)
+        self._presence.left(connection)
 
     async def close_all(self, reason: str, restart_expected_ms: int | None) -> None:
         """Announce `shutdown`, drain for at most the policy's bound, then close with 1012."""

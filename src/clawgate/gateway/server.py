@@ -215,6 +215,7 @@ class GatewayServer:
             self.health.refresh()
             self._loops = [
                 group.create_task(self._tick_loop(), name="tick"),
+                group.create_task(self.presence.run(), name="presence"),
                 group.create_task(
                     self.health.run(self.limits.health_refresh_ms / 1000), name="health"
                 ),

@@ -2,7 +2,8 @@
 
 Invariants:
 - Every outbound byte goes through `_enqueue`; one writer task owns the socket's send side,
-  so frames never interleave.
+  so frames never interleave. It writes every frame queued so far in one call: whole frames,
+  in queue order, so a burst of requests costs one syscall and wakes the plugin once.
 - Nothing but responses is written before a successful `register` (§2.3).
 - Disconnect handling (`_lost`) runs once, synchronously: the registry drops the session
   and every pending daemon-to-plugin request fails with `PLUGIN_DISCONNECTED` before any
@@ -12,7 +13,9 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import secrets
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -114,6 +117,10 @@ class IpcConnection:
         self._wakeup = asyncio.Event()
         self._close_requested = False
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # Request ids: unique among this connection's pending requests (§2.2), and cheaper
+        # than a UUID per request; the random prefix keeps them apart across connections.
+        self._request_prefix = secrets.token_hex(4)
+        self._request_serial = itertools.count(1)
         self._handler_tasks: set[asyncio.Task[None]] = set()
         self._registered = asyncio.Event()
         self._last_inbound = self._loop.time()
@@ -196,12 +203,14 @@ class IpcConnection:
 
     async def _write_loop(self) -> None:
         writer = self._writer
+        queue = self._queue
         try:
             while True:
-                while self._queue:
-                    frame = self._queue.popleft()
-                    self._queued_bytes -= len(frame)
-                    writer.write(frame)
+                while queue:
+                    frames = b"".join(queue)
+                    queue.clear()
+                    self._queued_bytes -= len(frames)
+                    writer.write(frames)
                     await writer.drain()
                 if self._close_requested:
                     break
@@ -233,22 +242,51 @@ class IpcConnection:
         self, method: str, params: dict[str, Any], timeout_s: float
     ) -> dict[str, Any]:
         """Send a request to the plugin and wait for its payload."""
-        if self._disconnected or self._close_requested:
-            raise IpcError(PLUGIN_DISCONNECTED, "the plugin disconnected")
-        request_id = str(uuid.uuid4())
-        # Raises INVALID_PARAMS above 1 MiB: the plugin would close on the frame (§2.1).
-        frame = encode_request(request_id, method, params)
+        return await self.start_request(method, params, timeout_s)
+
+    def start_request(
+        self, method: str, params: dict[str, Any], timeout_s: float
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Queue a request to the plugin now; return the future of its payload.
+
+        The future fails with `IpcError`: `TIMEOUT` after `timeout_s`, `PLUGIN_DISCONNECTED`,
+        or the plugin's error. Cancelling it abandons the request: a late reply is discarded.
+        """
         future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        if self._disconnected or self._close_requested:
+            future.set_exception(IpcError(PLUGIN_DISCONNECTED, "the plugin disconnected"))
+            return future
+        request_id = f"{self._request_prefix}-{next(self._request_serial)}"
+        try:
+            # INVALID_PARAMS above 1 MiB: the plugin would close on the frame (§2.1).
+            frame = encode_request(request_id, method, params)
+        except IpcError as exc:
+            future.set_exception(exc)
+            return future
+        except TypeError as exc:  # orjson: a value JSON cannot hold; a retry fails alike
+            error = IpcError(
+                INVALID_PARAMS, f"{method} params are not JSON: {exc}", retryable=False
+            )
+            future.set_exception(error)
+            return future
         self._pending[request_id] = future
         self._enqueue(frame)
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await future
-        except TimeoutError:
-            raise IpcError(TIMEOUT, f"{method} got no response within {timeout_s:g} s") from None
-        finally:
+        timer = self._loop.call_later(timeout_s, self._time_out, future, method, timeout_s)
+
+        def finished(_: asyncio.Future[dict[str, Any]]) -> None:
+            timer.cancel()
             # A late reply then finds no pending entry and is discarded (§2.8).
             self._pending.pop(request_id, None)
+
+        future.add_done_callback(finished)
+        return future
+
+    @staticmethod
+    def _time_out(future: asyncio.Future[dict[str, Any]], method: str, timeout_s: float) -> None:
+        if not future.done():
+            future.set_exception(
+                IpcError(TIMEOUT, f"{method} got no response within {timeout_s:g} s")
+            )
 
     # -- reading ------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import Callable
@@ -50,6 +51,12 @@ class PluginLink(Protocol):
         self, method: str, params: dict[str, Any], timeout_s: float
     ) -> dict[str, Any]:
         """Send a request and wait for its payload."""
+        ...
+
+    def start_request(
+        self, method: str, params: dict[str, Any], timeout_s: float
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Queue a request now and return the future of its payload."""
         ...
 
     def send_event(self, name: str, payload: dict[str, Any]) -> None:
@@ -109,6 +116,22 @@ class PluginSession:
         if timeout_s is None:
             timeout_s = DEFAULT_TIMEOUTS_S.get(method, self._default_timeout_s)
         return await self._link.request(method, params or {}, timeout_s)
+
+    def start_request(
+        self, method: str, params: dict[str, Any], timeout_s: float
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Queue a daemon-to-plugin request now; return the future of its result payload.
+
+        For callers that act on the reply in a callback (the command router). The future
+        fails like `request` raises; a session that is no longer live fails it at once.
+        """
+        if not self.live:
+            failed: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(
+                IpcError(PLUGIN_DISCONNECTED, f"plugin {self.name} is not connected")
+            )
+            return failed
+        return self._link.start_request(method, params, timeout_s)
 
     def send_event(self, name: str, payload: dict[str, Any]) -> None:
         """Queue an event for the plugin; dropped silently once it is disconnected."""

@@ -3,14 +3,25 @@
 A command arrives through `submit` (from the control link); it is routed to the newest
 live plugin that serves its target, or queued in state.db until one registers.
 
+A command costs no task of its own: a dispatch is decided in one synchronous step (a slot
+taken, the `accepted` state handed to the group commit), `command.execute` is queued on the
+plugin's socket by the commit listener that sees that state on disk, and the reply is handled
+in its future's callback, which frees the slot, hands the outcome to the next commit and
+decides the next dispatches there and then, so an outcome and the `accepted` state of the
+command that takes its slot share one transaction (one fsync).
+
 Invariants:
 - Persist before ack: every state change is committed by the `CommandService` before the
-  acknowledgement that reports it is returned or the plugin is asked to run it.
-- At most `max_in_flight` commands run at one plugin connection. A slot is taken from the
-  moment a dispatch is decided (before its `accepted` state is committed) until the plugin
-  answers, so submits and pumps running during each other's commits cannot overfill it.
-- A command whose plugin leaves mid-call is re-queued (or failed) by `plugin_left`, never
-  by the call that noticed the disconnect, so it is handled exactly once.
+  acknowledgement that reports it is returned, and `command.execute` is sent only by the
+  commit listener, for the very record whose `accepted` state that commit wrote.
+- At most `max_in_flight` (8, spec §2.9) commands per plugin connection from the dispatch
+  decision to the reply. The slot is taken in the same synchronous step that decides the
+  dispatch, before its `accepted` state is committed, and freed when the plugin answers or
+  leaves, so concurrent submits and pumps cannot overfill it; the calls in flight at the
+  plugin are a subset of these.
+- A command whose plugin leaves mid-call, or before its `accepted` commit landed, is
+  re-queued (or failed) by `plugin_left`, never by the reply that noticed the disconnect,
+  so it is handled exactly once.
 """
 
 from __future__ import annotations
@@ -18,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, Protocol
 
 from ..commands import (
@@ -30,14 +43,14 @@ from ..commands import (
     execution_timeout_ms,
     parse_command,
 )
-from ..protocol.ipc.frames import IpcError
+from ..commands.queue import MAX_IN_FLIGHT_PER_PLUGIN
+from ..protocol.ipc.frames import INTERNAL, PLUGIN_DISCONNECTED, IpcError
 from .registry import PluginRegistry, PluginSession
 
 __all__ = ["MAX_IN_FLIGHT_PER_PLUGIN", "CommandRouter", "IntegrationRoutes"]
 
 logger = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT_PER_PLUGIN: Final = 8
 EXPIRY_INTERVAL_S: Final = 1.0
 PRUNE_EVERY_TICKS: Final = 600  # expiry ticks between prunes of finished records
 
@@ -56,6 +69,14 @@ class IntegrationRoutes(Protocol):
     def timeout_ms(self, integration_id: str, name: str) -> int | None:
         """Return the manifest's timeout for the command, if it declares one."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Starting:
+    """A decided dispatch whose `accepted` state is not on disk yet."""
+
+    record: Command
+    session: PluginSession
 
 
 class CommandRouter:
@@ -78,14 +99,14 @@ class CommandRouter:
         self._clock = clock
         self._hub_clock = hub_clock
         self._max_in_flight = max_in_flight
-        # commandId -> plugin connection id, from the moment a dispatch is decided until
-        # the plugin answers; the in-flight cap counts these.
+        # commandId -> its dispatch, from the decision until its `accepted` commit lands.
+        self._starting: dict[str, _Starting] = {}
+        # commandId -> plugin connection id, from `command.execute` sent until the reply.
         self._running: dict[str, str] = {}
-        # commandId -> plugin connection id while a submit holds a slot across its commit.
-        self._held: dict[str, str] = {}
-        self._load: Counter[str] = Counter()  # connection id -> entries in _running + _held
+        self._load: Counter[str] = Counter()  # connection id -> entries in both of the above
         self._tasks: set[asyncio.Task[None]] = set()
         self._expiry: asyncio.Task[None] | None = None
+        self._unsubscribe = commands.subscribe(self._committed)
 
     async def start(self, spawn: Callable[..., asyncio.Task[Any]] = asyncio.create_task) -> None:
         """Load the queue from state.db and start expiring queued commands.
@@ -99,7 +120,8 @@ class CommandRouter:
         self._expiry = spawn(self._expire_loop(), name="command-expiry")
 
     async def stop(self) -> None:
-        """Stop expiring and end the calls still running at plugins."""
+        """Stop expiring and dispatching; calls still running end with their connections."""
+        self._unsubscribe()
         if self._expiry is not None:
             self._expiry.cancel()
             await asyncio.gather(self._expiry, return_exceptions=True)
@@ -131,28 +153,17 @@ class CommandRouter:
                 decision = await self.commands.reject(command, refusal)
                 return ack_payload(decision.command, now)
         route = self._route(command.target_key)
-        # A slot is held for the command during the commit below, while other submits and
-        # pumps run. It is held apart from `_running`: a pump may start this very command
-        # (queued behind others) before the commit returns, under its own reservation.
-        # A known commandId is a duplicate and holds none.
-        slot = None
-        known = self.commands.book.get(command.command_id) is not None
-        if route is not None and self._spare(route) and not known:
-            slot = route
-            self._hold(command.command_id, slot)
-        try:
-            decision = await self.commands.submit(
-                command, secrets, live_route=route is not None, has_capacity=slot is not None
-            )
-        finally:
-            # False when the plugin left during the commit: its disconnect re-queues it.
-            still_held = slot is not None and self._unhold(command.command_id, slot)
-        if slot is not None:
-            if decision.dispatch and still_held:
-                self._reserve(command.command_id, slot)
-                self._launch(decision.command, slot)
-            elif not decision.dispatch:
-                self._spawn(self.pump(command.target_key))  # the held slot is free again
+        # Decide and take the slot with no await between them (a duplicate takes none).
+        decision, committed = self.commands.submit_nowait(
+            command,
+            secrets,
+            live_route=route is not None,
+            has_capacity=route is not None and self._spare(route),
+        )
+        if decision.dispatch:
+            assert route is not None
+            self._take_slot(decision.command, route, committed)
+        await committed
         record = decision.command
         # A re-sent COMMAND gets the record's terminal ack verbatim, time included (§4.1).
         at = record.terminal_at if not decision.changed and record.terminal_at else now
@@ -172,20 +183,25 @@ class CommandRouter:
     def _spare(self, session: PluginSession) -> bool:
         return self._load[session.connection_id] < self._max_in_flight
 
-    def _reserve(self, command_id: str, session: PluginSession) -> None:
-        self._running[command_id] = session.connection_id
+    def _take_slot(
+        self, record: Command, session: PluginSession, committed: asyncio.Future[None]
+    ) -> None:
+        """Hold a slot for a decided dispatch; the commit listener sends it."""
+        self._starting[record.command_id] = _Starting(record, session)
         self._load[session.connection_id] += 1
+        committed.add_done_callback(partial(self._start_failed, record.command_id, session))
 
-    def _hold(self, command_id: str, session: PluginSession) -> None:
-        self._held[command_id] = session.connection_id
-        self._load[session.connection_id] += 1
-
-    def _unhold(self, command_id: str, session: PluginSession) -> bool:
-        if self._held.get(command_id) != session.connection_id:
-            return False
-        del self._held[command_id]
-        self._unload(session.connection_id)
-        return True
+    def _start_failed(
+        self, command_id: str, session: PluginSession, committed: asyncio.Future[None]
+    ) -> None:
+        if not committed.cancelled() and committed.exception() is None:
+            return  # committed: the listener has sent it
+        starting = self._starting.get(command_id)
+        if starting is not None and starting.session is session:
+            del self._starting[command_id]
+            self._unload(session.connection_id)
+            # The book holds it `accepted` with no call: a store failure is fatal (restart).
+            logger.error("command %s not dispatched: its accepted state did not commit", command_id)
 
     def _release(self, command_id: str, session: PluginSession) -> None:
         # Only our own entry: after a disconnect the command may be reserved by another plugin.
@@ -200,30 +216,33 @@ class CommandRouter:
 
     # -- running commands -----------------------------------------------------------
 
-    async def pump(self, target_key: str) -> None:
+    def pump(self, target_key: str) -> None:
         """Start queued commands of one target, in order, while a route has capacity."""
         while (route := self._route(target_key)) is not None and self._spare(route):
             head = self.commands.next_for(target_key)
             if head is None:
                 return
-            self._reserve(head.command_id, route)
-            try:
-                started = await self.commands.start(head.command_id)
-            except BaseException:
-                self._release(head.command_id, route)
-                raise
-            self._launch(started, route)
+            record, committed = self.commands.start_nowait(head.command_id)
+            self._take_slot(record, route, committed)
 
     def pump_later(self, target_key: str) -> None:
-        """Start queued commands of one target in a task of their own."""
-        self._spawn(self.pump(target_key))
+        """Start queued commands of one target once the current callback has returned."""
+        asyncio.get_running_loop().call_soon(self.pump, target_key)
 
-    def _launch(self, command: Command, session: PluginSession) -> None:
-        if self._running.get(command.command_id) != session.connection_id:
-            return  # the plugin left during the commit; plugin_left re-queued the command
-        self._spawn(self._execute(command, session))
+    def _committed(self, records: Sequence[Command]) -> None:
+        """Send `command.execute` for every decided dispatch this commit wrote as `accepted`."""
+        if not self._starting:
+            return
+        for record in records:
+            starting = self._starting.get(record.command_id)
+            # The very record the dispatch decided on: not an older or a later state.
+            if starting is None or starting.record is not record:
+                continue
+            del self._starting[record.command_id]
+            self._running[record.command_id] = starting.session.connection_id
+            self._send(record, starting.session)
 
-    async def _execute(self, command: Command, session: PluginSession) -> None:
+    def _send(self, command: Command, session: PluginSession) -> None:
         manifest_timeout_ms = None
         kind, _, target = command.target_key.partition(":")
         if kind == "integration":
@@ -244,25 +263,33 @@ class CommandRouter:
             params["idempotencyKey"] = command.idempotency_key
         if command.expires_at is not None:
             params["expiresAt"] = command.expires_at
+        reply = session.start_request("command.execute", params, timeout_ms / 1000)
+        reply.add_done_callback(partial(self._answered, command.command_id, session))
+
+    def _answered(
+        self, command_id: str, session: PluginSession, reply: asyncio.Future[dict[str, Any]]
+    ) -> None:
+        """Record a reply's outcome, then fill the freed slot (one commit for both)."""
         result: Any = None
         error: CommandError | None = None
-        try:
-            payload = await session.request("command.execute", params, timeout_ms / 1000)
-        except IpcError as exc:
-            if exc.code == "PLUGIN_DISCONNECTED":
-                return  # plugin_left re-queues it or fails it; nothing to record here
-            error = CommandError(exc.code, exc.message, bool(exc.retryable), exc.details)
+        failure = asyncio.CancelledError() if reply.cancelled() else reply.exception()
+        if isinstance(failure, IpcError) and failure.code == PLUGIN_DISCONNECTED:
+            return  # plugin_left re-queues it or fails it, and frees its slot
+        if failure is None:
+            result = reply.result().get("result")
+        elif isinstance(failure, IpcError):
+            error = CommandError(
+                failure.code, failure.message, bool(failure.retryable), failure.details
+            )
         else:
-            result = payload.get("result")
-        finally:
-            # The call is no longer in flight at the plugin, so its slot is free now: the
-            # next dispatch's `accepted` state then shares the commit of this outcome.
-            self._release(command.command_id, session)
+            logger.error("command.execute for %s failed: %r", command_id, failure)
+            error = CommandError(INTERNAL, "the daemon failed to run the command", retryable=False)
+        # The call is no longer in flight at the plugin, so its slot is free now.
+        self._release(command_id, session)
+        _, committed = self.commands.complete_nowait(command_id, result=result, error=error)
+        committed.add_done_callback(_log_failed_commit)
         # Every target: the freed slot may serve another target of the same plugin.
-        await asyncio.gather(
-            self.commands.complete(command.command_id, result=result, error=error),
-            self._pump_all(),
-        )
+        self._pump_all()
 
     async def _expire_loop(self) -> None:
         ticks = 0
@@ -281,37 +308,45 @@ class CommandRouter:
 
     def plugin_registered(self, session: PluginSession) -> None:
         """Start what waits for the new plugin."""
-        self._spawn(self._pump_all())
+        self._pump_all()
 
     def plugin_left(self, session: PluginSession) -> None:
         """Free the plugin's slots and re-queue (or fail) what it was running."""
-        interrupted = [
-            command_id
-            for command_id, connection in self._running.items()
-            if connection == session.connection_id
-        ]
+        connection = session.connection_id
+        interrupted = [cid for cid, conn in self._running.items() if conn == connection]
         for command_id in interrupted:
             self._release(command_id, session)
-        held = [cid for cid, conn in self._held.items() if conn == session.connection_id]
-        for command_id in held:
-            # Mid-commit submits: an `accepted` one is re-queued like a running one.
-            self._unhold(command_id, session)
-        self._spawn(self._requeue([*interrupted, *held]))
+        # Decided but not yet sent: its `accepted` commit will find no dispatch to send.
+        starting = [
+            cid
+            for cid, entry in self._starting.items()
+            if entry.session.connection_id == connection
+        ]
+        for command_id in starting:
+            del self._starting[command_id]
+            self._unload(connection)
+        self._spawn(self._requeue([*interrupted, *starting]))
 
     async def _requeue(self, command_ids: list[str]) -> None:
         for command in await self.commands.plugin_disconnected(command_ids):
             state = command.state.name.lower()
             logger.info("command %s is %s after its plugin left", command.command_id, state)
-        await self._pump_all()
+        self._pump_all()
 
-    async def _pump_all(self) -> None:
+    def _pump_all(self) -> None:
         for target_key in list(self.commands.by_target()):
-            await self.pump(target_key)
+            self.pump(target_key)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _log_failed_commit(committed: asyncio.Future[None]) -> None:
+    """Retrieve a commit's error nobody awaits (the group commit has logged it)."""
+    if not committed.cancelled() and committed.exception() is not None:
+        logger.debug("an outcome was not committed; it is not acked")
 
 
 def _target_object(target_key: str) -> dict[str, str]:

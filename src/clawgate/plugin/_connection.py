@@ -2,7 +2,8 @@
 
 Invariants:
 - The reader task alone reads the socket and the writer task alone writes it, so frames never
-  interleave. The outbox is bounded: a sender waits instead of growing memory.
+  interleave; the writer sends every frame queued so far in one write. The outbox is
+  bounded: a sender waits instead of growing memory.
 - Events are queued without bound (they are rare and small, and the reader must not block on
   them) and handed to the handlers by one task, in arrival order.
 - Each request from the daemon runs in its own task, so a slow handler holds up no other.
@@ -145,15 +146,21 @@ class PluginConnection:
         return await self._pending.request(self.send, method, params, timeout)
 
     async def _write_loop(self) -> None:
-        """Write queued frames one at a time until the socket fails."""
+        """Write the queued frames, all that are waiting in one call, until the socket fails."""
+        outbox = self._outbox
         try:
             while True:
-                data = await self._outbox.get()
+                # Whole frames in queue order, so a burst of replies costs one syscall and
+                # wakes the daemon once.
+                frames = [await outbox.get()]
+                while not outbox.empty():
+                    frames.append(outbox.get_nowait())
                 try:
-                    self._writer.write(data)
+                    self._writer.write(b"".join(frames))
                     await self._writer.drain()
                 finally:
-                    self._outbox.task_done()
+                    for _ in frames:
+                        outbox.task_done()
         except (ConnectionError, OSError) as exc:
             self.log.info("write failed: %s", type(exc).__name__)
             self.closed.set()

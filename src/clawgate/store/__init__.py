@@ -1,9 +1,10 @@
 """The state store: ``$CLAWGATE_HOME/state.db`` behind one owner thread (spec §1.6).
 
 Only this package touches SQLite. ``StateStore`` owns the single connection on a dedicated
-thread; everything else hands it functions through ``read``/``write``. Later repositories
-(devices, sessions, queue, ledger, ...) are built on those two calls and add their tables as
-new entries at the end of ``MIGRATIONS``.
+thread; everything else hands it functions through ``read``/``write`` (``submit_write``
+returns the write's future instead, for a group commit that chains transactions on it).
+Later repositories (devices, sessions, queue, ledger, ...) are built on those calls and add
+their tables as new entries at the end of ``MIGRATIONS``.
 
 Repositories read and write rows and JSON only (small row dataclasses defined here, dicts,
 tuples): this package imports nothing but ``protocol`` and ``files``, and the packages above

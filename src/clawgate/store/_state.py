@@ -182,6 +182,17 @@ class StateStore:
         """
         return _result(self._submit(lambda: self._write_on_thread(fn)))
 
+    def submit_write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` like ``write`` and return the future of its result, for callbacks.
+
+        A group commit chains its transactions with this: the call is queued now, behind any
+        running one, and the future's callbacks run on the loop once it committed.
+
+        Raises:
+            StoreClosedError: the store is not open.
+        """
+        return self._submit(lambda: self._write_on_thread(fn))
+
     def _opened(self) -> OpenReport:
         if self._report is None:
             raise StoreClosedError(f"{self._path} has not been opened")

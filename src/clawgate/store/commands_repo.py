@@ -13,6 +13,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+import orjson
+
 __all__ = ["CommandJson", "delete_commands", "load_commands", "save_commands"]
 
 
@@ -53,6 +55,6 @@ def _row(data: dict[str, Any]) -> tuple[Any, ...]:
         data["targetKey"],
         data["state"],
         data["position"],
-        json.dumps(data, separators=(",", ":")),
+        orjson.dumps(data).decode(),
         data["updatedAt"],
     )
