@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 __all__ = ["LATENCY_BUCKETS_S", "GatewayMetrics"]
@@ -56,6 +56,8 @@ class GatewayMetrics:
         self.errors: Counter[str] = Counter()  # by code
         self._latency: dict[str, _Latency] = {}
         self._registry: Any = None
+        # Per channel account: (channel, account, state, inbound, outbound, errors, reconnects).
+        self.channel_counters: Callable[[], list[tuple[str, str, str, int, int, int, int]]] = list
 
     def observe_latency(self, method: str, seconds: float) -> None:
         """Record one call's latency."""
@@ -113,6 +115,36 @@ class GatewayMetrics:
         for method, histogram in sorted(self._latency.items()):
             latency.add_metric([method], histogram.cumulative(), sum_value=histogram.total)
         yield latency
+        yield from self._channel_families()
+
+    def _channel_families(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        rows = self.channel_counters()
+        labels = ["channel", "account"]
+        up = GaugeMetricFamily(
+            "clawgate_channel_connected", "1 when a channel account is connected", labels=labels
+        )
+        families = {
+            "inbound": CounterMetricFamily(
+                "clawgate_channel_inbound", "Messages received per account", labels=labels
+            ),
+            "outbound": CounterMetricFamily(
+                "clawgate_channel_outbound", "Messages delivered per account", labels=labels
+            ),
+            "errors": CounterMetricFamily(
+                "clawgate_channel_errors", "Failures per account", labels=labels
+            ),
+            "reconnects": CounterMetricFamily(
+                "clawgate_channel_reconnects", "Restarts of an account", labels=labels
+            ),
+        }
+        for channel, account, state, inbound, outbound, errors, reconnects in rows:
+            up.add_metric([channel, account], 1 if state == "connected" else 0)
+            for name, value in zip(families, (inbound, outbound, errors, reconnects), strict=True):
+                families[name].add_metric([channel, account], value)
+        yield up
+        yield from families.values()
 
 
 class _Collector:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..config import AgentSection
 from ..protocol.limits import Limits
 from .agent_service import AgentService
+from .channel_service import ChannelService
 from .config_service import ConfigService
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
@@ -59,3 +60,5 @@ class Services:
     plugins: PluginSide | None
     # None when the canvas host is off; `page_url` builds `canvas.present|navigate` URLs.
     canvas: CanvasHost | None = None
+    # WebChat and the configured messaging channels; None without a state store.
+    channels: ChannelService | None = None

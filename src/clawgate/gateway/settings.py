@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..canvas.settings import CanvasSettings
 from ..cloud.settings import LinkSettings
@@ -12,6 +13,9 @@ from ..config import AgentSection, HooksSection, OpenAIHttpSection
 from ..protocol.auth import SharedSecretAuth
 from ..protocol.limits import Limits
 from ..tls import TlsMaterial
+
+if TYPE_CHECKING:  # imported only when a channel is configured (service/runtime.py)
+    from ..channels.settings import ChannelSettings
 
 __all__ = ["GatewaySettings", "PluginSettings"]
 
@@ -63,3 +67,5 @@ class GatewaySettings:
     hook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     # The canvas host; None when `[canvas] enabled` is false.
     canvas: CanvasSettings | None = None
+    # The messaging channel accounts; None when `[channels]` configures none.
+    channels: ChannelSettings | None = None
