@@ -80,6 +80,10 @@ POLL_RETRIES: Final = 5
 ALLOWED_UPDATES: Final = ["message"]
 
 
+class _Unreadable(ChannelError):
+    """A Bot API answer that is not JSON, or holds something aiogram's models refuse."""
+
+
 def _chat_id(value: str) -> int | str:
     return int(value) if value.lstrip("-").isdigit() else value
 
@@ -226,6 +230,18 @@ class TelegramAdapter:
                 continue
             except (AuthFailed, asyncio.CancelledError):
                 raise
+            except _Unreadable as exc:
+                # One update the models refuse must not block every later one: read the
+                # batch as plain JSON and skip what does not parse.
+                try:
+                    updates = await self._raw_updates(bot, offset)
+                except ChannelError:
+                    failures += 1
+                    self._link.error(str(exc))
+                    if failures >= POLL_RETRIES:
+                        raise
+                    await asyncio.sleep(min(0.5 * 2 ** (failures - 1), 8.0))
+                    continue
             except ChannelError as exc:
                 failures += 1
                 self._link.error(str(exc))
@@ -240,6 +256,38 @@ class TelegramAdapter:
                 offset = update.update_id + 1
             if updates:
                 await self._link.save_cursor(str(offset))
+
+    async def _raw_updates(self, bot: Bot, offset: int | None) -> list[Update]:
+        """Fetch pending updates without waiting, keeping those that parse.
+
+        An update that does not parse is skipped (and counted as an error): its id is
+        still passed on, so the next offset confirms it to Telegram.
+
+        Raises:
+            ChannelError: the answer is not a Bot API reply at all.
+        """
+        session = await bot.session.create_session()  # type: ignore[attr-defined]
+        url = self._api.api_url(token=self._token, method="getUpdates")
+        unreadable = _Unreadable("Telegram answered something that is not a Bot API reply")
+        try:
+            query = {"timeout": 0} if offset is None else {"offset": offset, "timeout": 0}
+            async with session.post(url, json=query) as response:
+                body = await response.json(content_type=None)
+        except Exception:
+            raise unreadable from None
+        if not isinstance(body, dict) or not isinstance(body.get("result"), list):
+            raise unreadable
+        updates = []
+        for raw in body["result"]:
+            try:
+                updates.append(Update.model_validate(raw, context={"bot": bot}))
+            except ValidationError:
+                update_id = raw.get("update_id") if isinstance(raw, dict) else None
+                if not isinstance(update_id, int):
+                    continue
+                self._link.error(f"update {update_id} could not be read; skipped")
+                updates.append(Update(update_id=update_id))
+        return updates
 
     async def _receive(self, bot: Bot, update: Update) -> None:
         """Normalize one update (downloading its files) and hand it to the layer."""
@@ -402,7 +450,7 @@ class TelegramAdapter:
         except (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound) as exc:
             raise PermanentSendError(f"Telegram refused the request: {exc.message}") from None
         except ClientDecodeError:
-            raise ChannelError("Telegram answered something that is not a Bot API reply") from None
+            raise _Unreadable("Telegram answered something that is not a Bot API reply") from None
         except TelegramNetworkError as exc:
             raise ChannelError(f"network error talking to Telegram: {exc.message}") from None
         except TelegramAPIError as exc:
