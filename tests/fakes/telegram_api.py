@@ -403,6 +403,8 @@ class FakeTelegram:
     async def _send_file(self, bot: _Bot, params: dict[str, Any], kind: str) -> web.Response:
         chat_id = str(params.get("chat_id", ""))
         value = params.get(kind)
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = params.get(value.removeprefix("attach://"))
         if isinstance(value, tuple):
             name, data = value
         elif isinstance(value, str) and value.startswith("http"):
