@@ -88,6 +88,8 @@ def test_a_redacted_channel_token_written_back_keeps_its_value() -> None:
 
 
 def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(ADAPTERS, "nochat", AdapterSpec("clawgate_no_such_sdk", "X", "nochat"))
+    monkeypatch.setitem(
+        ADAPTERS, "nochat", AdapterSpec("clawgate_no_such_sdk", "X", "nochat", "nosdk")
+    )
     with pytest.raises(MissingExtra, match=r"pip install 'clawgate\[nochat\]'"):
         load_adapter("nochat")

@@ -23,11 +23,13 @@ class AdapterSpec:
     module: str
     cls: str
     extra: str
+    # The SDK's import name, so `clawgate doctor` can tell whether the extra is installed.
+    sdk: str
 
 
 #: Every platform channel this build knows (WebChat is built into the gateway).
 ADAPTERS: Final = {
-    "telegram": AdapterSpec("clawgate.channels.telegram", "TelegramAdapter", "telegram"),
+    "telegram": AdapterSpec("clawgate.channels.telegram", "TelegramAdapter", "telegram", "aiogram"),
 }
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
@@ -168,6 +169,16 @@ def _mapped(exc: Exception) -> RequestError:
     return Unavailable(str(exc))
 
 
+async def _answer(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """Await a channel operation, turning its failure into the wire error."""
+    from ...channels.base import ChannelError
+
+    try:
+        return dict(await call)
+    except ChannelError as exc:
+        raise _mapped(exc) from None
+
+
 def _not_linked(ctx: CallContext, params: SendParams) -> None:
     runtime = _channels(ctx).runtime
     if runtime is None or params.channel == "webchat":
@@ -190,7 +201,6 @@ def _not_linked(ctx: CallContext, params: SendParams) -> None:
 @method("send", params=SendParams, result=SendResult, scope=WRITE, idempotency=Idempotency.REQUIRED)
 async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
     """Deliver a message on a channel (no agent run); retries return the first outcome."""
-    from ...channels.base import ChannelError
     from ...channels.runtime import SendRequest
 
     service = _channels(ctx)
@@ -220,10 +230,7 @@ async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
         session_key=session_key,
         run_id=params.idempotencyKey,
     )
-    try:
-        result = await service.send(request)
-    except ChannelError as exc:
-        raise _mapped(exc) from None
+    result = await _answer(service.send(request))
     return {"runId": params.idempotencyKey, **result}
 
 
@@ -250,23 +257,13 @@ def channels_status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
 @method("channels.logout", params=AccountParams, result=AccountResult, scope=ADMIN)
 async def channels_logout(ctx: CallContext, params: AccountParams) -> dict[str, Any]:
     """Stop an account and drop its platform session; it stays off until `channels.login`."""
-    from ...channels.base import ChannelError
-
-    try:
-        return dict(await _runtime(ctx).logout(params.channel, params.accountId))
-    except ChannelError as exc:
-        raise _mapped(exc) from None
+    return await _answer(_runtime(ctx).logout(params.channel, params.accountId))
 
 
 @method("channels.login", params=AccountParams, result=AccountResult, scope=ADMIN)
 async def channels_login(ctx: CallContext, params: AccountParams) -> dict[str, Any]:
     """Start an account again (after a logout, or once its credential was fixed)."""
-    from ...channels.base import ChannelError
-
-    try:
-        return dict(await _runtime(ctx).login(params.channel, params.accountId))
-    except ChannelError as exc:
-        raise _mapped(exc) from None
+    return await _answer(_runtime(ctx).login(params.channel, params.accountId))
 
 
 @method("channels.pairing.list", params=EmptyParams, result=PairingListResult, scope=ADMIN)
@@ -279,20 +276,10 @@ def channels_pairing_list(ctx: CallContext, params: EmptyParams) -> dict[str, An
 @method("channels.pairing.approve", params=PairingParams, result=PairingResult, scope=ADMIN)
 async def channels_pairing_approve(ctx: CallContext, params: PairingParams) -> dict[str, Any]:
     """Allow the sender holding the code from now on (persisted)."""
-    from ...channels.base import ChannelError
-
-    try:
-        return dict(await _runtime(ctx).pairing_approve(params.channel, params.code))
-    except ChannelError as exc:
-        raise _mapped(exc) from None
+    return await _answer(_runtime(ctx).pairing_approve(params.channel, params.code))
 
 
 @method("channels.pairing.reject", params=PairingParams, result=PairingResult, scope=ADMIN)
 async def channels_pairing_reject(ctx: CallContext, params: PairingParams) -> dict[str, Any]:
     """Drop a pending code without allowing its sender."""
-    from ...channels.base import ChannelError
-
-    try:
-        return dict(await _runtime(ctx).pairing_reject(params.channel, params.code))
-    except ChannelError as exc:
-        raise _mapped(exc) from None
+    return await _answer(_runtime(ctx).pairing_reject(params.channel, params.code))
