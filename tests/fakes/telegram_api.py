@@ -1,7 +1,7 @@
 """A local stand-in for the Telegram Bot API: the real HTTP API, its shapes and its errors.
 
 Served on loopback as `http://127.0.0.1:PORT`; `[channels.telegram] api_base` points at it
-and clients call `/bot<token>/<method>` exactly as on api.telegram.org (aiogram sends
+and clients call `/bot<token>/<method>` exactly as on api.telegram.org (SDKs send
 multipart forms; JSON bodies and query strings work too). Implemented: `getMe`,
 `getUpdates` (long polling with `offset`/`timeout`/`limit`; a second concurrent poller
 ends the first with 409), `sendMessage`, `sendChatAction`, `sendPhoto`, `sendDocument`,

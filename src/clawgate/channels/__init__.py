@@ -13,7 +13,7 @@ channel. The rest, in the order a message flows:
 - `chunking.py`   pure text splitting at the platform's limit (code fences kept whole)
 - `supervision.py` pure account states and restart backoff
 - `runtime.py`    `ChannelRuntime`: all of the above for one gateway
-- `telegram.py`   the Telegram adapter (aiogram 3; extra `clawgate[telegram]`)
+- `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`)
 
 This package sits below `gateway/`: it knows the agent only as a `TurnRunner`
 (`pipeline.py`), which `gateway/channel_service.py` implements on the agent service.

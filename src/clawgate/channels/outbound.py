@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Final, TypeVar
 
-from ..store import StateStore
 from ..store.channels_repo import OutboundRow, record_outbound
 from .base import (
     AuthFailed,
@@ -32,6 +31,7 @@ from .base import (
 )
 from .chunking import split_text
 from .manager import AccountRunner
+from .writes import GroupWriter
 
 __all__ = ["Delivery", "Outbox", "OutboxPolicy", "RateGates"]
 
@@ -94,14 +94,14 @@ class Outbox:
 
     def __init__(
         self,
-        store: StateStore,
+        writes: GroupWriter,
         clock: Callable[[], int],
         policy: OutboxPolicy = OutboxPolicy(),
         *,
         monotonic: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._store = store
+        self._writes = writes
         self._clock = clock
         self._policy = policy
         self._monotonic = monotonic or asyncio.get_running_loop().time
@@ -226,4 +226,4 @@ class Outbox:
             created_at=self._clock(),
         )
         finished = list(answers)
-        await self._store.write(lambda conn: record_outbound(conn, row, finished))
+        await self._writes.write(lambda conn: record_outbound(conn, row, finished))

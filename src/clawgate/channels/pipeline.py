@@ -26,13 +26,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Protocol
 
-from ..store import StateStore
 from ..store.channels_repo import PairingRow, claim_inbound, finish_inbound
 from .base import ChatKind, ChatRef, InboundMessage, Media, Sender, Target
 from .manager import AccountRunner
 from .outbound import Outbox
 from .policy import PairingBook, PairingCode, RefusalLog, Verdict, decide_access
 from .routing import reply_target, session_key, wrap_untrusted
+from .writes import GroupWriter
 
 __all__ = ["InboundPipeline", "TurnOutcome", "TurnRunner", "message_from_json"]
 
@@ -114,7 +114,7 @@ class InboundPipeline:
     def __init__(
         self,
         *,
-        store: StateStore,
+        writes: GroupWriter,
         turns: TurnRunner,
         outbox: Outbox,
         runners: dict[tuple[str, str], AccountRunner],
@@ -123,7 +123,7 @@ class InboundPipeline:
         clock: Callable[[], int],
         agent_name: str = "This assistant",
     ) -> None:
-        self._store = store
+        self._writes = writes
         self._turns = turns
         self._outbox = outbox
         self._runners = runners
@@ -134,9 +134,10 @@ class InboundPipeline:
         self._refusals = RefusalLog()
         self._pending: dict[tuple[str, ...], _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # The access check and its commit happen under this lock, so two messages from one
-        # stranger cannot both be issued a code.
-        self._access = asyncio.Lock()
+        # A pairing decision and its commit happen under this lock, so two messages from one
+        # stranger cannot both be issued a code. Other messages are claimed concurrently
+        # (sharing one commit: see `GroupWriter`).
+        self._pairing = asyncio.Lock()
 
     # -- in -------------------------------------------------------------------------
 
@@ -144,31 +145,30 @@ class InboundPipeline:
         """Check and record one message; returns once it is persisted or dropped."""
         runner = self._runners[(message.channel, message.account_id)]
         account = runner.account
-        async with self._access:
-            now = self._clock()
-            approved = self.approved.get(account_key(message), set())
-            decision = decide_access(message, account, approved)
-            issued: PairingCode | None = None
-            record: str | None = None
-            if decision.verdict is Verdict.PAIR:
-                request = self.pairing.propose(message, now)
-                if request.new:
-                    issued = request.code
+        now = self._clock()
+        decision = decide_access(message, account, self.approved.get(account_key(message), set()))
+        key, received = _key(message), message.received_at
+        issued: PairingCode | None = None
+        reason = decision.reason
+        if decision.verdict is Verdict.PAIR:
+            async with self._pairing:
+                request = self.pairing.propose(message, self._clock())
+                issued = request.code if request.new else None
                 reason = request.reason
-            else:
-                reason = decision.reason
-            if decision.verdict is Verdict.ADMIT:
-                record = message_to_json(message)
-            row = _pairing_row(issued) if issued is not None else None
-            key, received = _key(message), message.received_at
-            fresh = await self._store.write(
-                lambda conn: claim_inbound(conn, key, received, record, row)
+                row = _pairing_row(issued) if issued is not None else None
+                fresh = await self._writes.write(
+                    lambda conn: claim_inbound(conn, key, received, None, row)
+                )
+                if fresh and issued is not None:
+                    self.pairing.add(issued)
+        else:
+            record = message_to_json(message) if decision.verdict is Verdict.ADMIT else None
+            fresh = await self._writes.write(
+                lambda conn: claim_inbound(conn, key, received, record)
             )
-            if not fresh:
-                logger.debug("duplicate %s message %s dropped", account.key, message.message_id)
-                return
-            if issued is not None:
-                self.pairing.add(issued)
+        if not fresh:
+            logger.debug("duplicate %s message %s dropped", account.key, message.message_id)
+            return
         if decision.verdict is Verdict.ADMIT:
             self._debounce(message, runner.account.debounce_ms)
             return
@@ -253,7 +253,7 @@ class InboundPipeline:
         if not outcome.ok or not outcome.text.strip():
             reason = outcome.error or "the agent gave no answer"
             logger.info("%s turn %s ended without a reply: %s", runner.account.key, run_id, reason)
-            await self._store.write(lambda conn: finish_inbound(conn, answers))
+            await self._writes.write(lambda conn: finish_inbound(conn, answers))
             return
         delivery = await self._outbox.deliver(
             runner, target, outcome.text, session_key=key, run_id=run_id, answers=answers

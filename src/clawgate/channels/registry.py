@@ -29,7 +29,9 @@ class AdapterSpec:
 
 #: Every platform channel this build knows (WebChat is built into the gateway).
 ADAPTERS: Final = {
-    "telegram": AdapterSpec("clawgate.channels.telegram", "TelegramAdapter", "telegram", "aiogram"),
+    "telegram": AdapterSpec(
+        "clawgate.channels.telegram", "TelegramAdapter", "telegram", "telegram"
+    ),
 }
 
 

@@ -36,6 +36,7 @@ from .pipeline import InboundPipeline, TurnRunner
 from .policy import PairingBook, PairingCode
 from .settings import ChannelSettings
 from .supervision import AccountState, BackoffPolicy
+from .writes import GroupWriter
 
 __all__ = [
     "ChannelRuntime",
@@ -159,9 +160,10 @@ class ChannelRuntime:
         )
         for account in self.settings.accounts:
             self.runners[(account.channel, account.account_id)] = AccountRunner(account, services)
-        self.outbox = Outbox(store, self._clock, self._outbox_policy)
+        writes = GroupWriter(store)
+        self.outbox = Outbox(writes, self._clock, self._outbox_policy)
         self.pipeline = InboundPipeline(
-            store=store,
+            writes=writes,
             turns=self._turns,
             outbox=self.outbox,
             runners=self.runners,

@@ -1,4 +1,4 @@
-"""Telegram end to end: a real gateway, aiogram, and the Bot API stand-in over loopback."""
+"""Telegram end to end: a real gateway, python-telegram-bot, the Bot API stand-in."""
 
 from __future__ import annotations
 
