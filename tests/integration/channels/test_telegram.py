@@ -211,3 +211,14 @@ async def test_channels_status_shows_webchat_and_the_connected_account(
 async def _connected(peer: Any) -> dict[str, Any] | None:
     status = await channel_status(peer, "telegram")
     return status if status["connected"] else None
+
+
+async def test_rapid_messages_from_one_sender_become_one_turn(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, telegram: FakeTelegram
+) -> None:
+    await paired(gateway_factory, client_factory, telegram, debounce_ms=300)
+    telegram.user_says("first part", user_id=ALICE)
+    telegram.user_says("second part", user_id=ALICE)
+    [reply] = await wait_for(lambda: replies_to(telegram, ALICE, "second part"))
+    assert "first part\nsecond part" in reply.text
+    assert len(replies_to(telegram, ALICE, "first part")) == 1

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.telegram_api import BOT_TOKEN, FakeTelegram
 from tests.integration.channels.harness import channel_status, operator, wait_for
 from tests.integration.channels.test_telegram import (
     ALICE,
@@ -184,3 +184,26 @@ async def test_metrics_count_channel_traffic_and_readyz_lists_the_account(
     assert 'clawgate_channel_connected{account="default",channel="telegram"} 1.0' in metrics
     assert ready["channels"]["telegram/default"] == "connected"
     assert ready["channels"]["webchat/default"] == "connected"
+
+
+async def test_another_poller_gets_the_account_restarted_not_failed(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, telegram: FakeTelegram
+) -> None:
+    gateway = await paired(gateway_factory, client_factory, telegram)
+    peer = await operator(client_factory, gateway)
+    url = f"{telegram.api_base}/bot{BOT_TOKEN}/getUpdates"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):  # each foreign poll ends the gateway's current one with 409
+            await wait_for(lambda: telegram.bots[BOT_TOKEN].poller > 0)
+            async with http.post(url, json={"timeout": 0}) as response:
+                assert response.status == 200
+            await asyncio.sleep(0.1)
+    status = await wait_for(lambda: _restarted(peer))
+    assert status["state"] != "failed"
+    telegram.user_says("after the conflict", user_id=ALICE)
+    await wait_for(lambda: replies_to(telegram, ALICE, "after the conflict"))
+
+
+async def _restarted(peer: object) -> dict[str, object] | None:
+    status = await channel_status(peer, "telegram")  # type: ignore[arg-type]
+    return status if int(status["reconnects"]) >= 1 else None  # type: ignore[call-overload]
