@@ -76,17 +76,39 @@ def message_from_json(text: str) -> InboundMessage:
     return InboundMessage(**data)
 
 
+_CODE_FIELDS: Final = (
+    "channel",
+    "code",
+    "account_id",
+    "sender_id",
+    "sender_name",
+    "chat_id",
+    "created_at",
+    "expires_at",
+)
+
+
 def _pairing_row(code: PairingCode) -> PairingRow:
-    return PairingRow(
-        code.channel,
-        code.code,
-        code.account_id,
-        code.sender_id,
-        code.sender_name,
-        code.chat_id,
-        code.created_at,
-        code.expires_at,
-    )
+    """Return the stored row of a pairing code (the row names the account `account`)."""
+    return PairingRow(*(getattr(code, name) for name in _CODE_FIELDS))
+
+
+def code_of(row: PairingRow) -> PairingCode:
+    """Return the pairing code a stored row holds."""
+    values = dict(zip(_CODE_FIELDS, (getattr(row, f) for f in _ROW_FIELDS), strict=True))
+    return PairingCode(**values)
+
+
+_ROW_FIELDS: Final = (
+    "channel",
+    "code",
+    "account",
+    "sender_id",
+    "sender_name",
+    "chat_id",
+    "created_at",
+    "expires_at",
+)
 
 
 def pairing_reply(code: PairingCode, agent_name: str) -> str:

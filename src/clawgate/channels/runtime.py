@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from ..store import StateStore
 from ..store.channels_repo import (
-    PairingRow,
     approve_sender,
     delete_pairing,
     forget_inbound_before,
@@ -32,7 +31,7 @@ from ..store.channels_repo import (
 from .base import AccountConfig, ChannelError, OutboundMedia, Target, WebhookHandler
 from .manager import AccountRunner, AccountServices
 from .outbound import Outbox, OutboxPolicy
-from .pipeline import InboundPipeline, TurnRunner
+from .pipeline import InboundPipeline, TurnRunner, code_of
 from .policy import PairingBook, PairingCode
 from .settings import ChannelSettings
 from .supervision import AccountState, BackoffPolicy
@@ -81,19 +80,6 @@ class SendRequest:
     run_id: str | None = None
 
 
-def _code_of(row: PairingRow) -> PairingCode:
-    return PairingCode(
-        row.channel,
-        row.account,
-        row.code,
-        row.sender_id,
-        row.sender_name,
-        row.chat_id,
-        row.created_at,
-        row.expires_at,
-    )
-
-
 def _media_kind(source: str) -> Any:
     lower = source.lower().split("?")[0]
     return "photo" if lower.endswith((".jpg", ".jpeg", ".png", ".gif", ".webp")) else "document"
@@ -139,7 +125,7 @@ class ChannelRuntime:
         rows = await store.read(load_pairing)
         approved_rows = await store.read(load_approved)
         open_records = await store.read(load_open_inbound)
-        book = PairingBook(_code_of(row) for row in rows)
+        book = PairingBook(code_of(row) for row in rows)
         expired = book.expired(now)
         if expired:
             doomed = [(c.channel, c.code) for c in expired]
