@@ -60,3 +60,16 @@ def test_debounced_messages_and_media_share_one_turn() -> None:
     photo = Media("/h/media/p.jpg", "image/jpeg", 3, "photo")
     wrapped = wrap_untrusted([message(text="one"), message(text="two", media=(photo,))])
     assert "one\ntwo\n[photo: /h/media/p.jpg (image/jpeg, 3 bytes)]" in wrapped
+
+
+def test_the_openai_backend_explains_the_delimiter_only_for_channel_text() -> None:
+    from clawgate.agents.backend import UNTRUSTED_NOTE, BackendRequest
+    from clawgate.agents.openai import OpenAIBackend
+    from clawgate.config import OpenAISection
+
+    backend = OpenAIBackend(OpenAISection(model="m"), None)
+    wrapped = wrap_untrusted([message(text="hi")])
+    channel = backend._body(BackendRequest("r", "k", wrapped))
+    webchat = backend._body(BackendRequest("r", "k", "hi"))
+    assert {"role": "system", "content": UNTRUSTED_NOTE} in channel["messages"]
+    assert all(m["role"] == "user" for m in webchat["messages"])
