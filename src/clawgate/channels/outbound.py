@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, TypeVar
 
 from ..store.channels_repo import OutboundRow, record_outbound
+from ..store.group_writer import GroupWriter
 from .base import (
     AuthFailed,
     ChannelAdapter,
@@ -31,7 +32,6 @@ from .base import (
 )
 from .chunking import split_text
 from .manager import AccountRunner
-from .writes import GroupWriter
 
 __all__ = ["Delivery", "Outbox", "OutboxPolicy", "RateGates"]
 

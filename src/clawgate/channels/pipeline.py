@@ -27,12 +27,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, Protocol
 
 from ..store.channels_repo import PairingRow, claim_inbound, finish_inbound
+from ..store.group_writer import GroupWriter
 from .base import ChatKind, ChatRef, InboundMessage, Media, Sender, Target
 from .manager import AccountRunner
 from .outbound import Outbox
 from .policy import PairingBook, PairingCode, RefusalLog, Verdict, decide_access
 from .routing import reply_target, session_key, wrap_untrusted
-from .writes import GroupWriter
 
 __all__ = ["InboundPipeline", "TurnOutcome", "TurnRunner", "message_from_json"]
 

@@ -28,6 +28,7 @@ from ..store.channels_repo import (
     load_state,
     save_state,
 )
+from ..store.group_writer import GroupWriter
 from .base import AccountConfig, ChannelError, OutboundMedia, Target, WebhookHandler
 from .manager import AccountRunner, AccountServices
 from .outbound import Outbox, OutboxPolicy
@@ -35,7 +36,6 @@ from .pipeline import InboundPipeline, TurnRunner, code_of
 from .policy import PairingBook, PairingCode
 from .settings import ChannelSettings
 from .supervision import AccountState, BackoffPolicy
-from .writes import GroupWriter
 
 __all__ = [
     "ChannelRuntime",

@@ -1,10 +1,11 @@
-"""Group commit for the channel layer's own writes: claims and delivery records.
+"""Group commit on a `StateStore`: the writes of one event-loop pass share a transaction.
 
-A burst of inbound messages (or of replies) would otherwise cost one fsync'd transaction
-each. `GroupWriter` runs every write handed to it within one event-loop pass in a single
-`StateStore.write` transaction, each inside its own SAVEPOINT, and resumes each caller
-only after that transaction committed, with its own result or exception. So "persist
-before acknowledging" still holds for every caller; they only share the fsync.
+Used by the channel layer for its dedupe claims and delivery records: a burst of inbound
+messages (or of replies) would otherwise cost one fsync'd transaction each. `GroupWriter`
+runs every write handed to it within one event-loop pass in a single `StateStore.write`
+transaction, each inside its own SAVEPOINT, and resumes each caller only after that
+transaction committed, with its own result or exception. So "persist before acknowledging"
+still holds for every caller; they only share the fsync.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..store import StateStore
+from ._state import StateStore
 
 __all__ = ["GroupWriter"]
 
