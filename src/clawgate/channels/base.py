@@ -229,7 +229,7 @@ class AccountLink(Protocol):
         """Persist the account's cursor (after the messages before it were delivered)."""
 
     def add_webhook(self, handler: WebhookHandler) -> str:
-        """Serve `handler` on the gateway's HTTP port; return its secret path."""
+        """Serve `handler` on the gateway's HTTP port; return its path after `/channels/`."""
 
     def remove_webhook(self, path: str) -> None:
         """Stop serving a webhook path."""

@@ -11,8 +11,8 @@ the channel layer, and every API error maps to what the layer expects.
   are retried in place with a short backoff; after a few in a row the account is rebuilt
   by the supervisor. 401 fails the account (no retry storm); 409 (another poller, or a
   webhook) restarts it with backoff.
-- Webhook (`mode = "webhook"`): the gateway serves a random secret path under `/hooks/`
-  on its HTTP port, `setWebhook` registers `<webhook_url>/hooks/<path>` with a random
+- Webhook (`mode = "webhook"`): the gateway serves a random secret path under `/channels/`
+  on its HTTP port, `setWebhook` registers `<webhook_url>/channels/<path>` with a random
   secret token, and requests without that `X-Telegram-Bot-Api-Secret-Token` get 401. A
   200 is answered only after the update was persisted (Telegram redelivers otherwise).
   `getWebhookInfo` every few seconds is the progress signal.
@@ -385,7 +385,7 @@ class TelegramAdapter:
         path = self._link.add_webhook(on_update)
         try:
             assert self._webhook_url is not None
-            url = f"{self._webhook_url.rstrip('/')}/hooks/{path}"
+            url = f"{self._webhook_url.rstrip('/')}/channels/{path}"
             await self._call(
                 bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
             )

@@ -31,11 +31,13 @@ if TYPE_CHECKING:
     from ..channels.runtime import ChannelRuntime, SendRequest
     from ..channels.settings import ChannelSettings
 
-__all__ = ["WEBCHAT", "AgentTurns", "ChannelService"]
+__all__ = ["WEBCHAT", "WEBHOOK_PREFIX", "AgentTurns", "ChannelService"]
 
 logger = logging.getLogger(__name__)
 
 WEBCHAT: Final = "webchat"
+#: Platform webhooks are served under this path (the rest is random, new at every start).
+WEBHOOK_PREFIX: Final = "/channels/"
 
 
 class AgentTurns:
@@ -190,6 +192,10 @@ class ChannelService:
         return message.message_id
 
     # -- HTTP ----------------------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        """Serve platform webhooks at `/channels/<channel>/<secret path>` (an HttpSurface)."""
+        app.router.add_post(f"{WEBHOOK_PREFIX}{{channel}}/{{secret}}", self.webhook)
 
     async def webhook(self, request: web.Request) -> web.Response:
         """Hand a platform's webhook call to the account that registered its secret path."""

@@ -84,8 +84,6 @@ def add_http_routes(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/protocol.schema.json", schema)
-    if channels is not None and channels.runtime is not None:
-        app.router.add_post("/hooks/{channel}/{secret}", channels.webhook)
     app.router.add_get(ASSET_PREFIX + "{name}", webchat.asset)
 
     async def not_found(request: web.Request) -> web.Response:

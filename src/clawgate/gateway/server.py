@@ -371,6 +371,8 @@ class GatewayServer:
                 clock=self.now_ms,
             )
             surfaces.append(self.hooks)
+        if self.channels is not None and self.channels.runtime is not None:
+            surfaces.append(self.channels)  # platform webhooks (Telegram's webhook mode)
         return surfaces
 
     async def _start_supervisor(self) -> asyncio.TaskGroup:

@@ -213,6 +213,8 @@ def _canvas_settings(
         )
     root = _in_home(paths, section.root) if section.root else paths.canvas_root
     return CanvasSettings(root=root, host=host, port=section.port, live_reload=section.live_reload)
+
+
 def _channel_settings(config: ClawgateConfig, paths: Paths) -> Any:
     """Return the channel accounts, or None when `[channels]` configures none."""
     if not config.channels.configured():
