@@ -22,6 +22,7 @@ import aiohttp
 import uvloop
 
 from .canvas import RELOADS, measure_canvas
+from .channels import BURST, ROUND_TRIPS, SENDERS, measure_channels
 from .chat import measure_chat
 from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
 from .hub import DAEMONS, measure_hub
@@ -121,6 +122,12 @@ async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str
             figures += await measure_cron(servers, http, token)
         _progress(f"canvas host: idle cost on against off, {RELOADS} live reloads, static GETs")
         figures += await measure_canvas(servers, token)
+        _progress(
+            f"telegram channel: {ROUND_TRIPS} echo round trips, {BURST} messages from "
+            f"{SENDERS} senders at once, on the Bot API stand-in"
+        )
+        async with aiohttp.ClientSession() as http:
+            figures += await measure_channels(servers, http)
         async with aiohttp.ClientSession() as http:
             servers.stop_all()
             _progress(

@@ -41,6 +41,8 @@ __all__ = [
     "AgentSection",
     "AuthSettings",
     "CanvasSection",
+    "ChannelCommon",
+    "ChannelsSection",
     "ClawgateConfig",
     "ConfigError",
     "CronSection",
@@ -52,6 +54,8 @@ __all__ = [
     "LogSection",
     "OpenAIHttpSection",
     "OpenAISection",
+    "TelegramAccountSection",
+    "TelegramSection",
     "bind_host",
     "check_config_permissions",
     "ensure_gateway_token",
@@ -66,11 +70,14 @@ API_KEY_ENV = "CLAWGATE_API_KEY"
 DEFAULT_HEARTBEAT_EVERY_S: Final = 1800
 
 # Every key that holds a secret: redacted wherever config is shown, never logged.
+# A `*` matches any key at that level (named channel accounts).
 SECRET_KEYS: Final = (
     ("gateway", "auth", "token"),
     ("gateway", "auth", "password"),
     ("auth", "api_key"),
     ("hooks", "token"),
+    ("channels", "telegram", "token"),
+    ("channels", "telegram", "accounts", "*", "token"),
 )
 
 
@@ -362,6 +369,92 @@ class CanvasSection(_Section):
     live_reload: bool = True
 
 
+DmPolicy = Literal["pairing", "allowlist", "open", "disabled"]
+GroupPolicy = Literal["allowlist", "open", "disabled"]
+# Account names become part of session keys; `dm` and `group` are the key's own words.
+_ACCOUNT_NAME: Final = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+_RESERVED_ACCOUNTS: Final = frozenset({"dm", "group"})
+
+
+class ChannelCommon(_Section):
+    """What every channel table has: who may talk to the agent, and how (README "Channels").
+
+    A channel's own section subclasses this and adds its credentials; its named accounts
+    (`[channels.<name>.accounts.<id>]`) repeat any of these keys to override them.
+    """
+
+    enabled: bool = True
+    # Direct messages from unknown senders: a pairing code (default), refused, or let in.
+    dm_policy: DmPolicy = "pairing"
+    allow_from: list[str] = Field(default_factory=list)
+    group_policy: GroupPolicy = "allowlist"
+    groups: list[str] = Field(default_factory=list)
+    require_mention: bool = True
+    # Text messages from one sender in one chat this close together become one turn.
+    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] = 1500
+
+
+class TelegramAccountSection(_Section):
+    """`[channels.telegram.accounts.<id>]`: one more bot; unset keys come from the table above."""
+
+    enabled: bool | None = None
+    token: str | None = None
+    token_file: str | None = None
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    dm_policy: DmPolicy | None = None
+    allow_from: list[str] | None = None
+    group_policy: GroupPolicy | None = None
+    groups: list[str] | None = None
+    require_mention: bool | None = None
+    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
+    api_base: str | None = None
+    mode: Literal["polling", "webhook"] | None = None
+    webhook_url: str | None = None
+    poll_timeout_s: Annotated[int, Field(ge=1, le=50)] | None = None
+
+
+class TelegramSection(ChannelCommon):
+    """`[channels.telegram]`: a Telegram bot (Bot API), long polling or a webhook."""
+
+    token: str | None = None
+    token_file: str | None = None
+    # Read the token from this environment variable (default CLAWGATE_TELEGRAM_TOKEN).
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    # The Bot API server root; `/bot<token>/<method>` is appended (self-hosted servers too).
+    api_base: str = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    # The public https base URL that reaches this gateway's HTTP port (webhook mode).
+    webhook_url: str | None = None
+    poll_timeout_s: Annotated[int, Field(ge=1, le=50)] = 25
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], TelegramAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> TelegramSection:
+        bases = [self.api_base, *(a.api_base for a in self.accounts.values() if a.api_base)]
+        hooks = [self.webhook_url, *(a.webhook_url for a in self.accounts.values())]
+        for url in [*bases, *(h for h in hooks if h)]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
+class ChannelsSection(_Section):
+    """`[channels]`: messaging channels, one table each; none is configured by default."""
+
+    # Whether `/readyz` fails while an enabled channel account is not connected.
+    required_for_ready: bool = False
+    telegram: TelegramSection | None = None
+
+    def configured(self) -> list[str]:
+        """Return the names of the channels with a table, in a fixed order."""
+        return [name for name in ("telegram",) if getattr(self, name) is not None]
+
+
 class ClawgateConfig(_Section):
     """The whole config file."""
 
@@ -379,6 +472,7 @@ class ClawgateConfig(_Section):
     http: HttpSection = Field(default_factory=HttpSection)
     hooks: HooksSection = Field(default_factory=HooksSection)
     canvas: CanvasSection = Field(default_factory=CanvasSection)
+    channels: ChannelsSection = Field(default_factory=ChannelsSection)
 
     def heartbeat_every_s(self) -> int:
         """Return the heartbeat cadence: `[heartbeat] every`, else the deprecated alias."""

@@ -1,9 +1,9 @@
-"""Where automated replies go: a small interface the channel layer will plug into.
+"""Where automated replies go: one deliverer per channel name.
 
-Until the channel layer lands, the only deliverer is WebChat's (`channel` "webchat", `to` a
-session key): the reply is appended to that session's transcript and shown live on open
-pages. A channel adapter registers itself under its channel name with `DeliveryRouter.add`,
-and heartbeats and cron jobs reach it with no change of theirs.
+WebChat's (`channel` "webchat", `to` a session key) appends the reply to that session's
+transcript and shows it live on open pages; each configured messaging channel (`telegram`,
+...) is registered under its name and sends through the channel layer (`to` a peer id).
+Heartbeats and cron jobs reach any of them with no change of theirs.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ __all__ = [
     "merge_patch",
 ]
 
-#: Where a `deliver` without a `channel` goes while no channel layer exists: WebChat.
+#: Where a `deliver` without a `channel` goes: WebChat.
 DEFAULT_DELIVERY_CHANNEL: Final = WEBCHAT
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, config, cron, devices, doctor, gateway, hub, integrations, plugins
+from . import call, channels, config, cron, devices, doctor, gateway, hub, integrations, plugins
 
 __all__ = ["app", "main"]
 
@@ -23,6 +23,9 @@ app.add_typer(cron.app, name="cron")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(integrations.manifest_app, name="manifest")
 app.add_typer(hub.app, name="hub")
+app.add_typer(channels.app, name="channels")
+app.add_typer(channels.pairing_app, name="pairing")
+app.add_typer(channels.message_app, name="message")
 app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)

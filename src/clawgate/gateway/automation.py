@@ -3,8 +3,8 @@
 `AgentTurns` runs one turn in a session of its own and waits for the reply: heartbeats in
 `agent:main:heartbeat`, each isolated cron job in `agent:main:cron:<jobId>` (a fresh
 transcript per run, so runs do not see each other; the last run's transcript stays there
-to read). `WebChatDelivery` is the one deliverer until the channel layer exists: it appends
-the reply to a WebChat session's transcript and sends a `chat` final, so open pages show it.
+to read). `WebChatDelivery` appends a reply to a WebChat session's transcript and sends a
+`chat` final, so open pages show it; `ChannelDelivery` sends it on a messaging channel.
 """
 
 from __future__ import annotations
@@ -19,9 +19,16 @@ from ..automation.delivery import DeliveryError, DeliveryTarget
 from ..protocol.chat_events import chat_terminal
 from .agent_service import AgentService
 from .broadcaster import Broadcaster
+from .channel_service import ChannelService
 from .heartbeat import TurnFailed
 
-__all__ = ["AgentTurns", "TurnInterrupted", "WebChatDelivery", "cron_session_key"]
+__all__ = [
+    "AgentTurns",
+    "ChannelDelivery",
+    "TurnInterrupted",
+    "WebChatDelivery",
+    "cron_session_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +134,25 @@ class WebChatDelivery:
             text=text,
         )
         self._broadcaster.broadcast("chat", payload)
+
+
+class ChannelDelivery:
+    """Deliver to a messaging channel (Telegram, ...) through the channel layer's `send`."""
+
+    def __init__(self, channels: ChannelService) -> None:
+        self._channels = channels
+
+    async def deliver(self, target: DeliveryTarget, text: str, *, label: str) -> None:
+        """Send `text` to peer `target.to` on `target.channel` (its default account).
+
+        Raises:
+            DeliveryError: the channel refused or the send failed after its retries.
+        """
+        # Imported here: the channel layer loads only on gateways that configure a channel.
+        from ..channels.base import ChannelError
+        from ..channels.runtime import SendRequest
+
+        try:
+            await self._channels.send(SendRequest(to=target.to, text=text, channel=target.channel))
+        except ChannelError as exc:
+            raise DeliveryError(f"{target}: {exc}") from exc

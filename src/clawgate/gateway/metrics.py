@@ -62,6 +62,8 @@ class GatewayMetrics:
         self._latency: dict[str, _Latency] = {}
         self._sources: list[MetricSource] = []
         self._registry: Any = None
+        # Per channel account: (channel, account, state, inbound, outbound, errors, reconnects).
+        self.channel_counters: Callable[[], list[tuple[str, str, str, int, int, int, int]]] = list
 
     def add_source(self, source: MetricSource) -> None:
         """Report a service's own counters and gauges too (read at scrape time)."""
@@ -131,6 +133,36 @@ class GatewayMetrics:
                     make = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
                     family = families[name] = make(name, help_text, labels=list(labels))
                 family.add_metric(list(labels.values()), value)
+        yield from families.values()
+        yield from self._channel_families()
+
+    def _channel_families(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        rows = self.channel_counters()
+        labels = ["channel", "account"]
+        up = GaugeMetricFamily(
+            "clawgate_channel_connected", "1 when a channel account is connected", labels=labels
+        )
+        families = {
+            "inbound": CounterMetricFamily(
+                "clawgate_channel_inbound", "Messages received per account", labels=labels
+            ),
+            "outbound": CounterMetricFamily(
+                "clawgate_channel_outbound", "Messages delivered per account", labels=labels
+            ),
+            "errors": CounterMetricFamily(
+                "clawgate_channel_errors", "Failures per account", labels=labels
+            ),
+            "reconnects": CounterMetricFamily(
+                "clawgate_channel_reconnects", "Restarts of an account", labels=labels
+            ),
+        }
+        for channel, account, state, inbound, outbound, errors, reconnects in rows:
+            up.add_metric([channel, account], 1 if state == "connected" else 0)
+            for name, value in zip(families, (inbound, outbound, errors, reconnects), strict=True):
+                families[name].add_metric([channel, account], value)
+        yield up
         yield from families.values()
 
 

@@ -3,9 +3,10 @@
 Start order (each step may use what the steps before it started):
 1. the state store (state.db), then what it restores: the config hash key, the heartbeat
    switch, queued system events, paired devices;
-2. the agent service (sessions, runs), the cron jobs (runs cut off by a crash are marked
-   interrupted; the scheduler is built only when state.db has cron rows) and the plugin side
-   (hub clock, command queue and router, reconciler, IPC socket, control link);
+2. the agent service (sessions, runs), the channels (WebChat, and each configured
+   messaging account as a supervised task), the cron jobs (runs cut off by a crash are
+   marked interrupted; the scheduler is built only when state.db has cron rows) and the
+   plugin side (hub clock, command queue and router, reconciler, IPC socket, control link);
 3. the HTTP site on the gateway port, the canvas host on its own port when `[canvas]` is
    on (its root watcher in the task group), then the first health summary;
 4. the gateway's own loops (tick, health refresh, heartbeat, cron timer), then `ready`.
@@ -14,9 +15,9 @@ expiry, reconciliation passes, the control link) — runs in one `asyncio.TaskGr
 a supervisor task: a loop that dies takes the group down, the failure is logged, and
 `wait_failed()` returns, so the process stops loudly instead of running half-alive.
 Stop runs the other way, bounded in time: stop admitting and cancel the gateway's loops,
-end the agent runs (clients see them end) and let cron record how its runs ended, announce
-`shutdown`, drain, close with 1012, unbind, stop the canvas host, stop the plugin side,
-close the store, and last let the task group end.
+stop the channel accounts, end the agent runs (clients see them end) and let cron record
+how its runs ended, announce `shutdown`, drain, close with 1012, unbind, stop the canvas
+host, stop the plugin side, close the store, and last let the task group end.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ from ..store import StateStore
 from ..tls import server_ssl_context
 from .access import GatewayAccess
 from .agent_service import AgentService
-from .automation import AgentTurns, WebChatDelivery
+from .automation import AgentTurns, ChannelDelivery, WebChatDelivery
 from .broadcaster import Broadcaster
+from .channel_service import ChannelService
 from .config_service import ConfigService
 from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
@@ -123,7 +125,8 @@ class GatewayServer:
         )
         self.health = HealthMonitor(self._build_health, clock, self._announce_health)
         self.system_events = SystemEvents(self.store)
-        # Replies of heartbeats and cron jobs: WebChat sessions until channels plug in here.
+        # Replies of heartbeats and cron jobs: WebChat sessions, and each configured channel
+        # once the channel service is built.
         self.delivery = DeliveryRouter()
         self.delivery.add(WEBCHAT, WebChatDelivery(self._agent_service, self.broadcaster, clock))
         self.turns = AgentTurns(self._agent_service)
@@ -169,6 +172,7 @@ class GatewayServer:
         )
         # Built once the store is open: they read it from their first step.
         self.agents: AgentService | None = None
+        self.channels: ChannelService | None = None
         self.cron: CronHost | None = None
         self.plugins: PluginSide | None = None
         self.hooks: HookService | None = None
@@ -257,9 +261,12 @@ class GatewayServer:
             delivery=self.delivery,
             cron=self.cron,
             canvas=self.canvas,
+            channels=self.channels,
         )
         if self.agents is not None:
             await self.agents.start()
+        if self.channels is not None:
+            await self.channels.start(group.create_task)
         if self.cron is not None:
             await self.cron.prepare()
         if self.plugins is not None:
@@ -291,6 +298,7 @@ class GatewayServer:
             uptime_ms=self.info.uptime_ms,
             tls=ssl_context is not None,
             surfaces=self._http_surfaces(),
+            channels=self.channels,
         )
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
@@ -333,6 +341,17 @@ class GatewayServer:
             broadcaster=self.broadcaster,
             clock=self.now_ms,
         )
+        self.channels = ChannelService(
+            agents=self.agents,
+            broadcaster=self.broadcaster,
+            store=store,
+            settings=settings.channels,
+            home=settings.home,
+            clock=self.now_ms,
+        )
+        self.metrics.channel_counters = self.channels.counters
+        for channel in self.channels.channel_names():
+            self.delivery.add(channel, ChannelDelivery(self.channels))
         self.cron = CronHost(
             store=store,
             clock=self.now_ms,
@@ -389,6 +408,8 @@ class GatewayServer:
                 clock=self.now_ms,
             )
             surfaces.append(self.hooks)
+        if self.channels is not None and self.channels.runtime is not None:
+            surfaces.append(self.channels)  # platform webhooks (Telegram's webhook mode)
         return surfaces
 
     async def _start_supervisor(self) -> asyncio.TaskGroup:
@@ -426,6 +447,9 @@ class GatewayServer:
         await asyncio.gather(*self._loops, return_exceptions=True)
         if self.hooks is not None:
             await self.hooks.stop()
+        if self.channels is not None:
+            # Before the agents: a channel turn cut short here runs again at the next start.
+            await self.channels.stop()
         if self.agents is not None:
             # Before `shutdown`: clients see every run end (aborted) while still connected.
             await self.agents.stop()
@@ -519,13 +543,14 @@ class GatewayServer:
 
     def _build_health(self) -> dict[str, Any]:
         sessions = self.session_counts()
+        channels = self.channels.health_channels() if self.channels is not None else {}
         return {
             "ok": True,
             "ts": 0,
             "durationMs": 0,
-            "channels": {},
-            "channelOrder": [],
-            "channelLabels": {},
+            "channels": channels,
+            "channelOrder": list(channels),
+            "channelLabels": {name: name.capitalize() for name in channels},
             "heartbeatSeconds": self.heartbeats.every_s,
             "defaultAgentId": DEFAULT_AGENT_ID,
             "agents": [

@@ -11,6 +11,7 @@ from ..automation.delivery import DeliveryRouter
 from ..config import AgentSection
 from ..protocol.limits import Limits
 from .agent_service import AgentService
+from .channel_service import ChannelService
 from .config_service import ConfigService
 from .cron_host import CronHost
 from .health import HealthMonitor
@@ -65,3 +66,5 @@ class Services:
     cron: CronHost | None
     # None when the canvas host is off; `page_url` builds `canvas.present|navigate` URLs.
     canvas: CanvasHost | None = None
+    # WebChat and the configured messaging channels; None without a state store.
+    channels: ChannelService | None = None

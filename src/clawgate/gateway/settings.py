@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..automation.heartbeat_rules import HeartbeatSettings
 from ..automation.zones import system_zone_name
@@ -14,6 +15,9 @@ from ..config import AgentSection, HooksSection, OpenAIHttpSection
 from ..protocol.auth import SharedSecretAuth
 from ..protocol.limits import Limits
 from ..tls import TlsMaterial
+
+if TYPE_CHECKING:  # imported only when a channel is configured (service/runtime.py)
+    from ..channels.settings import ChannelSettings
 
 __all__ = ["GatewaySettings", "PluginSettings"]
 
@@ -71,3 +75,5 @@ class GatewaySettings:
     hook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     # The canvas host; None when `[canvas] enabled` is false.
     canvas: CanvasSettings | None = None
+    # The messaging channel accounts; None when `[channels]` configures none.
+    channels: ChannelSettings | None = None

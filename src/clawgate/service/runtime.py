@@ -11,6 +11,7 @@ from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..automation.zones import system_zone_name
 from ..canvas.settings import CanvasSettings
@@ -166,6 +167,7 @@ def resolve_settings(
         hooks=config.hooks,
         hook_secrets=_hook_secrets(config, auth),
         canvas=_canvas_settings(config, paths, auth),
+        channels=_channel_settings(config, paths),
     )
     return settings, source
 
@@ -219,6 +221,16 @@ def _canvas_settings(
         )
     root = _in_home(paths, section.root) if section.root else paths.canvas_root
     return CanvasSettings(root=root, host=host, port=section.port, live_reload=section.live_reload)
+
+
+def _channel_settings(config: ClawgateConfig, paths: Paths) -> Any:
+    """Return the channel accounts, or None when `[channels]` configures none."""
+    if not config.channels.configured():
+        return None
+    # Imported only here: a gateway without channels loads no channel code.
+    from ..channels.settings import resolve_accounts
+
+    return resolve_accounts(config.channels, paths.home)
 
 
 def _link_settings(config: ClawgateConfig) -> LinkSettings | None:

@@ -137,7 +137,69 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_session ON messages (session_id, seq);
 """
 
-_V7_CRON: Final = """
+_V7_CHANNELS: Final = """
+-- Inbound messages by platform id: the dedupe record (a redelivered update is not answered
+-- twice). `record` holds the normalized message while its turn is unfinished, so a turn
+-- interrupted by a crash is run again at start; it is cleared once the turn is done.
+CREATE TABLE channel_inbound (
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    record      TEXT,
+    PRIMARY KEY (channel, account, message_id)
+);
+CREATE INDEX channel_inbound_open ON channel_inbound (state) WHERE state = 'open';
+CREATE INDEX channel_inbound_age ON channel_inbound (received_at);
+-- Per-account values a channel keeps: its cursor (update offset, sync token), logout.
+CREATE TABLE channel_state (
+    channel    TEXT NOT NULL,
+    account    TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, account, key)
+);
+-- DM pairing codes waiting for an operator (1 h, at most 3 per account).
+CREATE TABLE channel_pairing (
+    channel     TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    chat_id     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (channel, code)
+);
+-- Senders approved through pairing (on top of config's allow_from).
+CREATE TABLE channel_senders (
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    approved_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, account, sender_id)
+);
+-- Every outbound send: its platform message ids, or why it failed (never the text).
+CREATE TABLE channel_outbound (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    chat_id     TEXT NOT NULL,
+    thread_id   TEXT,
+    session_key TEXT,
+    run_id      TEXT,
+    state       TEXT NOT NULL,
+    message_ids TEXT NOT NULL DEFAULT '[]',
+    attempts    INTEGER NOT NULL,
+    error       TEXT,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX channel_outbound_by_session ON channel_outbound (session_key, id);
+"""
+
+_V8_CRON: Final = """
 -- Cron jobs (gateway spec §10.8): `spec` is the job's wire fields as JSON, `state` its
 -- scheduling state as JSON. A removed job keeps its row (`removed_at`) for a week, so
 -- `cron.runs` still answers for it.
@@ -177,7 +239,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(4, "commands", _V4_COMMANDS),
     Migration(5, "integrations ledger", _V5_INTEGRATIONS),
     Migration(6, "chat sessions and messages", _V6_SESSIONS),
-    Migration(7, "cron jobs and runs", _V7_CRON),
+    Migration(7, "channel inbound dedupe, state, pairing, senders, outbound", _V7_CHANNELS),
+    Migration(8, "cron jobs and runs", _V8_CRON),
 )
 
 

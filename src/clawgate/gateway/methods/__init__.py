@@ -15,6 +15,7 @@ from ..registry import MethodRegistry
 from . import (
     agent,
     agents,
+    channels,
     chat,
     cloud,
     config,
@@ -42,6 +43,7 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         system.set_heartbeats,
         system.wake,
         logs.logs_tail,
+        channels.send,
         agent.agent,
         agent.agent_wait,
         # Not in §10.0's list (§13 reserves it); served after `agent.wait` for the chat UI.
@@ -83,6 +85,13 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         config.config_set,
         config.config_patch,
         config.config_schema,
+        # §13 reserves channels.*; clawgate serves them (see methods/channels.py).
+        channels.channels_status,
+        channels.channels_logout,
+        channels.channels_login,
+        channels.channels_pairing_list,
+        channels.channels_pairing_approve,
+        channels.channels_pairing_reject,
     ):
         registry.register(handler)
     for event in (

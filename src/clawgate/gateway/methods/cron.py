@@ -317,6 +317,10 @@ def _check_delivery(ctx: CallContext, payload: dict[str, Any] | None) -> None:
             f"cannot deliver to channel {channel!r}: it is not linked; channels: {known} "
             "(webchat takes a session key in `to`)"
         )
+    if channel != WEBCHAT and not payload.get("to"):
+        raise InvalidRequest(
+            f"deliver to channel {channel!r} needs `to`: the peer to send to (a chat id)"
+        )
 
 
 @method("cron.list", params=CronListParams, result=CronListResult, scope=READ)
