@@ -40,7 +40,10 @@ def _hello() -> dict[str, Any]:
             },
             "authMode": "token",
         },
-        "auth": {"role": "operator", "scopes": ["operator.read", "operator.write"]},
+        "auth": {
+            "role": "operator",
+            "scopes": ["operator.read", "operator.write", "operator.admin"],
+        },
         "policy": {"maxPayload": 1 << 20, "maxBufferedBytes": 1 << 20, "tickIntervalMs": 30_000},
     }
 

@@ -133,13 +133,18 @@ async def test_wake_queues_an_untrusted_system_event(
         gateway, "/hooks/wake", {"text": "new mail", "mode": "next-heartbeat"}
     )
     assert (status, body) == (200, {"ok": True})
-    status, _, _ = await post(gateway, "/hooks/wake", {"text": "now please"})
-    assert status == 200
-    beat = await peer.next_event("heartbeat")  # mode "now" runs a heartbeat at once
-    assert beat.payload["status"]
     queued = (await peer.client.call("status"))["queuedSystemEvents"]
     texts = [event if isinstance(event, str) else event["text"] for event in queued]
     assert any("new mail" in text and text.startswith(EXTERNAL_BEGIN) for text in texts)
+    status, _, _ = await post(gateway, "/hooks/wake", {"text": "now please"})
+    assert status == 200
+    beat = await peer.next_event("heartbeat")  # mode "now" runs a heartbeat at once
+    assert beat.payload["status"] == "sent"
+    # The beat's agent turn consumed both events, each still marked as untrusted.
+    assert (await peer.client.call("status"))["queuedSystemEvents"] == []
+    history = await peer.client.call("chat.history", {"sessionKey": "heartbeat"})
+    prompt = history["messages"][0]["content"][0]["text"]
+    assert f"- {EXTERNAL_BEGIN}" in prompt and "new mail" in prompt and "now please" in prompt
 
 
 async def test_wake_retried_with_the_same_key_queues_once(

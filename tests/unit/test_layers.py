@@ -27,6 +27,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
         {
             "agents",
+            "automation",
             "bus",
             "canvas",
             "channels",

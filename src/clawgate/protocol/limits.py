@@ -14,6 +14,10 @@ __all__ = [
     "CHAT_DELTA_INTERVAL_MS",
     "CONFIG_WRITES_PER_WINDOW",
     "CONFIG_WRITE_WINDOW_MS",
+    "CRON_EVERY_MAX_MS",
+    "CRON_EVERY_MIN_MS",
+    "CRON_RUNS_DEFAULT_LIMIT",
+    "CRON_RUNS_MAX_LIMIT",
     "DEVICE_SIGNATURE_SKEW_MS",
     "EXEC_APPROVAL_TTL_MS",
     "HISTORY_DEFAULT_LIMIT",
@@ -76,6 +80,12 @@ PAIRING_MAX_PENDING: Final = 256
 OPENAI_MAX_BODY_BYTES: Final = MIB
 HOOKS_MAX_BODY_BYTES: Final = 256 * KIB
 HOOKS_RATE_PER_MINUTE: Final = 60
+#: `every` cron schedules: the shortest and the longest interval.
+CRON_EVERY_MIN_MS: Final = 1000
+CRON_EVERY_MAX_MS: Final = 366 * 86_400_000
+#: `cron.runs`: the default and the largest `limit` (also the runs kept per job).
+CRON_RUNS_DEFAULT_LIMIT: Final = 50
+CRON_RUNS_MAX_LIMIT: Final = 500
 #: A device signature's `signedAt` may be this far from the gateway's clock.
 DEVICE_SIGNATURE_SKEW_MS: Final = 120_000
 #: Canvas host: the longest URL path and file name it resolves (longer ones are refused).

@@ -16,9 +16,11 @@ from . import (
     agent,
     agents,
     approvals,
+    channels,
     chat,
     cloud,
     config,
+    cron,
     devices,
     integrations,
     logs,
@@ -41,7 +43,9 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         system.system_event,
         system.last_heartbeat,
         system.set_heartbeats,
+        system.wake,
         logs.logs_tail,
+        channels.send,
         agent.agent,
         agent.agent_wait,
         # Not in §10.0's list (§13 reserves it); served after `agent.wait` for the chat UI.
@@ -83,6 +87,14 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         devices.device_pair_remove,
         devices.device_token_rotate,
         devices.device_token_revoke,
+        cron.cron_list,
+        # Not in §10.0's list: OpenClaw's `cron status` calls it.
+        cron.cron_status,
+        cron.cron_add,
+        cron.cron_update,
+        cron.cron_remove,
+        cron.cron_run,
+        cron.cron_runs,
         plugins.plugins_list,
         plugins.queue_list,
         integrations.integrations_list,
@@ -92,6 +104,13 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         config.config_set,
         config.config_patch,
         config.config_schema,
+        # §13 reserves channels.*; clawgate serves them (see methods/channels.py).
+        channels.channels_status,
+        channels.channels_logout,
+        channels.channels_login,
+        channels.channels_pairing_list,
+        channels.channels_pairing_approve,
+        channels.channels_pairing_reject,
     ):
         registry.register(handler)
     for event in (
@@ -113,6 +132,7 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         EventSpec("node.pair.resolved", nodes.NodePairResolved, EventGate.PAIRING),
         EventSpec("exec.approval.requested", approvals.ExecApprovalRequested, EventGate.APPROVALS),
         EventSpec("exec.approval.resolved", approvals.ExecApprovalResolved, EventGate.APPROVALS),
+        EventSpec("cron", cron.CronEventPayload, EventGate.READ),
         EventSpec("device.pair.requested", devices.PendingRequestShape, EventGate.PAIRING),
         EventSpec("device.pair.resolved", devices.DevicePairResolved, EventGate.PAIRING),
     ):

@@ -1,4 +1,6 @@
-// The WebChat page: sessions, history, sending, streamed replies, abort, connection state.
+// The WebChat page: sessions, history, sending, streamed replies, abort, connection state,
+// and the Automation view (automation.js).
+import { Automation } from "./automation.js";
 import { Gateway, State } from "./gateway.js";
 
 // sessionStorage only: the secret lives as long as the tab and never in a URL the server sees.
@@ -7,6 +9,7 @@ const STORE = Object.freeze({
   kind: "clawgate.webchat.authKind",
   session: "clawgate.webchat.session",
   instance: "clawgate.webchat.instance",
+  view: "clawgate.webchat.view",
 });
 const HISTORY_LIMIT = 200;
 const SESSION_LIMIT = 100;
@@ -30,6 +33,8 @@ const ui = {
   stop: $("stop"),
   approvals: $("approvals"),
   approvalList: $("approval-list"),
+  viewChat: $("view-chat"),
+  viewAutomation: $("view-automation"),
 };
 
 const view = {
@@ -96,6 +101,7 @@ function clearError() {
 function showAuthForm() {
   ui.auth.hidden = false;
   ui.app.hidden = true;
+  automation.hide();
   ui.secret.value = "";
   ui.secret.focus();
 }
@@ -479,6 +485,7 @@ function onApproval(name, payload) {
 }
 
 async function resync() {
+  if (automation.visible) automation.refresh();
   try {
     await Promise.all([
       gateway.request("sessions.subscribe", {}),
@@ -494,7 +501,8 @@ async function resync() {
 function onHello(hello) {
   clearError();
   ui.auth.hidden = true;
-  ui.app.hidden = false;
+  automation.connected(hello);
+  showView(sessionStorage.getItem(STORE.view) || "chat");
   const snapshot = hello.snapshot || {};
   if (snapshot.authMode === "token" || snapshot.authMode === "password") {
     sessionStorage.setItem(STORE.kind, snapshot.authMode);
@@ -510,10 +518,23 @@ function onHello(hello) {
 }
 
 function onEvent(name, payload) {
+  automation.event(name, payload);
   if (name === "chat") onChat(payload);
   else if (name === "sessions.changed") onSessionsChanged(payload);
   else if (name.startsWith("exec.approval.")) onApproval(name, payload);
   else if (name === "shutdown") setStatus("reconnecting", "The gateway is stopping…");
+}
+
+// -- views --------------------------------------------------------------------
+
+function showView(name) {
+  const automationShown = name === "automation";
+  sessionStorage.setItem(STORE.view, automationShown ? "automation" : "chat");
+  ui.viewChat.setAttribute("aria-pressed", String(!automationShown));
+  ui.viewAutomation.setAttribute("aria-pressed", String(automationShown));
+  ui.app.hidden = automationShown;
+  if (automationShown) automation.show();
+  else automation.hide();
 }
 
 // -- wiring -------------------------------------------------------------------
@@ -526,6 +547,7 @@ const gateway = new Gateway({
   instanceId: instanceId(),
   on: { state: onState, hello: onHello, event: onEvent, gap: resync },
 });
+const automation = new Automation({ gateway, find: $ });
 
 ui.auth.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -555,6 +577,8 @@ ui.input.addEventListener("keydown", (event) => {
 });
 
 ui.stop.addEventListener("click", () => stop());
+ui.viewChat.addEventListener("click", () => showView("chat"));
+ui.viewAutomation.addEventListener("click", () => showView("automation"));
 ui.newChat.addEventListener("click", () => switchTo(null));
 ui.earlier.addEventListener("click", () => loadEarlier().catch(reportError));
 window.addEventListener("online", () => gateway.reconnectNow());
