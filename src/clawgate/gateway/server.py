@@ -425,6 +425,7 @@ class GatewayServer:
                 heartbeats=self.heartbeats,
                 guard=self.http_guard,
                 idempotent=self.idempotent,
+                delivery=self.delivery,
                 clock=self.now_ms,
             )
             surfaces.append(self.hooks)

@@ -47,14 +47,20 @@ async def channel_gateway(
     outbox: OutboxPolicy = FAST_OUTBOX,
     home: Path | None = None,
     required_for_ready: bool = False,
+    **gateway_settings: Any,
 ) -> RunningGateway:
-    """Start a gateway whose `[channels]` holds `channels` (one table per channel)."""
+    """Start a gateway whose `[channels]` holds `channels` (one table per channel).
+
+    `gateway_settings` are further `GatewaySettings` fields (hooks, heartbeat, ...).
+    """
     section = ChannelsSection.model_validate({**channels, "required_for_ready": required_for_ready})
     resolved = resolve_accounts(section, home or Path("/nonexistent"), environ={})
     settings = type(resolved)(
         resolved.accounts, resolved.required_for_ready, backoff=backoff, outbox=outbox
     )
-    return await factory(agent=agent or AgentSection(echo_delay_ms=0), channels=settings)
+    return await factory(
+        agent=agent or AgentSection(echo_delay_ms=0), channels=settings, **gateway_settings
+    )
 
 
 async def operator(clients: PeerFactory, gateway: RunningGateway) -> Peer:
