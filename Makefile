@@ -7,6 +7,7 @@ CHROMIUM := /usr/bin/chromium
 # OpenClaw's own node host, for the interop test (tests/e2e/test_openclaw_node.py); cached.
 OPENCLAW_TOOLS := .tools/openclaw
 OPENCLAW_STAMP := $(OPENCLAW_TOOLS)/.installed-2026.9.6
+NGIRCD := /usr/sbin/ngircd
 
 .PHONY: run test lint typecheck bench schema screenshot clean openclaw
 
@@ -30,6 +31,14 @@ $(OPENCLAW_STAMP):
 
 openclaw: $(OPENCLAW_STAMP)
 
+# The IRC channel's tests run a real ngircd: install Debian's package when missing.
+$(NGIRCD):
+	@if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else echo "make: $(NGIRCD) is missing; install the ngircd package as root" >&2; exit 1; fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ngircd
+
 run: $(STAMP)
 	$(BIN)/clawgate gateway run
 
@@ -41,7 +50,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: on main that is a failure, never a pass.
-test: $(STAMP) $(CHROMIUM) $(OPENCLAW_STAMP) lint typecheck
+test: $(STAMP) $(CHROMIUM) $(NGIRCD) $(OPENCLAW_STAMP) lint typecheck
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status

@@ -73,6 +73,9 @@ def _module_available(name: str) -> bool:
 
 def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str | None:
     """Ask the platform whether the credential works; return the problem, or None."""
+    if channel == "irc":
+        host, port = options["server"], options["port"]
+        return None if _tcp_reachable(host, port) else f"cannot reach {host}:{port}"
     if channel != "telegram":
         return None
     url = f"{options['api_base']}/bot{secret}/getMe"
@@ -358,13 +361,15 @@ def check_channels(
         elif spec is not None and not probes.module_available(spec.sdk):
             fix = f"pip install 'clawgate[{spec.extra}]'"
             results.append(CheckResult(name, Status.FAIL, f"{spec.sdk} is not installed", fix))
-        elif not account.secret:
+        elif not account.secret and (spec is None or spec.credential_required):
             fix = f"set token_file in [channels.{account.channel}] or {account.secret_source}"
             results.append(CheckResult(name, Status.FAIL, "no credential", fix))
         else:
-            problem = probes.channel_problem(account.channel, account.options, account.secret)
+            problem = probes.channel_problem(account.channel, account.options, account.secret or "")
             if problem is None:
-                results.append(CheckResult(name, Status.OK, "credential accepted"))
+                # IRC is only probed for reachability: registering would show the bot online.
+                ok = "server reachable" if account.channel == "irc" else "credential accepted"
+                results.append(CheckResult(name, Status.OK, ok))
             else:
                 fix = f"check the credential and [channels.{account.channel}]"
                 results.append(CheckResult(name, Status.FAIL, problem, fix))
