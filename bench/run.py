@@ -27,6 +27,7 @@ from .chat import measure_chat
 from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
 from .hub import DAEMONS, measure_hub
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
+from .irc import IRC_ROUND_TRIPS, measure_irc
 from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
 from .nodes import IDLE_NODES, NODES, OPERATORS, measure_nodes
 from .openai_http import CLIENTS, COMPLETIONS, measure_openai_http
@@ -135,6 +136,9 @@ async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str
         )
         async with aiohttp.ClientSession() as http:
             figures += await measure_channels(servers, http)
+        _progress(f"irc channel: {IRC_ROUND_TRIPS} echo round trips through a real ngircd")
+        async with aiohttp.ClientSession() as http:
+            figures += await measure_irc(servers, http)
         async with aiohttp.ClientSession() as http:
             servers.stop_all()
             _progress(
