@@ -79,6 +79,8 @@ REGISTER_TIMEOUT_S: Final = 30.0
 SEND_WAIT_S: Final = 30.0
 #: The layer's chunk size; each chunk then becomes as many 512-byte lines as it needs.
 MAX_TEXT: Final = 2000
+#: A retry of an interrupted chunk within this long resumes after the lines already written.
+RESUME_FOR_S: Final = 600.0
 VERSION: Final = "clawgate"
 
 
@@ -159,8 +161,9 @@ class IrcAdapter:
         self._me_source: str | None = None
         self._epoch = 0
         self._seq = 0
-        # (target, text) of a chunk interrupted by a dropped connection -> lines written.
-        self._written: dict[tuple[str, str], int] = {}
+        # (target, text) of a chunk a dropped connection interrupted -> (lines written, when):
+        # the layer's retry of that chunk resumes after them instead of repeating them.
+        self._written: dict[tuple[str, str], tuple[int, float]] = {}
         self._log = logging.LoggerAdapter(logger, {"account": account.key})
 
     def _ssl_context(self, options: dict[str, object]) -> ssl.SSLContext:
@@ -389,13 +392,15 @@ class IrcAdapter:
             budget = message_budget(to, self._me_source, self._me)
             lines = split_for_wire(text, budget)
             key = (to, text)
-            done = self._written.pop(key, 0)
+            done, at = self._written.pop(key, (0, 0.0))
+            if self._monotonic() - at > RESUME_FOR_S:  # not a retry: send it whole
+                done = 0
             for index, body in enumerate(lines[done:], start=done):
                 try:
                     await self._paced(format_line("PRIVMSG", to, body))
                 except (ChannelError, ConnectionError) as exc:
                     if index:
-                        self._written[key] = index
+                        self._written[key] = (index, self._monotonic())
                         if len(self._written) > 100:
                             self._written.pop(next(iter(self._written)))
                     raise ChannelError(f"the connection dropped while sending: {exc}") from None
