@@ -199,6 +199,10 @@ class IrcAdapter:
         finally:
             self._ready.clear()
             self._writer = None
+            if not writer.is_closing():
+                # Say goodbye, so the server frees the nick now rather than at its ping timeout.
+                with contextlib.suppress(Exception):
+                    writer.write(format_line("QUIT", "clawgate stopping"))
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
