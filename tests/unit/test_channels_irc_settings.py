@@ -43,6 +43,11 @@ def test_joined_channels_are_the_allowed_groups_unless_groups_says_otherwise() -
     assert narrowed.groups == ("#room",)
 
 
+def test_allowed_nicks_are_folded_like_sender_ids_and_accounts_kept() -> None:
+    [account] = accounts({"server": "s", "allow_from": ["Alice", "account:Bob", "*"]})
+    assert account.allow_from == ("alice", "account:Bob", "*")
+
+
 def test_the_password_comes_from_a_file_or_the_environment(tmp_path: Path) -> None:
     (tmp_path / "irc.pw").write_text("from-file\n")
     [filed] = accounts({"server": "s", "password_file": "irc.pw"}, home=tmp_path)

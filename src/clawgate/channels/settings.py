@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from ..config import ChannelsSection, IrcSection, TelegramSection
 from .base import AccountConfig
+from .irc_protocol import fold
 from .outbound import OutboxPolicy
 from .routing import DEFAULT_ACCOUNT
 from .supervision import BackoffPolicy
@@ -102,6 +103,7 @@ def _telegram(
 
 
 _IRC_SECRET_KEYS: Final = ("password", "password_file", "password_env")
+_IRC_FOLDED: Final = ("groups", "allow_from")
 
 
 def _irc(section: IrcSection, home: Path, environ: Mapping[str, str]) -> list[AccountConfig]:
@@ -123,8 +125,10 @@ def _irc(section: IrcSection, home: Path, environ: Mapping[str, str]) -> list[Ac
         secret, source = _secret(keys, home, environ, default_env)
         if secret is None and source.startswith("environment variable ") and not keys["token_env"]:
             source = "no password (none needed)"
-        channels = [str(c).lower() for c in values["channels"]]
-        groups = [str(g).lower() for g in values["groups"]] or channels
+        channels = [fold(str(c)) for c in values["channels"]]
+        groups = [fold(str(g)) for g in values["groups"]] or channels
+        # Sender ids are folded nicks or `account:<name>` (case kept: services decide).
+        allow_from = [a if a.startswith("account:") else fold(a) for a in values["allow_from"]]
         tls = bool(values["tls"])
         resolved.append(
             AccountConfig(
@@ -148,8 +152,9 @@ def _irc(section: IrcSection, home: Path, environ: Mapping[str, str]) -> list[Ac
                     "flood_interval_ms": values["flood_interval_ms"],
                     "ping_interval_s": values["ping_interval_s"],
                 },
-                **{key: _frozen(values[key]) for key in _COMMON if key != "groups"},
+                **{key: _frozen(values[key]) for key in _COMMON if key not in _IRC_FOLDED},
                 groups=tuple(groups),
+                allow_from=tuple(allow_from),
             )
         )
     return resolved
