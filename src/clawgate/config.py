@@ -103,8 +103,6 @@ class GatewaySection(_Section):
     max_payload: Annotated[int, Field(ge=65_536)] = Limits().max_payload
     max_buffered_bytes: Annotated[int, Field(ge=65_536)] = Limits().max_buffered_bytes
     heartbeat_every_s: Annotated[int, Field(ge=1)] = 1800
-    # Failed logins from loopback without a browser Origin do not lock the address out.
-    lockout_exempt_loopback: bool = True
 
 
 class LogSection(_Section):

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from aiohttp import hdrs, web
 
+from ..protocol.handshake import origin_allowed
 from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
 from .schema_export import protocol_schema_bytes
@@ -59,6 +60,10 @@ def add_http_routes(
             if request.path == "/":
                 return webchat.index(request)
             raise web.HTTPNotFound(text="not found\n")
+        # Before admission: a foreign page must not hold one of the per-IP slots (spec §5.5).
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is not None and not origin_allowed(origin, deps.access.allowed_origins):
+            raise web.HTTPForbidden(text="origin not allowed; list it in gateway.allowed_origins\n")
         refusal = connections.admission_refusal(request.remote or "")
         if refusal is not None:
             raise web.HTTPServiceUnavailable(text=f"{refusal}; retry later\n")

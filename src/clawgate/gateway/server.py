@@ -110,7 +110,6 @@ class GatewayServer:
             allowed_origins=settings.allowed_origins,
             auth_pinned=settings.auth_pinned,
             auto_approve_loopback=settings.auto_approve_loopback,
-            lockout_exempt_loopback=settings.lockout_exempt_loopback,
         )
         self.presence = PresenceService(
             PresenceTable(self._self_presence(), limits.presence_expiry_ms),

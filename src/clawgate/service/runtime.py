@@ -143,7 +143,6 @@ def resolve_settings(
         tls=resolve_tls(config, paths),
         ipc_socket=paths.ipc_socket,
         auto_approve_loopback=config.pairing.auto_approve_loopback,
-        lockout_exempt_loopback=config.gateway.lockout_exempt_loopback,
         plugins=PluginSettings(
             request_timeout_s=config.ipc.request_timeout_s,
             method_timeouts_s=dict(config.ipc.method_timeouts_s),
