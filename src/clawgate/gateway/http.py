@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 from aiohttp import hdrs, web
 
 from ..protocol.handshake import origin_allowed
+from ..protocol.run_identity import IDENTITY_CHALLENGE_HEADER, IDENTITY_PROOF_HEADER, identity_proof
 from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
 from .schema_export import protocol_schema_bytes
+from .services import GatewayInfo
 from .webchat import ASSET_PREFIX, WebChat
 from .websocket import GatewayWebSocket
 
@@ -29,7 +31,7 @@ def add_http_routes(
     *,
     connections: ConnectionTable,
     deps: ConnectionDeps,
-    uptime_ms: Callable[[], int],
+    info: GatewayInfo,
     tls: bool,
     surfaces: Iterable[HttpSurface] = (),
 ) -> None:
@@ -45,9 +47,16 @@ def add_http_routes(
         body = {
             "ready": ready,
             "failing": [] if ready else ["gateway"],
-            "uptimeMs": uptime_ms(),
+            "uptimeMs": info.uptime_ms(),
+            "bootId": info.boot_id,
         }
-        return web.json_response(body, status=200 if ready else 503)
+        response = web.json_response(body, status=200 if ready else 503)
+        # A local client checks it reached this process before it sends a credential.
+        challenge = request.headers.get(IDENTITY_CHALLENGE_HEADER)
+        proof = identity_proof(info.identity_key, challenge) if challenge else None
+        if proof is not None:
+            response.headers[IDENTITY_PROOF_HEADER] = proof
+        return response
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=deps.metrics.render(), content_type="text/plain", charset="utf-8")

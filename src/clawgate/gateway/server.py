@@ -265,7 +265,7 @@ class GatewayServer:
             app,
             connections=self.connections,
             deps=deps,
-            uptime_ms=self.info.uptime_ms,
+            info=self.info,
             tls=ssl_context is not None,
             surfaces=self._http_surfaces(),
         )

@@ -29,6 +29,7 @@ from ..gateway.settings import GatewaySettings, PluginSettings
 from ..protocol.auth import AuthMode, SharedSecretAuth, secrets_equal
 from ..tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
 from .paths import Paths
+from .runstate import RunState, clear_run_state, write_run_state
 
 __all__ = ["AuthSource", "GatewayOverrides", "resolve_settings", "resolve_tls", "run_gateway"]
 
@@ -229,8 +230,22 @@ async def run_gateway(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    state_path = Paths(settings.home).run_state
     try:
         await server.start()
+        tls = settings.tls
+        write_run_state(
+            state_path,
+            RunState.new(
+                "gateway",
+                url=server.url,
+                port=server.port,
+                boot_id=server.info.boot_id,
+                started_ms=server.info.started_ms,
+                identity_key=server.info.identity_key,
+                tls_fingerprint=tls.fingerprint if tls is not None else None,
+            ),
+        )
         if on_ready is not None:
             on_ready(server)
         signalled = asyncio.create_task(stop.wait())
@@ -242,6 +257,7 @@ async def run_gateway(
             raise BackgroundFailure("a background loop of the gateway failed; see its log")
         logger.info("signal received; stopping")
     finally:
+        clear_run_state(state_path, server.info.boot_id)
         await server.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
