@@ -20,8 +20,6 @@ __all__ = [
     "HISTORY_MAX_BYTES",
     "HOOKS_MAX_BODY_BYTES",
     "HOOKS_RATE_PER_MINUTE",
-    "HTTP_MAX_CONNECTIONS_PER_IP",
-    "HTTP_READ_TIMEOUT_S",
     "KIB",
     "LIST_LIMIT_MAX",
     "LOGS_TAIL_MAX_BYTES",
@@ -55,10 +53,6 @@ CONFIG_WRITE_WINDOW_MS: Final = 60_000
 MAX_NESTING_DEPTH: Final = 64
 #: `agent` / `chat.send`: the default of `agent.max_input_chars` (a longer message is refused).
 AGENT_MAX_INPUT_CHARS: Final = 128 * KIB
-#: HTTP on the gateway port: headers and body must arrive within this many seconds, and one
-#: address may hold at most this many connections (WebSockets included) at once.
-HTTP_READ_TIMEOUT_S: Final = 10.0
-HTTP_MAX_CONNECTIONS_PER_IP: Final = 256
 #: System events kept for the next agent turn; the oldest fall off first.
 MAX_QUEUED_SYSTEM_EVENTS: Final = 100
 #: `chat.history`: the most bytes of messages in one answer, and the default message count.
