@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import hdrs, web
 
 from ..protocol.handshake import origin_allowed
 from ..protocol.run_identity import IDENTITY_CHALLENGE_HEADER, IDENTITY_PROOF_HEADER, identity_proof
+from .channel_service import ChannelService
 from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
 from .schema_export import protocol_schema_bytes
@@ -34,6 +35,7 @@ def add_http_routes(
     info: GatewayInfo,
     tls: bool,
     surfaces: Iterable[HttpSurface] = (),
+    channels: ChannelService | None = None,
 ) -> None:
     """Attach every HTTP route, the enabled surfaces and the catch-all WebSocket upgrade."""
     webchat = WebChat(tls=tls)
@@ -44,12 +46,20 @@ def add_http_routes(
 
     async def readyz(request: web.Request) -> web.Response:
         ready = connections.ready and not connections.stopping
-        body = {
+        failing = [] if ready else ["gateway"]
+        body: dict[str, Any] = {
             "ready": ready,
-            "failing": [] if ready else ["gateway"],
+            "failing": failing,
             "uptimeMs": info.uptime_ms(),
             "bootId": info.boot_id,
         }
+        if channels is not None:
+            # Channel accounts show here; they fail readiness only with
+            # `[channels] required_for_ready = true`.
+            channels_ready, body["channels"] = channels.readiness()
+            if not channels_ready:
+                failing.append("channels")
+                body["ready"] = ready = False
         response = web.json_response(body, status=200 if ready else 503)
         # A local client checks it reached this process before it sends a credential.
         challenge = request.headers.get(IDENTITY_CHALLENGE_HEADER)
