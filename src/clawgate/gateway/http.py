@@ -82,7 +82,11 @@ def add_http_routes(
         # Before admission: a foreign page must not hold one of the per-IP slots (spec §5.5).
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is not None and not origin_allowed(origin, deps.access.allowed_origins):
-            raise web.HTTPForbidden(text="origin not allowed; list it in gateway.allowed_origins\n")
+            forbidden = web.Response(
+                status=403, text="origin not allowed; list it in gateway.allowed_origins\n"
+            )
+            forbidden.force_close()  # nor one of the address's HTTP connections (issue 17)
+            return forbidden
         refusal = connections.admission_refusal(request.remote or "")
         if refusal is not None:
             raise web.HTTPServiceUnavailable(text=f"{refusal}; retry later\n")

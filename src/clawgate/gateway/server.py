@@ -62,6 +62,7 @@ from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
 from .http import HttpSurface, add_http_routes
+from .http_admission import GuardedServer, GuardedSite, OneLineLogger
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
@@ -319,12 +320,26 @@ class GatewayServer:
             surfaces=self._http_surfaces(),
             channels=self.channels,
         )
+        limits = self.settings.limits
+        self.http_door = GuardedServer(
+            header_timeout_ms=limits.http_header_timeout_ms,
+            per_ip=limits.http_max_connections_per_ip,
+        )
+        app.middlewares.append(self.http_door.header_seen)
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            logger=OneLineLogger(logging.getLogger("clawgate.gateway.http")),
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.settings.host, self.settings.port, ssl_context=ssl_context
+        site = GuardedSite(
+            self._runner,
+            self.http_door.around,
+            host=self.settings.host,
+            port=self.settings.port,
+            ssl_context=ssl_context,
         )
         await site.start()
         self.port = self._bound_port()

@@ -134,6 +134,10 @@ class Limits:
     auth_failure_window_ms: int = 60_000
     auth_lockout_ms: int = 60_000
     auth_failure_delay_ms: int = 250
+    # HTTP slow clients: a request's headers must arrive within this (else the connection is
+    # closed), and one address may hold at most this many open HTTP connections.
+    http_header_timeout_ms: int = 10_000
+    http_max_connections_per_ip: int = 64
     device_signature_skew_ms: int = DEVICE_SIGNATURE_SKEW_MS
     dedupe_ttl_ms: int = 300_000
     dedupe_max_entries: int = 1000
