@@ -247,9 +247,15 @@ def _link_settings(config: ClawgateConfig) -> LinkSettings | None:
 
 
 async def run_gateway(
-    settings: GatewaySettings, on_ready: Callable[[GatewayServer], None] | None = None
+    settings: GatewaySettings,
+    on_ready: Callable[[GatewayServer], None] | None = None,
+    *,
+    detached: bool = False,
 ) -> None:
-    """Run a gateway until SIGTERM or SIGINT, then shut it down in order."""
+    """Run a gateway until SIGTERM or SIGINT, then shut it down in order.
+
+    `detached` is recorded in the run state: True when `gateway start` spawned this process.
+    """
     server = GatewayServer(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -274,6 +280,7 @@ async def run_gateway(
                 started_ms=server.info.started_ms,
                 identity_key=server.info.identity_key,
                 tls_fingerprint=tls.fingerprint if tls is not None else None,
+                detached=detached,
             ),
         )
         if on_ready is not None:
