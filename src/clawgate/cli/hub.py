@@ -36,6 +36,7 @@ from ..service.runstate import (
     write_run_state,
 )
 from ._common import console, fail, install_uvloop, print_json
+from .ids import pick_id
 
 __all__ = ["app"]
 
@@ -72,7 +73,9 @@ def _config_path(config: Path | None) -> Path:
 
 @app.command("run")
 def run(
-    port: Annotated[int | None, typer.Option(help=f"Port (default {DEFAULT_PORT}).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help=f"Port, 1-65535 (default {DEFAULT_PORT}).")
+    ] = None,
     db: Annotated[Path | None, typer.Option(help="Database file (default hub.db).")] = None,
     config: ConfigOption = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
@@ -192,6 +195,28 @@ class _Hub:
             fail(f"no hub answers at {self.url} ({reason}); start one with `clawgate hub run`", 1)
 
 
+def _daemon_id(hub: _Hub, given: str, *, new_ok: bool = False) -> str:
+    """Accept a full daemon id or a unique prefix of one (one list call).
+
+    With `new_ok` an id no known daemon starts with is used as given: desired state and
+    commands may wait on the hub for a daemon that has not connected yet.
+    """
+    listing = hub.call("GET", "/v1/daemons")
+    ids = [d["daemonId"] for d in listing["daemons"]]
+    if new_ok and given not in ids and not any(i.lower().startswith(given.lower()) for i in ids):
+        return given
+    resolved = pick_id(given, ids, what="daemon", listing="clawgate hub daemons")
+    if resolved != given:
+        print(f"daemon {resolved}", file=sys.stderr)
+    return resolved
+
+
+def _key_id(hub: _Hub, given: str) -> str:
+    """Accept a full key id or a unique prefix of one (one list call)."""
+    ids = [k["keyId"] for k in hub.call("GET", "/v1/keys")["keys"]]
+    return pick_id(given, ids, what="key", listing="clawgate hub keys list")
+
+
 def _show(value: Any) -> str:
     from rich.markup import escape
 
@@ -240,7 +265,8 @@ def daemon(
     config: ConfigOption = None,
 ) -> None:
     """Show one daemon with its plugins and last report."""
-    record = _Hub(url, config).call("GET", f"/v1/daemons/{daemon_id}")
+    hub = _Hub(url, config)
+    record = hub.call("GET", f"/v1/daemons/{_daemon_id(hub, daemon_id)}")
     if json_output:
         print_json(record, compact=True)
         return
@@ -259,7 +285,9 @@ def reports(
     from rich.markup import escape
     from rich.table import Table
 
-    data = _Hub(url, config).call("GET", f"/v1/daemons/{daemon_id}/reports?limit={limit}")
+    hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id)
+    data = hub.call("GET", f"/v1/daemons/{daemon_id}/reports?limit={limit}")
     if json_output:
         print_json(data, compact=True)
         return
@@ -285,9 +313,10 @@ def reports(
 @desired_app.command("get")
 def desired_get(daemon_id: str, url: UrlOption = None, config: ConfigOption = None) -> None:
     """Print a daemon's desired state (secret names only) as JSON."""
-    print_json(
-        _Hub(url, config).call("GET", f"/v1/daemons/{daemon_id}/desired-state"), compact=False
-    )
+    hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id, new_ok=True)
+    desired = hub.call("GET", f"/v1/daemons/{daemon_id}/desired-state")
+    print_json(desired, compact=False)
 
 
 def _read_desired_file(path: Path) -> dict[str, Any]:
@@ -322,7 +351,9 @@ def desired_set(
     body = _read_desired_file(file)
     if if_revision is not None:
         body["ifRevision"] = if_revision
-    result = _Hub(url, config).call("PUT", f"/v1/daemons/{daemon_id}/desired-state", body)
+    hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id, new_ok=True)
+    result = hub.call("PUT", f"/v1/daemons/{daemon_id}/desired-state", body)
     if json_output:
         print_json(result, compact=True)
     else:
@@ -377,6 +408,7 @@ def command(
     if idempotency_key is not None:
         body["idempotencyKey"] = idempotency_key
     hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id, new_ok=True)
     record = hub.call(
         "POST",
         f"/v1/daemons/{daemon_id}/commands?wait={wait:g}",
@@ -446,5 +478,6 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, url: UrlOption = None, config: ConfigOption = None) -> None:
     """Revoke a daemon key; daemons using it are disconnected (4401)."""
-    record = _Hub(url, config).call("DELETE", f"/v1/keys/{key_id}")
+    hub = _Hub(url, config)
+    record = hub.call("DELETE", f"/v1/keys/{_key_id(hub, key_id)}")
     console.print(f"revoked {record['keyId']} at {record['revokedAt']}")
