@@ -247,14 +247,16 @@ def _link_settings(config: ClawgateConfig) -> LinkSettings | None:
 
 
 async def run_gateway(
-    settings: GatewaySettings, on_ready: Callable[[GatewayServer], None] | None = None
+    settings: GatewaySettings,
+    on_ready: Callable[[GatewayServer], None] | None = None,
 ) -> None:
-    """Run a gateway until SIGTERM or SIGINT, then shut it down in order."""
+    """Run a gateway until SIGTERM or SIGINT, then shut it down in order; SIGHUP reloads config."""
     server = GatewayServer(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, server)
     state_path = Paths(settings.home).run_state
     try:
         await server.start()
@@ -289,5 +291,18 @@ async def run_gateway(
     finally:
         clear_run_state(state_path, server.info.boot_id)
         await server.stop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+
+
+def _reload(server: GatewayServer) -> None:
+    """SIGHUP: re-read config.toml once the gateway serves (before, the file just loaded holds)."""
+    if not server.ready:
+        logger.warning("config reload ignored: the gateway is starting or stopping")
+        return
+    logger.info("SIGHUP received; reloading config")
+    server.spawn(_reload_config(server), name="config-reload")
+
+
+async def _reload_config(server: GatewayServer) -> None:
+    await server.config.reload()
