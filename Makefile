@@ -4,13 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
+# The hub scale-out tests run a real PostgreSQL and nats-server (tests/servers.py).
+NATS_SERVER := /usr/sbin/nats-server
+PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) /usr/lib/postgresql/initdb)
 
 .PHONY: run test lint typecheck bench schema screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,hub-cluster]'
 	touch $(STAMP)
 
 # The browser test drives Debian's Chromium: install it when missing (as root on CI, else sudo).
@@ -20,6 +23,15 @@ $(CHROMIUM):
 	else echo "make: $(CHROMIUM) is missing; install the chromium package as root" >&2; exit 1; fi; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
+# PostgreSQL and nats-server for the hub scale-out tests, like chromium: Debian's packages.
+$(NATS_SERVER) $(PG_INITDB):
+	@if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else echo "make: $@ is missing; install postgresql and nats-server as root" >&2; exit 1; fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		postgresql nats-server
 
 run: $(STAMP)
 	$(BIN)/clawgate gateway run
@@ -32,7 +44,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: on main that is a failure, never a pass.
-test: $(STAMP) $(CHROMIUM) lint typecheck
+test: $(STAMP) $(CHROMIUM) $(NATS_SERVER) $(PG_INITDB) lint typecheck
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status

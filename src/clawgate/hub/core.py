@@ -2,6 +2,11 @@
 
 Every write commits to the store first and then publishes a wake-up on the bus; whoever holds
 the daemon's link reloads the item and sends it. Secret values pass through the vault only.
+
+Hints are never the source of truth (spec §7.2): every ``sweep_interval_s`` the instance
+records its heartbeat and compares what each link it holds has sent with the database (its
+session still owns the daemon, the desired revision, the unsettled commands), and a waiting
+HTTP request re-reads its command every second. A lost hint costs latency, never an item.
 """
 
 from __future__ import annotations
@@ -24,11 +29,20 @@ from ..protocol.control_link import (
     MessageIssue,
 )
 from ..protocol.timefmt import format_time
-from .bus import HubBus, command_channel, daemon_channel
+from .bus import BusHandler, HubBus, Subscription, command_channel, daemon_channel
 from .desired import validate_desired
 from .keys import hash_key, new_key, new_key_id
+from .metrics import HubMetrics
 from .settings import HubSettings
-from .store import CommandRecord, DesiredRecord, HubStore, KeyRecord, NewCommand
+from .store import (
+    CommandRecord,
+    DaemonRecord,
+    DesiredRecord,
+    HubStore,
+    KeyRecord,
+    NewCommand,
+    SweepRow,
+)
 from .vault import SecretVault
 
 __all__ = [
@@ -51,6 +65,8 @@ MAX_EXPIRES_IN_MS: Final = 7 * 24 * 3600 * 1000
 MAX_WAIT_S: Final = 60.0
 #: A waiting request re-reads the database this often, in case a hint was lost (spec §7.2).
 WAIT_POLL_S: Final = 1.0
+#: An instance whose heartbeat is older than this many sweep intervals holds no daemon.
+DEAD_AFTER_SWEEPS: Final = 3
 
 
 def desired_scope(daemon_id: str, revision: int) -> str:
@@ -83,6 +99,10 @@ class LiveLink(Protocol):
     @property
     def key_id(self) -> str:
         """The id of the API key the link authenticated with."""
+        ...
+
+    def repair(self, row: SweepRow) -> None:
+        """Close if another session owns the daemon; send what the link has not sent yet."""
         ...
 
     def revoked(self) -> None:
@@ -142,6 +162,11 @@ class HubCore:
         self.clock = clock
         self.new_id = new_id
         self.links: set[LiveLink] = set()
+        #: The registered links of this instance by daemonId (what the sweep checks).
+        self.held: dict[str, LiveLink] = {}
+        #: This process's identity in session ownership; new on every start.
+        self.instance_id = new_id()
+        self.metrics = HubMetrics(lambda: len(self.held))
         #: Set whenever the last live link has ended (stop() waits on it).
         self.links_drained = asyncio.Event()
         self.stopping = False
@@ -160,6 +185,66 @@ class HubCore:
     def now(self) -> str:
         """Return hub time as an RFC 3339 string."""
         return format_time(self.clock())
+
+    # Bus: every hint carries its send time, so each instance can report the bus's lag.
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        """Publish a hint on the bus."""
+        await self.bus.publish(channel, {**message, "sentAt": self.clock()})
+
+    async def subscribe(self, channel: str, handler: BusHandler) -> Subscription:
+        """Subscribe ``handler`` to ``channel``, observing each hint's lag."""
+
+        def observed(message: dict[str, Any]) -> None:
+            sent = message.get("sentAt")
+            if isinstance(sent, int | float):
+                self.metrics.bus_lag.observe(max(0.0, self.clock() - sent))
+            handler(message)
+
+        return await self.bus.subscribe(channel, observed)
+
+    # Daemons: connected means held by a session of a live instance, whichever it is.
+
+    def alive_after(self) -> float:
+        """Return the heartbeat time before which an instance counts as gone."""
+        return self.clock() - DEAD_AFTER_SWEEPS * self.settings.sweep_interval_s
+
+    async def list_daemons(self) -> list[DaemonRecord]:
+        """Return every known daemon, as the whole cluster sees it."""
+        return await self.store.list_daemons(self.alive_after())
+
+    async def get_daemon(self, daemon_id: str) -> DaemonRecord | None:
+        """Return one daemon, as the whole cluster sees it."""
+        return await self.store.get_daemon(daemon_id, self.alive_after())
+
+    # The sweep
+
+    async def beat(self) -> None:
+        """Record that this instance is alive."""
+        await self.store.beat(self.instance_id, self.clock())
+
+    async def sweep_once(self) -> None:
+        """Beat, then let every held link repair what a lost hint left undone."""
+        await self.beat()
+        held = dict(self.held)
+        if not held:
+            return
+        for row in await self.store.sweep(sorted(held), self.now()):
+            link = held.get(row.daemon_id)
+            if link is not None and self.held.get(row.daemon_id) is link:
+                link.repair(row)
+
+    async def run_sweeps(self) -> None:
+        """Sweep every ``sweep_interval_s`` until cancelled; a failed sweep is retried."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            try:
+                await self.sweep_once()
+            except Exception as exc:
+                self.metrics.sweeps_failed.inc()
+                logger.warning(
+                    "sweep failed (retried in %g s): %s", self.settings.sweep_interval_s, exc
+                )
 
     # Keys
 
@@ -199,7 +284,7 @@ class HubCore:
             daemon_id, checked.integrations, seal, checked.if_revision, self.now()
         )
         self.vault.drop(desired_scope(daemon_id, record.revision - 1))
-        await self.bus.publish(
+        await self.publish(
             daemon_channel(daemon_id),
             {"kind": "desired_state", "daemonId": daemon_id, "id": record.revision},
         )
@@ -267,7 +352,7 @@ class HubCore:
         if not created:
             self.vault.drop(command_scope(command_id))
             return record, False
-        await self.bus.publish(
+        await self.publish(
             daemon_channel(daemon_id), {"kind": "command", "daemonId": daemon_id, "id": command_id}
         )
         return record, True
@@ -296,7 +381,7 @@ class HubCore:
     async def wait_command(self, command_id: str, wait_s: float) -> CommandRecord | None:
         """Return the command once terminal, or its current record when ``wait_s`` runs out."""
         woken = asyncio.Event()
-        subscription = self.bus.subscribe(command_channel(command_id), lambda _m: woken.set())
+        subscription = await self.subscribe(command_channel(command_id), lambda _m: woken.set())
         try:
             deadline = time.monotonic() + wait_s
             while True:

@@ -3,7 +3,9 @@
 Two phases: exactly one SERVICE_REGISTER within 10 s, then the steady state. After
 SERVICE_ACK the hub always sends DESIRED_STATE and re-sends every unsettled COMMAND. One
 writer task drains a bounded queue; a ticker sends PING and declares the link dead after
-2.5 heartbeats of silence; a sweep re-sends whatever a lost wake-up left behind. The reader
+2.5 heartbeats of silence; the instance's sweep (``HubCore.sweep_once``) calls ``repair`` to
+send whatever a lost wake-up left behind, and to let go (4409) of a daemon another session
+took while this one missed the takeover notice. The reader
 does not wait for each COMMAND_ACK's commit before reading the next: acks are recorded by
 tasks started in arrival order, and the store commits writes in call order, so the acks of
 one command are applied in the order the daemon sent them while many share one commit.
@@ -47,7 +49,7 @@ from ..protocol.control_link import (
 )
 from .bus import Subscription, command_channel, daemon_channel
 from .core import HubCore, command_scope
-from .store import KeyRecord, SessionInfo
+from .store import KeyRecord, SessionInfo, SweepRow
 
 __all__ = ["DaemonLink", "LinkPhase"]
 
@@ -164,7 +166,6 @@ class DaemonLink:
         register, message_id = await self._await_register()
         await self._activate(register, message_id)
         self._spawn(self._ticker())
-        self._spawn(self._sweeper())
         async for msg in self.ws:
             self._last_inbound = time.monotonic()
             if msg.type is not WSMsgType.TEXT:
@@ -212,6 +213,7 @@ class DaemonLink:
         info = SessionInfo(
             daemon_id=daemon_id,
             session_id=self.session_id,
+            instance_id=core.instance_id,
             key_id=self.key_id,
             hostname=register.hostname,
             platform=register.platform,
@@ -224,10 +226,11 @@ class DaemonLink:
         await core.store.open_session(info, core.now())
         channel = daemon_channel(daemon_id)
         # Publish the takeover before subscribing, so this link never sees its own notice.
-        await core.bus.publish(
+        await core.publish(
             channel, {"kind": "takeover", "daemonId": daemon_id, "id": self.session_id}
         )
-        self._subscription = core.bus.subscribe(channel, self._on_wakeup)
+        self._subscription = await core.subscribe(channel, self._on_wakeup)
+        core.held[daemon_id] = self
         self.phase = LinkPhase.ACTIVE
         settings = core.settings
         ack = {
@@ -252,6 +255,8 @@ class DaemonLink:
         self.core.remove_link(self)
         if self.daemon_id is None:
             return
+        if self.core.held.get(self.daemon_id) is self:
+            del self.core.held[self.daemon_id]
         with contextlib.suppress(Exception):
             await self.core.store.close_session(self.daemon_id, self.session_id, self.core.now())
         code = self._close[0] if self._close else None
@@ -332,7 +337,7 @@ class DaemonLink:
             return
         if ack.terminal:
             core.vault.drop(command_scope(ack.commandId))
-        await core.bus.publish(
+        await core.publish(
             command_channel(ack.commandId),
             {"kind": "ack", "commandId": ack.commandId, "state": ack.state.value},
         )
@@ -390,8 +395,7 @@ class DaemonLink:
     def _on_wakeup(self, message: dict[str, Any]) -> None:
         kind = message.get("kind")
         if kind == "takeover" and message.get("id") != self.session_id:
-            self.log.warning("another session took this daemon; closing this one")
-            self.close_soon(CLOSE_SESSION_REPLACED, "another session took this daemonId")
+            self._taken_over()
         elif kind == "command" and isinstance(message.get("id"), str):
             self._spawn(self._send_command(message["id"]))
         elif kind == "desired_state":
@@ -416,15 +420,28 @@ class DaemonLink:
                 return
             self._send(MessageType.PING, {"nonce": uuid.uuid4().hex})
 
-    async def _sweeper(self) -> None:
-        while self._close is None:
-            await asyncio.sleep(self.core.settings.sweep_interval_s)
-            with contextlib.suppress(Exception):
-                await self._send_desired_if_newer()
-                await self._resend_unsettled(only_new=True)
+    def _taken_over(self) -> None:
+        if self._close is not None:
+            return
+        self.log.warning("another session took this daemon; closing this one")
+        self.core.metrics.takeovers.inc()
+        self.close_soon(CLOSE_SESSION_REPLACED, "another session took this daemonId")
 
-    async def _send_desired_if_newer(self) -> None:
-        assert self.daemon_id is not None
-        record = await self.core.store.get_desired(self.daemon_id)
-        if record is not None and record.revision > self._sent_revision:
-            await self._send_desired()
+    def repair(self, row: SweepRow) -> None:
+        """Close if another session owns the daemon; send what the link has not sent yet."""
+        if self.phase is not LinkPhase.ACTIVE or self._close is not None:
+            return
+        repairs = self.core.metrics.sweep_repairs
+        if row.session_id != self.session_id:
+            repairs.labels("takeover").inc()
+            self._taken_over()
+            return
+        # Commands that ended leave the sent set, which so holds only the unsettled ones.
+        self._sent_commands.intersection_update(row.unsettled)
+        if row.desired_revision > self._sent_revision:
+            repairs.labels("desired_state").inc()
+            self._spawn(self._send_desired())
+        for command_id in row.unsettled:
+            if command_id not in self._sent_commands:
+                repairs.labels("command").inc()
+                self._spawn(self._send_command(command_id))
