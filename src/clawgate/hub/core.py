@@ -65,6 +65,8 @@ MAX_EXPIRES_IN_MS: Final = 7 * 24 * 3600 * 1000
 MAX_WAIT_S: Final = 60.0
 #: A waiting request re-reads the database this often, in case a hint was lost (spec §7.2).
 WAIT_POLL_S: Final = 1.0
+#: Revocations, so that every instance closes the links of a revoked key.
+KEYS_CHANNEL: Final = "clawgate.keys"
 #: An instance whose heartbeat is older than this many sweep intervals holds no daemon.
 DEAD_AFTER_SWEEPS: Final = 3
 
@@ -167,6 +169,7 @@ class HubCore:
         #: This process's identity in session ownership; new on every start.
         self.instance_id = new_id()
         self.metrics = HubMetrics(lambda: len(self.held))
+        self._keys_subscription: Subscription | None = None
         #: Set whenever the last live link has ended (stop() waits on it).
         self.links_drained = asyncio.Event()
         self.stopping = False
@@ -226,6 +229,9 @@ class HubCore:
     async def sweep_once(self) -> None:
         """Beat, then let every held link repair what a lost hint left undone."""
         await self.beat()
+        key_ids = sorted({link.key_id for link in self.links})
+        if key_ids:
+            self.close_revoked(await self.store.revoked_keys(key_ids))
         held = dict(self.held)
         if not held:
             return
@@ -255,13 +261,30 @@ class HubCore:
         return IssuedKey(record, key)
 
     async def revoke_key(self, key_id: str) -> KeyRecord | None:
-        """Revoke a key and close every link that authenticated with it (4401)."""
+        """Revoke a key and close every link of the cluster that authenticated with it (4401).
+
+        This instance closes its own links now, the others on the hint or their next sweep.
+        """
         record = await self.store.revoke_key(key_id, self.now())
         if record is not None:
-            for link in list(self.links):
-                if link.key_id == key_id:
-                    link.revoked()
+            self.close_revoked({key_id})
+            await self.publish(KEYS_CHANNEL, {"kind": "revoked", "id": key_id})
         return record
+
+    def close_revoked(self, key_ids: set[str]) -> None:
+        """Close this instance's links that authenticated with one of ``key_ids``."""
+        for link in list(self.links):
+            if link.key_id in key_ids:
+                link.revoked()
+
+    def _on_keys_hint(self, message: dict[str, Any]) -> None:
+        if message.get("kind") == "revoked" and isinstance(message.get("id"), str):
+            self.close_revoked({message["id"]})
+
+    async def start(self) -> None:
+        """Listen for revocations made on other instances; record this instance's beat."""
+        self._keys_subscription = await self.subscribe(KEYS_CHANNEL, self._on_keys_hint)
+        await self.beat()
 
     # Desired state
 

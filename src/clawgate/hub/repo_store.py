@@ -209,6 +209,11 @@ class RepositoryHubStore:
 
     # Daemons and sessions
 
+    async def revoked_keys(self, key_ids: list[str]) -> set[str]:
+        """Return which of ``key_ids`` are revoked."""
+        with _hub_errors():
+            return await self._db.revoked_keys(key_ids)
+
     async def beat(self, instance_id: str, now: float) -> None:
         """Record that ``instance_id`` is alive at ``now`` (epoch seconds)."""
         with _hub_errors():

@@ -90,7 +90,7 @@ class HubServer:
         await self.core.store.open()
         try:
             await self.core.bus.start()
-            await self.core.beat()
+            await self.core.start()
             self._sweeps = asyncio.create_task(self.core.run_sweeps(), name="hub-sweeps")
             if not self.core.vault.durable:
                 logger.warning(

@@ -246,6 +246,10 @@ class HubStore(Protocol):
         """Return the unrevoked key with this hash, if any."""
         ...
 
+    async def revoked_keys(self, key_ids: list[str]) -> set[str]:
+        """Return which of ``key_ids`` are revoked."""
+        ...
+
     async def beat(self, instance_id: str, now: float) -> None:
         """Record that ``instance_id`` is alive at ``now`` (epoch seconds)."""
         ...

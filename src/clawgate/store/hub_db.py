@@ -256,6 +256,21 @@ class HubDatabase:
 
     # Daemons and sessions
 
+    async def revoked_keys(self, key_ids: list[str]) -> set[str]:
+        """Return which of ``key_ids`` are revoked."""
+
+        def revoked(conn: sqlite3.Connection) -> set[str]:
+            return {
+                key_id
+                for key_id in key_ids
+                if conn.execute(
+                    "SELECT 1 FROM api_keys WHERE key_id = ? AND revoked_at IS NOT NULL",
+                    (key_id,),
+                ).fetchone()
+            }
+
+        return await self._call(revoked)
+
     async def beat(self, instance_id: str, now: str, now_s: float) -> None:
         """Record that ``instance_id`` is alive at ``now_s`` (epoch seconds)."""
         await self._call(

@@ -371,6 +371,19 @@ class PgHubDatabase:
 
     # Instances, daemons and sessions
 
+    async def revoked_keys(self, key_ids: list[str]) -> set[str]:
+        """Return which of ``key_ids`` are revoked."""
+
+        async def revoked(conn: Conn) -> set[str]:
+            rows = await conn.fetch(
+                "SELECT key_id FROM api_keys WHERE key_id = ANY($1::text[])"
+                " AND revoked_at IS NOT NULL",
+                key_ids,
+            )
+            return {r["key_id"] for r in rows}
+
+        return await self._read(revoked)
+
     async def beat(self, instance_id: str, now: str, now_s: float) -> None:
         """Record that ``instance_id`` is alive at ``now_s`` (epoch seconds)."""
 

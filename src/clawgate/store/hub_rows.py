@@ -146,6 +146,10 @@ class HubRepository(Protocol):
         """Return the unrevoked key with this hash, if any."""
         ...
 
+    async def revoked_keys(self, key_ids: list[str]) -> set[str]:
+        """Return which of ``key_ids`` are revoked."""
+        ...
+
     async def beat(self, instance_id: str, now: str, now_s: float) -> None:
         """Record that ``instance_id`` is alive at ``now_s`` (epoch seconds)."""
         ...

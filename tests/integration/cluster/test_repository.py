@@ -75,6 +75,7 @@ async def test_keys_are_found_by_hash_until_revoked(store: RepositoryHubStore) -
     assert revoked is not None and revoked.revoked_at == NOW
     assert await store.find_key("hash1") is None
     assert await store.revoke_key("nope", NOW) is None
+    assert await store.revoked_keys(["k1", "k2", "k3"]) == {"k1"}
 
 
 async def test_revisions_count_up_and_a_stale_if_revision_conflicts(
