@@ -82,10 +82,13 @@ class _Process:
             self.proc.kill()
             self.proc.wait(10)
 
+    #: The signal of a clean stop that does not wait for clients to leave.
+    stop_signal = signal.SIGTERM
+
     def terminate(self) -> None:
         """Stop the server cleanly."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -94,6 +97,9 @@ class _Process:
 
 class PostgresServer(_Process):
     """A throwaway PostgreSQL cluster; ``url(db)`` for asyncpg, one database per test."""
+
+    # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client to leave.
+    stop_signal = signal.SIGINT
 
     def __init__(self, *, durable: bool = False) -> None:
         """Prepare a cluster; ``durable`` keeps fsync on (the bench), else it is off."""
