@@ -82,11 +82,15 @@ class HubProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def spawn(self) -> None:
+        """Start the process, its output appended to ``hub.log``."""
+        with open(self.home / "hub.log", "ab") as log:
+            self.proc = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=log)
+
     async def start(self, timeout: float = 30.0) -> None:
         """Start and wait for /readyz."""
-        log = open(self.home / "hub.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=log)
-        log.close()
+        self.spawn()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
@@ -308,7 +312,6 @@ async def run_chaos(
                             return int(float(line.split()[1]))
                 return 0
 
-            victim = max(hubs, key=lambda h: 0)
             counts = [await held(h) for h in hubs]
             victim = hubs[counts.index(max(counts))]
             log(f"chaos: {daemons} daemons held {counts}; killing the instance on {victim.port}")

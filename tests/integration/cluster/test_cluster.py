@@ -262,3 +262,29 @@ async def test_readyz_fails_while_postgres_is_down(
         return (await call(hub.server.url, "", "GET", "/readyz"))[0] == 200
 
     await until(ready, 20)
+
+
+async def test_metrics_show_held_daemons_and_bus_lag_per_instance(
+    cluster_factory: ClusterFactory,
+) -> None:
+    cluster = await cluster_factory(2)
+    daemon = await daemon_on(cluster, 0)
+    status, _ = await cluster.hubs[1].call(
+        "POST", f"/v1/daemons/{daemon.daemon_id}/commands?wait=10", COMMAND
+    )
+    assert status == 200
+    texts = []
+    for hub in cluster.hubs:
+        async with hub.http.get(hub.server.url + "/metrics") as response:
+            assert response.status == 200
+            texts.append(await response.text())
+    assert "clawgate_hub_held_daemons 1.0" in texts[0]
+    assert "clawgate_hub_held_daemons 0.0" in texts[1]
+    # A's link got the command hint from B; B's waiting request got the ack hint from A.
+    for text in texts:
+        count = next(
+            line
+            for line in text.splitlines()
+            if line.startswith("clawgate_hub_bus_lag_seconds_count")
+        )
+        assert float(count.split()[1]) >= 1
