@@ -30,7 +30,7 @@ import aiohttp
 from tests.hub_cluster import HubProcess, run_chaos
 from tests.servers import NatsServer, PostgresServer
 
-from .hub import COMMAND_CONCURRENCY, _connect_all, _Daemon, _raise_nofile
+from .hub import COMMAND_CONCURRENCY, CONNECT_CONCURRENCY, _Daemon, _raise_nofile
 from .procs import hub_process
 from .report import Figure, Measure, Target
 
@@ -41,6 +41,7 @@ INSTANCES: Final = 3
 RATE_COMMANDS: Final = 1500
 RATE_DAEMONS: Final = 24
 _SETTLE_S: Final = 2.0
+_CONNECT_ATTEMPTS: Final = 20
 
 
 def _make_dir(path: Path) -> None:
@@ -90,6 +91,35 @@ async def _connected(http: aiohttp.ClientSession, base: str, token: str) -> int:
     async with http.get(f"{base}/v1/daemons", headers=headers) as response:
         listing = await response.json()
     return sum(1 for d in listing["daemons"] if d["connected"])
+
+
+async def _connect_all(
+    session: aiohttp.ClientSession, url: str, key: str, count: int
+) -> list[_Daemon]:
+    """Connect ``count`` daemons, 100 at a time; a refused attempt is retried as a daemon would."""
+    daemons: list[_Daemon] = []
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def one() -> None:
+        for attempt in range(_CONNECT_ATTEMPTS):
+            async with gate:
+                try:
+                    ws = await session.ws_connect(
+                        url, headers=headers, autoping=True, heartbeat=None
+                    )
+                    daemon = _Daemon(ws)
+                    await daemon.register()
+                except (aiohttp.ClientError, RuntimeError, TimeoutError, OSError):
+                    if attempt == _CONNECT_ATTEMPTS - 1:
+                        raise
+                else:
+                    daemons.append(daemon)
+                    return
+            await asyncio.sleep(0.5)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return daemons
 
 
 async def _spread(

@@ -107,6 +107,10 @@ class LiveLink(Protocol):
         """Close if another session owns the daemon; send what the link has not sent yet."""
         ...
 
+    def tick(self, now: float) -> None:
+        """Send PING, or close a link silent for 2.5 heartbeats (``now``: monotonic)."""
+        ...
+
     def revoked(self) -> None:
         """Close because the link's key was revoked."""
         ...
@@ -239,6 +243,15 @@ class HubCore:
             link = held.get(row.daemon_id)
             if link is not None and self.held.get(row.daemon_id) is link:
                 link.repair(row)
+
+    async def run_ticks(self) -> None:
+        """Tick every link each heartbeat interval until cancelled."""
+        interval_s = self.settings.heartbeat_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.monotonic()
+            for link in list(self.links):
+                link.tick(now)
 
     async def run_sweeps(self) -> None:
         """Sweep every ``sweep_interval_s`` until cancelled; a failed sweep is retried."""

@@ -1,14 +1,14 @@
 """One daemon's control link on the hub side: ``GET /v1/daemon`` (control-plane spec §3, §7.1).
 
-Two phases: exactly one SERVICE_REGISTER within 10 s, then the steady state. After
-SERVICE_ACK the hub always sends DESIRED_STATE and re-sends every unsettled COMMAND. One
-writer task drains a bounded queue; a ticker sends PING and declares the link dead after
-2.5 heartbeats of silence; the instance's sweep (``HubCore.sweep_once``) calls ``repair`` to
-send whatever a lost wake-up left behind, and to let go (4409) of a daemon another session
-took while this one missed the takeover notice. The reader
-does not wait for each COMMAND_ACK's commit before reading the next: acks are recorded by
-tasks started in arrival order, and the store commits writes in call order, so the acks of
-one command are applied in the order the daemon sent them while many share one commit.
+Two phases: exactly one SERVICE_REGISTER within 10 s, then the steady state. After SERVICE_ACK
+the hub always sends DESIRED_STATE and re-sends every unsettled COMMAND. One writer task drains
+a bounded queue; the instance's ticker calls ``tick`` to send PING and to declare the link dead
+after 2.5 heartbeats of silence; the instance's sweep (``HubCore.sweep_once``) calls ``repair``
+to send whatever a lost wake-up left behind, and to let go (4409) of a daemon another session
+took while this one missed the takeover notice. The reader does not wait for each COMMAND_ACK's
+commit before reading the next: acks are recorded by tasks started in arrival order, and the
+store commits writes in call order, so the acks of one command are applied in the order the
+daemon sent them while many share one commit.
 """
 
 from __future__ import annotations
@@ -165,7 +165,6 @@ class DaemonLink:
     async def _serve(self) -> None:
         register, message_id = await self._await_register()
         await self._activate(register, message_id)
-        self._spawn(self._ticker())
         async for msg in self.ws:
             self._last_inbound = time.monotonic()
             if msg.type is not WSMsgType.TEXT:
@@ -406,19 +405,23 @@ class DaemonLink:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _ticker(self) -> None:
-        interval_s = self.core.settings.heartbeat_interval_ms / 1000
+    def tick(self, now: float) -> None:
+        """Send PING, or end the link after 2.5 heartbeats of silence (``now``: monotonic).
+
+        Called for every link by the instance's one ticker (``HubCore.run_ticks``): a task
+        per link would cost each held daemon a few KiB more.
+        """
+        if self.phase is not LinkPhase.ACTIVE or self._close is not None:
+            return
         dead_s = dead_after_ms(self.core.settings.heartbeat_interval_ms) / 1000
-        while self._close is None:
-            await asyncio.sleep(interval_s)
-            silent = time.monotonic() - self._last_inbound
-            if silent >= dead_s:
-                self.log.warning("no message for %.1f s; the link is dead", silent)
-                self.close_soon(CLOSE_GOING_AWAY, "link dead: no message within 2.5 heartbeats")
-                # The reader may sit in a half-open TCP connection forever; end it too.
-                await self.ws.close(code=CLOSE_GOING_AWAY, message=b"link dead")
-                return
-            self._send(MessageType.PING, {"nonce": uuid.uuid4().hex})
+        silent = now - self._last_inbound
+        if silent >= dead_s:
+            self.log.warning("no message for %.1f s; the link is dead", silent)
+            self.close_soon(CLOSE_GOING_AWAY, "link dead: no message within 2.5 heartbeats")
+            # The reader may sit in a half-open TCP connection forever; end it too.
+            self._spawn(self.ws.close(code=CLOSE_GOING_AWAY, message=b"link dead"))
+            return
+        self._send(MessageType.PING, {"nonce": uuid.uuid4().hex})
 
     def _taken_over(self) -> None:
         if self._close is not None:

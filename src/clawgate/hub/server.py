@@ -66,7 +66,7 @@ class HubServer:
             clock=clock,
         )
         self._runner: web.AppRunner | None = None
-        self._sweeps: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
         self.port = settings.port
 
     @property
@@ -91,7 +91,10 @@ class HubServer:
         try:
             await self.core.bus.start()
             await self.core.start()
-            self._sweeps = asyncio.create_task(self.core.run_sweeps(), name="hub-sweeps")
+            self._loops = [
+                asyncio.create_task(self.core.run_sweeps(), name="hub-sweeps"),
+                asyncio.create_task(self.core.run_ticks(), name="hub-ticks"),
+            ]
             if not self.core.vault.durable:
                 logger.warning(
                     "no secrets key configured: secret values are held in memory only and a "
@@ -135,11 +138,11 @@ class HubServer:
         logger.info("hub stopped")
 
     async def _cleanup(self) -> None:
-        if self._sweeps is not None:
-            self._sweeps.cancel()
+        for loop in self._loops:
+            loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeps
-            self._sweeps = None
+                await loop
+        self._loops = []
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -52,8 +52,11 @@ Conn = Any  # asyncpg.Connection (or a pool's proxy of one)
 
 #: Taken while schema steps are applied, so instances starting together apply each once.
 _MIGRATION_LOCK: Final = 0x636C6177  # "claw"
-_READ_POOL: Final = 4
+_READ_POOL: Final = 8
 _CONNECT_TIMEOUT_S: Final = 5.0
+#: A read waits this long for a pooled connection: under a registration storm reads queue
+#: rather than fail (a failed read is a 503 and a daemon's reconnect later).
+_ACQUIRE_TIMEOUT_S: Final = 30.0
 #: Writes per transaction at most; a storm is cut into transactions of this size.
 _BATCH_MAX: Final = 256
 
@@ -301,7 +304,7 @@ class PgHubDatabase:
         if self._pool is None:
             raise StoreClosedError("the hub store is not open")
         try:
-            async with self._pool.acquire(timeout=_CONNECT_TIMEOUT_S) as conn:
+            async with self._pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
                 return await fn(conn)
         except StoreError:
             raise
