@@ -111,6 +111,14 @@ class LiveLink(Protocol):
         """Send PING, or close a link silent for 2.5 heartbeats (``now``: monotonic)."""
         ...
 
+    @property
+    def session_id(self) -> str:
+        """The link's session."""
+        ...
+
+    #: A PONG arrived since the last sweep.
+    seen: bool
+
     def revoked(self) -> None:
         """Close because the link's key was revoked."""
         ...
@@ -239,6 +247,11 @@ class HubCore:
         held = dict(self.held)
         if not held:
             return
+        seen = [(daemon_id, link) for daemon_id, link in held.items() if link.seen]
+        if seen:
+            for _daemon_id, pinged in seen:
+                pinged.seen = False
+            await self.store.touch([(d, pinged.session_id) for d, pinged in seen], self.now())
         for row in await self.store.sweep(sorted(held), self.now()):
             link = held.get(row.daemon_id)
             if link is not None and self.held.get(row.daemon_id) is link:

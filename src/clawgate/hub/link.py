@@ -107,6 +107,8 @@ class DaemonLink:
         self._last_inbound = time.monotonic()
         self._sent_commands: set[str] = set()
         self._sent_revision = -1
+        #: A PONG arrived since the last sweep (``lastSeenAt`` is due).
+        self.seen = False
         self._unknown_types: set[str] = set()
         self._subscription: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -291,7 +293,9 @@ class DaemonLink:
         if kind is MessageType.PING:
             self._send(MessageType.PONG, {"nonce": payload.nonce}, reply_to=message.id)
         elif kind is MessageType.PONG:
-            await core.store.touch(self.daemon_id, self.session_id, core.now())
+            # Written by the next sweep, with every other link's: one statement, not one per
+            # PONG (10,000 daemons would make 500 writes/s of it).
+            self.seen = True
         elif kind is MessageType.COMMAND_ACK:
             await self._ack_soon(payload)
         elif isinstance(payload, ReconciliationReport):

@@ -236,10 +236,10 @@ class RepositoryHubStore:
         with _hub_errors():
             await self._db.close_session(daemon_id, session_id, now)
 
-    async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
-        """Update ``lastSeenAt`` while ``session_id`` holds the daemon."""
+    async def touch(self, sessions: list[tuple[str, str]], now: str) -> None:
+        """Set ``lastSeenAt`` of each ``(daemonId, sessionId)`` still holding its daemon."""
         with _hub_errors():
-            await self._db.touch(daemon_id, session_id, now)
+            await self._db.touch(sessions, now)
 
     async def list_daemons(self, alive_after: float) -> list[DaemonRecord]:
         """Return every known daemon; instances silent since ``alive_after`` hold none."""

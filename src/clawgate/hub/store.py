@@ -262,8 +262,8 @@ class HubStore(Protocol):
         """Mark the daemon offline if ``session_id`` still holds it."""
         ...
 
-    async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
-        """Update ``lastSeenAt`` while ``session_id`` holds the daemon."""
+    async def touch(self, sessions: list[tuple[str, str]], now: str) -> None:
+        """Set ``lastSeenAt`` of each ``(daemonId, sessionId)`` still holding its daemon."""
         ...
 
     async def list_daemons(self, alive_after: float) -> list[DaemonRecord]:

@@ -199,9 +199,13 @@ class HubDatabase:
         # order they were called (the hub's link records acks from concurrent tasks).
         if self._thread is None or self._writes is None:
             raise StoreClosedError("the hub store is not open")
-        if write:
-            return await self._writes.write(fn)
-        return await self._thread.submit(lambda: fn(self._connection()))
+        try:
+            if write:
+                return await self._writes.write(fn)
+            return await self._thread.submit(lambda: fn(self._connection()))
+        except sqlite3.Error as exc:
+            # As PgHubDatabase does: a database error is a StoreError, whatever the backend.
+            raise StoreError(f"{self._path}: {type(exc).__name__}: {exc}") from None
 
     async def ping(self) -> None:
         """Raise ``StoreError`` unless the database answers."""
@@ -321,12 +325,12 @@ class HubDatabase:
             write=True,
         )
 
-    async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
-        """Update ``last_seen_at`` while ``session_id`` holds the daemon."""
+    async def touch(self, sessions: list[tuple[str, str]], now: str) -> None:
+        """Set ``last_seen_at`` of each ``(daemon_id, session_id)`` still holding its daemon."""
         await self._call(
-            lambda conn: conn.execute(
+            lambda conn: conn.executemany(
                 "UPDATE daemons SET last_seen_at = ? WHERE daemon_id = ? AND session_id = ?",
-                (now, daemon_id, session_id),
+                [(now, daemon_id, session_id) for daemon_id, session_id in sessions],
             ),
             write=True,
         )

@@ -3,13 +3,14 @@
 ``PgHubDatabase`` implements ``hub_rows.HubRepository`` with the schema steps of
 ``hub_schema`` (asyncpg; imported on ``open`` so a single SQLite hub never loads it).
 
-Writes go through one writer connection per instance that commits them in call order, and
-every write that arrives while a commit is in flight joins the next transaction (each in
-its own savepoint, so one failing write does not undo the others): the same order and group
-commit as ``hub_db``'s ``WriteBatcher``. Reads use a small pool. Between instances the rows
-themselves are the locks: a write that reads before it decides (``put_desired``,
-``record_ack``) first locks the row it decides on, so two instances never both take revision
-N + 1 and a command never records two terminal acks.
+Writes go through one writer connection per instance that commits them in call order, and every
+write that arrives while a commit is in flight joins the next transaction: the same order and
+group commit as ``hub_db``'s ``WriteBatcher``. A write whose SQL error breaks the shared
+transaction makes the batch run again one write per transaction, so only that write fails.
+Instance heartbeats bypass the queue (a backlog must not make daemons look offline). Reads use
+a small pool. Between instances the rows themselves are the locks: a write that reads before it
+decides (``put_desired``, ``record_ack``) first locks the row it decides on, so two instances
+never both take revision N + 1 and a command never records two terminal acks.
 
 A lost connection fails the writes of its batch with ``StoreError`` (the hub answers 503 or
 closes the link, and the caller retries); the next write opens a new connection, so the hub
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -140,20 +142,31 @@ def _is_connection_error(exc: BaseException) -> bool:
     )
 
 
+class _Aborted(Exception):
+    """A write's SQL error aborted the shared transaction."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    fn: Callable[[Conn], Awaitable[Any]]
+    future: asyncio.Future[Any]
+    savepoint: bool
+
+
 class _Writer:
     """One connection that commits writes in call order, many per transaction."""
 
     def __init__(self, connect: Callable[[], Awaitable[Conn]], where: str) -> None:
         self._connect = connect
         self._where = where
-        self._queue: list[tuple[Callable[[Conn], Awaitable[Any]], asyncio.Future[Any]]] = []
+        self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
         self._conn: Conn | None = None
 
-    async def write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    async def write(self, fn: Callable[[Conn], Awaitable[T]], *, savepoint: bool = False) -> T:
         # Queued before any await: writes commit in the order they were called.
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((fn, future))
+        self._queue.append(_Pending(fn, future, savepoint))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="hub-pg-writer")
         return await future
@@ -177,43 +190,72 @@ class _Writer:
             batch, self._queue = self._queue[:_BATCH_MAX], self._queue[_BATCH_MAX:]
             await self._commit(batch)
 
-    async def _commit(
-        self, batch: list[tuple[Callable[[Conn], Awaitable[Any]], asyncio.Future[Any]]]
-    ) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+    async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = await self._connect()
-            conn = self._conn
-            async with conn.transaction():
-                for fn, _future in batch:
-                    try:
-                        async with conn.transaction():  # a savepoint per write
-                            outcomes.append((True, await fn(conn)))
-                    except Exception as exc:
-                        if _is_connection_error(exc):
-                            raise
-                        outcomes.append((False, exc))
+            outcomes = await self._run(batch)
+        except _Aborted:
+            # A write broke the shared transaction (an SQL error): run each one alone, so
+            # only that write fails.
+            outcomes = []
+            for pending in batch:
+                try:
+                    outcomes += await self._run([pending])
+                except Exception as exc:
+                    await self._fail([pending], exc)
+                    outcomes.append((False, exc))
         except Exception as exc:
-            # Nothing of this batch is known to be committed: every write fails, and the
-            # connection is replaced by the next batch.
-            await self._drop()
-            error = StoreError(f"cannot write to {self._where}: {type(exc).__name__}: {exc}")
-            for _fn, future in batch:
-                if not future.done():
-                    future.set_exception(error)
+            await self._fail(batch, exc)
             return
-        for (_fn, future), (ok, value) in zip(batch, outcomes, strict=True):
+        for pending, (ok, value) in zip(batch, outcomes, strict=True):
+            future = pending.future
             if future.done():
                 continue
             if ok:
                 future.set_result(value)
-            elif isinstance(value, StaleRevision):
+            elif isinstance(value, StaleRevision | StoreError):
                 future.set_exception(value)
             else:
                 future.set_exception(
                     StoreError(f"a write to {self._where} failed: {type(value).__name__}: {value}")
                 )
+
+    async def _run(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+        """Run ``batch`` in one transaction; raise ``_Aborted`` if an SQL error broke it.
+
+        Most writes run bare (a savepoint costs two round trips); one that may raise after it
+        wrote (``put_desired``'s ``StaleRevision``) asks for a savepoint.
+        """
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await self._connect()
+        conn = self._conn
+        outcomes: list[tuple[bool, Any]] = []
+        async with conn.transaction():
+            for pending in batch:
+                try:
+                    if pending.savepoint:
+                        async with conn.transaction():
+                            outcomes.append((True, await pending.fn(conn)))
+                    else:
+                        outcomes.append((True, await pending.fn(conn)))
+                except Exception as exc:
+                    if _is_connection_error(exc):
+                        raise
+                    if pending.savepoint or isinstance(exc, StaleRevision):
+                        outcomes.append((False, exc))  # the transaction is still usable
+                        continue
+                    raise _Aborted from exc
+        return outcomes
+
+    async def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+        # Nothing of this batch is known to be committed: its writes fail, and the
+        # connection is replaced by the next batch.
+        if _is_connection_error(exc) or not isinstance(exc, _Aborted):
+            await self._drop()
+        cause = exc.__cause__ if isinstance(exc, _Aborted) and exc.__cause__ else exc
+        error = StoreError(f"cannot write to {self._where}: {type(cause).__name__}: {cause}")
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(error)
 
 
 class PgHubDatabase:
@@ -311,10 +353,10 @@ class PgHubDatabase:
         except Exception as exc:
             raise StoreError(f"cannot read {self.where}: {type(exc).__name__}: {exc}") from None
 
-    async def _write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    async def _write(self, fn: Callable[[Conn], Awaitable[T]], *, savepoint: bool = False) -> T:
         if self._writer is None:
             raise StoreClosedError("the hub store is not open")
-        return await self._writer.write(fn)
+        return await self._writer.write(fn, savepoint=savepoint)
 
     async def ping(self) -> None:
         """Raise ``StoreError`` unless the database answers."""
@@ -401,7 +443,7 @@ class PgHubDatabase:
                 now_s,
             )
 
-        await self._write(beat)
+        await self._read(beat)  # a pooled connection commits it at once, ahead of the queue
 
     async def open_session(
         self,
@@ -448,15 +490,17 @@ class PgHubDatabase:
 
         await self._write(close)
 
-    async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
-        """Update ``last_seen_at`` while ``session_id`` holds the daemon."""
+    async def touch(self, sessions: list[tuple[str, str]], now: str) -> None:
+        """Set ``last_seen_at`` of each ``(daemon_id, session_id)`` still holding its daemon."""
 
         async def touch(conn: Conn) -> None:
             await conn.execute(
-                "UPDATE daemons SET last_seen_at = $1 WHERE daemon_id = $2 AND session_id = $3",
+                "UPDATE daemons d SET last_seen_at = $1"
+                " FROM unnest($2::text[], $3::text[]) AS s(daemon_id, session_id)"
+                " WHERE d.daemon_id = s.daemon_id AND d.session_id = s.session_id",
                 now,
-                daemon_id,
-                session_id,
+                [daemon_id for daemon_id, _ in sessions],
+                [session_id for _, session_id in sessions],
             )
 
         await self._write(touch)
@@ -537,7 +581,7 @@ class PgHubDatabase:
             )
             return DesiredRow(daemon_id, revision, now, integrations, sealed)
 
-        return await self._write(put)
+        return await self._write(put, savepoint=True)
 
     async def get_desired(self, daemon_id: str) -> DesiredRow | None:
         """Return the daemon's current desired state, if one was ever written."""

@@ -151,7 +151,11 @@ class HubRepository(Protocol):
         ...
 
     async def beat(self, instance_id: str, now: str, now_s: float) -> None:
-        """Record that ``instance_id`` is alive at ``now_s`` (epoch seconds)."""
+        """Record that ``instance_id`` is alive at ``now_s`` (epoch seconds).
+
+        It commits at once, ahead of queued writes: a backlog of writes must not make the
+        instance's daemons look offline.
+        """
         ...
 
     async def open_session(
@@ -170,8 +174,8 @@ class HubRepository(Protocol):
         """Mark the daemon offline if ``session_id`` still holds it."""
         ...
 
-    async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
-        """Update ``last_seen_at`` while ``session_id`` holds the daemon."""
+    async def touch(self, sessions: list[tuple[str, str]], now: str) -> None:
+        """Set ``last_seen_at`` of each ``(daemon_id, session_id)`` still holding its daemon."""
         ...
 
     async def list_daemons(self, alive_after: float) -> list[DaemonRow]:

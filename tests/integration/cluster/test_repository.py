@@ -241,3 +241,25 @@ async def test_an_unreachable_postgres_is_a_store_error(pg_server: object) -> No
     store = postgres_store("postgresql://clawgate@127.0.0.1:1/none")
     with pytest.raises(HubStoreError, match="cannot open"):
         await store.open()
+
+
+async def test_a_failing_write_fails_alone_in_its_batch(store: RepositoryHubStore) -> None:
+    results = await asyncio.gather(
+        store.add_key("k1", "same-hash", "a", NOW),
+        store.add_key("k2", "same-hash", "b", NOW),  # breaks the unique hash
+        store.add_key("k3", "other-hash", "c", NOW),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["KeyRecord", "HubStoreError", "KeyRecord"]
+    assert sorted(k.key_id for k in await store.list_keys()) == ["k1", "k3"]
+
+
+async def test_last_seen_is_written_for_sessions_that_still_hold(
+    store: RepositoryHubStore,
+) -> None:
+    await store.open_session(session("d1", "s1"), NOW)
+    await store.open_session(session("d2", "s2"), NOW)
+    later = "2030-01-01T00:01:00.000Z"
+    await store.touch([("d1", "s1"), ("d2", "old-session")], later)
+    seen = {d.daemon_id: d.last_seen_at for d in await store.list_daemons(alive_after=0)}
+    assert seen == {"d1": later, "d2": NOW}
