@@ -2,17 +2,29 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps: `make run` needs only the runtime dependencies; `make test` and the helpers add
+# the `test` extra (pytest, mypy, ruff, playwright, ...) on top of the same venv.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
+# Extra arguments for `make run`, e.g. make run ARGS="--port 18790".
+ARGS ?=
 CHROMIUM := /usr/bin/chromium
 # The hub scale-out tests run a real PostgreSQL and nats-server (tests/servers.py).
 NATS_SERVER := /usr/sbin/nats-server
 PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) /usr/lib/postgresql/initdb)
+# OpenClaw's own node host, for the interop test (tests/e2e/test_openclaw_node.py); cached.
+OPENCLAW_TOOLS := .tools/openclaw
+OPENCLAW_STAMP := $(OPENCLAW_TOOLS)/.installed-2026.9.6
 
-.PHONY: run test lint typecheck bench schema screenshot clean
+.PHONY: run test lint typecheck bench schema screenshot clean openclaw
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,hub-cluster]'
 	touch $(STAMP)
 
@@ -33,8 +45,14 @@ $(NATS_SERVER) $(PG_INITDB):
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		postgresql nats-server
 
-run: $(STAMP)
-	$(BIN)/clawgate gateway run
+# Installs nothing (and the test skips) when npm itself is missing.
+$(OPENCLAW_STAMP):
+	sh tests/tools/install_openclaw.sh $(OPENCLAW_TOOLS)
+
+openclaw: $(OPENCLAW_STAMP)
+
+run: $(RUNTIME_STAMP)
+	$(BIN)/clawgate gateway run $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench) $(wildcard examples)
@@ -44,7 +62,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: on main that is a failure, never a pass.
-test: $(STAMP) $(CHROMIUM) $(NATS_SERVER) $(PG_INITDB) lint typecheck
+test: $(STAMP) $(CHROMIUM) $(NATS_SERVER) $(PG_INITDB) $(OPENCLAW_STAMP) lint typecheck
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
@@ -60,4 +78,4 @@ schema: $(STAMP)
 	$(BIN)/clawgate gateway schema > schema/protocol.schema.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tools

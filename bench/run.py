@@ -29,6 +29,7 @@ from .hub import DAEMONS, measure_hub
 from .hub_cluster import INSTANCES, measure_hub_cluster
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
 from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
+from .nodes import IDLE_NODES, NODES, OPERATORS, measure_nodes
 from .openai_http import CLIENTS, COMPLETIONS, measure_openai_http
 from .phases import (
     IDLE_CONNECTIONS,
@@ -126,6 +127,12 @@ async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str
             figures += await measure_cron(servers, http, token)
         _progress(f"canvas host: idle cost on against off, {RELOADS} live reloads, static GETs")
         figures += await measure_canvas(servers, token)
+        _progress(
+            f"nodes: node.invoke round trips, {NODES} nodes and {OPERATORS} operators, "
+            f"RSS of {IDLE_NODES} idle nodes"
+        )
+        async with aiohttp.ClientSession() as http:
+            figures += await measure_nodes(servers, http, token)
         _progress(
             f"telegram channel: {ROUND_TRIPS} echo round trips, {BURST} messages from "
             f"{SENDERS} senders at once, on the Bot API stand-in"

@@ -160,6 +160,8 @@ class ScriptedGateway:
         payload: Any = {"ok": True}
         if method == "connect":
             payload = _hello()
+        elif method == "exec.approval.list":
+            payload = {"approvals": []}
         elif method == "sessions.list":
             payload = {"ts": 1, "count": 0, "sessions": []}
         elif method == "chat.history":

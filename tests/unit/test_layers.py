@@ -38,6 +38,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "config_file",
             "integrations",
             "ipc",
+            "node",
             "plugin",
             "tls",
         }

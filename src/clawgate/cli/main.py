@@ -5,7 +5,22 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, channels, config, cron, devices, doctor, gateway, hub, integrations, plugins
+from . import (
+    approvals,
+    call,
+    channels,
+    chat,
+    config,
+    cron,
+    devices,
+    doctor,
+    gateway,
+    hub,
+    integrations,
+    node,
+    nodes,
+    plugins,
+)
 
 __all__ = ["app", "main"]
 
@@ -23,6 +38,9 @@ app.add_typer(cron.app, name="cron")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(integrations.manifest_app, name="manifest")
 app.add_typer(hub.app, name="hub")
+app.add_typer(node.app, name="node")
+app.add_typer(nodes.app, name="nodes")
+app.add_typer(approvals.app, name="approvals")
 app.add_typer(channels.app, name="channels")
 app.add_typer(channels.pairing_app, name="pairing")
 app.add_typer(channels.message_app, name="message")
@@ -30,6 +48,9 @@ app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)
 app.command("doctor")(doctor.doctor)
+app.command("chat")(chat.chat)
+app.command("agent")(chat.agent)
+app.command("dashboard")(chat.dashboard)
 app.command("plugins")(plugins.plugins)
 app.command("queue")(plugins.queue)
 

@@ -43,10 +43,12 @@ from ..protocol.handshake import (
 )
 from ..protocol.hello import HelloAuth
 from ..protocol.limits import Limits
+from ..protocol.nodes import NodeDeclaration
 from ..protocol.scopes import Role
 from .access import GatewayAccess
 from .dispatcher import Dispatcher, DispatchTable
 from .metrics import GatewayMetrics
+from .nodes import NodeService
 from .pairing import PairingService
 from .websocket import GatewayWebSocket
 
@@ -109,6 +111,7 @@ class ConnectionDeps:
     clock: Callable[[], int]
     access: GatewayAccess
     pairing: PairingService
+    nodes: NodeService
     metrics: GatewayMetrics
     dispatch: DispatchTable
     lobby: Lobby
@@ -125,7 +128,6 @@ class Connection:
         "_deps",
         "_dispatcher",
         "_drained_waiter",
-        "_lockout_exempt",
         "_queue",
         "_queued_bytes",
         "_seq",
@@ -139,6 +141,7 @@ class Connection:
         "connected_at_ms",
         "device_id",
         "log",
+        "node_declaration",
         "origin",
         "presence_key",
         "protocol",
@@ -167,7 +170,6 @@ class Connection:
             and local
             and (self.origin is None or is_loopback_origin(self.origin))
         )
-        self._lockout_exempt = deps.access.lockout_exempt_loopback and local and self.origin is None
         self.state = ConnectionState.HANDSHAKE
         self.log = logging.LoggerAdapter(logger, {"conn": self.conn_id})
         self.role = Role.OPERATOR
@@ -176,6 +178,7 @@ class Connection:
         self.client: ClientInfo | None = None
         self.device_id: str | None = None
         self.presence_key: str | None = None
+        self.node_declaration: NodeDeclaration | None = None
         self.connected_at_ms = 0
         self._ws = ws
         self._transport = request.transport
@@ -219,7 +222,7 @@ class Connection:
             allowed_origins=access.allowed_origins,
             pairing=deps.pairing.registry,
             auto_approve=self._auto_approve,
-            lockout_exempt=self._lockout_exempt,
+            surfaces=deps.nodes.surfaces,
         )
         challenge = encode_event("connect.challenge", machine.challenge(deps.clock()))
         await self._ws.send_frame(challenge, WSMsgType.TEXT)
@@ -238,6 +241,9 @@ class Connection:
                     # Written before the client hears of it: a token or request it is
                     # told about survives a crash.
                     await deps.pairing.apply_handshake(outcome.pairing)
+                if isinstance(outcome, Accepted) and outcome.surface is not None:
+                    # A node's command surface, too, is written before it is told.
+                    await deps.nodes.apply_handshake(outcome.surface)
                 if isinstance(outcome, Accepted):
                     return await self._confirm(outcome, machine_auth)
                 await self._reject(outcome)
@@ -291,6 +297,10 @@ class Connection:
         self.client = params.client
         self.device_id = accepted.device_id
         self.via_device_token = accepted.via_device_token
+        if self.role is Role.NODE:
+            self.node_declaration = NodeDeclaration.from_connect(
+                params.caps, params.commands, params.permissions, params.pathEnv
+            )
         deps = self._deps
         self.connected_at_ms = deps.clock()
         self.state = ConnectionState.OPEN

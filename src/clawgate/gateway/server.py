@@ -41,6 +41,8 @@ from ..ipc import PluginRegistry
 from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
 from ..protocol.hello import DEFAULT_AGENT_ID
+from ..protocol.limits import NODE_INVOKE_MAX_PENDING
+from ..protocol.nodes import CommandPolicy
 from ..protocol.presence import PresenceTable
 from ..protocol.scopes import Role
 from ..store import StateStore
@@ -55,14 +57,17 @@ from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
 from .cron_host import CronHost
 from .dispatcher import DispatchTable
+from .exec_approvals import ExecApprovals
 from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
 from .http import HttpSurface, add_http_routes
+from .http_admission import GuardedServer, GuardedSite, OneLineLogger
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
 from .metrics import GatewayMetrics
+from .nodes import NodeService
 from .pairing import PairingService
 from .plugin_side import PluginSide
 from .presence import PresenceService
@@ -116,7 +121,6 @@ class GatewayServer:
             allowed_origins=settings.allowed_origins,
             auth_pinned=settings.auth_pinned,
             auto_approve_loopback=settings.auto_approve_loopback,
-            lockout_exempt_loopback=settings.lockout_exempt_loopback,
         )
         self.presence = PresenceService(
             PresenceTable(self._self_presence(), limits.presence_expiry_ms),
@@ -152,6 +156,17 @@ class GatewayServer:
         self.idempotent = IdempotentCalls(DedupeCache(limits), clock)
         self.http_guard = HttpGuard(self.access, self.pairing, clock, limits.auth_failure_delay_ms)
         self.canvas = self._build_canvas()
+        self.nodes = NodeService(
+            store=self.store,
+            broadcaster=self.broadcaster,
+            clock=clock,
+            pairing=lambda: self.pairing.registry,
+            policy=CommandPolicy(settings.nodes.allow_commands, settings.nodes.deny_commands),
+            approvals=ExecApprovals(
+                self.store, self.broadcaster, clock, settings.nodes.approval_timeout_ms
+            ),
+            max_pending=NODE_INVOKE_MAX_PENDING,
+        )
         self.connections = ConnectionTable(
             limits=limits,
             broadcaster=self.broadcaster,
@@ -169,6 +184,7 @@ class GatewayServer:
             ),
             metrics=self.metrics,
             on_left=self._forget_connection,
+            on_joined=self.nodes.joined,
         )
         # Built once the store is open: they read it from their first step.
         self.agents: AgentService | None = None
@@ -245,6 +261,8 @@ class GatewayServer:
             await self.heartbeats.load()
             await self.system_events.load()
             await self.pairing.load()
+            await self.nodes.load()
+            await self.nodes.approvals.load()
             self._build_plugin_and_agent_sides(self.store)
         self.services = Services(
             info=self.info,
@@ -261,6 +279,7 @@ class GatewayServer:
             delivery=self.delivery,
             cron=self.cron,
             canvas=self.canvas,
+            nodes=self.nodes,
             channels=self.channels,
         )
         if self.agents is not None:
@@ -280,6 +299,7 @@ class GatewayServer:
             clock=self.now_ms,
             access=self.access,
             pairing=self.pairing,
+            nodes=self.nodes,
             metrics=self.metrics,
             dispatch=DispatchTable(
                 methods=self.methods,
@@ -295,17 +315,31 @@ class GatewayServer:
             app,
             connections=self.connections,
             deps=deps,
-            uptime_ms=self.info.uptime_ms,
+            info=self.info,
             tls=ssl_context is not None,
             surfaces=self._http_surfaces(),
             channels=self.channels,
         )
+        limits = self.settings.limits
+        self.http_door = GuardedServer(
+            header_timeout_ms=limits.http_header_timeout_ms,
+            per_ip=limits.http_max_connections_per_ip,
+        )
+        app.middlewares.append(self.http_door.header_seen)
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            logger=OneLineLogger(logging.getLogger("clawgate.gateway.http")),
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.settings.host, self.settings.port, ssl_context=ssl_context
+        site = GuardedSite(
+            self._runner,
+            self.http_door.around,
+            host=self.settings.host,
+            port=self.settings.port,
+            ssl_context=ssl_context,
         )
         await site.start()
         self.port = self._bound_port()
@@ -348,6 +382,7 @@ class GatewayServer:
             settings=settings.channels,
             home=settings.home,
             clock=self.now_ms,
+            guard=self.http_guard,
         )
         self.metrics.channel_counters = self.channels.counters
         for channel in self.channels.channel_names():
@@ -503,6 +538,7 @@ class GatewayServer:
         return self.plugins.registry if self.plugins is not None else None
 
     def _forget_connection(self, conn_id: str) -> None:
+        self.nodes.left(conn_id)
         if self.agents is not None:
             self.agents.forget_connection(conn_id)
 

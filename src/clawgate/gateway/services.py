@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from .config_service import ConfigService
 from .cron_host import CronHost
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
+from .nodes import NodeService
 from .pairing import PairingService
 from .plugin_side import PluginSide
 from .presence import PresenceService
@@ -37,6 +39,9 @@ class GatewayInfo:
     home: Path
     agent: AgentSection
     log_file: Path | None = None
+    # Proves this process to local clients (`protocol/run_identity.py`); in the 0600 state
+    # file only, never on the wire.
+    identity_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
 
     def uptime_ms(self) -> int:
         """Return milliseconds since start."""
@@ -66,5 +71,7 @@ class Services:
     cron: CronHost | None
     # None when the canvas host is off; `page_url` builds `canvas.present|navigate` URLs.
     canvas: CanvasHost | None = None
+    # None when the gateway runs without a state store.
+    nodes: NodeService | None = None
     # WebChat and the configured messaging channels; None without a state store.
     channels: ChannelService | None = None

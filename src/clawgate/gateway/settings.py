@@ -13,13 +13,13 @@ from ..canvas.settings import CanvasSettings
 from ..cloud.settings import LinkSettings
 from ..config import AgentSection, HooksSection, OpenAIHttpSection
 from ..protocol.auth import SharedSecretAuth
-from ..protocol.limits import Limits
+from ..protocol.limits import EXEC_APPROVAL_TTL_MS, Limits
 from ..tls import TlsMaterial
 
 if TYPE_CHECKING:  # imported only when a channel is configured (service/runtime.py)
     from ..channels.settings import ChannelSettings
 
-__all__ = ["GatewaySettings", "PluginSettings"]
+__all__ = ["GatewaySettings", "NodeSettings", "PluginSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,15 @@ class PluginSettings:
     queue_max_total: int = 1000
     queue_max_per_target: int = 100
     drift_interval_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """The `[nodes]` settings: which node commands may be offered, how long approvals wait."""
+
+    allow_commands: tuple[str, ...] = ()
+    deny_commands: tuple[str, ...] = ()
+    approval_timeout_ms: int = EXEC_APPROVAL_TTL_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +67,6 @@ class GatewaySettings:
     state_db: Path | None = None
     # Approve pairing silently for loopback peers without forwarding headers (spec §6).
     auto_approve_loopback: bool = True
-    # Loopback clients without a browser Origin are not locked out after failed logins.
-    lockout_exempt_loopback: bool = True
     tls: TlsMaterial | None = None
     # The plugin IPC socket; None serves no plugins (needs `state_db` for the queue).
     ipc_socket: Path | None = None
@@ -75,5 +82,6 @@ class GatewaySettings:
     hook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     # The canvas host; None when `[canvas] enabled` is false.
     canvas: CanvasSettings | None = None
+    nodes: NodeSettings = field(default_factory=NodeSettings)
     # The messaging channel accounts; None when `[channels]` configures none.
     channels: ChannelSettings | None = None

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "AGENT_MAX_INPUT_CHARS",
     "CANVAS_AUTH_FRAME_MAX_BYTES",
     "CANVAS_MAX_LIVE_SOCKETS",
     "CANVAS_MAX_NAME_BYTES",
@@ -19,6 +20,7 @@ __all__ = [
     "CRON_RUNS_DEFAULT_LIMIT",
     "CRON_RUNS_MAX_LIMIT",
     "DEVICE_SIGNATURE_SKEW_MS",
+    "EXEC_APPROVAL_TTL_MS",
     "HISTORY_DEFAULT_LIMIT",
     "HISTORY_MAX_BYTES",
     "HOOKS_MAX_BODY_BYTES",
@@ -27,8 +29,13 @@ __all__ = [
     "LIST_LIMIT_MAX",
     "LOGS_TAIL_MAX_BYTES",
     "LOGS_TAIL_MAX_LINES",
+    "MAX_NESTING_DEPTH",
     "MAX_QUEUED_SYSTEM_EVENTS",
     "MIB",
+    "NODE_INVOKE_DEFAULT_TIMEOUT_MS",
+    "NODE_INVOKE_MAX_PENDING",
+    "NODE_INVOKE_MAX_TIMEOUT_MS",
+    "NODE_ISSUED_IDS_REMEMBERED",
     "OPENAI_MAX_BODY_BYTES",
     "PAIRING_MAX_PENDING",
     "PAIRING_PENDING_TTL_MS",
@@ -51,6 +58,10 @@ PROTOCOL_MAX: Final = 4
 #: `config.set` / `config.patch`: writes per device (or connection) and address per window.
 CONFIG_WRITES_PER_WINDOW: Final = 3
 CONFIG_WRITE_WINDOW_MS: Final = 60_000
+#: Inbound JSON (WS, IPC, hub HTTP, config writes) may nest this deep; deeper is refused.
+MAX_NESTING_DEPTH: Final = 64
+#: `agent` / `chat.send`: the default of `agent.max_input_chars` (a longer message is refused).
+AGENT_MAX_INPUT_CHARS: Final = 128 * KIB
 #: System events kept for the next agent turn; the oldest fall off first.
 MAX_QUEUED_SYSTEM_EVENTS: Final = 100
 #: `chat.history`: the most bytes of messages in one answer, and the default message count.
@@ -91,6 +102,14 @@ CANVAS_MAX_NAME_BYTES: Final = 255
 CANVAS_MAX_LIVE_SOCKETS: Final = 256
 CANVAS_AUTH_FRAME_MAX_BYTES: Final = 8 * KIB
 CANVAS_SEND_TIMEOUT_MS: Final = 2_000
+#: `node.invoke`: its `timeoutMs` (default and most), invokes waiting per node, and how many
+#: issued invoke ids per node a `node.invoke.result` is checked against.
+NODE_INVOKE_DEFAULT_TIMEOUT_MS: Final = 30_000
+NODE_INVOKE_MAX_TIMEOUT_MS: Final = 600_000
+NODE_INVOKE_MAX_PENDING: Final = 64
+NODE_ISSUED_IDS_REMEMBERED: Final = 1024
+#: An exec approval request nobody answers is denied after this long.
+EXEC_APPROVAL_TTL_MS: Final = 120_000
 #: At most one `presence` event per this interval; changes meanwhile ride on the next one.
 PRESENCE_FLUSH_INTERVAL_MS: Final = 100
 #: Whole-list `presence` events to many clients are spaced so that they write at most
@@ -115,6 +134,10 @@ class Limits:
     auth_failure_window_ms: int = 60_000
     auth_lockout_ms: int = 60_000
     auth_failure_delay_ms: int = 250
+    # HTTP slow clients: a request's headers must arrive within this (else the connection is
+    # closed), and one address may hold at most this many open HTTP connections.
+    http_header_timeout_ms: int = 10_000
+    http_max_connections_per_ip: int = 64
     device_signature_skew_ms: int = DEVICE_SIGNATURE_SKEW_MS
     dedupe_ttl_ms: int = 300_000
     dedupe_max_entries: int = 1000

@@ -231,6 +231,28 @@ CREATE INDEX cron_runs_by_job ON cron_runs (job_id, started_at);
 CREATE INDEX cron_runs_running ON cron_runs (status) WHERE status = 'running';
 """
 
+_V9_NODES: Final = """
+-- Nodes' approved command surfaces and names (gateway spec §10.5); `record` is JSON
+-- {commands, approved_at_ms, display_name}.
+CREATE TABLE node_surfaces (
+    node_id TEXT PRIMARY KEY NOT NULL,
+    record  TEXT NOT NULL
+);
+-- Command surfaces waiting for an operator; they expire 5 minutes after `ts`.
+CREATE TABLE node_surface_requests (
+    request_id TEXT PRIMARY KEY NOT NULL,
+    node_id    TEXT NOT NULL,
+    request    TEXT NOT NULL,
+    ts         INTEGER NOT NULL
+);
+-- Exec approval policy per node (`*` = the default for nodes without their own); `record`
+-- is JSON {mode, allowlist: [[glob, ...], ...], updated_at_ms}.
+CREATE TABLE exec_policies (
+    node_id TEXT PRIMARY KEY NOT NULL,
+    record  TEXT NOT NULL
+);
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
@@ -241,6 +263,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(6, "chat sessions and messages", _V6_SESSIONS),
     Migration(7, "channel inbound dedupe, state, pairing, senders, outbound", _V7_CHANNELS),
     Migration(8, "cron jobs and runs", _V8_CRON),
+    Migration(9, "node surfaces and exec approval policies", _V9_NODES),
 )
 
 
@@ -314,7 +337,13 @@ def run_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration], pa
                 f"{path}: migration {migration.version} ({migration.description}) failed and was"
                 f" rolled back: {type(exc).__name__}: {exc}"
             ) from exc
-        logger.info(
-            "migrated %s to schema version %d: %s", path, migration.version, migration.description
+        # A fresh file runs every migration: that is creation, not news (debug); upgrading
+        # an existing file is worth a line at info.
+        logger.log(
+            logging.DEBUG if current == 0 else logging.INFO,
+            "migrated %s to schema version %d: %s",
+            path,
+            migration.version,
+            migration.description,
         )
     return known

@@ -31,6 +31,8 @@ const ui = {
   composer: $("composer"),
   input: $("composer-input"),
   stop: $("stop"),
+  approvals: $("approvals"),
+  approvalList: $("approval-list"),
   viewChat: $("view-chat"),
   viewAutomation: $("view-automation"),
 };
@@ -42,6 +44,7 @@ const view = {
   runs: new Map(), // runId -> {sessionKey, bubble, text} while a reply streams
   cursor: null, // chat.history paging cursor (clawgate extension) for older messages
   unsent: null, // {text, runId} of a send that failed, reused if the same text is sent again
+  approvals: new Map(), // approval id -> exec.approval.requested payload, oldest first
 };
 
 /** Return a random id; crypto.randomUUID needs a secure context, a LAN http page is not one. */
@@ -427,10 +430,69 @@ async function stop() {
   }
 }
 
+// -- exec approvals -------------------------------------------------------------
+
+function renderApprovals() {
+  ui.approvals.hidden = view.approvals.size === 0;
+  ui.approvalList.replaceChildren(...[...view.approvals.values()].map((approval) => {
+    const item = document.createElement("li");
+    item.className = "approval";
+    item.dataset.id = approval.id;
+    const what = document.createElement("code");
+    what.textContent = approval.request?.command || (approval.argv || []).join(" ");
+    const who = document.createElement("span");
+    who.className = "muted";
+    const node = approval.request?.nodeId || approval.nodeId || "";
+    who.textContent = `on node ${node.slice(0, 12)}, asked by ${approval.requestedBy || "?"}`;
+    item.append(what, who);
+    for (const [label, decision, css] of [
+      ["Allow once", "allow-once", "allow"],
+      ["Always", "allow-always", "always"],
+      ["Deny", "deny", "deny"],
+    ]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = css;
+      button.textContent = label;
+      button.setAttribute("aria-label", `${label}: ${what.textContent}`);
+      button.addEventListener("click", () => resolveApproval(approval.id, decision));
+      item.append(button);
+    }
+    return item;
+  }));
+}
+
+async function resolveApproval(id, decision) {
+  try {
+    await gateway.request("exec.approval.resolve", { id, decision });
+  } catch (error) {
+    reportError(error);
+  }
+  view.approvals.delete(id);
+  renderApprovals();
+}
+
+async function refreshApprovals() {
+  const payload = await gateway.request("exec.approval.list", {});
+  view.approvals = new Map((payload.approvals || []).map((approval) => [approval.id, approval]));
+  renderApprovals();
+}
+
+function onApproval(name, payload) {
+  if (name === "exec.approval.requested") view.approvals.set(payload.id, payload);
+  else view.approvals.delete(payload.id);
+  renderApprovals();
+}
+
 async function resync() {
   if (automation.visible) automation.refresh();
   try {
-    await Promise.all([gateway.request("sessions.subscribe", {}), refreshSessions(), loadHistory()]);
+    await Promise.all([
+      gateway.request("sessions.subscribe", {}),
+      refreshSessions(),
+      loadHistory(),
+      refreshApprovals(),
+    ]);
   } catch (error) {
     reportError(error);
   }
@@ -459,6 +521,7 @@ function onEvent(name, payload) {
   automation.event(name, payload);
   if (name === "chat") onChat(payload);
   else if (name === "sessions.changed") onSessionsChanged(payload);
+  else if (name.startsWith("exec.approval.")) onApproval(name, payload);
   else if (name === "shutdown") setStatus("reconnecting", "The gateway is stopping…");
 }
 
