@@ -162,7 +162,7 @@ def test_bus_url_is_refused_with_a_clear_line(tmp_path: Path) -> None:
     home.mkdir(mode=0o700)
     result = run_cli(home, "hub", "run", "--port", "0", CLAWGATE_HUB_BUS_URL="nats://x:4222")
     assert result.returncode == 2
-    assert "unset it" in result.stderr
+    assert "needs a PostgreSQL --database-url" in result.stderr
 
 
 async def test_daemon_and_key_ids_accept_a_unique_prefix_and_refuse_an_ambiguous_one(

@@ -22,9 +22,9 @@ from ..ipc import AlreadyServing, SocketPathError
 from ..protocol.auth import AuthMode
 from ..service.daemon import DETACHED_ENV, start_detached, stop_daemon, tail_lines
 from ..service.logs import setup_logging
-from ..service.paths import HomeError, Paths
+from ..service.paths import HomeError, Paths, resolve_home
 from ..service.ports import port_holder
-from ..service.runstate import read_run_state
+from ..service.runstate import NotRunning, find_running, read_run_state
 from ..service.runtime import (
     AuthSource,
     GatewayOverrides,
@@ -284,6 +284,26 @@ def restart(
         )
     stop()
     start(port, bind, auth, token, password, log_format)
+
+
+@app.command("reload")
+def reload() -> None:
+    """Re-read config.toml in the running gateway (SIGHUP); its log names what needs a restart."""
+    import signal
+
+    try:
+        paths = Paths(resolve_home())
+    except HomeError as exc:
+        fail(str(exc), 2)
+    try:
+        state = find_running(paths.run_state)
+    except NotRunning:
+        fail(f"no gateway running in {paths.home}; start it with: clawgate gateway start", 2)
+    os.kill(state.pid, signal.SIGHUP)
+    console.print(
+        f"asked clawgate gateway (pid {state.pid}) to reload {paths.config}; "
+        f"see {paths.log_file} for what applied and what needs a restart"
+    )
 
 
 @app.command("status")

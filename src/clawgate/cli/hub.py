@@ -56,6 +56,10 @@ ConfigOption = Annotated[
 UrlOption = Annotated[
     str | None, typer.Option("--url", help="Hub base URL (default from hub.toml).")
 ]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="postgresql://… for several instances, or sqlite:///…"),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -77,16 +81,17 @@ def run(
         int | None, typer.Option(min=0, max=65535, help=f"Port, 1-65535 (default {DEFAULT_PORT}).")
     ] = None,
     db: Annotated[Path | None, typer.Option(help="Database file (default hub.db).")] = None,
+    database_url: DatabaseUrlOption = None,
+    bus_url: Annotated[
+        str | None,
+        typer.Option("--bus-url", help="NATS URL routing between instances (needs PostgreSQL)."),
+    ] = None,
     config: ConfigOption = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
 ) -> None:
     """Run the hub in the foreground until SIGTERM or Ctrl-C."""
     os.umask(0o077)
-    path = _config_path(config)
-    try:
-        settings = load_settings(path, db=db.absolute() if db else None, port=port)
-    except HubSettingsError as exc:
-        fail(str(exc), 2)
+    settings = _settings(config, db, port, database_url, bus_url)
     setup_logging("info", log_format)
     from ..hub.store import HubLocked, HubStoreError  # the server side loads only here
 
@@ -97,8 +102,50 @@ def run(
         fail(str(exc), 3)
     except HubStoreError as exc:
         fail(str(exc), 2)
+    except ConnectionError as exc:
+        fail(f"{exc}; check --bus-url and that nats-server runs", 2)
     except OSError as exc:
         fail(f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}); pass --port", 2)
+
+
+def _settings(
+    config: Path | None,
+    db: Path | None,
+    port: int | None,
+    database_url: str | None,
+    bus_url: str | None = None,
+) -> HubSettings:
+    try:
+        return load_settings(
+            _config_path(config),
+            db=db.absolute() if db else None,
+            port=port,
+            database_url=database_url,
+            bus_url=bus_url,
+        )
+    except HubSettingsError as exc:
+        fail(str(exc), 2)
+
+
+@app.command("migrate")
+def migrate(
+    db: Annotated[Path | None, typer.Option(help="Database file (default hub.db).")] = None,
+    database_url: DatabaseUrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Apply the hub's schema steps to its database, then exit (hub run applies them too)."""
+    os.umask(0o077)
+    settings = _settings(config, db, None, database_url)
+    from ..hub.repo_store import migrate_store
+    from ..hub.store import HubLocked, HubStoreError
+
+    try:
+        version = asyncio.run(migrate_store(settings))
+    except HubLocked as exc:
+        fail(f"{exc} (a running single hub migrates its own file)", 3)
+    except HubStoreError as exc:
+        fail(str(exc), 2)
+    console.print(f"hub schema at version {version}: {settings.database}")
 
 
 async def _serve(settings: HubSettings) -> None:
@@ -128,7 +175,8 @@ async def _serve(settings: HubSettings) -> None:
         f"clawgate hub {server.url} (pid {os.getpid()})\n"
         f"  daemons: cloud.url = {server.link_url}\n"
         f"  admin token: {origin} {settings.config_path}\n"
-        f"  database: {settings.db_path}",
+        f"  database: {settings.database}\n"
+        f"  bus: {'NATS' if settings.bus_url else 'in process'}",
         flush=True,
     )
     try:

@@ -32,7 +32,6 @@ from ...protocol.nesting import (
     text_nesting_exceeds,
 )
 from ...protocol.scopes import ADMIN, READ
-from ..config_service import ConfigService
 from ..context import CallContext
 from ..registry import method
 from ._common import Params, Result
@@ -174,18 +173,6 @@ def _invalid(issues: list[dict[str, str]]) -> InvalidRequest:
     )
 
 
-def _secret_issues(config: ClawgateConfig, service: ConfigService) -> list[dict[str, str]]:
-    """A secret-based auth mode needs its secret somewhere the gateway can read."""
-    auth = config.gateway.auth
-    if service.auth_pinned:
-        return []
-    if auth.mode.value == "token" and not auth.token:
-        return [{"path": "gateway.auth.token", "message": "token auth needs a token"}]
-    if auth.mode.value == "password" and not auth.password:
-        return [{"path": "gateway.auth.password", "message": "password auth needs a password"}]
-    return []
-
-
 async def _write(
     ctx: CallContext, base_hash: str | None, note: str | None, build: Any
 ) -> dict[str, Any]:
@@ -231,7 +218,7 @@ async def _write_locked(
         # `/healthz` and every other socket keep being served meanwhile.
         text, new_config, issues = await asyncio.to_thread(render)
         if new_config is not None:
-            issues = _secret_issues(new_config, service)
+            issues = service.secret_issues(new_config)
         if new_config is None or issues:
             raise _invalid(issues)
         service.writes.record(limiter_key, now)
