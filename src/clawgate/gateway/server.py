@@ -29,7 +29,7 @@ import ssl
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -62,6 +62,7 @@ from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
 from .http import HttpSurface, add_http_routes
+from .http_admission import GuardedServer, GuardedSite, OneLineLogger
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
@@ -120,7 +121,6 @@ class GatewayServer:
             allowed_origins=settings.allowed_origins,
             auth_pinned=settings.auth_pinned,
             auto_approve_loopback=settings.auto_approve_loopback,
-            lockout_exempt_loopback=settings.lockout_exempt_loopback,
         )
         self.presence = PresenceService(
             PresenceTable(self._self_presence(), limits.presence_expiry_ms),
@@ -315,17 +315,31 @@ class GatewayServer:
             app,
             connections=self.connections,
             deps=deps,
-            uptime_ms=self.info.uptime_ms,
+            info=self.info,
             tls=ssl_context is not None,
             surfaces=self._http_surfaces(),
             channels=self.channels,
         )
+        limits = self.settings.limits
+        self.http_door = GuardedServer(
+            header_timeout_ms=limits.http_header_timeout_ms,
+            per_ip=limits.http_max_connections_per_ip,
+        )
+        app.middlewares.append(self.http_door.header_seen)
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            logger=OneLineLogger(logging.getLogger("clawgate.gateway.http")),
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.settings.host, self.settings.port, ssl_context=ssl_context
+        site = GuardedSite(
+            self._runner,
+            self.http_door.around,
+            host=self.settings.host,
+            port=self.settings.port,
+            ssl_context=ssl_context,
         )
         await site.start()
         self.port = self._bound_port()
@@ -368,6 +382,7 @@ class GatewayServer:
             settings=settings.channels,
             home=settings.home,
             clock=self.now_ms,
+            guard=self.http_guard,
         )
         self.metrics.channel_counters = self.channels.counters
         for channel in self.channels.channel_names():
@@ -449,6 +464,13 @@ class GatewayServer:
             # A loop that dies takes the others down with it; say so rather than go quiet.
             logger.critical("a background loop failed; the gateway must stop", exc_info=True)
             raise
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `coro` in the gateway's task group until it ends or `stop()` cancels it."""
+        if self._group is None or self.connections.stopping:
+            coro.close()
+            return
+        self._loops.append(self._group.create_task(coro, name=name))
 
     async def wait_failed(self) -> None:
         """Return when the background task group ends on its own, which only a failure does."""

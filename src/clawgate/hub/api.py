@@ -16,10 +16,12 @@ import orjson
 from aiohttp import web
 
 from ..protocol.control_link import InvalidMessage
+from ..protocol.nesting import nesting_error, nesting_exceeds
 from .core import MAX_WAIT_S, HubCore, parse_command_input
 from .desired import DesiredInvalid
 from .keys import hash_key, tokens_equal
 from .link import DaemonLink
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .store import HubStoreError, RevisionConflict
 
 __all__ = ["HubHttpError", "add_routes"]
@@ -106,10 +108,18 @@ async def _body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise HubHttpError(400, "INVALID_REQUEST", "send a JSON object as the request body")
+    return _parse_json(raw)
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Parse a body, refusing nesting deeper than the limit before anything recurses."""
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise HubHttpError(400, "INVALID_REQUEST", "the body is not valid JSON") from None
+    if nesting_exceeds(body):
+        raise HubHttpError(400, "INVALID_REQUEST", f"the body is {nesting_error()}")
+    return body
 
 
 def _invalid(what: str, errors: list[Any]) -> HubHttpError:
@@ -142,7 +152,7 @@ def _wait(request: web.Request) -> float:
 
 async def _daemon_or_404(request: web.Request) -> str:
     daemon_id = request.match_info["daemonId"]
-    if await _core(request).store.get_daemon(daemon_id) is None:
+    if await _core(request).get_daemon(daemon_id) is None:
         raise _no_daemon(daemon_id)
     return daemon_id
 
@@ -152,14 +162,14 @@ async def _daemon_or_404(request: web.Request) -> str:
 
 async def list_daemons(request: web.Request) -> web.Response:
     """List every known daemon."""
-    daemons = await _core(request).store.list_daemons()
+    daemons = await _core(request).list_daemons()
     return _json({"daemons": [d.to_json() for d in daemons]})
 
 
 async def get_daemon(request: web.Request) -> web.Response:
     """Show one daemon with its plugins and last report."""
     daemon_id = request.match_info["daemonId"]
-    daemon = await _core(request).store.get_daemon(daemon_id)
+    daemon = await _core(request).get_daemon(daemon_id)
     if daemon is None:
         raise _no_daemon(daemon_id)
     return _json(daemon.to_json(detail=True))
@@ -199,6 +209,18 @@ async def post_command(request: web.Request) -> web.Response:
         command = parse_command_input(body)
     except InvalidMessage as exc:
         raise _invalid("the command", exc.errors) from None
+    # Encoded before it is stored and answered 201: what cannot reach the daemon is refused
+    # now, never left pending (a COMMAND carries its params and little else).
+    try:
+        encoded = orjson.dumps(body)
+    except (TypeError, orjson.JSONEncodeError):
+        raise HubHttpError(400, "INVALID_REQUEST", "the command cannot be encoded") from None
+    if len(encoded) > core.settings.max_message_bytes:
+        raise HubHttpError(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            f"the command is over {core.settings.max_message_bytes} bytes encoded; send less",
+        )
     record, _created = await core.post_command(request.match_info["daemonId"], command)
     if wait > 0 and not record.terminal:
         record = await core.wait_command(record.command_id, wait) or record
@@ -233,10 +255,7 @@ async def create_key(request: web.Request) -> web.Response:
     raw = await request.read()
     label = ""
     if raw:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise HubHttpError(400, "INVALID_REQUEST", "the body is not valid JSON") from None
+        body = _parse_json(raw)
         given = body.get("label", "") if isinstance(body, dict) else None
         if not isinstance(given, str) or len(given) > _LABEL_MAX:
             raise HubHttpError(
@@ -315,6 +334,12 @@ async def readyz(request: web.Request) -> web.Response:
     return _json({"ok": ok, **checks}, 200 if ok else 503)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Serve this instance's Prometheus metrics (held daemons, bus lag, sweep repairs)."""
+    body = _core(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
 _OPERATOR_ROUTES: Final = (
     ("GET", "/v1/daemons", list_daemons),
     ("GET", "/v1/daemons/{daemonId}", get_daemon),
@@ -347,3 +372,4 @@ def add_routes(app: web.Application, core: HubCore) -> None:
     app.router.add_get("/v1/daemon", daemon_link)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

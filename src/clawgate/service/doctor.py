@@ -27,7 +27,7 @@ from ..config import ClawgateConfig, ConfigError, load_config
 from ..files import recorded_pid, running_pid
 from ..store import inspect_store
 from ..tls import pinned_client_context
-from .installer import InstalledUnit
+from .installer import InstalledUnit, ServiceManager
 from .paths import Paths
 from .ports import port_holder
 from .runtime import resolve_tls
@@ -245,6 +245,16 @@ def check_disk(paths: Paths, probes: DoctorProbes) -> CheckResult:
     return CheckResult("disk", Status.OK, text)
 
 
+def systemd_unit_type(content: str) -> str:
+    """Return a unit file's `Type=` (systemd's default, `simple`, when it names none)."""
+    found = "simple"
+    for line in content.splitlines():
+        name, _, value = line.strip().partition("=")
+        if name.strip() == "Type":
+            found = value.strip()
+    return found
+
+
 def check_service(probes: DoctorProbes) -> CheckResult:
     """The boot unit, if installed, runs this install."""
     unit = probes.installed_unit()
@@ -253,6 +263,16 @@ def check_service(probes: DoctorProbes) -> CheckResult:
             "service", Status.SKIP, "no boot unit installed", "clawgate gateway install"
         )
     expected = probes.expected_service()
+    wanted = expected.unit_type if expected is not None else "notify"
+    found = systemd_unit_type(unit.content) if unit.manager is ServiceManager.SYSTEMD else wanted
+    if found != wanted:
+        return CheckResult(
+            "service",
+            Status.WARN,
+            f"{unit.path} is an old Type={found} unit; the gateway now reports readiness and "
+            f"watchdog pings to systemd (Type={wanted})",
+            "run clawgate gateway install again",
+        )
     if expected is not None and not unit.matches(expected):
         return CheckResult(
             "service",
