@@ -57,6 +57,8 @@ __all__ = [
     "IrcAccountSection",
     "IrcSection",
     "LogSection",
+    "MatrixAccountSection",
+    "MatrixSection",
     "NodesSection",
     "OpenAIHttpSection",
     "OpenAISection",
@@ -86,6 +88,10 @@ SECRET_KEYS: Final = (
     ("channels", "telegram", "accounts", "*", "token"),
     ("channels", "irc", "password"),
     ("channels", "irc", "accounts", "*", "password"),
+    ("channels", "matrix", "access_token"),
+    ("channels", "matrix", "password"),
+    ("channels", "matrix", "accounts", "*", "access_token"),
+    ("channels", "matrix", "accounts", "*", "password"),
 )
 
 
@@ -393,6 +399,7 @@ GroupPolicy = Literal["allowlist", "open", "disabled"]
 # Account names become part of session keys; `dm` and `group` are the key's own words.
 _ACCOUNT_NAME: Final = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _RESERVED_ACCOUNTS: Final = frozenset({"dm", "group"})
+_MATRIX_USER: Final = r"^@[^:\s]+:\S+$"
 
 
 class ChannelCommon(_Section):
@@ -541,6 +548,65 @@ class IrcSection(ChannelCommon):
         return self
 
 
+class MatrixAccountSection(_Section):
+    """`[channels.matrix.accounts.<id>]`: one more Matrix user; unset keys come from above."""
+
+    enabled: bool | None = None
+    homeserver: str | None = None
+    user_id: Annotated[str, Field(pattern=_MATRIX_USER)] | None = None
+    access_token: str | None = None
+    access_token_file: str | None = None
+    access_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    password: str | None = None
+    password_file: str | None = None
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    device_name: str | None = None
+    dm_policy: DmPolicy | None = None
+    allow_from: list[str] | None = None
+    group_policy: GroupPolicy | None = None
+    groups: list[str] | None = None
+    require_mention: bool | None = None
+    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
+    sync_timeout_s: Annotated[int, Field(ge=1, le=120)] | None = None
+
+
+class MatrixSection(ChannelCommon):
+    """`[channels.matrix]`: a Matrix user the agent speaks as (matrix-nio, any homeserver).
+
+    Log in with an access token (`access_token`, `_file` or `_env`) or a password (same
+    three forms); a token wins when both are set. `allow_from` and `groups` hold Matrix ids
+    (`@alice:example.org`, `!room:example.org`).
+    """
+
+    # The homeserver's client API base URL, such as https://matrix.example.org.
+    homeserver: str | None = None
+    user_id: Annotated[str, Field(pattern=_MATRIX_USER)] | None = None
+    access_token: str | None = None
+    access_token_file: str | None = None
+    access_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    password: str | None = None
+    password_file: str | None = None
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    # The device name other users see in the bot's session list.
+    device_name: str = "clawgate"
+    # How long one /sync long poll waits on the homeserver.
+    sync_timeout_s: Annotated[int, Field(ge=1, le=120)] = 30
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], MatrixAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> MatrixSection:
+        servers = [self.homeserver, *(a.homeserver for a in self.accounts.values())]
+        for url in servers:
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
 class ChannelsSection(_Section):
     """`[channels]`: messaging channels, one table each; none is configured by default."""
 
@@ -548,10 +614,11 @@ class ChannelsSection(_Section):
     required_for_ready: bool = False
     telegram: TelegramSection | None = None
     irc: IrcSection | None = None
+    matrix: MatrixSection | None = None
 
     def configured(self) -> list[str]:
         """Return the names of the channels with a table, in a fixed order."""
-        return [name for name in ("telegram", "irc") if getattr(self, name) is not None]
+        return [name for name in ("telegram", "irc", "matrix") if getattr(self, name) is not None]
 
 
 class ClawgateConfig(_Section):

@@ -14,6 +14,7 @@ channel. The rest, in the order a message flows:
 - `supervision.py` pure account states and restart backoff
 - `runtime.py`    `ChannelRuntime`: all of the above for one gateway
 - `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`)
+- `matrix.py`     the Matrix adapter (matrix-nio; extra `clawgate[matrix]`)
 
 This package sits below `gateway/`: it knows the agent only as a `TurnRunner`
 (`pipeline.py`), which `gateway/channel_service.py` implements on the agent service.

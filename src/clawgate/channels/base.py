@@ -26,7 +26,8 @@ What an adapter does, and what it leaves to the layer:
   When that returns, the message is persisted (or refused): only then may the adapter
   acknowledge it to the platform (advance an offset, answer a webhook, save a sync token
   with `link.save_cursor`). Deduplication, access policy, pairing codes, mention gating,
-  debouncing, sessions and runs all happen behind `deliver`.
+  debouncing, sessions and runs all happen behind `deliver`. A platform that invites the
+  bot into rooms asks `link.may_join(...)` (the same access settings decide).
 - Outbound: `send_text` sends one chunk no longer than `capabilities.max_text` (the layer
   splits long replies and retries failures) and returns the platform message id.
   `send_media`, `typing` are called only when the capability says so. Raise
@@ -221,6 +222,9 @@ class AccountLink(Protocol):
 
     async def deliver(self, message: InboundMessage) -> None:
         """Hand over one inbound message; returns once it is persisted or refused."""
+
+    def may_join(self, inviter: str, room_id: str, direct: bool) -> bool:
+        """Whether to accept an invite into a room (platforms with invites, like Matrix)."""
 
     async def load_cursor(self) -> str | None:
         """Return the account's persisted cursor (update offset, sync token), if any."""

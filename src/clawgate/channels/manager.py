@@ -63,6 +63,8 @@ class AccountServices:
     backoff: BackoffPolicy
     # Monotonic seconds, for stall detection (tests may drive it).
     monotonic: Callable[[], float] = time.monotonic
+    # (account, inviter, room, direct) -> whether to join (see `policy.decide_invite`).
+    may_join: Callable[[AccountConfig, str, str, bool], bool] = lambda *_: False
 
 
 class AccountRunner:
@@ -118,6 +120,10 @@ class AccountRunner:
         self.counters.inbound += 1
         self.last_inbound_at = message.received_at
         await self._services.deliver(message)
+
+    def may_join(self, inviter: str, room_id: str, direct: bool) -> bool:
+        """Whether the account's access settings let it join a room it was invited to."""
+        return self._services.may_join(self.account, inviter, room_id, direct)
 
     async def load_cursor(self) -> str | None:
         """Return the persisted cursor."""

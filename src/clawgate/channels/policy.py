@@ -34,6 +34,7 @@ __all__ = [
     "RefusalLog",
     "Verdict",
     "decide_access",
+    "decide_invite",
     "random_code",
 ]
 
@@ -88,6 +89,39 @@ def decide_access(
     if account.require_mention and not message.mentioned:
         return Decision(Verdict.IGNORE, "not mentioned")
     return Decision(Verdict.ADMIT, "allowed group")
+
+
+def decide_invite(
+    account: AccountConfig, inviter: str, room_id: str, direct: bool, approved: Collection[str]
+) -> Decision:
+    """Decide whether to join a room the bot was invited to (Matrix).
+
+    A direct invite is a DM being opened: joined when direct messages could be answered
+    (`pairing` and `open` join any, so a stranger can get a pairing code; `allowlist` only
+    an allowed sender's). A room invite is joined when the room is listed in `groups`, or
+    when an allowed sender invites under `group_policy = "open"` or `groups = ["*"]`: a
+    stranger can never pull the bot into a room.
+    """
+    allowed = (
+        WILDCARD in account.allow_from or inviter in account.allow_from or (inviter in approved)
+    )
+    if direct:
+        policy = account.dm_policy
+        if policy == "disabled":
+            return Decision(Verdict.REFUSE, "direct messages are disabled")
+        if policy in ("open", "pairing") or allowed:
+            return Decision(Verdict.ADMIT, f"direct invite under dm_policy {policy}")
+        return Decision(Verdict.REFUSE, "inviter not in allow_from")
+    if account.group_policy == "disabled":
+        return Decision(Verdict.REFUSE, "group messages are disabled")
+    if room_id in account.groups:
+        return Decision(Verdict.ADMIT, "room listed in groups")
+    open_rooms = account.group_policy == "open" or WILDCARD in account.groups
+    if open_rooms and allowed:
+        return Decision(Verdict.ADMIT, "allowed inviter")
+    if open_rooms:
+        return Decision(Verdict.REFUSE, "inviter not allowed")
+    return Decision(Verdict.REFUSE, "room not in groups")
 
 
 def random_code() -> str:

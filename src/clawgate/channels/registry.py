@@ -38,6 +38,7 @@ ADAPTERS: Final = {
     "irc": AdapterSpec(
         "clawgate.channels.irc", "IrcAdapter", "irc", "asyncio", credential_required=False
     ),
+    "matrix": AdapterSpec("clawgate.channels.matrix", "MatrixAdapter", "matrix", "nio"),
 }
 
 

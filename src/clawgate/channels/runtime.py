@@ -33,7 +33,7 @@ from .base import AccountConfig, ChannelError, OutboundMedia, Target, WebhookHan
 from .manager import AccountRunner, AccountServices
 from .outbound import Outbox, OutboxPolicy
 from .pipeline import InboundPipeline, TurnRunner, code_of
-from .policy import PairingBook, PairingCode
+from .policy import PairingBook, PairingCode, Verdict, decide_invite
 from .settings import ChannelSettings
 from .supervision import AccountState, BackoffPolicy
 
@@ -143,6 +143,7 @@ class ChannelRuntime:
             media_root=self._home / "media",
             clock=self._clock,
             backoff=self._backoff,
+            may_join=self._may_join,
         )
         for account in self.settings.accounts:
             self.runners[(account.channel, account.account_id)] = AccountRunner(account, services)
@@ -185,6 +186,20 @@ class ChannelRuntime:
     async def _deliver(self, message: Any) -> None:
         assert self.pipeline is not None
         await self.pipeline.handle(message)
+
+    def _may_join(self, account: AccountConfig, inviter: str, room_id: str, direct: bool) -> bool:
+        assert self.pipeline is not None
+        approved = self.pipeline.approved.get((account.channel, account.account_id), set())
+        decision = decide_invite(account, inviter, room_id, direct, approved)
+        logger.info(
+            "%s %s the invite of %s to %s: %s",
+            account.key,
+            "accepts" if decision.verdict is Verdict.ADMIT else "refuses",
+            inviter,
+            room_id,
+            decision.reason,
+        )
+        return decision.verdict is Verdict.ADMIT
 
     async def _load(self, account: AccountConfig, key: str) -> str | None:
         channel, account_id = account.channel, account.account_id

@@ -2,7 +2,9 @@
 
 A secret comes from, in order: the account's `token_env` variable, its `token_file`
 (relative paths are under the home), its `token`, and for the default account the
-channel's environment variable (`CLAWGATE_TELEGRAM_TOKEN`). An account without one is
+channel's environment variable (`CLAWGATE_TELEGRAM_TOKEN`). Matrix has two secrets, tried
+in that order: an access token (`access_token_env`, `access_token_file`, `access_token`,
+`CLAWGATE_MATRIX_ACCESS_TOKEN`) and a password (the same with `password`). An account without one is
 still listed: it fails to start with a message saying where to put it.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ..config import ChannelsSection, IrcSection, TelegramSection
+from ..config import ChannelsSection, IrcSection, MatrixSection, TelegramSection
 from .base import AccountConfig
 from .irc_protocol import fold
 from .outbound import OutboxPolicy
@@ -35,6 +37,16 @@ _COMMON: Final = (
     "debounce_ms",
 )
 _SECRET_KEYS: Final = ("token", "token_file", "token_env")
+MATRIX_TOKEN_ENV: Final = "CLAWGATE_MATRIX_ACCESS_TOKEN"
+MATRIX_PASSWORD_ENV: Final = "CLAWGATE_MATRIX_PASSWORD"
+_MATRIX_SECRET_KEYS: Final = (
+    "access_token",
+    "access_token_file",
+    "access_token_env",
+    "password",
+    "password_file",
+    "password_env",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,38 +60,54 @@ class ChannelSettings:
 
 
 def _secret(
-    values: Mapping[str, Any], home: Path, environ: Mapping[str, str], default_env: str | None
+    values: Mapping[str, Any],
+    home: Path,
+    environ: Mapping[str, str],
+    default_env: str | None,
+    name: str = "token",
 ) -> tuple[str | None, str]:
-    env_name = values.get("token_env")
+    """Return the secret `name` (from `<name>_env`, `<name>_file`, `<name>`) and its source."""
+    env_name = values.get(f"{name}_env")
     if env_name:
         return environ.get(env_name) or None, f"environment variable {env_name}"
-    path_text = values.get("token_file")
+    path_text = values.get(f"{name}_file")
     if path_text:
         path = Path(path_text).expanduser()
         path = path if path.is_absolute() else home / path
         try:
-            return path.read_text(encoding="utf-8").strip() or None, f"token_file {path}"
+            return path.read_text(encoding="utf-8").strip() or None, f"{name}_file {path}"
         except OSError as exc:
-            return None, f"token_file {path} ({exc.strerror or exc})"
-    if values.get("token"):
-        return str(values["token"]), "token in config.toml"
+            return None, f"{name}_file {path} ({exc.strerror or exc})"
+    if values.get(name):
+        return str(values[name]), f"{name} in config.toml"
     if default_env is not None:
         return environ.get(default_env) or None, f"environment variable {default_env}"
-    return None, "no token configured"
+    return None, f"no {name} configured"
+
+
+def _account_values(
+    section: TelegramSection | MatrixSection, secret_keys: tuple[str, ...], env_secret: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    """Return (account name, merged keys) pairs: the table's own account, then named ones.
+
+    A named account inherits every key of the table except its secrets.
+    """
+    top = section.model_dump(exclude={"accounts"})
+    named = {name: acc.model_dump(exclude_none=True) for name, acc in section.accounts.items()}
+    has_own = any(top.get(key) for key in secret_keys) or env_secret
+    accounts: list[tuple[str, dict[str, Any]]] = []
+    if has_own or not named or DEFAULT_ACCOUNT in named:
+        accounts.append((DEFAULT_ACCOUNT, {**top, **named.pop(DEFAULT_ACCOUNT, {})}))
+    for name, values in sorted(named.items()):
+        inherited = {k: v for k, v in top.items() if k not in secret_keys}
+        accounts.append((name, {**inherited, **values}))
+    return accounts
 
 
 def _telegram(
     section: TelegramSection, home: Path, environ: Mapping[str, str]
 ) -> list[AccountConfig]:
-    top = section.model_dump(exclude={"accounts"})
-    named = {name: acc.model_dump(exclude_none=True) for name, acc in section.accounts.items()}
-    has_own = any(top.get(key) for key in _SECRET_KEYS) or bool(environ.get(TELEGRAM_TOKEN_ENV))
-    accounts: list[tuple[str, dict[str, Any]]] = []
-    if has_own or not named or DEFAULT_ACCOUNT in named:
-        accounts.append((DEFAULT_ACCOUNT, {**top, **named.pop(DEFAULT_ACCOUNT, {})}))
-    for name, values in sorted(named.items()):
-        inherited = {k: v for k, v in top.items() if k not in _SECRET_KEYS}
-        accounts.append((name, {**inherited, **values}))
+    accounts = _account_values(section, _SECRET_KEYS, bool(environ.get(TELEGRAM_TOKEN_ENV)))
     resolved = []
     for name, values in accounts:
         default_env = TELEGRAM_TOKEN_ENV if name == DEFAULT_ACCOUNT else None
@@ -160,6 +188,40 @@ def _irc(section: IrcSection, home: Path, environ: Mapping[str, str]) -> list[Ac
     return resolved
 
 
+def _matrix(section: MatrixSection, home: Path, environ: Mapping[str, str]) -> list[AccountConfig]:
+    env_secret = bool(environ.get(MATRIX_TOKEN_ENV) or environ.get(MATRIX_PASSWORD_ENV))
+    resolved = []
+    for name, values in _account_values(section, _MATRIX_SECRET_KEYS, env_secret):
+        default = name == DEFAULT_ACCOUNT
+        token_env = MATRIX_TOKEN_ENV if default else None
+        secret, source = _secret(values, home, environ, token_env, "access_token")
+        auth = "access_token"
+        if secret is None:
+            password_env = MATRIX_PASSWORD_ENV if default else None
+            password, password_source = _secret(values, home, environ, password_env, "password")
+            if password is not None or any(values.get(k) for k in _MATRIX_SECRET_KEYS[3:]):
+                secret, source, auth = password, password_source, "password"
+            elif not any(values.get(k) for k in _MATRIX_SECRET_KEYS[:3]):
+                source = "no access_token or password configured"
+        resolved.append(
+            AccountConfig(
+                channel="matrix",
+                account_id=name,
+                secret=secret,
+                secret_source=source,
+                options={
+                    "homeserver": (values.get("homeserver") or "").rstrip("/"),
+                    "user_id": values.get("user_id") or "",
+                    "auth": auth,
+                    "device_name": values["device_name"],
+                    "sync_timeout_s": values["sync_timeout_s"],
+                },
+                **{key: _frozen(values[key]) for key in _COMMON},
+            )
+        )
+    return resolved
+
+
 def _frozen(value: Any) -> Any:
     return tuple(str(v) for v in value) if isinstance(value, list) else value
 
@@ -174,4 +236,6 @@ def resolve_accounts(
         accounts += _telegram(section.telegram, home, env)
     if section.irc is not None:
         accounts += _irc(section.irc, home, env)
+    if section.matrix is not None:
+        accounts += _matrix(section.matrix, home, env)
     return ChannelSettings(tuple(accounts), section.required_for_ready)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import pytest
 
 from tests.fakes.telegram_api import FakeTelegram
 from tests.integration.channels.ircd import Human, Ngircd
+from tests.integration.channels.matrix_human import Human as MatrixHuman
+from tests.integration.channels.matrix_human import MatrixWorld
+from tests.integration.channels.synapse import Synapse
 
 #: The server password of the `password_ircd` server.
 IRCD_PASSWORD = "letmein-7f3a"
@@ -63,3 +67,28 @@ async def humans() -> AsyncIterator[Callable[..., Awaitable[Human]]]:
     yield connect
     for human in made:
         await human.close()
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    """A real Synapse homeserver (SQLite, loopback), shared by the session's Matrix tests.
+
+    It takes seconds to start, so only tests that ask for it (through `matrix`) start it,
+    once; every test registers its own users, which keeps them apart.
+    """
+    server = Synapse(Path(tmp_path_factory.mktemp("synapse")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def matrix(synapse: Synapse) -> AsyncIterator[MatrixWorld]:
+    """Fresh Matrix users on the shared homeserver: the bot, and a human who is syncing."""
+    bot = await asyncio.to_thread(synapse.register, "bot")
+    account = await asyncio.to_thread(synapse.register, "alice")
+    human = MatrixHuman(synapse.url, account)
+    await human.start()
+    world = MatrixWorld(synapse, bot, human)
+    yield world
+    await world.close()
