@@ -30,6 +30,7 @@ from .hub_cluster import INSTANCES, measure_hub_cluster
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
 from .irc import IRC_ROUND_TRIPS, measure_irc
 from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
+from .matrix import MATRIX_ROUND_TRIPS, measure_matrix
 from .nodes import IDLE_NODES, NODES, OPERATORS, measure_nodes
 from .openai_http import CLIENTS, COMPLETIONS, measure_openai_http
 from .phases import (
@@ -143,6 +144,9 @@ async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str
         _progress(f"irc channel: {IRC_ROUND_TRIPS} echo round trips through a real ngircd")
         async with aiohttp.ClientSession() as http:
             figures += await measure_irc(servers, http)
+        _progress(f"matrix channel: {MATRIX_ROUND_TRIPS} echo round trips through Synapse")
+        async with aiohttp.ClientSession() as http:
+            figures += await measure_matrix(servers, http, workdir)
         async with aiohttp.ClientSession() as http:
             servers.stop_all()
             _progress(

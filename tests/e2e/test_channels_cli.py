@@ -100,3 +100,13 @@ async def test_login_stores_a_token_from_stdin_in_the_config(tmp_path: Path) -> 
     assert 'token = "1:abc"' in text and oct((home / "config.toml").stat().st_mode)[-3:] == "600"
     code, out, err = await cli(home, "config", "show")
     assert code == 0 and "1:abc" not in out and "__OPENCLAW_REDACTED__" in out
+
+
+async def test_login_stores_a_matrix_access_token_from_stdin(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    code, _, err = await cli(home, "channels", "login", "matrix", "--token-stdin", stdin="syt_x\n")
+    assert code == 0, err
+    assert 'access_token = "syt_x"' in (home / "config.toml").read_text()
+    code, out, err = await cli(home, "config", "show")
+    assert code == 0 and "syt_x" not in out and "__OPENCLAW_REDACTED__" in out

@@ -318,6 +318,7 @@ class MatrixAdapter:
         client = AsyncClient(
             self._homeserver, self._user_id, device_id=_device_id(self._account), config=config
         )
+        client.user_id = self._user_id  # nio sets it only on login; typing needs it
         if token is not None:
             client.access_token = token
         return client

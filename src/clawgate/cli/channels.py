@@ -137,7 +137,10 @@ def login(
 
 
 #: The (secret, file, env) keys of channels whose credential is not called `token`.
-_CREDENTIAL_KEYS: Final = {"irc": ("password", "password_file", "password_env")}
+_CREDENTIAL_KEYS: Final = {
+    "irc": ("password", "password_file", "password_env"),
+    "matrix": ("access_token", "access_token_file", "access_token_env"),
+}
 
 
 def _store_credential(

@@ -76,6 +76,8 @@ def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str 
     if channel == "irc":
         host, port = options["server"], options["port"]
         return None if _tcp_reachable(host, port) else f"cannot reach {host}:{port}"
+    if channel == "matrix":
+        return _matrix_problem(options, secret)
     if channel != "telegram":
         return None
     url = f"{options['api_base']}/bot{secret}/getMe"
@@ -90,6 +92,28 @@ def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str 
         reason = getattr(exc, "reason", exc)
         return f"cannot reach {options['api_base']} ({reason})"
     return None if body.get("ok") else "Telegram did not accept getMe"
+
+
+def _matrix_problem(options: dict[str, Any], secret: str) -> str | None:
+    """Check a Matrix access token with `whoami` (a password: only that the server answers)."""
+    base = options["homeserver"]
+    token = options["auth"] == "access_token"
+    path = "/_matrix/client/v3/account/whoami" if token else "/_matrix/client/versions"
+    request = urllib.request.Request(f"{base}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {secret}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return "the homeserver refused the access token (401)"
+        return f"the homeserver answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"cannot reach {base} ({getattr(exc, 'reason', exc)})"
+    if token and body.get("user_id") != options["user_id"]:
+        return f"the access token belongs to {body.get('user_id')}, not {options['user_id']}"
+    return None
 
 
 def _tcp_reachable(host: str, port: int) -> bool:
@@ -382,7 +406,8 @@ def check_channels(
             fix = f"pip install 'clawgate[{spec.extra}]'"
             results.append(CheckResult(name, Status.FAIL, f"{spec.sdk} is not installed", fix))
         elif not account.secret and (spec is None or spec.credential_required):
-            fix = f"set token_file in [channels.{account.channel}] or {account.secret_source}"
+            key = "access_token_file" if account.channel == "matrix" else "token_file"
+            fix = f"set {key} in [channels.{account.channel}] or {account.secret_source}"
             results.append(CheckResult(name, Status.FAIL, "no credential", fix))
         else:
             problem = probes.channel_problem(account.channel, account.options, account.secret or "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nio import (
@@ -43,9 +43,11 @@ class Human:
         self.client = AsyncClient(homeserver, account.user_id, device_id=account.device_id)
         self.client.config = config
         self.client.access_token = account.access_token
+        self.client.user_id = account.user_id
         self.events: list[dict[str, Any]] = []
         self.typing: list[tuple[str, tuple[str, ...]]] = []
         self._since: str | None = None
+        self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -81,6 +83,7 @@ class Human:
                     if users is not None:
                         self.typing.append((room_id, tuple(users)))
             self._since = answer.next_batch
+            self._changed.set()
 
     # -- acting ---------------------------------------------------------------------
 
@@ -168,6 +171,17 @@ class Human:
         )
         return found
 
+    async def next_message(
+        self, room_id: str, sender: str, containing: str, timeout: float = WAIT_S
+    ) -> None:
+        """Wait, woken by each sync rather than polling, until such a message arrived."""
+        async with asyncio.timeout(timeout):
+            while True:
+                self._changed.clear()
+                if self.messages(room_id, sender, containing):
+                    return
+                await self._changed.wait()
+
     def membership(self, room_id: str, user_id: str) -> str | None:
         """Return the last membership of `user_id` in the room the human has seen."""
         state = [
@@ -187,10 +201,17 @@ class MatrixWorld:
     synapse: Synapse
     bot: MatrixAccount
     human: Human
+    others: list[Human] = field(default_factory=list)
 
     async def another_human(self, prefix: str = "carol") -> Human:
-        """Register and start one more person (closed by the test)."""
+        """Register and start one more person (closed with the world)."""
         account = await asyncio.to_thread(self.synapse.register, prefix)
         person = Human(self.synapse.url, account)
         await person.start()
+        self.others.append(person)
         return person
+
+    async def close(self) -> None:
+        """Stop every person's client."""
+        for person in [self.human, *self.others]:
+            await person.close()
