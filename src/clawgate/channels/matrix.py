@@ -21,7 +21,8 @@ after every message of a sync was handed to the channel layer.
   gated by mention: the bot's id in `m.mentions`, its id, localpart or display name in
   the text, or a reply to one of its messages.
 - Threads (`m.thread` relations: the thread root is the thread id), replies (reply
-  fallbacks are stripped from the text), typing notices, media both ways (`m.image`,
+  fallbacks are stripped from the text), typing notices (for turns longer than 0.8 s),
+  media both ways (`m.image`,
   `m.file`, `m.audio`, `m.video` are downloaded under `<home>/media/matrix/<account>/`;
   outbound files are uploaded to the media repository), 8000-character chunks.
 - Not handled: end-to-end encrypted rooms (nio's `e2e` extra and a persistent key store
@@ -100,6 +101,8 @@ TIMELINE_LIMIT: Final = 100
 BACKFILL_MAX: Final = 2000
 MAX_DOWNLOAD: Final = 50 * 1024 * 1024
 TYPING_TIMEOUT_MS: Final = 10_000
+# A turn shorter than this shows no typing notice (see `MatrixAdapter.typing`).
+TYPING_GRACE_S: Final = 0.8
 # Event ids the bot sent, remembered so a reply to one counts as a mention.
 OWN_EVENTS: Final = 1000
 SYNC_FILTER: Final = {
@@ -419,12 +422,18 @@ class MatrixAdapter:
                     direct = (event.content or {}).get("is_direct") is True
                     self._invites[room_id] = (event.sender, direct)
         for room_id, (inviter, direct) in list(self._invites.items()):
-            if self._link.may_join(inviter, room_id, direct):
-                answer_join: Any = await self._try(client.join(room_id), "join a room")
-            else:
-                answer_join = await self._try(client.room_leave(room_id), "decline an invite")
-            if answer_join is not None:
-                self._invites.pop(room_id, None)
+            join = self._link.may_join(inviter, room_id, direct)
+            request = client.join(room_id) if join else client.room_leave(room_id)
+            try:
+                await self._call(request)
+            except (AuthFailed, asyncio.CancelledError):
+                raise
+            except PermanentSendError as exc:  # the room is gone, or the invite withdrawn
+                self._link.error(f"could not answer an invite: {exc}")
+            except ChannelError as exc:
+                self._link.error(f"could not answer an invite: {exc}")
+                continue  # tried again after the next sync
+            self._invites.pop(room_id, None)
 
     async def _try(self, request: Awaitable[T], what: str) -> T | None:
         """Await a request that may fail without stopping the sync; report the failure."""
@@ -646,8 +655,15 @@ class MatrixAdapter:
         return data, name
 
     async def typing(self, target: Target) -> None:
-        """Show "typing..." in the room (cleared by the next message the bot sends)."""
+        """Show "typing..." in the room (cleared by the next message the bot sends).
+
+        The first notice of a turn waits `TYPING_GRACE_S`: the layer cancels typing when the
+        agent is done, so a quick answer goes out without the notice and the notice's clear
+        (each a homeserver write and a sync wake-up for everyone in the room).
+        """
         room_id = await self._room_of(target.chat_id)
+        if room_id not in self._typing:
+            await asyncio.sleep(TYPING_GRACE_S)
         client = await self._sending()
         await self._call(client.room_typing(room_id, True, timeout=TYPING_TIMEOUT_MS))
         self._typing.add(room_id)

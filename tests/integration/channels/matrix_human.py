@@ -31,6 +31,8 @@ __all__ = ["WAIT_S", "Human", "MatrixWorld"]
 
 #: Synapse on a loaded 2-core machine: generous, since a pass never waits this long.
 WAIT_S = 90.0
+# A sync carries 10 events per room by default; a burst of answers must not be cut short.
+_SEE_EVERYTHING = {"room": {"timeline": {"limit": 1000}}}
 
 
 class Human:
@@ -68,7 +70,9 @@ class Human:
     async def _sync_forever(self) -> None:
         while True:
             try:
-                answer = await self.client.sync(timeout=5000, since=self._since)
+                answer = await self.client.sync(
+                    timeout=5000, since=self._since, sync_filter=_SEE_EVERYTHING
+                )
             except Exception:  # the homeserver restarting: try again shortly
                 await asyncio.sleep(0.2)
                 continue

@@ -6,6 +6,9 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from clawgate.channels.matrix import TIMELINE_LIMIT
 from clawgate.service.doctor import DoctorProbes
 from tests.conftest import GatewayFactory
 from tests.integration.channels.harness import channel_gateway, channel_status, operator, wait_for
@@ -108,6 +111,13 @@ async def test_a_password_login_works_and_logout_ends_its_session(
     await peer.client.call("channels.logout", {"channel": "matrix"})
     status = await channel_status(peer, "matrix")
     assert (status["running"], status["lastError"]) == (False, "logged out")
+    secret = matrix.bot.password.encode()
+    leaked = await asyncio.to_thread(_files_holding, gateway.home, secret)
+    assert leaked == []
+
+
+def _files_holding(home: Path, secret: bytes) -> list[Path]:
+    return [p for p in home.rglob("*") if p.is_file() and secret in p.read_bytes()]
 
 
 async def test_odd_events_are_skipped_and_a_long_message_comes_back_in_chunks(
@@ -185,3 +195,54 @@ async def test_doctor_checks_a_matrix_access_token_against_the_homeserver(
     assert ok is None
     assert refused == "the homeserver refused the access token (401)"
     assert mismatch is not None and matrix.bot.user_id in mismatch
+
+
+@pytest.mark.slow
+async def test_more_messages_than_one_sync_carries_are_back_filled_and_answered_once(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, matrix: MatrixWorld
+) -> None:
+    gateway, room = await paired(gateway_factory, client_factory, matrix)
+    human, bot = matrix.human, matrix.bot
+    await gateway.server.stop()
+    count = TIMELINE_LIMIT + 10
+    for n in range(count):
+        await human.say(room, f"missed #{n}.")
+    await gateway.restart()
+    for n in (0, count // 2, count - 1):
+        await human.wait_message(room, bot.user_id, f"missed #{n}.")
+    await wait_for(
+        lambda: len(human.messages(room, bot.user_id, "missed #")) >= count, timeout=WAIT_S
+    )
+    await human.say(room, "marker")
+    await human.wait_message(room, bot.user_id, "marker")
+    for n in range(count):
+        assert len(human.messages(room, bot.user_id, f"missed #{n}.")) == 1, n
+
+
+@pytest.mark.slow
+async def test_a_homeserver_that_never_answers_is_caught_by_the_progress_signal(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, matrix: MatrixWorld
+) -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accepted, read by nobody, never answered: a wedged server
+
+    silent = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        table = matrix_table(matrix, homeserver=f"http://127.0.0.1:{port}", sync_timeout_s=1)
+        gateway = await channel_gateway(gateway_factory, table)
+        peer = await operator(client_factory, gateway)
+        await wait_for(lambda: _last_error_mentions(peer, "no progress"), timeout=WAIT_S)
+        status = await channel_status(peer, "matrix")
+        assert status["running"] and not status["connected"]
+        await wait_for(lambda: _reconnected(peer), timeout=WAIT_S)
+    finally:
+        for writer in held:
+            writer.close()
+        silent.close()
+
+
+async def _reconnected(peer: Peer) -> bool:
+    return bool((await channel_status(peer, "matrix"))["reconnects"] >= 1)
