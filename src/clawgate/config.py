@@ -105,6 +105,8 @@ class GatewaySection(_Section):
     heartbeat_every_s: Annotated[int, Field(ge=1)] = 1800
     # Failed logins from loopback without a browser Origin do not lock the address out.
     lockout_exempt_loopback: bool = True
+    # An unpacked OpenClaw Control UI bundle (`dist/control-ui`) to serve at /control/.
+    control_ui_root: str | None = None
 
 
 class LogSection(_Section):

@@ -13,7 +13,7 @@ from .schema_export import protocol_schema_bytes
 from .webchat import ASSET_PREFIX, WebChat
 from .websocket import GatewayWebSocket
 
-__all__ = ["HttpSurface", "add_http_routes"]
+__all__ = ["HttpSurface", "PageSurface", "add_http_routes"]
 
 
 class HttpSurface(Protocol):
@@ -21,6 +21,16 @@ class HttpSurface(Protocol):
 
     def add_routes(self, app: web.Application) -> None:
         """Attach the surface's routes to `app`."""
+
+
+class PageSurface(Protocol):
+    """Pages under a path prefix whose WebSocket upgrades stay the gateway's (Control UI)."""
+
+    def serves(self, path: str) -> bool:
+        """Whether a plain GET of `path` is one of these pages."""
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        """Answer a GET that `serves` claimed."""
 
 
 def add_http_routes(
@@ -31,6 +41,7 @@ def add_http_routes(
     uptime_ms: Callable[[], int],
     tls: bool,
     surfaces: Iterable[HttpSurface] = (),
+    pages: PageSurface | None = None,
 ) -> None:
     """Attach every HTTP route, the enabled surfaces and the catch-all WebSocket upgrade."""
     webchat = WebChat(tls=tls)
@@ -58,6 +69,8 @@ def add_http_routes(
         if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
             if request.path == "/":
                 return webchat.index(request)
+            if pages is not None and pages.serves(request.path):
+                return await pages.page(request)
             raise web.HTTPNotFound(text="not found\n")
         refusal = connections.admission_refusal(request.remote or "")
         if refusal is not None:

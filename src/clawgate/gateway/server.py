@@ -53,6 +53,7 @@ from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
 from .http import HttpSurface, add_http_routes
+from .http import PageSurface as HttpPageSurface
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
@@ -269,6 +270,7 @@ class GatewayServer:
             uptime_ms=self.info.uptime_ms,
             tls=ssl_context is not None,
             surfaces=self._http_surfaces(),
+            pages=self._control_ui(ssl_context is not None),
         )
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
@@ -356,6 +358,15 @@ class GatewayServer:
             )
             surfaces.append(self.hooks)
         return surfaces
+
+    def _control_ui(self, tls: bool) -> HttpPageSurface | None:
+        """Return the Control UI pages when `[gateway] control_ui_root` is set (imported then)."""
+        root = self.settings.control_ui_root
+        if root is None:
+            return None
+        from .control_ui import ControlUi
+
+        return ControlUi(root, agent=self.settings.agent, version=__version__, tls=tls)
 
     async def _start_supervisor(self) -> asyncio.TaskGroup:
         """Open the task group every background loop runs in, held by a supervisor task."""

@@ -12,6 +12,7 @@ __all__ = [
     "delete_session",
     "insert_session",
     "load_messages",
+    "load_messages_after",
     "load_sessions",
     "reset_session",
 ]
@@ -118,6 +119,18 @@ def load_messages(
     messages = [StoredMessage(*row) for row in rows[:limit]]
     messages.reverse()
     return messages, more
+
+
+def load_messages_after(
+    conn: sqlite3.Connection, session_id: str, *, after: int, limit: int
+) -> tuple[list[StoredMessage], bool]:
+    """Return up to `limit` oldest messages newer than `after`, oldest first, and more?"""
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+        " WHERE session_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
+        (session_id, after, limit + 1),
+    ).fetchall()
+    return [StoredMessage(*row) for row in rows[:limit]], len(rows) > limit
 
 
 def reset_session(

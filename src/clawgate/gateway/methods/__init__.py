@@ -51,6 +51,8 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         chat.chat_history,
         chat.chat_abort,
         chat.chat_inject,
+        # OpenClaw's Control UI opens a chat with it (issue 21).
+        chat.chat_startup,
         sessions.sessions_list,
         sessions.sessions_get,
         sessions.sessions_create,
@@ -58,6 +60,10 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         sessions.sessions_delete,
         sessions.sessions_subscribe,
         sessions.sessions_unsubscribe,
+        sessions.sessions_describe,
+        sessions.sessions_messages_subscribe,
+        sessions.sessions_messages_unsubscribe,
+        sessions.sessions_observer_visibility,
         devices.device_pair_list,
         devices.device_pair_approve,
         devices.device_pair_reject,
@@ -87,6 +93,8 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         EventSpec("cloud.status", cloud.CloudStatus, EventGate.READ),
         # Only to `read` connections that called sessions.subscribe.
         EventSpec("sessions.changed", sessions.SessionsChangedPayload, EventGate.READ),
+        # Only to `read` connections following that session (sessions.messages.subscribe).
+        EventSpec("session.message", sessions.SessionMessagePayload, EventGate.READ),
         EventSpec("device.pair.requested", devices.PendingRequestShape, EventGate.PAIRING),
         EventSpec("device.pair.resolved", devices.DevicePairResolved, EventGate.PAIRING),
     ):

@@ -29,7 +29,7 @@ from ...protocol.scopes import ADMIN, READ
 from ..config_service import ConfigService
 from ..context import CallContext
 from ..registry import method
-from ._common import Params, Result
+from ._common import Ignored, Params, Result
 
 __all__ = ["config_get", "config_patch", "config_schema", "config_set"]
 
@@ -56,6 +56,8 @@ class ConfigPatchParams(Params):
     note: str | None = None
     restartDelayMs: Annotated[int, Field(ge=0)] | None = None
     sessionKey: str | None = None
+    deliveryContext: Ignored = None
+    replacePaths: Ignored = None
 
 
 class ConfigIssue(Result):
