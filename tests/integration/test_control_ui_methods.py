@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from clawgate.client import load_or_create_identity
 from tests.conftest import GatewayFactory
 from tests.integration.chat_helpers import admin_peer, agent_gateway, chat_events
 from tests.integration.conftest import PeerFactory
@@ -161,3 +164,37 @@ async def test_sessions_describe_answers_null_for_an_unknown_key(
     assert await peer.client.call("sessions.describe", {"key": "nope"}) == {"session": None}
     visible = await peer.client.call("sessions.observer.visibility", {"visible": True})
     assert visible == {"ok": True}
+
+
+async def test_the_shell_methods_answer_for_clawgate(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await agent_gateway(gateway_factory, echo_delay_ms=0)
+    peer = await admin_peer(client_factory, gateway)
+    call = peer.client.call
+    assert await call("update.status", {}) == {"sentinel": None, "updateAvailable": None}
+    assert await call("question.list", {}) == {"questions": []}
+    assert await call("plugin.approval.list", {}) == []
+    assert await call("openclaw.approval.list", {}) == []
+    assert (await call("usage.status", {}))["providers"] == []
+    info = await call("system.info", {})
+    assert info["pid"] > 0 and info["cpuCount"] >= 1 and "clawgate" in info["nodeVersion"]
+    lanes = await call("diagnostics.lanes", {})
+    assert lanes["lanes"] == [] and lanes["dynamic"] is None
+    for name in ("update.status", "system.info", "diagnostics.lanes", "chat.startup"):
+        assert name in peer.hello["features"]["methods"]
+
+
+async def test_paired_devices_are_listed_with_openclaws_fields(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, tmp_path: Path
+) -> None:
+    gateway = await agent_gateway(gateway_factory, echo_delay_ms=0)
+    identity = load_or_create_identity(tmp_path / "device.json")
+    # A UI-mode client, so it is present (CLI-mode clients are not listed in presence).
+    peer = await client_factory(
+        gateway, scopes=["operator.admin"], identity=identity, client_mode="ui"
+    )
+    listed = await peer.client.call("device.pair.list", {})
+    row = listed["paired"][0]
+    assert row["role"] == "operator" and "operator.admin" in row["scopes"]
+    assert row["connected"] is True and row["lastSeenAtMs"] > 0

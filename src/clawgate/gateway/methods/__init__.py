@@ -22,6 +22,7 @@ from . import (
     integrations,
     logs,
     models,
+    operator,
     plugins,
     sessions,
     system,
@@ -79,6 +80,15 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         config.config_set,
         config.config_patch,
         config.config_schema,
+        config.config_schema_lookup,
+        # What OpenClaw's Control UI asks every gateway (issue 21).
+        operator.system_info,
+        operator.update_status,
+        operator.question_list,
+        operator.plugin_approval_list,
+        operator.openclaw_approval_list,
+        operator.diagnostics_lanes,
+        operator.usage_status,
     ):
         registry.register(handler)
     for event in (

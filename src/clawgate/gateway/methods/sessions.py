@@ -70,7 +70,8 @@ class SessionsListParams(Params):
     sortBy: Literal["updatedAt", "lastInteractionAt", "activity"] | None = None
     # Every clawgate session belongs to a configured agent; none is archived.
     configuredAgentsOnly: bool | None = None
-    archived: bool | Literal["only", "include", "exclude"] | None = None
+    # true: only archived ones (none); "all": archived or not (all of them).
+    archived: bool | Literal["all"] | None = None
     includeGlobal: Ignored = None
     includeUnknown: Ignored = None
     includeDerivedTitles: Ignored = None
@@ -301,7 +302,7 @@ def sessions_list(ctx: CallContext, params: SessionsListParams) -> dict[str, Any
     check_agent_id(params.agentId)
     now = ctx.services.clock()
     records = service.sessions.all()
-    if params.archived is True or params.archived == "only":
+    if params.archived is True:
         records = []
     if params.search:
         needle = params.search.lower()
