@@ -399,11 +399,26 @@ async def sessions_delete(ctx: CallContext, params: DeleteParams) -> dict[str, A
     return {"ok": True, "key": key, "deleted": deleted}
 
 
-@method("sessions.subscribe", params=EmptyParams, result=OkOnly, scope=READ)
-def sessions_subscribe(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
-    """Send `sessions.changed` to this connection until it unsubscribes or closes."""
+class SubscribeResult(Result):
+    """Result of `sessions.subscribe`; OpenClaw's clients read `subscribed` (and `list`)."""
+
+    ok: bool
+    subscribed: bool
+    list: SessionsListResult | None = None
+
+
+@method("sessions.subscribe", params=SessionsListParams, result=SubscribeResult, scope=READ)
+def sessions_subscribe(ctx: CallContext, params: SessionsListParams) -> dict[str, Any]:
+    """Send `sessions.changed` to this connection until it unsubscribes or closes.
+
+    With `sessions.list` params (as OpenClaw's clients send) the first page comes along,
+    taken in the same step as the subscription, so no change falls between them.
+    """
     agents_of(ctx).session_subscribers.add(ctx.caller.conn_id)
-    return {"ok": True}
+    result: dict[str, Any] = {"ok": True, "subscribed": True}
+    if params.model_fields_set:
+        result["list"] = sessions_list(ctx, params)
+    return result
 
 
 @method("sessions.unsubscribe", params=EmptyParams, result=OkOnly, scope=READ)
