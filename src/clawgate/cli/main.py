@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, config, devices, doctor, gateway, hub, integrations, plugins
+from . import call, config, devices, doctor, gateway, hub, integrations, plugins, ui
 
 __all__ = ["app", "main"]
 
@@ -22,6 +22,7 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(integrations.manifest_app, name="manifest")
 app.add_typer(hub.app, name="hub")
+app.add_typer(ui.app, name="ui")
 app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)
