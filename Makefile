@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
+# OpenClaw's own node host, for the interop test (tests/e2e/test_openclaw_node.py); cached.
+OPENCLAW_TOOLS := .tools/openclaw
+OPENCLAW_STAMP := $(OPENCLAW_TOOLS)/.installed-2026.9.6
 
-.PHONY: run test lint typecheck bench schema screenshot clean
+.PHONY: run test lint typecheck bench schema screenshot clean openclaw
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +24,12 @@ $(CHROMIUM):
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
+# Installs nothing (and the test skips) when npm itself is missing.
+$(OPENCLAW_STAMP):
+	sh tests/tools/install_openclaw.sh $(OPENCLAW_TOOLS)
+
+openclaw: $(OPENCLAW_STAMP)
+
 run: $(STAMP)
 	$(BIN)/clawgate gateway run
 
@@ -32,7 +41,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: on main that is a failure, never a pass.
-test: $(STAMP) $(CHROMIUM) lint typecheck
+test: $(STAMP) $(CHROMIUM) $(OPENCLAW_STAMP) lint typecheck
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
@@ -48,4 +57,4 @@ schema: $(STAMP)
 	$(BIN)/clawgate gateway schema > schema/protocol.schema.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tools

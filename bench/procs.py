@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -202,12 +203,16 @@ class Servers:
             self._spawned.pop().stop()
 
     def gateway(
-        self, extra_config: str = "", extra_env: dict[str, str] | None = None
+        self,
+        extra_config: str = "",
+        extra_env: dict[str, str] | None = None,
+        prepare: Callable[[Path], None] | None = None,
     ) -> ServerProcess:
         """Spawn `clawgate gateway run` with a fresh home directory and config.
 
         `extra_config` is appended to config.toml (e.g. an `[agent]` section); `extra_env`
-        is added to the environment (e.g. `CLAWGATE_API_KEY`, kept out of every file).
+        is added to the environment (e.g. `CLAWGATE_API_KEY`, kept out of every file);
+        `prepare` is called with the home before the spawn (e.g. to put a state.db there).
         """
         index = self._next_index()
         home = self._workdir / f"gateway-home-{index}"
@@ -220,6 +225,8 @@ class Servers:
             encoding="utf-8",
         )
         config.chmod(0o600)  # the gateway refuses a config file others can read
+        if prepare is not None:
+            prepare(home)
         argv = [_clawgate_command(), "gateway", "run", "--port", str(port)]
         argv += ["--auth", "token", "--token", self._token]
         env = dict(os.environ, CLAWGATE_HOME=str(home), **(extra_env or {}))

@@ -22,10 +22,13 @@ import aiohttp
 import uvloop
 
 from .canvas import RELOADS, measure_canvas
+from .channels import BURST, ROUND_TRIPS, SENDERS, measure_channels
 from .chat import measure_chat
+from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
 from .hub import DAEMONS, measure_hub
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
 from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
+from .nodes import IDLE_NODES, NODES, OPERATORS, measure_nodes
 from .openai_http import CLIENTS, COMPLETIONS, measure_openai_http
 from .phases import (
     IDLE_CONNECTIONS,
@@ -113,8 +116,25 @@ async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str
                 f"completions by {CLIENTS} clients"
             )
             figures += await measure_openai_http(servers, http, token)
+            _progress(
+                f"cron: {LOADED_JOBS} jobs loaded (start-up, memory, idle timer and CPU), "
+                f"{FIRING_JOBS} due at one second"
+            )
+            figures += await measure_cron(servers, http, token)
         _progress(f"canvas host: idle cost on against off, {RELOADS} live reloads, static GETs")
         figures += await measure_canvas(servers, token)
+        _progress(
+            f"nodes: node.invoke round trips, {NODES} nodes and {OPERATORS} operators, "
+            f"RSS of {IDLE_NODES} idle nodes"
+        )
+        async with aiohttp.ClientSession() as http:
+            figures += await measure_nodes(servers, http, token)
+        _progress(
+            f"telegram channel: {ROUND_TRIPS} echo round trips, {BURST} messages from "
+            f"{SENDERS} senders at once, on the Bot API stand-in"
+        )
+        async with aiohttp.ClientSession() as http:
+            figures += await measure_channels(servers, http)
         async with aiohttp.ClientSession() as http:
             servers.stop_all()
             _progress(

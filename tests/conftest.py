@@ -42,7 +42,7 @@ class RunningGateway:
         port = self.server.port
         await self.server.stop(restarting=True, restart_expected_ms=1000)
         settings = replace(self.server.settings, port=port)
-        self.server = GatewayServer(settings)
+        self.server = GatewayServer(settings, clock=self.server.now_ms)
         await self.server.start()
 
 
@@ -58,6 +58,7 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         *,
         limits: Limits | None = None,
         auth: SharedSecretAuth | None = None,
+        clock: Callable[[], int] | None = None,
         **overrides: Any,
     ) -> RunningGateway:
         token = secrets.token_urlsafe(32)
@@ -73,7 +74,7 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
             state_db=home / "state.db",
             **overrides,
         )
-        server = GatewayServer(settings)
+        server = GatewayServer(settings) if clock is None else GatewayServer(settings, clock=clock)
         await server.start()
         running = RunningGateway(server, token, home)
         started.append(running)

@@ -11,8 +11,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from .automation.durations import format_duration, parse_duration
+from .automation.heartbeat_rules import DEFAULT_ACK_TOKEN, ActiveHours
+from .automation.zones import get_zone
 from .files import write_atomic
 from .protocol.auth import AuthMode
 from .protocol.ipc.timeouts import DEFAULT_TIMEOUTS_S
@@ -31,15 +41,22 @@ __all__ = [
     "AgentSection",
     "AuthSettings",
     "CanvasSection",
+    "ChannelCommon",
+    "ChannelsSection",
     "ClawgateConfig",
     "ConfigError",
+    "CronSection",
     "GatewaySection",
+    "HeartbeatSection",
     "HookMappingSection",
     "HooksSection",
     "HttpSection",
     "LogSection",
+    "NodesSection",
     "OpenAIHttpSection",
     "OpenAISection",
+    "TelegramAccountSection",
+    "TelegramSection",
     "bind_host",
     "check_config_permissions",
     "ensure_gateway_token",
@@ -50,13 +67,18 @@ __all__ = [
 TOKEN_ENV = "CLAWGATE_GATEWAY_TOKEN"
 PASSWORD_ENV = "CLAWGATE_GATEWAY_PASSWORD"
 API_KEY_ENV = "CLAWGATE_API_KEY"
+#: Heartbeats every 30 minutes unless configured (OpenClaw reports heartbeatSeconds 1800).
+DEFAULT_HEARTBEAT_EVERY_S: Final = 1800
 
 # Every key that holds a secret: redacted wherever config is shown, never logged.
+# A `*` matches any key at that level (named channel accounts).
 SECRET_KEYS: Final = (
     ("gateway", "auth", "token"),
     ("gateway", "auth", "password"),
     ("auth", "api_key"),
     ("hooks", "token"),
+    ("channels", "telegram", "token"),
+    ("channels", "telegram", "accounts", "*", "token"),
 )
 
 
@@ -102,11 +124,55 @@ class GatewaySection(_Section):
     tick_interval_ms: Annotated[int, Field(ge=100)] = 30_000
     max_payload: Annotated[int, Field(ge=65_536)] = Limits().max_payload
     max_buffered_bytes: Annotated[int, Field(ge=65_536)] = Limits().max_buffered_bytes
-    heartbeat_every_s: Annotated[int, Field(ge=1)] = 1800
+    # Deprecated alias of `[heartbeat] every` (seconds); `[heartbeat] every` wins when both are set.
+    heartbeat_every_s: Annotated[int, Field(ge=1)] | None = None
+    # The IANA zone of cron jobs without `tz` and of heartbeat active hours; unset: the system's.
+    timezone: str | None = None
     # Failed logins from loopback without a browser Origin do not lock the address out.
     lockout_exempt_loopback: bool = True
     # An unpacked OpenClaw Control UI bundle (`dist/control-ui`) to serve at /control/.
     control_ui_root: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            get_zone(value)  # a ZoneError is a ValueError: pydantic reports it
+        return value
+
+
+class HeartbeatSection(_Section):
+    """`[heartbeat]`: the agent's periodic turn (gateway spec §10.1)."""
+
+    # How often, e.g. "30m" or "1h"; "0m" runs no scheduled beats (`wake` still beats).
+    every: str | None = None
+    # A daily window in [gateway] timezone, e.g. "08:00-22:00"; unset beats around the clock.
+    active_hours: str | None = None
+    # The heartbeat prompt; unset: HEARTBEAT.md in the agent's workspace, else a built-in one.
+    prompt: str | None = None
+    # Where a reply that is more than the ack token goes: a WebChat session key ...
+    target: str = "main"
+    # ... or a channel and a peer on it (once the channel layer is there).
+    channel: str | None = None
+    to: str | None = None
+    ack_token: Annotated[str, Field(min_length=1, max_length=64)] = DEFAULT_ACK_TOKEN
+
+    @model_validator(mode="after")
+    def _valid(self) -> HeartbeatSection:
+        if self.every is not None:
+            parse_duration(self.every)
+        if self.active_hours is not None:
+            ActiveHours.parse(self.active_hours)
+        if (self.channel is None) != (self.to is None):
+            raise ValueError("set both channel and to, or neither (target then names a session)")
+        return self
+
+
+class CronSection(_Section):
+    """`[cron]`: the scheduler."""
+
+    # false: jobs are kept and can be run by hand (cron.run), but none fires on its own.
+    enabled: bool = True
 
 
 class LogSection(_Section):
@@ -133,6 +199,17 @@ class PairingSection(_Section):
     """`[pairing]`: how new devices get in."""
 
     auto_approve_loopback: bool = True
+
+
+class NodesSection(_Section):
+    """`[nodes]`: which commands nodes may offer beyond the default allowlist (spec §10.5)."""
+
+    # Exact names or `prefix.*`; `system.run` and the other dangerous commands need this.
+    allow_commands: list[str] = Field(default_factory=list)
+    # Wins over the default allowlist and allow_commands.
+    deny_commands: list[str] = Field(default_factory=list)
+    # An exec approval nobody answers is denied after this long.
+    approval_timeout_s: Annotated[int, Field(ge=1, le=3600)] = 120
 
 
 class IpcSection(_Section):
@@ -214,6 +291,8 @@ class AgentSection(_Section):
     echo_delay_ms: Annotated[int, Field(ge=0, le=10_000)] = 40
     # How many earlier messages of the session a backend is given.
     history_limit: Annotated[int, Field(ge=0, le=1000)] = 50
+    # The agent's workspace (relative to the home); the heartbeat reads HEARTBEAT.md there.
+    workspace: str = "workspace"
     openai: OpenAISection = Field(default_factory=OpenAISection)
 
     @model_validator(mode="after")
@@ -304,6 +383,92 @@ class CanvasSection(_Section):
     live_reload: bool = True
 
 
+DmPolicy = Literal["pairing", "allowlist", "open", "disabled"]
+GroupPolicy = Literal["allowlist", "open", "disabled"]
+# Account names become part of session keys; `dm` and `group` are the key's own words.
+_ACCOUNT_NAME: Final = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+_RESERVED_ACCOUNTS: Final = frozenset({"dm", "group"})
+
+
+class ChannelCommon(_Section):
+    """What every channel table has: who may talk to the agent, and how (README "Channels").
+
+    A channel's own section subclasses this and adds its credentials; its named accounts
+    (`[channels.<name>.accounts.<id>]`) repeat any of these keys to override them.
+    """
+
+    enabled: bool = True
+    # Direct messages from unknown senders: a pairing code (default), refused, or let in.
+    dm_policy: DmPolicy = "pairing"
+    allow_from: list[str] = Field(default_factory=list)
+    group_policy: GroupPolicy = "allowlist"
+    groups: list[str] = Field(default_factory=list)
+    require_mention: bool = True
+    # Text messages from one sender in one chat this close together become one turn.
+    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] = 1500
+
+
+class TelegramAccountSection(_Section):
+    """`[channels.telegram.accounts.<id>]`: one more bot; unset keys come from the table above."""
+
+    enabled: bool | None = None
+    token: str | None = None
+    token_file: str | None = None
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    dm_policy: DmPolicy | None = None
+    allow_from: list[str] | None = None
+    group_policy: GroupPolicy | None = None
+    groups: list[str] | None = None
+    require_mention: bool | None = None
+    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
+    api_base: str | None = None
+    mode: Literal["polling", "webhook"] | None = None
+    webhook_url: str | None = None
+    poll_timeout_s: Annotated[int, Field(ge=1, le=50)] | None = None
+
+
+class TelegramSection(ChannelCommon):
+    """`[channels.telegram]`: a Telegram bot (Bot API), long polling or a webhook."""
+
+    token: str | None = None
+    token_file: str | None = None
+    # Read the token from this environment variable (default CLAWGATE_TELEGRAM_TOKEN).
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    # The Bot API server root; `/bot<token>/<method>` is appended (self-hosted servers too).
+    api_base: str = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    # The public https base URL that reaches this gateway's HTTP port (webhook mode).
+    webhook_url: str | None = None
+    poll_timeout_s: Annotated[int, Field(ge=1, le=50)] = 25
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], TelegramAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> TelegramSection:
+        bases = [self.api_base, *(a.api_base for a in self.accounts.values() if a.api_base)]
+        hooks = [self.webhook_url, *(a.webhook_url for a in self.accounts.values())]
+        for url in [*bases, *(h for h in hooks if h)]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
+class ChannelsSection(_Section):
+    """`[channels]`: messaging channels, one table each; none is configured by default."""
+
+    # Whether `/readyz` fails while an enabled channel account is not connected.
+    required_for_ready: bool = False
+    telegram: TelegramSection | None = None
+
+    def configured(self) -> list[str]:
+        """Return the names of the channels with a table, in a fixed order."""
+        return [name for name in ("telegram",) if getattr(self, name) is not None]
+
+
 class ClawgateConfig(_Section):
     """The whole config file."""
 
@@ -311,7 +476,10 @@ class ClawgateConfig(_Section):
     auth: ApiAuthSection = Field(default_factory=ApiAuthSection)
     cloud: CloudSection = Field(default_factory=CloudSection)
     pairing: PairingSection = Field(default_factory=PairingSection)
+    nodes: NodesSection = Field(default_factory=NodesSection)
     agent: AgentSection = Field(default_factory=AgentSection)
+    heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
+    cron: CronSection = Field(default_factory=CronSection)
     log: LogSection = Field(default_factory=LogSection)
     ipc: IpcSection = Field(default_factory=IpcSection)
     queue: QueueSection = Field(default_factory=QueueSection)
@@ -319,6 +487,26 @@ class ClawgateConfig(_Section):
     http: HttpSection = Field(default_factory=HttpSection)
     hooks: HooksSection = Field(default_factory=HooksSection)
     canvas: CanvasSection = Field(default_factory=CanvasSection)
+    channels: ChannelsSection = Field(default_factory=ChannelsSection)
+
+    def heartbeat_every_s(self) -> int:
+        """Return the heartbeat cadence: `[heartbeat] every`, else the deprecated alias."""
+        if self.heartbeat.every is not None:
+            return parse_duration(self.heartbeat.every)
+        if self.gateway.heartbeat_every_s is not None:
+            return self.gateway.heartbeat_every_s
+        return DEFAULT_HEARTBEAT_EVERY_S
+
+    def deprecations(self) -> list[str]:
+        """Return one line per deprecated key in use, saying what to write instead."""
+        if self.gateway.heartbeat_every_s is None:
+            return []
+        every = format_duration(self.gateway.heartbeat_every_s)
+        if self.heartbeat.every is not None:
+            return [
+                "[gateway] heartbeat_every_s is deprecated and ignored: [heartbeat] every is set"
+            ]
+        return [f'[gateway] heartbeat_every_s is deprecated; write [heartbeat] every = "{every}"']
 
     def limits(self) -> Limits:
         """Return the protocol limits this config sets."""

@@ -48,6 +48,13 @@ _HOT_KEYS: Final = frozenset(
         ("gateway", "auth", "password"),
         ("gateway", "allowed_origins"),
         ("gateway", "heartbeat_every_s"),
+        ("heartbeat", "every"),
+        ("heartbeat", "active_hours"),
+        ("heartbeat", "prompt"),
+        ("heartbeat", "target"),
+        ("heartbeat", "channel"),
+        ("heartbeat", "to"),
+        ("heartbeat", "ack_token"),
         ("log", "level"),
         ("auth", "api_key"),
     }
@@ -97,6 +104,24 @@ def config_hash(raw: str, key: bytes) -> str:
     return hmac.new(key, raw.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _secret_paths(data: Any) -> list[tuple[str, ...]]:
+    """Return the secret key paths present in `data`, with each `*` expanded to its keys."""
+    found: list[tuple[str, ...]] = []
+    for pattern in SECRET_KEYS:
+        prefixes: list[tuple[str, ...]] = [()]
+        for part in pattern[:-1]:
+            expanded = []
+            for prefix in prefixes:
+                container = _lookup(data, prefix)
+                if not isinstance(container, dict):
+                    continue
+                names = list(container) if part == "*" else [part] if part in container else []
+                expanded += [(*prefix, name) for name in names]
+            prefixes = expanded
+        found += [(*prefix, pattern[-1]) for prefix in prefixes]
+    return found
+
+
 def _lookup(container: Any, path: tuple[str, ...]) -> Any:
     for part in path:
         if not isinstance(container, dict) or part not in container:
@@ -108,7 +133,7 @@ def _lookup(container: Any, path: tuple[str, ...]) -> Any:
 def redact_data(data: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of parsed config data with every secret replaced by the sentinel."""
     redacted = _deep_copy(data)
-    for path in SECRET_KEYS:
+    for path in _secret_paths(redacted):
         parent = _lookup(redacted, path[:-1])
         if isinstance(parent, dict) and parent.get(path[-1]) is not None:
             parent[path[-1]] = REDACTED
@@ -128,7 +153,7 @@ def redact_raw(raw: str) -> str:
     except Exception:
         # Unparseable text cannot be redacted key by key; show none of it.
         return ""
-    for path in SECRET_KEYS:
+    for path in _secret_paths(document):
         parent = _lookup(document, path[:-1])
         if isinstance(parent, dict) and path[-1] in parent:
             parent[path[-1]] = REDACTED
@@ -137,7 +162,7 @@ def redact_raw(raw: str) -> str:
 
 def restore_secrets(document: TOMLDocument, current: dict[str, Any]) -> None:
     """Where `document` holds the sentinel for a secret, put the current value back."""
-    for path in SECRET_KEYS:
+    for path in _secret_paths(document):
         parent = _lookup(document, path[:-1])
         if not isinstance(parent, dict) or parent.get(path[-1]) != REDACTED:
             continue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -19,10 +21,10 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+@contextmanager
+def watched_tab(browser: Browser, **context_options: Any) -> Iterator[Page]:
     """A fresh tab (own sessionStorage) that fails the test on a script error or CSP block."""
-    context = browser.new_context()
+    context = browser.new_context(**context_options)
     tab = context.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
@@ -36,3 +38,10 @@ def page(browser: Browser) -> Iterator[Page]:
     yield tab
     context.close()
     assert problems == []
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh tab that fails the test on a script error or CSP block."""
+    with watched_tab(browser) as tab:
+        yield tab

@@ -40,7 +40,10 @@ def _hello() -> dict[str, Any]:
             },
             "authMode": "token",
         },
-        "auth": {"role": "operator", "scopes": ["operator.read", "operator.write"]},
+        "auth": {
+            "role": "operator",
+            "scopes": ["operator.read", "operator.write", "operator.admin"],
+        },
         "policy": {"maxPayload": 1 << 20, "maxBufferedBytes": 1 << 20, "tickIntervalMs": 30_000},
     }
 
@@ -157,6 +160,8 @@ class ScriptedGateway:
         payload: Any = {"ok": True}
         if method == "connect":
             payload = _hello()
+        elif method == "exec.approval.list":
+            payload = {"approvals": []}
         elif method == "sessions.list":
             payload = {"ts": 1, "count": 0, "sessions": []}
         elif method == "chat.history":

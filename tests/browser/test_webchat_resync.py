@@ -48,7 +48,12 @@ def test_the_token_travels_in_the_connect_frame_never_in_the_url(
     params = scripted.calls("connect")[0]["params"]
     assert params["client"]["id"] == "webchat-ui" and params["client"]["mode"] == "webchat"
     assert params["role"] == "operator"
-    assert params["scopes"] == ["operator.read", "operator.write"]
+    assert params["scopes"] == [
+        "operator.read",
+        "operator.write",
+        "operator.admin",
+        "operator.approvals",
+    ]
     assert params["auth"] == {"token": SECRET}
     assert (params["minProtocol"], params["maxProtocol"]) == (3, 4)
     assert scripted.upgrade_urls == ["/"]

@@ -133,13 +133,18 @@ async def test_wake_queues_an_untrusted_system_event(
         gateway, "/hooks/wake", {"text": "new mail", "mode": "next-heartbeat"}
     )
     assert (status, body) == (200, {"ok": True})
-    status, _, _ = await post(gateway, "/hooks/wake", {"text": "now please"})
-    assert status == 200
-    beat = await peer.next_event("heartbeat")  # mode "now" runs a heartbeat at once
-    assert beat.payload["status"]
     queued = (await peer.client.call("status"))["queuedSystemEvents"]
     texts = [event if isinstance(event, str) else event["text"] for event in queued]
     assert any("new mail" in text and text.startswith(EXTERNAL_BEGIN) for text in texts)
+    status, _, _ = await post(gateway, "/hooks/wake", {"text": "now please"})
+    assert status == 200
+    beat = await peer.next_event("heartbeat")  # mode "now" runs a heartbeat at once
+    assert beat.payload["status"] == "sent"
+    # The beat's agent turn consumed both events, each still marked as untrusted.
+    assert (await peer.client.call("status"))["queuedSystemEvents"] == []
+    history = await peer.client.call("chat.history", {"sessionKey": "heartbeat"})
+    prompt = history["messages"][0]["content"][0]["text"]
+    assert f"- {EXTERNAL_BEGIN}" in prompt and "new mail" in prompt and "now please" in prompt
 
 
 async def test_wake_retried_with_the_same_key_queues_once(
@@ -260,10 +265,36 @@ async def test_bad_bodies_get_400(gateway_factory: GatewayFactory, path: str, ra
     assert status == 400 and error_code(body) in ("INVALID_REQUEST", "NOT_LINKED")
 
 
-async def test_deliver_without_a_linked_channel_is_refused(gateway_factory: GatewayFactory) -> None:
+async def test_deliver_to_a_channel_that_is_not_configured_is_refused(
+    gateway_factory: GatewayFactory,
+) -> None:
     gateway = await hooks_gateway(gateway_factory)
-    status, _, body = await post(gateway, "/hooks/agent", {"message": "x", "deliver": True})
-    assert status == 400 and error_code(body) == "NOT_LINKED"
+    body = {"message": "x", "deliver": True, "channel": "telegram", "to": "42"}
+    status, _, answer = await post(gateway, "/hooks/agent", body)
+    assert status == 400 and error_code(answer) == "NOT_LINKED"
+    assert "webchat" in answer["error"]["message"]
+
+
+async def test_deliver_sends_the_reply_to_the_main_chat_once_per_idempotency_key(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await hooks_gateway(gateway_factory)
+    body = {"message": "build is green", "deliver": True, "idempotencyKey": "deliver-1"}
+    for _ in range(2):  # the retry finds the same run and delivers nothing more
+        status, _, answer = await post(gateway, "/hooks/agent", body)
+        assert status == 202 and answer["runId"] == "deliver-1"
+    peer = await admin_peer(client_factory, gateway)
+    await peer.client.call("agent.wait", {"runId": "deliver-1", "timeoutMs": 5000})
+    async with asyncio.timeout(10):
+        while True:
+            history = await peer.client.call("chat.history", {"sessionKey": "main"})
+            if history["messages"]:
+                break
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # a second delivery, were there one, would have landed by now
+    history = await peer.client.call("chat.history", {"sessionKey": "main"})
+    [message] = history["messages"]
+    assert message["role"] == "assistant" and "build is green" in message["content"][0]["text"]
 
 
 async def test_per_token_rate_limit_answers_429_with_retry_after(

@@ -8,6 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from clawgate.automation.heartbeat_rules import HeartbeatSettings
 from clawgate.gateway.server import GatewayServer
 from clawgate.gateway.settings import GatewaySettings
 from clawgate.protocol.auth import AuthMode, SharedSecretAuth
@@ -20,7 +21,7 @@ def settings(home: Path, port: int = 0) -> GatewaySettings:
         auth=SharedSecretAuth(AuthMode.TOKEN, "lifecycle-token"),
         port=port,
         limits=Limits(tick_interval_ms=50, health_refresh_ms=50),
-        heartbeat_every_s=1,
+        heartbeat=HeartbeatSettings(every_s=1),
     )
 
 

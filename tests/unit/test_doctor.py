@@ -190,3 +190,42 @@ def test_cloud_url_without_a_key(paths: Paths) -> None:
     paths.config.write_text('[cloud]\nurl = "wss://hub.example/v1/daemon"\n')
     status, message = results(paths)["cloud link"]
     assert status is Status.FAIL and "no api key" in message
+
+
+def _with_telegram(paths: Paths, extra: str = "") -> None:
+    (paths.home / "config.toml").write_text(
+        '[gateway]\nport = 18789\n[channels.telegram]\napi_base = "http://127.0.0.1:9"\n' + extra
+    )
+
+
+def _probes(**overrides: object) -> DoctorProbes:
+    return DoctorProbes(
+        port_holder=lambda port: None,
+        http_ok=lambda url, context: False,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def test_no_channel_skips_the_channel_check(paths: Paths) -> None:
+    assert results(paths)["channels"][0] is Status.SKIP
+
+
+def test_a_channel_without_a_token_fails(paths: Paths) -> None:
+    _with_telegram(paths)
+    status, message = results(paths, _probes())["channel telegram/default"]
+    assert status is Status.FAIL and "no credential" in message
+
+
+def test_a_channel_whose_extra_is_missing_names_it(paths: Paths) -> None:
+    _with_telegram(paths, 'token = "1:a"\n')
+    found = run_checks(paths, _probes(module_available=lambda name: False))
+    [check] = [r for r in found if r.name == "channel telegram/default"]
+    assert check.status is Status.FAIL and "clawgate[telegram]" in check.fix
+
+
+def test_a_refused_channel_token_fails_and_an_accepted_one_passes(paths: Paths) -> None:
+    _with_telegram(paths, 'token = "1:a"\n')
+    refused = _probes(channel_problem=lambda channel, options, secret: "401 Unauthorized")
+    assert results(paths, refused)["channel telegram/default"][0] is Status.FAIL
+    accepted = _probes(channel_problem=lambda channel, options, secret: None)
+    assert results(paths, accepted)["channel telegram/default"][0] is Status.OK

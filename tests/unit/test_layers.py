@@ -27,6 +27,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
         {
             "agents",
+            "automation",
             "bus",
             "canvas",
             "channels",
@@ -37,6 +38,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "config_file",
             "integrations",
             "ipc",
+            "node",
             "plugin",
             "tls",
         }

@@ -81,6 +81,11 @@ class RunManager:
         """Return how many runs are queued or running."""
         return len(self._active)
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called: no run is accepted any more."""
+        return self._stopping
+
     # -- accepting ------------------------------------------------------------------
 
     def submit(self, run: Run) -> None:

@@ -17,7 +17,16 @@ from typing import Any, Final
 import aiohttp
 
 from ..config import OpenAISection
-from .backend import BackendError, BackendItem, BackendRequest, Completion, ErrorKind, TextDelta
+from .backend import (
+    UNTRUSTED_BEGIN,
+    UNTRUSTED_NOTE,
+    BackendError,
+    BackendItem,
+    BackendRequest,
+    Completion,
+    ErrorKind,
+    TextDelta,
+)
 from .sse import SseDecoder
 
 __all__ = ["OpenAIBackend"]
@@ -59,6 +68,10 @@ class OpenAIBackend:
         messages: list[dict[str, str]] = []
         if self._settings.system_prompt:
             messages.append({"role": "system", "content": self._settings.system_prompt})
+        texts = [request.message, *(m.text for m in request.history)]
+        if any(UNTRUSTED_BEGIN in text for text in texts):
+            # A channel conversation: say what its delimiter means (channels/routing.py).
+            messages.append({"role": "system", "content": UNTRUSTED_NOTE})
         messages += [{"role": m.role, "content": m.text} for m in request.history]
         messages.append({"role": "user", "content": request.message})
         body: dict[str, Any] = {"model": self._settings.model, "messages": messages, "stream": True}

@@ -5,7 +5,22 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import call, config, devices, doctor, gateway, hub, integrations, plugins, ui
+from . import (
+    approvals,
+    call,
+    channels,
+    config,
+    cron,
+    devices,
+    doctor,
+    gateway,
+    hub,
+    integrations,
+    node,
+    nodes,
+    plugins,
+    ui,
+)
 
 __all__ = ["app", "main"]
 
@@ -19,10 +34,17 @@ app = typer.Typer(
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(config.app, name="config")
 app.add_typer(devices.app, name="devices")
+app.add_typer(cron.app, name="cron")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(integrations.manifest_app, name="manifest")
 app.add_typer(hub.app, name="hub")
 app.add_typer(ui.app, name="ui")
+app.add_typer(node.app, name="node")
+app.add_typer(nodes.app, name="nodes")
+app.add_typer(approvals.app, name="approvals")
+app.add_typer(channels.app, name="channels")
+app.add_typer(channels.pairing_app, name="pairing")
+app.add_typer(channels.message_app, name="message")
 app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)

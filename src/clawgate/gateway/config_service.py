@@ -16,7 +16,7 @@ from ..protocol.limits import CONFIG_WRITE_WINDOW_MS, CONFIG_WRITES_PER_WINDOW
 from ..protocol.ratelimit import SlidingWindow
 from ..store import StateStore, gateway_state
 from .access import GatewayAccess
-from .heartbeat import HeartbeatRunner
+from .heartbeat import HeartbeatRunner, heartbeat_settings
 
 __all__ = ["AuthSocket", "ConfigService"]
 
@@ -84,7 +84,7 @@ class ConfigService:
         (4001); `changed_by` is closed only after its own answer was queued.
         """
         self._access.allowed_origins = frozenset(config.gateway.allowed_origins)
-        self._heartbeats.every_s = config.gateway.heartbeat_every_s
+        self._heartbeats.configure(heartbeat_settings(config))
         logging.getLogger("clawgate").setLevel(config.log.level.upper())
         auth = config.gateway.auth
         secret = auth.token if auth.mode is AuthMode.TOKEN else auth.password

@@ -43,10 +43,12 @@ from ..protocol.handshake import (
 )
 from ..protocol.hello import HelloAuth
 from ..protocol.limits import Limits
+from ..protocol.nodes import NodeDeclaration
 from ..protocol.scopes import Role
 from .access import GatewayAccess
 from .dispatcher import Dispatcher, DispatchTable
 from .metrics import GatewayMetrics
+from .nodes import NodeService
 from .pairing import PairingService
 from .websocket import GatewayWebSocket
 
@@ -109,6 +111,7 @@ class ConnectionDeps:
     clock: Callable[[], int]
     access: GatewayAccess
     pairing: PairingService
+    nodes: NodeService
     metrics: GatewayMetrics
     dispatch: DispatchTable
     lobby: Lobby
@@ -139,6 +142,7 @@ class Connection:
         "connected_at_ms",
         "device_id",
         "log",
+        "node_declaration",
         "origin",
         "presence_key",
         "protocol",
@@ -176,6 +180,7 @@ class Connection:
         self.client: ClientInfo | None = None
         self.device_id: str | None = None
         self.presence_key: str | None = None
+        self.node_declaration: NodeDeclaration | None = None
         self.connected_at_ms = 0
         self._ws = ws
         self._transport = request.transport
@@ -220,6 +225,7 @@ class Connection:
             pairing=deps.pairing.registry,
             auto_approve=self._auto_approve,
             lockout_exempt=self._lockout_exempt,
+            surfaces=deps.nodes.surfaces,
         )
         challenge = encode_event("connect.challenge", machine.challenge(deps.clock()))
         await self._ws.send_frame(challenge, WSMsgType.TEXT)
@@ -238,6 +244,9 @@ class Connection:
                     # Written before the client hears of it: a token or request it is
                     # told about survives a crash.
                     await deps.pairing.apply_handshake(outcome.pairing)
+                if isinstance(outcome, Accepted) and outcome.surface is not None:
+                    # A node's command surface, too, is written before it is told.
+                    await deps.nodes.apply_handshake(outcome.surface)
                 if isinstance(outcome, Accepted):
                     return await self._confirm(outcome, machine_auth)
                 await self._reject(outcome)
@@ -291,6 +300,10 @@ class Connection:
         self.client = params.client
         self.device_id = accepted.device_id
         self.via_device_token = accepted.via_device_token
+        if self.role is Role.NODE:
+            self.node_declaration = NodeDeclaration.from_connect(
+                params.caps, params.commands, params.permissions, params.pathEnv
+            )
         deps = self._deps
         self.connected_at_ms = deps.clock()
         self.state = ConnectionState.OPEN

@@ -43,14 +43,16 @@ class ConnectionTable:
         greeter: Greeter,
         metrics: GatewayMetrics,
         on_left: Callable[[str], None] = lambda conn_id: None,
+        on_joined: Callable[[Connection], None] = lambda connection: None,
     ) -> None:
-        """Admit within `limits`; `on_left(conn_id)` hears of every joined socket that closes."""
+        """Admit within `limits`; `on_joined`/`on_left(conn_id)` hear of sockets that join/close."""
         self._limits = limits
         self._broadcaster = broadcaster
         self._presence = presence
         self._greeter = greeter
         self._metrics = metrics
         self._on_left = on_left
+        self._on_joined = on_joined
         self._handshaking: set[Connection] = set()
         self._unauthenticated_by_ip: Counter[str] = Counter()
         self.ready = False
@@ -99,6 +101,7 @@ class ConnectionTable:
 
     def joined(self, connection: Connection) -> None:
         """Announce a connection that received its `hello-ok`."""
+        self._on_joined(connection)
         self._presence.joined(connection)
 
     def left(self, connection: Connection) -> None:

@@ -13,6 +13,9 @@ Checks run in this order, and the first failure answers:
 5. the action. Runs get ordinary run ids (`agent.wait` works on them); an idempotency key
    (`idempotencyKey`, the `Idempotency-Key` header or a mapping's `idempotency_header`)
    is the run id, so a retried delivery finds its run instead of starting a second.
+   `deliver: true` sends the run's final reply to `channel`/`to` once it ends (WebChat's
+   main chat by default), through the same deliverers as cron jobs and heartbeats; a
+   channel that is not configured, or a messaging channel without `to`, is refused first.
 
 Hook content is untrusted: it reaches the agent only inside `wrap_external`'s markers, and
 a hook can do no more than `operator.write` allows (start runs, queue a wake).
@@ -30,6 +33,9 @@ from typing import Any, Final
 from aiohttp import hdrs, web
 
 from ..agents.catalog import AgentEntry, agent_catalog, agent_for_model, session_key_for
+from ..agents.run import Run, RunStatus
+from ..agents.sessions import MAIN_SESSION_KEY
+from ..automation.delivery import WEBCHAT, DeliveryError, DeliveryRouter, DeliveryTarget
 from ..config import AgentSection, HookMappingSection, HooksSection
 from ..protocol.errors import RequestError
 from ..protocol.hooks import (
@@ -125,6 +131,7 @@ class HookService:
         heartbeats: HeartbeatRunner,
         guard: HttpGuard,
         idempotent: IdempotentCalls,
+        delivery: DeliveryRouter,
         clock: Callable[[], int],
     ) -> None:
         self._settings = settings
@@ -135,7 +142,9 @@ class HookService:
         self._heartbeats = heartbeats
         self._guard = guard
         self._idempotent = idempotent
+        self._delivery = delivery
         self._clock = clock
+        self._deliveries: set[asyncio.Task[None]] = set()
         self._limiter = RateLimiter(settings.rate_limit_per_minute)
         self._beat: asyncio.Task[Any] | None = None
 
@@ -147,10 +156,11 @@ class HookService:
         app.router.add_post(base + "/{name}", _hook_errors(self.mapped))
 
     async def stop(self) -> None:
-        """Cancel a heartbeat a wake started."""
-        if self._beat is not None:
-            self._beat.cancel()
-            await asyncio.gather(self._beat, return_exceptions=True)
+        """Cancel a heartbeat a wake started and deliveries still waiting for their run."""
+        tasks = [*self._deliveries, *([self._beat] if self._beat is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -221,7 +231,7 @@ class HookService:
                 return key
         return None
 
-    async def _start_run(self, key: str, message: str, run_id: str | None) -> str:
+    async def _start_run(self, key: str, message: str, run_id: str | None) -> tuple[Run, bool]:
         """Start (or, for a known run id, find) the run answering `message` in `key`."""
         agents = self._agents
 
@@ -231,7 +241,42 @@ class HookService:
         run_id = run_id or str(uuid.uuid4())
         run, created = await agents.run_once(run_id, session, message, agents.settings.timeout_s)
         logger.info("webhook run %s in %s (%s)", run.run_id, key, "new" if created else "replay")
-        return run.run_id
+        return run, created
+
+    def _delivery_target(self, channel: str | None, to: str | None) -> DeliveryTarget:
+        """Return where `deliver` sends the reply, or refuse what cannot be delivered."""
+        channel = channel or WEBCHAT
+        if not self._delivery.knows(channel):
+            known = ", ".join(self._delivery.channels())
+            raise HookError(
+                400,
+                NOT_LINKED,
+                f"channel {channel!r} is not configured; deliver to one of: {known}",
+            )
+        if channel != WEBCHAT and not to:
+            raise HookError(
+                400,
+                INVALID_REQUEST,
+                f"deliver to channel {channel!r} needs `to`: the peer to send to (a chat id)",
+            )
+        return DeliveryTarget(channel, to or MAIN_SESSION_KEY)
+
+    def _deliver_when_done(self, run: Run, target: DeliveryTarget, label: str) -> None:
+        task = asyncio.create_task(self._deliver(run, target, label), name="hook-deliver")
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, run: Run, target: DeliveryTarget, label: str) -> None:
+        await run.done.wait()
+        text = run.text.strip() if run.status is RunStatus.OK else ""
+        if not text:
+            logger.info("webhook run %s ended %s: nothing to deliver", run.run_id, run.status)
+            return
+        try:
+            await self._delivery.deliver(target, text, label=label)
+        except DeliveryError as exc:
+            # The channel layer has recorded the failed send; say so where operators look.
+            logger.warning("webhook run %s: delivery to %s failed: %s", run.run_id, target, exc)
 
     # -- routes ---------------------------------------------------------------------------
 
@@ -259,17 +304,15 @@ class HookService:
         entry = agent_for_model(self._catalog, hook.agentId)
         if entry is None:
             raise HookError(400, INVALID_REQUEST, f"unknown agentId {hook.agentId!r}")
-        if hook.deliver:
-            raise HookError(
-                400,
-                NOT_LINKED,
-                "no channel is linked; send without deliver or link a channel first",
-            )
+        target = self._delivery_target(hook.channel, hook.to) if hook.deliver else None
         source = hook.name or "agent"
         key = self._session(hook.sessionKey or f"hook:{source}", entry)
         run_id = self._idempotency_key(request, hook.idempotencyKey)
         message = wrap_external(source, hook.message)
-        return self._accepted(await self._start_run(key, message, run_id))
+        run, created = await self._start_run(key, message, run_id)
+        if target is not None and created:  # a replayed request's run delivers once
+            self._deliver_when_done(run, target, f"hook: {source}")
+        return self._accepted(run.run_id)
 
     async def mapped(self, request: web.Request) -> web.Response:
         """Turn the JSON body into an agent message with the hook's template and run it."""
@@ -298,7 +341,8 @@ class HookService:
             raise HookError(400, INVALID_REQUEST, "the hook's template rendered no text")
         key = self._session(mapping.session_key or f"hook:{name}", self._catalog[0])
         run_id = self._idempotency_key(request, self._delivery_id(request, mapping))
-        return self._accepted(await self._start_run(key, wrap_external(name, message), run_id))
+        run, _ = await self._start_run(key, wrap_external(name, message), run_id)
+        return self._accepted(run.run_id)
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import hdrs, web
 
+from .channel_service import ChannelService
 from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
 from .schema_export import protocol_schema_bytes
@@ -42,6 +43,7 @@ def add_http_routes(
     tls: bool,
     surfaces: Iterable[HttpSurface] = (),
     pages: PageSurface | None = None,
+    channels: ChannelService | None = None,
 ) -> None:
     """Attach every HTTP route, the enabled surfaces and the catch-all WebSocket upgrade."""
     webchat = WebChat(tls=tls)
@@ -52,11 +54,15 @@ def add_http_routes(
 
     async def readyz(request: web.Request) -> web.Response:
         ready = connections.ready and not connections.stopping
-        body = {
-            "ready": ready,
-            "failing": [] if ready else ["gateway"],
-            "uptimeMs": uptime_ms(),
-        }
+        failing = [] if ready else ["gateway"]
+        body: dict[str, Any] = {"ready": ready, "failing": failing, "uptimeMs": uptime_ms()}
+        if channels is not None:
+            # Channel accounts show here; they fail readiness only with
+            # `[channels] required_for_ready = true`.
+            channels_ready, body["channels"] = channels.readiness()
+            if not channels_ready:
+                failing.append("channels")
+                body["ready"] = ready = False
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-__all__ = ["LATENCY_BUCKETS_S", "GatewayMetrics"]
+__all__ = ["LATENCY_BUCKETS_S", "GatewayMetrics", "MetricSource", "Sample"]
+
+#: One value a service reports: (kind "counter" or "gauge", name, help, labels, value).
+Sample = tuple[str, str, str, dict[str, str], float]
+#: A service's values, read at scrape time.
+MetricSource = Callable[[], Iterator[Sample]]
 
 #: Upper bounds of the method latency histogram, in seconds (`+Inf` is implied).
 LATENCY_BUCKETS_S: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30)
@@ -55,7 +60,14 @@ class GatewayMetrics:
         self.handshakes: Counter[str] = Counter()  # by outcome
         self.errors: Counter[str] = Counter()  # by code
         self._latency: dict[str, _Latency] = {}
+        self._sources: list[MetricSource] = []
         self._registry: Any = None
+        # Per channel account: (channel, account, state, inbound, outbound, errors, reconnects).
+        self.channel_counters: Callable[[], list[tuple[str, str, str, int, int, int, int]]] = list
+
+    def add_source(self, source: MetricSource) -> None:
+        """Report a service's own counters and gauges too (read at scrape time)."""
+        self._sources.append(source)
 
     def observe_latency(self, method: str, seconds: float) -> None:
         """Record one call's latency."""
@@ -113,6 +125,45 @@ class GatewayMetrics:
         for method, histogram in sorted(self._latency.items()):
             latency.add_metric([method], histogram.cumulative(), sum_value=histogram.total)
         yield latency
+        families: dict[str, Any] = {}
+        for source in self._sources:
+            for kind, name, help_text, labels, value in source():
+                family = families.get(name)
+                if family is None:
+                    make = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+                    family = families[name] = make(name, help_text, labels=list(labels))
+                family.add_metric(list(labels.values()), value)
+        yield from families.values()
+        yield from self._channel_families()
+
+    def _channel_families(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        rows = self.channel_counters()
+        labels = ["channel", "account"]
+        up = GaugeMetricFamily(
+            "clawgate_channel_connected", "1 when a channel account is connected", labels=labels
+        )
+        families = {
+            "inbound": CounterMetricFamily(
+                "clawgate_channel_inbound", "Messages received per account", labels=labels
+            ),
+            "outbound": CounterMetricFamily(
+                "clawgate_channel_outbound", "Messages delivered per account", labels=labels
+            ),
+            "errors": CounterMetricFamily(
+                "clawgate_channel_errors", "Failures per account", labels=labels
+            ),
+            "reconnects": CounterMetricFamily(
+                "clawgate_channel_reconnects", "Restarts of an account", labels=labels
+            ),
+        }
+        for channel, account, state, inbound, outbound, errors, reconnects in rows:
+            up.add_metric([channel, account], 1 if state == "connected" else 0)
+            for name, value in zip(families, (inbound, outbound, errors, reconnects), strict=True):
+                families[name].add_metric([channel, account], value)
+        yield up
+        yield from families.values()
 
 
 class _Collector:

@@ -3,19 +3,21 @@
 Start order (each step may use what the steps before it started):
 1. the state store (state.db), then what it restores: the config hash key, the heartbeat
    switch, queued system events, paired devices;
-2. the agent service (sessions, runs) and the plugin side (hub clock, command queue and
-   router, reconciler, IPC socket, control link);
+2. the agent service (sessions, runs), the channels (WebChat, and each configured
+   messaging account as a supervised task), the cron jobs (runs cut off by a crash are
+   marked interrupted; the scheduler is built only when state.db has cron rows) and the
+   plugin side (hub clock, command queue and router, reconciler, IPC socket, control link);
 3. the HTTP site on the gateway port, the canvas host on its own port when `[canvas]` is
    on (its root watcher in the task group), then the first health summary;
-4. the gateway's own loops (tick, health refresh, heartbeat), then `ready`.
+4. the gateway's own loops (tick, health refresh, heartbeat, cron timer), then `ready`.
 Every long-running loop — the gateway's, and those the services start (IPC accept, command
 expiry, reconciliation passes, the control link) — runs in one `asyncio.TaskGroup` owned by
 a supervisor task: a loop that dies takes the group down, the failure is logged, and
 `wait_failed()` returns, so the process stops loudly instead of running half-alive.
 Stop runs the other way, bounded in time: stop admitting and cancel the gateway's loops,
-end the agent runs (clients see them end), announce `shutdown`, drain, close with 1012,
-unbind, stop the canvas host, stop the plugin side, close the store, and last let the task
-group end.
+stop the channel accounts, end the agent runs (clients see them end) and let cron record
+how its runs ended, announce `shutdown`, drain, close with 1012, unbind, stop the canvas
+host, stop the plugin side, close the store, and last let the task group end.
 """
 
 from __future__ import annotations
@@ -34,21 +36,28 @@ from aiohttp import web
 
 from .. import __version__
 from ..agents.factory import build_backend
+from ..automation.delivery import WEBCHAT, DeliveryRouter
 from ..ipc import PluginRegistry
 from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
 from ..protocol.hello import DEFAULT_AGENT_ID
+from ..protocol.limits import NODE_INVOKE_MAX_PENDING
+from ..protocol.nodes import CommandPolicy
 from ..protocol.presence import PresenceTable
 from ..protocol.scopes import Role
 from ..store import StateStore
 from ..tls import server_ssl_context
 from .access import GatewayAccess
 from .agent_service import AgentService
+from .automation import AgentTurns, ChannelDelivery, WebChatDelivery
 from .broadcaster import Broadcaster
+from .channel_service import ChannelService
 from .config_service import ConfigService
 from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
+from .cron_host import CronHost
 from .dispatcher import DispatchTable
+from .exec_approvals import ExecApprovals
 from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
@@ -58,6 +67,7 @@ from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
 from .metrics import GatewayMetrics
+from .nodes import NodeService
 from .pairing import PairingService
 from .plugin_side import PluginSide
 from .presence import PresenceService
@@ -119,13 +129,23 @@ class GatewayServer:
             self.state_version,
         )
         self.health = HealthMonitor(self._build_health, clock, self._announce_health)
+        self.system_events = SystemEvents(self.store)
+        # Replies of heartbeats and cron jobs: WebChat sessions, and each configured channel
+        # once the channel service is built.
+        self.delivery = DeliveryRouter()
+        self.delivery.add(WEBCHAT, WebChatDelivery(self._agent_service, self.broadcaster, clock))
+        self.turns = AgentTurns(self._agent_service)
         self.heartbeats = HeartbeatRunner(
-            self._heartbeat_turn,
-            settings.heartbeat_every_s,
-            self._announce_heartbeat,
+            settings=settings.heartbeat,
+            zone=settings.timezone,
+            clock=clock,
+            on_heartbeat=self._announce_heartbeat,
+            agent=self.turns,
+            system_events=self.system_events,
+            delivery=self.delivery,
+            workspace=settings.workspace or settings.home / "workspace",
             store=self.store,
         )
-        self.system_events = SystemEvents(self.store)
         self.pairing = PairingService(self.store, self.broadcaster, self._sockets, clock)
         self.config = ConfigService(
             path=settings.config_path,
@@ -137,6 +157,17 @@ class GatewayServer:
         self.idempotent = IdempotentCalls(DedupeCache(limits), clock)
         self.http_guard = HttpGuard(self.access, self.pairing, clock, limits.auth_failure_delay_ms)
         self.canvas = self._build_canvas()
+        self.nodes = NodeService(
+            store=self.store,
+            broadcaster=self.broadcaster,
+            clock=clock,
+            pairing=lambda: self.pairing.registry,
+            policy=CommandPolicy(settings.nodes.allow_commands, settings.nodes.deny_commands),
+            approvals=ExecApprovals(
+                self.store, self.broadcaster, clock, settings.nodes.approval_timeout_ms
+            ),
+            max_pending=NODE_INVOKE_MAX_PENDING,
+        )
         self.connections = ConnectionTable(
             limits=limits,
             broadcaster=self.broadcaster,
@@ -154,9 +185,12 @@ class GatewayServer:
             ),
             metrics=self.metrics,
             on_left=self._forget_connection,
+            on_joined=self.nodes.joined,
         )
         # Built once the store is open: they read it from their first step.
         self.agents: AgentService | None = None
+        self.channels: ChannelService | None = None
+        self.cron: CronHost | None = None
         self.plugins: PluginSide | None = None
         self.hooks: HookService | None = None
         self.services: Services | None = None
@@ -208,6 +242,10 @@ class GatewayServer:
                 ),
                 group.create_task(self.heartbeats.run(), name="heartbeat"),
             ]
+            if self.cron is not None:
+                self.cron.start(
+                    lambda loop: self._loops.append(group.create_task(loop, name="cron"))
+                )
         except BaseException:
             await self.stop()  # what started stops again, and the task group ends
             raise
@@ -224,6 +262,8 @@ class GatewayServer:
             await self.heartbeats.load()
             await self.system_events.load()
             await self.pairing.load()
+            await self.nodes.load()
+            await self.nodes.approvals.load()
             self._build_plugin_and_agent_sides(self.store)
         self.services = Services(
             info=self.info,
@@ -237,10 +277,18 @@ class GatewayServer:
             config=self.config,
             agents=self.agents,
             plugins=self.plugins,
+            delivery=self.delivery,
+            cron=self.cron,
             canvas=self.canvas,
+            nodes=self.nodes,
+            channels=self.channels,
         )
         if self.agents is not None:
             await self.agents.start()
+        if self.channels is not None:
+            await self.channels.start(group.create_task)
+        if self.cron is not None:
+            await self.cron.prepare()
         if self.plugins is not None:
             await self.plugins.start(group.create_task)
         return self.services
@@ -252,6 +300,7 @@ class GatewayServer:
             clock=self.now_ms,
             access=self.access,
             pairing=self.pairing,
+            nodes=self.nodes,
             metrics=self.metrics,
             dispatch=DispatchTable(
                 methods=self.methods,
@@ -271,6 +320,7 @@ class GatewayServer:
             tls=ssl_context is not None,
             surfaces=self._http_surfaces(),
             pages=self._control_ui(ssl_context is not None),
+            channels=self.channels,
         )
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0
@@ -313,6 +363,29 @@ class GatewayServer:
             broadcaster=self.broadcaster,
             clock=self.now_ms,
         )
+        self.channels = ChannelService(
+            agents=self.agents,
+            broadcaster=self.broadcaster,
+            store=store,
+            settings=settings.channels,
+            home=settings.home,
+            clock=self.now_ms,
+        )
+        self.metrics.channel_counters = self.channels.counters
+        for channel in self.channels.channel_names():
+            self.delivery.add(channel, ChannelDelivery(self.channels))
+        self.cron = CronHost(
+            store=store,
+            clock=self.now_ms,
+            announce=self._announce_cron,
+            default_tz=settings.timezone,
+            enabled=settings.cron_enabled,
+            turns=self.turns,
+            system_events=self.system_events,
+            heartbeats=self.heartbeats,
+            delivery=self.delivery,
+            metrics=self.metrics,
+        )
         if settings.ipc_socket is not None:
             self.plugins = PluginSide(
                 store=store,
@@ -354,9 +427,12 @@ class GatewayServer:
                 heartbeats=self.heartbeats,
                 guard=self.http_guard,
                 idempotent=self.idempotent,
+                delivery=self.delivery,
                 clock=self.now_ms,
             )
             surfaces.append(self.hooks)
+        if self.channels is not None and self.channels.runtime is not None:
+            surfaces.append(self.channels)  # platform webhooks (Telegram's webhook mode)
         return surfaces
 
     def _control_ui(self, tls: bool) -> HttpPageSurface | None:
@@ -403,9 +479,14 @@ class GatewayServer:
         await asyncio.gather(*self._loops, return_exceptions=True)
         if self.hooks is not None:
             await self.hooks.stop()
+        if self.channels is not None:
+            # Before the agents: a channel turn cut short here runs again at the next start.
+            await self.channels.stop()
         if self.agents is not None:
             # Before `shutdown`: clients see every run end (aborted) while still connected.
             await self.agents.stop()
+        if self.cron is not None:
+            await self.cron.stop()  # its runs record how they ended before the store closes
         reason = "gateway restarting" if restarting else "gateway stopping"
         await connections.close_all(reason, restart_expected_ms if restarting else None)
         if self._runner is not None:
@@ -446,10 +527,14 @@ class GatewayServer:
     def _sockets(self) -> Broadcaster[Connection]:
         return self.broadcaster
 
+    def _agent_service(self) -> AgentService | None:
+        return self.agents
+
     def _plugin_registry(self) -> PluginRegistry | None:
         return self.plugins.registry if self.plugins is not None else None
 
     def _forget_connection(self, conn_id: str) -> None:
+        self.nodes.left(conn_id)
         if self.agents is not None:
             self.agents.forget_connection(conn_id)
 
@@ -473,6 +558,9 @@ class GatewayServer:
     def _announce_heartbeat(self, event: dict[str, Any]) -> None:
         self.broadcaster.broadcast("heartbeat", event)
 
+    def _announce_cron(self, event: dict[str, Any]) -> None:
+        self.broadcaster.broadcast("cron", event)
+
     def _announce_cloud_status(self, status: dict[str, Any]) -> None:
         self.broadcaster.broadcast("cloud.status", status)
 
@@ -488,13 +576,14 @@ class GatewayServer:
 
     def _build_health(self) -> dict[str, Any]:
         sessions = self.session_counts()
+        channels = self.channels.health_channels() if self.channels is not None else {}
         return {
             "ok": True,
             "ts": 0,
             "durationMs": 0,
-            "channels": {},
-            "channelOrder": [],
-            "channelLabels": {},
+            "channels": channels,
+            "channelOrder": list(channels),
+            "channelLabels": {name: name.capitalize() for name in channels},
             "heartbeatSeconds": self.heartbeats.every_s,
             "defaultAgentId": DEFAULT_AGENT_ID,
             "agents": [
@@ -507,10 +596,6 @@ class GatewayServer:
             ],
             "sessions": sessions,
         }
-
-    async def _heartbeat_turn(self) -> dict[str, Any]:
-        # No agent backend is configured in this build, so a heartbeat has nobody to run.
-        return {"ts": self.now_ms(), "status": "skipped", "reason": "no-agent"}
 
     async def _tick_loop(self) -> None:
         interval = self.limits.tick_interval_ms / 1000

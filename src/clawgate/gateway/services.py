@@ -7,12 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..automation.delivery import DeliveryRouter
 from ..config import AgentSection
 from ..protocol.limits import Limits
 from .agent_service import AgentService
+from .channel_service import ChannelService
 from .config_service import ConfigService
+from .cron_host import CronHost
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
+from .nodes import NodeService
 from .pairing import PairingService
 from .plugin_side import PluginSide
 from .presence import PresenceService
@@ -57,5 +61,13 @@ class Services:
     agents: AgentService | None
     # None when the gateway serves no plugin socket.
     plugins: PluginSide | None
+    # Where automated replies go (WebChat sessions until the channel layer plugs in).
+    delivery: DeliveryRouter
+    # None when the gateway runs without a state store (jobs live in state.db).
+    cron: CronHost | None
     # None when the canvas host is off; `page_url` builds `canvas.present|navigate` URLs.
     canvas: CanvasHost | None = None
+    # None when the gateway runs without a state store.
+    nodes: NodeService | None = None
+    # WebChat and the configured messaging channels; None without a state store.
+    channels: ChannelService | None = None

@@ -5,15 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..automation.heartbeat_rules import HeartbeatSettings
+from ..automation.zones import system_zone_name
 from ..canvas.settings import CanvasSettings
 from ..cloud.settings import LinkSettings
 from ..config import AgentSection, HooksSection, OpenAIHttpSection
 from ..protocol.auth import SharedSecretAuth
-from ..protocol.limits import Limits
+from ..protocol.limits import EXEC_APPROVAL_TTL_MS, Limits
 from ..tls import TlsMaterial
 
-__all__ = ["GatewaySettings", "PluginSettings"]
+if TYPE_CHECKING:  # imported only when a channel is configured (service/runtime.py)
+    from ..channels.settings import ChannelSettings
+
+__all__ = ["GatewaySettings", "NodeSettings", "PluginSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +35,15 @@ class PluginSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """The `[nodes]` settings: which node commands may be offered, how long approvals wait."""
+
+    allow_commands: tuple[str, ...] = ()
+    deny_commands: tuple[str, ...] = ()
+    approval_timeout_ms: int = EXEC_APPROVAL_TTL_MS
+
+
+@dataclass(frozen=True, slots=True)
 class GatewaySettings:
     """Everything the server needs, resolved from config, flags and environment."""
 
@@ -38,7 +53,13 @@ class GatewaySettings:
     port: int = 18789
     limits: Limits = field(default_factory=Limits)
     allowed_origins: frozenset[str] = frozenset()
-    heartbeat_every_s: int = 1800
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    # The IANA zone of cron jobs without `tz` and of heartbeat active hours.
+    timezone: str = field(default_factory=system_zone_name)
+    # False: cron jobs are kept and run by hand only.
+    cron_enabled: bool = True
+    # The agent's workspace (HEARTBEAT.md); None: `<home>/workspace`.
+    workspace: Path | None = None
     config_path: Path | None = None
     log_file: Path | None = None
     # True when the shared secret came from a flag or the environment: file edits leave it.
@@ -65,3 +86,6 @@ class GatewaySettings:
     canvas: CanvasSettings | None = None
     # An OpenClaw Control UI bundle served at /control/; None serves none.
     control_ui_root: Path | None = None
+    nodes: NodeSettings = field(default_factory=NodeSettings)
+    # The messaging channel accounts; None when `[channels]` configures none.
+    channels: ChannelSettings | None = None

@@ -39,8 +39,9 @@ class SystemEvents:
         """Return the queued events, oldest first, without consuming them."""
         return list(self._events)
 
-    def drain(self) -> list[dict[str, Any]]:
-        """Return and remove every queued event."""
-        events = list(self._events)
-        self._events.clear()
-        return events
+    async def consume(self, count: int) -> None:
+        """Remove the `count` oldest events (an agent turn read them); committed first."""
+        if self._store is not None:
+            await self._store.write(lambda conn: gateway_state.consume_system_events(conn, count))
+        for _ in range(min(count, len(self._events))):
+            self._events.popleft()

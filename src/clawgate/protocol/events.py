@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .scopes import PAIRING, READ, Role, scope_satisfied
+from .scopes import APPROVALS, PAIRING, READ, Role, scope_satisfied
 
 __all__ = ["EventGate", "EventSpec", "admits"]
 
@@ -19,6 +19,7 @@ class EventGate(Enum):
     OPERATORS = "operators"
     READ = "read"
     PAIRING = "pairing"
+    APPROVALS = "approvals"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,4 +39,11 @@ def admits(gate: EventGate, role: Role, scopes: Iterable[str]) -> bool:
         return False
     if gate is EventGate.OPERATORS:
         return True
-    return scope_satisfied(scopes, READ if gate is EventGate.READ else PAIRING)
+    return scope_satisfied(scopes, _GATE_SCOPES[gate])
+
+
+_GATE_SCOPES = {
+    EventGate.READ: READ,
+    EventGate.PAIRING: PAIRING,
+    EventGate.APPROVALS: APPROVALS,
+}

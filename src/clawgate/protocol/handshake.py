@@ -33,6 +33,7 @@ from .device_auth import (
 from .errors import NOT_PAIRED, InvalidRequest, RequestError, Unavailable
 from .frames import FrameError, parse_request
 from .limits import Limits
+from .nodes import SurfaceApplicant, SurfaceChanges, SurfaceRegistry
 from .pairing import Applicant, DeviceRecord, PairingRegistry, PendingRequest
 from .scopes import Role, effective_scopes
 from .validation import describe_validation_error
@@ -113,6 +114,8 @@ class Accepted:
     token_issued_at_ms: int | None = None
     pairing: PairingChanges | None = None
     via_device_token: bool = False
+    # A node's command surface: approved, approved now, or waiting (spec §10.5).
+    surface: SurfaceChanges | None = None
 
 
 def close_reason(message: str) -> str:
@@ -161,6 +164,7 @@ class HandshakeMachine:
         pairing: PairingRegistry | None = None,
         auto_approve: bool = False,
         lockout_exempt: bool = False,
+        surfaces: SurfaceRegistry | None = None,
     ) -> None:
         self.nonce = nonce
         self.state = HandshakeState.AWAITING_CONNECT
@@ -173,6 +177,8 @@ class HandshakeMachine:
         self._pairing = pairing
         self._auto_approve = auto_approve
         self._lockout_exempt = lockout_exempt
+        self._surfaces = surfaces
+        self._shared_secret_ok = False
 
     def challenge(self, now_ms: int) -> dict[str, object]:
         """Return the `connect.challenge` payload sent when the socket opens."""
@@ -282,6 +288,7 @@ class HandshakeMachine:
         password = auth.password if auth else None
         device_token = auth.deviceToken if auth else None
         shared_failure = self._auth.check(token, password)
+        self._shared_secret_ok = shared_failure is None
         if shared_failure is None:
             return device_token if self._device_token_ok(device_id, role, device_token) else None
         # A device may log in with its device token, sent as deviceToken or in token.
@@ -365,6 +372,7 @@ class HandshakeMachine:
         token_value, token = pairing.issue(device_id, role.value, scopes, now_ms, presented_token)
         changes.device = pairing.devices[device_id]
         issued_at = token.rotated_at_ms or token.created_at_ms
+        surface = self._node_surface(params, role, device_id, now_ms)
         return Accepted(
             request_id,
             params,
@@ -376,7 +384,35 @@ class HandshakeMachine:
             token_issued_at_ms=issued_at,
             pairing=changes,
             via_device_token=presented_token is not None,
+            surface=surface,
         )
+
+    def _node_surface(
+        self, params: ConnectParams, role: Role, device_id: str, now_ms: int
+    ) -> SurfaceChanges | None:
+        """Step 16 for a node: its declared commands are approved, approved now, or asked for.
+
+        Loopback with the shared secret approves at once, as for device pairing (§6); a
+        node that presents only its device token waits for an operator.
+        """
+        if role is not Role.NODE or self._surfaces is None:
+            return None
+        client = params.client
+        applicant = SurfaceApplicant(
+            node_id=device_id,
+            commands=tuple(dict.fromkeys(params.commands or ())),
+            caps=tuple(dict.fromkeys(params.caps or ())),
+            display_name=client.displayName,
+            platform=client.platform,
+            version=client.version,
+            device_family=client.deviceFamily,
+            model_identifier=client.modelIdentifier,
+            client_id=client.id,
+            client_mode=client.mode,
+            remote_ip=self._remote_ip,
+        )
+        auto = self._auto_approve and self._shared_secret_ok
+        return self._surfaces.connect(applicant, auto_approve=auto, now_ms=now_ms)
 
     def _lockout_ms(self, params: ConnectParams, now_ms: int) -> int:
         """Step 11: the longer of the address's and the device's lockouts."""

@@ -14,7 +14,12 @@ __all__ = [
     "CHAT_DELTA_INTERVAL_MS",
     "CONFIG_WRITES_PER_WINDOW",
     "CONFIG_WRITE_WINDOW_MS",
+    "CRON_EVERY_MAX_MS",
+    "CRON_EVERY_MIN_MS",
+    "CRON_RUNS_DEFAULT_LIMIT",
+    "CRON_RUNS_MAX_LIMIT",
     "DEVICE_SIGNATURE_SKEW_MS",
+    "EXEC_APPROVAL_TTL_MS",
     "HISTORY_DEFAULT_LIMIT",
     "HISTORY_MAX_BYTES",
     "HOOKS_MAX_BODY_BYTES",
@@ -25,6 +30,10 @@ __all__ = [
     "LOGS_TAIL_MAX_LINES",
     "MAX_QUEUED_SYSTEM_EVENTS",
     "MIB",
+    "NODE_INVOKE_DEFAULT_TIMEOUT_MS",
+    "NODE_INVOKE_MAX_PENDING",
+    "NODE_INVOKE_MAX_TIMEOUT_MS",
+    "NODE_ISSUED_IDS_REMEMBERED",
     "OPENAI_MAX_BODY_BYTES",
     "PAIRING_MAX_PENDING",
     "PAIRING_PENDING_TTL_MS",
@@ -74,6 +83,12 @@ PAIRING_MAX_PENDING: Final = 256
 OPENAI_MAX_BODY_BYTES: Final = MIB
 HOOKS_MAX_BODY_BYTES: Final = 256 * KIB
 HOOKS_RATE_PER_MINUTE: Final = 60
+#: `every` cron schedules: the shortest and the longest interval.
+CRON_EVERY_MIN_MS: Final = 1000
+CRON_EVERY_MAX_MS: Final = 366 * 86_400_000
+#: `cron.runs`: the default and the largest `limit` (also the runs kept per job).
+CRON_RUNS_DEFAULT_LIMIT: Final = 50
+CRON_RUNS_MAX_LIMIT: Final = 500
 #: A device signature's `signedAt` may be this far from the gateway's clock.
 DEVICE_SIGNATURE_SKEW_MS: Final = 120_000
 #: Canvas host: the longest URL path and file name it resolves (longer ones are refused).
@@ -84,6 +99,14 @@ CANVAS_MAX_NAME_BYTES: Final = 255
 CANVAS_MAX_LIVE_SOCKETS: Final = 256
 CANVAS_AUTH_FRAME_MAX_BYTES: Final = 8 * KIB
 CANVAS_SEND_TIMEOUT_MS: Final = 2_000
+#: `node.invoke`: its `timeoutMs` (default and most), invokes waiting per node, and how many
+#: issued invoke ids per node a `node.invoke.result` is checked against.
+NODE_INVOKE_DEFAULT_TIMEOUT_MS: Final = 30_000
+NODE_INVOKE_MAX_TIMEOUT_MS: Final = 600_000
+NODE_INVOKE_MAX_PENDING: Final = 64
+NODE_ISSUED_IDS_REMEMBERED: Final = 1024
+#: An exec approval request nobody answers is denied after this long.
+EXEC_APPROVAL_TTL_MS: Final = 120_000
 #: At most one `presence` event per this interval; changes meanwhile ride on the next one.
 PRESENCE_FLUSH_INTERVAL_MS: Final = 100
 #: Whole-list `presence` events to many clients are spaced so that they write at most

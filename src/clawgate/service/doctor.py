@@ -6,6 +6,8 @@ injected through `DoctorProbes`, so tests seed a fault and see the check catch i
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -65,6 +67,28 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
         return False
 
 
+def _module_available(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str | None:
+    """Ask the platform whether the credential works; return the problem, or None."""
+    if channel != "telegram":
+        return None
+    url = f"{options['api_base']}/bot{secret}/getMe"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return "Telegram refused the bot token (401 Unauthorized)"
+        return f"Telegram answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"cannot reach {options['api_base']} ({reason})"
+    return None if body.get("ok") else "Telegram did not accept getMe"
+
+
 def _tcp_reachable(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=3):
@@ -91,6 +115,9 @@ class DoctorProbes:
     link_status: Callable[[str, ClawgateConfig, str | None], dict[str, Any] | None] = (
         lambda url, config, pin: None
     )
+    module_available: Callable[[str], bool] = _module_available
+    # (channel, its options, its secret) -> the problem reaching the platform, or None.
+    channel_problem: Callable[[str, dict[str, Any], str], str | None] = _channel_problem
 
 
 def _mode(path: Path) -> int:
@@ -313,6 +340,37 @@ def _link_result(link: dict[str, Any]) -> CheckResult:
     )
 
 
+def check_channels(
+    paths: Paths, config: ClawgateConfig | None, probes: DoctorProbes
+) -> list[CheckResult]:
+    """Each channel account: its extra installed, a credential, the platform answering."""
+    if config is None or not config.channels.configured():
+        return [CheckResult("channels", Status.SKIP, "no channel configured")]
+    from ..channels.registry import ADAPTERS
+    from ..channels.settings import resolve_accounts
+
+    results = []
+    for account in resolve_accounts(config.channels, paths.home).accounts:
+        name = f"channel {account.key}"
+        spec = ADAPTERS.get(account.channel)
+        if not account.enabled:
+            results.append(CheckResult(name, Status.SKIP, "disabled"))
+        elif spec is not None and not probes.module_available(spec.sdk):
+            fix = f"pip install 'clawgate[{spec.extra}]'"
+            results.append(CheckResult(name, Status.FAIL, f"{spec.sdk} is not installed", fix))
+        elif not account.secret:
+            fix = f"set token_file in [channels.{account.channel}] or {account.secret_source}"
+            results.append(CheckResult(name, Status.FAIL, "no credential", fix))
+        else:
+            problem = probes.channel_problem(account.channel, account.options, account.secret)
+            if problem is None:
+                results.append(CheckResult(name, Status.OK, "credential accepted"))
+            else:
+                fix = f"check the credential and [channels.{account.channel}]"
+                results.append(CheckResult(name, Status.FAIL, problem, fix))
+    return results
+
+
 def run_checks(paths: Paths, probes: DoctorProbes) -> list[CheckResult]:
     """Run every check in a fixed order."""
     config_result, config = check_config(paths)
@@ -328,4 +386,5 @@ def run_checks(paths: Paths, probes: DoctorProbes) -> list[CheckResult]:
         check_service(probes),
         check_gateway(paths, config, probes),
         check_cloud(paths, config, probes),
+        *check_channels(paths, config, probes),
     ]

@@ -22,8 +22,9 @@ from xml.parsers.expat import ExpatError
 
 from ..files import write_atomic
 from .units import (
-    LAUNCHD_LABEL,
+    GATEWAY_SERVICE,
     SYSTEMD_UNIT_NAME,
+    ServiceKind,
     ServiceSpec,
     launchd_plist_path,
     render_launchd_plist,
@@ -122,11 +123,11 @@ class ServiceManager(enum.Enum):
             return cls.LAUNCHD
         return None
 
-    def unit_path(self, user_home: Path) -> Path:
+    def unit_path(self, user_home: Path, kind: ServiceKind = GATEWAY_SERVICE) -> Path:
         """Return where this manager's unit file lives."""
         if self is ServiceManager.SYSTEMD:
-            return systemd_unit_path(user_home)
-        return launchd_plist_path(user_home)
+            return systemd_unit_path(user_home, kind)
+        return launchd_plist_path(user_home, kind)
 
     def render(self, spec: ServiceSpec) -> str:
         """Return the unit file this manager needs for `spec`."""
@@ -192,15 +193,30 @@ class ServiceInstaller:
         user_home: the user's home directory, under which the unit file lives.
         runner: runs `systemctl` / `launchctl`.
         uid: the user's uid, naming the launchd domain `gui/<uid>`.
+        kind: which service (the gateway, or the node host).
     """
 
-    def __init__(self, platform: str, user_home: Path, runner: Runner, uid: int) -> None:
-        """Bind the installer to one platform, user and command runner."""
+    def __init__(
+        self,
+        platform: str,
+        user_home: Path,
+        runner: Runner,
+        uid: int,
+        kind: ServiceKind = GATEWAY_SERVICE,
+    ) -> None:
+        """Bind the installer to one platform, user, command runner and service."""
         self.platform = platform
         self.user_home = user_home
         self.manager = ServiceManager.for_platform(platform)
         self._runner = runner
         self._uid = uid
+        self.kind = kind
+        unit = kind.unit_name
+        self._enable_now = (*SYSTEMCTL, "enable", "--now", unit)
+        self._disable_now = (*SYSTEMCTL, "disable", "--now", unit)
+        self._try_restart = (*SYSTEMCTL, "try-restart", unit)
+        self._enable_later = f"{shlex.join(DAEMON_RELOAD)} && {shlex.join(self._enable_now)}"
+        self._linger_hint = LINGER_HINT.replace("the gateway", f"the {kind.command}")
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -235,7 +251,7 @@ class ServiceInstaller:
         """
         if self.manager is None:
             return None
-        path = self.manager.unit_path(self.user_home)
+        path = self.manager.unit_path(self.user_home, self.kind)
         content = self._read(path)
         return None if content is None else InstalledUnit(self.manager, path, content)
 
@@ -243,7 +259,7 @@ class ServiceInstaller:
 
     def _install_systemd(self, spec: ServiceSpec, *, dry_run: bool) -> InstallReport:
         """Write the user unit, then reload, enable and start it if systemd is reachable."""
-        path = systemd_unit_path(self.user_home)
+        path = systemd_unit_path(self.user_home, self.kind)
         try:
             content = render_systemd_unit(spec)
         except ValueError as exc:
@@ -251,8 +267,8 @@ class ServiceInstaller:
         if dry_run:
             lines = [
                 f"would write {path}",
-                f"would run, if the systemd user manager is reachable: {ENABLE_LATER}",
-                LINGER_HINT,
+                f"would run, if the systemd user manager is reachable: {self._enable_later}",
+                self._linger_hint,
             ]
             return InstallReport(path, content, activated=False, lines=lines, dry_run=True)
         previous = self._read(path)
@@ -260,30 +276,31 @@ class ServiceInstaller:
         lines = [f"wrote {path}"]
         reachable, reason = self._systemd_reachable()
         if not reachable:
-            lines.append(f"systemd user manager not reachable; enable later with: {ENABLE_LATER}")
+            lines.append(
+                f"systemd user manager not reachable; enable later with: {self._enable_later}"
+            )
             lines.append(f"  ({shlex.join(IS_SYSTEM_RUNNING)}: {reason})")
-            lines.append(LINGER_HINT)
+            lines.append(self._linger_hint)
             return InstallReport(path, content, activated=False, lines=lines)
         self._check(DAEMON_RELOAD, path)
         if previous is not None and previous != content:
             # `enable --now` leaves a running service on its old command line; restart it so a
             # reinstall (new venv, new home) takes effect. A stopped service stays stopped here.
-            self._check(TRY_RESTART, path)
-            lines.append(f"restarted {SYSTEMD_UNIT_NAME} if it was running (the unit changed)")
-        self._check(ENABLE_NOW, path)
-        lines.append(f"enabled and started {SYSTEMD_UNIT_NAME}")
-        lines.append(f"check it with: systemctl --user status {SYSTEMD_UNIT_NAME}")
-        lines.append(LINGER_HINT)
+            self._check(self._try_restart, path)
+            lines.append(f"restarted {self.kind.unit_name} if it was running (the unit changed)")
+        self._check(self._enable_now, path)
+        lines.append(f"enabled and started {self.kind.unit_name}")
+        lines.append(f"check it with: systemctl --user status {self.kind.unit_name}")
+        lines.append(self._linger_hint)
         return InstallReport(path, content, activated=True, lines=lines)
 
     def _uninstall_systemd(self, *, dry_run: bool) -> InstallReport:
         """Disable and stop the unit if systemd is reachable, remove it, then reload."""
-        path = systemd_unit_path(self.user_home)
+        path = systemd_unit_path(self.user_home, self.kind)
         content = self._read(path)
         if dry_run:
-            lines = [
-                f"would run, if the systemd user manager is reachable: {shlex.join(DISABLE_NOW)}"
-            ]
+            disable = shlex.join(self._disable_now)
+            lines = [f"would run, if the systemd user manager is reachable: {disable}"]
             lines.append(f"would remove {path}" if content is not None else f"no unit at {path}")
             lines.append(f"would run, if reachable: {shlex.join(DAEMON_RELOAD)}")
             return InstallReport(path, content or "", activated=False, lines=lines, dry_run=True)
@@ -291,12 +308,12 @@ class ServiceInstaller:
         reachable, reason = self._systemd_reachable()
         activated = False
         if reachable:
-            result = self._run(DISABLE_NOW)
+            result = self._run(self._disable_now)
             activated = result.returncode == 0
             if activated:
-                lines.append(f"stopped and disabled {SYSTEMD_UNIT_NAME}")
+                lines.append(f"stopped and disabled {self.kind.unit_name}")
             elif content is not None:
-                lines.append(f"note: {shlex.join(DISABLE_NOW)}: {_first_line(result)}")
+                lines.append(f"note: {shlex.join(self._disable_now)}: {_first_line(result)}")
         else:
             lines.append(f"systemd user manager not reachable ({reason}); nothing to stop")
         lines.append(self._remove(path) if content is not None else f"no unit at {path}")
@@ -321,7 +338,7 @@ class ServiceInstaller:
 
     def _install_launchd(self, spec: ServiceSpec, *, dry_run: bool) -> InstallReport:
         """Write the agent's plist and (re)load it into the user's GUI domain."""
-        path = launchd_plist_path(self.user_home)
+        path = launchd_plist_path(self.user_home, self.kind)
         content = render_launchd_plist(spec).decode("utf-8")
         bootstrap = ("launchctl", "bootstrap", self._domain, str(path))
         bootout = ("launchctl", "bootout", self._service_target)
@@ -348,15 +365,15 @@ class ServiceInstaller:
         if loaded.returncode == 0:
             # bootstrap refuses a label that is already loaded; unload the old definition.
             self._check(bootout, path)
-            lines.append(f"unloaded the previous {LAUNCHD_LABEL}")
+            lines.append(f"unloaded the previous {self.kind.label}")
         self._check(bootstrap, path)
-        lines.append(f"loaded {LAUNCHD_LABEL} into {self._domain}")
+        lines.append(f"loaded {self.kind.label} into {self._domain}")
         lines.append(f"check it with: launchctl print {self._service_target}")
         return InstallReport(path, content, activated=True, lines=lines)
 
     def _uninstall_launchd(self, *, dry_run: bool) -> InstallReport:
         """Unload the agent if it is loaded, then remove its plist."""
-        path = launchd_plist_path(self.user_home)
+        path = launchd_plist_path(self.user_home, self.kind)
         content = self._read(path)
         bootout = ("launchctl", "bootout", self._service_target)
         if dry_run:
@@ -366,7 +383,7 @@ class ServiceInstaller:
         # Not loaded (or no launchctl) is the state uninstall wants, so failure is fine here.
         result = self._run(bootout)
         activated = result.returncode == 0
-        lines = [f"unloaded {LAUNCHD_LABEL} from {self._domain}"] if activated else []
+        lines = [f"unloaded {self.kind.label} from {self._domain}"] if activated else []
         lines.append(self._remove(path) if content is not None else f"no plist at {path}")
         return InstallReport(path, content or "", activated=activated, lines=lines)
 
@@ -378,7 +395,7 @@ class ServiceInstaller:
     @property
     def _service_target(self) -> str:
         """The launchd service target of the gateway agent."""
-        return f"gui/{self._uid}/{LAUNCHD_LABEL}"
+        return f"gui/{self._uid}/{self.kind.label}"
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -387,7 +404,8 @@ class ServiceInstaller:
         if self.manager is None:
             raise ServiceError(
                 f"boot integration is supported on Linux (systemd) and macOS (launchd), "
-                f"not on {self.platform}; run `clawgate gateway run` under your own supervisor"
+                f"not on {self.platform}; run `clawgate {self.kind.command} run` under your own "
+                "supervisor"
             )
         return self.manager
 

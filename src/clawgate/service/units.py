@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
+    "GATEWAY_SERVICE",
     "LAUNCHD_LABEL",
+    "NODE_SERVICE",
     "SYSTEMD_UNIT_NAME",
+    "ServiceKind",
     "ServiceSpec",
     "default_program",
     "launchd_plist_path",
@@ -31,6 +34,31 @@ LAUNCHD_LABEL: Final = "dev.clawgate.gateway"
 HOME_ENV: Final = "CLAWGATE_HOME"
 GATEWAY_ARGS: Final = ("gateway", "run")
 STDOUT_LOG: Final = "logs/gateway.stdout.log"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceKind:
+    """Which clawgate program a login service runs: the gateway, or the node host."""
+
+    unit_name: str
+    label: str
+    args: tuple[str, ...]
+    description: str
+    stdout_log: str
+    command: str  # the CLI group that installs it, for the unit's comment and messages
+
+
+GATEWAY_SERVICE: Final = ServiceKind(
+    SYSTEMD_UNIT_NAME, LAUNCHD_LABEL, GATEWAY_ARGS, "clawgate gateway", STDOUT_LOG, "gateway"
+)
+NODE_SERVICE: Final = ServiceKind(
+    "clawgate-node.service",
+    "dev.clawgate.node",
+    ("node", "run"),
+    "clawgate node host",
+    "node/logs/node.stdout.log",
+    "node",
+)
 
 # Escaped words made only of these characters are written to a unit file as they are;
 # anything else (spaces, quotes, backslashes, `;`, non-ASCII, …) is wrapped in double quotes.
@@ -53,6 +81,7 @@ class ServiceSpec:
     home: Path
     home_is_default: bool
     unit_type: str = "simple"
+    kind: ServiceKind = GATEWAY_SERVICE
 
     def __post_init__(self) -> None:
         """Reject a spec that would produce a unit depending on the working directory."""
@@ -64,7 +93,7 @@ class ServiceSpec:
     @property
     def argv(self) -> tuple[str, ...]:
         """The full command line of the service."""
-        return (*self.program, *GATEWAY_ARGS)
+        return (*self.program, *self.kind.args)
 
     @property
     def environment(self) -> dict[str, str]:
@@ -74,7 +103,7 @@ class ServiceSpec:
     @property
     def stdout_log(self) -> Path:
         """Where launchd sends stray output of the daemon."""
-        return self.home / STDOUT_LOG
+        return self.home / self.kind.stdout_log
 
 
 def default_program(executable: str | None = None) -> tuple[str, ...]:
@@ -96,14 +125,14 @@ def default_program(executable: str | None = None) -> tuple[str, ...]:
     return (python, "-m", "clawgate.cli")
 
 
-def systemd_unit_path(user_home: Path) -> Path:
+def systemd_unit_path(user_home: Path, kind: ServiceKind = GATEWAY_SERVICE) -> Path:
     """Return where the systemd user unit lives."""
-    return user_home / ".config" / "systemd" / "user" / SYSTEMD_UNIT_NAME
+    return user_home / ".config" / "systemd" / "user" / kind.unit_name
 
 
-def launchd_plist_path(user_home: Path) -> Path:
+def launchd_plist_path(user_home: Path, kind: ServiceKind = GATEWAY_SERVICE) -> Path:
     """Return where the launchd agent's plist lives."""
-    return user_home / "Library" / "LaunchAgents" / f"{LAUNCHD_LABEL}.plist"
+    return user_home / "Library" / "LaunchAgents" / f"{kind.label}.plist"
 
 
 def _quote(word: str) -> str:
@@ -166,11 +195,15 @@ def render_systemd_unit(spec: ServiceSpec) -> str:
         f"Environment={_environment_assignment(name, value)}"
         for name, value in spec.environment.items()
     ]
+    kind = spec.kind
+    secrets_from = "config.toml" if kind is GATEWAY_SERVICE else "node/node.toml"
     lines = [
-        "# Written by `clawgate gateway install`; remove with `clawgate gateway uninstall`.",
-        "# Holds no secrets: the gateway reads its credentials from its home's config.toml.",
+        f"# Written by `clawgate {kind.command} install`; "
+        f"remove with `clawgate {kind.command} uninstall`.",
+        f"# Holds no secrets: the {kind.command} reads its credentials from its home's "
+        f"{secrets_from}.",
         "[Unit]",
-        "Description=clawgate gateway",
+        f"Description={kind.description}",
         "",
         "[Service]",
         *service,
@@ -184,7 +217,7 @@ def render_systemd_unit(spec: ServiceSpec) -> str:
 def render_launchd_plist(spec: ServiceSpec) -> bytes:
     """Return the XML plist of the `dev.clawgate.gateway` launchd agent."""
     agent: dict[str, object] = {
-        "Label": LAUNCHD_LABEL,
+        "Label": spec.kind.label,
         "ProgramArguments": list(spec.argv),
         "RunAtLoad": True,
         # Restart after a crash or a non-zero exit, not after a clean stop.

@@ -137,6 +137,122 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_session ON messages (session_id, seq);
 """
 
+_V7_CHANNELS: Final = """
+-- Inbound messages by platform id: the dedupe record (a redelivered update is not answered
+-- twice). `record` holds the normalized message while its turn is unfinished, so a turn
+-- interrupted by a crash is run again at start; it is cleared once the turn is done.
+CREATE TABLE channel_inbound (
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    record      TEXT,
+    PRIMARY KEY (channel, account, message_id)
+);
+CREATE INDEX channel_inbound_open ON channel_inbound (state) WHERE state = 'open';
+CREATE INDEX channel_inbound_age ON channel_inbound (received_at);
+-- Per-account values a channel keeps: its cursor (update offset, sync token), logout.
+CREATE TABLE channel_state (
+    channel    TEXT NOT NULL,
+    account    TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, account, key)
+);
+-- DM pairing codes waiting for an operator (1 h, at most 3 per account).
+CREATE TABLE channel_pairing (
+    channel     TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    chat_id     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (channel, code)
+);
+-- Senders approved through pairing (on top of config's allow_from).
+CREATE TABLE channel_senders (
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    approved_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, account, sender_id)
+);
+-- Every outbound send: its platform message ids, or why it failed (never the text).
+CREATE TABLE channel_outbound (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel     TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    chat_id     TEXT NOT NULL,
+    thread_id   TEXT,
+    session_key TEXT,
+    run_id      TEXT,
+    state       TEXT NOT NULL,
+    message_ids TEXT NOT NULL DEFAULT '[]',
+    attempts    INTEGER NOT NULL,
+    error       TEXT,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX channel_outbound_by_session ON channel_outbound (session_key, id);
+"""
+
+_V8_CRON: Final = """
+-- Cron jobs (gateway spec §10.8): `spec` is the job's wire fields as JSON, `state` its
+-- scheduling state as JSON. A removed job keeps its row (`removed_at`) for a week, so
+-- `cron.runs` still answers for it.
+CREATE TABLE cron_jobs (
+    job_id     TEXT PRIMARY KEY NOT NULL,
+    spec       TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    removed_at INTEGER
+);
+-- One row per run, written when it starts (`running`) and again when it ends.
+CREATE TABLE cron_runs (
+    run_id       TEXT PRIMARY KEY NOT NULL,
+    job_id       TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    trigger      TEXT NOT NULL,
+    started_at   INTEGER NOT NULL,
+    scheduled_at INTEGER,
+    late         INTEGER NOT NULL DEFAULT 0,
+    finished_at  INTEGER,
+    duration_ms  INTEGER,
+    error        TEXT,
+    summary      TEXT,
+    session_key  TEXT,
+    next_run_at  INTEGER
+);
+CREATE INDEX cron_runs_by_job ON cron_runs (job_id, started_at);
+CREATE INDEX cron_runs_running ON cron_runs (status) WHERE status = 'running';
+"""
+
+_V9_NODES: Final = """
+-- Nodes' approved command surfaces and names (gateway spec §10.5); `record` is JSON
+-- {commands, approved_at_ms, display_name}.
+CREATE TABLE node_surfaces (
+    node_id TEXT PRIMARY KEY NOT NULL,
+    record  TEXT NOT NULL
+);
+-- Command surfaces waiting for an operator; they expire 5 minutes after `ts`.
+CREATE TABLE node_surface_requests (
+    request_id TEXT PRIMARY KEY NOT NULL,
+    node_id    TEXT NOT NULL,
+    request    TEXT NOT NULL,
+    ts         INTEGER NOT NULL
+);
+-- Exec approval policy per node (`*` = the default for nodes without their own); `record`
+-- is JSON {mode, allowlist: [[glob, ...], ...], updated_at_ms}.
+CREATE TABLE exec_policies (
+    node_id TEXT PRIMARY KEY NOT NULL,
+    record  TEXT NOT NULL
+);
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
@@ -145,6 +261,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(4, "commands", _V4_COMMANDS),
     Migration(5, "integrations ledger", _V5_INTEGRATIONS),
     Migration(6, "chat sessions and messages", _V6_SESSIONS),
+    Migration(7, "channel inbound dedupe, state, pairing, senders, outbound", _V7_CHANNELS),
+    Migration(8, "cron jobs and runs", _V8_CRON),
+    Migration(9, "node surfaces and exec approval policies", _V9_NODES),
 )
 
 

@@ -12,6 +12,8 @@ from typing import Any
 __all__ = [
     "append_system_event",
     "clear_system_events",
+    "consume_system_events",
+    "cron_in_use",
     "get_value",
     "load_system_events",
     "set_value",
@@ -57,3 +59,19 @@ def append_system_event(conn: sqlite3.Connection, text: str, ts: int, keep: int)
 def clear_system_events(conn: sqlite3.Connection) -> None:
     """Remove every queued system event (an agent turn consumed them)."""
     conn.execute("DELETE FROM system_events")
+
+
+def consume_system_events(conn: sqlite3.Connection, count: int) -> None:
+    """Remove the `count` oldest queued system events (an agent turn read them)."""
+    conn.execute(
+        "DELETE FROM system_events WHERE id IN (SELECT id FROM system_events ORDER BY id LIMIT ?)",
+        (count,),
+    )
+
+
+def cron_in_use(conn: sqlite3.Connection) -> bool:
+    """Whether the cron tables hold anything (a job, a removed job's runs, a run cut off)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM cron_jobs) OR EXISTS (SELECT 1 FROM cron_runs)"
+    ).fetchone()
+    return bool(row[0])

@@ -246,6 +246,8 @@ async def device_pair_remove(ctx: CallContext, params: DeviceIdParams) -> dict[s
     # Sockets close at once, before the write: a removed device keeps nothing open.
     service.close_device_sockets(device_id, "device removed", caller=ctx.caller)
     await asyncio.shield(service.save(removed_device=device_id))
+    if ctx.services.nodes is not None:  # a node's approved commands go with it
+        await asyncio.shield(ctx.services.nodes.forget(device_id))
     return {"ok": True, "deviceId": device_id}
 
 

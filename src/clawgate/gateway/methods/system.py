@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import resource
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
 from ... import __version__
-from ...protocol.scopes import ADMIN, READ, MethodRole
+from ...protocol.scopes import ADMIN, READ, WRITE, MethodRole
 from ...protocol.shapes import HealthSummary, HeartbeatEvent, PresenceEntry, StatusSummary
 from ..context import CallContext
 from ..registry import Idempotency, method
@@ -23,6 +23,7 @@ __all__ = [
     "status",
     "system_event",
     "system_presence",
+    "wake",
 ]
 
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -59,6 +60,14 @@ class SetHeartbeatsParams(Params):
     """Params of `set-heartbeats`."""
 
     enabled: bool
+
+
+class WakeParams(Params):
+    """Params of `wake`."""
+
+    mode: Literal["now", "next-heartbeat"]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    idempotencyKey: IdempotencyKey | None = None
 
 
 class OkResult(Result):
@@ -159,3 +168,14 @@ async def set_heartbeats(ctx: CallContext, params: SetHeartbeatsParams) -> dict[
     """Switch the heartbeat runner on or off; the switch survives restarts."""
     await ctx.services.heartbeats.set_enabled(params.enabled)
     return {"ok": True, "enabled": params.enabled}
+
+
+@method("wake", params=WakeParams, result=OkResult, scope=WRITE, idempotency=Idempotency.OPTIONAL)
+async def wake(ctx: CallContext, params: WakeParams) -> dict[str, Any]:
+    """Queue `text` for the main session; beat now (`now`) or at the next heartbeat."""
+    services = ctx.services
+    # Committed before the answer, and before the beat that reads it is asked for.
+    await services.system_events.push(params.text, services.clock())
+    if params.mode == "now":
+        services.heartbeats.request_beat()
+    return {"ok": True}

@@ -1,4 +1,6 @@
-// The WebChat page: sessions, history, sending, streamed replies, abort, connection state.
+// The WebChat page: sessions, history, sending, streamed replies, abort, connection state,
+// and the Automation view (automation.js).
+import { Automation } from "./automation.js";
 import { Gateway, State } from "./gateway.js";
 
 // sessionStorage only: the secret lives as long as the tab and never in a URL the server sees.
@@ -7,6 +9,7 @@ const STORE = Object.freeze({
   kind: "clawgate.webchat.authKind",
   session: "clawgate.webchat.session",
   instance: "clawgate.webchat.instance",
+  view: "clawgate.webchat.view",
 });
 const HISTORY_LIMIT = 200;
 const SESSION_LIMIT = 100;
@@ -28,6 +31,10 @@ const ui = {
   composer: $("composer"),
   input: $("composer-input"),
   stop: $("stop"),
+  approvals: $("approvals"),
+  approvalList: $("approval-list"),
+  viewChat: $("view-chat"),
+  viewAutomation: $("view-automation"),
 };
 
 const view = {
@@ -37,6 +44,7 @@ const view = {
   runs: new Map(), // runId -> {sessionKey, bubble, text} while a reply streams
   cursor: null, // chat.history paging cursor (clawgate extension) for older messages
   unsent: null, // {text, runId} of a send that failed, reused if the same text is sent again
+  approvals: new Map(), // approval id -> exec.approval.requested payload, oldest first
 };
 
 /** Return a random id; crypto.randomUUID needs a secure context, a LAN http page is not one. */
@@ -93,6 +101,7 @@ function clearError() {
 function showAuthForm() {
   ui.auth.hidden = false;
   ui.app.hidden = true;
+  automation.hide();
   ui.secret.value = "";
   ui.secret.focus();
 }
@@ -421,9 +430,69 @@ async function stop() {
   }
 }
 
-async function resync() {
+// -- exec approvals -------------------------------------------------------------
+
+function renderApprovals() {
+  ui.approvals.hidden = view.approvals.size === 0;
+  ui.approvalList.replaceChildren(...[...view.approvals.values()].map((approval) => {
+    const item = document.createElement("li");
+    item.className = "approval";
+    item.dataset.id = approval.id;
+    const what = document.createElement("code");
+    what.textContent = approval.request?.command || (approval.argv || []).join(" ");
+    const who = document.createElement("span");
+    who.className = "muted";
+    const node = approval.request?.nodeId || approval.nodeId || "";
+    who.textContent = `on node ${node.slice(0, 12)}, asked by ${approval.requestedBy || "?"}`;
+    item.append(what, who);
+    for (const [label, decision, css] of [
+      ["Allow once", "allow-once", "allow"],
+      ["Always", "allow-always", "always"],
+      ["Deny", "deny", "deny"],
+    ]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = css;
+      button.textContent = label;
+      button.setAttribute("aria-label", `${label}: ${what.textContent}`);
+      button.addEventListener("click", () => resolveApproval(approval.id, decision));
+      item.append(button);
+    }
+    return item;
+  }));
+}
+
+async function resolveApproval(id, decision) {
   try {
-    await Promise.all([gateway.request("sessions.subscribe", {}), refreshSessions(), loadHistory()]);
+    await gateway.request("exec.approval.resolve", { id, decision });
+  } catch (error) {
+    reportError(error);
+  }
+  view.approvals.delete(id);
+  renderApprovals();
+}
+
+async function refreshApprovals() {
+  const payload = await gateway.request("exec.approval.list", {});
+  view.approvals = new Map((payload.approvals || []).map((approval) => [approval.id, approval]));
+  renderApprovals();
+}
+
+function onApproval(name, payload) {
+  if (name === "exec.approval.requested") view.approvals.set(payload.id, payload);
+  else view.approvals.delete(payload.id);
+  renderApprovals();
+}
+
+async function resync() {
+  if (automation.visible) automation.refresh();
+  try {
+    await Promise.all([
+      gateway.request("sessions.subscribe", {}),
+      refreshSessions(),
+      loadHistory(),
+      refreshApprovals(),
+    ]);
   } catch (error) {
     reportError(error);
   }
@@ -432,7 +501,8 @@ async function resync() {
 function onHello(hello) {
   clearError();
   ui.auth.hidden = true;
-  ui.app.hidden = false;
+  automation.connected(hello);
+  showView(sessionStorage.getItem(STORE.view) || "chat");
   const snapshot = hello.snapshot || {};
   if (snapshot.authMode === "token" || snapshot.authMode === "password") {
     sessionStorage.setItem(STORE.kind, snapshot.authMode);
@@ -448,9 +518,23 @@ function onHello(hello) {
 }
 
 function onEvent(name, payload) {
+  automation.event(name, payload);
   if (name === "chat") onChat(payload);
   else if (name === "sessions.changed") onSessionsChanged(payload);
+  else if (name.startsWith("exec.approval.")) onApproval(name, payload);
   else if (name === "shutdown") setStatus("reconnecting", "The gateway is stopping…");
+}
+
+// -- views --------------------------------------------------------------------
+
+function showView(name) {
+  const automationShown = name === "automation";
+  sessionStorage.setItem(STORE.view, automationShown ? "automation" : "chat");
+  ui.viewChat.setAttribute("aria-pressed", String(!automationShown));
+  ui.viewAutomation.setAttribute("aria-pressed", String(automationShown));
+  ui.app.hidden = automationShown;
+  if (automationShown) automation.show();
+  else automation.hide();
 }
 
 // -- wiring -------------------------------------------------------------------
@@ -463,6 +547,7 @@ const gateway = new Gateway({
   instanceId: instanceId(),
   on: { state: onState, hello: onHello, event: onEvent, gap: resync },
 });
+const automation = new Automation({ gateway, find: $ });
 
 ui.auth.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -492,6 +577,8 @@ ui.input.addEventListener("keydown", (event) => {
 });
 
 ui.stop.addEventListener("click", () => stop());
+ui.viewChat.addEventListener("click", () => showView("chat"));
+ui.viewAutomation.addEventListener("click", () => showView("automation"));
 ui.newChat.addEventListener("click", () => switchTo(null));
 ui.earlier.addEventListener("click", () => loadEarlier().catch(reportError));
 window.addEventListener("online", () => gateway.reconnectNow());

@@ -16,7 +16,15 @@ const CLIENT = Object.freeze({
   mode: "webchat",
   displayName: "WebChat",
 });
-const SCOPES = Object.freeze(["operator.read", "operator.write"]);
+// admin: the Automation view runs jobs and switches jobs and heartbeats (spec §10.1, §10.8);
+// operator.approvals: the page shows system.run requests waiting for a decision.
+// The page logs in with the gateway's shared secret, which is the owner's credential anyway.
+const SCOPES = Object.freeze([
+  "operator.read",
+  "operator.write",
+  "operator.admin",
+  "operator.approvals",
+]);
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 15000;
 const CLOSE_TICK_TIMEOUT = 4000;

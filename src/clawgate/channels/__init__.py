@@ -1,0 +1,20 @@
+"""Messaging channels: one adapter interface, the layer behind it, one module per platform.
+
+Read `base.py` first: it is the interface an adapter implements and the how-to for adding a
+channel. The rest, in the order a message flows:
+
+- `settings.py`   `[channels.*]` config -> one `AccountConfig` per account (secrets resolved)
+- `registry.py`   channel name -> adapter class and pip extra (imported only when configured)
+- `manager.py`    `AccountRunner`: one account as a supervised task (state, backoff, stalls)
+- `pipeline.py`   inbound: dedupe -> access policy -> mention -> debounce -> session -> run
+- `policy.py`     pure access decisions and DM pairing codes
+- `routing.py`    pure session keys, reply targets, untrusted-content wrapping
+- `outbound.py`   chunked, rate-limited, retried, recorded delivery
+- `chunking.py`   pure text splitting at the platform's limit (code fences kept whole)
+- `supervision.py` pure account states and restart backoff
+- `runtime.py`    `ChannelRuntime`: all of the above for one gateway
+- `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`)
+
+This package sits below `gateway/`: it knows the agent only as a `TurnRunner`
+(`pipeline.py`), which `gateway/channel_service.py` implements on the agent service.
+"""

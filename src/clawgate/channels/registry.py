@@ -1,0 +1,59 @@
+"""Which adapter serves which channel, and the pip extra its SDK comes with.
+
+Adapter modules are imported only when their channel is configured, so a gateway without
+channels loads no SDK; a configured channel whose extra is missing fails alone, with a
+one-line message naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .base import ChannelError
+
+__all__ = ["ADAPTERS", "AdapterSpec", "MissingExtra", "load_adapter"]
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    """Where a channel's adapter class lives and which extra installs its SDK."""
+
+    module: str
+    cls: str
+    extra: str
+    # The SDK's import name, so `clawgate doctor` can tell whether the extra is installed.
+    sdk: str
+
+
+#: Every platform channel this build knows (WebChat is built into the gateway).
+ADAPTERS: Final = {
+    "telegram": AdapterSpec(
+        "clawgate.channels.telegram", "TelegramAdapter", "telegram", "telegram"
+    ),
+}
+
+
+class MissingExtra(ChannelError):
+    """A configured channel's SDK is not installed."""
+
+
+def load_adapter(channel: str) -> Any:
+    """Import and return the adapter class of `channel`.
+
+    Raises:
+        MissingExtra: its SDK is not installed; the message names the extra.
+        ChannelError: no adapter serves `channel`.
+    """
+    spec = ADAPTERS.get(channel)
+    if spec is None:
+        raise ChannelError(f"no adapter for channel {channel!r}; known: {', '.join(ADAPTERS)}")
+    try:
+        module = importlib.import_module(spec.module)
+    except ImportError as exc:
+        raise MissingExtra(
+            f"the {channel} channel needs its extra: pip install 'clawgate[{spec.extra}]'"
+            f" ({exc.name or exc} is missing)"
+        ) from None
+    return getattr(module, spec.cls)

@@ -1,0 +1,115 @@
+"""Resolve `[channels.*]` tables into one `AccountConfig` per account, secrets included.
+
+A secret comes from, in order: the account's `token_env` variable, its `token_file`
+(relative paths are under the home), its `token`, and for the default account the
+channel's environment variable (`CLAWGATE_TELEGRAM_TOKEN`). An account without one is
+still listed: it fails to start with a message saying where to put it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ..config import ChannelsSection, TelegramSection
+from .base import AccountConfig
+from .outbound import OutboxPolicy
+from .routing import DEFAULT_ACCOUNT
+from .supervision import BackoffPolicy
+
+__all__ = ["ChannelSettings", "resolve_accounts"]
+
+TELEGRAM_TOKEN_ENV: Final = "CLAWGATE_TELEGRAM_TOKEN"
+_COMMON: Final = (
+    "enabled",
+    "dm_policy",
+    "allow_from",
+    "group_policy",
+    "groups",
+    "require_mention",
+    "debounce_ms",
+)
+_SECRET_KEYS: Final = ("token", "token_file", "token_env")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """What the gateway's channel layer starts with."""
+
+    accounts: tuple[AccountConfig, ...] = ()
+    required_for_ready: bool = False
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    outbox: OutboxPolicy = field(default_factory=OutboxPolicy)
+
+
+def _secret(
+    values: Mapping[str, Any], home: Path, environ: Mapping[str, str], default_env: str | None
+) -> tuple[str | None, str]:
+    env_name = values.get("token_env")
+    if env_name:
+        return environ.get(env_name) or None, f"environment variable {env_name}"
+    path_text = values.get("token_file")
+    if path_text:
+        path = Path(path_text).expanduser()
+        path = path if path.is_absolute() else home / path
+        try:
+            return path.read_text(encoding="utf-8").strip() or None, f"token_file {path}"
+        except OSError as exc:
+            return None, f"token_file {path} ({exc.strerror or exc})"
+    if values.get("token"):
+        return str(values["token"]), "token in config.toml"
+    if default_env is not None:
+        return environ.get(default_env) or None, f"environment variable {default_env}"
+    return None, "no token configured"
+
+
+def _telegram(
+    section: TelegramSection, home: Path, environ: Mapping[str, str]
+) -> list[AccountConfig]:
+    top = section.model_dump(exclude={"accounts"})
+    named = {name: acc.model_dump(exclude_none=True) for name, acc in section.accounts.items()}
+    has_own = any(top.get(key) for key in _SECRET_KEYS) or bool(environ.get(TELEGRAM_TOKEN_ENV))
+    accounts: list[tuple[str, dict[str, Any]]] = []
+    if has_own or not named or DEFAULT_ACCOUNT in named:
+        accounts.append((DEFAULT_ACCOUNT, {**top, **named.pop(DEFAULT_ACCOUNT, {})}))
+    for name, values in sorted(named.items()):
+        inherited = {k: v for k, v in top.items() if k not in _SECRET_KEYS}
+        accounts.append((name, {**inherited, **values}))
+    resolved = []
+    for name, values in accounts:
+        default_env = TELEGRAM_TOKEN_ENV if name == DEFAULT_ACCOUNT else None
+        secret, source = _secret(values, home, environ, default_env)
+        resolved.append(
+            AccountConfig(
+                channel="telegram",
+                account_id=name,
+                secret=secret,
+                secret_source=source,
+                options={
+                    "api_base": values["api_base"].rstrip("/"),
+                    "mode": values["mode"],
+                    "webhook_url": values.get("webhook_url"),
+                    "poll_timeout_s": values["poll_timeout_s"],
+                },
+                **{key: _frozen(values[key]) for key in _COMMON},
+            )
+        )
+    return resolved
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(str(v) for v in value) if isinstance(value, list) else value
+
+
+def resolve_accounts(
+    section: ChannelsSection, home: Path, environ: Mapping[str, str] | None = None
+) -> ChannelSettings:
+    """Return every configured channel account, in config order."""
+    env = os.environ if environ is None else environ
+    accounts: list[AccountConfig] = []
+    if section.telegram is not None:
+        accounts += _telegram(section.telegram, home, env)
+    return ChannelSettings(tuple(accounts), section.required_for_ready)

@@ -1,0 +1,285 @@
+"""Channels: `send` (spec §10.7) and `channels.*` (reserved in §13, made real here).
+
+- `send` delivers an outbound message on a channel without running the agent; its
+  `idempotencyKey` makes a retry return the first outcome (never a second message).
+  `replyTo` is a clawgate extension (reply to a platform message id).
+- `channels.status` lists every channel account: WebChat first, then each configured one.
+- `channels.logout` stops an account and drops its platform session state; `channels.login`
+  (clawgate extension) starts it again.
+- `channels.pairing.list|approve|reject` manage the DM pairing codes of unknown senders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+
+from ...protocol.detail_codes import (
+    CHANNEL_NOT_CONFIGURED,
+    DELIVERY_FAILED,
+    PAIRING_CODE_NOT_FOUND,
+)
+from ...protocol.errors import NOT_LINKED, InvalidRequest, RequestError, Unavailable
+from ...protocol.scopes import ADMIN, READ, WRITE
+from ..context import CallContext
+from ..registry import Idempotency, method
+from ._common import EmptyParams, IdempotencyKey, OpenResult, Params, Result, resolve_key
+
+if TYPE_CHECKING:
+    from ..channel_service import ChannelService
+
+__all__ = [
+    "channels_login",
+    "channels_logout",
+    "channels_pairing_approve",
+    "channels_pairing_list",
+    "channels_pairing_reject",
+    "channels_status",
+    "send",
+]
+
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class SendParams(Params):
+    """Params of `send`."""
+
+    to: Id
+    message: Annotated[str, Field(max_length=1_000_000)] | None = None
+    mediaUrl: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    mediaUrls: Annotated[list[str], Field(max_length=10)] | None = None
+    channel: Name | None = None
+    accountId: Name | None = None
+    threadId: Id | None = None
+    replyTo: Id | None = None
+    sessionKey: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    agentId: str | None = None
+    idempotencyKey: IdempotencyKey
+
+
+class SendResult(Result):
+    """Result of `send`."""
+
+    runId: str
+    messageId: str
+    channel: str
+    chatId: str | None = None
+
+
+class ChannelAccountStatus(OpenResult):
+    """One channel account in `channels.status`."""
+
+    channel: str
+    accountId: str
+    enabled: bool
+    running: bool
+    connected: bool
+    state: str
+    lastInboundAt: int | None = None
+    lastOutboundAt: int | None = None
+    lastError: str | None = None
+    reconnects: int
+
+
+class ChannelsStatusResult(Result):
+    """Result of `channels.status`."""
+
+    ts: int
+    channels: list[ChannelAccountStatus]
+
+
+class AccountParams(Params):
+    """Params naming one channel account."""
+
+    channel: Name
+    accountId: Name | None = None
+
+
+class AccountResult(OpenResult):
+    """Result of `channels.login` / `channels.logout`."""
+
+    channel: str
+    accountId: str
+
+
+class PairingEntry(Result):
+    """A pending DM pairing code."""
+
+    channel: str
+    accountId: str
+    sender: str
+    senderName: str
+    code: str
+    createdAt: int
+    expiresAt: int
+
+
+class PairingListResult(Result):
+    """Result of `channels.pairing.list`."""
+
+    pending: list[PairingEntry]
+
+
+class PairingParams(Params):
+    """Params of `channels.pairing.approve` / `.reject`."""
+
+    channel: Name
+    code: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class PairingResult(Result):
+    """Result of `channels.pairing.approve` / `.reject`."""
+
+    channel: str
+    accountId: str
+    sender: str
+    approved: bool
+
+
+def _channels(ctx: CallContext) -> ChannelService:
+    service = ctx.services.channels
+    if service is None:
+        raise Unavailable("channels need the state store; start the gateway with a home directory")
+    return service
+
+
+def _runtime(ctx: CallContext) -> Any:
+    runtime = _channels(ctx).runtime
+    if runtime is None:
+        raise InvalidRequest(
+            "no messaging channel is configured; add one under [channels] in config.toml",
+            details={"code": CHANNEL_NOT_CONFIGURED},
+        )
+    return runtime
+
+
+def _mapped(exc: Exception) -> RequestError:
+    """Return the wire error for a channel layer failure."""
+    from ...channels.runtime import DeliveryFailed, PairingCodeNotFound, UnknownChannel
+
+    if isinstance(exc, UnknownChannel):
+        return InvalidRequest(str(exc), details={"code": CHANNEL_NOT_CONFIGURED})
+    if isinstance(exc, PairingCodeNotFound):
+        return InvalidRequest(str(exc), details={"code": PAIRING_CODE_NOT_FOUND})
+    if isinstance(exc, DeliveryFailed):
+        return Unavailable(str(exc), details={"code": DELIVERY_FAILED})
+    return Unavailable(str(exc))
+
+
+async def _answer(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """Await a channel operation, turning its failure into the wire error."""
+    from ...channels.base import ChannelError
+
+    try:
+        return dict(await call)
+    except ChannelError as exc:
+        raise _mapped(exc) from None
+
+
+def _not_linked(ctx: CallContext, params: SendParams) -> None:
+    runtime = _channels(ctx).runtime
+    if runtime is None or params.channel == "webchat":
+        return
+    from ...channels.base import ChannelError
+    from ...channels.supervision import AccountState
+
+    try:
+        runner = runtime.runner_for(params.channel, params.accountId)
+    except ChannelError as exc:
+        raise _mapped(exc) from None
+    if runner.state in (AccountState.FAILED, AccountState.STOPPED):
+        raise RequestError(
+            f"{runner.account.key} is not linked ({runner.last_error or runner.state.value});"
+            f" see `clawgate channels status`",
+            code=NOT_LINKED,
+        )
+
+
+@method("send", params=SendParams, result=SendResult, scope=WRITE, idempotency=Idempotency.REQUIRED)
+async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
+    """Deliver a message on a channel (no agent run); retries return the first outcome."""
+    from ...channels.runtime import SendRequest
+
+    service = _channels(ctx)
+    media = [*([params.mediaUrl] if params.mediaUrl else []), *(params.mediaUrls or [])]
+    text = params.message or ""
+    if not text.strip() and not media:
+        raise InvalidRequest("send needs a message or a mediaUrl")
+    for source in media:
+        _check_media(ctx, source)
+    session_key = resolve_key(params.sessionKey) if params.sessionKey else None
+    if params.channel == "webchat":
+        if media:
+            raise InvalidRequest("webchat takes text only; send the message without media")
+        session_key = None
+        to = resolve_key(params.to)
+    else:
+        to = params.to
+    _not_linked(ctx, params)
+    request = SendRequest(
+        to=to,
+        text=text,
+        media=tuple(media),
+        channel=params.channel,
+        account_id=params.accountId,
+        thread_id=params.threadId,
+        reply_to=params.replyTo,
+        session_key=session_key,
+        run_id=params.idempotencyKey,
+    )
+    result = await _answer(service.send(request))
+    return {"runId": params.idempotencyKey, **result}
+
+
+def _check_media(ctx: CallContext, source: str) -> None:
+    """Allow URLs, and local files only under `<home>/media` (never any file of the host)."""
+    if source.startswith(("http://", "https://")):
+        return
+    from pathlib import Path
+
+    root = (ctx.services.info.home / "media").resolve()
+    path = Path(source.removeprefix("file://")).expanduser().resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise InvalidRequest(
+            f"mediaUrl must be an http(s) URL or a file under {root}; copy the file there first"
+        )
+
+
+@method("channels.status", params=EmptyParams, result=ChannelsStatusResult, scope=READ)
+def channels_status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    """Return every channel account: state, connected, last in/out, last error."""
+    return {"ts": ctx.services.clock(), "channels": _channels(ctx).status()}
+
+
+@method("channels.logout", params=AccountParams, result=AccountResult, scope=ADMIN)
+async def channels_logout(ctx: CallContext, params: AccountParams) -> dict[str, Any]:
+    """Stop an account and drop its platform session; it stays off until `channels.login`."""
+    return await _answer(_runtime(ctx).logout(params.channel, params.accountId))
+
+
+@method("channels.login", params=AccountParams, result=AccountResult, scope=ADMIN)
+async def channels_login(ctx: CallContext, params: AccountParams) -> dict[str, Any]:
+    """Start an account again (after a logout, or once its credential was fixed)."""
+    return await _answer(_runtime(ctx).login(params.channel, params.accountId))
+
+
+@method("channels.pairing.list", params=EmptyParams, result=PairingListResult, scope=ADMIN)
+def channels_pairing_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    """Return the pending DM pairing codes, oldest first."""
+    runtime = _channels(ctx).runtime
+    return {"pending": runtime.pairing_list() if runtime is not None else []}
+
+
+@method("channels.pairing.approve", params=PairingParams, result=PairingResult, scope=ADMIN)
+async def channels_pairing_approve(ctx: CallContext, params: PairingParams) -> dict[str, Any]:
+    """Allow the sender holding the code from now on (persisted)."""
+    return await _answer(_runtime(ctx).pairing_approve(params.channel, params.code))
+
+
+@method("channels.pairing.reject", params=PairingParams, result=PairingResult, scope=ADMIN)
+async def channels_pairing_reject(ctx: CallContext, params: PairingParams) -> dict[str, Any]:
+    """Drop a pending code without allowing its sender."""
+    return await _answer(_runtime(ctx).pairing_reject(params.channel, params.code))
