@@ -36,11 +36,24 @@ PAGES: Final = [
     "settings/connection",
     "settings/advanced",
     "settings/devices",
+    "settings/appearance",
 ]
+# The shell's calls (issue 21, point 3): each is sent, advertised and answered without error.
+SHELL: Final = (
+    "update.status",
+    "question.list",
+    "exec.approval.list",
+    "plugin.approval.list",
+    "openclaw.approval.list",
+    "sessions.observer.visibility",
+    "themes.list",
+)
 # More requests of one method during one page visit than this is a retry storm.
 STORM: Final = 40
 # The UI's own timers poll every few seconds; this long without a request means it settled.
 QUIET_S: Final = 2.0
+# Polled on a timer as long as their page is open (logs every ~2 s): not part of settling.
+POLLED: Final = frozenset({"logs.tail", "system.info"})
 
 pytestmark = pytest.mark.skipif(
     not (BUNDLE / "index.html").is_file(),
@@ -80,6 +93,15 @@ class FrameLog:
             if d == "received" and f.get("type") == "res" and not f.get("ok")
         ]
 
+    def answered(self, since: int = 0) -> set[str]:
+        """Return the methods that got a successful response after `since`."""
+        methods = {r["id"]: r["method"] for r in self.requests()}
+        return {
+            methods.get(f["id"], "?")
+            for d, f in self.frames[since:]
+            if d == "received" and f.get("type") == "res" and f.get("ok")
+        }
+
     def advertised(self) -> set[str]:
         """Return the methods the last `hello-ok` listed."""
         for direction, frame in reversed(self.frames):
@@ -90,11 +112,11 @@ class FrameLog:
         return set()
 
     def wait_until_quiet(self, page: Page, timeout_s: float = 45.0) -> None:
-        """Wait until the page has been connected and sent no request for QUIET_S seconds."""
+        """Wait until the page is connected and sent no unpolled request for QUIET_S seconds."""
         deadline = time.monotonic() + timeout_s
         seen, quiet_since = -1, time.monotonic()
         while time.monotonic() < deadline:
-            count = len(self.requests())
+            count = sum(r["method"] not in POLLED for r in self.requests())
             if count != seen:
                 seen, quiet_since = count, time.monotonic()
             elif self.advertised() and time.monotonic() - quiet_since >= QUIET_S:
@@ -161,6 +183,19 @@ def test_a_message_typed_in_the_composer_gets_the_streamed_reply(
     page.goto(f"http://127.0.0.1:{daemon.port}/#token={TOKEN}")
     expect(page.locator("#status")).to_have_text("Connected", timeout=30_000)
     expect(page.locator("#messages").get_by_text(text, exact=True)).to_have_count(2, timeout=30_000)
+
+
+def test_the_shells_calls_are_advertised_and_answered(
+    page: Page, daemon: Daemon, frames: FrameLog
+) -> None:
+    open_ui(page, daemon, frames)
+    # The theme catalog is fetched where themes are chosen.
+    page.goto(control_url(daemon, "settings/appearance"))
+    frames.wait_until_quiet(page)
+    sent = {r["method"] for r in frames.requests()}
+    assert set(SHELL) - sent == set()
+    assert set(SHELL) - frames.advertised() == set()
+    assert set(SHELL) - frames.answered() == set()
 
 
 def test_every_page_clawgate_can_serve_renders_without_an_error(

@@ -19,6 +19,19 @@ UI_SESSIONS_LIST = {
     "includeLastMessage": True,
     "agentId": "main",
 }
+# The shell's calls on every page (issue 21, point 3): each must be advertised and answer.
+SHELL = (
+    "update.status",
+    "question.list",
+    "exec.approval.list",
+    "plugin.approval.list",
+    "openclaw.approval.list",
+    "sessions.observer.visibility",
+    "themes.list",
+    "system.info",
+    "diagnostics.lanes",
+    "chat.startup",
+)
 
 
 async def test_the_control_uis_sessions_list_is_answered_with_paging_fields(
@@ -181,8 +194,27 @@ async def test_the_shell_methods_answer_for_clawgate(
     assert info["pid"] > 0 and info["cpuCount"] >= 1 and "clawgate" in info["nodeVersion"]
     lanes = await call("diagnostics.lanes", {})
     assert lanes["lanes"] == [] and lanes["dynamic"] is None
-    for name in ("update.status", "system.info", "diagnostics.lanes", "chat.startup"):
+    assert await call("exec.approval.list", {}) == {"approvals": []}
+    for name in SHELL:
         assert name in peer.hello["features"]["methods"]
+
+
+async def test_themes_list_answers_the_built_in_themes_with_claw_in_effect(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await agent_gateway(gateway_factory, echo_delay_ms=0)
+    peer = await admin_peer(client_factory, gateway)
+    themes = await peer.client.call("themes.list", {})
+    assert themes["current"] == {
+        "id": "claw",
+        "mode": "system",
+        "scope": "gateway",
+        "overrides": {},
+    }
+    assert themes["theme"]["id"] == "claw"
+    ids = [t["id"] for t in themes["themes"]]
+    assert ids[0] == "claw" and len(ids) == 11
+    assert {t["source"] for t in themes["themes"]} == {"builtin"}
 
 
 async def test_paired_devices_are_listed_with_openclaws_fields(

@@ -120,6 +120,7 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         operator.openclaw_approval_list,
         operator.diagnostics_lanes,
         operator.usage_status,
+        operator.themes_list,
         # §13 reserves channels.*; clawgate serves them (see methods/channels.py).
         channels.channels_status,
         channels.channels_logout,

@@ -2,7 +2,8 @@
 
 Each answers truthfully for clawgate: `system.info` describes this host and process;
 clawgate checks for no updates, asks no questions, holds no plugin or system-agent approvals
-and tracks no provider quotas, so those lists are empty; `diagnostics.lanes` shows the agent
+and tracks no provider quotas, so those lists are empty; `themes.list` lists the themes built
+into the Control UI (clawgate installs none); `diagnostics.lanes` shows the agent
 runs queued per session (one lane per session, one run at a time).
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "plugin_approval_list",
     "question_list",
     "system_info",
+    "themes_list",
     "update_status",
     "usage_status",
 ]
@@ -179,3 +181,119 @@ class UsageStatusResult(Result):
 def usage_status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """List provider quota windows: clawgate tracks none (its backends report no quotas)."""
     return {"updatedAt": ctx.services.clock(), "providers": []}
+
+
+class ThemeDescriptor(Result):
+    """One Control UI theme (OpenClaw's descriptor, without the definition)."""
+
+    id: str
+    name: str
+    description: str
+    source: str
+    modes: list[str]
+
+
+class ThemeSelection(Result):
+    """The theme in effect and who chose it."""
+
+    id: str
+    mode: str
+    scope: str
+    overrides: dict[str, str]
+
+
+class ThemesListResult(Result):
+    """Result of `themes.list`."""
+
+    current: ThemeSelection
+    theme: ThemeDescriptor
+    themes: list[ThemeDescriptor]
+
+
+def _builtin(theme_id: str, name: str, description: str) -> dict[str, Any]:
+    return {
+        "id": theme_id,
+        "name": name,
+        "description": description,
+        "source": "builtin",
+        "modes": ["light", "dark"],
+    }
+
+
+#: The themes built into OpenClaw 2026.9.6's Control UI (their styles ship in its bundle):
+#: what its gateway lists when no theme is installed, with `claw` in effect.
+BUILTIN_THEMES: tuple[dict[str, Any], ...] = (
+    _builtin(
+        "claw",
+        "Claw",
+        "Signature coral red and teal on charcoal or pale surfaces, with Instrument Sans "
+        "throughout. A balanced everyday workspace.",
+    ),
+    _builtin(
+        "knot",
+        "Knot",
+        "Crimson accents on true black or clean white, with Geist typography. Sharp, minimal, "
+        "and high contrast.",
+    ),
+    _builtin(
+        "dash",
+        "Dash",
+        "Toasted caramel on deep cocoa or warm cream, with DM Sans controls and Fraunces serif "
+        "chat. Warm and bookish.",
+    ),
+    _builtin(
+        "absolutely",
+        "Absolutely",
+        "Terracotta clay on warm graphite or soft cream, with Space Grotesk controls and Lora "
+        "serif chat. Quiet editorial character.",
+    ),
+    _builtin(
+        "tide",
+        "Tide",
+        "Steel cyan on cool slate or pale blue-gray, with IBM Plex Sans throughout. Calm, "
+        "technical, and understated.",
+    ),
+    _builtin(
+        "beacon",
+        "Beacon",
+        "High-visibility amber on black or white, bold focus rings, and Atkinson Hyperlegible "
+        "typography. Designed for maximum readability.",
+    ),
+    _builtin(
+        "phosphor",
+        "Phosphor",
+        "Luminous green on green-tinted black or pale green, with JetBrains Mono throughout. "
+        "A classic green terminal atmosphere.",
+    ),
+    _builtin(
+        "crt",
+        "CRT",
+        "White phosphor and amber on tube black, with a light counterpart, JetBrains Mono, and "
+        "nearly square corners. A retro computer console.",
+    ),
+    _builtin(
+        "manuscript",
+        "Manuscript",
+        "Lapis blue and gold on aged paper, with a dark reading-room variant and Lora serif "
+        "throughout. A quiet illuminated manuscript.",
+    ),
+    _builtin(
+        "rose",
+        "Rosé",
+        "Dried rose and gold on deep plum-gray or soft rose-tinted cream, with DM Sans. "
+        "Gentle, muted, and warm.",
+    ),
+    _builtin(
+        "miami",
+        "Miami",
+        "Hot magenta and cyan on violet-black or pale lavender, with Space Grotesk. Bright "
+        "neon energy and a synthwave character.",
+    ),
+)
+
+
+@method("themes.list", params=EmptyParams, result=ThemesListResult, scope=READ)
+def themes_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    """List the Control UI's built-in themes: clawgate installs none and stores no choice."""
+    current = {"id": "claw", "mode": "system", "scope": "gateway", "overrides": {}}
+    return {"current": current, "theme": BUILTIN_THEMES[0], "themes": list(BUILTIN_THEMES)}
