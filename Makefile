@@ -2,7 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps: `make run` needs only the runtime dependencies; `make test` and the helpers add
+# the `test` extra (pytest, mypy, ruff, playwright, ...) on top of the same venv.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
+# Extra arguments for `make run`, e.g. make run ARGS="--port 18790".
+ARGS ?=
 CHROMIUM := /usr/bin/chromium
 # OpenClaw's own node host, for the interop test (tests/e2e/test_openclaw_node.py); cached.
 OPENCLAW_TOOLS := .tools/openclaw
@@ -10,9 +15,13 @@ OPENCLAW_STAMP := $(OPENCLAW_TOOLS)/.installed-2026.9.6
 
 .PHONY: run test lint typecheck bench schema screenshot clean openclaw
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -30,8 +39,8 @@ $(OPENCLAW_STAMP):
 
 openclaw: $(OPENCLAW_STAMP)
 
-run: $(STAMP)
-	$(BIN)/clawgate gateway run
+run: $(RUNTIME_STAMP)
+	$(BIN)/clawgate gateway run $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench) $(wildcard examples)

@@ -27,12 +27,15 @@ from .files import write_atomic
 from .protocol.auth import AuthMode
 from .protocol.ipc.timeouts import DEFAULT_TIMEOUTS_S
 from .protocol.limits import (
+    AGENT_MAX_INPUT_CHARS,
     HOOKS_MAX_BODY_BYTES,
     HOOKS_RATE_PER_MINUTE,
+    MAX_NESTING_DEPTH,
     MIB,
     OPENAI_MAX_BODY_BYTES,
     Limits,
 )
+from .protocol.nesting import text_nesting_exceeds
 
 __all__ = [
     "SECRET_KEYS",
@@ -128,8 +131,6 @@ class GatewaySection(_Section):
     heartbeat_every_s: Annotated[int, Field(ge=1)] | None = None
     # The IANA zone of cron jobs without `tz` and of heartbeat active hours; unset: the system's.
     timezone: str | None = None
-    # Failed logins from loopback without a browser Origin do not lock the address out.
-    lockout_exempt_loopback: bool = True
     # An unpacked OpenClaw Control UI bundle (`dist/control-ui`) to serve at /control/.
     control_ui_root: str | None = None
 
@@ -291,6 +292,8 @@ class AgentSection(_Section):
     echo_delay_ms: Annotated[int, Field(ge=0, le=10_000)] = 40
     # How many earlier messages of the session a backend is given.
     history_limit: Annotated[int, Field(ge=0, le=1000)] = 50
+    # Longest `agent` / `chat.send` message; a longer one is refused (INVALID_REQUEST).
+    max_input_chars: Annotated[int, Field(ge=1, le=64 * MIB)] = AGENT_MAX_INPUT_CHARS
     # The agent's workspace (relative to the home); the heartbeat reads HEARTBEAT.md there.
     workspace: str = "workspace"
     openai: OpenAISection = Field(default_factory=OpenAISection)
@@ -537,6 +540,10 @@ def load_config(path: Path) -> ClawgateConfig:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ClawgateConfig()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start}); save it as UTF-8 text") from None
+    if text_nesting_exceeds(text):
+        raise ConfigError(f"{path}: arrays or tables nested deeper than {MAX_NESTING_DEPTH}")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -196,6 +196,16 @@ def test_unknown_config_key_is_named(home: Path) -> None:
     assert "config.toml:3: unknown key 'gateway.prot'" in result.stderr
 
 
+def test_a_config_that_is_not_utf8_is_one_line_and_exit_2(home: Path) -> None:
+    home.mkdir(mode=0o700)
+    (home / "config.toml").write_bytes(b"[gateway]\nport = 1\n# caf\xe9\n")
+    (home / "config.toml").chmod(0o600)
+    result = run_cli(home, "gateway", "run", "--port", "0")
+    assert result.returncode == 2
+    assert "not UTF-8" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_port_in_use_is_reported(daemon: Daemon, tmp_path: Path) -> None:
     other = run_cli(tmp_path / "other", "gateway", "run", "--port", str(daemon.port))
     assert other.returncode == 1

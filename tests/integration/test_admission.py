@@ -42,7 +42,7 @@ async def test_a_device_is_locked_out_wherever_it_connects_from(
     gateway_factory: GatewayFactory,
 ) -> None:
     limits = Limits(auth_failure_delay_ms=0, auth_lockout_ms=60_000)
-    running = await gateway_factory(limits=limits, lockout_exempt_loopback=False)
+    running = await gateway_factory(limits=limits)
     identity = DeviceIdentity.generate()
     async with aiohttp.ClientSession() as session:
         for attempt in range(10):

@@ -216,6 +216,17 @@ async def test_invalid_utf8_closes_1007(
     assert await peer.closed() == 1007
 
 
+async def test_a_1009_close_carries_its_reason(
+    server: RunningGateway, session: aiohttp.ClientSession
+) -> None:
+    peer = await open_peer(session, server.url)
+    await peer.authenticate(server.token)
+    await peer.send("x" * (SMALL_PAYLOAD + 1))
+    while (message := await peer.ws.receive(timeout=30)).type is not aiohttp.WSMsgType.CLOSE:
+        pass
+    assert (message.data, message.extra) == (1009, "frame too large")
+
+
 async def test_silence_past_the_handshake_timeout_closes_1000(
     gateway_factory: GatewayFactory, session: aiohttp.ClientSession
 ) -> None:

@@ -313,7 +313,7 @@ async def test_failed_hook_logins_lock_the_address_out_everywhere(
     gateway_factory: GatewayFactory,
 ) -> None:
     limits = Limits(auth_failure_delay_ms=0, tick_interval_ms=200)
-    gateway = await hooks_gateway(gateway_factory, limits=limits, lockout_exempt_loopback=False)
+    gateway = await hooks_gateway(gateway_factory, limits=limits)
     answers = await asyncio.gather(
         *(post(gateway, "/hooks/agent", {"message": "x"}, token=f"guess-{n}") for n in range(10))
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -232,6 +233,17 @@ async def test_node_event_is_acknowledged_as_not_handled(
     n = await node(gateway, nodes)
     answer = await n.client.call("node.event", {"event": "node.host.stats", "payloadJSON": "{}"})
     assert answer == {"ok": True, "event": "node.host.stats", "handled": False}
+
+
+async def test_a_periodic_node_event_is_logged_at_info_once(
+    gateway: RunningGateway, nodes: list[ScriptedNode], caplog: pytest.LogCaptureFixture
+) -> None:
+    n = await node(gateway, nodes)
+    caplog.set_level(logging.DEBUG, logger="clawgate.gateway.methods.nodes")
+    for _ in range(3):
+        await n.client.call("node.event", {"event": "node.host.stats", "payloadJSON": "{}"})
+    levels = [r.levelno for r in caplog.records if "node.host.stats" in r.getMessage()]
+    assert levels == [logging.INFO, logging.DEBUG, logging.DEBUG]
 
 
 async def test_inventory_updates_are_kept_and_described(

@@ -318,7 +318,7 @@ async def test_failed_http_logins_lock_out_websocket_connects_too(
     gateway_factory: GatewayFactory,
 ) -> None:
     limits = Limits(auth_failure_delay_ms=0, tick_interval_ms=200)
-    gateway = await openai_gateway(gateway_factory, limits=limits, lockout_exempt_loopback=False)
+    gateway = await openai_gateway(gateway_factory, limits=limits)
     data = b'{"messages": [{"role": "user", "content": "x"}]}'
     for attempt in range(5):
         await _post(gateway, "/v1/chat/completions", data, f"wrong-{attempt}")

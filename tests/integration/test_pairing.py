@@ -244,7 +244,7 @@ async def test_brute_force_locks_out_then_releases(
     gateway_factory: GatewayFactory, session: aiohttp.ClientSession
 ) -> None:
     limits = Limits(auth_failure_delay_ms=0, auth_lockout_ms=1000, tick_interval_ms=60_000)
-    running = await gateway_factory(limits=limits, lockout_exempt_loopback=False)
+    running = await gateway_factory(limits=limits)
     for code in await wrong_guesses(session, running, 10):
         assert code == "AUTH_TOKEN_MISMATCH"
     locked = await open_peer(session, running.url)
@@ -254,19 +254,6 @@ async def test_brute_force_locks_out_then_releases(
     await asyncio.sleep(1.1)
     released = await open_peer(session, running.url)
     await released.authenticate(running.token)
-
-
-async def test_loopback_is_exempt_from_lockout_unless_a_browser_asks(
-    gateway_factory: GatewayFactory, session: aiohttp.ClientSession
-) -> None:
-    running = await gateway_factory(limits=Limits(auth_failure_delay_ms=0))
-    await wrong_guesses(session, running, 12)
-    fine = await open_peer(session, running.url)
-    await fine.authenticate(running.token)
-    browser = await open_peer(session, running.url, Origin="http://localhost:3000")
-    with pytest.raises(AssertionError):
-        await browser.authenticate(running.token)
-    assert browser.frames[-1]["error"]["details"]["code"] == "AUTH_RATE_LIMITED"
 
 
 async def test_a_device_revoking_its_own_token_gets_the_answer_then_4001(

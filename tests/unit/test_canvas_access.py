@@ -56,46 +56,44 @@ def access_for(gateway: GatewayAccess, registry: PairingRegistry | None = None) 
 
 
 def test_the_gateway_token_is_granted() -> None:
-    decision = access_for(rules()).admit(Credentials(token=TOKEN), IP, 0, lockout_exempt=False)
+    decision = access_for(rules()).admit(Credentials(token=TOKEN), IP, 0)
     assert isinstance(decision, Grant)
 
 
 def test_a_wrong_token_is_refused_with_the_gateways_message_and_delay() -> None:
-    decision = access_for(rules()).admit(Credentials(token="nope"), IP, 0, lockout_exempt=False)
+    decision = access_for(rules()).admit(Credentials(token="nope"), IP, 0)
     assert decision == Denied(
         "unauthorized: gateway token mismatch (provide gateway auth token)", delay_ms=250
     )
 
 
 def test_no_credential_is_refused_when_the_gateway_has_a_secret() -> None:
-    decision = access_for(rules()).admit(Credentials(), IP, 0, lockout_exempt=False)
+    decision = access_for(rules()).admit(Credentials(), IP, 0)
     assert isinstance(decision, Denied) and "token missing" in decision.message
 
 
 def test_the_password_is_granted_in_password_mode() -> None:
     access = access_for(rules(AuthMode.PASSWORD, "pw"))
-    assert isinstance(access.admit(Credentials(password="pw"), IP, 0, lockout_exempt=False), Grant)
-    assert isinstance(access.admit(Credentials(token="pw"), IP, 0, lockout_exempt=False), Denied)
+    assert isinstance(access.admit(Credentials(password="pw"), IP, 0), Grant)
+    assert isinstance(access.admit(Credentials(token="pw"), IP, 0), Denied)
 
 
 def test_anyone_is_granted_when_the_gateway_has_no_auth() -> None:
     access = access_for(rules(AuthMode.NONE))
-    assert isinstance(access.admit(Credentials(), IP, 0, lockout_exempt=False), Grant)
+    assert isinstance(access.admit(Credentials(), IP, 0), Grant)
 
 
 def test_a_paired_devices_token_with_its_id_is_granted() -> None:
     registry, device_id = paired_device()
     credentials = Credentials(device_id=device_id, device_token=DEVICE_TOKEN)
-    decision = access_for(rules(), registry).admit(credentials, IP, 0, lockout_exempt=False)
+    decision = access_for(rules(), registry).admit(credentials, IP, 0)
     assert isinstance(decision, Grant)
     assert (decision.device_id, decision.device_token) == (device_id, DEVICE_TOKEN)
 
 
 def test_a_device_token_without_its_device_id_is_refused() -> None:
     registry, _ = paired_device()
-    decision = access_for(rules(), registry).admit(
-        Credentials(device_token=DEVICE_TOKEN), IP, 0, lockout_exempt=False
-    )
+    decision = access_for(rules(), registry).admit(Credentials(device_token=DEVICE_TOKEN), IP, 0)
     assert isinstance(decision, Denied) and "device token mismatch" in decision.message
 
 
@@ -103,35 +101,31 @@ def test_ten_failures_lock_the_address_out_of_the_canvas_and_the_gateway() -> No
     gateway = rules()
     access = access_for(gateway)
     for _ in range(10):
-        access.admit(Credentials(token="guess"), IP, 1_000, lockout_exempt=False)
-    locked = access.admit(Credentials(token=TOKEN), IP, 1_000, lockout_exempt=False)
+        access.admit(Credentials(token="guess"), IP, 1_000)
+    locked = access.admit(Credentials(token=TOKEN), IP, 1_000)
     assert isinstance(locked, Denied) and locked.retry_after_ms == 60_000
     assert gateway.throttle.lockout_remaining_ms(IP, 1_000) == 60_000
 
 
-def test_the_loopback_exemption_skips_the_lockout() -> None:
+def test_loopback_is_locked_out_like_any_address() -> None:
+    access = access_for(rules())
+    for _ in range(10):
+        access.admit(Credentials(token="guess"), "127.0.0.1", 0)
+    assert isinstance(access.admit(Credentials(token=TOKEN), "127.0.0.1", 0), Denied)
+
+
+def test_a_device_token_beside_a_secret_guess_counts_as_a_secret_guess() -> None:
     gateway = rules()
     access = access_for(gateway)
     for _ in range(10):
-        access.admit(Credentials(token="guess"), "127.0.0.1", 0, lockout_exempt=False)
-    exempt = access.lockout_exempt("127.0.0.1", None, forwarded=False)
-    assert exempt
-    assert isinstance(
-        access.admit(Credentials(token=TOKEN), "127.0.0.1", 0, lockout_exempt=True), Grant
-    )
-
-
-def test_the_exemption_needs_loopback_no_origin_and_no_forwarding() -> None:
-    access = access_for(rules())
-    assert not access.lockout_exempt("127.0.0.1", "http://127.0.0.1:18793", forwarded=False)
-    assert not access.lockout_exempt("127.0.0.1", None, forwarded=True)
-    assert not access.lockout_exempt(IP, None, forwarded=False)
+        access.admit(Credentials(token="guess", device_id="d", device_token="x"), IP, 0)
+    assert gateway.throttle.lockout_remaining_ms(IP, 0) == 60_000
 
 
 def test_a_grant_lapses_when_the_secret_is_replaced() -> None:
     gateway = rules()
     access = access_for(gateway)
-    grant = access.admit(Credentials(token=TOKEN), IP, 0, lockout_exempt=False)
+    grant = access.admit(Credentials(token=TOKEN), IP, 0)
     assert isinstance(grant, Grant) and access.still_valid(grant)
     assert gateway.replace_secret(AuthMode.TOKEN, "rotated")
     assert not access.still_valid(grant)
@@ -140,9 +134,7 @@ def test_a_grant_lapses_when_the_secret_is_replaced() -> None:
 def test_a_device_grant_lapses_when_its_token_is_revoked() -> None:
     registry, device_id = paired_device()
     access = access_for(rules(), registry)
-    grant = access.admit(
-        Credentials(device_id=device_id, device_token=DEVICE_TOKEN), IP, 0, lockout_exempt=False
-    )
+    grant = access.admit(Credentials(device_id=device_id, device_token=DEVICE_TOKEN), IP, 0)
     assert isinstance(grant, Grant) and access.still_valid(grant)
     registry.revoke(device_id, "node", 5)
     assert not access.still_valid(grant)
@@ -174,7 +166,7 @@ def test_a_bearer_header_carries_the_shared_secret_of_the_mode() -> None:
 
 
 def machine(gateway: GatewayAccess | None = None) -> LiveSocketMachine:
-    return LiveSocketMachine(access_for(gateway or rules()), remote_ip=IP, lockout_exempt=False)
+    return LiveSocketMachine(access_for(gateway or rules()), remote_ip=IP)
 
 
 def auth_frame(**fields: object) -> str:

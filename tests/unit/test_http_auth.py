@@ -44,7 +44,7 @@ def _check(mode: AuthMode = AuthMode.TOKEN) -> tuple[CredentialCheck, AuthThrott
 
 
 def _operator(check: CredentialCheck, token: str | None, now: int = 0) -> Admitted | Refused:
-    return check.operator(token, remote_ip=IP, lockout_exempt=False, now_ms=now)
+    return check.operator(token, remote_ip=IP, now_ms=now)
 
 
 def test_bearer_header_parsing() -> None:
@@ -94,19 +94,18 @@ def test_ten_failures_lock_the_address_out_even_for_the_right_token() -> None:
 def test_hook_token_failures_count_in_the_same_throttle() -> None:
     check, throttle = _check()
     for attempt in range(10):
-        check.hook_token("nope", "hook-secret", remote_ip=IP, lockout_exempt=False, now_ms=attempt)
+        check.hook_token("nope", "hook-secret", remote_ip=IP, now_ms=attempt)
     assert throttle.lockout_remaining_ms(IP, 10) > 0
-    locked = check.hook_token(
-        "hook-secret", "hook-secret", remote_ip=IP, lockout_exempt=False, now_ms=10
-    )
+    locked = check.hook_token("hook-secret", "hook-secret", remote_ip=IP, now_ms=10)
     assert isinstance(locked, Refused) and locked.reason is Refusal.LOCKED_OUT
 
 
-def test_exempt_address_is_never_locked_out() -> None:
+def test_loopback_is_locked_out_like_any_address() -> None:
     check, _ = _check()
-    for attempt in range(20):
-        check.operator("wrong", remote_ip=IP, lockout_exempt=True, now_ms=attempt)
-    assert check.operator(SECRET, remote_ip=IP, lockout_exempt=True, now_ms=30) == Admitted()
+    for attempt in range(10):
+        check.operator("wrong", remote_ip="127.0.0.1", now_ms=attempt)
+    locked = check.operator(SECRET, remote_ip="127.0.0.1", now_ms=30)
+    assert isinstance(locked, Refused) and locked.reason is Refusal.LOCKED_OUT
 
 
 def test_auth_mode_none_admits_without_a_token() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 import clawgate
 from clawgate.store import MIGRATIONS, Migration, StateStore, StoreTooNewError
-from clawgate.store._migrations import latest_version, split_script
+from clawgate.store._migrations import latest_version, run_migrations, split_script
 from clawgate.store._sqlite import is_corruption
 
 
@@ -95,3 +96,32 @@ def test_only_the_store_package_imports_sqlite3() -> None:
         and re.search(r"^\s*(import sqlite3|from sqlite3\b)", path.read_text(), re.MULTILINE)
     ]
     assert offenders == [], "only clawgate.store may use sqlite3 (DESIGN: one owner per resource)"
+
+
+def _migration_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno >= level and "migrated" in record.getMessage()
+    ]
+
+
+def test_a_fresh_file_is_migrated_without_info_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="clawgate.store")
+    conn = sqlite3.connect(tmp_path / "state.db")
+    run_migrations(conn, [Migration(1, "one", noop), Migration(2, "two", noop)], tmp_path)
+    assert _migration_records(caplog, logging.INFO) == []
+    assert len(_migration_records(caplog, logging.DEBUG)) == 2
+
+
+def test_upgrading_an_existing_file_says_so_at_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="clawgate.store")
+    conn = sqlite3.connect(tmp_path / "state.db")
+    run_migrations(conn, [Migration(1, "one", noop)], tmp_path)
+    run_migrations(conn, [Migration(1, "one", noop), Migration(2, "two", noop)], tmp_path)
+    assert len(_migration_records(caplog, logging.INFO)) == 1
+    assert "schema version 2: two" in _migration_records(caplog, logging.INFO)[0]

@@ -10,7 +10,6 @@ guesses at the canvas port and at the gateway port add up to one lockout (spec ย
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,8 +44,6 @@ class AccessRules(Protocol):
     def throttle(self) -> AuthThrottle: ...
     @property
     def allowed_origins(self) -> frozenset[str]: ...
-    @property
-    def lockout_exempt_loopback(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,27 +138,12 @@ class CanvasAccess:
             return False
         return same or is_loopback_origin(origin) or origin in self._rules.allowed_origins
 
-    def lockout_exempt(self, ip: str, origin: str | None, *, forwarded: bool) -> bool:
-        """Return whether the gateway's loopback exemption from lockouts applies (spec ยง5.4)."""
-        if not self._rules.lockout_exempt_loopback or forwarded or origin is not None:
-            return False
-        try:
-            return ipaddress.ip_address(ip).is_loopback
-        except ValueError:
-            return False
-
-    def admit(
-        self, credentials: Credentials, ip: str, now_ms: int, *, lockout_exempt: bool
-    ) -> Grant | Denied:
-        """Check `credentials` from `ip`; count a failure like a failed `connect`.
-
-        Args:
-            lockout_exempt: the gateway's exemption applies (loopback, no browser Origin).
-        """
+    def admit(self, credentials: Credentials, ip: str, now_ms: int) -> Grant | Denied:
+        """Check `credentials` from `ip`; count a failure like a failed `connect`."""
         rules = self._rules
         auth = rules.auth
         throttle = rules.throttle
-        locked_ms = 0 if lockout_exempt else throttle.lockout_remaining_ms(ip, now_ms)
+        locked_ms = throttle.lockout_remaining_ms(ip, now_ms)
         if locked_ms > 0:
             return Denied(AuthFailure(AUTH_RATE_LIMITED).message, retry_after_ms=locked_ms)
         shared_failure = auth.check(credentials.token, credentials.password)
@@ -172,8 +154,10 @@ class CanvasAccess:
         device_id = credentials.device_id
         if device_id and candidate and self._device_token_ok(device_id, candidate):
             return Grant(auth, device_id=device_id, device_token=candidate)
+        guessed_secret = auth.presented(credentials.token, credentials.password)
         if credentials.device_token is not None:
-            throttle.record_failure(ip, FailureKind.DEVICE_TOKEN, now_ms)
+            kind = FailureKind.SHARED_SECRET if guessed_secret else FailureKind.DEVICE_TOKEN
+            throttle.record_failure(ip, kind, now_ms)
             failure = AuthFailure(AUTH_DEVICE_TOKEN_MISMATCH)
         else:
             throttle.record_failure(ip, FailureKind.SHARED_SECRET, now_ms)

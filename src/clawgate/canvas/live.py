@@ -75,10 +75,9 @@ def reload_notice(paths: list[str]) -> str:
 class LiveSocketMachine:
     """Decide one live-reload socket's `auth` frame with the gateway's auth rules."""
 
-    def __init__(self, access: CanvasAccess, *, remote_ip: str, lockout_exempt: bool) -> None:
+    def __init__(self, access: CanvasAccess, *, remote_ip: str) -> None:
         self._access = access
         self._remote_ip = remote_ip
-        self._lockout_exempt = lockout_exempt
 
     @staticmethod
     def timed_out() -> Closing:
@@ -100,12 +99,7 @@ class LiveSocketMachine:
             frame = None
         if not isinstance(frame, dict) or frame.get("type") != "auth":
             return Closing(CLOSE_POLICY, 'invalid frame: send {"type":"auth", ...} first')
-        decision = self._access.admit(
-            credentials_from_frame(frame),
-            self._remote_ip,
-            now_ms,
-            lockout_exempt=self._lockout_exempt,
-        )
+        decision = self._access.admit(credentials_from_frame(frame), self._remote_ip, now_ms)
         if isinstance(decision, Denied):
             return Closing(CLOSE_POLICY, close_reason(decision.message), decision.delay_ms)
         page = frame.get("page")

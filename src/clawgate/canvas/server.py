@@ -61,7 +61,6 @@ _CHUNK: Final = 256 * 1024
 # Files up to this size are read in the same worker-thread call that opens them.
 _WHOLE_FILE_BYTES: Final = 1024 * 1024
 _STOP_WAIT_S: Final = 2.0
-_FORWARDING: Final = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 _READ_METHODS: Final = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
 
 
@@ -301,12 +300,7 @@ class CanvasHost:
             request.headers.get("X-Clawgate-Device-Id"),
             self._access.mode,
         )
-        decision = self._access.admit(
-            credentials,
-            request.remote or "",
-            self._clock(),
-            lockout_exempt=self._lockout_exempt(request),
-        )
+        decision = self._access.admit(credentials, request.remote or "", self._clock())
         if isinstance(decision, Denied):
             if decision.retry_after_ms is not None:
                 retry_s = str(-(-decision.retry_after_ms // 1000))
@@ -323,12 +317,6 @@ class CanvasHost:
             status=405,
             text="the canvas is read-only over HTTP; write files under its root instead\n",
             headers={"Allow": "GET, HEAD"},
-        )
-
-    def _lockout_exempt(self, request: web.Request) -> bool:
-        forwarded = any(name in request.headers for name in _FORWARDING)
-        return self._access.lockout_exempt(
-            request.remote or "", request.headers.get(hdrs.ORIGIN), forwarded=forwarded
         )
 
     # -- live reload ------------------------------------------------------------------
@@ -361,11 +349,7 @@ class CanvasHost:
         return ws
 
     async def _admit(self, request: web.Request, ws: web.WebSocketResponse) -> Admitted | None:
-        machine = LiveSocketMachine(
-            self._access,
-            remote_ip=request.remote or "",
-            lockout_exempt=self._lockout_exempt(request),
-        )
+        machine = LiveSocketMachine(self._access, remote_ip=request.remote or "")
         outcome: Admitted | Closing
         try:
             async with asyncio.timeout(self._handshake_s):

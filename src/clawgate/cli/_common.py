@@ -13,6 +13,7 @@ import typer
 
 from ..config import ClawgateConfig, ConfigError, load_config, with_env_overrides
 from ..service.paths import HomeError, Paths, resolve_home
+from ..service.runstate import NotRunning, RunState, find_running
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,6 +29,7 @@ __all__ = [
     "fail",
     "install_uvloop",
     "load_paths_and_config",
+    "local_gateway",
     "print_json",
 ]
 
@@ -84,8 +86,20 @@ def load_paths_and_config() -> tuple[Paths, ClawgateConfig]:
         fail(str(exc), 2)
 
 
+def local_gateway(paths: Paths) -> RunState:
+    """Return the gateway running in this home, proven to be it, or fail with one line.
+
+    Nothing is sent to an address before the process there proved it is the gateway that
+    wrote `paths.run_state` (see `service/runstate.py`).
+    """
+    try:
+        return find_running(paths.run_state)
+    except NotRunning as exc:
+        fail(str(exc), 2)
+
+
 def default_url(config: ClawgateConfig) -> str:
-    """Return the local gateway's WebSocket URL."""
+    """Return the configured local gateway's WebSocket URL (for display; dial `local_gateway`)."""
     scheme = "wss" if config.gateway.tls.enabled else "ws"
     return f"{scheme}://127.0.0.1:{config.gateway.port}/"
 
@@ -111,7 +125,6 @@ class ProbeFailed(Exception):
 
 
 def ask_gateway(
-    url: str,
     config: ClawgateConfig,
     pin: str | None,
     question: Callable[[GatewayClient], Awaitable[T]],
@@ -120,21 +133,29 @@ def ask_gateway(
 ) -> T:
     """Log in to the local gateway with the config's credential, ask, and return the answer.
 
+    The gateway is the one recorded in this home's state file, and only once it proved it
+    is that process (`service/runstate.py`): the credential never goes to another server.
+
     Raises:
-        ProbeFailed: with the reason, when it cannot be reached or answered.
+        ProbeFailed: with the reason, when it cannot be found, reached or answered.
     """
     from ..client import GatewayClient, GatewayError  # only the commands that probe load it
 
+    try:
+        state = find_running(Paths(resolve_home()).run_state)
+    except (NotRunning, HomeError) as exc:
+        raise ProbeFailed(str(exc)) from None
+
     async def ask() -> T:
         async with GatewayClient(
-            url,
+            state.url,
             token=default_token(config),
             password=default_password(config),
             client_id="cli",
             client_mode="cli",
             scopes=scopes,
             connect_timeout=3,
-            tls_fingerprint=pin,
+            tls_fingerprint=state.tls_fingerprint or pin,
         ) as client:
             return await question(client)
 

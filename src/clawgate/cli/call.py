@@ -18,9 +18,9 @@ from ._common import (
     console,
     default_password,
     default_token,
-    default_url,
     fail,
     load_paths_and_config,
+    local_gateway,
     print_json,
 )
 
@@ -70,7 +70,13 @@ def with_client(
     from ..client import GatewayCallError, GatewayClient, GatewayConnectionError, GatewayError
 
     paths, config = load_paths_and_config()
-    target = url or default_url(config)
+    pin = _pin(url, tls_fingerprint, paths, config)
+    if url is None:
+        # The recorded gateway, once it proved itself: never whatever holds the port.
+        local = local_gateway(paths)
+        target, pin = local.url, pin or local.tls_fingerprint
+    else:
+        target = url
     password = None if token else default_password(config)
     try:
         client = GatewayClient(
@@ -80,7 +86,7 @@ def with_client(
             client_id="cli",
             client_mode="cli",
             scopes=("operator.admin",),
-            tls_fingerprint=_pin(url, tls_fingerprint, paths, config),
+            tls_fingerprint=pin,
         )
     except ValueError as exc:
         fail(f"{exc}", 2)

@@ -49,7 +49,7 @@ def _runtime_facts(url: str, config: ClawgateConfig, pin: str | None) -> dict[st
         return facts
 
     try:
-        return ask_gateway(url, config, pin, ask)
+        return ask_gateway(config, pin, ask)
     except ProbeFailed:
         return None
 

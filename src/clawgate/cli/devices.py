@@ -9,6 +9,7 @@ import typer
 
 from ._common import console, fail, print_json
 from .call import JsonOption, TokenOption, UrlOption, with_client
+from .ids import AmbiguousId, UnknownId, resolve_id, short_ids
 
 __all__ = ["app"]
 
@@ -22,18 +23,24 @@ def _when(ms: int | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _short(device_id: str) -> str:
-    return device_id[:12]
+def _pick(given: str, ids: list[str], what: str) -> str:
+    """Accept a full id or a unique prefix of one; fail with what to do otherwise."""
+    try:
+        return resolve_id(given, ids)
+    except AmbiguousId as exc:
+        fail(f"{exc} ({what}s); see `clawgate devices list`", 1)
+    except UnknownId:
+        fail(f"no {what} starts with '{given}'; see `clawgate devices list`", 1)
 
 
 def _resolve_device(listing: dict[str, Any], prefix: str) -> str:
     """Accept a full device id or a unique prefix of one."""
-    matches = [d["deviceId"] for d in listing["paired"] if d["deviceId"].startswith(prefix.lower())]
-    if len(matches) == 1:
-        return str(matches[0])
-    if not matches:
-        fail(f"no paired device starts with '{prefix}'; see `clawgate devices list`", 1)
-    fail(f"'{prefix}' matches {len(matches)} devices; give more of the id", 1)
+    return _pick(prefix, [d["deviceId"] for d in listing["paired"]], "paired device")
+
+
+def _resolve_request(listing: dict[str, Any], prefix: str) -> str:
+    """Accept a full pairing request id or a unique prefix of one."""
+    return _pick(prefix, [r["requestId"] for r in listing["pending"]], "pending pairing request")
 
 
 @app.command("list")
@@ -48,13 +55,16 @@ def list_(
     if json_output:
         print_json(listing, compact=True)
         return
+    # Every command takes these prefixes: the table shows each device id as its shortest
+    # unique prefix (12 characters or more), never a cut that would match two devices.
+    short = short_ids([d["deviceId"] for d in listing["pending"] + listing["paired"]])
     pending = Table(title="pending pairing requests")
     for column in ("request", "device", "name", "role", "scopes", "reason", "from", "asked"):
         pending.add_column(column)
     for request in listing["pending"]:
         pending.add_row(
             request["requestId"],
-            _short(request["deviceId"]),
+            short[request["deviceId"]],
             escape(request.get("displayName") or request.get("clientId") or "-"),
             request["role"],
             ", ".join(request["scopes"]) or "-",
@@ -70,7 +80,7 @@ def list_(
             f"{t['role']}{' (revoked)' if t.get('revokedAtMs') else ''}" for t in device["tokens"]
         )
         paired.add_row(
-            _short(device["deviceId"]),
+            short[device["deviceId"]],
             escape(device.get("displayName") or device.get("clientId") or "-"),
             escape(device.get("platform") or "-"),
             ", ".join(device["roles"]),
@@ -85,7 +95,7 @@ def list_(
 @app.command("approve")
 def approve(
     request_id: Annotated[
-        str | None, typer.Argument(help="Request id from `devices list`.")
+        str | None, typer.Argument(help="Request id from `devices list`, or a unique prefix.")
     ] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Approve the newest request.")] = False,
     url: UrlOption = None,
@@ -102,6 +112,8 @@ def approve(
             if not pending:
                 fail("no pending pairing requests", 1)
             chosen = max(pending, key=lambda request: request["ts"])["requestId"]
+        else:
+            chosen = _resolve_request(await client.call("device.pair.list"), str(request_id))
         result: dict[str, Any] = await client.call("device.pair.approve", {"requestId": chosen})
         return result
 
@@ -115,14 +127,20 @@ def approve(
 
 @app.command("reject")
 def reject(
-    request_id: Annotated[str, typer.Argument(help="Request id from `devices list`.")],
+    request_id: Annotated[
+        str, typer.Argument(help="Request id from `devices list`, or a unique prefix.")
+    ],
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Reject a pairing request."""
-    result = with_client(
-        url, token, lambda client: client.call("device.pair.reject", {"requestId": request_id})
-    )
+
+    async def run(client: Any) -> dict[str, Any]:
+        chosen = _resolve_request(await client.call("device.pair.list"), request_id)
+        result: dict[str, Any] = await client.call("device.pair.reject", {"requestId": chosen})
+        return result
+
+    result = with_client(url, token, run)
     print(f"rejected request {result['requestId']} from {result['deviceId']}")
 
 

@@ -23,7 +23,7 @@ _STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
 def _gateway_health(url: str, config: ClawgateConfig, pin: str | None) -> str | None:
     """Return None when the gateway answers `health`, else what went wrong."""
     try:
-        ask_gateway(url, config, pin, lambda client: client.call("health", timeout=3), scopes=())
+        ask_gateway(config, pin, lambda client: client.call("health", timeout=3), scopes=())
     except ProbeFailed as exc:
         return f"does not answer health: {exc}"
     return None
@@ -32,7 +32,7 @@ def _gateway_health(url: str, config: ClawgateConfig, pin: str | None) -> str | 
 def _link_status(url: str, config: ClawgateConfig, pin: str | None) -> dict[str, Any] | None:
     """Return the running gateway's `cloud.status`, or None when it cannot be asked."""
     try:
-        return dict(ask_gateway(url, config, pin, lambda c: c.call("cloud.status", timeout=3)))
+        return dict(ask_gateway(config, pin, lambda c: c.call("cloud.status", timeout=3)))
     except ProbeFailed:
         return None
 

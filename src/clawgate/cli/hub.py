@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -16,7 +17,6 @@ import orjson
 import typer
 
 from ..hub.settings import (
-    DEFAULT_HOST,
     DEFAULT_PORT,
     ENV_ADMIN_TOKEN,
     HubSettings,
@@ -27,6 +27,14 @@ from ..hub.settings import (
 )
 from ..service.logs import setup_logging
 from ..service.paths import HomeError, resolve_home
+from ..service.runstate import (
+    HUB_STATE_NAME,
+    NotRunning,
+    RunState,
+    clear_run_state,
+    find_running,
+    write_run_state,
+)
 from ._common import console, fail, install_uvloop, print_json
 
 __all__ = ["app"]
@@ -99,6 +107,19 @@ async def _serve(settings: HubSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    state_path = settings.config_path.parent / HUB_STATE_NAME
+    started_ms = int(time.time() * 1000)
+    write_run_state(
+        state_path,
+        RunState.new(
+            "hub",
+            url=server.url,
+            port=server.port,
+            boot_id=server.boot_id,
+            started_ms=started_ms,
+            identity_key=server.identity_key,
+        ),
+    )
     origin = "generated and stored in" if settings.generated else "in"
     print(
         f"clawgate hub {server.url} (pid {os.getpid()})\n"
@@ -110,6 +131,7 @@ async def _serve(settings: HubSettings) -> None:
     try:
         await stop.wait()
     finally:
+        clear_run_state(state_path, server.boot_id)
         await server.stop()
 
 
@@ -130,10 +152,12 @@ class _Hub:
             fail(f"no admin token: set {ENV_ADMIN_TOKEN} or run `clawgate hub run` once", 2)
         self.token = token
         if url is None:
-            listen = str(data.get("listen", f"{DEFAULT_HOST}:{DEFAULT_PORT}"))
-            host, _, port = listen.rpartition(":")
-            host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host
-            url = f"http://{host}:{port}"
+            # The hub this home runs, once it proved itself: the admin token never goes to
+            # whatever else listens on the configured port.
+            try:
+                url = find_running(path.parent / HUB_STATE_NAME, kind="hub").http_url
+            except NotRunning as exc:
+                fail(f"{exc} (`clawgate hub run`)", 2)
         self.url = url.rstrip("/")
 
     def call(self, method: str, path: str, body: Any = None, *, timeout: float = 30) -> Any:

@@ -9,6 +9,7 @@ from . import (
     approvals,
     call,
     channels,
+    chat,
     config,
     cron,
     devices,
@@ -49,6 +50,9 @@ app.command("call")(call.call)
 app.command("health")(call.health)
 app.command("status")(call.status)
 app.command("doctor")(doctor.doctor)
+app.command("chat")(chat.chat)
+app.command("agent")(chat.agent)
+app.command("dashboard")(chat.dashboard)
 app.command("plugins")(plugins.plugins)
 app.command("queue")(plugins.queue)
 

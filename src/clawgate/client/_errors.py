@@ -87,6 +87,8 @@ class GatewayHandshakeError(GatewayCallError):
     Attributes:
         close_code: The WebSocket close code that followed the refusal, if it arrived.
         close_reason: The close reason text, if it arrived.
+        pairing_request_id: On ``NOT_PAIRED``, the pairing request this device made (the
+            message then names it and the command that approves it).
     """
 
     def __init__(
@@ -100,9 +102,26 @@ class GatewayHandshakeError(GatewayCallError):
         close_code: int | None = None,
         close_reason: str | None = None,
     ) -> None:
+        request_id = details.get("requestId") if isinstance(details, dict) else None
+        if code == "NOT_PAIRED" and isinstance(request_id, str):
+            # Say what unblocks this device, on the gateway's host, in words it can paste.
+            message = f"{message}: request {request_id}; {approve_hint(request_id)}"
         super().__init__(code, message, details, retryable, retry_after_ms)
         self.close_code = close_code
         self.close_reason = close_reason
+        self.pairing_request_id = request_id if code == "NOT_PAIRED" else None
+
+    @property
+    def approve_command(self) -> str | None:
+        """Return the command that approves this device's pairing request, if it made one."""
+        if self.pairing_request_id is None:
+            return None
+        return f"clawgate devices approve {self.pairing_request_id}"
+
+
+def approve_hint(request_id: str) -> str:
+    """Return the sentence telling the operator how to approve a pairing request."""
+    return f"approve it on the gateway host with `clawgate devices approve {request_id}`"
 
 
 class GatewayConnectionError(GatewayError):

@@ -20,8 +20,6 @@ class GatewayAccess:
     auth_pinned: bool = False
     # Approve pairing silently for loopback peers without forwarding headers (spec §6).
     auto_approve_loopback: bool = True
-    # Loopback clients without a browser Origin are not locked out after failed logins.
-    lockout_exempt_loopback: bool = True
 
     def replace_secret(self, mode: AuthMode, secret: str | None) -> bool:
         """Adopt a new shared secret from the config file; return whether it changed.

@@ -25,6 +25,7 @@ from ..protocol.chat_events import chat_terminal
 from ..store import StateStore
 from .agent_service import AgentService
 from .broadcaster import Broadcaster
+from .http_guard import HttpGuard
 
 if TYPE_CHECKING:
     from ..channels.pipeline import TurnOutcome
@@ -78,8 +79,10 @@ class ChannelService:
         settings: ChannelSettings | None,
         home: Path,
         clock: Callable[[], int],
+        guard: HttpGuard | None = None,
     ) -> None:
         self._agents = agents
+        self._guard = guard
         self._broadcaster = broadcaster
         self._clock = clock
         self.required_for_ready = bool(settings and settings.required_for_ready)
@@ -205,13 +208,26 @@ class ChannelService:
 
     async def webhook(self, request: web.Request) -> web.Response:
         """Hand a platform's webhook call to the account that registered its secret path."""
+        guard = self._guard
+        locked = guard.lockout(request) if guard is not None else None
+        if locked is not None:
+            retry_s = str(max(1, -(-locked.retry_after_ms // 1000)))
+            return web.Response(status=429, text="locked out\n", headers={"Retry-After": retry_s})
         path = f"{request.match_info['channel']}/{request.match_info['secret']}"
         handler = self.runtime.webhooks.get(path) if self.runtime is not None else None
         if handler is None:
+            # The path is a secret: a wrong one is a failed guess like a wrong token (§5.4).
+            await self._failed(request)
             raise web.HTTPNotFound(text="not found\n")
         body = await request.read()
         status = await handler({k.lower(): v for k, v in request.headers.items()}, body)
+        if status == 401:
+            await self._failed(request)
         return web.Response(status=status, text="ok\n" if status == 200 else "refused\n")
+
+    async def _failed(self, request: web.Request) -> None:
+        if self._guard is not None:
+            await self._guard.delay(self._guard.signature_failed(request))
 
     def counters(self) -> list[tuple[str, str, str, int, int, int, int]]:
         """Return the per-account counters `/metrics` shows."""

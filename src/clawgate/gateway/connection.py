@@ -128,7 +128,6 @@ class Connection:
         "_deps",
         "_dispatcher",
         "_drained_waiter",
-        "_lockout_exempt",
         "_queue",
         "_queued_bytes",
         "_seq",
@@ -171,7 +170,6 @@ class Connection:
             and local
             and (self.origin is None or is_loopback_origin(self.origin))
         )
-        self._lockout_exempt = deps.access.lockout_exempt_loopback and local and self.origin is None
         self.state = ConnectionState.HANDSHAKE
         self.log = logging.LoggerAdapter(logger, {"conn": self.conn_id})
         self.role = Role.OPERATOR
@@ -224,7 +222,6 @@ class Connection:
             allowed_origins=access.allowed_origins,
             pairing=deps.pairing.registry,
             auto_approve=self._auto_approve,
-            lockout_exempt=self._lockout_exempt,
             surfaces=deps.nodes.surfaces,
         )
         challenge = encode_event("connect.challenge", machine.challenge(deps.clock()))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from aiohttp import hdrs, web
 
+from ..protocol.handshake import origin_allowed
+from ..protocol.run_identity import IDENTITY_CHALLENGE_HEADER, IDENTITY_PROOF_HEADER, identity_proof
 from .channel_service import ChannelService
 from .connection import Connection, ConnectionDeps
 from .connections import ConnectionTable
 from .schema_export import protocol_schema_bytes
+from .services import GatewayInfo
 from .webchat import ASSET_PREFIX, WebChat
 from .websocket import GatewayWebSocket
 
@@ -39,7 +42,7 @@ def add_http_routes(
     *,
     connections: ConnectionTable,
     deps: ConnectionDeps,
-    uptime_ms: Callable[[], int],
+    info: GatewayInfo,
     tls: bool,
     surfaces: Iterable[HttpSurface] = (),
     pages: PageSurface | None = None,
@@ -55,7 +58,12 @@ def add_http_routes(
     async def readyz(request: web.Request) -> web.Response:
         ready = connections.ready and not connections.stopping
         failing = [] if ready else ["gateway"]
-        body: dict[str, Any] = {"ready": ready, "failing": failing, "uptimeMs": uptime_ms()}
+        body: dict[str, Any] = {
+            "ready": ready,
+            "failing": failing,
+            "uptimeMs": info.uptime_ms(),
+            "bootId": info.boot_id,
+        }
         if channels is not None:
             # Channel accounts show here; they fail readiness only with
             # `[channels] required_for_ready = true`.
@@ -63,7 +71,13 @@ def add_http_routes(
             if not channels_ready:
                 failing.append("channels")
                 body["ready"] = ready = False
-        return web.json_response(body, status=200 if ready else 503)
+        response = web.json_response(body, status=200 if ready else 503)
+        # A local client checks it reached this process before it sends a credential.
+        challenge = request.headers.get(IDENTITY_CHALLENGE_HEADER)
+        proof = identity_proof(info.identity_key, challenge) if challenge else None
+        if proof is not None:
+            response.headers[IDENTITY_PROOF_HEADER] = proof
+        return response
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=deps.metrics.render(), content_type="text/plain", charset="utf-8")
@@ -78,6 +92,14 @@ def add_http_routes(
             if pages is not None and pages.serves(request.path):
                 return await pages.page(request)
             raise web.HTTPNotFound(text="not found\n")
+        # Before admission: a foreign page must not hold one of the per-IP slots (spec §5.5).
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is not None and not origin_allowed(origin, deps.access.allowed_origins):
+            forbidden = web.Response(
+                status=403, text="origin not allowed; list it in gateway.allowed_origins\n"
+            )
+            forbidden.force_close()  # nor one of the address's HTTP connections (issue 17)
+            return forbidden
         refusal = connections.admission_refusal(request.remote or "")
         if refusal is not None:
             raise web.HTTPServiceUnavailable(text=f"{refusal}; retry later\n")

@@ -8,7 +8,6 @@ is answered, as the WebSocket handshake does.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Callable
 
 from aiohttp import hdrs, web
@@ -19,7 +18,6 @@ from .pairing import PairingService
 
 __all__ = ["BodyTooLarge", "HttpGuard"]
 
-_FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 _READ_CHUNK = 64 * 1024
 
 
@@ -51,24 +49,12 @@ class HttpGuard:
         access = self._access
         return CredentialCheck(access.auth, self._pairing.registry, access.throttle)
 
-    def lockout_exempt(self, request: web.Request) -> bool:
-        """Apply the WebSocket rule: loopback, no forwarding header, no browser Origin."""
-        if not self._access.lockout_exempt_loopback or hdrs.ORIGIN in request.headers:
-            return False
-        if any(name in request.headers for name in _FORWARDING_HEADERS):
-            return False
-        try:
-            return ipaddress.ip_address(request.remote or "").is_loopback
-        except ValueError:
-            return False
-
     def operator(self, request: web.Request) -> Admitted | Refused:
         """Decide the bearer token of a request that needs `operator.write`."""
         token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
         return self._check().operator(
             token,
             remote_ip=request.remote or "",
-            lockout_exempt=self.lockout_exempt(request),
             now_ms=self._clock(),
         )
 
@@ -80,15 +66,12 @@ class HttpGuard:
             token,
             expected,
             remote_ip=request.remote or "",
-            lockout_exempt=self.lockout_exempt(request),
             now_ms=self._clock(),
         )
 
     def lockout(self, request: web.Request) -> Refused | None:
         """Return the lockout refusal of the request's address, or None."""
-        return self._check().lockout(
-            request.remote or "", self.lockout_exempt(request), self._clock()
-        )
+        return self._check().lockout(request.remote or "", self._clock())
 
     def signature_failed(self, request: web.Request) -> Refused:
         """Count a missing or wrong webhook signature toward the address's lockout."""

@@ -85,6 +85,8 @@ class _NodeState:
     # Made at the first invoke: an idle node should cost little.
     issued: IssuedIds | None = None
     inventory: dict[str, Any] = field(default_factory=dict)
+    # Event names already logged at info: periodic ones (node.host.stats) go to debug after.
+    events_seen: set[str] = field(default_factory=set)
 
 
 class NodeService:
@@ -247,6 +249,13 @@ class NodeService:
         """Return the latest inventories a node published (runner, skills, plugin tools)."""
         state = self._nodes.get(node_id)
         return dict(state.inventory) if state is not None else {}
+
+    def first_event(self, node_id: str, event: str) -> bool:
+        """Return whether this is the first `event` the node sent in this process."""
+        seen = self._nodes.setdefault(node_id, _NodeState()).events_seen
+        first = event not in seen
+        seen.add(event)
+        return first
 
     def update_inventory(self, node_id: str, kind: str, value: Any) -> None:
         """Keep the latest inventory of one kind for a node."""

@@ -63,6 +63,7 @@ from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
 from .http import HttpSurface, add_http_routes
 from .http import PageSurface as HttpPageSurface
+from .http_admission import GuardedServer, GuardedSite, OneLineLogger
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
@@ -121,7 +122,6 @@ class GatewayServer:
             allowed_origins=settings.allowed_origins,
             auth_pinned=settings.auth_pinned,
             auto_approve_loopback=settings.auto_approve_loopback,
-            lockout_exempt_loopback=settings.lockout_exempt_loopback,
         )
         self.presence = PresenceService(
             PresenceTable(self._self_presence(), limits.presence_expiry_ms),
@@ -316,18 +316,32 @@ class GatewayServer:
             app,
             connections=self.connections,
             deps=deps,
-            uptime_ms=self.info.uptime_ms,
+            info=self.info,
             tls=ssl_context is not None,
             surfaces=self._http_surfaces(),
             pages=self._control_ui(ssl_context is not None),
             channels=self.channels,
         )
+        limits = self.settings.limits
+        self.http_door = GuardedServer(
+            header_timeout_ms=limits.http_header_timeout_ms,
+            per_ip=limits.http_max_connections_per_ip,
+        )
+        app.middlewares.append(self.http_door.header_seen)
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            logger=OneLineLogger(logging.getLogger("clawgate.gateway.http")),
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.settings.host, self.settings.port, ssl_context=ssl_context
+        site = GuardedSite(
+            self._runner,
+            self.http_door.around,
+            host=self.settings.host,
+            port=self.settings.port,
+            ssl_context=ssl_context,
         )
         await site.start()
         self.port = self._bound_port()
@@ -370,6 +384,7 @@ class GatewayServer:
             settings=settings.channels,
             home=settings.home,
             clock=self.now_ms,
+            guard=self.http_guard,
         )
         self.metrics.channel_counters = self.channels.counters
         for channel in self.channels.channel_names():

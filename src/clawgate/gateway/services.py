@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,9 @@ class GatewayInfo:
     home: Path
     agent: AgentSection
     log_file: Path | None = None
+    # Proves this process to local clients (`protocol/run_identity.py`); in the 0600 state
+    # file only, never on the wire.
+    identity_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
 
     def uptime_ms(self) -> int:
         """Return milliseconds since start."""

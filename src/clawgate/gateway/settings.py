@@ -67,8 +67,6 @@ class GatewaySettings:
     state_db: Path | None = None
     # Approve pairing silently for loopback peers without forwarding headers (spec §6).
     auto_approve_loopback: bool = True
-    # Loopback clients without a browser Origin are not locked out after failed logins.
-    lockout_exempt_loopback: bool = True
     tls: TlsMaterial | None = None
     # The plugin IPC socket; None serves no plugins (needs `state_db` for the queue).
     ipc_socket: Path | None = None

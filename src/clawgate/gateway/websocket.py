@@ -11,7 +11,7 @@ It relies on aiohttp internals (`_post_start`, the reader classes); `aiohttp<4` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp._websocket.reader_py import WebSocketDataQueue as PythonFrameQueue
@@ -20,9 +20,22 @@ from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
 __all__ = ["GatewayWebSocket"]
 
+CLOSE_TOO_LARGE: Final = 1009
+CLOSE_INVALID_UTF8: Final = 1007
+
 
 class GatewayWebSocket(web.WebSocketResponse):
-    """`web.WebSocketResponse` with `raise_frame_limit()`."""
+    """`web.WebSocketResponse` with `raise_frame_limit()` and the spec's close reasons."""
+
+    _authenticated = False
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        """Close; the reader's own 1009/1007 closes get the spec's reason (§2.3, §3.6)."""
+        if not message and code == CLOSE_TOO_LARGE:
+            message = b"frame too large" if self._authenticated else b"preauth payload too large"
+        elif not message and code == CLOSE_INVALID_UTF8:
+            message = b"invalid utf-8"
+        return await super().close(code=code, message=message, drain=drain)
 
     def _post_start(self, request: Any, protocol: Any, writer: Any) -> None:
         # aiohttp's own `_post_start`, with the pure-Python reader and its queue in place
@@ -46,6 +59,7 @@ class GatewayWebSocket(web.WebSocketResponse):
     def raise_frame_limit(self, max_bytes: int) -> None:
         """Allow inbound frames up to `max_bytes` from now on."""
         self._max_msg_size = max_bytes
+        self._authenticated = True
         parser = self._parser
         assert isinstance(parser, PythonFrameReader)
         parser._max_msg_size = max_bytes

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from ..protocol.control_link import InvalidMessage
+from ..protocol.nesting import nesting_error, nesting_exceeds
 from .core import MAX_WAIT_S, HubCore, parse_command_input
 from .desired import DesiredInvalid
 from .keys import hash_key, tokens_equal
@@ -106,10 +107,18 @@ async def _body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise HubHttpError(400, "INVALID_REQUEST", "send a JSON object as the request body")
+    return _parse_json(raw)
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Parse a body, refusing nesting deeper than the limit before anything recurses."""
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise HubHttpError(400, "INVALID_REQUEST", "the body is not valid JSON") from None
+    if nesting_exceeds(body):
+        raise HubHttpError(400, "INVALID_REQUEST", f"the body is {nesting_error()}")
+    return body
 
 
 def _invalid(what: str, errors: list[Any]) -> HubHttpError:
@@ -199,6 +208,18 @@ async def post_command(request: web.Request) -> web.Response:
         command = parse_command_input(body)
     except InvalidMessage as exc:
         raise _invalid("the command", exc.errors) from None
+    # Encoded before it is stored and answered 201: what cannot reach the daemon is refused
+    # now, never left pending (a COMMAND carries its params and little else).
+    try:
+        encoded = orjson.dumps(body)
+    except (TypeError, orjson.JSONEncodeError):
+        raise HubHttpError(400, "INVALID_REQUEST", "the command cannot be encoded") from None
+    if len(encoded) > core.settings.max_message_bytes:
+        raise HubHttpError(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            f"the command is over {core.settings.max_message_bytes} bytes encoded; send less",
+        )
     record, _created = await core.post_command(request.match_info["daemonId"], command)
     if wait > 0 and not record.terminal:
         record = await core.wait_command(record.command_id, wait) or record
@@ -233,10 +254,7 @@ async def create_key(request: web.Request) -> web.Response:
     raw = await request.read()
     label = ""
     if raw:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise HubHttpError(400, "INVALID_REQUEST", "the body is not valid JSON") from None
+        body = _parse_json(raw)
         given = body.get("label", "") if isinstance(body, dict) else None
         if not isinstance(given, str) or len(given) > _LABEL_MAX:
             raise HubHttpError(

@@ -34,7 +34,9 @@ from ..protocol.control_link import (
     MIN_PROTOCOL_VERSION,
     REGISTER_TIMEOUT_MS,
     CommandAck,
+    CommandState,
     Envelope,
+    ErrorInfo,
     InvalidMessage,
     MessageType,
     ReconciliationReport,
@@ -47,7 +49,7 @@ from ..protocol.control_link import (
 )
 from .bus import Subscription, command_channel, daemon_channel
 from .core import HubCore, command_scope
-from .store import KeyRecord, SessionInfo
+from .store import CommandRecord, KeyRecord, SessionInfo
 
 __all__ = ["DaemonLink", "LinkPhase"]
 
@@ -377,7 +379,7 @@ class DaemonLink:
         if record is None or record.terminal or record.command.daemon_id != self.daemon_id:
             return
         self._sent_commands.add(command_id)
-        self._send(MessageType.COMMAND, self.core.command_message(record))
+        await self._send_or_fail(record)
 
     async def _resend_unsettled(self, *, only_new: bool = False) -> None:
         assert self.daemon_id is not None
@@ -385,7 +387,24 @@ class DaemonLink:
             if only_new and record.command_id in self._sent_commands:
                 continue
             self._sent_commands.add(record.command_id)
+            await self._send_or_fail(record)
+
+    async def _send_or_fail(self, record: CommandRecord) -> None:
+        """Send a COMMAND; one that cannot be encoded ends failed, never stuck pending."""
+        try:
             self._send(MessageType.COMMAND, self.core.command_message(record))
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            self.log.warning(
+                "command %s cannot be encoded (%s); failing it", record.command_id, exc
+            )
+            failed = CommandAck(
+                commandId=record.command_id,
+                state=CommandState.FAILED,
+                attempt=0,
+                at=self.core.now(),
+                error=ErrorInfo(code="UNSENDABLE", message="the hub could not encode the command"),
+            )
+            await self._on_ack(failed)
 
     def _on_wakeup(self, message: dict[str, Any]) -> None:
         kind = message.get("kind")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
+import uuid
 from typing import Final
 
 from aiohttp import web
 
 from ..protocol.control_link import Clock
+from ..protocol.run_identity import IDENTITY_CHALLENGE_HEADER, IDENTITY_PROOF_HEADER, identity_proof
 from .api import add_routes
 from .bus import HubBus, LocalBus
 from .core import HubCore
@@ -51,6 +54,9 @@ class HubServer:
         )
         self._runner: web.AppRunner | None = None
         self.port = settings.port
+        self.boot_id = str(uuid.uuid4())
+        # Proves this start to the hub CLI through its 0600 state file (service/runstate.py).
+        self.identity_key = secrets.token_hex(32)
 
     @property
     def url(self) -> str:
@@ -80,6 +86,7 @@ class HubServer:
                 )
             app = web.Application(client_max_size=self.settings.max_message_bytes)
             add_routes(app, self.core)
+            app.on_response_prepare.append(self._prove_identity)
             self._runner = web.AppRunner(
                 app, access_log=None, handle_signals=False, shutdown_timeout=1.0
             )
@@ -108,6 +115,14 @@ class HubServer:
                     await core.links_drained.wait()
         await self._cleanup()
         logger.info("hub stopped")
+
+    async def _prove_identity(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Answer a local client's challenge on `/readyz` (protocol/run_identity.py)."""
+        challenge = request.headers.get(IDENTITY_CHALLENGE_HEADER)
+        if request.path == "/readyz" and challenge:
+            proof = identity_proof(self.identity_key, challenge)
+            if proof is not None:
+                response.headers[IDENTITY_PROOF_HEADER] = proof
 
     async def _cleanup(self) -> None:
         if self._runner is not None:

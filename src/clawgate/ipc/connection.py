@@ -207,6 +207,8 @@ class IpcConnection:
         try:
             while True:
                 while queue:
+                    if writer.transport.is_closing():
+                        return  # closed under us (slow consumer, abort): nothing to write to
                     frames = b"".join(queue)
                     queue.clear()
                     self._queued_bytes -= len(frames)
@@ -216,7 +218,9 @@ class IpcConnection:
                     break
                 self._wakeup.clear()
                 await self._wakeup.wait()
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, RuntimeError):
+            # RuntimeError: uvloop's write on a transport closed meanwhile; the peer is gone
+            # either way, and the disconnect is logged once where it was decided.
             pass
         finally:
             writer.close()

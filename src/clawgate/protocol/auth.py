@@ -126,6 +126,16 @@ class SharedSecretAuth:
         if self.mode is not AuthMode.NONE and not self.secret:
             raise ValueError(f"auth mode {self.mode.value} needs a secret")
 
+    def presented(self, token: str | None, password: str | None) -> bool:
+        """Return whether a guess at this mode's shared secret was sent.
+
+        Such a guess counts as a shared-secret failure even beside a device token, so a
+        device token sent along cannot move password guesses into the other count.
+        """
+        if self.mode is AuthMode.TOKEN:
+            return token is not None
+        return self.mode is AuthMode.PASSWORD and password is not None
+
     def check(self, token: str | None, password: str | None) -> AuthFailure | None:
         """Return why the shared-secret credential fails, or None when it is accepted."""
         if self.mode is AuthMode.NONE:

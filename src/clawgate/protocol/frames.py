@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .errors import InvalidRequest, RequestError
+from .nesting import is_depth_error, nesting_error, nesting_exceeds
 from .validation import describe_validation_error
 
 __all__ = [
@@ -103,10 +104,16 @@ def parse_request(text: str | bytes) -> RequestFrame:
     """
     try:
         data = orjson.loads(text)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if is_depth_error(exc):
+            raise FrameError(f"invalid request frame: {nesting_error()}") from None
         raise FrameError("invalid request frame: not a JSON object") from None
     if not isinstance(data, dict):
         raise FrameError("invalid request frame: not a JSON object")
+    if nesting_exceeds(data):
+        frame_id = data.get("id")
+        reply_id = frame_id if isinstance(frame_id, str) and 0 < len(frame_id) <= 256 else None
+        raise FrameError(f"invalid request frame: {nesting_error()}", reply_id or INVALID_ID)
     try:
         return RequestFrame.model_validate(data)
     except ValidationError as exc:

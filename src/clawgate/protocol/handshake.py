@@ -54,6 +54,7 @@ __all__ = [
     "Rejected",
     "close_reason",
     "is_loopback_origin",
+    "origin_allowed",
 ]
 
 CLOSE_HANDSHAKE_TIMEOUT: Final = 1000
@@ -66,6 +67,9 @@ CLOSE_STARTING: Final = 1013
 CLOSE_AUTH_CHANGED: Final = 4001
 
 _LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+# Loopback auto-approval of these needs the shared secret too (spec §6): a device token
+# alone may come through an SSH tunnel, and must not widen what its device was given.
+_UPGRADES_NEEDING_SECRET: Final = frozenset({"role-upgrade", "scope-upgrade"})
 _MAX_REASON_BYTES: Final = 123
 
 
@@ -98,6 +102,14 @@ class Rejected:
     reply_id: str | None = None
     delay_ms: int = 0
     pairing: PairingChanges | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Credential:
+    """What step 13 accepted: the device token used (if any) and whether the shared secret was."""
+
+    device_token: str | None = field(default=None, repr=False)
+    shared_secret: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +147,11 @@ def is_loopback_origin(origin: str) -> bool:
     return host in _LOOPBACK_HOSTS
 
 
+def origin_allowed(origin: str, allowed_origins: frozenset[str]) -> bool:
+    """Return whether a browser page from `origin` may open a socket (spec §5.5)."""
+    return is_loopback_origin(origin) or origin in allowed_origins
+
+
 def _utf8_length_exceeds(text: str, limit: int) -> bool:
     """Return whether `text` is longer than `limit` bytes, encoding only when it must."""
     if len(text) > limit:
@@ -163,7 +180,6 @@ class HandshakeMachine:
         allowed_origins: frozenset[str] = frozenset(),
         pairing: PairingRegistry | None = None,
         auto_approve: bool = False,
-        lockout_exempt: bool = False,
         surfaces: SurfaceRegistry | None = None,
     ) -> None:
         self.nonce = nonce
@@ -176,7 +192,6 @@ class HandshakeMachine:
         self._allowed_origins = allowed_origins
         self._pairing = pairing
         self._auto_approve = auto_approve
-        self._lockout_exempt = lockout_exempt
         self._surfaces = surfaces
         self._shared_secret_ok = False
 
@@ -240,7 +255,7 @@ class HandshakeMachine:
                 "origin not allowed", details={"code": CONTROL_UI_ORIGIN_NOT_ALLOWED}
             )
             return _reject(error, request.id)
-        locked_ms = 0 if self._lockout_exempt else self._lockout_ms(params, now_ms)
+        locked_ms = self._lockout_ms(params, now_ms)
         if locked_ms > 0:
             return _reject(AuthFailure(AUTH_RATE_LIMITED, retry_after_ms=locked_ms), request.id)
         device_id = None
@@ -281,8 +296,8 @@ class HandshakeMachine:
 
     def _check_credentials(
         self, params: ConnectParams, role: Role, device_id: str | None, now_ms: int
-    ) -> AuthFailure | str | None:
-        """Step 13: return the failure, the device token used, or None (shared secret)."""
+    ) -> AuthFailure | _Credential:
+        """Step 13: return the failure, or what was accepted."""
         auth = params.auth
         token = auth.token if auth else None
         password = auth.password if auth else None
@@ -290,19 +305,23 @@ class HandshakeMachine:
         shared_failure = self._auth.check(token, password)
         self._shared_secret_ok = shared_failure is None
         if shared_failure is None:
-            return device_token if self._device_token_ok(device_id, role, device_token) else None
+            valid = self._device_token_ok(device_id, role, device_token)
+            return _Credential(device_token if valid else None, shared_secret=True)
         # A device may log in with its device token, sent as deviceToken or in token.
         candidate = device_token if device_token is not None else token
         if candidate is not None and self._device_token_ok(device_id, role, candidate):
-            return candidate
-        if device_token is not None:
-            self._throttle.record_failure(self._remote_ip, FailureKind.DEVICE_TOKEN, now_ms)
-            if device_id is not None:
-                self._throttle.record_failure(device_id, FailureKind.DEVICE_TOKEN, now_ms)
-            return AuthFailure(AUTH_DEVICE_TOKEN_MISMATCH)
-        self._throttle.record_failure(self._remote_ip, FailureKind.SHARED_SECRET, now_ms)
+            return _Credential(candidate)
+        # One count per IP for every guess at the shared secret, whatever came with it.
+        kind = (
+            FailureKind.DEVICE_TOKEN
+            if device_token is not None and not self._auth.presented(token, password)
+            else FailureKind.SHARED_SECRET
+        )
+        self._throttle.record_failure(self._remote_ip, kind, now_ms)
         if device_id is not None:
-            self._throttle.record_failure(device_id, FailureKind.SHARED_SECRET, now_ms)
+            self._throttle.record_failure(device_id, kind, now_ms)
+        if device_token is not None:
+            return AuthFailure(AUTH_DEVICE_TOKEN_MISMATCH)
         can_retry = (
             device_id is not None
             and self._pairing is not None
@@ -323,7 +342,7 @@ class HandshakeMachine:
         role: Role,
         scopes: tuple[str, ...],
         device_id: str,
-        presented_token: str | None,
+        credential: _Credential,
         now_ms: int,
     ) -> Accepted | Rejected:
         """Steps 15 and 16: pairing (or auto-approval), then the device token."""
@@ -347,7 +366,10 @@ class HandshakeMachine:
         if reason is not None:
             pending, is_new, dropped = pairing.request(applicant, reason, now_ms)
             changes.dropped_requests.extend(dropped)
-            if not self._auto_approve:
+            auto_approve = self._auto_approve and (
+                credential.shared_secret or reason not in _UPGRADES_NEEDING_SECRET
+            )
+            if not auto_approve:
                 changes.pending = pending
                 changes.pending_is_new = is_new
                 error = RequestError(
@@ -369,6 +391,7 @@ class HandshakeMachine:
                 )
             pairing.approve(pending.request_id, now_ms)
             changes.auto_approved = pending.request_id
+        presented_token = credential.device_token
         token_value, token = pairing.issue(device_id, role.value, scopes, now_ms, presented_token)
         changes.device = pairing.devices[device_id]
         issued_at = token.rotated_at_ms or token.created_at_ms
@@ -433,7 +456,7 @@ class HandshakeMachine:
         return None
 
     def _origin_allowed(self, origin: str) -> bool:
-        return is_loopback_origin(origin) or origin in self._allowed_origins
+        return origin_allowed(origin, self._allowed_origins)
 
     def _verify_device(self, params: ConnectParams, now_ms: int) -> str:
         device = params.device

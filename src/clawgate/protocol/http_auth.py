@@ -86,11 +86,9 @@ class CredentialCheck:
         self._pairing = pairing
         self._throttle = throttle
 
-    def operator(
-        self, token: str | None, *, remote_ip: str, lockout_exempt: bool, now_ms: int
-    ) -> Admitted | Refused:
+    def operator(self, token: str | None, *, remote_ip: str, now_ms: int) -> Admitted | Refused:
         """Decide a bearer token that must be worth `operator.write`."""
-        locked = self._locked(remote_ip, lockout_exempt, now_ms)
+        locked = self._locked(remote_ip, now_ms)
         if locked is not None:
             return locked
         if self._auth.mode is AuthMode.NONE:
@@ -114,11 +112,10 @@ class CredentialCheck:
         expected: str,
         *,
         remote_ip: str,
-        lockout_exempt: bool,
         now_ms: int,
     ) -> Admitted | Refused:
         """Decide the webhook token (a secret of its own, never the gateway's)."""
-        locked = self._locked(remote_ip, lockout_exempt, now_ms)
+        locked = self._locked(remote_ip, now_ms)
         if locked is not None:
             return locked
         if token is None:
@@ -131,13 +128,11 @@ class CredentialCheck:
         """Count a webhook whose HMAC signature was missing or wrong as a failed guess."""
         return self._fail(Refusal.MISMATCH, remote_ip, now_ms)
 
-    def lockout(self, remote_ip: str, lockout_exempt: bool, now_ms: int) -> Refused | None:
+    def lockout(self, remote_ip: str, now_ms: int) -> Refused | None:
         """Return the lockout refusal for `remote_ip`, or None when it may try."""
-        return self._locked(remote_ip, lockout_exempt, now_ms)
+        return self._locked(remote_ip, now_ms)
 
-    def _locked(self, remote_ip: str, lockout_exempt: bool, now_ms: int) -> Refused | None:
-        if lockout_exempt:
-            return None
+    def _locked(self, remote_ip: str, now_ms: int) -> Refused | None:
         remaining = self._throttle.lockout_remaining_ms(remote_ip, now_ms)
         return Refused(Refusal.LOCKED_OUT, remaining) if remaining > 0 else None
 

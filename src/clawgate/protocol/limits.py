@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "AGENT_MAX_INPUT_CHARS",
     "CANVAS_AUTH_FRAME_MAX_BYTES",
     "CANVAS_MAX_LIVE_SOCKETS",
     "CANVAS_MAX_NAME_BYTES",
@@ -28,6 +29,7 @@ __all__ = [
     "LIST_LIMIT_MAX",
     "LOGS_TAIL_MAX_BYTES",
     "LOGS_TAIL_MAX_LINES",
+    "MAX_NESTING_DEPTH",
     "MAX_QUEUED_SYSTEM_EVENTS",
     "MIB",
     "NODE_INVOKE_DEFAULT_TIMEOUT_MS",
@@ -57,6 +59,10 @@ PROTOCOL_MAX: Final = 4
 #: `config.set` / `config.patch`: writes per device (or connection) and address per window.
 CONFIG_WRITES_PER_WINDOW: Final = 3
 CONFIG_WRITE_WINDOW_MS: Final = 60_000
+#: Inbound JSON (WS, IPC, hub HTTP, config writes) may nest this deep; deeper is refused.
+MAX_NESTING_DEPTH: Final = 64
+#: `agent` / `chat.send`: the default of `agent.max_input_chars` (a longer message is refused).
+AGENT_MAX_INPUT_CHARS: Final = 128 * KIB
 #: System events kept for the next agent turn; the oldest fall off first.
 MAX_QUEUED_SYSTEM_EVENTS: Final = 100
 #: `chat.history`: the most bytes of messages in one answer, and the default message count.
@@ -131,6 +137,10 @@ class Limits:
     auth_failure_window_ms: int = 60_000
     auth_lockout_ms: int = 60_000
     auth_failure_delay_ms: int = 250
+    # HTTP slow clients: a request's headers must arrive within this (else the connection is
+    # closed), and one address may hold at most this many open HTTP connections.
+    http_header_timeout_ms: int = 10_000
+    http_max_connections_per_ip: int = 64
     device_signature_skew_ms: int = DEVICE_SIGNATURE_SKEW_MS
     dedupe_ttl_ms: int = 300_000
     dedupe_max_entries: int = 1000

@@ -7,6 +7,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .runstate import GATEWAY_STATE_NAME
+
 __all__ = ["HomeError", "Paths", "resolve_home"]
 
 HOME_ENV = "CLAWGATE_HOME"
@@ -67,6 +69,11 @@ class Paths:
     def pid_file(self) -> Path:
         """The single-instance lock file."""
         return self.home / "gateway.pid"
+
+    @property
+    def run_state(self) -> Path:
+        """Where the running gateway records its actual address (`service/runstate.py`)."""
+        return self.home / GATEWAY_STATE_NAME
 
     @property
     def stdout_log(self) -> Path:

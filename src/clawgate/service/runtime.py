@@ -33,6 +33,7 @@ from ..gateway.settings import GatewaySettings, NodeSettings, PluginSettings
 from ..protocol.auth import AuthMode, SharedSecretAuth, secrets_equal
 from ..tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
 from .paths import Paths
+from .runstate import RunState, clear_run_state, write_run_state
 
 __all__ = ["AuthSource", "GatewayOverrides", "resolve_settings", "resolve_tls", "run_gateway"]
 
@@ -152,7 +153,6 @@ def resolve_settings(
         tls=resolve_tls(config, paths),
         ipc_socket=paths.ipc_socket,
         auto_approve_loopback=config.pairing.auto_approve_loopback,
-        lockout_exempt_loopback=config.gateway.lockout_exempt_loopback,
         plugins=PluginSettings(
             request_timeout_s=config.ipc.request_timeout_s,
             method_timeouts_s=dict(config.ipc.method_timeouts_s),
@@ -274,6 +274,7 @@ async def run_gateway(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    state_path = Paths(settings.home).run_state
     try:
         await server.start()
         # What start-up loaded (modules, config, thousands of cron jobs) lives as long as the
@@ -281,6 +282,19 @@ async def run_gateway(
         # it and stall the loop (~0.1-0.3 s with 10,000 jobs) at moments like a due pass.
         gc.collect()
         gc.freeze()
+        tls = settings.tls
+        write_run_state(
+            state_path,
+            RunState.new(
+                "gateway",
+                url=server.url,
+                port=server.port,
+                boot_id=server.info.boot_id,
+                started_ms=server.info.started_ms,
+                identity_key=server.info.identity_key,
+                tls_fingerprint=tls.fingerprint if tls is not None else None,
+            ),
+        )
         if on_ready is not None:
             on_ready(server)
         signalled = asyncio.create_task(stop.wait())
@@ -292,6 +306,7 @@ async def run_gateway(
             raise BackgroundFailure("a background loop of the gateway failed; see its log")
         logger.info("signal received; stopping")
     finally:
+        clear_run_state(state_path, server.info.boot_id)
         await server.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

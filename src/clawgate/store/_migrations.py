@@ -337,7 +337,13 @@ def run_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration], pa
                 f"{path}: migration {migration.version} ({migration.description}) failed and was"
                 f" rolled back: {type(exc).__name__}: {exc}"
             ) from exc
-        logger.info(
-            "migrated %s to schema version %d: %s", path, migration.version, migration.description
+        # A fresh file runs every migration: that is creation, not news (debug); upgrading
+        # an existing file is worth a line at info.
+        logger.log(
+            logging.DEBUG if current == 0 else logging.INFO,
+            "migrated %s to schema version %d: %s",
+            path,
+            migration.version,
+            migration.description,
         )
     return known

@@ -179,14 +179,19 @@ class AgentEventPayload(Result):
     sessionKey: str | None = None
 
 
-def check_message(message: str, attachments: list[Any] | None) -> None:
+def check_message(message: str, attachments: list[Any] | None, max_chars: int) -> None:
     """Refuse what a run cannot take.
 
     Raises:
-        InvalidRequest: attachments, or a message with no text.
+        InvalidRequest: attachments, a message with no text, or one over `max_chars`.
     """
     if attachments:
         raise InvalidRequest("attachments are not supported yet; send text only")
+    if len(message) > max_chars:
+        raise InvalidRequest(
+            f"message is {len(message)} characters, over the limit of {max_chars} "
+            "(agent.max_input_chars); send less"
+        )
     if not message.strip():
         raise InvalidRequest("message is empty; send some text")
 
@@ -235,7 +240,7 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
     check_agent_id(params.agentId)
 
     async def session() -> SessionRecord:
-        check_message(params.message, params.attachments)
+        check_message(params.message, params.attachments, service.settings.max_input_chars)
         if params.deliver:
             raise RequestError(
                 "no channel is linked; send without deliver or link a channel first",

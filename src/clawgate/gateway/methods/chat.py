@@ -258,7 +258,7 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
     key = resolve_key(params.sessionKey)
 
     async def session() -> Any:
-        check_message(params.message, params.attachments)
+        check_message(params.message, params.attachments, service.settings.max_input_chars)
         return await service.sessions.ensure(key)
 
     timeout_s = (

@@ -26,6 +26,12 @@ from ...config_file import (
 from ...config_file import dumps as dumps_document
 from ...protocol.detail_codes import BASE_HASH_MISMATCH, INVALID_CONFIG, RATE_LIMITED
 from ...protocol.errors import InvalidRequest, Unavailable
+from ...protocol.nesting import (
+    is_depth_error,
+    nesting_error,
+    nesting_exceeds,
+    text_nesting_exceeds,
+)
 from ...protocol.scopes import ADMIN, READ
 from ...protocol.timefmt import format_time_ms
 from ..config_service import ConfigService
@@ -250,6 +256,9 @@ async def config_set(ctx: CallContext, params: ConfigSetParams) -> dict[str, Any
         import tomlkit
         from tomlkit.exceptions import TOMLKitError
 
+        # tomlkit and tomllib recurse per level: refuse a bomb before either sees it.
+        if text_nesting_exceeds(params.raw):
+            raise InvalidRequest(f"config.set raw is {nesting_error()}")
         try:
             return tomlkit.parse(params.raw)
         except TOMLKitError as exc:
@@ -261,16 +270,21 @@ async def config_set(ctx: CallContext, params: ConfigSetParams) -> dict[str, Any
 @method("config.patch", params=ConfigPatchParams, result=ConfigWriteResult, scope=ADMIN)
 async def config_patch(ctx: CallContext, params: ConfigPatchParams) -> dict[str, Any]:
     """Apply a JSON merge patch (RFC 7386; null deletes) to the config file."""
-    try:
-        patch = orjson.loads(params.raw)
-    except orjson.JSONDecodeError:
-        patch = None
-    if not isinstance(patch, dict):
-        raise InvalidRequest("config.patch raw must be the JSON text of an object")
 
     def build(current_raw: str) -> Any:
         import tomlkit
 
+        try:
+            patch = orjson.loads(params.raw)
+        except orjson.JSONDecodeError as exc:
+            if is_depth_error(exc):
+                raise InvalidRequest(f"config.patch raw is {nesting_error()}") from None
+            patch = None
+        if not isinstance(patch, dict):
+            raise InvalidRequest("config.patch raw must be the JSON text of an object")
+        # The merge patch recurses per level: bounded here, before it runs.
+        if nesting_exceeds(patch):
+            raise InvalidRequest(f"config.patch raw is {nesting_error()}")
         return apply_merge_patch(tomlkit.parse(current_raw), patch)
 
     return await _write(ctx, params.baseHash, params.note, build)
@@ -328,10 +342,17 @@ async def _write_locked(
                 "config changed since it was read; call config.get again",
                 details={"code": BASE_HASH_MISMATCH, "currentHash": current_hash},
             )
-        document = build(snapshot.raw)
-        restore_secrets(document, snapshot.data)
-        text = dumps_document(document)
-        _, new_config, issues = validate_raw(text)
+
+        def render() -> tuple[str, ClawgateConfig | None, list[dict[str, str]]]:
+            document = build(snapshot.raw)
+            restore_secrets(document, snapshot.data)
+            text = dumps_document(document)
+            _, new_config, issues = validate_raw(text)
+            return text, new_config, issues
+
+        # Parsing, patching and validating a large document is CPU work: off the loop, so
+        # `/healthz` and every other socket keep being served meanwhile.
+        text, new_config, issues = await asyncio.to_thread(render)
         if new_config is not None:
             issues = _secret_issues(new_config, service)
         if new_config is None or issues:

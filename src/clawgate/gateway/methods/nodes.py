@@ -383,7 +383,12 @@ def node_invoke_result(ctx: CallContext, params: InvokeResultParams) -> dict[str
 @method("node.event", params=EventParams, result=EventResult, role=MethodRole.NODE)
 def node_event(ctx: CallContext, params: EventParams) -> dict[str, Any]:
     """Acknowledge and log a node event; v1 acts on none of them."""
-    logger.info("node %s event %s (not handled)", (ctx.caller.device_id or "?")[:16], params.event)
+    node_id = ctx.caller.device_id or "?"
+    # Info the first time per node and event, debug after: OpenClaw's node host sends
+    # `node.host.stats` every 30 s, which would fill the log.
+    first = nodes_of(ctx).first_event(node_id, params.event)
+    level = logging.INFO if first else logging.DEBUG
+    logger.log(level, "node %s event %s (not handled)", node_id[:16], params.event)
     return {"ok": True, "event": params.event, "handled": False}
 
 

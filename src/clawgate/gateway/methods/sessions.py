@@ -353,7 +353,7 @@ async def sessions_create(ctx: CallContext, params: SessionsCreateParams) -> dic
     service = agents_of(ctx)
     check_agent_id(params.agentId)
     if params.message is not None:
-        check_message(params.message, None)
+        check_message(params.message, None, service.settings.max_input_chars)
     agent_id = params.agentId or "main"
     key = resolve_key(params.key) if params.key else f"agent:{agent_id}:{uuid.uuid4().hex[:12]}"
     if service.sessions.get(key) is not None:

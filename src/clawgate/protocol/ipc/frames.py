@@ -20,6 +20,7 @@ from typing import Any, Final, Self
 
 import orjson
 
+from ..nesting import is_depth_error, nesting_error, nesting_exceeds
 from .framing import MAX_FRAME_BYTES, encode_frame
 
 __all__ = [
@@ -220,10 +221,14 @@ def parse_frame(line: bytes) -> Frame:
         raise FrameError(INVALID_FRAME, "frame is not valid UTF-8") from None
     try:
         obj = orjson.loads(text)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if is_depth_error(exc):
+            raise FrameError(INVALID_FRAME, f"frame is {nesting_error()}") from None
         raise FrameError(INVALID_FRAME, "frame is not valid JSON") from None
     if not isinstance(obj, dict):
         raise FrameError(INVALID_FRAME, "frame is not a JSON object")
+    if nesting_exceeds(obj):
+        raise FrameError(INVALID_FRAME, f"frame is {nesting_error()}")
     kind = obj.get("type")
     if kind is None and "id" in obj and "ok" in obj:
         kind = "res"
