@@ -37,6 +37,8 @@ PAGES: Final = [
     "settings/advanced",
     "settings/devices",
     "settings/appearance",
+    "usage",
+    "systems",
 ]
 # The shell's calls (issue 21, point 3): each is sent, advertised and answered without error.
 SHELL: Final = (

@@ -230,3 +230,55 @@ async def test_paired_devices_are_listed_with_openclaws_fields(
     row = listed["paired"][0]
     assert row["role"] == "operator" and "operator.admin" in row["scopes"]
     assert row["connected"] is True and row["lastSeenAtMs"] > 0
+
+
+async def test_sessions_usage_reports_the_runs_in_openclaws_shape(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await agent_gateway(gateway_factory, echo_delay_ms=0)
+    peer = await admin_peer(client_factory, gateway)
+    await peer.client.call(
+        "chat.send", {"sessionKey": "main", "message": "hi", "idempotencyKey": "r1"}
+    )
+    await chat_events(peer, "r1")
+    # What the Control UI's usage page sends (usage-*.js), a window wide enough for any clock.
+    report = await peer.client.call(
+        "sessions.usage",
+        {
+            "startDate": "2000-01-01",
+            "endDate": "2099-12-31",
+            "agentScope": "all",
+            "mode": "specific",
+            "timeZone": "UTC",
+            "utcOffset": "UTC+0",
+            "groupBy": "instance",
+            "limit": 1000,
+            "includeContextWeight": False,
+        },
+    )
+    assert (report["startDate"], report["endDate"]) == ("2000-01-01", "2099-12-31")
+    assert set(report) == {
+        "updatedAt", "startDate", "endDate", "sessions", "totals", "aggregates",
+        "creatorOptions", "cacheStatus",
+    }  # fmt: skip
+    [row] = report["sessions"]
+    assert row["key"] == "agent:main:main" and row["agentId"] == "main"
+    assert {"label", "sessionId", "scope", "updatedAt", "channel", "chatType", "model"} - set(
+        row
+    ) <= {"channel"}
+    counts = row["usage"]["messageCounts"]
+    assert (counts["total"], counts["user"], counts["assistant"]) == (2, 1, 1)
+    assert row["usage"]["totalTokens"] == 0 and report["totals"]["totalCost"] == 0
+    aggregates = report["aggregates"]
+    assert aggregates["sessionCount"] == 1 and aggregates["messages"]["total"] == 2
+    assert [d["messages"] for d in aggregates["daily"]] == [2]
+    assert [a["agentId"] for a in aggregates["byAgent"]] == ["main"]
+
+
+async def test_sessions_usage_refuses_all_agents_with_a_key(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await agent_gateway(gateway_factory, echo_delay_ms=0)
+    peer = await admin_peer(client_factory, gateway)
+    reply = await peer.client.request("sessions.usage", {"agentScope": "all", "key": "main"})
+    assert reply.error is not None and reply.error.code == "INVALID_REQUEST"

@@ -23,6 +23,7 @@ from ..store.sessions_repo import (
     append_message,
     delete_session,
     insert_session,
+    load_message_times,
     load_messages,
     load_messages_after,
     load_sessions,
@@ -313,6 +314,10 @@ class SessionBook:
         return await self._store.read(
             lambda conn: load_messages_after(conn, session_id, after=after, limit=limit)
         )
+
+    async def message_times(self, start_ms: int, end_ms: int) -> list[tuple[str, str, int]]:
+        """Return `(session_id, role, ts)` of every stored message in `[start_ms, end_ms]`."""
+        return await self._store.read(lambda conn: load_message_times(conn, start_ms, end_ms))
 
     async def recent_messages(self, session_id: str, limit: int) -> list[StoredMessage]:
         """Return the newest `limit` messages of a transcript, oldest first."""

@@ -30,6 +30,7 @@ from . import (
     plugins,
     sessions,
     system,
+    usage,
 )
 
 __all__ = ["build_registry", "register_builtin_methods"]
@@ -71,6 +72,7 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         sessions.sessions_messages_subscribe,
         sessions.sessions_messages_unsubscribe,
         sessions.sessions_observer_visibility,
+        usage.sessions_usage,
         nodes.node_list,
         nodes.node_describe,
         nodes.node_rename,
