@@ -9,9 +9,13 @@ STAMP := $(VENV)/.installed
 # Extra arguments for `make run`, e.g. make run ARGS="--port 18790".
 ARGS ?=
 CHROMIUM := /usr/bin/chromium
+# The hub scale-out tests run a real PostgreSQL and nats-server (tests/servers.py).
+NATS_SERVER := /usr/sbin/nats-server
+PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) /usr/lib/postgresql/initdb)
 # OpenClaw's own node host, for the interop test (tests/e2e/test_openclaw_node.py); cached.
 OPENCLAW_TOOLS := .tools/openclaw
 OPENCLAW_STAMP := $(OPENCLAW_TOOLS)/.installed-2026.9.6
+NGIRCD := /usr/sbin/ngircd
 
 .PHONY: run test lint typecheck bench schema screenshot clean openclaw
 
@@ -22,7 +26,7 @@ $(RUNTIME_STAMP): pyproject.toml
 	touch $(RUNTIME_STAMP)
 
 $(STAMP): $(RUNTIME_STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,hub-cluster]'
 	touch $(STAMP)
 
 # The browser test drives Debian's Chromium: install it when missing (as root on CI, else sudo).
@@ -33,11 +37,28 @@ $(CHROMIUM):
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
+# PostgreSQL and nats-server for the hub scale-out tests, like chromium: Debian's packages.
+$(NATS_SERVER) $(PG_INITDB):
+	@if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else echo "make: $@ is missing; install postgresql and nats-server as root" >&2; exit 1; fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		postgresql nats-server
+
 # Installs nothing (and the test skips) when npm itself is missing.
 $(OPENCLAW_STAMP):
 	sh tests/tools/install_openclaw.sh $(OPENCLAW_TOOLS)
 
 openclaw: $(OPENCLAW_STAMP)
+
+# The IRC channel's tests run a real ngircd: install Debian's package when missing.
+$(NGIRCD):
+	@if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else echo "make: $(NGIRCD) is missing; install the ngircd package as root" >&2; exit 1; fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ngircd
 
 run: $(RUNTIME_STAMP)
 	$(BIN)/clawgate gateway run $(ARGS)
@@ -50,7 +71,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: on main that is a failure, never a pass.
-test: $(STAMP) $(CHROMIUM) $(OPENCLAW_STAMP) lint typecheck
+test: $(STAMP) $(CHROMIUM) $(NGIRCD) $(NATS_SERVER) $(PG_INITDB) $(OPENCLAW_STAMP) lint typecheck
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status

@@ -26,7 +26,9 @@ from .channels import BURST, ROUND_TRIPS, SENDERS, measure_channels
 from .chat import measure_chat
 from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
 from .hub import DAEMONS, measure_hub
+from .hub_cluster import INSTANCES, measure_hub_cluster
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
+from .irc import IRC_ROUND_TRIPS, measure_irc
 from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
 from .nodes import IDLE_NODES, NODES, OPERATORS, measure_nodes
 from .openai_http import CLIENTS, COMPLETIONS, measure_openai_http
@@ -57,7 +59,10 @@ __all__ = ["main"]
 RESULTS_PATH: Final = Path(__file__).resolve().parent / "results.json"
 #: For the default run (a soak of `SOAK_DEFAULT_S`); a longer soak adds its extra time.
 #: A guard against a hung phase: a run takes about 3 minutes, 6 on a busy machine.
-TOTAL_BUDGET_S: Final = 600.0
+TOTAL_BUDGET_S: Final = 600.0 + 300.0  # + the hub cluster phase
+#: Daemons of the hub cluster phase in `bench.run`; `python -m bench.hub_cluster --daemons
+#: 10000 --chaos` runs the issue's full size and the chaos run alone.
+HUB_CLUSTER_RUN_DAEMONS: Final = 3000
 # Ticks would interleave with the measured frames; push them out of the run.
 TICK_INTERVAL_MS: Final = 600_000
 
@@ -135,6 +140,9 @@ async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str
         )
         async with aiohttp.ClientSession() as http:
             figures += await measure_channels(servers, http)
+        _progress(f"irc channel: {IRC_ROUND_TRIPS} echo round trips through a real ngircd")
+        async with aiohttp.ClientSession() as http:
+            figures += await measure_irc(servers, http)
         async with aiohttp.ClientSession() as http:
             servers.stop_all()
             _progress(
@@ -147,6 +155,11 @@ async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str
         servers.stop_all()
         _progress(f"hub: {DAEMONS} simulated daemons held, commands/s through the hub")
         figures += await measure_hub(workdir)
+        _progress(
+            f"hub cluster: {INSTANCES} instances on PostgreSQL + NATS, {HUB_CLUSTER_RUN_DAEMONS} "
+            "daemons, a restart storm, commands/s against one SQLite hub"
+        )
+        figures += await measure_hub_cluster(workdir / "hub-cluster", HUB_CLUSTER_RUN_DAEMONS)
         _progress(
             f"hub -> daemon -> plugin: {THROUGHPUT_COMMANDS} commands {IN_FLIGHT} in flight, "
             f"{LATENCY_COMMANDS} one at a time, against the real daemon and a simulated one"

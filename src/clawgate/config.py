@@ -54,6 +54,8 @@ __all__ = [
     "HookMappingSection",
     "HooksSection",
     "HttpSection",
+    "IrcAccountSection",
+    "IrcSection",
     "LogSection",
     "NodesSection",
     "OpenAIHttpSection",
@@ -82,6 +84,8 @@ SECRET_KEYS: Final = (
     ("hooks", "token"),
     ("channels", "telegram", "token"),
     ("channels", "telegram", "accounts", "*", "token"),
+    ("channels", "irc", "password"),
+    ("channels", "irc", "accounts", "*", "password"),
 )
 
 
@@ -460,16 +464,96 @@ class TelegramSection(ChannelCommon):
         return self
 
 
+_IRC_NICK: Final = r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,29}$"
+_IRC_CHANNEL: Final = r"^[#&+!][^\s,\x07]{1,49}$"
+
+
+class IrcAccountSection(_Section):
+    """`[channels.irc.accounts.<id>]`: one more IRC identity; unset keys come from above."""
+
+    enabled: bool | None = None
+    server: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    tls: bool | None = None
+    tls_verify: bool | None = None
+    tls_ca_file: str | None = None
+    nick: Annotated[str, Field(pattern=_IRC_NICK)] | None = None
+    username: str | None = None
+    realname: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    sasl: bool | None = None
+    sasl_username: str | None = None
+    channels: list[Annotated[str, Field(pattern=_IRC_CHANNEL)]] | None = None
+    dm_policy: DmPolicy | None = None
+    allow_from: list[str] | None = None
+    group_policy: GroupPolicy | None = None
+    groups: list[str] | None = None
+    require_mention: bool | None = None
+    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
+    flood_burst: Annotated[int, Field(ge=1, le=100)] | None = None
+    flood_interval_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
+    ping_interval_s: Annotated[float, Field(gt=0, le=600)] | None = None
+
+
+class IrcSection(ChannelCommon):
+    """`[channels.irc]`: an IRC client identity on one server, over TLS by default.
+
+    The password is the server password (PASS), or the account's password for SASL PLAIN
+    when `sasl = true`. `groups` defaults to `channels`: a joined channel is an allowed one.
+    """
+
+    server: str | None = None
+    # 6697 with TLS, 6667 without.
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    tls: bool = True
+    tls_verify: bool = True
+    # A CA bundle (PEM) to verify the server with, for a self-signed server certificate.
+    tls_ca_file: str | None = None
+    nick: Annotated[str, Field(pattern=_IRC_NICK)] = "clawgate"
+    username: str | None = None
+    realname: str = "clawgate assistant"
+    password: str | None = None
+    password_file: str | None = None
+    # Read the password from this environment variable (default CLAWGATE_IRC_PASSWORD).
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    sasl: bool = False
+    # The services account for SASL PLAIN (default: the nick).
+    sasl_username: str | None = None
+    channels: list[Annotated[str, Field(pattern=_IRC_CHANNEL)]] = Field(default_factory=list)
+    # Flood control: this many lines at once, then one every flood_interval_ms.
+    flood_burst: Annotated[int, Field(ge=1, le=100)] = 5
+    flood_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 1000
+    # A PING after this long without a line from the server; no answer -> reconnect.
+    ping_interval_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], IrcAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _accounts(self) -> IrcSection:
+        if self.server is None and (
+            not self.accounts or any(a.server is None for a in self.accounts.values())
+        ):
+            raise ValueError("server is required: the IRC server's host name, e.g. irc.libera.chat")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
 class ChannelsSection(_Section):
     """`[channels]`: messaging channels, one table each; none is configured by default."""
 
     # Whether `/readyz` fails while an enabled channel account is not connected.
     required_for_ready: bool = False
     telegram: TelegramSection | None = None
+    irc: IrcSection | None = None
 
     def configured(self) -> list[str]:
         """Return the names of the channels with a table, in a fixed order."""
-        return [name for name in ("telegram",) if getattr(self, name) is not None]
+        return [name for name in ("telegram", "irc") if getattr(self, name) is not None]
 
 
 class ClawgateConfig(_Section):

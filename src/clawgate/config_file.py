@@ -32,6 +32,7 @@ __all__ = [
     "read_snapshot",
     "redact_data",
     "redact_raw",
+    "restart_keys",
     "restart_required",
     "restore_secrets",
     "validate_raw",
@@ -197,9 +198,15 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
 
 def restart_required(old: ClawgateConfig, new: ClawgateConfig) -> bool:
     """Return whether a change touches settings that apply only at the next start."""
+    return bool(restart_keys(old, new))
+
+
+def restart_keys(old: ClawgateConfig, new: ClawgateConfig) -> list[str]:
+    """Return the changed keys (dotted, sorted) that apply only at the next start."""
     old_data = old.model_dump(mode="json")
     new_data = new.model_dump(mode="json")
-    return any(path not in _HOT_KEYS for path in _changed_paths(old_data, new_data, ()))
+    changed = _changed_paths(old_data, new_data, ())
+    return sorted(".".join(path) for path in changed if path not in _HOT_KEYS)
 
 
 def _changed_paths(old: Any, new: Any, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import env_for, free_port, run_cli
+from tests.e2e.test_cli import env_for, free_port, run_cli, start_daemon, stop_daemon
 
 
 def configure(home: Path, port: int) -> None:
@@ -118,6 +118,61 @@ def test_failed_start_prints_the_reason_and_who_holds_the_port(home: Path) -> No
     assert "gateway did not start" in result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert f"held by pid {os.getpid()}" in result.stderr
+
+
+def test_start_fails_when_another_gateway_answers_on_the_port(home: Path, tmp_path: Path) -> None:
+    other = start_daemon(tmp_path / "other-home")
+    try:
+        result = run_cli(home, "gateway", "start", "--port", str(other.port))
+    finally:
+        stop_daemon(other)
+    assert result.returncode == 1, result.stdout
+    assert "started" not in result.stdout
+    assert "gateway did not start" in result.stderr
+    assert "address already in use" in result.stderr.lower()
+
+
+def test_start_and_status_print_the_webchat_url_and_how_to_get_the_token(home: Path) -> None:
+    port = int((home / "config.toml").read_text().split("= ")[1])
+    started = run_cli(home, "gateway", "start")
+    assert started.returncode == 0, started.stderr
+    assert f"WebChat: http://127.0.0.1:{port}/ (`clawgate dashboard`" in started.stdout
+    status = run_cli(home, "gateway", "status", COLUMNS="200")
+    assert status.returncode == 0, status.stderr
+    assert f"http://127.0.0.1:{port}/" in status.stdout
+    assert "clawgate dashboard" in status.stdout
+
+
+def test_restart_refuses_to_replace_a_foreground_gateway(home: Path) -> None:
+    foreground = start_daemon(home)
+    try:
+        result = run_cli(home, "gateway", "restart")
+        still_running = foreground.process.poll() is None
+    finally:
+        stop_daemon(foreground)
+    assert result.returncode == 1
+    assert "runs in the foreground (`clawgate gateway run`)" in " ".join(result.stderr.split())
+    assert still_running
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("gateway", "start"), ("gateway", "run"), ("gateway", "restart"), ("hub", "run")],
+)
+def test_a_port_outside_the_tcp_range_is_refused(home: Path, command: tuple[str, ...]) -> None:
+    result = run_cli(home, *command, "--port", "70000", COLUMNS="200")
+    assert result.returncode == 2
+    assert "Invalid value for '--port'" in result.stderr
+    assert "less than or equal to 65535" in result.stderr
+    assert not (home / "gateway.run.json").exists()
+
+
+def test_a_config_port_outside_the_tcp_range_is_refused(home: Path) -> None:
+    (home / "config.toml").write_text("[gateway]\nport = 70000\n")
+    result = run_cli(home, "gateway", "start")
+    assert result.returncode == 2
+    assert "gateway.port" in result.stderr
+    assert "65535" in result.stderr
 
 
 def test_bad_config_is_reported_before_starting(home: Path) -> None:

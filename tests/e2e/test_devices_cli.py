@@ -96,3 +96,23 @@ def test_errors_are_one_line(home: Path) -> None:
     assert unknown.returncode == 1 and "no paired device starts with 'ffff'" in unknown.stderr
     both = run_cli(home, "devices", "approve", "abc", "--latest")
     assert both.returncode == 2
+
+
+def test_an_ambiguous_device_prefix_names_the_match_count_and_the_list_command(
+    home: Path,
+) -> None:
+    first = DeviceIdentity.generate()
+    second = DeviceIdentity.generate()
+    while second.device_id[0] != first.device_id[0]:
+        second = DeviceIdentity.generate()
+    for identity in (first, second):
+        connect_device(home, identity)
+        approved = run_cli(home, "devices", "approve", "--latest")
+        assert approved.returncode == 0, approved.stderr
+    shared = first.device_id[0]
+    result = run_cli(home, "devices", "remove", shared)
+    assert result.returncode == 1
+    assert f"ambiguous: 2 matches for '{shared}'" in result.stderr
+    assert "`clawgate devices list`" in result.stderr
+    removed = run_cli(home, "devices", "remove", first.device_id[:12])
+    assert removed.returncode == 0 and f"removed {first.device_id}" in removed.stdout

@@ -162,4 +162,41 @@ def test_bus_url_is_refused_with_a_clear_line(tmp_path: Path) -> None:
     home.mkdir(mode=0o700)
     result = run_cli(home, "hub", "run", "--port", "0", CLAWGATE_HUB_BUS_URL="nats://x:4222")
     assert result.returncode == 2
-    assert "unset it" in result.stderr
+    assert "needs a PostgreSQL --database-url" in result.stderr
+
+
+async def test_daemon_and_key_ids_accept_a_unique_prefix_and_refuse_an_ambiguous_one(
+    hub_process: tuple[subprocess.Popen[str], int, Path],
+) -> None:
+    _, port, home = hub_process
+    url = ["--url", f"http://127.0.0.1:{port}"]
+    keys = []
+    for label in ("one", "two"):
+        code, out, err = await cli(home, "hub", "keys", "create", "--label", label, "--json", *url)
+        assert code == 0, err
+        keys.append(json.loads(out))
+    daemons = [
+        SimDaemon(f"ws://127.0.0.1:{port}/v1/daemon", keys[0]["key"], daemon_id="box-alpha"),
+        SimDaemon(f"ws://127.0.0.1:{port}/v1/daemon", keys[1]["key"], daemon_id="box-beta"),
+    ]
+    for daemon in daemons:
+        assert await daemon.connect() is not None
+    try:
+        code, out, err = await cli(home, "hub", "daemon", "box-a", "--json", *url)
+        assert code == 0, err
+        assert json.loads(out)["daemonId"] == "box-alpha"
+        code, out, err = await cli(home, "hub", "reports", "box", *url)
+        assert code == 1
+        assert "ambiguous: 2 matches for 'box'" in err and "`clawgate hub daemons`" in err
+        code, out, err = await cli(home, "hub", "daemon", "nope", *url)
+        assert code == 1
+        assert "no daemon starts with 'nope'; see `clawgate hub daemons`" in err
+        assert "/v1/" not in err
+    finally:
+        for daemon in daemons:
+            await daemon.close()
+    code, out, err = await cli(home, "hub", "keys", "revoke", "key_", *url)
+    assert code == 1 and "ambiguous: 2 matches" in err
+    code, out, err = await cli(home, "hub", "keys", "revoke", keys[1]["keyId"][:12], *url)
+    assert code == 0, err
+    assert f"revoked {keys[1]['keyId']}" in out

@@ -58,6 +58,16 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._live: set[_Relay] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def freeze(self) -> None:
+        """Hold every byte in both directions, connections open: a half-open link."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Relay again, held bytes first."""
+        self._flowing.set()
 
     async def start(self) -> None:
         """Listen on an ephemeral loopback port."""
@@ -122,6 +132,7 @@ class TcpProxy:
     ) -> None:
         try:
             while data := await reader.read(_CHUNK):
+                await self._flowing.wait()
                 if self.max_delay_s > 0:
                     await asyncio.sleep(self.rng.uniform(0, self.max_delay_s))
                 budget = self._budget(relay)

@@ -139,6 +139,26 @@ def test_service_unit_for_another_install(paths: Paths, tmp_path: Path) -> None:
     assert results(paths, probes)["service"][0] is Status.OK
 
 
+def test_an_old_simple_unit_is_told_to_install_again(paths: Paths, tmp_path: Path) -> None:
+    program = ("/opt/mine/bin/clawgate",)
+    old = ServiceSpec(program, paths.home, home_is_default=False)
+    new = ServiceSpec(program, paths.home, home_is_default=False, unit_type="notify")
+    unit = InstalledUnit(ServiceManager.SYSTEMD, tmp_path / "u", render_systemd_unit(old))
+    probes = DoctorProbes(
+        installed_unit=lambda: unit,
+        expected_service=lambda: new,
+        port_holder=lambda p: None,
+        http_ok=lambda u, c: False,
+    )
+    (check,) = [r for r in run_checks(paths, probes) if r.name == "service"]
+    assert check.status is Status.WARN and "old Type=simple unit" in check.message
+    assert check.fix == "run clawgate gateway install again"
+    probes.installed_unit = lambda: InstalledUnit(
+        ServiceManager.SYSTEMD, tmp_path / "u", render_systemd_unit(new)
+    )
+    assert results(paths, probes)["service"][0] is Status.OK
+
+
 def test_gateway_that_does_not_answer(paths: Paths) -> None:
     probes = DoctorProbes(
         http_ok=lambda url, context: True,

@@ -42,14 +42,50 @@ def test_environment_overrides_the_file_and_flags_override_both(tmp_path: Path) 
     assert (flagged.db_path, flagged.port) == (tmp_path / "f.db", 1)
 
 
-def test_bus_url_is_refused_in_single_instance_mode(tmp_path: Path) -> None:
-    with pytest.raises(HubSettingsError, match="unset it"):
+def test_bus_url_without_postgres_is_refused_saying_why(tmp_path: Path) -> None:
+    with pytest.raises(HubSettingsError) as caught:
         load_settings(tmp_path / "hub.toml", environ={"CLAWGATE_HUB_BUS_URL": "nats://x"})
+    assert "needs a PostgreSQL --database-url" in str(caught.value)
+    assert "share their state only through PostgreSQL" in str(caught.value)
 
 
-def test_postgres_url_is_refused_with_the_fix(tmp_path: Path) -> None:
+def test_bus_url_flag_with_a_sqlite_database_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(HubSettingsError, match="needs a PostgreSQL"):
+        load_settings(
+            tmp_path / "hub.toml",
+            environ={},
+            database_url=f"sqlite:///{tmp_path}/hub.db",
+            bus_url="nats://127.0.0.1:4222",
+        )
+
+
+def test_postgres_without_a_secrets_key_is_refused(tmp_path: Path) -> None:
     env = {"CLAWGATE_HUB_DATABASE_URL": "postgresql://db/hub"}
-    with pytest.raises(HubSettingsError, match="SQLite only"):
+    with pytest.raises(HubSettingsError, match="needs a secrets key"):
+        load_settings(tmp_path / "hub.toml", environ=env)
+
+
+def test_postgres_and_nats_urls_are_taken_with_a_key(tmp_path: Path) -> None:
+    key = base64.b64encode(os.urandom(32)).decode()
+    old = base64.b64encode(os.urandom(32)).decode()
+    env = {"CLAWGATE_HUB_SECRETS_KEY": key, "CLAWGATE_HUB_PREVIOUS_SECRETS_KEYS": old}
+    settings = load_settings(
+        tmp_path / "hub.toml",
+        environ=env,
+        database_url="postgresql://hub:pw@db.example/hub",
+        bus_url="nats://127.0.0.1:4222",
+    )
+    assert settings.database_url == "postgresql://hub:pw@db.example/hub"
+    assert settings.bus_url == "nats://127.0.0.1:4222"
+    assert settings.clustered
+    assert settings.previous_secrets_keys == (base64.b64decode(old),)
+    assert "pw" not in settings.database
+    assert "pw" not in repr(settings)
+
+
+def test_an_unknown_database_scheme_names_the_choices(tmp_path: Path) -> None:
+    env = {"CLAWGATE_HUB_DATABASE_URL": "mysql://db/hub"}
+    with pytest.raises(HubSettingsError, match="postgresql://"):
         load_settings(tmp_path / "hub.toml", environ=env)
 
 

@@ -28,3 +28,13 @@ def test_memory_vault_keeps_values_out_of_the_store() -> None:
     assert vault.open("command:c", None) == {"pw": "x"}
     vault.drop("command:c")
     assert vault.open("command:c", None) is None
+
+
+def test_a_rotated_vault_opens_blobs_of_the_previous_key_and_seals_with_the_new() -> None:
+    old, new = os.urandom(32), os.urandom(32)
+    sealed_before = EncryptedVault(old).seal("desired:d1:1", {"token": "v"})
+    rotated = EncryptedVault(new, (old,))
+    assert rotated.open("desired:d1:1", sealed_before) == {"token": "v"}
+    sealed_after = rotated.seal("desired:d1:2", {"token": "w"})
+    assert EncryptedVault(new).open("desired:d1:2", sealed_after) == {"token": "w"}
+    assert EncryptedVault(old).open("desired:d1:2", sealed_after) is None

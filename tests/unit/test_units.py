@@ -52,6 +52,13 @@ def test_unit_type_defaults_to_simple_and_is_a_parameter() -> None:
     assert "Type=notify" in lines(render_systemd_unit(spec(unit_type="notify")))
 
 
+def test_a_notify_unit_lets_the_main_process_notify_and_has_a_watchdog() -> None:
+    notify = lines(render_systemd_unit(spec(unit_type="notify")))
+    assert "NotifyAccess=main" in notify and "WatchdogSec=30" in notify
+    simple = lines(render_systemd_unit(spec()))
+    assert not any(line.startswith(("NotifyAccess=", "WatchdogSec=")) for line in simple)
+
+
 def test_unit_sections_in_order() -> None:
     unit = render_systemd_unit(spec())
     assert unit.index("[Unit]") < unit.index("[Service]") < unit.index("[Install]")

@@ -31,7 +31,7 @@ from .base import (
     InboundMessage,
     WebhookHandler,
 )
-from .registry import load_adapter
+from .registry import ADAPTERS, load_adapter
 from .supervision import AccountState, Backoff, BackoffPolicy, stalled
 
 __all__ = ["AccountCounters", "AccountRunner", "AccountServices"]
@@ -193,7 +193,9 @@ class AccountRunner:
         if self.adapter is None:
             if self._adapter_class is None:
                 self._adapter_class = load_adapter(self.account.channel)
-            if not self.account.secret:
+            spec = ADAPTERS.get(self.account.channel)
+            required = spec is None or spec.credential_required
+            if required and not self.account.secret:
                 raise AuthFailed(
                     f"{self.account.key} has no credential ({self.account.secret_source});"
                     f" set it in [channels.{self.account.channel}] and run"

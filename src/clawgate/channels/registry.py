@@ -25,12 +25,18 @@ class AdapterSpec:
     extra: str
     # The SDK's import name, so `clawgate doctor` can tell whether the extra is installed.
     sdk: str
+    # Whether an account cannot start without a secret (IRC servers often need none).
+    credential_required: bool = True
 
 
 #: Every platform channel this build knows (WebChat is built into the gateway).
 ADAPTERS: Final = {
     "telegram": AdapterSpec(
         "clawgate.channels.telegram", "TelegramAdapter", "telegram", "telegram"
+    ),
+    # A small client on asyncio streams: no SDK to install (the `irc` extra is empty).
+    "irc": AdapterSpec(
+        "clawgate.channels.irc", "IrcAdapter", "irc", "asyncio", credential_required=False
     ),
 }
 

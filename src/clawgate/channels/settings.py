@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ..config import ChannelsSection, TelegramSection
+from ..config import ChannelsSection, IrcSection, TelegramSection
 from .base import AccountConfig
+from .irc_protocol import fold
 from .outbound import OutboxPolicy
 from .routing import DEFAULT_ACCOUNT
 from .supervision import BackoffPolicy
@@ -23,6 +24,7 @@ from .supervision import BackoffPolicy
 __all__ = ["ChannelSettings", "resolve_accounts"]
 
 TELEGRAM_TOKEN_ENV: Final = "CLAWGATE_TELEGRAM_TOKEN"
+IRC_PASSWORD_ENV: Final = "CLAWGATE_IRC_PASSWORD"
 _COMMON: Final = (
     "enabled",
     "dm_policy",
@@ -100,6 +102,64 @@ def _telegram(
     return resolved
 
 
+_IRC_SECRET_KEYS: Final = ("password", "password_file", "password_env")
+_IRC_FOLDED: Final = ("groups", "allow_from")
+
+
+def _irc(section: IrcSection, home: Path, environ: Mapping[str, str]) -> list[AccountConfig]:
+    """Resolve `[channels.irc]`: the password (optional on IRC) as the secret."""
+    top = section.model_dump(exclude={"accounts"})
+    named = {name: acc.model_dump(exclude_none=True) for name, acc in section.accounts.items()}
+    has_own = any(top.get(key) for key in _IRC_SECRET_KEYS) or not named
+    accounts: list[tuple[str, dict[str, Any]]] = []
+    if has_own or DEFAULT_ACCOUNT in named:
+        accounts.append((DEFAULT_ACCOUNT, {**top, **named.pop(DEFAULT_ACCOUNT, {})}))
+    for name, values in sorted(named.items()):
+        inherited = {k: v for k, v in top.items() if k not in _IRC_SECRET_KEYS}
+        accounts.append((name, {**inherited, **values}))
+    resolved = []
+    for name, values in accounts:
+        keys = {"token": values.get("password"), "token_file": values.get("password_file")}
+        keys["token_env"] = values.get("password_env")
+        default_env = IRC_PASSWORD_ENV if name == DEFAULT_ACCOUNT else None
+        secret, source = _secret(keys, home, environ, default_env)
+        if secret is None and source.startswith("environment variable ") and not keys["token_env"]:
+            source = "no password (none needed)"
+        channels = [fold(str(c)) for c in values["channels"]]
+        groups = [fold(str(g)) for g in values["groups"]] or channels
+        # Sender ids are folded nicks or `account:<name>` (case kept: services decide).
+        allow_from = [a if a.startswith("account:") else fold(a) for a in values["allow_from"]]
+        tls = bool(values["tls"])
+        resolved.append(
+            AccountConfig(
+                channel="irc",
+                account_id=name,
+                secret=secret,
+                secret_source=source,
+                options={
+                    "server": values["server"],
+                    "port": values.get("port") or (6697 if tls else 6667),
+                    "tls": tls,
+                    "tls_verify": values["tls_verify"],
+                    "tls_ca_file": values.get("tls_ca_file"),
+                    "nick": values["nick"],
+                    "username": values.get("username") or values["nick"],
+                    "realname": values["realname"],
+                    "sasl": values["sasl"],
+                    "sasl_username": values.get("sasl_username") or values["nick"],
+                    "channels": channels,
+                    "flood_burst": values["flood_burst"],
+                    "flood_interval_ms": values["flood_interval_ms"],
+                    "ping_interval_s": values["ping_interval_s"],
+                },
+                **{key: _frozen(values[key]) for key in _COMMON if key not in _IRC_FOLDED},
+                groups=tuple(groups),
+                allow_from=tuple(allow_from),
+            )
+        )
+    return resolved
+
+
 def _frozen(value: Any) -> Any:
     return tuple(str(v) for v in value) if isinstance(value, list) else value
 
@@ -112,4 +172,6 @@ def resolve_accounts(
     accounts: list[AccountConfig] = []
     if section.telegram is not None:
         accounts += _telegram(section.telegram, home, env)
+    if section.irc is not None:
+        accounts += _irc(section.irc, home, env)
     return ChannelSettings(tuple(accounts), section.required_for_ready)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import sys
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 
@@ -136,6 +136,10 @@ def login(
     print(f"{result['channel']}/{result['accountId']}: {result.get('state', 'starting')}")
 
 
+#: The (secret, file, env) keys of channels whose credential is not called `token`.
+_CREDENTIAL_KEYS: Final = {"irc": ("password", "password_file", "password_env")}
+
+
 def _store_credential(
     channel: str, account: str | None, token_file: str | None, from_stdin: bool
 ) -> None:
@@ -153,15 +157,16 @@ def _store_credential(
     )
     if account is not None and account != "default":
         table = table.setdefault("accounts", tomlkit.table()).setdefault(account, tomlkit.table())
-    for key in ("token", "token_file", "token_env"):
+    keys = _CREDENTIAL_KEYS.get(channel, ("token", "token_file", "token_env"))
+    for key in keys:
         table.pop(key, None)
     if from_stdin:
         secret = sys.stdin.readline().strip()
         if not secret:
             fail("no token on stdin", 2)
-        table["token"] = secret
+        table[keys[0]] = secret
     else:
-        table["token_file"] = token_file
+        table[keys[1]] = token_file
     text = tomlkit.dumps(document)
     _, config, issues = validate_raw(text)
     if config is None:

@@ -71,6 +71,8 @@ def gather_status(paths: Paths, config: ClawgateConfig) -> dict[str, Any]:
             "logFile": str(paths.log_file),
             "url": f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/",
             "ports": {"gateway": port},
+            "webchat": f"{http}/",
+            "auth": config.gateway.auth.mode.value,
             "cloud": {"state": "not configured" if not config.cloud.url else "unknown"},
         }
     )
@@ -145,6 +147,11 @@ def render_status(report: dict[str, Any]) -> None:
         if "rssBytes" in report:
             table.add_row("memory", f"{report['rssBytes'] / 1_048_576:.1f} MiB")
     table.add_row("url", report["url"])
+    table.add_row("WebChat", report["webchat"])
+    if report["auth"] == "token":
+        table.add_row("token", "`clawgate dashboard` prints the WebChat link with it")
+    elif report["auth"] == "password":
+        table.add_row("password", "the WebChat page asks for it")
     if "tls" in report:
         tls = report["tls"]
         table.add_row(

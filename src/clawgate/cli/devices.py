@@ -9,7 +9,7 @@ import typer
 
 from ._common import console, fail, print_json
 from .call import JsonOption, TokenOption, UrlOption, with_client
-from .ids import AmbiguousId, UnknownId, resolve_id, short_ids
+from .ids import pick_id, short_ids
 
 __all__ = ["app"]
 
@@ -25,12 +25,7 @@ def _when(ms: int | None) -> str:
 
 def _pick(given: str, ids: list[str], what: str) -> str:
     """Accept a full id or a unique prefix of one; fail with what to do otherwise."""
-    try:
-        return resolve_id(given, ids)
-    except AmbiguousId as exc:
-        fail(f"{exc} ({what}s); see `clawgate devices list`", 1)
-    except UnknownId:
-        fail(f"no {what} starts with '{given}'; see `clawgate devices list`", 1)
+    return pick_id(given, ids, what=what, listing="clawgate devices list")
 
 
 def _resolve_device(listing: dict[str, Any], prefix: str) -> str:

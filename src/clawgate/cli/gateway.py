@@ -20,10 +20,11 @@ from ..gateway.schema_export import protocol_schema_bytes
 from ..gateway.server import BackgroundFailure, GatewayServer
 from ..ipc import AlreadyServing, SocketPathError
 from ..protocol.auth import AuthMode
-from ..service.daemon import start_detached, stop_daemon, tail_lines
+from ..service.daemon import DETACHED_ENV, start_detached, stop_daemon, tail_lines
 from ..service.logs import setup_logging
-from ..service.paths import HomeError, Paths
+from ..service.paths import HomeError, Paths, resolve_home
 from ..service.ports import port_holder
+from ..service.runstate import NotRunning, find_running, read_run_state
 from ..service.runtime import (
     AuthSource,
     GatewayOverrides,
@@ -32,7 +33,6 @@ from ..service.runtime import (
     run_gateway,
 )
 from ..store import StoreError
-from ..tls import pinned_client_context
 from . import install as install_commands
 from ._common import console, fail, install_uvloop, load_paths_and_config, print_json
 from .daemon_status import gather_status, render_status
@@ -45,7 +45,12 @@ app.command("uninstall")(install_commands.uninstall)
 
 logger = logging.getLogger("clawgate.service")
 
-PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default 18789).")]
+PortOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0, max=65535, help="Port to listen on, 1-65535 (default 18789; 0 picks a free one)."
+    ),
+]
 BindOption = Annotated[str | None, typer.Option(help="loopback (default), lan, or an IP address.")]
 AuthOption = Annotated[
     AuthMode | None, typer.Option(help="How clients authenticate (default token).")
@@ -109,6 +114,8 @@ def run(
 ) -> None:
     """Run the gateway in the foreground until SIGTERM or Ctrl-C."""
     os.umask(0o077)
+    # `gateway start` marks its child; the mark must not reach the gateway's own children.
+    detached = os.environ.pop(DETACHED_ENV, "") == "1"
     paths, config = load_paths_and_config()
     try:
         for warning in paths.ensure():
@@ -123,14 +130,25 @@ def run(
         fail(f"{exc}; stop it with `clawgate gateway stop`", 3)
     try:
         _run_locked(
-            paths, config, GatewayOverrides(port, bind, auth, token, password), log_format, lock
+            paths,
+            config,
+            GatewayOverrides(port, bind, auth, token, password),
+            log_format,
+            lock,
+            detached=detached,
         )
     finally:
         lock.release()
 
 
 def _run_locked(
-    paths: Paths, config: Any, overrides: GatewayOverrides, log_format: str | None, lock: PidLock
+    paths: Paths,
+    config: Any,
+    overrides: GatewayOverrides,
+    log_format: str | None,
+    lock: PidLock,
+    *,
+    detached: bool,
 ) -> None:
     try:
         settings, source = resolve_settings(config, paths, overrides)
@@ -144,7 +162,9 @@ def _run_locked(
         logger.warning("replaced a stale PID file left by pid %d", lock.stale_pid)
     install_uvloop()
     try:
-        asyncio.run(run_gateway(settings, lambda server: _announce(server, source)))
+        asyncio.run(
+            run_gateway(settings, lambda server: _announce(server, source), detached=detached)
+        )
     except ssl.SSLError as exc:
         fail(f"cannot use the TLS certificate or key: {exc.reason or exc}", 2)
     except OSError as exc:
@@ -194,31 +214,34 @@ def start(
     if password is not None:
         os.environ["CLAWGATE_GATEWAY_PASSWORD"] = password
     try:
-        host = bind_host(bind or config.gateway.bind)
+        bind_host(bind or config.gateway.bind)
         paths.ensure()
-        # Made here, not in the child, so the readiness probe can pin it.
+        # Made here, not in the child, so its fingerprint is printed below.
         tls = resolve_tls(config, paths)
     except (ConfigError, HomeError) as exc:
         fail(str(exc), 2)
-    if host == "0.0.0.0":
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"  # asyncio binds "::" IPv6-only
-    if ":" in host:
-        host = f"[{host}]"
-    chosen_port = config.gateway.port if port is None else port
-    http = f"{'https' if tls else 'http'}://{host}:{chosen_port}"
-    probe_context = pinned_client_context(tls) if tls else None
-    result = start_detached(paths, args, f"{http}/readyz", ssl_context=probe_context)
-    if not result.ok:
+    result = start_detached(paths, args)
+    if not result.ok or result.state is None:
         # Exit 3 from the child means another daemon won the lock meanwhile (spec §1.2).
         fail(f"gateway did not start: {result.detail}", 3 if result.exit_code == 3 else 1)
-    print(
-        f"clawgate gateway started (pid {result.pid}) on "
-        f"{'wss' if tls else 'ws'}://{host}:{chosen_port}/\n"
-        f"  logs: {paths.log_file}"
-        + (f"\n  TLS fingerprint (SHA-256): {tls.fingerprint}" if tls else "")
-    )
+    state = result.state
+    lines = [
+        f"clawgate gateway started (pid {state.pid}) on {state.url}",
+        webchat_hint(state.http_url + "/", config.gateway.auth.mode),
+        f"  logs: {paths.log_file}",
+    ]
+    if tls:
+        lines.append(f"  TLS fingerprint (SHA-256): {tls.fingerprint}")
+    print("\n".join(lines))
+
+
+def webchat_hint(http_url: str, mode: AuthMode) -> str:
+    """Return the WebChat line `start` prints: the URL and how to log in (never the token)."""
+    if mode is AuthMode.TOKEN:
+        return f"  WebChat: {http_url} (`clawgate dashboard` prints the link with the token)"
+    if mode is AuthMode.PASSWORD:
+        return f"  WebChat: {http_url} (the page asks for the password)"
+    return f"  WebChat: {http_url}"
 
 
 @app.command("stop")
@@ -243,9 +266,44 @@ def restart(
     password: PasswordOption = None,
     log_format: LogFormatOption = None,
 ) -> None:
-    """Stop the gateway if it runs, then start it in the background."""
+    """Stop the gateway if it runs, then start it in the background.
+
+    Only a gateway `gateway start` spawned is replaced: one in the foreground (`gateway run`)
+    or under a service manager is left alone, with a message saying how to restart it.
+    """
+    paths, _ = load_paths_and_config()
+    pid = running_pid(paths.pid_file)
+    state = read_run_state(paths.run_state)
+    if pid and state is not None and state.pid == pid and not state.detached:
+        fail(
+            f"the gateway (pid {pid}) was not started by `clawgate gateway start`: it runs in "
+            "the foreground (`clawgate gateway run`) or under a service manager; stop it there "
+            "(Ctrl-C, or `systemctl --user restart clawgate-gateway`), or run "
+            "`clawgate gateway stop` and then `clawgate gateway start`",
+            1,
+        )
     stop()
     start(port, bind, auth, token, password, log_format)
+
+
+@app.command("reload")
+def reload() -> None:
+    """Re-read config.toml in the running gateway (SIGHUP); its log names what needs a restart."""
+    import signal
+
+    try:
+        paths = Paths(resolve_home())
+    except HomeError as exc:
+        fail(str(exc), 2)
+    try:
+        state = find_running(paths.run_state)
+    except NotRunning:
+        fail(f"no gateway running in {paths.home}; start it with: clawgate gateway start", 2)
+    os.kill(state.pid, signal.SIGHUP)
+    console.print(
+        f"asked clawgate gateway (pid {state.pid}) to reload {paths.config}; "
+        f"see {paths.log_file} for what applied and what needs a restart"
+    )
 
 
 @app.command("status")

@@ -36,6 +36,7 @@ from ..service.runstate import (
     write_run_state,
 )
 from ._common import console, fail, install_uvloop, print_json
+from .ids import pick_id
 
 __all__ = ["app"]
 
@@ -55,6 +56,10 @@ ConfigOption = Annotated[
 UrlOption = Annotated[
     str | None, typer.Option("--url", help="Hub base URL (default from hub.toml).")
 ]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="postgresql://… for several instances, or sqlite:///…"),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -72,18 +77,21 @@ def _config_path(config: Path | None) -> Path:
 
 @app.command("run")
 def run(
-    port: Annotated[int | None, typer.Option(help=f"Port (default {DEFAULT_PORT}).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help=f"Port, 1-65535 (default {DEFAULT_PORT}).")
+    ] = None,
     db: Annotated[Path | None, typer.Option(help="Database file (default hub.db).")] = None,
+    database_url: DatabaseUrlOption = None,
+    bus_url: Annotated[
+        str | None,
+        typer.Option("--bus-url", help="NATS URL routing between instances (needs PostgreSQL)."),
+    ] = None,
     config: ConfigOption = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
 ) -> None:
     """Run the hub in the foreground until SIGTERM or Ctrl-C."""
     os.umask(0o077)
-    path = _config_path(config)
-    try:
-        settings = load_settings(path, db=db.absolute() if db else None, port=port)
-    except HubSettingsError as exc:
-        fail(str(exc), 2)
+    settings = _settings(config, db, port, database_url, bus_url)
     setup_logging("info", log_format)
     from ..hub.store import HubLocked, HubStoreError  # the server side loads only here
 
@@ -94,8 +102,50 @@ def run(
         fail(str(exc), 3)
     except HubStoreError as exc:
         fail(str(exc), 2)
+    except ConnectionError as exc:
+        fail(f"{exc}; check --bus-url and that nats-server runs", 2)
     except OSError as exc:
         fail(f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}); pass --port", 2)
+
+
+def _settings(
+    config: Path | None,
+    db: Path | None,
+    port: int | None,
+    database_url: str | None,
+    bus_url: str | None = None,
+) -> HubSettings:
+    try:
+        return load_settings(
+            _config_path(config),
+            db=db.absolute() if db else None,
+            port=port,
+            database_url=database_url,
+            bus_url=bus_url,
+        )
+    except HubSettingsError as exc:
+        fail(str(exc), 2)
+
+
+@app.command("migrate")
+def migrate(
+    db: Annotated[Path | None, typer.Option(help="Database file (default hub.db).")] = None,
+    database_url: DatabaseUrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Apply the hub's schema steps to its database, then exit (hub run applies them too)."""
+    os.umask(0o077)
+    settings = _settings(config, db, None, database_url)
+    from ..hub.repo_store import migrate_store
+    from ..hub.store import HubLocked, HubStoreError
+
+    try:
+        version = asyncio.run(migrate_store(settings))
+    except HubLocked as exc:
+        fail(f"{exc} (a running single hub migrates its own file)", 3)
+    except HubStoreError as exc:
+        fail(str(exc), 2)
+    console.print(f"hub schema at version {version}: {settings.database}")
 
 
 async def _serve(settings: HubSettings) -> None:
@@ -125,7 +175,8 @@ async def _serve(settings: HubSettings) -> None:
         f"clawgate hub {server.url} (pid {os.getpid()})\n"
         f"  daemons: cloud.url = {server.link_url}\n"
         f"  admin token: {origin} {settings.config_path}\n"
-        f"  database: {settings.db_path}",
+        f"  database: {settings.database}\n"
+        f"  bus: {'NATS' if settings.bus_url else 'in process'}",
         flush=True,
     )
     try:
@@ -192,6 +243,28 @@ class _Hub:
             fail(f"no hub answers at {self.url} ({reason}); start one with `clawgate hub run`", 1)
 
 
+def _daemon_id(hub: _Hub, given: str, *, new_ok: bool = False) -> str:
+    """Accept a full daemon id or a unique prefix of one (one list call).
+
+    With `new_ok` an id no known daemon starts with is used as given: desired state and
+    commands may wait on the hub for a daemon that has not connected yet.
+    """
+    listing = hub.call("GET", "/v1/daemons")
+    ids = [d["daemonId"] for d in listing["daemons"]]
+    if new_ok and given not in ids and not any(i.lower().startswith(given.lower()) for i in ids):
+        return given
+    resolved = pick_id(given, ids, what="daemon", listing="clawgate hub daemons")
+    if resolved != given:
+        print(f"daemon {resolved}", file=sys.stderr)
+    return resolved
+
+
+def _key_id(hub: _Hub, given: str) -> str:
+    """Accept a full key id or a unique prefix of one (one list call)."""
+    ids = [k["keyId"] for k in hub.call("GET", "/v1/keys")["keys"]]
+    return pick_id(given, ids, what="key", listing="clawgate hub keys list")
+
+
 def _show(value: Any) -> str:
     from rich.markup import escape
 
@@ -240,7 +313,8 @@ def daemon(
     config: ConfigOption = None,
 ) -> None:
     """Show one daemon with its plugins and last report."""
-    record = _Hub(url, config).call("GET", f"/v1/daemons/{daemon_id}")
+    hub = _Hub(url, config)
+    record = hub.call("GET", f"/v1/daemons/{_daemon_id(hub, daemon_id)}")
     if json_output:
         print_json(record, compact=True)
         return
@@ -259,7 +333,9 @@ def reports(
     from rich.markup import escape
     from rich.table import Table
 
-    data = _Hub(url, config).call("GET", f"/v1/daemons/{daemon_id}/reports?limit={limit}")
+    hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id)
+    data = hub.call("GET", f"/v1/daemons/{daemon_id}/reports?limit={limit}")
     if json_output:
         print_json(data, compact=True)
         return
@@ -285,9 +361,10 @@ def reports(
 @desired_app.command("get")
 def desired_get(daemon_id: str, url: UrlOption = None, config: ConfigOption = None) -> None:
     """Print a daemon's desired state (secret names only) as JSON."""
-    print_json(
-        _Hub(url, config).call("GET", f"/v1/daemons/{daemon_id}/desired-state"), compact=False
-    )
+    hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id, new_ok=True)
+    desired = hub.call("GET", f"/v1/daemons/{daemon_id}/desired-state")
+    print_json(desired, compact=False)
 
 
 def _read_desired_file(path: Path) -> dict[str, Any]:
@@ -322,7 +399,9 @@ def desired_set(
     body = _read_desired_file(file)
     if if_revision is not None:
         body["ifRevision"] = if_revision
-    result = _Hub(url, config).call("PUT", f"/v1/daemons/{daemon_id}/desired-state", body)
+    hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id, new_ok=True)
+    result = hub.call("PUT", f"/v1/daemons/{daemon_id}/desired-state", body)
     if json_output:
         print_json(result, compact=True)
     else:
@@ -377,6 +456,7 @@ def command(
     if idempotency_key is not None:
         body["idempotencyKey"] = idempotency_key
     hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id, new_ok=True)
     record = hub.call(
         "POST",
         f"/v1/daemons/{daemon_id}/commands?wait={wait:g}",
@@ -446,5 +526,6 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, url: UrlOption = None, config: ConfigOption = None) -> None:
     """Revoke a daemon key; daemons using it are disconnected (4401)."""
-    record = _Hub(url, config).call("DELETE", f"/v1/keys/{key_id}")
+    hub = _Hub(url, config)
+    record = hub.call("DELETE", f"/v1/keys/{_key_id(hub, key_id)}")
     console.print(f"revoked {record['keyId']} at {record['revokedAt']}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["AmbiguousId", "UnknownId", "resolve_id", "short_ids"]
+from ._common import fail
+
+__all__ = ["AmbiguousId", "UnknownId", "pick_id", "resolve_id", "short_ids"]
 
 SHORT_MIN = 12  # shortest prefix a table shows; longer where ids share it
 
@@ -38,6 +40,20 @@ def resolve_id(given: str, ids: Iterable[str]) -> str:
     if not matches:
         raise UnknownId(f"nothing starts with '{given}'")
     raise AmbiguousId(given, len(matches))
+
+
+def pick_id(given: str, ids: Iterable[str], *, what: str, listing: str) -> str:
+    """Resolve `given` among `ids`, or exit 1 naming the command that lists them.
+
+    `what` names the kind of id ("daemon"), `listing` the CLI command that shows them
+    (`clawgate hub daemons`), so every error says what to run next.
+    """
+    try:
+        return resolve_id(given, ids)
+    except AmbiguousId as exc:
+        fail(f"{exc} ({what}s); see `{listing}`", 1)
+    except UnknownId:
+        fail(f"no {what} starts with '{given}'; see `{listing}`", 1)
 
 
 def short_ids(ids: Iterable[str], minimum: int = SHORT_MIN) -> dict[str, str]:

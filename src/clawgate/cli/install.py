@@ -45,7 +45,12 @@ def service_spec() -> ServiceSpec:
     try:
         home = resolve_home()
         # resolve_home without an environment is the default home, `~/.clawgate`.
-        return ServiceSpec(default_program(), home, home_is_default=home == resolve_home({}))
+        return ServiceSpec(
+            default_program(),
+            home,
+            home_is_default=home == resolve_home({}),
+            unit_type="notify",  # the gateway sends READY=1, WATCHDOG=1, STOPPING=1
+        )
     except (HomeError, ValueError) as exc:
         fail(str(exc), 2)
 

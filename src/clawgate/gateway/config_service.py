@@ -1,4 +1,9 @@
-"""Config writes from operators: one writer at a time, rate-limited, applied live (spec §10.9)."""
+"""Config writes from operators and reloads (SIGHUP): one writer at a time, applied live.
+
+`config.set`/`config.patch` (spec §10.9) and `reload()` apply the same keys live (see
+`config_file._HOT_KEYS`); every other change waits for a restart, and a reload names
+each such key in the log.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from ..config import ClawgateConfig
+from ..config import ClawgateConfig, ConfigError, load_config
+from ..config_file import read_snapshot, restart_keys
 from ..protocol.auth import AuthMode
 from ..protocol.handshake import CLOSE_AUTH_CHANGED
 from ..protocol.limits import CONFIG_WRITE_WINDOW_MS, CONFIG_WRITES_PER_WINDOW
@@ -59,6 +65,8 @@ class ConfigService:
         self.hash_key = secrets.token_bytes(32)
         self.lock = asyncio.Lock()
         self.writes = SlidingWindow(CONFIG_WRITES_PER_WINDOW, CONFIG_WRITE_WINDOW_MS)
+        # The file as the process started with it: what restart-only keys still run with.
+        self._started_with = ClawgateConfig()
 
     @property
     def auth_pinned(self) -> bool:
@@ -66,7 +74,11 @@ class ConfigService:
         return self._access.auth_pinned
 
     async def load(self) -> None:
-        """Use this install's hash key, so a baseHash read before a restart matches after it."""
+        """Remember the file as started; use this install's hash key across restarts."""
+        if self.path is not None:
+            snapshot = await asyncio.to_thread(read_snapshot, self.path)
+            if snapshot.config is not None:
+                self._started_with = snapshot.config
         store = self._store
         if store is None:
             return
@@ -76,6 +88,50 @@ class ConfigService:
             new_key = key
             await store.write(lambda conn: gateway_state.set_value(conn, HASH_KEY, new_key))
         self.hash_key = bytes.fromhex(key)
+
+    def secret_issues(self, config: ClawgateConfig) -> list[dict[str, str]]:
+        """A secret-based auth mode needs its secret somewhere the gateway can read."""
+        auth = config.gateway.auth
+        if self.auth_pinned:
+            return []
+        if auth.mode is AuthMode.TOKEN and not auth.token:
+            return [{"path": "gateway.auth.token", "message": "token auth needs a token"}]
+        if auth.mode is AuthMode.PASSWORD and not auth.password:
+            return [{"path": "gateway.auth.password", "message": "password auth needs a password"}]
+        return []
+
+    async def reload(self) -> bool:
+        """Re-read the file and apply what applies live; return whether it was applied.
+
+        A file that does not validate is refused with one line in the log, and the running
+        config stays; each changed key that needs a restart gets one log line.
+        """
+        path = self.path
+        if path is None:
+            logger.warning("config reload ignored: this gateway runs without a config file")
+            return False
+        async with self.lock:
+            try:
+                # Parsing and validating is CPU work: off the loop (issue 17 point 4).
+                config = await asyncio.to_thread(load_config, path)
+            except (ConfigError, OSError) as exc:
+                logger.error("config reload refused, running config kept: %s", exc)
+                return False
+            issues = self.secret_issues(config)
+            if issues:
+                issue = issues[0]
+                logger.error(
+                    "config reload refused, running config kept: %s: %s: %s",
+                    path,
+                    issue["path"],
+                    issue["message"],
+                )
+                return False
+            for key in restart_keys(self._started_with, config):
+                logger.warning("config reload: %s changed; it applies at the next restart", key)
+            self.apply(config)
+        logger.info("config reloaded from %s", path)
+        return True
 
     def apply(self, config: ClawgateConfig, changed_by: object = None) -> None:
         """Apply the settings that take effect without a restart.

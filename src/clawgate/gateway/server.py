@@ -29,7 +29,7 @@ import ssl
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -475,6 +475,13 @@ class GatewayServer:
             # A loop that dies takes the others down with it; say so rather than go quiet.
             logger.critical("a background loop failed; the gateway must stop", exc_info=True)
             raise
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `coro` in the gateway's task group until it ends or `stop()` cancels it."""
+        if self._group is None or self.connections.stopping:
+            coro.close()
+            return
+        self._loops.append(self._group.create_task(coro, name=name))
 
     async def wait_failed(self) -> None:
         """Return when the background task group ends on its own, which only a failure does."""

@@ -1,9 +1,9 @@
 """The self-hostable hub: the control link for daemons and the operator HTTP API (spec §7).
 
-``HubServer`` composes three small seams so that scale-out is an adapter, not a rewrite:
-``HubStore`` (durable state; ``SqliteHubStore`` on ``hub.db`` for one instance),
-``HubBus`` (wake-ups; ``LocalBus`` in process) and ``SecretVault`` (AES-GCM at rest, or memory
-only).
+``HubServer`` composes three small seams: ``HubStore`` (durable state: ``SqliteHubStore`` on
+``hub.db`` for one instance, PostgreSQL through ``repo_store.postgres_store`` for several),
+``HubBus`` (wake-ups: ``LocalBus`` in process, ``nats_bus.NatsBus`` between instances) and
+``SecretVault`` (AES-GCM at rest, or memory only). See docs/hub-scale-out.md.
 """
 
 from importlib import import_module

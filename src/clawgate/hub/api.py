@@ -21,6 +21,7 @@ from .core import MAX_WAIT_S, HubCore, parse_command_input
 from .desired import DesiredInvalid
 from .keys import hash_key, tokens_equal
 from .link import DaemonLink
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .store import HubStoreError, RevisionConflict
 
 __all__ = ["HubHttpError", "add_routes"]
@@ -151,7 +152,7 @@ def _wait(request: web.Request) -> float:
 
 async def _daemon_or_404(request: web.Request) -> str:
     daemon_id = request.match_info["daemonId"]
-    if await _core(request).store.get_daemon(daemon_id) is None:
+    if await _core(request).get_daemon(daemon_id) is None:
         raise _no_daemon(daemon_id)
     return daemon_id
 
@@ -161,14 +162,14 @@ async def _daemon_or_404(request: web.Request) -> str:
 
 async def list_daemons(request: web.Request) -> web.Response:
     """List every known daemon."""
-    daemons = await _core(request).store.list_daemons()
+    daemons = await _core(request).list_daemons()
     return _json({"daemons": [d.to_json() for d in daemons]})
 
 
 async def get_daemon(request: web.Request) -> web.Response:
     """Show one daemon with its plugins and last report."""
     daemon_id = request.match_info["daemonId"]
-    daemon = await _core(request).store.get_daemon(daemon_id)
+    daemon = await _core(request).get_daemon(daemon_id)
     if daemon is None:
         raise _no_daemon(daemon_id)
     return _json(daemon.to_json(detail=True))
@@ -333,6 +334,12 @@ async def readyz(request: web.Request) -> web.Response:
     return _json({"ok": ok, **checks}, 200 if ok else 503)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Serve this instance's Prometheus metrics (held daemons, bus lag, sweep repairs)."""
+    body = _core(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
 _OPERATOR_ROUTES: Final = (
     ("GET", "/v1/daemons", list_daemons),
     ("GET", "/v1/daemons/{daemonId}", get_daemon),
@@ -365,3 +372,4 @@ def add_routes(app: web.Application, core: HubCore) -> None:
     app.router.add_get("/v1/daemon", daemon_link)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

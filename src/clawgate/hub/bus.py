@@ -2,7 +2,7 @@
 
 Messages are hints, never the source of truth: a receiver reloads the item from the store,
 and lost hints are repaired by re-sends and polling. ``LocalBus`` routes within one process;
-a NATS or Redis adapter implements the same ``HubBus`` for several instances.
+``nats_bus.NatsBus`` implements the same ``HubBus`` for several instances.
 """
 
 from __future__ import annotations
@@ -52,8 +52,11 @@ class HubBus(Protocol):
         """Raise ``ConnectionError`` unless the bus is reachable."""
         ...
 
-    def subscribe(self, channel: str, handler: BusHandler) -> Subscription:
-        """Call ``handler`` on the event loop for each message on ``channel``."""
+    async def subscribe(self, channel: str, handler: BusHandler) -> Subscription:
+        """Call ``handler`` on the event loop for each message on ``channel``.
+
+        Returns once a message published after the call would reach ``handler``.
+        """
         ...
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
@@ -93,7 +96,7 @@ class LocalBus:
         if not self._running:
             raise ConnectionError("the bus is stopped")
 
-    def subscribe(self, channel: str, handler: BusHandler) -> Subscription:
+    async def subscribe(self, channel: str, handler: BusHandler) -> Subscription:
         """Add ``handler`` to ``channel``."""
         self._handlers.setdefault(channel, []).append(handler)
         return _LocalSubscription(self, channel, handler)

@@ -2,6 +2,11 @@
 
 Every write commits to the store first and then publishes a wake-up on the bus; whoever holds
 the daemon's link reloads the item and sends it. Secret values pass through the vault only.
+
+Hints are never the source of truth (spec §7.2): every ``sweep_interval_s`` the instance
+records its heartbeat and compares what each link it holds has sent with the database (its
+session still owns the daemon, the desired revision, the unsettled commands), and a waiting
+HTTP request re-reads its command every second. A lost hint costs latency, never an item.
 """
 
 from __future__ import annotations
@@ -24,11 +29,20 @@ from ..protocol.control_link import (
     MessageIssue,
 )
 from ..protocol.timefmt import format_time
-from .bus import HubBus, command_channel, daemon_channel
+from .bus import BusHandler, HubBus, Subscription, command_channel, daemon_channel
 from .desired import validate_desired
 from .keys import hash_key, new_key, new_key_id
+from .metrics import HubMetrics
 from .settings import HubSettings
-from .store import CommandRecord, DesiredRecord, HubStore, KeyRecord, NewCommand
+from .store import (
+    CommandRecord,
+    DaemonRecord,
+    DesiredRecord,
+    HubStore,
+    KeyRecord,
+    NewCommand,
+    SweepRow,
+)
 from .vault import SecretVault
 
 __all__ = [
@@ -51,6 +65,10 @@ MAX_EXPIRES_IN_MS: Final = 7 * 24 * 3600 * 1000
 MAX_WAIT_S: Final = 60.0
 #: A waiting request re-reads the database this often, in case a hint was lost (spec §7.2).
 WAIT_POLL_S: Final = 1.0
+#: Revocations, so that every instance closes the links of a revoked key.
+KEYS_CHANNEL: Final = "clawgate.keys"
+#: An instance whose heartbeat is older than this many sweep intervals holds no daemon.
+DEAD_AFTER_SWEEPS: Final = 3
 
 
 def desired_scope(daemon_id: str, revision: int) -> str:
@@ -84,6 +102,22 @@ class LiveLink(Protocol):
     def key_id(self) -> str:
         """The id of the API key the link authenticated with."""
         ...
+
+    def repair(self, row: SweepRow) -> None:
+        """Close if another session owns the daemon; send what the link has not sent yet."""
+        ...
+
+    def tick(self, now: float) -> None:
+        """Send PING, or close a link silent for 2.5 heartbeats (``now``: monotonic)."""
+        ...
+
+    @property
+    def session_id(self) -> str:
+        """The link's session."""
+        ...
+
+    #: A PONG arrived since the last sweep.
+    seen: bool
 
     def revoked(self) -> None:
         """Close because the link's key was revoked."""
@@ -142,6 +176,12 @@ class HubCore:
         self.clock = clock
         self.new_id = new_id
         self.links: set[LiveLink] = set()
+        #: The registered links of this instance by daemonId (what the sweep checks).
+        self.held: dict[str, LiveLink] = {}
+        #: This process's identity in session ownership; new on every start.
+        self.instance_id = new_id()
+        self.metrics = HubMetrics(lambda: len(self.held))
+        self._keys_subscription: Subscription | None = None
         #: Set whenever the last live link has ended (stop() waits on it).
         self.links_drained = asyncio.Event()
         self.stopping = False
@@ -161,6 +201,83 @@ class HubCore:
         """Return hub time as an RFC 3339 string."""
         return format_time(self.clock())
 
+    # Bus: every hint carries its send time, so each instance can report the bus's lag.
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        """Publish a hint on the bus."""
+        await self.bus.publish(channel, {**message, "sentAt": self.clock()})
+
+    async def subscribe(self, channel: str, handler: BusHandler) -> Subscription:
+        """Subscribe ``handler`` to ``channel``, observing each hint's lag."""
+
+        def observed(message: dict[str, Any]) -> None:
+            sent = message.get("sentAt")
+            if isinstance(sent, int | float):
+                self.metrics.bus_lag.observe(max(0.0, self.clock() - sent))
+            handler(message)
+
+        return await self.bus.subscribe(channel, observed)
+
+    # Daemons: connected means held by a session of a live instance, whichever it is.
+
+    def alive_after(self) -> float:
+        """Return the heartbeat time before which an instance counts as gone."""
+        return self.clock() - DEAD_AFTER_SWEEPS * self.settings.sweep_interval_s
+
+    async def list_daemons(self) -> list[DaemonRecord]:
+        """Return every known daemon, as the whole cluster sees it."""
+        return await self.store.list_daemons(self.alive_after())
+
+    async def get_daemon(self, daemon_id: str) -> DaemonRecord | None:
+        """Return one daemon, as the whole cluster sees it."""
+        return await self.store.get_daemon(daemon_id, self.alive_after())
+
+    # The sweep
+
+    async def beat(self) -> None:
+        """Record that this instance is alive."""
+        await self.store.beat(self.instance_id, self.clock())
+
+    async def sweep_once(self) -> None:
+        """Beat, then let every held link repair what a lost hint left undone."""
+        await self.beat()
+        key_ids = sorted({link.key_id for link in self.links})
+        if key_ids:
+            self.close_revoked(await self.store.revoked_keys(key_ids))
+        held = dict(self.held)
+        if not held:
+            return
+        seen = [(daemon_id, link) for daemon_id, link in held.items() if link.seen]
+        if seen:
+            for _daemon_id, pinged in seen:
+                pinged.seen = False
+            await self.store.touch([(d, pinged.session_id) for d, pinged in seen], self.now())
+        for row in await self.store.sweep(sorted(held), self.now()):
+            link = held.get(row.daemon_id)
+            if link is not None and self.held.get(row.daemon_id) is link:
+                link.repair(row)
+
+    async def run_ticks(self) -> None:
+        """Tick every link each heartbeat interval until cancelled."""
+        interval_s = self.settings.heartbeat_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.monotonic()
+            for link in list(self.links):
+                link.tick(now)
+
+    async def run_sweeps(self) -> None:
+        """Sweep every ``sweep_interval_s`` until cancelled; a failed sweep is retried."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            try:
+                await self.sweep_once()
+            except Exception as exc:
+                self.metrics.sweeps_failed.inc()
+                logger.warning(
+                    "sweep failed (retried in %g s): %s", self.settings.sweep_interval_s, exc
+                )
+
     # Keys
 
     async def issue_key(self, label: str) -> IssuedKey:
@@ -170,13 +287,30 @@ class HubCore:
         return IssuedKey(record, key)
 
     async def revoke_key(self, key_id: str) -> KeyRecord | None:
-        """Revoke a key and close every link that authenticated with it (4401)."""
+        """Revoke a key and close every link of the cluster that authenticated with it (4401).
+
+        This instance closes its own links now, the others on the hint or their next sweep.
+        """
         record = await self.store.revoke_key(key_id, self.now())
         if record is not None:
-            for link in list(self.links):
-                if link.key_id == key_id:
-                    link.revoked()
+            self.close_revoked({key_id})
+            await self.publish(KEYS_CHANNEL, {"kind": "revoked", "id": key_id})
         return record
+
+    def close_revoked(self, key_ids: set[str]) -> None:
+        """Close this instance's links that authenticated with one of ``key_ids``."""
+        for link in list(self.links):
+            if link.key_id in key_ids:
+                link.revoked()
+
+    def _on_keys_hint(self, message: dict[str, Any]) -> None:
+        if message.get("kind") == "revoked" and isinstance(message.get("id"), str):
+            self.close_revoked({message["id"]})
+
+    async def start(self) -> None:
+        """Listen for revocations made on other instances; record this instance's beat."""
+        self._keys_subscription = await self.subscribe(KEYS_CHANNEL, self._on_keys_hint)
+        await self.beat()
 
     # Desired state
 
@@ -199,7 +333,7 @@ class HubCore:
             daemon_id, checked.integrations, seal, checked.if_revision, self.now()
         )
         self.vault.drop(desired_scope(daemon_id, record.revision - 1))
-        await self.bus.publish(
+        await self.publish(
             daemon_channel(daemon_id),
             {"kind": "desired_state", "daemonId": daemon_id, "id": record.revision},
         )
@@ -267,7 +401,7 @@ class HubCore:
         if not created:
             self.vault.drop(command_scope(command_id))
             return record, False
-        await self.bus.publish(
+        await self.publish(
             daemon_channel(daemon_id), {"kind": "command", "daemonId": daemon_id, "id": command_id}
         )
         return record, True
@@ -296,7 +430,7 @@ class HubCore:
     async def wait_command(self, command_id: str, wait_s: float) -> CommandRecord | None:
         """Return the command once terminal, or its current record when ``wait_s`` runs out."""
         woken = asyncio.Event()
-        subscription = self.bus.subscribe(command_channel(command_id), lambda _m: woken.set())
+        subscription = await self.subscribe(command_channel(command_id), lambda _m: woken.set())
         try:
             deadline = time.monotonic() + wait_s
             while True:

@@ -1,12 +1,14 @@
 """One daemon's control link on the hub side: ``GET /v1/daemon`` (control-plane spec §3, §7.1).
 
-Two phases: exactly one SERVICE_REGISTER within 10 s, then the steady state. After
-SERVICE_ACK the hub always sends DESIRED_STATE and re-sends every unsettled COMMAND. One
-writer task drains a bounded queue; a ticker sends PING and declares the link dead after
-2.5 heartbeats of silence; a sweep re-sends whatever a lost wake-up left behind. The reader
-does not wait for each COMMAND_ACK's commit before reading the next: acks are recorded by
-tasks started in arrival order, and the store commits writes in call order, so the acks of
-one command are applied in the order the daemon sent them while many share one commit.
+Two phases: exactly one SERVICE_REGISTER within 10 s, then the steady state. After SERVICE_ACK
+the hub always sends DESIRED_STATE and re-sends every unsettled COMMAND. One writer task drains
+a bounded queue; the instance's ticker calls ``tick`` to send PING and to declare the link dead
+after 2.5 heartbeats of silence; the instance's sweep (``HubCore.sweep_once``) calls ``repair``
+to send whatever a lost wake-up left behind, and to let go (4409) of a daemon another session
+took while this one missed the takeover notice. The reader does not wait for each COMMAND_ACK's
+commit before reading the next: acks are recorded by tasks started in arrival order, and the
+store commits writes in call order, so the acks of one command are applied in the order the
+daemon sent them while many share one commit.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from ..protocol.control_link import (
 )
 from .bus import Subscription, command_channel, daemon_channel
 from .core import HubCore, command_scope
-from .store import CommandRecord, KeyRecord, SessionInfo
+from .store import CommandRecord, KeyRecord, SessionInfo, SweepRow
 
 __all__ = ["DaemonLink", "LinkPhase"]
 
@@ -107,6 +109,8 @@ class DaemonLink:
         self._last_inbound = time.monotonic()
         self._sent_commands: set[str] = set()
         self._sent_revision = -1
+        #: A PONG arrived since the last sweep (``lastSeenAt`` is due).
+        self.seen = False
         self._unknown_types: set[str] = set()
         self._subscription: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -165,8 +169,6 @@ class DaemonLink:
     async def _serve(self) -> None:
         register, message_id = await self._await_register()
         await self._activate(register, message_id)
-        self._spawn(self._ticker())
-        self._spawn(self._sweeper())
         async for msg in self.ws:
             self._last_inbound = time.monotonic()
             if msg.type is not WSMsgType.TEXT:
@@ -214,6 +216,7 @@ class DaemonLink:
         info = SessionInfo(
             daemon_id=daemon_id,
             session_id=self.session_id,
+            instance_id=core.instance_id,
             key_id=self.key_id,
             hostname=register.hostname,
             platform=register.platform,
@@ -226,10 +229,11 @@ class DaemonLink:
         await core.store.open_session(info, core.now())
         channel = daemon_channel(daemon_id)
         # Publish the takeover before subscribing, so this link never sees its own notice.
-        await core.bus.publish(
+        await core.publish(
             channel, {"kind": "takeover", "daemonId": daemon_id, "id": self.session_id}
         )
-        self._subscription = core.bus.subscribe(channel, self._on_wakeup)
+        self._subscription = await core.subscribe(channel, self._on_wakeup)
+        core.held[daemon_id] = self
         self.phase = LinkPhase.ACTIVE
         settings = core.settings
         ack = {
@@ -254,6 +258,8 @@ class DaemonLink:
         self.core.remove_link(self)
         if self.daemon_id is None:
             return
+        if self.core.held.get(self.daemon_id) is self:
+            del self.core.held[self.daemon_id]
         with contextlib.suppress(Exception):
             await self.core.store.close_session(self.daemon_id, self.session_id, self.core.now())
         code = self._close[0] if self._close else None
@@ -289,7 +295,9 @@ class DaemonLink:
         if kind is MessageType.PING:
             self._send(MessageType.PONG, {"nonce": payload.nonce}, reply_to=message.id)
         elif kind is MessageType.PONG:
-            await core.store.touch(self.daemon_id, self.session_id, core.now())
+            # Written by the next sweep, with every other link's: one statement, not one per
+            # PONG (10,000 daemons would make 500 writes/s of it).
+            self.seen = True
         elif kind is MessageType.COMMAND_ACK:
             await self._ack_soon(payload)
         elif isinstance(payload, ReconciliationReport):
@@ -334,7 +342,7 @@ class DaemonLink:
             return
         if ack.terminal:
             core.vault.drop(command_scope(ack.commandId))
-        await core.bus.publish(
+        await core.publish(
             command_channel(ack.commandId),
             {"kind": "ack", "commandId": ack.commandId, "state": ack.state.value},
         )
@@ -409,8 +417,7 @@ class DaemonLink:
     def _on_wakeup(self, message: dict[str, Any]) -> None:
         kind = message.get("kind")
         if kind == "takeover" and message.get("id") != self.session_id:
-            self.log.warning("another session took this daemon; closing this one")
-            self.close_soon(CLOSE_SESSION_REPLACED, "another session took this daemonId")
+            self._taken_over()
         elif kind == "command" and isinstance(message.get("id"), str):
             self._spawn(self._send_command(message["id"]))
         elif kind == "desired_state":
@@ -421,29 +428,46 @@ class DaemonLink:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _ticker(self) -> None:
-        interval_s = self.core.settings.heartbeat_interval_ms / 1000
+    def tick(self, now: float) -> None:
+        """Send PING, or end the link after 2.5 heartbeats of silence (``now``: monotonic).
+
+        Called for every link by the instance's one ticker (``HubCore.run_ticks``): a task
+        per link would cost each held daemon a few KiB more.
+        """
+        if self.phase is not LinkPhase.ACTIVE or self._close is not None:
+            return
         dead_s = dead_after_ms(self.core.settings.heartbeat_interval_ms) / 1000
-        while self._close is None:
-            await asyncio.sleep(interval_s)
-            silent = time.monotonic() - self._last_inbound
-            if silent >= dead_s:
-                self.log.warning("no message for %.1f s; the link is dead", silent)
-                self.close_soon(CLOSE_GOING_AWAY, "link dead: no message within 2.5 heartbeats")
-                # The reader may sit in a half-open TCP connection forever; end it too.
-                await self.ws.close(code=CLOSE_GOING_AWAY, message=b"link dead")
-                return
-            self._send(MessageType.PING, {"nonce": uuid.uuid4().hex})
+        silent = now - self._last_inbound
+        if silent >= dead_s:
+            self.log.warning("no message for %.1f s; the link is dead", silent)
+            self.close_soon(CLOSE_GOING_AWAY, "link dead: no message within 2.5 heartbeats")
+            # The reader may sit in a half-open TCP connection forever; end it too.
+            self._spawn(self.ws.close(code=CLOSE_GOING_AWAY, message=b"link dead"))
+            return
+        self._send(MessageType.PING, {"nonce": uuid.uuid4().hex})
 
-    async def _sweeper(self) -> None:
-        while self._close is None:
-            await asyncio.sleep(self.core.settings.sweep_interval_s)
-            with contextlib.suppress(Exception):
-                await self._send_desired_if_newer()
-                await self._resend_unsettled(only_new=True)
+    def _taken_over(self) -> None:
+        if self._close is not None:
+            return
+        self.log.warning("another session took this daemon; closing this one")
+        self.core.metrics.takeovers.inc()
+        self.close_soon(CLOSE_SESSION_REPLACED, "another session took this daemonId")
 
-    async def _send_desired_if_newer(self) -> None:
-        assert self.daemon_id is not None
-        record = await self.core.store.get_desired(self.daemon_id)
-        if record is not None and record.revision > self._sent_revision:
-            await self._send_desired()
+    def repair(self, row: SweepRow) -> None:
+        """Close if another session owns the daemon; send what the link has not sent yet."""
+        if self.phase is not LinkPhase.ACTIVE or self._close is not None:
+            return
+        repairs = self.core.metrics.sweep_repairs
+        if row.session_id != self.session_id:
+            repairs.labels("takeover").inc()
+            self._taken_over()
+            return
+        # Commands that ended leave the sent set, which so holds only the unsettled ones.
+        self._sent_commands.intersection_update(row.unsettled)
+        if row.desired_revision > self._sent_revision:
+            repairs.labels("desired_state").inc()
+            self._spawn(self._send_desired())
+        for command_id in row.unsettled:
+            if command_id not in self._sent_commands:
+                repairs.labels("command").inc()
+                self._spawn(self._send_command(command_id))

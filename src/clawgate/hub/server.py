@@ -1,4 +1,8 @@
-"""The hub service: composes store, bus, vault and routes; start and stop in order."""
+"""The hub service: composes store, bus, vault and routes; start and stop in order.
+
+``settings.database_url`` picks the store (PostgreSQL, else SQLite at ``db_path``) and
+``settings.bus_url`` the bus (NATS, else in process); their libraries load only when picked.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ from ..protocol.run_identity import IDENTITY_CHALLENGE_HEADER, IDENTITY_PROOF_HE
 from .api import add_routes
 from .bus import HubBus, LocalBus
 from .core import HubCore
-from .settings import HubSettings
-from .sqlite_store import SqliteHubStore
+from .repo_store import SqliteHubStore, postgres_store
+from .settings import HubSettings, HubSettingsError
 from .store import HubStore
 from .vault import make_vault
 
@@ -41,18 +45,31 @@ class HubServer:
         bus: HubBus | None = None,
         clock: Clock = time.time,
     ) -> None:
-        """Prepare the hub; nothing is opened or bound until ``start``."""
+        """Prepare the hub; nothing is opened or bound until ``start``.
+
+        Raises:
+            HubSettingsError: a PostgreSQL hub without a secrets key (another instance could
+                not read the secrets this one keeps).
+        """
+        if settings.clustered and settings.secrets_key is None:
+            raise HubSettingsError(
+                "a hub on PostgreSQL needs a secrets key shared by every instance; set "
+                "CLAWGATE_HUB_SECRETS_KEY (openssl rand -base64 32)"
+            )
         if store is None:
-            store = SqliteHubStore(settings.db_path)
+            store = _store_for(settings)
+        if bus is None:
+            bus = _bus_for(settings)
         self.settings = settings
         self.core = HubCore(
             settings,
             store,
-            bus if bus is not None else LocalBus(),
-            make_vault(settings.secrets_key),
+            bus,
+            make_vault(settings.secrets_key, settings.previous_secrets_keys),
             clock=clock,
         )
         self._runner: web.AppRunner | None = None
+        self._loops: list[asyncio.Task[None]] = []
         self.port = settings.port
         self.boot_id = str(uuid.uuid4())
         # Proves this start to the hub CLI through its 0600 state file (service/runstate.py).
@@ -79,6 +96,11 @@ class HubServer:
         await self.core.store.open()
         try:
             await self.core.bus.start()
+            await self.core.start()
+            self._loops = [
+                asyncio.create_task(self.core.run_sweeps(), name="hub-sweeps"),
+                asyncio.create_task(self.core.run_ticks(), name="hub-ticks"),
+            ]
             if not self.core.vault.durable:
                 logger.warning(
                     "no secrets key configured: secret values are held in memory only and a "
@@ -97,7 +119,13 @@ class HubServer:
             await self._cleanup()
             raise
         self.port = self._bound_port()
-        logger.info("hub ready on %s (database %s)", self.url, self.settings.db_path)
+        logger.info(
+            "hub ready on %s (instance %s, database %s, bus %s)",
+            self.url,
+            self.core.instance_id[:8],
+            self.core.store.where,
+            "NATS" if self.settings.bus_url else "in process",
+        )
 
     async def stop(self) -> None:
         """Close every daemon link with 1012, stop serving, close the store; idempotent."""
@@ -125,6 +153,11 @@ class HubServer:
                 response.headers[IDENTITY_PROOF_HEADER] = proof
 
     async def _cleanup(self) -> None:
+        for loop in self._loops:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        self._loops = []
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -138,3 +171,17 @@ class HubServer:
             if server is not None and server.sockets:
                 return int(server.sockets[0].getsockname()[1])
         return self.settings.port
+
+
+def _store_for(settings: HubSettings) -> HubStore:
+    if settings.database_url is not None:
+        return postgres_store(settings.database_url)
+    return SqliteHubStore(settings.db_path)
+
+
+def _bus_for(settings: HubSettings) -> HubBus:
+    if settings.bus_url is not None:
+        from .nats_bus import NatsBus
+
+        return NatsBus(settings.bus_url)
+    return LocalBus()

@@ -1,7 +1,7 @@
 """What the hub keeps durably, behind a small interface (control-plane spec §7.2).
 
-``HubStore`` is the one seam between the hub and its database: the single-instance SQLite
-store implements it today, a PostgreSQL store for several instances implements it later.
+``HubStore`` is the one seam between the hub and its database: ``repo_store`` implements it
+on SQLite (one instance) and on PostgreSQL (several instances behind a load balancer).
 Records never hold a secret value; secrets travel as opaque sealed blobs (see ``vault``).
 
 Exception tree::
@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..store.hub_rows import SweepRow
+
 __all__ = [
     "AckOutcome",
     "CommandRecord",
@@ -29,6 +31,7 @@ __all__ = [
     "NewCommand",
     "RevisionConflict",
     "SessionInfo",
+    "SweepRow",
 ]
 
 
@@ -73,6 +76,7 @@ class SessionInfo:
 
     daemon_id: str
     session_id: str
+    instance_id: str
     key_id: str
     hostname: str
     platform: str
@@ -209,8 +213,13 @@ class AckOutcome:
 class HubStore(Protocol):
     """Durable hub state: keys, daemons, desired states, commands, acks, reports."""
 
+    @property
+    def where(self) -> str:
+        """Where the state lives, for messages (never with a password)."""
+        ...
+
     async def open(self) -> None:
-        """Open the database, take its lock and migrate it."""
+        """Open the database (taking its lock, for SQLite) and apply its schema steps."""
         ...
 
     async def close(self) -> None:
@@ -237,23 +246,31 @@ class HubStore(Protocol):
         """Return the unrevoked key with this hash, if any."""
         ...
 
+    async def revoked_keys(self, key_ids: list[str]) -> set[str]:
+        """Return which of ``key_ids`` are revoked."""
+        ...
+
+    async def beat(self, instance_id: str, now: float) -> None:
+        """Record that ``instance_id`` is alive at ``now`` (epoch seconds)."""
+        ...
+
     async def open_session(self, info: SessionInfo, now: str) -> None:
-        """Record that ``info.session_id`` now holds the daemon."""
+        """Record that ``info.session_id`` on ``info.instance_id`` now holds the daemon."""
         ...
 
     async def close_session(self, daemon_id: str, session_id: str, now: str) -> None:
         """Mark the daemon offline if ``session_id`` still holds it."""
         ...
 
-    async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
-        """Update ``lastSeenAt`` while ``session_id`` holds the daemon."""
+    async def touch(self, sessions: list[tuple[str, str]], now: str) -> None:
+        """Set ``lastSeenAt`` of each ``(daemonId, sessionId)`` still holding its daemon."""
         ...
 
-    async def list_daemons(self) -> list[DaemonRecord]:
-        """Return every known daemon."""
+    async def list_daemons(self, alive_after: float) -> list[DaemonRecord]:
+        """Return every known daemon; instances silent since ``alive_after`` hold none."""
         ...
 
-    async def get_daemon(self, daemon_id: str) -> DaemonRecord | None:
+    async def get_daemon(self, daemon_id: str, alive_after: float) -> DaemonRecord | None:
         """Return one daemon with its plugins and last report."""
         ...
 
@@ -288,6 +305,10 @@ class HubStore(Protocol):
 
     async def unsettled_commands(self, daemon_id: str, now: str) -> list[CommandRecord]:
         """Return the daemon's commands without a terminal ack still worth re-sending."""
+        ...
+
+    async def sweep(self, daemon_ids: list[str], now: str) -> list[SweepRow]:
+        """Return each held daemon's owning session, revision and unsettled command ids."""
         ...
 
     async def record_ack(self, daemon_id: str, ack: dict[str, Any], now: str) -> AckOutcome | None:

@@ -40,13 +40,18 @@ class SecretVault(Protocol):
 
 
 class EncryptedVault:
-    """AES-256-GCM with a random nonce per blob; the scope is the associated data."""
+    """AES-256-GCM with a random nonce per blob; the scope is the associated data.
+
+    Rotation: blobs are sealed with ``key`` and opened with it or, failing that, with each of
+    ``previous`` in turn, so instances can move to a new key before every blob is re-sealed.
+    """
 
     durable = True
 
-    def __init__(self, key: bytes) -> None:
-        """Use a 32-byte key."""
+    def __init__(self, key: bytes, previous: tuple[bytes, ...] = ()) -> None:
+        """Seal with a 32-byte ``key``; also open blobs sealed with one of ``previous``."""
         self._aead = AESGCM(key)
+        self._openers = (self._aead, *(AESGCM(old) for old in previous))
 
     def seal(self, scope: str, values: dict[str, Any]) -> bytes | None:
         """Return ``version || nonce || ciphertext`` bound to ``scope``."""
@@ -60,11 +65,13 @@ class EncryptedVault:
         if not sealed or sealed[:1] != _FORMAT:
             return None
         nonce, ciphertext = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
-        try:
-            values = orjson.loads(self._aead.decrypt(nonce, ciphertext, scope.encode()))
-        except InvalidTag:
-            return None
-        return values if isinstance(values, dict) else None
+        for aead in self._openers:
+            try:
+                values = orjson.loads(aead.decrypt(nonce, ciphertext, scope.encode()))
+            except InvalidTag:
+                continue
+            return values if isinstance(values, dict) else None
+        return None
 
     def drop(self, scope: str) -> None:
         """Nothing to do: the blob is cleared with its row."""
@@ -96,6 +103,6 @@ class MemoryVault:
         self._values.pop(scope, None)
 
 
-def make_vault(key: bytes | None) -> SecretVault:
-    """Return an encrypting vault for a key, else a memory-only one."""
-    return EncryptedVault(key) if key is not None else MemoryVault()
+def make_vault(key: bytes | None, previous: tuple[bytes, ...] = ()) -> SecretVault:
+    """Return an encrypting vault for a key (opening ``previous`` too), else a memory-only one."""
+    return EncryptedVault(key, previous) if key is not None else MemoryVault()

@@ -5,12 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +15,10 @@ from typing import Final
 
 from ..files import running_pid
 from .paths import Paths
+from .runstate import RunState, read_run_state, verify_run_state
 
 __all__ = [
+    "DETACHED_ENV",
     "StartResult",
     "StopResult",
     "start_detached",
@@ -27,6 +26,8 @@ __all__ = [
     "tail_lines",
 ]
 
+#: Set in the child's environment by `start_detached`; `gateway run` records it and drops it.
+DETACHED_ENV: Final = "CLAWGATE_DETACHED"
 START_TIMEOUT_S: Final = 15.0
 # The gateway drains for at most 2 s on SIGTERM; leave room for closing and flushing.
 STOP_TIMEOUT_S: Final = 10.0
@@ -41,6 +42,7 @@ class StartResult:
     pid: int
     detail: str  # the URL when ok, else the reason from the log
     exit_code: int | None = None  # the child's, when it exited
+    state: RunState | None = None  # what the child wrote about itself, when ok
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,24 +65,26 @@ def tail_lines(path: Path, count: int, start: int = 0) -> list[str]:
     return data.decode("utf-8", errors="replace").splitlines()[-count:]
 
 
-def _ready(url: str, ssl_context: ssl.SSLContext | None = None) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1, context=ssl_context) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+def _last_error(log: Path, offset: int, exit_code: int | None) -> str:
+    """Return the child's last non-blank output line since `offset`, or its exit code."""
+    lines = [line for line in tail_lines(log, 20, offset) if line.strip()]
+    return lines[-1] if lines else f"exited with code {exit_code}"
 
 
 def start_detached(
     paths: Paths,
     run_args: Sequence[str],
-    ready_url: str,
     *,
     timeout_s: float = START_TIMEOUT_S,
     clock: Callable[[], float] = time.monotonic,
-    ssl_context: ssl.SSLContext | None = None,
 ) -> StartResult:
-    """Spawn `clawgate gateway run` in its own session and wait until it is ready."""
+    """Spawn `clawgate gateway run` in its own session and wait until *it* serves.
+
+    Success needs the run state to name the child's own pid and the server at its URL to
+    prove it wrote that file (`verify_run_state`); whatever else answers on the port (another
+    gateway, an older start) never counts. A child that exits is reported with its last
+    output line.
+    """
     paths.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     stdout_log = paths.logs / "gateway.stdout.log"
     fd = os.open(stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -93,18 +97,18 @@ def start_detached(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            env={**os.environ, DETACHED_ENV: "1"},
         )
     finally:
         os.close(fd)
     deadline = clock() + timeout_s
     while clock() < deadline:
         if process.poll() is not None:
-            reason = [line for line in tail_lines(stdout_log, 20, offset) if line.strip()]
-            detail = reason[-1] if reason else f"exited with code {process.returncode}"
+            detail = _last_error(stdout_log, offset, process.returncode)
             return StartResult(False, process.pid, detail, process.returncode)
-        # Ready means *our* child answers: it holds the lock and the port says ready.
-        if running_pid(paths.pid_file) == process.pid and _ready(ready_url, ssl_context):
-            return StartResult(True, process.pid, ready_url)
+        state = read_run_state(paths.run_state)
+        if state is not None and state.pid == process.pid and verify_run_state(state) is None:
+            return StartResult(True, process.pid, state.url, state=state)
         time.sleep(_POLL_S)
     process.terminate()
     return StartResult(False, process.pid, f"not ready after {timeout_s:g} s; see {stdout_log}")

@@ -27,7 +27,7 @@ from ..config import ClawgateConfig, ConfigError, load_config
 from ..files import recorded_pid, running_pid
 from ..store import inspect_store
 from ..tls import pinned_client_context
-from .installer import InstalledUnit
+from .installer import InstalledUnit, ServiceManager
 from .paths import Paths
 from .ports import port_holder
 from .runtime import resolve_tls
@@ -73,6 +73,9 @@ def _module_available(name: str) -> bool:
 
 def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str | None:
     """Ask the platform whether the credential works; return the problem, or None."""
+    if channel == "irc":
+        host, port = options["server"], options["port"]
+        return None if _tcp_reachable(host, port) else f"cannot reach {host}:{port}"
     if channel != "telegram":
         return None
     url = f"{options['api_base']}/bot{secret}/getMe"
@@ -242,6 +245,16 @@ def check_disk(paths: Paths, probes: DoctorProbes) -> CheckResult:
     return CheckResult("disk", Status.OK, text)
 
 
+def systemd_unit_type(content: str) -> str:
+    """Return a unit file's `Type=` (systemd's default, `simple`, when it names none)."""
+    found = "simple"
+    for line in content.splitlines():
+        name, _, value = line.strip().partition("=")
+        if name.strip() == "Type":
+            found = value.strip()
+    return found
+
+
 def check_service(probes: DoctorProbes) -> CheckResult:
     """The boot unit, if installed, runs this install."""
     unit = probes.installed_unit()
@@ -250,6 +263,16 @@ def check_service(probes: DoctorProbes) -> CheckResult:
             "service", Status.SKIP, "no boot unit installed", "clawgate gateway install"
         )
     expected = probes.expected_service()
+    wanted = expected.unit_type if expected is not None else "notify"
+    found = systemd_unit_type(unit.content) if unit.manager is ServiceManager.SYSTEMD else wanted
+    if found != wanted:
+        return CheckResult(
+            "service",
+            Status.WARN,
+            f"{unit.path} is an old Type={found} unit; the gateway now reports readiness and "
+            f"watchdog pings to systemd (Type={wanted})",
+            "run clawgate gateway install again",
+        )
     if expected is not None and not unit.matches(expected):
         return CheckResult(
             "service",
@@ -358,13 +381,15 @@ def check_channels(
         elif spec is not None and not probes.module_available(spec.sdk):
             fix = f"pip install 'clawgate[{spec.extra}]'"
             results.append(CheckResult(name, Status.FAIL, f"{spec.sdk} is not installed", fix))
-        elif not account.secret:
+        elif not account.secret and (spec is None or spec.credential_required):
             fix = f"set token_file in [channels.{account.channel}] or {account.secret_source}"
             results.append(CheckResult(name, Status.FAIL, "no credential", fix))
         else:
-            problem = probes.channel_problem(account.channel, account.options, account.secret)
+            problem = probes.channel_problem(account.channel, account.options, account.secret or "")
             if problem is None:
-                results.append(CheckResult(name, Status.OK, "credential accepted"))
+                # IRC is only probed for reachability: registering would show the bot online.
+                ok = "server reachable" if account.channel == "irc" else "credential accepted"
+                results.append(CheckResult(name, Status.OK, ok))
             else:
                 fix = f"check the credential and [channels.{account.channel}]"
                 results.append(CheckResult(name, Status.FAIL, problem, fix))

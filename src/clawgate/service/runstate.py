@@ -6,12 +6,14 @@ The file is JSON, mode 0600, written atomically:
 
     {"kind": "gateway", "pid": 4242, "bootId": "<uuid>", "url": "ws://127.0.0.1:18789/",
      "httpUrl": "http://127.0.0.1:18789", "port": 18789, "tlsFingerprint": null,
-     "startedMs": 1700000000000, "identityKey": "<64 hex>"}
+     "startedMs": 1700000000000, "identityKey": "<64 hex>", "detached": true}
 
 `url` is the address a client dials (the actual port, after `--port 0` too), `httpUrl`
-the same server over HTTP; `bootId` is the UUID the process also shows in `/readyz`
-(and the gateway in `hello-ok.server.bootId`). `identityKey` never leaves the file and
-the process: with it the process proves it is the one the file names (below).
+the same server over HTTP; `detached` says `gateway start` spawned it (a foreground
+`gateway run` or a service manager's writes false, and `gateway restart` leaves it alone);
+`bootId` is the UUID the process also shows in `/readyz` (and the gateway in
+`hello-ok.server.bootId`). `identityKey` never leaves the file and the process:
+with it the process proves it is the one the file names (below).
 
 A client that was given no `--url` calls `find_running(path)`:
 
@@ -25,8 +27,9 @@ Only then is the `RunState` returned and may a credential be sent to `url`. A st
 (`kill -9`), a recycled pid, or another program on the recorded port fail step 2 or 3, and
 the caller says so in one line instead of handing the token to whatever listens there.
 
-`gateway start` (issue 18) can wait for a start with `find_running` too: it succeeds only
-once the new process is serving and has written its own file.
+`gateway start` (issue 18) waits for a start with `verify_run_state`: it succeeds only once
+the file names the very pid it spawned and that process proves it (another gateway already
+on the port cannot make a failed start look good).
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ class RunState:
     started_ms: int
     identity_key: str = field(repr=False)
     tls_fingerprint: str | None = None
+    #: True when `gateway start` spawned it; `gateway restart` replaces only such a process.
+    detached: bool = False
 
     @classmethod
     def new(
@@ -97,6 +102,7 @@ class RunState:
         started_ms: int,
         identity_key: str | None = None,
         tls_fingerprint: str | None = None,
+        detached: bool = False,
     ) -> RunState:
         """Describe this process serving at `url` (a ws(s):// or http(s):// base URL)."""
         http = url.replace("ws://", "http://", 1).replace("wss://", "https://", 1).rstrip("/")
@@ -110,6 +116,7 @@ class RunState:
             started_ms=started_ms,
             identity_key=identity_key or secrets.token_hex(32),
             tls_fingerprint=tls_fingerprint,
+            detached=detached,
         )
 
     def to_json(self) -> bytes:

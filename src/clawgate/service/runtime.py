@@ -34,6 +34,7 @@ from ..protocol.auth import AuthMode, SharedSecretAuth, secrets_equal
 from ..tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
 from .paths import Paths
 from .runstate import RunState, clear_run_state, write_run_state
+from .sd_notify import READY, STOPPING, WATCHDOG, SdNotifier
 
 __all__ = ["AuthSource", "GatewayOverrides", "resolve_settings", "resolve_tls", "run_gateway"]
 
@@ -266,14 +267,25 @@ def _link_settings(config: ClawgateConfig) -> LinkSettings | None:
 
 
 async def run_gateway(
-    settings: GatewaySettings, on_ready: Callable[[GatewayServer], None] | None = None
+    settings: GatewaySettings,
+    on_ready: Callable[[GatewayServer], None] | None = None,
+    *,
+    detached: bool = False,
+    notifier: SdNotifier | None = None,
 ) -> None:
-    """Run a gateway until SIGTERM or SIGINT, then shut it down in order."""
+    """Run a gateway until SIGTERM or SIGINT, then shut it down in order; SIGHUP reloads config.
+
+    `detached` is recorded in the run state: True when `gateway start` spawned this process.
+    Under systemd (`Type=notify`) `notifier` reports READY=1 once serving, WATCHDOG=1 pings
+    and STOPPING=1 at shutdown; by default it reads `NOTIFY_SOCKET` from the environment.
+    """
     server = GatewayServer(settings)
+    notifier = notifier or SdNotifier()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, server)
     state_path = Paths(settings.home).run_state
     try:
         await server.start()
@@ -293,10 +305,14 @@ async def run_gateway(
                 started_ms=server.info.started_ms,
                 identity_key=server.info.identity_key,
                 tls_fingerprint=tls.fingerprint if tls is not None else None,
+                detached=detached,
             ),
         )
         if on_ready is not None:
             on_ready(server)
+        notifier.send(READY, status=f"serving on {server.url}")  # /readyz answers 200 now
+        if notifier.watchdog_s is not None:
+            server.spawn(_watchdog(notifier, notifier.watchdog_s), name="sd-watchdog")
         signalled = asyncio.create_task(stop.wait())
         failed = asyncio.create_task(server.wait_failed())
         done, pending = await asyncio.wait({signalled, failed}, return_when=FIRST_COMPLETED)
@@ -306,7 +322,28 @@ async def run_gateway(
             raise BackgroundFailure("a background loop of the gateway failed; see its log")
         logger.info("signal received; stopping")
     finally:
+        notifier.send(STOPPING)
         clear_run_state(state_path, server.info.boot_id)
         await server.stop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+
+
+def _reload(server: GatewayServer) -> None:
+    """SIGHUP: re-read config.toml once the gateway serves (before, the file just loaded holds)."""
+    if not server.ready:
+        logger.warning("config reload ignored: the gateway is starting or stopping")
+        return
+    logger.info("SIGHUP received; reloading config")
+    server.spawn(_reload_config(server), name="config-reload")
+
+
+async def _watchdog(notifier: SdNotifier, interval_s: float) -> None:
+    """Ping systemd's watchdog while the event loop runs; a stalled loop stops the pings."""
+    while True:
+        notifier.send(WATCHDOG)
+        await asyncio.sleep(interval_s)
+
+
+async def _reload_config(server: GatewayServer) -> None:
+    await server.config.reload()

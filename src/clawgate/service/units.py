@@ -60,6 +60,9 @@ NODE_SERVICE: Final = ServiceKind(
     "node",
 )
 
+#: systemd's `WatchdogSec=` for a notify unit; the gateway pings every half of it.
+WATCHDOG_SEC: Final = 30
+
 # Escaped words made only of these characters are written to a unit file as they are;
 # anything else (spaces, quotes, backslashes, `;`, non-ASCII, …) is wrapped in double quotes.
 _SAFE_WORD: Final = re.compile(r"[A-Za-z0-9/._+=:,@%$-]+")
@@ -72,9 +75,9 @@ class ServiceSpec:
 
     `program` is the command that starts the CLI (an absolute executable, possibly followed by
     interpreter arguments such as `-m clawgate.cli`); the units append `gateway run` to it.
-    `unit_type` is the systemd `Type=`: the spec asks for `notify`, but the daemon does not send
-    `READY=1` yet, and a notify unit whose process never reports ready is killed after the start
-    timeout. Pass `"notify"` once the daemon sends it.
+    `unit_type` is the systemd `Type=`: `"notify"` for the gateway, which reports READY=1,
+    WATCHDOG=1 and STOPPING=1 (`service/sd_notify.py`); `"simple"` for a process that does not
+    (a notify unit whose process never reports ready is killed at the start timeout).
     """
 
     program: tuple[str, ...]
@@ -172,6 +175,12 @@ def _environment_assignment(name: str, value: str) -> str:
     return _quote(f"{name}={value}".replace("%", "%%"))
 
 
+def _notify_lines(unit_type: str) -> list[str]:
+    if unit_type != "notify":
+        return []
+    return ["NotifyAccess=main", f"WatchdogSec={WATCHDOG_SEC}"]
+
+
 def render_systemd_unit(spec: ServiceSpec) -> str:
     """Return the text of `clawgate-gateway.service` for a systemd user manager.
 
@@ -183,9 +192,9 @@ def render_systemd_unit(spec: ServiceSpec) -> str:
         ValueError: the executable's path has characters systemd rejects in any form.
     """
     service = [
-        # §1.5 asks for Type=notify, but the daemon does not send sd_notify READY=1 yet and a
-        # notify unit that never reports ready is killed at the start timeout: "simple" until then.
         f"Type={spec.unit_type}",
+        # The daemon itself notifies (no helper process); a loop stalled 30 s gets it restarted.
+        *_notify_lines(spec.unit_type),
         "ExecStart="
         + " ".join([_exec_executable(spec.argv[0]), *map(_exec_argument, spec.argv[1:])]),
         "Restart=on-failure",

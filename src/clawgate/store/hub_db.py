@@ -6,12 +6,12 @@ the file/PRAGMA helpers and numbered migrations. Writes go through a ``WriteBatc
 made while a commit is in flight share the next transaction, so one fsync serves many
 commands and acks, and writes commit in the order they were called.
 
-``HubDatabase`` reads and writes rows (``KeyRow``, ``DaemonRow``, ``DesiredRow``,
-``CommandRow``) and JSON; the hub turns them into its own records. The JSON it stores is the
-hub's to shape (daemon ``info``, command ``spec``), except the keys of acks and reports it
-reads (``commandId``, ``state``, ``result``, ``error``; ``revision``, ``converged``,
-``superseded``), which are the control link's wire fields. It takes no lock: the hub makes
-sure one process opens the file.
+``HubDatabase`` implements ``hub_rows.HubRepository`` with the schema steps of ``hub_schema``:
+it reads and writes rows (``KeyRow``, ``DaemonRow``, ``DesiredRow``, ``CommandRow``) and JSON;
+the hub turns them into its own records. The JSON it stores is the hub's to shape (daemon
+``info``, command ``spec``), except the keys of acks and reports it reads (``commandId``,
+``state``, ``result``, ``error``; ``revision``, ``converged``, ``superseded``), which are the
+control link's wire fields. It takes no lock: the hub makes sure one process opens the file.
 
 Exceptions: ``StoreError`` (the file cannot be opened or migrated), ``StoreClosedError`` (a
 call while not open), ``StaleRevision`` (``put_desired`` with a stale ``if_revision``).
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -29,9 +28,20 @@ import orjson
 
 from ._batch import WriteBatcher
 from ._errors import StoreClosedError, StoreError
-from ._migrations import Migration, run_migrations
+from ._migrations import run_migrations
 from ._sqlite import configure, connect, ensure_private_file, restrict_sidecars
 from ._thread import OwnerThread
+from .hub_rows import (
+    PENDING_STATE,
+    REPORTS_KEPT,
+    CommandRow,
+    DaemonRow,
+    DesiredRow,
+    KeyRow,
+    StaleRevision,
+    SweepRow,
+)
+from .hub_schema import sqlite_migrations
 
 __all__ = [
     "PENDING_STATE",
@@ -42,145 +52,12 @@ __all__ = [
     "HubDatabase",
     "KeyRow",
     "StaleRevision",
+    "SweepRow",
 ]
 
 T = TypeVar("T")
 
-#: Reports kept per daemon; older ones are deleted as new ones arrive.
-REPORTS_KEPT: Final = 50
-#: The state of a command no ack has reached yet.
-PENDING_STATE: Final = "pending"
-
-_V1: Final = """
-CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
--- Daemon API keys by SHA-256 hash; the key itself is shown once and never stored.
-CREATE TABLE api_keys (
-    key_id     TEXT PRIMARY KEY NOT NULL,
-    key_hash   TEXT NOT NULL UNIQUE,
-    label      TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-);
--- Every daemon that connected or has a desired state; `info` is JSON from SERVICE_REGISTER.
-CREATE TABLE daemons (
-    daemon_id             TEXT PRIMARY KEY NOT NULL,
-    info                  TEXT NOT NULL DEFAULT '{}',
-    session_id            TEXT,
-    connected             INTEGER NOT NULL DEFAULT 0,
-    last_seen_at          TEXT,
-    last_applied_revision INTEGER NOT NULL DEFAULT 0,
-    converged             INTEGER
-);
--- The current desired state per daemon; `integrations` holds secret names only and
--- `sealed` the AEAD-sealed values (NULL when secrets live in hub memory).
-CREATE TABLE desired_states (
-    daemon_id    TEXT PRIMARY KEY NOT NULL,
-    revision     INTEGER NOT NULL,
-    issued_at    TEXT NOT NULL,
-    integrations TEXT NOT NULL,
-    sealed       BLOB
-);
--- Commands; `spec` is JSON with non-secret fields and secret names; `sealed` as above,
--- cleared at the terminal state.
-CREATE TABLE commands (
-    command_id      TEXT PRIMARY KEY NOT NULL,
-    seq             INTEGER NOT NULL,
-    daemon_id       TEXT NOT NULL,
-    idempotency_key TEXT,
-    spec            TEXT NOT NULL,
-    sealed          BLOB,
-    expires_at      REAL NOT NULL,
-    state           TEXT NOT NULL,
-    terminal        INTEGER NOT NULL DEFAULT 0,
-    result          TEXT,
-    error           TEXT,
-    updated_at      TEXT,
-    UNIQUE (daemon_id, idempotency_key)
-);
-CREATE INDEX commands_unsettled ON commands (daemon_id, terminal, seq);
-CREATE TABLE command_acks (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    command_id TEXT NOT NULL,
-    body       TEXT NOT NULL
-);
-CREATE INDEX command_acks_by_command ON command_acks (command_id, id);
-CREATE TABLE reports (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    daemon_id   TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    body        TEXT NOT NULL
-);
-CREATE INDEX reports_by_daemon ON reports (daemon_id, id);
-"""
-
-# MAX(seq) for the next command otherwise scans a whole index: O(commands ever issued).
-_V2: Final = "CREATE INDEX commands_by_seq ON commands (seq);"
-
-MIGRATIONS: Final = (
-    Migration(1, "keys, daemons, desired states, commands, reports", _V1),
-    Migration(2, "index on commands.seq, so issuing a command stays O(log n)", _V2),
-)
-
-
-class StaleRevision(Exception):
-    """``put_desired`` was given an ``if_revision`` that is not the current revision."""
-
-    def __init__(self, current: int) -> None:
-        super().__init__(f"the desired state is at revision {current}")
-        self.current = current
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    """A row of ``api_keys`` without its hash."""
-
-    key_id: str
-    label: str
-    created_at: str
-    revoked_at: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonRow:
-    """A row of ``daemons`` with its desired revision (0 when none) and, maybe, last report."""
-
-    daemon_id: str
-    info: dict[str, Any]
-    session_id: str | None
-    connected: bool
-    last_seen_at: str | None
-    desired_revision: int
-    last_applied_revision: int
-    converged: bool | None
-    last_report: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DesiredRow:
-    """A row of ``desired_states``; ``integrations`` is its JSON, ``sealed`` an opaque blob."""
-
-    daemon_id: str
-    revision: int
-    issued_at: str
-    integrations: list[dict[str, Any]]
-    sealed: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CommandRow:
-    """A row of ``commands`` with its JSON decoded and, when loaded with them, its acks."""
-
-    command_id: str
-    daemon_id: str
-    idempotency_key: str | None
-    spec: dict[str, Any]
-    sealed: bytes | None
-    state: str = PENDING_STATE
-    terminal: bool = False
-    result: Any = None
-    error: dict[str, Any] | None = None
-    acks: list[dict[str, Any]] = field(default_factory=list)
-    updated_at: str | None = None
+MIGRATIONS: Final = sqlite_migrations()
 
 
 def _json(value: Any) -> str:
@@ -226,7 +103,8 @@ def _daemon_from_row(row: sqlite3.Row, report: dict[str, Any] | None) -> DaemonR
         daemon_id=row["daemon_id"],
         info=orjson.loads(row["info"]),
         session_id=row["session_id"],
-        connected=bool(row["connected"]),
+        connected=bool(row["connected"]) and bool(row["alive"]),
+        instance_id=row["instance_id"],
         last_seen_at=row["last_seen_at"],
         desired_revision=int(row["revision"] or 0),
         last_applied_revision=int(row["last_applied_revision"]),
@@ -235,8 +113,12 @@ def _daemon_from_row(row: sqlite3.Row, report: dict[str, Any] | None) -> DaemonR
     )
 
 
+# `alive`: the holding instance beat after the cut-off (a session without an instance is
+# from before instances were recorded and counts as alive).
 _DAEMON_SELECT: Final = """
-SELECT d.*, s.revision FROM daemons d LEFT JOIN desired_states s USING (daemon_id)
+SELECT d.*, s.revision, (d.instance_id IS NULL OR i.beat_s > ?) AS alive
+FROM daemons d LEFT JOIN desired_states s USING (daemon_id)
+LEFT JOIN hub_instances i ON i.instance_id = d.instance_id
 """
 
 
@@ -255,6 +137,11 @@ class HubDatabase:
     def path(self) -> Path:
         """The database file."""
         return self._path
+
+    @property
+    def where(self) -> str:
+        """The database file, for messages."""
+        return str(self._path)
 
     async def open(self) -> None:
         """Start the owner thread, open and migrate the file; its directory must exist.
@@ -312,9 +199,13 @@ class HubDatabase:
         # order they were called (the hub's link records acks from concurrent tasks).
         if self._thread is None or self._writes is None:
             raise StoreClosedError("the hub store is not open")
-        if write:
-            return await self._writes.write(fn)
-        return await self._thread.submit(lambda: fn(self._connection()))
+        try:
+            if write:
+                return await self._writes.write(fn)
+            return await self._thread.submit(lambda: fn(self._connection()))
+        except sqlite3.Error as exc:
+            # As PgHubDatabase does: a database error is a StoreError, whatever the backend.
+            raise StoreError(f"{self._path}: {type(exc).__name__}: {exc}") from None
 
     async def ping(self) -> None:
         """Raise ``StoreError`` unless the database answers."""
@@ -369,27 +260,56 @@ class HubDatabase:
 
     # Daemons and sessions
 
+    async def revoked_keys(self, key_ids: list[str]) -> set[str]:
+        """Return which of ``key_ids`` are revoked."""
+
+        def revoked(conn: sqlite3.Connection) -> set[str]:
+            return {
+                key_id
+                for key_id in key_ids
+                if conn.execute(
+                    "SELECT 1 FROM api_keys WHERE key_id = ? AND revoked_at IS NOT NULL",
+                    (key_id,),
+                ).fetchone()
+            }
+
+        return await self._call(revoked)
+
+    async def beat(self, instance_id: str, now: str, now_s: float) -> None:
+        """Record that ``instance_id`` is alive at ``now_s`` (epoch seconds)."""
+        await self._call(
+            lambda conn: conn.execute(
+                """INSERT INTO hub_instances (instance_id, started_at, beat_at, beat_s)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (instance_id) DO UPDATE SET beat_at = excluded.beat_at,
+                       beat_s = excluded.beat_s""",
+                (instance_id, now, now, now_s),
+            ),
+            write=True,
+        )
+
     async def open_session(
         self,
         daemon_id: str,
         session_id: str,
+        instance_id: str,
         info: dict[str, Any],
         last_applied_revision: int,
         now: str,
     ) -> None:
-        """Record that ``session_id`` now holds the daemon, with what it said of itself."""
+        """Record that ``session_id`` on ``instance_id`` now holds the daemon."""
         blob = _json(info)
 
         def upsert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                """INSERT INTO daemons (daemon_id, info, session_id, connected, last_seen_at,
-                       last_applied_revision)
-                   VALUES (?, ?, ?, 1, ?, ?)
+                """INSERT INTO daemons (daemon_id, info, session_id, instance_id, connected,
+                       last_seen_at, last_applied_revision)
+                   VALUES (?, ?, ?, ?, 1, ?, ?)
                    ON CONFLICT (daemon_id) DO UPDATE SET info = excluded.info,
-                       session_id = excluded.session_id, connected = 1,
-                       last_seen_at = excluded.last_seen_at,
+                       session_id = excluded.session_id, instance_id = excluded.instance_id,
+                       connected = 1, last_seen_at = excluded.last_seen_at,
                        last_applied_revision = excluded.last_applied_revision""",
-                (daemon_id, blob, session_id, now, last_applied_revision),
+                (daemon_id, blob, session_id, instance_id, now, last_applied_revision),
             )
 
         await self._call(upsert, write=True)
@@ -405,30 +325,32 @@ class HubDatabase:
             write=True,
         )
 
-    async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
-        """Update ``last_seen_at`` while ``session_id`` holds the daemon."""
+    async def touch(self, sessions: list[tuple[str, str]], now: str) -> None:
+        """Set ``last_seen_at`` of each ``(daemon_id, session_id)`` still holding its daemon."""
         await self._call(
-            lambda conn: conn.execute(
+            lambda conn: conn.executemany(
                 "UPDATE daemons SET last_seen_at = ? WHERE daemon_id = ? AND session_id = ?",
-                (now, daemon_id, session_id),
+                [(now, daemon_id, session_id) for daemon_id, session_id in sessions],
             ),
             write=True,
         )
 
-    async def list_daemons(self) -> list[DaemonRow]:
+    async def list_daemons(self, alive_after: float) -> list[DaemonRow]:
         """Return every known daemon, without reports."""
 
         def daemons(conn: sqlite3.Connection) -> list[DaemonRow]:
-            rows = conn.execute(_DAEMON_SELECT + " ORDER BY d.daemon_id")
+            rows = conn.execute(_DAEMON_SELECT + " ORDER BY d.daemon_id", (alive_after,))
             return [_daemon_from_row(row, None) for row in rows]
 
         return await self._call(daemons)
 
-    async def get_daemon(self, daemon_id: str) -> DaemonRow | None:
+    async def get_daemon(self, daemon_id: str, alive_after: float) -> DaemonRow | None:
         """Return one daemon with its last report."""
 
         def daemon(conn: sqlite3.Connection) -> DaemonRow | None:
-            row = conn.execute(_DAEMON_SELECT + " WHERE daemon_id = ?", (daemon_id,)).fetchone()
+            row = conn.execute(
+                _DAEMON_SELECT + " WHERE daemon_id = ?", (alive_after, daemon_id)
+            ).fetchone()
             if row is None:
                 return None
             report = conn.execute(
@@ -584,6 +506,29 @@ class HubDatabase:
             return [_command_from_row(row, []) for row in rows]
 
         return await self._call(unsettled)
+
+    async def sweep(self, daemon_ids: list[str], expiring_after: float) -> list[SweepRow]:
+        """Return, for each known daemon of ``daemon_ids``, its owner, revision and open ids."""
+
+        def sweep(conn: sqlite3.Connection) -> list[SweepRow]:
+            out = []
+            for daemon_id in daemon_ids:
+                row = conn.execute(
+                    "SELECT d.session_id, s.revision FROM daemons d"
+                    " LEFT JOIN desired_states s USING (daemon_id) WHERE daemon_id = ?",
+                    (daemon_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                open_ids = conn.execute(
+                    "SELECT command_id FROM commands"
+                    " WHERE daemon_id = ? AND terminal = 0 AND expires_at > ? ORDER BY seq",
+                    (daemon_id, expiring_after),
+                ).fetchall()
+                out.append(SweepRow(daemon_id, row[0], int(row[1] or 0), [r[0] for r in open_ids]))
+            return out
+
+        return await self._call(sweep)
 
     async def record_ack(
         self, daemon_id: str, ack: dict[str, Any], *, terminal: bool, now: str

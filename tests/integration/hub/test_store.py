@@ -6,6 +6,8 @@ import base64
 import logging
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,26 @@ async def test_issuing_a_command_finds_the_next_seq_through_its_index(
         conn.close()
     assert "commands_by_seq" in " ".join(str(row[-1]) for row in plan)
     assert not any(str(row[-1]).startswith("SCAN") for row in plan)
+
+
+def test_a_single_sqlite_hub_loads_neither_asyncpg_nor_nats(tmp_path: Path) -> None:
+    script = f"""
+import asyncio, sys
+from pathlib import Path
+from clawgate.hub import HubServer, HubSettings
+
+async def main():
+    settings = HubSettings(config_path=Path({str(tmp_path)!r}) / "hub.toml",
+                           db_path=Path({str(tmp_path)!r}) / "hub.db",
+                           admin_token="x" * 32, port=0)
+    server = HubServer(settings)
+    await server.start()
+    await server.stop()
+
+asyncio.run(main())
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("asyncpg", "nats")))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

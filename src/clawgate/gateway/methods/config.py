@@ -34,7 +34,6 @@ from ...protocol.nesting import (
 )
 from ...protocol.scopes import ADMIN, READ
 from ...protocol.timefmt import format_time_ms
-from ..config_service import ConfigService
 from ..context import CallContext
 from ..registry import method
 from ._common import Ignored, Params, Result
@@ -297,18 +296,6 @@ def _invalid(issues: list[dict[str, str]]) -> InvalidRequest:
     )
 
 
-def _secret_issues(config: ClawgateConfig, service: ConfigService) -> list[dict[str, str]]:
-    """A secret-based auth mode needs its secret somewhere the gateway can read."""
-    auth = config.gateway.auth
-    if service.auth_pinned:
-        return []
-    if auth.mode.value == "token" and not auth.token:
-        return [{"path": "gateway.auth.token", "message": "token auth needs a token"}]
-    if auth.mode.value == "password" and not auth.password:
-        return [{"path": "gateway.auth.password", "message": "password auth needs a password"}]
-    return []
-
-
 async def _write(
     ctx: CallContext, base_hash: str | None, note: str | None, build: Any
 ) -> dict[str, Any]:
@@ -354,7 +341,7 @@ async def _write_locked(
         # `/healthz` and every other socket keep being served meanwhile.
         text, new_config, issues = await asyncio.to_thread(render)
         if new_config is not None:
-            issues = _secret_issues(new_config, service)
+            issues = service.secret_issues(new_config)
         if new_config is None or issues:
             raise _invalid(issues)
         service.writes.record(limiter_key, now)

@@ -1,15 +1,15 @@
-"""``HubStore`` for a single hub instance: ``hub.db`` behind one lock file (spec §7.2).
+"""``HubStore`` over either hub database: SQLite for one instance, PostgreSQL for many (§7.2).
 
-The database itself is ``clawgate.store.hub_db.HubDatabase``, which reads and writes rows;
-this adapter owns everything the hub decides about them: the shapes of the daemon ``info``
+The databases (``clawgate.store.hub_db.HubDatabase``, ``clawgate.store.hub_pg.PgHubDatabase``)
+implement one ``HubRepository`` and read and write rows; ``RepositoryHubStore`` owns
+everything the hub decides about them: the shapes of the daemon ``info``
 and command ``spec`` JSON, which ack states are terminal, how long an unsettled command is
 re-sent, and the lock. Store errors become hub errors here and nowhere else.
 
-The lock is ``<db>.lock`` (a ``PidLock``), taken before the database is opened and released
-after it is closed: a second hub on the same file fails at once with ``HubLocked`` instead of
-sharing a database whose wake-ups and in-memory secrets only one process sees. It is the
-hub's rule, not the database's: SQLite itself would let both in.
-"""
+``SqliteHubStore`` adds the lock. The lock is ``<db>.lock`` (a ``PidLock``), taken before the
+database is opened and released after it is closed: a second hub on the same file fails at once
+with ``HubLocked`` instead of sharing a database whose wake-ups and in-memory secrets only one
+process sees. It is the hub's rule, not the database's: SQLite itself would let both in."""
 
 from __future__ import annotations
 
@@ -20,9 +20,20 @@ from typing import Any, Final
 
 from ..files import AlreadyRunning, PidLock
 from ..protocol.control_link import TERMINAL_STATES
-from ..protocol.timefmt import parse_time
+from ..protocol.timefmt import format_time, parse_time
 from ..store import StoreError
-from ..store.hub_db import CommandRow, DaemonRow, DesiredRow, HubDatabase, KeyRow, StaleRevision
+from ..store.hub_db import HubDatabase
+from ..store.hub_rows import (
+    CommandRow,
+    DaemonRow,
+    DesiredRow,
+    HubRepository,
+    KeyRow,
+    StaleRevision,
+    SweepRow,
+)
+from ..store.hub_schema import HUB_STEPS
+from .settings import HubSettings
 from .store import (
     AckOutcome,
     CommandRecord,
@@ -36,7 +47,13 @@ from .store import (
     SessionInfo,
 )
 
-__all__ = ["RESEND_GRACE_S", "SqliteHubStore"]
+__all__ = [
+    "RESEND_GRACE_S",
+    "RepositoryHubStore",
+    "SqliteHubStore",
+    "migrate_store",
+    "postgres_store",
+]
 
 #: The hub re-sends a command until expiresAt plus this (spec §4.1).
 RESEND_GRACE_S: Final = 24 * 3600
@@ -134,59 +151,39 @@ def _command(row: CommandRow) -> CommandRecord:
     )
 
 
-class SqliteHubStore:
-    """``HubStore`` on ``hub.db`` for one hub process, guarded by ``<db>.lock``.
+class RepositoryHubStore:
+    """``HubStore`` on a ``HubRepository``.
 
     No method awaits anything before it calls the database, so writes commit in the order
     the methods were called (the daemon link relies on it for acks).
     """
 
-    def __init__(self, path: Path) -> None:
-        """Prepare a store for ``path``; nothing touches the disk until ``open``."""
-        self._db = HubDatabase(path)
-        self._lock = PidLock(path.with_name(path.name + ".lock"))
+    def __init__(self, db: HubRepository) -> None:
+        """Use ``db``; nothing connects until ``open``."""
+        self._db: HubRepository = db
 
     @property
-    def path(self) -> Path:
-        """The database file."""
-        return self._db.path
+    def where(self) -> str:
+        """Where the state lives, for messages (never with a password)."""
+        return self._db.where
 
     async def open(self) -> None:
-        """Take the lock, then open and migrate the database.
+        """Connect and apply the schema steps not yet applied.
 
         Raises:
-            HubLocked: another hub holds the database.
-            HubStoreError: the file cannot be locked, opened or migrated.
+            HubStoreError: the database cannot be reached or migrated.
         """
-        path = self._db.path
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            self._lock.acquire()
-        except AlreadyRunning as exc:
-            pid = f" (pid {exc.pid})" if exc.pid else ""
-            raise HubLocked(
-                f"another hub{pid} already uses {path}; stop it or pass another --db"
-            ) from None
-        except OSError as exc:
-            raise HubStoreError(f"cannot lock {path}: {exc.strerror}") from None
-        try:
-            with _hub_errors():
-                await self._db.open()
-        except BaseException:
-            self._lock.release()
-            raise
+        with _hub_errors():
+            await self._db.open()
 
     async def close(self) -> None:
-        """Finish queued calls, close the database, then release the lock; idempotent."""
+        """Finish queued writes and disconnect; idempotent."""
         await self._db.close()
-        self._lock.release()
 
     async def ping(self) -> None:
         """Raise ``HubStoreError`` unless the database answers."""
         with _hub_errors():
             await self._db.ping()
-
-    # Keys
 
     async def add_key(self, key_id: str, key_hash: str, label: str, now: str) -> KeyRecord:
         """Store a new key by its hash."""
@@ -212,11 +209,26 @@ class SqliteHubStore:
 
     # Daemons and sessions
 
+    async def revoked_keys(self, key_ids: list[str]) -> set[str]:
+        """Return which of ``key_ids`` are revoked."""
+        with _hub_errors():
+            return await self._db.revoked_keys(key_ids)
+
+    async def beat(self, instance_id: str, now: float) -> None:
+        """Record that ``instance_id`` is alive at ``now`` (epoch seconds)."""
+        with _hub_errors():
+            await self._db.beat(instance_id, format_time(now), now)
+
     async def open_session(self, info: SessionInfo, now: str) -> None:
-        """Record that ``info.session_id`` now holds the daemon."""
+        """Record that ``info.session_id`` on ``info.instance_id`` now holds the daemon."""
         with _hub_errors():
             await self._db.open_session(
-                info.daemon_id, info.session_id, _info(info), info.last_applied_revision, now
+                info.daemon_id,
+                info.session_id,
+                info.instance_id,
+                _info(info),
+                info.last_applied_revision,
+                now,
             )
 
     async def close_session(self, daemon_id: str, session_id: str, now: str) -> None:
@@ -224,20 +236,20 @@ class SqliteHubStore:
         with _hub_errors():
             await self._db.close_session(daemon_id, session_id, now)
 
-    async def touch(self, daemon_id: str, session_id: str, now: str) -> None:
-        """Update ``lastSeenAt`` while ``session_id`` holds the daemon."""
+    async def touch(self, sessions: list[tuple[str, str]], now: str) -> None:
+        """Set ``lastSeenAt`` of each ``(daemonId, sessionId)`` still holding its daemon."""
         with _hub_errors():
-            await self._db.touch(daemon_id, session_id, now)
+            await self._db.touch(sessions, now)
 
-    async def list_daemons(self) -> list[DaemonRecord]:
-        """Return every known daemon."""
+    async def list_daemons(self, alive_after: float) -> list[DaemonRecord]:
+        """Return every known daemon; instances silent since ``alive_after`` hold none."""
         with _hub_errors():
-            return [_daemon(row) for row in await self._db.list_daemons()]
+            return [_daemon(row) for row in await self._db.list_daemons(alive_after)]
 
-    async def get_daemon(self, daemon_id: str) -> DaemonRecord | None:
+    async def get_daemon(self, daemon_id: str, alive_after: float) -> DaemonRecord | None:
         """Return one daemon with its plugins and last report."""
         with _hub_errors():
-            row = await self._db.get_daemon(daemon_id)
+            row = await self._db.get_daemon(daemon_id, alive_after)
         return None if row is None else _daemon(row)
 
     # Desired state
@@ -293,6 +305,12 @@ class SqliteHubStore:
         with _hub_errors():
             return [_command(row) for row in await self._db.unsettled_commands(daemon_id, horizon)]
 
+    async def sweep(self, daemon_ids: list[str], now: str) -> list[SweepRow]:
+        """Return each held daemon's owning session, revision and unsettled command ids."""
+        horizon = parse_time(now) - RESEND_GRACE_S
+        with _hub_errors():
+            return await self._db.sweep(daemon_ids, horizon)
+
     async def record_ack(self, daemon_id: str, ack: dict[str, Any], now: str) -> AckOutcome | None:
         """Apply a COMMAND_ACK; None when the daemon has no such command."""
         terminal = ack["state"] in _TERMINAL_VALUES
@@ -314,3 +332,72 @@ class SqliteHubStore:
         """Return recent reports, newest first."""
         with _hub_errors():
             return await self._db.list_reports(daemon_id, limit)
+
+
+class SqliteHubStore(RepositoryHubStore):
+    """``HubStore`` on ``hub.db`` for one hub process, guarded by ``<db>.lock``."""
+
+    def __init__(self, path: Path) -> None:
+        """Prepare a store for ``path``; nothing touches the disk until ``open``."""
+        self._file = HubDatabase(path)
+        super().__init__(self._file)
+        self._lock = PidLock(path.with_name(path.name + ".lock"))
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._file.path
+
+    async def open(self) -> None:
+        """Take the lock, then open and migrate the database.
+
+        Raises:
+            HubLocked: another hub holds the database.
+            HubStoreError: the file cannot be locked, opened or migrated.
+        """
+        path = self._file.path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except AlreadyRunning as exc:
+            pid = f" (pid {exc.pid})" if exc.pid else ""
+            raise HubLocked(
+                f"another hub{pid} already uses {path}; stop it or pass another --db"
+            ) from None
+        except OSError as exc:
+            raise HubStoreError(f"cannot lock {path}: {exc.strerror}") from None
+        try:
+            await super().open()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def close(self) -> None:
+        """Finish queued calls, close the database, then release the lock; idempotent."""
+        await super().close()
+        self._lock.release()
+
+
+def postgres_store(url: str) -> RepositoryHubStore:
+    """Return a ``HubStore`` on PostgreSQL at ``url`` (asyncpg loads when it opens)."""
+    from ..store.hub_pg import PgHubDatabase
+
+    return RepositoryHubStore(PgHubDatabase(url))
+
+
+async def migrate_store(settings: HubSettings) -> int:
+    """Open the configured database (which applies its schema steps), close it, return the
+    schema version now in force.
+
+    Raises:
+        HubLocked: a running single hub holds the SQLite file.
+        HubStoreError: the database cannot be reached or a step failed.
+    """
+    store = (
+        postgres_store(settings.database_url)
+        if settings.database_url is not None
+        else SqliteHubStore(settings.db_path)
+    )
+    await store.open()
+    await store.close()
+    return len(HUB_STEPS)
