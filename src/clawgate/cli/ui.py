@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Annotated, Final
@@ -45,6 +44,8 @@ def fetch_openclaw(
             raise typer.Exit(1)
         archive = Path(tmp) / packed.stdout.strip().splitlines()[-1]
         staging = Path(tmp) / "unpacked"
+        import tarfile  # here: `gateway run` loads this module and must stay small
+
         with tarfile.open(archive) as tar:
             members = [m for m in tar.getmembers() if m.name.startswith(_MEMBER)]
             tar.extractall(staging, members=members, filter="data")
