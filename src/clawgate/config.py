@@ -141,6 +141,8 @@ class GatewaySection(_Section):
     heartbeat_every_s: Annotated[int, Field(ge=1)] | None = None
     # The IANA zone of cron jobs without `tz` and of heartbeat active hours; unset: the system's.
     timezone: str | None = None
+    # An unpacked OpenClaw Control UI bundle (`dist/control-ui`) to serve at /control/.
+    control_ui_root: str | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -155,8 +155,13 @@ async def test_writes_are_rate_limited(configured: RunningGateway) -> None:
 
 async def test_schema_describes_the_config_model(configured: RunningGateway) -> None:
     async with client(configured, scopes=("operator.read",)) as reader:
-        schema = await reader.call("config.schema")
+        answer = await reader.call("config.schema")
+        lookup = await reader.call("config.schema.lookup", {"path": "gateway.auth"})
+    schema = answer["schema"]
     assert "gateway" in schema["properties"] and schema["additionalProperties"] is False
+    assert answer["uiHints"]["gateway.auth.token"] == {"sensitive": True}
+    assert answer["version"] and answer["generatedAt"]
+    assert {c["key"] for c in lookup["children"]} >= {"mode", "token", "password"}
 
 
 async def test_patch_must_be_a_json_object(configured: RunningGateway) -> None:

@@ -30,7 +30,7 @@ async def test_session_lifecycle_and_changes_to_subscribers_only(
     gateway = await agent_gateway(gateway_factory, echo_delay_ms=0)
     peer = await admin_peer(client_factory, gateway)
     bystander = await admin_peer(client_factory, gateway)
-    assert await peer.client.call("sessions.subscribe", {}) == {"ok": True}
+    assert await peer.client.call("sessions.subscribe", {}) == {"ok": True, "subscribed": True}
     created = await peer.client.call(
         "sessions.create", {"key": "work", "label": "Work", "task": "be brief"}
     )

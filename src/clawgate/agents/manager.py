@@ -73,6 +73,10 @@ class RunManager:
         """Return the session's queued and running runs, oldest first."""
         return [run for run in self._active.values() if run.session_key == session_key]
 
+    def lane_loads(self) -> list[tuple[str, int, int]]:
+        """Return `(session key, running, waiting)` for each session lane with runs."""
+        return [(key, 1, len(lane) - 1) for key, lane in sorted(self._lanes.items()) if lane]
+
     def active_count(self) -> int:
         """Return how many runs are queued or running."""
         return len(self._active)

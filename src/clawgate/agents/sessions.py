@@ -23,7 +23,9 @@ from ..store.sessions_repo import (
     append_message,
     delete_session,
     insert_session,
+    load_message_times,
     load_messages,
+    load_messages_after,
     load_sessions,
     reset_session,
 )
@@ -32,10 +34,13 @@ __all__ = [
     "DEFAULT_AGENT_ID",
     "MAIN_SESSION_KEY",
     "ChangeReason",
+    "MessageCommitted",
     "SessionBook",
     "SessionChange",
     "canonical_key",
+    "message_event",
     "split_key",
+    "wire_message",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +60,8 @@ class ChangeReason(StrEnum):
 
 
 SessionChange = Callable[[ChangeReason, str, SessionRecord | None], None]
+# Told of each message once it is committed (with its `seq`), for `session.message`.
+MessageCommitted = Callable[[SessionRecord, StoredMessage], None]
 
 
 def canonical_key(raw: str, agent_id: str = DEFAULT_AGENT_ID) -> str:
@@ -89,15 +96,53 @@ def row(record: SessionRecord) -> dict[str, Any]:
     return data
 
 
+def wire_message(message: StoredMessage, max_chars: int | None = None) -> dict[str, Any]:
+    """Return a transcript message as `chat.history` and `session.message` carry it."""
+    text = message.text if max_chars is None else message.text[:max_chars]
+    wire: dict[str, Any] = {
+        "role": message.role,
+        "content": [{"type": "text", "text": text}],
+        "timestamp": message.ts,
+    }
+    if message.label is not None:
+        wire["label"] = message.label
+    # OpenClaw's transcript metadata: clients match a stored user message to the one they
+    # showed while sending by its idempotency key (a user message's run id).
+    meta: dict[str, Any] = {"id": message.message_id, "seq": message.seq}
+    if message.role == "user" and message.run_id is not None:
+        meta["idempotencyKey"] = message.run_id
+    wire["__openclaw"] = meta
+    return wire
+
+
+def message_event(record: SessionRecord, message: StoredMessage) -> dict[str, Any]:
+    """Return the `session.message` payload of a committed message (OpenClaw's fields)."""
+    payload: dict[str, Any] = {
+        "sessionKey": record.key,
+        "agentId": record.agent_id,
+        "message": wire_message(message),
+        "messageId": message.message_id,
+        "messageSeq": message.seq,
+    }
+    if message.run_id is not None:
+        payload["runId"] = message.run_id
+    return payload
+
+
 class SessionBook:
     """Every session of this gateway, backed by state.db."""
 
     def __init__(
-        self, store: StateStore, clock: Callable[[], int], on_change: SessionChange
+        self,
+        store: StateStore,
+        clock: Callable[[], int],
+        on_change: SessionChange,
+        on_message: MessageCommitted | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._on_change = on_change
+        self._on_message = on_message
         self._sessions: dict[str, SessionRecord] = {}
         self._pending: set[asyncio.Task[Any]] = set()
         self._creating: dict[str, asyncio.Future[None]] = {}  # key -> its insert in flight
@@ -224,7 +269,10 @@ class SessionBook:
         key, session_id = record.key, record.session_id
         seq = await self._store.write(lambda conn: append_message(conn, key, session_id, message))
         self._on_change(ChangeReason.UPDATED, key, record)
-        return replace(message, seq=seq)
+        committed = replace(message, seq=seq)
+        if self._on_message is not None:
+            self._on_message(record, committed)
+        return committed
 
     def append_later(self, key: str, session_id: str, role: str, text: str, run_id: str) -> None:
         """Queue a message for a session that may since have been reset or deleted."""
@@ -233,19 +281,21 @@ class SessionBook:
             return  # the transcript it belonged to is gone
         message = self._message(record, role, text, label=None, run_id=run_id)
         write = self._store.write(lambda conn: append_message(conn, key, session_id, message))
-        task = asyncio.create_task(self._committed(write, key))
+        task = asyncio.create_task(self._committed(write, key, message))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _committed(self, write: Any, key: str) -> None:
+    async def _committed(self, write: Any, key: str, message: StoredMessage) -> None:
         try:
-            await write
+            seq = await write
         except Exception:
             logger.exception("could not store a message of session %s", key)
             return
         record = self._sessions.get(key)
         if record is not None:
             self._on_change(ChangeReason.UPDATED, key, record)
+            if self._on_message is not None:
+                self._on_message(record, replace(message, seq=seq))
 
     async def messages(
         self, record: SessionRecord, *, limit: int, before: int | None = None
@@ -255,6 +305,19 @@ class SessionBook:
         return await self._store.read(
             lambda conn: load_messages(conn, session_id, limit=limit, before=before)
         )
+
+    async def messages_after(
+        self, record: SessionRecord, *, after: int, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        """Return up to `limit` messages newer than `after`, oldest first, and more?"""
+        session_id = record.session_id
+        return await self._store.read(
+            lambda conn: load_messages_after(conn, session_id, after=after, limit=limit)
+        )
+
+    async def message_times(self, start_ms: int, end_ms: int) -> list[tuple[str, str, int]]:
+        """Return `(session_id, role, ts)` of every stored message in `[start_ms, end_ms]`."""
+        return await self._store.read(lambda conn: load_message_times(conn, start_ms, end_ms))
 
     async def recent_messages(self, session_id: str, limit: int) -> list[StoredMessage]:
         """Return the newest `limit` messages of a transcript, oldest first."""

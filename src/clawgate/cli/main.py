@@ -20,6 +20,7 @@ from . import (
     node,
     nodes,
     plugins,
+    ui,
 )
 
 __all__ = ["app", "main"]
@@ -38,6 +39,7 @@ app.add_typer(cron.app, name="cron")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(integrations.manifest_app, name="manifest")
 app.add_typer(hub.app, name="hub")
+app.add_typer(ui.app, name="ui")
 app.add_typer(node.app, name="node")
 app.add_typer(nodes.app, name="nodes")
 app.add_typer(approvals.app, name="approvals")

@@ -15,11 +15,11 @@ from typing import Any
 from ..agents.backend import AgentBackend, HistoryMessage
 from ..agents.manager import RunManager
 from ..agents.run import Run, RunFinished, RunMessage
-from ..agents.sessions import ChangeReason, SessionBook, row
+from ..agents.sessions import ChangeReason, SessionBook, message_event, row
 from ..bus import Bus
 from ..config import AgentSection
 from ..store import StateStore
-from ..store.sessions_repo import SessionRecord
+from ..store.sessions_repo import SessionRecord, StoredMessage
 from .broadcaster import Broadcaster
 from .run_relay import RunRelay
 
@@ -42,10 +42,14 @@ class AgentService:
         self.clock = clock
         self._broadcaster = broadcaster
         self.bus: Bus[RunMessage] = Bus()
-        self.sessions = SessionBook(store, clock, self._announce_session)
+        self.sessions = SessionBook(
+            store, clock, self._announce_session, on_message=self._announce_message
+        )
         self.runs = RunManager(self.bus, backend, self._history, clock)
         # Connection ids that called `sessions.subscribe`.
         self.session_subscribers: set[str] = set()
+        # Session keys each connection follows with `sessions.messages.subscribe`.
+        self.message_subscribers: dict[str, set[str]] = {}
         # Run ids whose user message is being committed, so a duplicate waits for it.
         self._starting: dict[str, asyncio.Future[None]] = {}
         self._starts: set[asyncio.Future[Run]] = set()
@@ -159,8 +163,28 @@ class AgentService:
     # -- sessions.changed -------------------------------------------------------------
 
     def forget_connection(self, conn_id: str) -> None:
-        """Stop sending `sessions.changed` to a closed connection."""
+        """Stop sending `sessions.changed` and `session.message` to a closed connection."""
         self.session_subscribers.discard(conn_id)
+        self.message_subscribers.pop(conn_id, None)
+
+    def follow_messages(self, conn_id: str, key: str, *, follow: bool) -> None:
+        """Start or stop sending the session's `session.message` events to a connection."""
+        keys = self.message_subscribers.setdefault(conn_id, set())
+        if follow:
+            keys.add(key)
+            return
+        keys.discard(key)
+        if not keys:
+            del self.message_subscribers[conn_id]
+
+    def _announce_message(self, record: SessionRecord, message: StoredMessage) -> None:
+        followers = {c for c, keys in self.message_subscribers.items() if record.key in keys}
+        if not followers:
+            return
+        payload = message_event(record, message)
+        self._broadcaster.broadcast_per_protocol(
+            "session.message", {3: payload, 4: payload}, only=followers
+        )
 
     def _announce_session(
         self, reason: ChangeReason, key: str, record: SessionRecord | None

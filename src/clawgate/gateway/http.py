@@ -17,7 +17,7 @@ from .services import GatewayInfo
 from .webchat import ASSET_PREFIX, WebChat
 from .websocket import GatewayWebSocket
 
-__all__ = ["HttpSurface", "add_http_routes"]
+__all__ = ["HttpSurface", "PageSurface", "add_http_routes"]
 
 
 class HttpSurface(Protocol):
@@ -25,6 +25,16 @@ class HttpSurface(Protocol):
 
     def add_routes(self, app: web.Application) -> None:
         """Attach the surface's routes to `app`."""
+
+
+class PageSurface(Protocol):
+    """Pages under a path prefix whose WebSocket upgrades stay the gateway's (Control UI)."""
+
+    def serves(self, path: str) -> bool:
+        """Whether a plain GET of `path` is one of these pages."""
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        """Answer a GET that `serves` claimed."""
 
 
 def add_http_routes(
@@ -35,6 +45,7 @@ def add_http_routes(
     info: GatewayInfo,
     tls: bool,
     surfaces: Iterable[HttpSurface] = (),
+    pages: PageSurface | None = None,
     channels: ChannelService | None = None,
 ) -> None:
     """Attach every HTTP route, the enabled surfaces and the catch-all WebSocket upgrade."""
@@ -78,6 +89,8 @@ def add_http_routes(
         if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
             if request.path == "/":
                 return webchat.index(request)
+            if pages is not None and pages.serves(request.path):
+                return await pages.page(request)
             raise web.HTTPNotFound(text="not found\n")
         # Before admission: a foreign page must not hold one of the per-IP slots (spec §5.5).
         origin = request.headers.get(hdrs.ORIGIN)

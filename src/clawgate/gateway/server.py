@@ -62,6 +62,7 @@ from .greeter import Greeter
 from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
 from .http import HttpSurface, add_http_routes
+from .http import PageSurface as HttpPageSurface
 from .http_admission import GuardedServer, GuardedSite, OneLineLogger
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
@@ -318,6 +319,7 @@ class GatewayServer:
             info=self.info,
             tls=ssl_context is not None,
             surfaces=self._http_surfaces(),
+            pages=self._control_ui(ssl_context is not None),
             channels=self.channels,
         )
         limits = self.settings.limits
@@ -447,6 +449,15 @@ class GatewayServer:
         if self.channels is not None and self.channels.runtime is not None:
             surfaces.append(self.channels)  # platform webhooks (Telegram's webhook mode)
         return surfaces
+
+    def _control_ui(self, tls: bool) -> HttpPageSurface | None:
+        """Return the Control UI pages when `[gateway] control_ui_root` is set (imported then)."""
+        root = self.settings.control_ui_root
+        if root is None:
+            return None
+        from .control_ui import ControlUi
+
+        return ControlUi(root, agent=self.settings.agent, version=__version__, tls=tls)
 
     async def _start_supervisor(self) -> asyncio.TaskGroup:
         """Open the task group every background loop runs in, held by a supervisor task."""

@@ -82,6 +82,8 @@ class GatewaySettings:
     hook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     # The canvas host; None when `[canvas] enabled` is false.
     canvas: CanvasSettings | None = None
+    # An OpenClaw Control UI bundle served at /control/; None serves none.
+    control_ui_root: Path | None = None
     nodes: NodeSettings = field(default_factory=NodeSettings)
     # The messaging channel accounts; None when `[channels]` configures none.
     channels: ChannelSettings | None = None

@@ -44,6 +44,7 @@ __all__ = [
     "PROTOCOL_MAX",
     "PROTOCOL_MIN",
     "RUN_TIMEOUT_MAX_S",
+    "SESSIONS_LIST_LIMIT_MAX",
     "WAIT_TIMEOUT_DEFAULT_MS",
     "WAIT_TIMEOUT_MAX_MS",
     "Limits",
@@ -69,6 +70,8 @@ HISTORY_MAX_BYTES: Final = 6_000_000
 HISTORY_DEFAULT_LIMIT: Final = 200
 #: `chat.history` and `sessions.list`: the largest `limit` a client may ask for.
 LIST_LIMIT_MAX: Final = 1000
+# `sessions.list` rows per page: OpenClaw's Control UI asks for 10 000; more is clamped.
+SESSIONS_LIST_LIMIT_MAX: Final = 10_000
 #: At most one `chat` delta per run per this interval; the newest text waits for it.
 CHAT_DELTA_INTERVAL_MS: Final = 150
 #: `agent.wait`'s `timeoutMs` (default 30 s) and an agent run's own timeout (48 h).

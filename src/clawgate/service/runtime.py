@@ -168,6 +168,7 @@ def resolve_settings(
         hooks=config.hooks,
         hook_secrets=_hook_secrets(config, auth),
         canvas=_canvas_settings(config, paths, auth),
+        control_ui_root=_control_ui_root(config, paths),
         nodes=NodeSettings(
             allow_commands=tuple(config.nodes.allow_commands),
             deny_commands=tuple(config.nodes.deny_commands),
@@ -227,6 +228,24 @@ def _canvas_settings(
         )
     root = _in_home(paths, section.root) if section.root else paths.canvas_root
     return CanvasSettings(root=root, host=host, port=section.port, live_reload=section.live_reload)
+
+
+def _control_ui_root(config: ClawgateConfig, paths: Paths) -> Path | None:
+    """Return the Control UI bundle's folder, or None when `[gateway] control_ui_root` is unset.
+
+    Raises:
+        ConfigError: the folder holds no `index.html`.
+    """
+    raw = config.gateway.control_ui_root
+    if not raw:
+        return None
+    root = _in_home(paths, raw)
+    if not (root / "index.html").is_file():
+        raise ConfigError(
+            f"[gateway] control_ui_root: no index.html in {root}; "
+            "run `clawgate ui fetch-openclaw` or point it at an unpacked dist/control-ui"
+        )
+    return root
 
 
 def _channel_settings(config: ClawgateConfig, paths: Paths) -> Any:

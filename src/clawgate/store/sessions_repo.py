@@ -11,7 +11,9 @@ __all__ = [
     "append_message",
     "delete_session",
     "insert_session",
+    "load_message_times",
     "load_messages",
+    "load_messages_after",
     "load_sessions",
     "reset_session",
 ]
@@ -118,6 +120,29 @@ def load_messages(
     messages = [StoredMessage(*row) for row in rows[:limit]]
     messages.reverse()
     return messages, more
+
+
+def load_messages_after(
+    conn: sqlite3.Connection, session_id: str, *, after: int, limit: int
+) -> tuple[list[StoredMessage], bool]:
+    """Return up to `limit` oldest messages newer than `after`, oldest first, and more?"""
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+        " WHERE session_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
+        (session_id, after, limit + 1),
+    ).fetchall()
+    return [StoredMessage(*row) for row in rows[:limit]], len(rows) > limit
+
+
+def load_message_times(
+    conn: sqlite3.Connection, start_ms: int, end_ms: int
+) -> list[tuple[str, str, int]]:
+    """Return `(session_id, role, ts)` of every message stored in `[start_ms, end_ms]`."""
+    rows = conn.execute(
+        "SELECT session_id, role, ts FROM messages WHERE ts >= ? AND ts <= ? ORDER BY ts",
+        (start_ms, end_ms),
+    ).fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 
 
 def reset_session(

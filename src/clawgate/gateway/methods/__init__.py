@@ -26,9 +26,11 @@ from . import (
     logs,
     models,
     nodes,
+    operator,
     plugins,
     sessions,
     system,
+    usage,
 )
 
 __all__ = ["build_registry", "register_builtin_methods"]
@@ -57,6 +59,8 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         chat.chat_history,
         chat.chat_abort,
         chat.chat_inject,
+        # OpenClaw's Control UI opens a chat with it (issue 21).
+        chat.chat_startup,
         sessions.sessions_list,
         sessions.sessions_get,
         sessions.sessions_create,
@@ -64,6 +68,11 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         sessions.sessions_delete,
         sessions.sessions_subscribe,
         sessions.sessions_unsubscribe,
+        sessions.sessions_describe,
+        sessions.sessions_messages_subscribe,
+        sessions.sessions_messages_unsubscribe,
+        sessions.sessions_observer_visibility,
+        usage.sessions_usage,
         nodes.node_list,
         nodes.node_describe,
         nodes.node_rename,
@@ -104,6 +113,16 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         config.config_set,
         config.config_patch,
         config.config_schema,
+        config.config_schema_lookup,
+        # What OpenClaw's Control UI asks every gateway (issue 21).
+        operator.system_info,
+        operator.update_status,
+        operator.question_list,
+        operator.plugin_approval_list,
+        operator.openclaw_approval_list,
+        operator.diagnostics_lanes,
+        operator.usage_status,
+        operator.themes_list,
         # §13 reserves channels.*; clawgate serves them (see methods/channels.py).
         channels.channels_status,
         channels.channels_logout,
@@ -125,6 +144,8 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         EventSpec("cloud.status", cloud.CloudStatus, EventGate.READ),
         # Only to `read` connections that called sessions.subscribe.
         EventSpec("sessions.changed", sessions.SessionsChangedPayload, EventGate.READ),
+        # Only to `read` connections following that session (sessions.messages.subscribe).
+        EventSpec("session.message", sessions.SessionMessagePayload, EventGate.READ),
         # Targeted at one node: no gate, no seq.
         EventSpec("node.invoke.request", nodes.InvokeRequestPayload, None),
         EventSpec("node.invoke.cancel", nodes.InvokeCancelPayload, None),

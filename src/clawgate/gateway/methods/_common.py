@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ...agents.catalog import agent_catalog
 from ...agents.sessions import DEFAULT_AGENT_ID, canonical_key, split_key
 from ...protocol.detail_codes import UNKNOWN_AGENT_ID
 from ...protocol.errors import InvalidRequest, Unavailable
@@ -17,17 +18,25 @@ if TYPE_CHECKING:
 __all__ = [
     "EmptyParams",
     "IdempotencyKey",
+    "Ignored",
     "OpenResult",
     "Params",
     "Result",
     "SessionKey",
     "agents_of",
+    "avatar_of",
     "check_agent_id",
     "resolve_key",
 ]
 
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 SessionKey = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+#: A param OpenClaw 2026.9.6's schema defines and clawgate accepts without acting on it
+#: (spec §2.1: a newer client's known fields are not refused). Every such field is listed
+#: in docs/openclaw-control-ui.md; `tests/unit/test_openclaw_params.py` keeps the list whole.
+IGNORED_MARK = "x-clawgate-ignored"
+Ignored = Annotated[Any, Field(json_schema_extra={IGNORED_MARK: True})]
 
 
 # Every model is built on first use (`defer_build`): results and event payloads serve only
@@ -99,6 +108,17 @@ def resolve_key(raw: str) -> str:
         raise InvalidRequest(f'invalid session key "{raw}"; use agent:<agentId>:<name> or a name')
     check_agent_id(parts[0])
     return key
+
+
+def avatar_of(name: str, avatar: str | None) -> str:
+    """Return an agent's avatar, or its initial as OpenClaw shows an agent without one."""
+    return avatar or name[:1].upper()
+
+
+def session_defaults(ctx: CallContext) -> dict[str, Any]:
+    """Return the default agent's model as OpenClaw's session `defaults` object."""
+    entry = agent_catalog(ctx.services.info.agent)[0]
+    return {"modelProvider": entry.provider, "model": entry.model}
 
 
 def text_content(text: str) -> list[dict[str, Any]]:

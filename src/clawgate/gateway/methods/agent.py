@@ -24,10 +24,12 @@ from ..context import CallContext
 from ..registry import Idempotency, method
 from ._common import (
     IdempotencyKey,
+    Ignored,
     Params,
     Result,
     SessionKey,
     agents_of,
+    avatar_of,
     check_agent_id,
     resolve_key,
 )
@@ -63,6 +65,36 @@ class AgentParams(Params):
     extraSystemPrompt: str | None = None
     label: str | None = None
     idempotencyKey: IdempotencyKey
+    provider: Ignored = None
+    model: Ignored = None
+    expectedExistingSessionId: Ignored = None
+    replyChannel: Ignored = None
+    replyAccountId: Ignored = None
+    groupId: Ignored = None
+    groupChannel: Ignored = None
+    groupSpace: Ignored = None
+    cwd: Ignored = None
+    cleanupBundleMcpOnRunEnd: Ignored = None
+    modelRun: Ignored = None
+    promptMode: Ignored = None
+    bootstrapContextMode: Ignored = None
+    bootstrapContextRunKind: Ignored = None
+    acpTurnSource: Ignored = None
+    internalRuntimeHandoffId: Ignored = None
+    internalExecutionIdentityRetry: Ignored = None
+    internalExecutionIdentityRecoveryAttempt: Ignored = None
+    execApprovalFollowupExpectedSessionId: Ignored = None
+    internalEvents: Ignored = None
+    inputProvenance: Ignored = None
+    suppressPromptPersistence: Ignored = None
+    sessionEffects: Ignored = None
+    sourceReplyDeliveryMode: Ignored = None
+    disableMessageTool: Ignored = None
+    swarmCollector: Ignored = None
+    swarmOutputSchema: Ignored = None
+    forceRestartSafeTools: Ignored = None
+    forceCodeModeTools: Ignored = None
+    voiceWakeTrigger: Ignored = None
 
 
 class RunPayloadText(Result):
@@ -260,7 +292,8 @@ def agent_identity_get(ctx: CallContext, params: IdentityParams) -> dict[str, An
     if params.sessionKey is not None:
         resolve_key(params.sessionKey)
     settings = ctx.services.info.agent
-    identity: dict[str, Any] = {"agentId": "main", "name": settings.name}
-    if settings.avatar is not None:
-        identity["avatar"] = settings.avatar
-    return identity
+    return {
+        "agentId": "main",
+        "name": settings.name,
+        "avatar": avatar_of(settings.name, settings.avatar),
+    }

@@ -9,7 +9,7 @@ from ...agents.sessions import DEFAULT_AGENT_ID
 from ...protocol.scopes import READ
 from ..context import CallContext
 from ..registry import method
-from ._common import EmptyParams, Result
+from ._common import EmptyParams, Result, avatar_of
 
 __all__ = ["agents_list"]
 
@@ -53,9 +53,10 @@ def agents_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """List the configured agents, the default first, each with the model it uses."""
     agents = []
     for entry in agent_catalog(ctx.services.info.agent):
-        identity: dict[str, Any] = {"name": entry.name}
-        if entry.avatar is not None:
-            identity["avatar"] = entry.avatar
+        identity: dict[str, Any] = {
+            "name": entry.name,
+            "avatar": avatar_of(entry.name, entry.avatar),
+        }
         agents.append(
             {
                 "id": entry.agent_id,

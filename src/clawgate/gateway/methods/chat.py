@@ -12,6 +12,7 @@ import orjson
 from pydantic import Field
 
 from ...agents.run import RunStatus
+from ...agents.sessions import row, wire_message
 from ...protocol.errors import InvalidRequest
 from ...protocol.limits import (
     HISTORY_DEFAULT_LIMIT,
@@ -20,25 +21,33 @@ from ...protocol.limits import (
     RUN_TIMEOUT_MAX_S,
 )
 from ...protocol.scopes import ADMIN, READ, WRITE
-from ...store.sessions_repo import StoredMessage
 from ..context import CallContext
 from ..registry import Idempotency, method
 from ._common import (
     IdempotencyKey,
+    Ignored,
     Params,
     Result,
     SessionKey,
     agents_of,
+    check_agent_id,
     resolve_key,
-    text_content,
+    session_defaults,
 )
 from .agent import check_message
 
-__all__ = ["ChatEventPayload", "chat_abort", "chat_history", "chat_inject", "chat_send"]
+__all__ = [
+    "ChatEventPayload",
+    "chat_abort",
+    "chat_history",
+    "chat_inject",
+    "chat_send",
+    "chat_startup",
+]
 
 
 class ChatSendParams(Params):
-    """Params of `chat.send`."""
+    """Params of `chat.send`; OpenClaw 2026.9.6's other fields are accepted and ignored."""
 
     sessionKey: SessionKey
     message: str
@@ -47,6 +56,28 @@ class ChatSendParams(Params):
     attachments: list[Any] | None = None
     timeoutMs: Annotated[int, Field(ge=1_000, le=RUN_TIMEOUT_MAX_S * 1000)] | None = None
     idempotencyKey: IdempotencyKey
+    agentId: str | None = None
+    # The session the client believes it is in; a reset since is not an error here.
+    sessionId: Ignored = None
+    expectedLeafEntryId: Ignored = None
+    expectedPermissionMode: Ignored = None
+    expectedSessionRoutingContract: Ignored = None
+    expectedToolOverrides: Ignored = None
+    fastAutoOnSeconds: Ignored = None
+    fastMode: Ignored = None
+    intent: Ignored = None
+    mentions: Ignored = None
+    originatingAccountId: Ignored = None
+    originatingChannel: Ignored = None
+    originatingThreadId: Ignored = None
+    originatingTo: Ignored = None
+    queueMode: Ignored = None
+    replyToId: Ignored = None
+    suppressCommandInterpretation: Ignored = None
+    systemInputProvenance: Ignored = None
+    systemProvenanceReceipt: Ignored = None
+    toolBindings: Ignored = None
+    workContext: Ignored = None
 
 
 class ChatSendResult(Result):
@@ -57,12 +88,39 @@ class ChatSendResult(Result):
 
 
 class ChatHistoryParams(Params):
-    """Params of `chat.history`; `before` is clawgate's paging cursor."""
+    """Params of `chat.history`; `before` is clawgate's paging cursor, `cursor` OpenClaw's delta."""
 
     sessionKey: SessionKey
     limit: Annotated[int, Field(ge=1, le=LIST_LIMIT_MAX)] | None = None
     maxChars: Annotated[int, Field(ge=1)] | None = None
     before: Annotated[int, Field(ge=1)] | None = None
+    agentId: str | None = None
+    # `deltaCursor` of an earlier answer: only the messages stored since are returned.
+    cursor: str | None = None
+    maxBytes: Annotated[int, Field(ge=1024)] | None = None
+    offset: Ignored = None
+    pendingBefore: Ignored = None
+    inputRunIds: Ignored = None
+    messageId: Ignored = None
+    sessionId: Ignored = None
+
+
+class ChatStartupParams(Params):
+    """Params of `chat.startup`: a session key, or OpenClaw's `shortId` lookup."""
+
+    sessionKey: SessionKey | None = None
+    agentId: str | None = None
+    limit: Annotated[int, Field(ge=1, le=LIST_LIMIT_MAX)] | None = None
+    maxChars: Annotated[int, Field(ge=1)] | None = None
+    maxBytes: Annotated[int, Field(ge=1024)] | None = None
+    cursor: str | None = None
+    shortId: str | None = None
+    slugHint: Ignored = None
+    offset: Ignored = None
+    pendingBefore: Ignored = None
+    inputRunIds: Ignored = None
+    messageId: Ignored = None
+    sessionId: Ignored = None
 
 
 class TextPart(Result):
@@ -79,6 +137,8 @@ class ChatMessage(Result):
     content: list[TextPart]
     timestamp: int
     label: str | None = None
+    # OpenClaw's transcript metadata: `{id, seq, idempotencyKey?}`.
+    openclaw_meta: dict[str, Any] | None = Field(default=None, alias="__openclaw")
 
 
 class ChatHistoryResult(Result):
@@ -91,6 +151,36 @@ class ChatHistoryResult(Result):
     verboseLevel: str | None = None
     hasMore: bool
     cursor: int | None = None
+    # Pass it back as `cursor` to get only what was stored since (OpenClaw's delta form).
+    deltaCursor: str | None = None
+    defaults: dict[str, Any] | None = None
+    sessionInfo: dict[str, Any] | None = None
+
+
+class ChatHistoryDelta(Result):
+    """`chat.history` with `cursor`: the messages stored since, or `reset` when it is stale."""
+
+    kind: Literal["delta", "reset"]
+    messages: list[ChatMessage] | None = None
+    deltaCursor: str | None = None
+    sessionInfo: dict[str, Any] | None = None
+
+
+class StartupResolution(Result):
+    """How `chat.startup` resolved a `shortId` (clawgate has none: never found)."""
+
+    ok: bool
+
+
+class ChatStartupResult(ChatHistoryResult):
+    """Result of `chat.startup`: the history, or an unresolved `shortId`."""
+
+    sessionKey: str | None = None  # type: ignore[assignment]
+    sessionId: str | None = None  # type: ignore[assignment]
+    messages: list[ChatMessage] | None = None  # type: ignore[assignment]
+    thinkingLevel: str | None = None  # type: ignore[assignment]
+    hasMore: bool | None = None  # type: ignore[assignment]
+    resolution: StartupResolution | None = None
 
 
 class ChatAbortParams(Params):
@@ -98,6 +188,8 @@ class ChatAbortParams(Params):
 
     sessionKey: SessionKey
     runId: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    agentId: str | None = None
+    preserveSideRuns: Ignored = None
 
 
 class ChatAbortResult(Result):
@@ -115,6 +207,7 @@ class ChatInjectParams(Params):
     message: str
     label: Annotated[str, Field(max_length=256)] | None = None
     idempotencyKey: IdempotencyKey | None = None
+    agentId: str | None = None
 
 
 class ChatInjectResult(Result):
@@ -161,6 +254,7 @@ _ENDED_STATUS: Final = {
 async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
     """Store the message and start a run answering it; an unknown session is created."""
     service = agents_of(ctx)
+    check_agent_id(params.agentId)
     key = resolve_key(params.sessionKey)
 
     async def session() -> Any:
@@ -180,50 +274,107 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
     return {"runId": run.run_id, "status": status}
 
 
-def _wire_message(message: StoredMessage, max_chars: int | None) -> dict[str, Any]:
-    text = message.text if max_chars is None else message.text[:max_chars]
-    wire: dict[str, Any] = {
-        "role": message.role,
-        "content": text_content(text),
-        "timestamp": message.ts,
-    }
-    if message.label is not None:
-        wire["label"] = message.label
-    return wire
+def _delta_cursor(session_id: str, seq: int) -> str:
+    return f"{session_id}:{seq}"
 
 
-@method("chat.history", params=ChatHistoryParams, result=ChatHistoryResult, scope=READ)
-async def chat_history(ctx: CallContext, params: ChatHistoryParams) -> dict[str, Any]:
-    """Return the newest `limit` messages (before `before`), oldest first, within 6 MB."""
-    service = agents_of(ctx)
-    key = resolve_key(params.sessionKey)
-    result: dict[str, Any] = {"sessionKey": key, "thinkingLevel": "off"}
-    record = service.sessions.get(key)
-    if record is None:
-        # A session that does not exist yet has an empty transcript (and no id).
-        return result | {"sessionId": "", "messages": [], "hasMore": False}
-    limit = params.limit or HISTORY_DEFAULT_LIMIT
-    stored, more = await service.sessions.messages(record, limit=limit, before=params.before)
-    messages = [_wire_message(message, params.maxChars) for message in stored]
+def _parse_cursor(cursor: str) -> tuple[str, int] | None:
+    session_id, _, seq = cursor.rpartition(":")
+    return (session_id, int(seq)) if session_id and seq.isdigit() else None
+
+
+def _within(messages: list[dict[str, Any]], max_bytes: int) -> int:
+    """Return how many of the oldest messages to drop so the rest fit in `max_bytes`."""
     size = sum(len(orjson.dumps(message)) + 1 for message in messages)
     dropped = 0
-    while size > HISTORY_MAX_BYTES and dropped < len(messages):
+    while size > max_bytes and dropped < len(messages):
         size -= len(orjson.dumps(messages[dropped])) + 1
         dropped += 1
+    return dropped
+
+
+async def history(
+    ctx: CallContext, params: ChatHistoryParams | ChatStartupParams
+) -> dict[str, Any]:
+    """Answer `chat.history` (and `chat.startup`): a page of the transcript, or a delta."""
+    service = agents_of(ctx)
+    check_agent_id(params.agentId)
+    key = resolve_key(params.sessionKey or "")
+    record = service.sessions.get(key)
+    max_bytes = min(params.maxBytes or HISTORY_MAX_BYTES, HISTORY_MAX_BYTES)
+    limit = params.limit or HISTORY_DEFAULT_LIMIT
+    if params.cursor is not None:
+        parsed = _parse_cursor(params.cursor)
+        if record is None or parsed is None or parsed[0] != record.session_id:
+            return {"kind": "reset"}
+        stored, _ = await service.sessions.messages_after(record, after=parsed[1], limit=limit)
+        messages = [wire_message(m, params.maxChars) for m in stored]
+        last = stored[-1].seq if stored else parsed[1]
+        return {
+            "kind": "delta",
+            "messages": messages,
+            "deltaCursor": _delta_cursor(record.session_id, last),
+            "sessionInfo": row(record),
+        }
+    result: dict[str, Any] = {"sessionKey": key, "thinkingLevel": "off"}
+    defaults = session_defaults(ctx)
+    if record is None:
+        # A session that does not exist yet has an empty transcript (and no id).
+        return result | {"sessionId": "", "messages": [], "hasMore": False, "defaults": defaults}
+    before = params.before if isinstance(params, ChatHistoryParams) else None
+    stored, more = await service.sessions.messages(record, limit=limit, before=before)
+    messages = [wire_message(message, params.maxChars) for message in stored]
+    dropped = _within(messages, max_bytes)
     if dropped:
         messages, stored, more = messages[dropped:], stored[dropped:], True
     result |= {"sessionId": record.session_id, "messages": messages, "hasMore": more}
     if more and stored:
         result["cursor"] = stored[0].seq
     elif more:
-        result["cursor"] = params.before or 1
+        result["cursor"] = before or 1
+    if before is None:
+        # The newest page: later deltas start after its last message.
+        last = stored[-1].seq if stored else 0
+        result["deltaCursor"] = _delta_cursor(record.session_id, last)
+    result["defaults"] = defaults
+    result["sessionInfo"] = row(record)
     return result
+
+
+@method(
+    "chat.history",
+    params=ChatHistoryParams,
+    result=ChatHistoryResult | ChatHistoryDelta,
+    scope=READ,
+)
+async def chat_history(ctx: CallContext, params: ChatHistoryParams) -> dict[str, Any]:
+    """Return the newest `limit` messages (before `before`), oldest first, within 6 MB.
+
+    With `cursor` (an earlier `deltaCursor`) only the messages stored since are returned,
+    or `{kind:"reset"}` when the session was reset meanwhile.
+    """
+    return await history(ctx, params)
+
+
+@method("chat.startup", params=ChatStartupParams, result=ChatStartupResult, scope=READ)
+async def chat_startup(ctx: CallContext, params: ChatStartupParams) -> dict[str, Any]:
+    """Open a chat view: `chat.history` of the session, with its defaults and row.
+
+    OpenClaw's `shortId` form names a session by a short id clawgate does not issue, so it
+    resolves to nothing (`resolution.ok:false`), as OpenClaw answers an unknown one.
+    """
+    if params.sessionKey is None:
+        if params.shortId is None:
+            raise InvalidRequest("chat.startup needs sessionKey (or shortId with agentId)")
+        return {"resolution": {"ok": False}}
+    return await history(ctx, params)
 
 
 @method("chat.abort", params=ChatAbortParams, result=ChatAbortResult, scope=WRITE)
 def chat_abort(ctx: CallContext, params: ChatAbortParams) -> dict[str, Any]:
     """Abort one run of the session, or all of its active runs, and their backend streams."""
     service = agents_of(ctx)
+    check_agent_id(params.agentId)
     key = resolve_key(params.sessionKey)
     if params.runId is None:
         run_ids = service.runs.abort_session(key)
@@ -244,6 +395,7 @@ def chat_abort(ctx: CallContext, params: ChatAbortParams) -> dict[str, Any]:
 async def chat_inject(ctx: CallContext, params: ChatInjectParams) -> dict[str, Any]:
     """Append an assistant note to the transcript without running the agent."""
     service = agents_of(ctx)
+    check_agent_id(params.agentId)
     key = resolve_key(params.sessionKey)
     record = service.sessions.get(key)
     if record is None:

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import Field
 
-from ...config import ClawgateConfig
+from ... import __version__
+from ...config import SECRET_KEYS, ClawgateConfig
 from ...config_file import (
     apply_merge_patch,
     config_hash,
@@ -32,11 +33,19 @@ from ...protocol.nesting import (
     text_nesting_exceeds,
 )
 from ...protocol.scopes import ADMIN, READ
+from ...protocol.timefmt import format_time_ms
 from ..context import CallContext
 from ..registry import method
-from ._common import Params, Result
+from ._common import Ignored, Params, Result
 
-__all__ = ["config_get", "config_patch", "config_schema", "config_set"]
+__all__ = [
+    "config_get",
+    "config_patch",
+    "config_schema",
+    "config_schema_lookup",
+    "config_set",
+    "schema_lookup",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +70,8 @@ class ConfigPatchParams(Params):
     note: str | None = None
     restartDelayMs: Annotated[int, Field(ge=0)] | None = None
     sessionKey: str | None = None
+    deliveryContext: Ignored = None
+    replacePaths: Ignored = None
 
 
 class ConfigIssue(Result):
@@ -118,10 +129,122 @@ async def config_get(ctx: CallContext, params: ConfigGetParams) -> dict[str, Any
     return result
 
 
-@method("config.schema", params=ConfigGetParams, result=dict[str, Any], scope=READ)
+class ConfigSchemaResult(Result):
+    """Result of `config.schema` (OpenClaw's shape)."""
+
+    schema_: dict[str, Any] = Field(alias="schema")
+    uiHints: dict[str, dict[str, Any]]
+    version: str
+    generatedAt: str
+
+
+class SchemaLookupParams(Params):
+    """Params of `config.schema.lookup`: a dotted path such as `gateway.auth`."""
+
+    path: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9_./\[\]\-*]+$")]
+
+
+class SchemaChild(Result):
+    """One property under the looked-up path."""
+
+    key: str
+    path: str
+    type: str | list[str] | None = None
+    required: bool
+    hasChildren: bool
+
+
+class SchemaLookupResult(Result):
+    """Result of `config.schema.lookup`."""
+
+    path: str
+    schema_: dict[str, Any] = Field(alias="schema")
+    hint: dict[str, Any] | None = None
+    hintPath: str | None = None
+    children: list[SchemaChild]
+
+
+def _config_schema() -> dict[str, Any]:
+    """Return the config model's JSON Schema with every `$ref` inlined."""
+    schema = ClawgateConfig.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return inline(schema)  # type: ignore[no-any-return]
+
+
+def _ui_hints() -> dict[str, dict[str, Any]]:
+    """Return OpenClaw's per-path hints: the secret settings are marked sensitive."""
+    return {".".join(path): {"sensitive": True} for path in SECRET_KEYS}
+
+
+def _object_schema(node: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the object variant of `node` (an optional section is `anyOf [object, null]`)."""
+    if "properties" in node:
+        return node
+    for option in node.get("anyOf", ()):
+        if isinstance(option, dict) and "properties" in option:
+            return option
+    return None
+
+
+def schema_lookup(schema: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """Return the sub-schema at a dotted `path` and its children, or None when absent."""
+    node = schema
+    parts = [part for part in path.split(".") if part]
+    for part in parts:
+        holder = _object_schema(node)
+        if holder is None or part not in holder["properties"]:
+            return None
+        node = holder["properties"][part]
+    holder = _object_schema(node) or {"properties": {}}
+    required = set(holder.get("required", ()))
+    children = []
+    for key, child in holder["properties"].items():
+        entry: dict[str, Any] = {
+            "key": key,
+            "path": ".".join([*parts, key]),
+            "required": key in required,
+            "hasChildren": _object_schema(child) is not None,
+        }
+        if "type" in child:
+            entry["type"] = child["type"]
+        children.append(entry)
+    result: dict[str, Any] = {"path": path, "schema": node, "children": children}
+    hint = _ui_hints().get(".".join(parts))
+    if hint is not None:
+        result |= {"hint": hint, "hintPath": ".".join(parts)}
+    return result
+
+
+@method("config.schema", params=ConfigGetParams, result=ConfigSchemaResult, scope=READ)
 def config_schema(ctx: CallContext, params: ConfigGetParams) -> dict[str, Any]:
-    """Return the JSON Schema of the config file's model."""
-    return ClawgateConfig.model_json_schema()
+    """Return the config model's JSON Schema, OpenClaw's hints and the server version."""
+    return {
+        "schema": _config_schema(),
+        "uiHints": _ui_hints(),
+        "version": __version__,
+        "generatedAt": format_time_ms(ctx.services.info.started_ms),
+    }
+
+
+@method("config.schema.lookup", params=SchemaLookupParams, result=SchemaLookupResult, scope=READ)
+def config_schema_lookup(ctx: CallContext, params: SchemaLookupParams) -> dict[str, Any]:
+    """Return the part of the config schema at `path` (`.` for the root) and its children."""
+    path = "" if params.path == "." else params.path
+    found = schema_lookup(_config_schema(), path)
+    if found is None:
+        raise InvalidRequest(f'config schema path not found: {params.path}; try "." for the root')
+    return found | {"path": params.path}
 
 
 @method("config.set", params=ConfigSetParams, result=ConfigWriteResult, scope=ADMIN)

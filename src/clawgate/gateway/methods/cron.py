@@ -26,7 +26,7 @@ from ...protocol.scopes import ADMIN, READ
 from ..context import CallContext
 from ..cron_host import CronHost
 from ..registry import Idempotency, method
-from ._common import EmptyParams, IdempotencyKey, Params, Result, check_agent_id
+from ._common import EmptyParams, IdempotencyKey, Ignored, Params, Result, check_agent_id
 
 __all__ = [
     "CronEventPayload",
@@ -189,6 +189,21 @@ class CronListParams(Params):
     """Params of `cron.list`."""
 
     includeDisabled: bool | None = None
+    # OpenClaw 2026.9.6's filters, paging and sorting (its Control UI sends them): accepted.
+    sessionKey: Ignored = None
+    sessionAgentId: Ignored = None
+    limit: Ignored = None
+    offset: Ignored = None
+    query: Ignored = None
+    enabled: Ignored = None
+    scheduleKind: Ignored = None
+    lastRunStatus: Ignored = None
+    trigger: Ignored = None
+    sortBy: Ignored = None
+    sortDir: Ignored = None
+    agentId: Ignored = None
+    compact: Ignored = None
+    includeDeliveryPreviews: Ignored = None
 
 
 class CronJobState(Result):

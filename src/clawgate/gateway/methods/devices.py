@@ -102,6 +102,11 @@ class PairedDeviceSummary(Result):
     clientId: str | None = None
     clientMode: str | None = None
     remoteIp: str | None = None
+    # OpenClaw's listing fields (device.pair.list only).
+    role: str | None = None
+    scopes: list[str] | None = None
+    connected: bool | None = None
+    lastSeenAtMs: int | None = None
 
 
 class PairListResult(Result):
@@ -171,9 +176,22 @@ def device_pair_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """List pending requests and paired devices; never token values."""
     registry = ctx.services.pairing.registry
     registry.expire(ctx.services.clock())
+    # Present = connected now (presence lists every client but `cli`/`probe` ones).
+    present = {e.get("deviceId") for e in ctx.services.presence.entries() if e.get("deviceId")}
     return {
         "pending": [request.payload() for request in registry.pending.values()],
-        "paired": [record.summary() for record in registry.devices.values()],
+        "paired": [_listed(record.summary(), present) for record in registry.devices.values()],
+    }
+
+
+def _listed(summary: dict[str, Any], present: set[Any]) -> dict[str, Any]:
+    """Add the fields OpenClaw's device list reads: role, scopes, connected, last seen."""
+    used = [t["lastUsedAtMs"] for t in summary["tokens"] if "lastUsedAtMs" in t]
+    return summary | {
+        "role": summary["roles"][0] if summary["roles"] else "operator",
+        "scopes": summary["approvedScopes"],
+        "connected": summary["deviceId"] in present,
+        "lastSeenAtMs": max(used, default=summary["approvedAtMs"]),
     }
 
 

@@ -9,28 +9,35 @@ from pydantic import Field
 
 from ...agents.sessions import MAIN_SESSION_KEY, row
 from ...protocol.errors import InvalidRequest
-from ...protocol.limits import LIST_LIMIT_MAX
+from ...protocol.limits import SESSIONS_LIST_LIMIT_MAX
 from ...protocol.scopes import ADMIN, READ, WRITE
 from ..context import CallContext
 from ..registry import Idempotency, method
 from ._common import (
     EmptyParams,
     IdempotencyKey,
+    Ignored,
     Params,
     Result,
     SessionKey,
     agents_of,
     check_agent_id,
     resolve_key,
+    session_defaults,
 )
 from .agent import check_message
 
 __all__ = [
+    "SessionMessagePayload",
     "SessionsChangedPayload",
     "sessions_create",
     "sessions_delete",
+    "sessions_describe",
     "sessions_get",
     "sessions_list",
+    "sessions_messages_subscribe",
+    "sessions_messages_unsubscribe",
+    "sessions_observer_visibility",
     "sessions_reset",
     "sessions_subscribe",
     "sessions_unsubscribe",
@@ -51,18 +58,51 @@ class SessionRow(Result):
 
 
 class SessionsListParams(Params):
-    """Params of `sessions.list`; the last six are accepted and ignored."""
+    """Params of `sessions.list` (OpenClaw 2026.9.6's fields; those marked Ignored do nothing)."""
 
-    limit: Annotated[int, Field(ge=1, le=LIST_LIMIT_MAX)] | None = None
+    # Any size is accepted and clamped to SESSIONS_LIST_LIMIT_MAX.
+    limit: Annotated[int, Field(ge=1)] | None = None
+    offset: Annotated[int, Field(ge=0)] | None = None
     agentId: str | None = None
     search: str | None = None
     label: str | None = None
     activeMinutes: Annotated[int, Field(ge=1)] | None = None
-    includeGlobal: bool | None = None
-    includeUnknown: bool | None = None
-    includeDerivedTitles: bool | None = None
-    includeLastMessage: bool | None = None
-    spawnedBy: str | None = None
+    sortBy: Literal["updatedAt", "lastInteractionAt", "activity"] | None = None
+    # Every clawgate session belongs to a configured agent; none is archived.
+    configuredAgentsOnly: bool | None = None
+    # true: only archived ones (none); "all": archived or not (all of them).
+    archived: bool | Literal["all"] | None = None
+    includeGlobal: Ignored = None
+    includeUnknown: Ignored = None
+    includeDerivedTitles: Ignored = None
+    includeLastMessage: Ignored = None
+    includeActivitySummary: Ignored = None
+    spawnedBy: Ignored = None
+    activeOnly: Ignored = None
+    requireLastInteraction: Ignored = None
+    excludeSubagents: Ignored = None
+    excludeCron: Ignored = None
+    excludeSystem: Ignored = None
+    projectId: Ignored = None
+    workspaceDir: Ignored = None
+    group: Ignored = None
+    pinned: Ignored = None
+    boardFace: Ignored = None
+    hasBoard: Ignored = None
+    creatorId: Ignored = None
+    ownerId: Ignored = None
+    ownerFirst: Ignored = None
+    involvingMe: Ignored = None
+    profileRelation: Ignored = None
+    involvingProfileId: Ignored = None
+    includePeople: Ignored = None
+
+
+class SessionDefaults(Result):
+    """The model new sessions use (OpenClaw's `defaults`)."""
+
+    modelProvider: str
+    model: str
 
 
 class SessionsListResult(Result):
@@ -70,6 +110,10 @@ class SessionsListResult(Result):
 
     ts: int
     count: int
+    totalCount: int
+    hasMore: bool
+    nextOffset: int | None = None
+    defaults: SessionDefaults
     sessions: list[SessionRow]
 
 
@@ -77,6 +121,82 @@ class KeyParams(Params):
     """Params naming one session."""
 
     key: SessionKey
+
+
+class ResetParams(KeyParams):
+    """Params of `sessions.reset`."""
+
+    agentId: str | None = None
+    reason: Ignored = None
+    expectedSessionId: Ignored = None
+
+
+class DeleteParams(KeyParams):
+    """Params of `sessions.delete`; the transcript always goes with the session."""
+
+    agentId: str | None = None
+    deleteTranscript: Ignored = None
+    expectedSessionId: Ignored = None
+    expectedLifecycleRevision: Ignored = None
+    expectedSessionUpdatedAt: Ignored = None
+    emitLifecycleHooks: Ignored = None
+    archivedOnly: Ignored = None
+
+
+class DescribeParams(KeyParams):
+    """Params of `sessions.describe`."""
+
+    agentId: str | None = None
+    includeDerivedTitles: Ignored = None
+    includeLastMessage: Ignored = None
+
+
+class DescribeResult(Result):
+    """Result of `sessions.describe`: the row, or null for an unknown key (as OpenClaw)."""
+
+    session: SessionRow | None
+
+
+class MessagesSubscribeParams(KeyParams):
+    """Params of `sessions.messages.subscribe` / `.unsubscribe`."""
+
+    agentId: str | None = None
+    # Approvals of the session's runs: clawgate's runs ask for none, so none are replayed.
+    includeApprovals: Literal[True] | None = None
+
+
+class ApprovalReplay(Result):
+    """The session's pending approvals at subscribe time."""
+
+    sessionKey: str
+    updatedAtMs: int
+    approvals: list[dict[str, Any]]
+    truncated: bool
+
+
+class MessagesSubscribeResult(Result):
+    """Result of `sessions.messages.subscribe` / `.unsubscribe`."""
+
+    subscribed: bool
+    key: str
+    approvalReplay: ApprovalReplay | None = None
+
+
+class ObserverVisibilityParams(Params):
+    """Params of `sessions.observer.visibility`: whether the client's window is visible."""
+
+    visible: bool
+
+
+class SessionMessagePayload(Result):
+    """The `session.message` event: a message committed to a followed session's transcript."""
+
+    sessionKey: str
+    agentId: str
+    message: dict[str, Any]
+    messageId: str
+    messageSeq: int
+    runId: str | None = None
 
 
 class SessionsGetResult(Result):
@@ -87,7 +207,7 @@ class SessionsGetResult(Result):
 
 
 class SessionsCreateParams(Params):
-    """Params of `sessions.create`."""
+    """Params of `sessions.create`; OpenClaw's other fields are accepted and ignored."""
 
     key: SessionKey | None = None
     agentId: str | None = None
@@ -97,6 +217,35 @@ class SessionsCreateParams(Params):
     task: str | None = None
     message: str | None = None
     idempotencyKey: IdempotencyKey | None = None
+    displayName: Ignored = None
+    titleSource: Ignored = None
+    category: Ignored = None
+    agentRuntime: Ignored = None
+    contextWindow: Ignored = None
+    thinkingLevel: Ignored = None
+    fastMode: Ignored = None
+    permissionMode: Ignored = None
+    toolOverrides: Ignored = None
+    incognito: Ignored = None
+    visibility: Ignored = None
+    catalogId: Ignored = None
+    spawnDepth: Ignored = None
+    fork: Ignored = None
+    forkFrom: Ignored = None
+    emitCommandHooks: Ignored = None
+    succeedsParent: Ignored = None
+    timeoutMs: Ignored = None
+    mentions: Ignored = None
+    attachments: Ignored = None
+    projectId: Ignored = None
+    projectGitUrl: Ignored = None
+    repository: Ignored = None
+    worktree: Ignored = None
+    worktreeSource: Ignored = None
+    worktreeBaseRef: Ignored = None
+    worktreeName: Ignored = None
+    execNode: Ignored = None
+    cwd: Ignored = None
 
 
 class SessionsCreateResult(Result):
@@ -148,11 +297,13 @@ class SessionsChangedPayload(Result):
 
 @method("sessions.list", params=SessionsListParams, result=SessionsListResult, scope=READ)
 def sessions_list(ctx: CallContext, params: SessionsListParams) -> dict[str, Any]:
-    """Return sessions, most recently updated first."""
+    """Return sessions, most recently updated first, a page at a time (`offset`)."""
     service = agents_of(ctx)
     check_agent_id(params.agentId)
     now = ctx.services.clock()
     records = service.sessions.all()
+    if params.archived is True:
+        records = []
     if params.search:
         needle = params.search.lower()
         records = [
@@ -163,8 +314,21 @@ def sessions_list(ctx: CallContext, params: SessionsListParams) -> dict[str, Any
     if params.activeMinutes is not None:
         cutoff = now - params.activeMinutes * 60_000
         records = [r for r in records if r.updated_at >= cutoff]
-    records = records[: params.limit or 100]
-    return {"ts": now, "count": len(records), "sessions": [row(r) for r in records]}
+    total = len(records)
+    offset = params.offset or 0
+    limit = min(params.limit or 100, SESSIONS_LIST_LIMIT_MAX)
+    page = records[offset : offset + limit]
+    result: dict[str, Any] = {
+        "ts": now,
+        "count": len(page),
+        "totalCount": total,
+        "hasMore": offset + len(page) < total,
+        "defaults": session_defaults(ctx),
+        "sessions": [row(r) for r in page],
+    }
+    if result["hasMore"]:
+        result["nextOffset"] = offset + len(page)
+    return result
 
 
 @method("sessions.get", params=KeyParams, result=SessionsGetResult, scope=READ)
@@ -207,10 +371,11 @@ async def sessions_create(ctx: CallContext, params: SessionsCreateParams) -> dic
     return result
 
 
-@method("sessions.reset", params=KeyParams, result=SessionsResetResult, scope=ADMIN)
-async def sessions_reset(ctx: CallContext, params: KeyParams) -> dict[str, Any]:
+@method("sessions.reset", params=ResetParams, result=SessionsResetResult, scope=ADMIN)
+async def sessions_reset(ctx: CallContext, params: ResetParams) -> dict[str, Any]:
     """Abort the session's runs, give it a new id and an empty transcript."""
     service = agents_of(ctx)
+    check_agent_id(params.agentId)
     key = resolve_key(params.key)
     if service.sessions.get(key) is None:
         raise InvalidRequest(f"unknown session {key}; call sessions.list for the keys")
@@ -221,10 +386,11 @@ async def sessions_reset(ctx: CallContext, params: KeyParams) -> dict[str, Any]:
     return {"ok": True, "key": key, "sessionId": record.session_id}
 
 
-@method("sessions.delete", params=KeyParams, result=SessionsDeleteResult, scope=ADMIN)
-async def sessions_delete(ctx: CallContext, params: KeyParams) -> dict[str, Any]:
+@method("sessions.delete", params=DeleteParams, result=SessionsDeleteResult, scope=ADMIN)
+async def sessions_delete(ctx: CallContext, params: DeleteParams) -> dict[str, Any]:
     """Abort the session's runs and remove it with its transcript."""
     service = agents_of(ctx)
+    check_agent_id(params.agentId)
     key = resolve_key(params.key)
     if key == MAIN_SESSION_KEY:
         raise InvalidRequest("the main session cannot be deleted; use sessions.reset to clear it")
@@ -233,15 +399,87 @@ async def sessions_delete(ctx: CallContext, params: KeyParams) -> dict[str, Any]
     return {"ok": True, "key": key, "deleted": deleted}
 
 
-@method("sessions.subscribe", params=EmptyParams, result=OkOnly, scope=READ)
-def sessions_subscribe(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
-    """Send `sessions.changed` to this connection until it unsubscribes or closes."""
+class SubscribeResult(Result):
+    """Result of `sessions.subscribe`; OpenClaw's clients read `subscribed` (and `list`)."""
+
+    ok: bool
+    subscribed: bool
+    list: SessionsListResult | None = None
+
+
+@method("sessions.subscribe", params=SessionsListParams, result=SubscribeResult, scope=READ)
+def sessions_subscribe(ctx: CallContext, params: SessionsListParams) -> dict[str, Any]:
+    """Send `sessions.changed` to this connection until it unsubscribes or closes.
+
+    With `sessions.list` params (as OpenClaw's clients send) the first page comes along,
+    taken in the same step as the subscription, so no change falls between them.
+    """
     agents_of(ctx).session_subscribers.add(ctx.caller.conn_id)
-    return {"ok": True}
+    result: dict[str, Any] = {"ok": True, "subscribed": True}
+    if params.model_fields_set:
+        result["list"] = sessions_list(ctx, params)
+    return result
 
 
 @method("sessions.unsubscribe", params=EmptyParams, result=OkOnly, scope=READ)
 def sessions_unsubscribe(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """Stop sending `sessions.changed` to this connection."""
     agents_of(ctx).session_subscribers.discard(ctx.caller.conn_id)
+    return {"ok": True}
+
+
+@method("sessions.describe", params=DescribeParams, result=DescribeResult, scope=READ)
+def sessions_describe(ctx: CallContext, params: DescribeParams) -> dict[str, Any]:
+    """Return one session's row, or `session:null` when there is no such session."""
+    check_agent_id(params.agentId)
+    record = agents_of(ctx).sessions.get(resolve_key(params.key))
+    return {"session": None if record is None else row(record)}
+
+
+@method(
+    "sessions.messages.subscribe",
+    params=MessagesSubscribeParams,
+    result=MessagesSubscribeResult,
+    scope=READ,
+)
+def sessions_messages_subscribe(
+    ctx: CallContext, params: MessagesSubscribeParams
+) -> dict[str, Any]:
+    """Send this connection a `session.message` for each message the session stores."""
+    check_agent_id(params.agentId)
+    key = resolve_key(params.key)
+    agents_of(ctx).follow_messages(ctx.caller.conn_id, key, follow=True)
+    result: dict[str, Any] = {"subscribed": True, "key": key}
+    if params.includeApprovals:
+        replay = {"sessionKey": key, "updatedAtMs": ctx.services.clock()}
+        result["approvalReplay"] = replay | {"approvals": [], "truncated": False}
+    return result
+
+
+@method(
+    "sessions.messages.unsubscribe",
+    params=MessagesSubscribeParams,
+    result=MessagesSubscribeResult,
+    scope=READ,
+)
+def sessions_messages_unsubscribe(
+    ctx: CallContext, params: MessagesSubscribeParams
+) -> dict[str, Any]:
+    """Stop sending this connection the session's `session.message` events."""
+    check_agent_id(params.agentId)
+    key = resolve_key(params.key)
+    agents_of(ctx).follow_messages(ctx.caller.conn_id, key, follow=False)
+    return {"subscribed": False, "key": key}
+
+
+@method(
+    "sessions.observer.visibility",
+    params=ObserverVisibilityParams,
+    result=OkOnly,
+    scope=READ,
+)
+def sessions_observer_visibility(
+    ctx: CallContext, params: ObserverVisibilityParams
+) -> dict[str, Any]:
+    """Acknowledge whether the client is visible; clawgate sends every event either way."""
     return {"ok": True}
