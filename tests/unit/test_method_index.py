@@ -57,7 +57,7 @@ def test_a_method_listed_under_another_name_fails_to_load() -> None:
         registry.get("status")
 
 
-def test_a_new_gateway_has_loaded_no_method_module() -> None:
+def test_a_new_gateway_has_loaded_no_method_module_nor_the_schema_models() -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -70,7 +70,9 @@ def test_a_new_gateway_has_loaded_no_method_module() -> None:
         "server = GatewayServer(GatewaySettings(home=home,"
         " auth=SharedSecretAuth(AuthMode.TOKEN, 't')))\n"
         "assert 'health' in server.methods.method_names()\n"
-        "print([m for m in sys.modules if m.startswith('clawgate.gateway.methods.')])\n"
+        "lazy = ('clawgate.gateway.methods.', 'clawgate.protocol.schema',"
+        " 'clawgate.protocol.shapes')\n"
+        "print([m for m in sys.modules if m.startswith(lazy)])\n"
     )
     assert _run(code) == "[]"
 

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from ..protocol.events import EventSpec
-from ..protocol.schema import EventDeclaration, MethodDeclaration
 from ..protocol.scopes import MethodRole
 
 if TYPE_CHECKING:
+    from ..protocol.schema import EventDeclaration, MethodDeclaration
     from .context import CallContext
 
 __all__ = [
@@ -91,6 +91,8 @@ class MethodSpec:
 
     def declaration(self) -> MethodDeclaration:
         """Return what the schema needs about this method."""
+        from ..protocol.schema import MethodDeclaration  # the schema's models load when asked
+
         return MethodDeclaration(
             self.name,
             self.params,
@@ -207,6 +209,8 @@ class MethodRegistry:
 
     def event_declarations(self) -> list[EventDeclaration]:
         """Return every event's schema declaration."""
+        from ..protocol.schema import EventDeclaration  # the schema's models load when asked
+
         return [
             EventDeclaration(
                 spec.name,

@@ -11,14 +11,6 @@ from __future__ import annotations
 from typing import Final
 
 from ...protocol.events import EventGate, EventSpec
-from ...protocol.shapes import (
-    ChallengePayload,
-    HealthSummary,
-    HeartbeatEvent,
-    PresencePayload,
-    ShutdownPayload,
-    TickPayload,
-)
 from ..registry import Deferred, MethodRegistry
 
 __all__ = ["EVENTS", "METHODS", "build_registry", "register_builtin_methods"]
@@ -27,6 +19,11 @@ __all__ = ["EVENTS", "METHODS", "build_registry", "register_builtin_methods"]
 def _deferred(module: str, attr: str) -> Deferred:
     """Name `attr` of the method module `module` without importing it."""
     return Deferred(f"{__name__}.{module}", attr)
+
+
+def _shape(attr: str) -> Deferred:
+    """Name a payload model of `protocol.shapes`: only the schema loads them."""
+    return Deferred("clawgate.protocol.shapes", attr)
 
 
 # (method name, module in this package, the function declared with @method there)
@@ -125,12 +122,12 @@ METHODS: Final[tuple[tuple[str, str, str], ...]] = (
 )
 
 EVENTS: Final = (
-    EventSpec("connect.challenge", ChallengePayload, None),
-    EventSpec("tick", TickPayload, EventGate.ALL),
-    EventSpec("shutdown", ShutdownPayload, EventGate.ALL),
-    EventSpec("presence", PresencePayload, EventGate.OPERATORS),
-    EventSpec("health", HealthSummary, EventGate.ALL),
-    EventSpec("heartbeat", HeartbeatEvent, EventGate.READ),
+    EventSpec("connect.challenge", _shape("ChallengePayload"), None),
+    EventSpec("tick", _shape("TickPayload"), EventGate.ALL),
+    EventSpec("shutdown", _shape("ShutdownPayload"), EventGate.ALL),
+    EventSpec("presence", _shape("PresencePayload"), EventGate.OPERATORS),
+    EventSpec("health", _shape("HealthSummary"), EventGate.ALL),
+    EventSpec("heartbeat", _shape("HeartbeatEvent"), EventGate.READ),
     EventSpec("agent", _deferred("agent", "AgentEventPayload"), EventGate.READ),
     EventSpec("chat", _deferred("chat", "ChatEventPayload"), EventGate.READ),
     EventSpec("cloud.status", _deferred("cloud", "CloudStatus"), EventGate.READ),
