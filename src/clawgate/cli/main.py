@@ -1,39 +1,44 @@
 """The `clawgate` command: one typer app, one module per command group.
 
-`clawgate gateway run` is the daemon's own process: it builds the root with the `gateway`
-group alone, so the process that stays up does not hold every other command group (idle
-RSS, issue 12 point 7). Any other command line gets the whole app.
+`clawgate gateway run` is the daemon's own process, and what it imports stays resident
+(idle RSS, issue 12 point 7): a plain `gateway run` command line goes straight to
+`cli/gateway_run.py` without typer; one only typer can judge (help, an error) gets the
+root with the `gateway` group alone. Any other command line gets the whole app.
 """
 
 from __future__ import annotations
 
 import sys
 from functools import cache
-from typing import Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+
+if TYPE_CHECKING:
+    import typer
 
 __all__ = ["build_app", "main"]
 
 
 def _version(value: bool) -> None:
     if value:
+        import typer
+
         print(f"clawgate {__version__}")
         raise typer.Exit()
 
 
-def root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
-    ),
-) -> None:
-    """clawgate: a local gateway daemon for AI agents."""
-
-
 def _root_app() -> typer.Typer:
     """Return the root command with its options and no command group yet."""
+    import typer  # here: a plain `gateway run` never loads it
+
+    def root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version."
+        ),
+    ) -> None:
+        """clawgate: a local gateway daemon for AI agents."""
+
     app = typer.Typer(
         name="clawgate",
         help="clawgate: a local gateway daemon for AI agents.",
@@ -109,9 +114,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _gateway_run(argv: list[str]) -> None:
+    """Run `gateway run` with `argv`, its options, through typer only when they need it."""
+    from .gateway_run import parse_run_options, run_foreground
+
+    options = parse_run_options(argv)
+    if options is None:
+        _gateway_run_app()()
+        return
+    try:
+        run_foreground(options)
+    except (EOFError, KeyboardInterrupt):
+        # What click prints for an interrupt the command did not handle, with its status.
+        print("\nAborted!", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def main() -> None:
     """Run the CLI."""
     if sys.argv[1:3] == ["gateway", "run"]:
-        _gateway_run_app()()
+        _gateway_run(sys.argv[3:])
         return
     build_app()()
