@@ -101,3 +101,49 @@ async def test_pairing_list_narrowed_to_another_channel_or_account_lists_nothing
 async def _with_requests(peer: Peer) -> dict[str, Any] | None:
     result = await peer.client.call("channels.pairing.list", {})
     return result if result["requests"] else None
+
+
+def ui_request(listing: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Return what the Control UI sends to approve or dismiss the listing's request."""
+    [request] = listing["requests"]
+    fields = ("channel", "accountId", "requestId")
+    return {**{k: request[k] for k in fields}, **extra}
+
+
+async def test_approve_by_the_uis_request_id_allows_the_sender(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, telegram: FakeTelegram
+) -> None:
+    peer, listing = await alice_asked_for_a_code(gateway_factory, client_factory, telegram)
+    params = ui_request(listing, notify=True, bootstrapCommandOwner=False)
+    result = await peer.client.call("channels.pairing.approve", params)
+    assert (result["requestId"], result["senderId"]) == (params["requestId"], str(ALICE))
+    assert result["notification"] == "not-requested" and result["approved"] is True
+    assert (await peer.client.call("channels.pairing.list", {}))["requests"] == []
+
+
+async def test_dismiss_drops_the_code_without_allowing_the_sender(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, telegram: FakeTelegram
+) -> None:
+    peer, listing = await alice_asked_for_a_code(gateway_factory, client_factory, telegram)
+    result = await peer.client.call("channels.pairing.dismiss", ui_request(listing))
+    assert result["approved"] is False and result["senderId"] == str(ALICE)
+    assert (await peer.client.call("channels.pairing.list", {}))["requests"] == []
+
+
+async def test_approve_on_another_account_is_pairing_code_not_found(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, telegram: FakeTelegram
+) -> None:
+    peer, listing = await alice_asked_for_a_code(gateway_factory, client_factory, telegram)
+    with pytest.raises(GatewayCallError) as caught:
+        await peer.client.call("channels.pairing.approve", ui_request(listing, accountId="work"))
+    assert caught.value.details == {"code": "PAIRING_CODE_NOT_FOUND"}
+
+
+async def test_approve_with_both_code_and_request_id_is_invalid(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, telegram: FakeTelegram
+) -> None:
+    peer, listing = await alice_asked_for_a_code(gateway_factory, client_factory, telegram)
+    params = ui_request(listing, code=listing["pending"][0]["code"])
+    with pytest.raises(GatewayCallError) as caught:
+        await peer.client.call("channels.pairing.approve", params)
+    assert caught.value.code == "INVALID_REQUEST"

@@ -131,6 +131,7 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         channels.channels_pairing_list,
         channels.channels_pairing_approve,
         channels.channels_pairing_reject,
+        channels.channels_pairing_dismiss,
         # OpenClaw's systems page: the gateway host and the nodes (issue 21).
         environments.environments_list,
     ):

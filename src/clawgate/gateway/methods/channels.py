@@ -7,16 +7,17 @@
   (`channel` narrows it to one channel); the answer also carries OpenClaw's maps of them.
 - `channels.logout` stops an account and drops its platform session state; `channels.login`
   (clawgate extension) starts it again.
-- `channels.pairing.list|approve|reject` manage the DM pairing codes of unknown senders;
+- `channels.pairing.list|approve|reject` manage the DM pairing codes of unknown senders
+  (`channels.pairing.dismiss` is OpenClaw's name for reject; `requestId` its name for code);
   the list also carries OpenClaw's `{accounts, requests, commandOwnerConfigured, limits}`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ...protocol.detail_codes import (
     CHANNEL_NOT_CONFIGURED,
@@ -43,6 +44,7 @@ __all__ = [
     "channels_login",
     "channels_logout",
     "channels_pairing_approve",
+    "channels_pairing_dismiss",
     "channels_pairing_list",
     "channels_pairing_reject",
     "channels_status",
@@ -188,20 +190,48 @@ class PairingListResult(Result):
     limits: PairingLimits
 
 
+Code = Annotated[str, Field(min_length=1, max_length=32)]
+
+
 class PairingParams(Params):
-    """Params of `channels.pairing.approve` / `.reject`."""
+    """Params of `channels.pairing.approve|reject|dismiss`: the code, or OpenClaw's requestId.
+
+    `requestId` is the code under OpenClaw's name (`channels.pairing.list` lists it so);
+    `accountId`, when given, must be the account the code was issued on.
+    """
 
     channel: Name
-    code: Annotated[str, Field(min_length=1, max_length=32)]
+    code: Code | None = None
+    requestId: Code | None = None
+    accountId: Name | None = None
+    # OpenClaw 2026.9.6's approve options: clawgate sends no approval notice and has no
+    # command owners to bootstrap.
+    notify: Ignored = None
+    bootstrapCommandOwner: Ignored = None
+
+    @model_validator(mode="after")
+    def _one_code(self) -> PairingParams:
+        if (self.code is None) == (self.requestId is None):
+            raise ValueError("give the pairing code (code or requestId), once")
+        return self
+
+    @property
+    def pairing_code(self) -> str:
+        """The code, whichever name it came under."""
+        return self.code or self.requestId or ""
 
 
 class PairingResult(Result):
-    """Result of `channels.pairing.approve` / `.reject`."""
+    """Result of `channels.pairing.approve|reject|dismiss` (clawgate's and OpenClaw's names)."""
 
     channel: str
     accountId: str
     sender: str
     approved: bool
+    requestId: str
+    senderId: str
+    notification: Literal["not-requested"] | None = None
+    commandOwnerBootstrap: Literal["not-requested"] | None = None
 
 
 def _channels(ctx: CallContext) -> ChannelService:
@@ -358,13 +388,45 @@ def channels_pairing_list(ctx: CallContext, params: PairingListParams) -> dict[s
     return {"pending": pending, **view}
 
 
+def _pending_code(ctx: CallContext, params: PairingParams) -> Any:
+    """Return the runtime, after checking the code was issued on `accountId` if one is given."""
+    runtime = _runtime(ctx)
+    if params.accountId is not None:
+        issued = {(e["channel"], e["code"]): e["accountId"] for e in runtime.pairing_list()}
+        if issued.get((params.channel, params.pairing_code)) != params.accountId:
+            raise InvalidRequest(
+                f"no pending pairing code {params.pairing_code} on"
+                f" {params.channel}/{params.accountId}; list them with channels.pairing.list",
+                details={"code": PAIRING_CODE_NOT_FOUND},
+            )
+    return runtime
+
+
+def _with_openclaw_names(code: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "requestId": code, "senderId": result["sender"]}
+
+
 @method("channels.pairing.approve", params=PairingParams, result=PairingResult, scope=ADMIN)
 async def channels_pairing_approve(ctx: CallContext, params: PairingParams) -> dict[str, Any]:
     """Allow the sender holding the code from now on (persisted)."""
-    return await _answer(_runtime(ctx).pairing_approve(params.channel, params.code))
+    code = params.pairing_code
+    result = await _answer(_pending_code(ctx, params).pairing_approve(params.channel, code))
+    return {
+        **_with_openclaw_names(code, result),
+        "notification": "not-requested",
+        "commandOwnerBootstrap": "not-requested",
+    }
 
 
 @method("channels.pairing.reject", params=PairingParams, result=PairingResult, scope=ADMIN)
 async def channels_pairing_reject(ctx: CallContext, params: PairingParams) -> dict[str, Any]:
     """Drop a pending code without allowing its sender."""
-    return await _answer(_runtime(ctx).pairing_reject(params.channel, params.code))
+    code = params.pairing_code
+    result = await _answer(_pending_code(ctx, params).pairing_reject(params.channel, code))
+    return _with_openclaw_names(code, result)
+
+
+@method("channels.pairing.dismiss", params=PairingParams, result=PairingResult, scope=ADMIN)
+async def channels_pairing_dismiss(ctx: CallContext, params: PairingParams) -> dict[str, Any]:
+    """OpenClaw's name for `channels.pairing.reject`: drop the code, allow nobody."""
+    return await channels_pairing_reject(ctx, params)
