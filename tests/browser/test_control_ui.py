@@ -212,6 +212,8 @@ def test_the_shells_calls_are_advertised_and_answered(
     assert set(SHELL) - frames.answered() == set()
 
 
+# Sixteen pages, each settling for QUIET_S or more: past the default 180 s on a loaded machine.
+@pytest.mark.timeout(360)
 def test_every_page_clawgate_can_serve_renders_without_an_error(
     page: Page, daemon: Daemon, frames: FrameLog
 ) -> None:
