@@ -22,6 +22,7 @@ from . import (
     config,
     cron,
     devices,
+    environments,
     integrations,
     logs,
     models,
@@ -130,6 +131,9 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
         channels.channels_pairing_list,
         channels.channels_pairing_approve,
         channels.channels_pairing_reject,
+        channels.channels_pairing_dismiss,
+        # OpenClaw's systems page: the gateway host and the nodes (issue 21).
+        environments.environments_list,
     ):
         registry.register(handler)
     for event in (
