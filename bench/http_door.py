@@ -4,8 +4,9 @@ Every connection to the gateway's port goes through `gateway/http_admission.py`:
 count and a read timer armed for the headers, again for the body and once more after each
 response. `http_healthz_rps` is keep-alive `GET /healthz` through it against the echo
 server's `GET /readyz` (a bare aiohttp app, the same small JSON answer): the ratio bounds
-that cost (it also holds the gateway's other middleware and its larger route table). `http_healthz_rps_slowloris` is the same load while `SLOW_CLIENTS` connections from the
-same address hold half-sent request headers (under the per-address cap with the load's own
+that cost (it also holds the gateway's other middleware and its larger route table).
+`http_healthz_rps_slowloris` is the same load while `SLOW_CLIENTS` connections from the same
+address hold half-sent request headers (under the per-address cap with the load's own
 connections), against the clean figure of the same run: is the owner still served at speed?
 """
 
