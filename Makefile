@@ -70,9 +70,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# One xdist worker per core; tests sharing a real server keep to one worker (tests/conftest.py).
 # pytest exits 5 when it collected nothing: on main that is a failure, never a pass.
 test: $(STAMP) $(CHROMIUM) $(NGIRCD) $(NATS_SERVER) $(PG_INITDB) $(OPENCLAW_STAMP) lint typecheck
-	@$(BIN)/python -m pytest; status=$$?; \
+	@$(BIN)/python -m pytest -n auto --dist loadgroup; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 

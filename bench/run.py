@@ -25,6 +25,7 @@ from .canvas import RELOADS, measure_canvas
 from .channels import BURST, ROUND_TRIPS, SENDERS, measure_channels
 from .chat import measure_chat
 from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
+from .http_door import HTTP_CONNECTIONS, SLOW_CLIENTS, measure_http_door
 from .hub import DAEMONS, measure_hub
 from .hub_cluster import INSTANCES, measure_hub_cluster
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
@@ -110,6 +111,11 @@ async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str
         figures += await measure_handshakes(gateway, echo, token)
         _progress(f"request throughput over 1 and {WIDE} connections")
         figures += await measure_throughput(gateway, echo, token)
+        _progress(
+            f"HTTP door: GETs over {HTTP_CONNECTIONS} keep-alive connections, then with "
+            f"{SLOW_CLIENTS} slow clients held"
+        )
+        figures += await measure_http_door(gateway, echo)
         _progress("presence-visible joins")
         figures += await measure_presence_join(gateway, echo, token)
         _progress(f"presence at scale: rounds of {'/'.join(map(str, MARKS))} joins and leaves")

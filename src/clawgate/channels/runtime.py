@@ -335,6 +335,14 @@ class ChannelRuntime:
 
     # -- pairing ----------------------------------------------------------------------
 
+    def pairing_accounts(self) -> list[tuple[str, str]]:
+        """Return (channel, account id) of the enabled accounts under `dm_policy = "pairing"`."""
+        return [
+            key
+            for key, runner in self.runners.items()
+            if runner.account.enabled and runner.account.dm_policy == "pairing"
+        ]
+
     def pairing_list(self) -> list[dict[str, Any]]:
         """Return the pending pairing codes, oldest first."""
         assert self.pipeline is not None

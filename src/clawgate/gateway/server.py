@@ -63,7 +63,7 @@ from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
 from .http import HttpSurface, add_http_routes
 from .http import PageSurface as HttpPageSurface
-from .http_admission import GuardedServer, GuardedSite, OneLineLogger
+from .http_admission import GuardedServer, OneLineLogger
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
@@ -199,6 +199,7 @@ class GatewayServer:
         self._loops: list[asyncio.Task[None]] = []
         self._released = asyncio.Event()  # set last in `stop`: the task group may end
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     # -- start and stop ---------------------------------------------------------
 
@@ -324,10 +325,10 @@ class GatewayServer:
         )
         limits = self.settings.limits
         self.http_door = GuardedServer(
-            header_timeout_ms=limits.http_header_timeout_ms,
+            read_timeout_ms=limits.http_read_timeout_ms,
             per_ip=limits.http_max_connections_per_ip,
         )
-        app.middlewares.append(self.http_door.header_seen)
+        app.middlewares.append(self.http_door.request_read)
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -336,14 +337,9 @@ class GatewayServer:
             logger=OneLineLogger(logging.getLogger("clawgate.gateway.http")),
         )
         await self._runner.setup()
-        site = GuardedSite(
-            self._runner,
-            self.http_door.around,
-            host=self.settings.host,
-            port=self.settings.port,
-            ssl_context=ssl_context,
+        self._listener = await self.http_door.listen(
+            self._runner, host=self.settings.host, port=self.settings.port, ssl_context=ssl_context
         )
-        await site.start()
         self.port = self._bound_port()
 
     def _build_canvas(self) -> CanvasHost | None:
@@ -511,6 +507,8 @@ class GatewayServer:
             await self.cron.stop()  # its runs record how they ended before the store closes
         reason = "gateway restarting" if restarting else "gateway stopping"
         await connections.close_all(reason, restart_expected_ms if restarting else None)
+        if self._listener is not None:
+            self._listener.close()  # stop accepting; the runner's cleanup closes the connections
         if self._runner is not None:
             await self._runner.cleanup()
         if self.canvas is not None:
@@ -525,8 +523,9 @@ class GatewayServer:
         logger.info("gateway stopped")
 
     def _bound_port(self) -> int:
-        assert self._runner is not None
-        for address in self._runner.addresses:
+        assert self._listener is not None
+        for sock in self._listener.sockets:
+            address = sock.getsockname()
             if isinstance(address, tuple):
                 return int(address[1])
         return self.settings.port

@@ -119,6 +119,9 @@ METHODS: Final[tuple[tuple[str, str, str], ...]] = (
     ("channels.pairing.list", "channels", "channels_pairing_list"),
     ("channels.pairing.approve", "channels", "channels_pairing_approve"),
     ("channels.pairing.reject", "channels", "channels_pairing_reject"),
+    ("channels.pairing.dismiss", "channels", "channels_pairing_dismiss"),
+    # OpenClaw's systems page: the gateway host and the nodes (issue 21).
+    ("environments.list", "environments", "environments_list"),
 )
 
 EVENTS: Final = (
