@@ -1,10 +1,10 @@
-"""The channel layer of one gateway: every configured account, supervised, and what they share.
+"""The channel layer of one gateway: every account, supervised, and what they share.
 
-`ChannelRuntime` is built by the gateway only when a channel is configured. It loads the
-persisted state (pairing codes, approved senders), starts one supervised `AccountRunner`
-per enabled account, runs inbound messages through the `InboundPipeline`, sends through
-the `Outbox`, and answers the `send`, `channels.*` and pairing operations. It knows the
-agent only as a `TurnRunner`.
+`ChannelRuntime` holds the channels built into the gateway (WebChat, `webchat.py`) and
+every configured account. It loads the persisted state (pairing codes, approved senders),
+starts one supervised `AccountRunner` per enabled account, runs inbound messages through
+the `InboundPipeline`, sends through the `Outbox`, and answers the `send`, `channels.*` and
+pairing operations. It knows the agent only as a `TurnRunner`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -30,7 +30,7 @@ from ..store.channels_repo import (
 )
 from ..store.group_writer import GroupWriter
 from .base import AccountConfig, ChannelError, OutboundMedia, Target, WebhookHandler
-from .manager import AccountRunner, AccountServices
+from .manager import AccountRunner, AccountServices, AdapterFactory
 from .outbound import Outbox, OutboxPolicy
 from .pipeline import InboundPipeline, TurnRunner, code_of
 from .policy import PairingBook, PairingCode, Verdict, decide_invite
@@ -38,8 +38,10 @@ from .settings import ChannelSettings
 from .supervision import AccountState, BackoffPolicy
 
 __all__ = [
+    "BuiltInChannel",
     "ChannelRuntime",
     "DeliveryFailed",
+    "MediaUnsupported",
     "PairingCodeNotFound",
     "SendRequest",
     "UnknownChannel",
@@ -55,6 +57,14 @@ LOGGED_OUT: Final = "logged_out"
 
 class UnknownChannel(ChannelError):
     """No configured account matches the channel (and account) asked for."""
+
+
+class BuiltInChannel(ChannelError):
+    """The account is built into the gateway (WebChat): it has no login to drop or redo."""
+
+
+class MediaUnsupported(ChannelError):
+    """Media was asked of a channel that sends text only."""
 
 
 class PairingCodeNotFound(ChannelError):
@@ -78,6 +88,8 @@ class SendRequest:
     reply_to: str | None = None
     session_key: str | None = None
     run_id: str | None = None
+    # What produced it ("send", "heartbeat", "cron: <job>"), for transcripts (WebChat's).
+    label: str = "send"
 
 
 def _media_kind(source: str) -> Any:
@@ -99,7 +111,10 @@ class ChannelRuntime:
         backoff: BackoffPolicy | None = None,
         outbox: OutboxPolicy | None = None,
         agent_name: str = "This assistant",
+        builtin: Sequence[tuple[AccountConfig, AdapterFactory]] = (),
     ) -> None:
+        """Build the runners: the built-in channels' first (as status lists them), then
+        every configured account; nothing starts before `start`."""
         self.settings = settings
         self._store = store
         self._clock = clock
@@ -109,10 +124,25 @@ class ChannelRuntime:
         self._turns = turns
         self._agent_name = agent_name
         self.webhooks: dict[str, WebhookHandler] = {}
-        self.runners: dict[tuple[str, str], AccountRunner] = {}
         self._spawn: Callable[..., asyncio.Task[None]] | None = None
         self.pipeline: InboundPipeline | None = None
         self.outbox: Outbox | None = None
+        services = AccountServices(
+            deliver=self._deliver,
+            load_cursor=self._load_cursor,
+            save_cursor=self._save_cursor,
+            add_webhook=self._add_webhook,
+            remove_webhook=self._remove_webhook,
+            media_root=self._home / "media",
+            clock=self._clock,
+            backoff=self._backoff,
+            may_join=self._may_join,
+        )
+        accounts = [*builtin, *((account, None) for account in settings.accounts)]
+        self.runners: dict[tuple[str, str], AccountRunner] = {
+            (account.channel, account.account_id): AccountRunner(account, services, factory)
+            for account, factory in accounts
+        }
 
     # -- life -----------------------------------------------------------------------
 
@@ -134,19 +164,6 @@ class ChannelRuntime:
         approved: dict[tuple[str, str], set[str]] = {}
         for channel, account_id, sender in approved_rows:
             approved.setdefault((channel, account_id), set()).add(sender)
-        services = AccountServices(
-            deliver=self._deliver,
-            load_cursor=self._load_cursor,
-            save_cursor=self._save_cursor,
-            add_webhook=self._add_webhook,
-            remove_webhook=self._remove_webhook,
-            media_root=self._home / "media",
-            clock=self._clock,
-            backoff=self._backoff,
-            may_join=self._may_join,
-        )
-        for account in self.settings.accounts:
-            self.runners[(account.channel, account.account_id)] = AccountRunner(account, services)
         writes = GroupWriter(store)
         self.outbox = Outbox(writes, self._clock, self._outbox_policy)
         self.pipeline = InboundPipeline(
@@ -224,6 +241,10 @@ class ChannelRuntime:
 
     # -- status -----------------------------------------------------------------------
 
+    def channel_names(self) -> list[str]:
+        """Return every channel with an account here, built-in ones included."""
+        return sorted({channel for (channel, _) in self.runners})
+
     def status(self) -> list[dict[str, Any]]:
         """Return every account's status entry, in config order."""
         return [runner.status() for runner in self.runners.values()]
@@ -244,8 +265,15 @@ class ChannelRuntime:
         Raises:
             UnknownChannel: none matches, or `channel` is needed to choose.
         """
-        names = sorted({c for (c, _) in self.runners})
+        # Built-in channels are always there, so they are never the one configured channel.
+        names = sorted({c for (c, _), r in self.runners.items() if not r.builtin})
         if channel is None:
+            if not names:
+                builtin = ", ".join(f'"{c}"' for c in self.channel_names())
+                raise UnknownChannel(
+                    "no messaging channel is configured; add one under [channels] in"
+                    f" config.toml (or send with channel {builtin})"
+                )
             if len(names) != 1:
                 raise UnknownChannel(f"several channels are configured; name one of: {names}")
             channel = names[0]
@@ -266,11 +294,22 @@ class ChannelRuntime:
 
         Raises:
             UnknownChannel: see `runner_for`.
+            MediaUnsupported: media for a channel that cannot send any.
             DeliveryFailed: the platform did not take it (recorded as failed).
         """
         assert self.outbox is not None
         runner = self.runner_for(request.channel, request.account_id)
-        target = Target(request.to, request.thread_id, request.reply_to)
+        if request.media and not runner.ensure_adapter().capabilities.media:
+            raise MediaUnsupported(
+                f"{runner.account.channel} takes text only; send the message without media"
+            )
+        target = Target(
+            request.to,
+            request.thread_id,
+            request.reply_to,
+            label=request.label,
+            run_id=request.run_id,
+        )
         media = tuple(OutboundMedia(source, kind=_media_kind(source)) for source in request.media)
         delivery = await self.outbox.deliver(
             runner,
@@ -291,8 +330,13 @@ class ChannelRuntime:
     # -- login / logout ---------------------------------------------------------------
 
     async def logout(self, channel: str, account_id: str | None) -> dict[str, Any]:
-        """Stop an account, drop its platform session state, and keep it stopped."""
-        runner = self.runner_for(channel, account_id)
+        """Stop an account, drop its platform session state, and keep it stopped.
+
+        Raises:
+            UnknownChannel: see `runner_for`.
+            BuiltInChannel: the account is WebChat's (always on).
+        """
+        runner = self._configured(channel, account_id)
         account = runner.account
         adapter = runner.adapter
         await runner.stop()
@@ -318,9 +362,14 @@ class ChannelRuntime:
         return {"channel": account.channel, "accountId": account.account_id, "loggedOut": True}
 
     async def login(self, channel: str, account_id: str | None) -> dict[str, Any]:
-        """Start an account again (after logout or a refused credential)."""
+        """Start an account again (after logout or a refused credential).
+
+        Raises:
+            UnknownChannel: see `runner_for`.
+            BuiltInChannel: the account is WebChat's (always on).
+        """
         assert self._spawn is not None
-        runner = self.runner_for(channel, account_id)
+        runner = self._configured(channel, account_id)
         account = runner.account
         now = self._clock()
         await self._store.write(
@@ -332,6 +381,14 @@ class ChannelRuntime:
         runner.last_error = None
         runner.start(self._spawn)
         return {"channel": account.channel, "accountId": account.account_id, **runner.status()}
+
+    def _configured(self, channel: str, account_id: str | None) -> AccountRunner:
+        runner = self.runner_for(channel, account_id)
+        if runner.builtin:
+            raise BuiltInChannel(
+                f"{channel} is built into the gateway and always on; there is no login to change"
+            )
+        return runner
 
     # -- pairing ----------------------------------------------------------------------
 

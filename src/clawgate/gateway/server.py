@@ -3,8 +3,8 @@
 Start order (each step may use what the steps before it started):
 1. the state store (state.db), then what it restores: the config hash key, the heartbeat
    switch, queued system events, paired devices;
-2. the agent service (sessions, runs), the channels (WebChat, and each configured
-   messaging account as a supervised task), the cron jobs (runs cut off by a crash are
+2. the agent service (sessions, runs), the channels (WebChat and each configured
+   messaging account, each a supervised task), the cron jobs (runs cut off by a crash are
    marked interrupted; the scheduler is built only when state.db has cron rows) and the
    plugin side (hub clock, command queue and router, reconciler, IPC socket, control link);
 3. the HTTP site on the gateway port, the canvas host on its own port when `[canvas]` is
@@ -36,7 +36,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..agents.factory import build_backend
-from ..automation.delivery import WEBCHAT, DeliveryRouter
+from ..automation.delivery import DeliveryRouter
 from ..ipc import PluginRegistry
 from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
@@ -49,7 +49,7 @@ from ..store import StateStore
 from ..tls import server_ssl_context
 from .access import GatewayAccess
 from .agent_service import AgentService
-from .automation import AgentTurns, ChannelDelivery, WebChatDelivery
+from .automation import AgentTurns, ChannelDelivery
 from .broadcaster import Broadcaster
 from .channel_service import ChannelService
 from .config_service import ConfigService
@@ -130,10 +130,9 @@ class GatewayServer:
         )
         self.health = HealthMonitor(self._build_health, clock, self._announce_health)
         self.system_events = SystemEvents(self.store)
-        # Replies of heartbeats and cron jobs: WebChat sessions, and each configured channel
-        # once the channel service is built.
+        # Replies of heartbeats and cron jobs: every channel (WebChat included) once the
+        # channel service is built.
         self.delivery = DeliveryRouter()
-        self.delivery.add(WEBCHAT, WebChatDelivery(self._agent_service, self.broadcaster, clock))
         self.turns = AgentTurns(self._agent_service)
         self.heartbeats = HeartbeatRunner(
             settings=settings.heartbeat,
@@ -442,7 +441,7 @@ class GatewayServer:
                 clock=self.now_ms,
             )
             surfaces.append(self.hooks)
-        if self.channels is not None and self.channels.runtime is not None:
+        if self.channels is not None and self.channels.has_platforms:
             surfaces.append(self.channels)  # platform webhooks (Telegram's webhook mode)
         return surfaces
 

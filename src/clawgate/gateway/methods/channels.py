@@ -5,8 +5,10 @@
   `replyTo` is a clawgate extension (reply to a platform message id).
 - `channels.status` lists every channel account: WebChat first, then each configured one
   (`channel` narrows it to one channel); the answer also carries OpenClaw's maps of them.
+- `send` reaches every channel through its adapter; WebChat's peers are session keys, so
+  its `to` is resolved like `chat.send`'s `sessionKey` (and `sessionKey` adds nothing).
 - `channels.logout` stops an account and drops its platform session state; `channels.login`
-  (clawgate extension) starts it again.
+  (clawgate extension) starts it again. WebChat, built in and always on, has neither.
 - `channels.pairing.list|approve|reject` manage the DM pairing codes of unknown senders
   (`channels.pairing.dismiss` is OpenClaw's name for reject; `requestId` its name for code);
   the list also carries OpenClaw's `{accounts, requests, commandOwnerConfigured, limits}`.
@@ -38,6 +40,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from ...channels.runtime import ChannelRuntime
     from ..channel_service import ChannelService
 
 __all__ = [
@@ -241,22 +244,24 @@ def _channels(ctx: CallContext) -> ChannelService:
     return service
 
 
-def _runtime(ctx: CallContext) -> Any:
-    runtime = _channels(ctx).runtime
-    if runtime is None:
-        raise InvalidRequest(
-            "no messaging channel is configured; add one under [channels] in config.toml",
-            details={"code": CHANNEL_NOT_CONFIGURED},
-        )
-    return runtime
+def _runtime(ctx: CallContext) -> ChannelRuntime:
+    return _channels(ctx).runtime
 
 
 def _mapped(exc: Exception) -> RequestError:
     """Return the wire error for a channel layer failure."""
-    from ...channels.runtime import DeliveryFailed, PairingCodeNotFound, UnknownChannel
+    from ...channels.runtime import (
+        BuiltInChannel,
+        DeliveryFailed,
+        MediaUnsupported,
+        PairingCodeNotFound,
+        UnknownChannel,
+    )
 
     if isinstance(exc, UnknownChannel):
         return InvalidRequest(str(exc), details={"code": CHANNEL_NOT_CONFIGURED})
+    if isinstance(exc, BuiltInChannel | MediaUnsupported):
+        return InvalidRequest(str(exc))
     if isinstance(exc, PairingCodeNotFound):
         return InvalidRequest(str(exc), details={"code": PAIRING_CODE_NOT_FOUND})
     if isinstance(exc, DeliveryFailed):
@@ -276,8 +281,6 @@ async def _answer(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
 
 def _not_linked(ctx: CallContext, params: SendParams) -> None:
     runtime = _channels(ctx).runtime
-    if runtime is None or params.channel == "webchat":
-        return
     from ...channels.base import ChannelError
     from ...channels.supervision import AccountState
 
@@ -297,6 +300,7 @@ def _not_linked(ctx: CallContext, params: SendParams) -> None:
 async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
     """Deliver a message on a channel (no agent run); retries return the first outcome."""
     from ...channels.runtime import SendRequest
+    from ...channels.webchat import WEBCHAT
 
     service = _channels(ctx)
     media = [*([params.mediaUrl] if params.mediaUrl else []), *(params.mediaUrls or [])]
@@ -306,13 +310,10 @@ async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
     for source in media:
         _check_media(ctx, source)
     session_key = resolve_key(params.sessionKey) if params.sessionKey else None
-    if params.channel == "webchat":
-        if media:
-            raise InvalidRequest("webchat takes text only; send the message without media")
+    to = params.to
+    if params.channel == WEBCHAT:
         session_key = None
         to = resolve_key(params.to)
-    else:
-        to = params.to
     _not_linked(ctx, params)
     request = SendRequest(
         to=to,
@@ -377,10 +378,9 @@ def channels_pairing_list(ctx: CallContext, params: PairingListParams) -> dict[s
     def wanted(channel: str, account_id: str) -> bool:
         return params.channel in (None, channel) and params.accountId in (None, account_id)
 
-    runtime = _channels(ctx).runtime
-    pending = runtime.pairing_list() if runtime is not None else []
-    pending = [e for e in pending if wanted(e["channel"], e["accountId"])]
-    accounts = runtime.pairing_accounts() if runtime is not None else []
+    runtime = _runtime(ctx)
+    pending = [e for e in runtime.pairing_list() if wanted(e["channel"], e["accountId"])]
+    accounts = runtime.pairing_accounts()
     accounts = [a for a in accounts if wanted(*a)]
     view = openclaw_pairing(
         accounts, pending, pending_per_account=PAIRING_MAX_PENDING, ttl_ms=PAIRING_TTL_MS
