@@ -131,10 +131,14 @@ class AccountRunner:
 
     async def deliver(self, message: InboundMessage) -> None:
         """Hand an inbound message to the pipeline."""
+        self.received(message.received_at)
+        await self._services.deliver(message)
+
+    def received(self, at: int) -> None:
+        """Count an inbound message (WebChat's `chat.send` counts here, past the pipeline)."""
         self.progress()
         self.counters.inbound += 1
-        self.last_inbound_at = message.received_at
-        await self._services.deliver(message)
+        self.last_inbound_at = at
 
     def may_join(self, inviter: str, room_id: str, direct: bool) -> bool:
         """Whether the account's access settings let it join a room it was invited to."""

@@ -249,6 +249,13 @@ class ChannelRuntime:
         """Return every account's status entry, in config order."""
         return [runner.status() for runner in self.runners.values()]
 
+    def received(self, channel: str, at: int) -> None:
+        """Count an inbound message a channel's account took in without the pipeline.
+
+        That is WebChat's `chat.send`, which reaches the agent service directly.
+        """
+        self.runner_for(channel, None).received(at)
+
     def not_connected(self) -> list[str]:
         """Return the enabled accounts that are not connected (for `/readyz`)."""
         return [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 
 from clawgate.automation.delivery import DeliveryTarget
@@ -152,3 +153,18 @@ async def test_send_without_a_channel_picks_the_one_configured_platform_not_webc
     assert result["channel"] == "telegram"
     status = await peer.client.call("channels.status")
     assert [e["channel"] for e in status["channels"]] == ["webchat", "telegram"]
+
+
+async def test_chat_send_counts_as_webchat_inbound_in_status_and_metrics(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await gateway_factory()
+    peer = await operator(client_factory, gateway)
+    params = {"sessionKey": "main", "message": "hi", "idempotencyKey": "c1"}
+    await peer.client.call("chat.send", params)
+    await peer.client.call("chat.send", params)  # a retry is the same message, counted once
+    entry = await channel_status(peer, "webchat")
+    assert entry["lastInboundAt"] is not None
+    async with aiohttp.ClientSession() as http, http.get(f"{gateway.http_url}/metrics") as got:
+        metrics = await got.text()
+    assert 'clawgate_channel_inbound_total{account="default",channel="webchat"} 1.0' in metrics
