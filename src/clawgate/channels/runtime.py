@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..store import StateStore
 from ..store.channels_repo import (
@@ -32,10 +32,11 @@ from ..store.group_writer import GroupWriter
 from .base import AccountConfig, ChannelError, OutboundMedia, Target, WebhookHandler
 from .manager import AccountRunner, AccountServices, AdapterFactory
 from .outbound import Outbox, OutboxPolicy
-from .pipeline import InboundPipeline, TurnRunner, code_of
-from .policy import PairingBook, PairingCode, Verdict, decide_invite
-from .settings import ChannelSettings
 from .supervision import AccountState, BackoffPolicy
+
+if TYPE_CHECKING:  # loaded by `start` only when a platform is configured (see there)
+    from .pipeline import InboundPipeline, TurnRunner
+    from .policy import PairingCode
 
 __all__ = [
     "BuiltInChannel",
@@ -102,7 +103,7 @@ class ChannelRuntime:
 
     def __init__(
         self,
-        settings: ChannelSettings,
+        accounts: Sequence[AccountConfig] = (),
         *,
         store: StateStore,
         turns: TurnRunner,
@@ -115,7 +116,6 @@ class ChannelRuntime:
     ) -> None:
         """Build the runners: the built-in channels' first (as status lists them), then
         every configured account; nothing starts before `start`."""
-        self.settings = settings
         self._store = store
         self._clock = clock
         self._home = home
@@ -138,17 +138,49 @@ class ChannelRuntime:
             backoff=self._backoff,
             may_join=self._may_join,
         )
-        accounts = [*builtin, *((account, None) for account in settings.accounts)]
+        every = [*builtin, *((account, None) for account in accounts)]
         self.runners: dict[tuple[str, str], AccountRunner] = {
             (account.channel, account.account_id): AccountRunner(account, services, factory)
-            for account, factory in accounts
+            for account, factory in every
         }
 
     # -- life -----------------------------------------------------------------------
 
+    @property
+    def has_platforms(self) -> bool:
+        """Whether a messaging platform (Telegram, ...) is configured, not just WebChat."""
+        return any(not runner.builtin for runner in self.runners.values())
+
     async def start(self, spawn: Callable[..., asyncio.Task[None]]) -> None:
-        """Load channel state, start every enabled account, re-run unfinished turns."""
+        """Load channel state, start every enabled account, re-run unfinished turns.
+
+        With built-in channels only (WebChat, whose inbound skips the pipeline) there is
+        nothing to dedupe, admit or pair: the inbound pipeline is neither built nor
+        imported, which keeps a gateway without platforms as small as before.
+        """
         self._spawn = spawn
+        writes = GroupWriter(self._store)
+        self.outbox = Outbox(writes, self._clock, self._outbox_policy)
+        open_records = await self._start_pipeline(writes) if self.has_platforms else []
+        for runner in self.runners.values():
+            logged_out = await self._load(runner.account, LOGGED_OUT)
+            account = runner.account
+            if logged_out:
+                runner.last_error = (
+                    f"logged out; run `clawgate channels login {account.channel}"
+                    f" --account {account.account_id}`"
+                )
+                continue
+            runner.start(spawn)
+        recovered = self.pipeline.recover(open_records) if self.pipeline is not None else 0
+        if recovered:
+            logger.info("re-running %d channel turn(s) a stop interrupted", recovered)
+
+    async def _start_pipeline(self, writes: GroupWriter) -> list[str]:
+        """Load the pairing state and build the inbound pipeline; return unfinished turns."""
+        from .pipeline import InboundPipeline, code_of
+        from .policy import PairingBook
+
         now = self._clock()
         store = self._store
         await store.write(lambda conn: forget_inbound_before(conn, now - DEDUPE_RETENTION_MS))
@@ -164,8 +196,7 @@ class ChannelRuntime:
         approved: dict[tuple[str, str], set[str]] = {}
         for channel, account_id, sender in approved_rows:
             approved.setdefault((channel, account_id), set()).add(sender)
-        writes = GroupWriter(store)
-        self.outbox = Outbox(writes, self._clock, self._outbox_policy)
+        assert self.outbox is not None
         self.pipeline = InboundPipeline(
             writes=writes,
             turns=self._turns,
@@ -176,19 +207,7 @@ class ChannelRuntime:
             clock=self._clock,
             agent_name=self._agent_name,
         )
-        for runner in self.runners.values():
-            logged_out = await self._load(runner.account, LOGGED_OUT)
-            account = runner.account
-            if logged_out:
-                runner.last_error = (
-                    f"logged out; run `clawgate channels login {account.channel}"
-                    f" --account {account.account_id}`"
-                )
-                continue
-            runner.start(spawn)
-        recovered = self.pipeline.recover(open_records)
-        if recovered:
-            logger.info("re-running %d channel turn(s) a stop interrupted", recovered)
+        return open_records
 
     async def stop(self) -> None:
         """Stop every account and cancel running turns (they run again at the next start)."""
@@ -205,6 +224,8 @@ class ChannelRuntime:
         await self.pipeline.handle(message)
 
     def _may_join(self, account: AccountConfig, inviter: str, room_id: str, direct: bool) -> bool:
+        from .policy import Verdict, decide_invite
+
         assert self.pipeline is not None
         approved = self.pipeline.approved.get((account.channel, account.account_id), set())
         decision = decide_invite(account, inviter, room_id, direct, approved)
@@ -409,7 +430,8 @@ class ChannelRuntime:
 
     def pairing_list(self) -> list[dict[str, Any]]:
         """Return the pending pairing codes, oldest first."""
-        assert self.pipeline is not None
+        if self.pipeline is None:  # no platform configured: nobody to pair
+            return []
         return [
             {
                 "channel": c.channel,
@@ -427,11 +449,12 @@ class ChannelRuntime:
         """Allow the sender who holds `code` from now on.
 
         Raises:
+            UnknownChannel: `channel` is not configured.
             PairingCodeNotFound: no pending code `code` on `channel`.
         """
+        found = self._find(channel, code)
         assert self.pipeline is not None
         book = self.pipeline.pairing
-        found = self._find(channel, code)
         now = self._clock()
         held = book.for_sender(found.channel, found.account_id, found.sender_id)
         doomed = [(c.channel, c.code) for c in held]
@@ -455,10 +478,11 @@ class ChannelRuntime:
         """Drop a pending code without allowing its sender.
 
         Raises:
+            UnknownChannel: `channel` is not configured.
             PairingCodeNotFound: no pending code `code` on `channel`.
         """
-        assert self.pipeline is not None
         found = self._find(channel, code)
+        assert self.pipeline is not None
         await self._store.write(lambda conn: delete_pairing(conn, [(found.channel, found.code)]))
         self.pipeline.pairing.remove([found])
         return {
@@ -469,8 +493,9 @@ class ChannelRuntime:
         }
 
     def _find(self, channel: str, code: str) -> PairingCode:
-        assert self.pipeline is not None
-        found = self.pipeline.pairing.find(channel, code, self._clock())
+        self.runner_for(channel, None)  # a channel that is not configured is told so
+        pipeline = self.pipeline
+        found = pipeline.pairing.find(channel, code, self._clock()) if pipeline else None
         if found is None:
             raise PairingCodeNotFound(
                 f"no pending {channel} pairing code {code.strip().upper()!r};"

@@ -26,7 +26,6 @@ from ..agents.sessions import canonical_key
 from ..channels.base import AccountConfig
 from ..channels.manager import AccountRunner
 from ..channels.runtime import ChannelRuntime, SendRequest
-from ..channels.settings import ChannelSettings
 from ..channels.webchat import WebChatAdapter, webchat_account
 from ..protocol.chat_events import chat_terminal
 from ..store import StateStore
@@ -36,6 +35,7 @@ from .http_guard import HttpGuard
 
 if TYPE_CHECKING:
     from ..channels.pipeline import TurnOutcome
+    from ..channels.settings import ChannelSettings
 
 __all__ = ["WEBHOOK_PREFIX", "ChannelService", "ChannelTurns", "WebChatPosts"]
 
@@ -121,21 +121,20 @@ class ChannelService:
     ) -> None:
         self._agents = agents
         self._guard = guard
-        settings = settings or ChannelSettings()
-        self.required_for_ready = settings.required_for_ready
+        self.required_for_ready = bool(settings and settings.required_for_ready)
         posts = WebChatPosts(agents, broadcaster, clock)
 
         def webchat(account: AccountConfig, link: AccountRunner) -> WebChatAdapter:
             return WebChatAdapter(account, link, posts)
 
         self.runtime = ChannelRuntime(
-            settings,
+            settings.accounts if settings is not None else (),
             store=store,
             turns=ChannelTurns(agents),
             home=home,
             clock=clock,
-            backoff=settings.backoff,
-            outbox=settings.outbox,
+            backoff=settings.backoff if settings is not None else None,
+            outbox=settings.outbox if settings is not None else None,
             agent_name=agents.settings.name,
             builtin=[(webchat_account(), webchat)],
         )
@@ -155,7 +154,7 @@ class ChannelService:
     @property
     def has_platforms(self) -> bool:
         """Whether a messaging platform (Telegram, ...) is configured, not just WebChat."""
-        return any(not runner.builtin for runner in self.runtime.runners.values())
+        return self.runtime.has_platforms
 
     # -- status -------------------------------------------------------------------------
 

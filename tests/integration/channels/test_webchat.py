@@ -168,3 +168,16 @@ async def test_chat_send_counts_as_webchat_inbound_in_status_and_metrics(
     async with aiohttp.ClientSession() as http, http.get(f"{gateway.http_url}/metrics") as got:
         metrics = await got.text()
     assert 'clawgate_channel_inbound_total{account="default",channel="webchat"} 1.0' in metrics
+
+
+async def test_without_platforms_pairing_names_the_channel_as_not_configured(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await gateway_factory()
+    peer = await operator(client_factory, gateway)
+    assert (await peer.client.call("channels.pairing.list"))["pending"] == []
+    with pytest.raises(GatewayCallError) as caught:
+        await peer.client.call(
+            "channels.pairing.approve", {"channel": "telegram", "code": "ABCD2345"}
+        )
+    assert caught.value.details["code"] == "CHANNEL_NOT_CONFIGURED"
