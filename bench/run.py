@@ -55,6 +55,7 @@ from .presence import (
 )
 from .procs import REPO_ROOT, Servers
 from .report import Figure, render_table, write_results
+from .webchat import WEBCHAT_SENDS, measure_webchat
 
 __all__ = ["main"]
 
@@ -123,6 +124,8 @@ async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str
         _progress("chat through the echo agent: latency and one run's fan-out")
         async with aiohttp.ClientSession() as http:
             figures += await measure_chat(servers, http, token)
+            _progress(f"webchat channel adapter: {WEBCHAT_SENDS} sends against chat.inject")
+            figures += await measure_webchat(servers, http, token)
             _progress(
                 f"OpenAI-compatible streaming vs the WS API: first chunk, {COMPLETIONS} "
                 f"completions by {CLIENTS} clients"
