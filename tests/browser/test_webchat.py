@@ -147,3 +147,58 @@ def test_a_gateway_restart_reconnects_and_reloads_the_history(
     messages = page.locator("#messages .message")
     expect(messages).to_have_count(2)
     expect(messages.nth(1).locator(".text")).to_have_text("kept across restarts")
+
+
+# Every status line, taken from the mutation records: several may land between two polls.
+RECORD_STATUS = """() => {
+  window.statuses = [];
+  new MutationObserver((records) => {
+    for (const record of records) {
+      for (const node of record.addedNodes) window.statuses.push(node.textContent);
+    }
+  }).observe(document.getElementById("status"), { childList: true });
+}"""
+
+
+def advance_until(page: Page, text: str | re.Pattern[str], step_ms: int = 100) -> None:
+    """Move the page's clock on in small steps until the status line shows `text`."""
+    status = page.locator("#status")
+    for _ in range(600):  # 60 s of page time at most
+        now = status.text_content() or ""
+        if text.search(now) if isinstance(text, re.Pattern) else now == text:
+            return
+        page.clock.run_for(step_ms)
+    raise AssertionError(f"the status never showed {text!r}; last: {now!r}")
+
+
+def test_the_reconnect_countdown_counts_each_second_until_the_gateway_is_back(
+    page: Page, daemon: Daemon
+) -> None:
+    # The page's clock moves only when the test moves it; the backoff always takes its longest
+    # wait: 0.5, 1, 2, 4, 8 s.
+    page.clock.install(time=1_000_000)
+    page.clock.pause_at(1_001_000)
+    page.add_init_script("Math.random = () => 0.999;")
+    page.goto(daemon.link)
+    advance_until(page, "Connected")
+    page.evaluate(RECORD_STATUS)
+    daemon.stop()
+    advance_until(page, re.compile(r"^Reconnecting in 4 s…"))
+    for seconds in (4, 3, 2, 1):
+        expect(page.locator("#status")).to_have_text(
+            f"Reconnecting in {seconds} s… (the connection was lost)"
+        )
+        page.clock.run_for(1000)
+    daemon.start()
+    advance_until(page, "Connected")
+    # "Reconnecting…" is the attempt itself: the refused connection replaces it at once.
+    statuses: list[str] = page.evaluate("() => window.statuses")
+    counted = [
+        "Reconnecting in 4 s… (the connection was lost)",
+        "Reconnecting in 3 s… (the connection was lost)",
+        "Reconnecting in 2 s… (the connection was lost)",
+        "Reconnecting in 1 s… (the connection was lost)",
+        "Reconnecting…",
+    ]
+    start = statuses.index(counted[0])
+    assert statuses[start : start + len(counted)] == counted, statuses

@@ -2,6 +2,7 @@
 // and the Automation view (automation.js).
 import { Automation } from "./automation.js";
 import { Gateway, State } from "./gateway.js";
+import { reconnectText, secondsLeft, untilNextSecond } from "./text.js";
 
 // sessionStorage only: the secret lives as long as the tab and never in a URL the server sees.
 const STORE = Object.freeze({
@@ -83,9 +84,25 @@ function credentials() {
 
 // -- connection state ---------------------------------------------------------
 
+let countdownTimer = 0;
+
 function setStatus(state, text) {
+  clearTimeout(countdownTimer);
   ui.status.dataset.state = state;
   ui.status.textContent = text;
+}
+
+/** Show "Reconnecting in N s…" and count it down each second until the next attempt. */
+function showReconnectWait({ delayMs = 0, reason }) {
+  // Under a second there is nothing to count: say what is happening, not "in 1 s".
+  const deadline = Date.now() + (delayMs >= 1000 ? delayMs : 0);
+  const tick = () => {
+    const now = Date.now();
+    setStatus(State.RECONNECTING, reconnectText(secondsLeft(deadline, now), reason));
+    const next = untilNextSecond(deadline, now);
+    if (next > 0) countdownTimer = setTimeout(tick, next);
+  };
+  tick();
 }
 
 function showError(text) {
@@ -141,10 +158,8 @@ function onAuthFailed({ code, message, retryAfterMs }) {
 function onState(state, info) {
   if (state === State.CONNECTING) setStatus(state, "Connecting…");
   else if (state === State.CONNECTED) setStatus(state, "Connected");
-  else if (state === State.RECONNECTING) {
-    const wait = info.delayMs >= 1000 ? ` in ${Math.round(info.delayMs / 1000)} s` : "";
-    setStatus(state, `Reconnecting${wait}: ${info.reason || "connecting again"}`);
-  } else if (state === State.AUTH_FAILED) onAuthFailed(info);
+  else if (state === State.RECONNECTING) showReconnectWait(info);
+  else if (state === State.AUTH_FAILED) onAuthFailed(info);
   else if (state === State.FAILED) {
     setStatus(state, "Not connected");
     if (info.code === "CONTROL_UI_ORIGIN_NOT_ALLOWED") {

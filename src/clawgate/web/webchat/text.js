@@ -1,0 +1,26 @@
+// The page's wording rules (the reconnect countdown). Pure functions, no DOM and
+// no clock reads (times are passed in), so the browser tests call them directly.
+
+/** Return the whole seconds left until `deadlineMs` at `nowMs`, rounded up, never negative. */
+export function secondsLeft(deadlineMs, nowMs) {
+  return Math.max(0, Math.ceil((deadlineMs - nowMs) / 1000));
+}
+
+/** Return the ms from `nowMs` until the seconds-left count next drops (at most 1000). */
+export function untilNextSecond(deadlineMs, nowMs) {
+  const left = deadlineMs - nowMs;
+  if (left <= 0) return 0;
+  return left % 1000 || 1000;
+}
+
+/**
+ * Return the status line while a reconnect waits: "Reconnecting in 5 s…", then
+ * "Reconnecting…" once the wait is over (the attempt itself).
+ * @param {number} seconds whole seconds left, from secondsLeft().
+ * @param {string} [reason] why the connection went, shown after the count.
+ */
+export function reconnectText(seconds, reason) {
+  const wait = seconds > 0 ? ` in ${seconds} s` : "";
+  const why = reason ? ` (${reason})` : "";
+  return `Reconnecting${wait}…${why}`;
+}
