@@ -62,6 +62,7 @@ class ScriptedGateway:
         self.history: list[dict[str, Any]] = []  # what chat.history returns
         self.older: list[dict[str, Any]] = []  # the page before it, behind a paging cursor
         self.refusals: list[dict[str, Any]] = []  # errors for the next connects, in order
+        self.failures: dict[str, dict[str, Any]] = {}  # method -> the error it answers with
         self._socket: web.WebSocketResponse | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -156,6 +157,10 @@ class ScriptedGateway:
             error = self.refusals.pop(0)
             await ws.send_json({"type": "res", "id": rid, "ok": False, "error": error})
             await ws.close(code=1008, message=b"refused")
+            return
+        if method in self.failures:
+            error = self.failures[method]
+            await ws.send_json({"type": "res", "id": rid, "ok": False, "error": error})
             return
         payload: Any = {"ok": True}
         if method == "connect":

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.scripted_gateway import MAIN_KEY, ScriptedGateway, message
 
 SECRET = "scripted-secret-42"
-
-
-@pytest.fixture
-def scripted() -> Iterator[ScriptedGateway]:
-    """A stand-in gateway serving the real page on a loopback port."""
-    gateway = ScriptedGateway()
-    gateway.start()
-    yield gateway
-    gateway.stop()
 
 
 def open_page(page: Page, scripted: ScriptedGateway) -> None:
