@@ -108,7 +108,7 @@ def test_a_rate_limited_login_says_how_long_to_wait(page: Page, scripted: Script
     )
     open_page(page, scripted)
     expect(page.locator("#status")).to_have_text("Auth failed: too many attempts")
-    expect(page.get_by_role("alert")).to_contain_text("wait 42 s")
+    expect(page.get_by_role("alert")).to_contain_text("wait 42 seconds")
     expect(page.get_by_label("Token or password")).to_be_visible()
 
 

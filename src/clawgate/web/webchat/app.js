@@ -2,7 +2,7 @@
 // and the Automation view (automation.js).
 import { Automation } from "./automation.js";
 import { Gateway, State } from "./gateway.js";
-import { reconnectText, secondsLeft, untilNextSecond } from "./text.js";
+import { plural, reconnectText, secondsLeft, untilNextSecond } from "./text.js";
 
 // sessionStorage only: the secret lives as long as the tab and never in a URL the server sees.
 const STORE = Object.freeze({
@@ -142,7 +142,7 @@ function onAuthFailed({ code, message, retryAfterMs }) {
   if (code === "AUTH_RATE_LIMITED") {
     const seconds = Math.ceil((retryAfterMs || 60000) / 1000);
     setStatus(State.AUTH_FAILED, "Auth failed: too many attempts");
-    showError(`Too many failed attempts from this address; wait ${seconds} s, then connect again.`);
+    showError(`Too many failed attempts from this address; wait ${plural(seconds, "second")}, then connect again.`);
     showAuthForm();
     return;
   }
@@ -194,7 +194,7 @@ function renderSessions() {
     if (typeof row.messageCount === "number") {
       const meta = document.createElement("span");
       meta.className = "muted";
-      meta.textContent = ` ${row.messageCount} messages`;
+      meta.textContent = ` ${plural(row.messageCount, "message")}`;
       button.append(meta);
     }
     button.addEventListener("click", () => switchTo(row.key));

@@ -1,5 +1,15 @@
-// The page's wording rules (the reconnect countdown). Pure functions, no DOM and
+// The page's wording rules: counts and the reconnect countdown. Pure functions, no DOM and
 // no clock reads (times are passed in), so the browser tests call them directly.
+
+/**
+ * Return `count` with the noun in the right number: "1 message", "2 messages", "0 jobs".
+ * @param {number} count
+ * @param {string} one the singular noun.
+ * @param {string} [many] the plural noun when it is not `one` + "s".
+ */
+export function plural(count, one, many = `${one}s`) {
+  return `${count} ${count === 1 ? one : many}`;
+}
 
 /** Return the whole seconds left until `deadlineMs` at `nowMs`, rounded up, never negative. */
 export function secondsLeft(deadlineMs, nowMs) {
