@@ -84,7 +84,8 @@ def test_a_reply_streams_word_by_word_and_survives_a_reload(page: Page, daemon: 
     assert all(busy == "true" for state, _, busy in seen if state == "streaming")
     assert seen[-1] == ["done", MESSAGE, None]
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
-    title = MESSAGE[:48]
+    # The first message names the chat, cut at a word boundary to 48 characters.
+    title = "word00 word01 word02 word03 word04 word05…"
     expect(page.locator("#chat-title")).to_have_text(title)
 
     page.reload()

@@ -2,7 +2,7 @@
 // and the Automation view (automation.js).
 import { Automation } from "./automation.js";
 import { Gateway, State } from "./gateway.js";
-import { plural, reconnectText, secondsLeft, untilNextSecond } from "./text.js";
+import { plural, reconnectText, secondsLeft, shortTitle, untilNextSecond } from "./text.js";
 
 // sessionStorage only: the secret lives as long as the tab and never in a URL the server sees.
 const STORE = Object.freeze({
@@ -181,6 +181,14 @@ function sessionTitle(row) {
   return row.createdAt ? `Chat from ${new Date(row.createdAt).toLocaleString()}` : row.key;
 }
 
+/** Show `title` in `element` cut at a word boundary; the whole title is its tooltip. */
+function showTitle(element, title) {
+  const short = shortTitle(title, TITLE_CHARS);
+  element.textContent = short;
+  if (short === title) element.removeAttribute("title");
+  else element.title = title;
+}
+
 function renderSessions() {
   const rows = [...view.sessions.values()].sort((a, b) => (b.updatedAt || 0) - (a.updatedAt || 0));
   if (!view.sessions.has(view.mainKey)) rows.push({ key: view.mainKey });
@@ -189,7 +197,10 @@ function renderSessions() {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "session";
-    button.textContent = sessionTitle(row);
+    const title = document.createElement("span");
+    title.className = "title";
+    showTitle(title, sessionTitle(row));
+    button.append(title);
     if (row.key === view.current) button.setAttribute("aria-current", "page");
     if (typeof row.messageCount === "number") {
       const meta = document.createElement("span");
@@ -203,7 +214,7 @@ function renderSessions() {
     return item;
   }));
   const current = view.current === null ? { label: "New chat" } : view.sessions.get(view.current);
-  ui.chatTitle.textContent = sessionTitle(current || { key: view.current });
+  showTitle(ui.chatTitle, sessionTitle(current || { key: view.current }));
 }
 
 async function refreshSessions() {
@@ -405,7 +416,7 @@ async function send(text) {
   try {
     let key = view.current;
     if (key === null) {
-      const label = text.split("\n")[0].slice(0, TITLE_CHARS);
+      const label = shortTitle(text.split("\n")[0], TITLE_CHARS);
       const created = await gateway.request("sessions.create", { label });
       key = created.key;
       view.sessions.set(key, created.session || { key, label });

@@ -1,4 +1,4 @@
-// The page's wording rules: counts and the reconnect countdown. Pure functions, no DOM and
+// The page's wording rules: counts, the reconnect countdown and short titles. Pure functions, no DOM and
 // no clock reads (times are passed in), so the browser tests call them directly.
 
 /**
@@ -33,4 +33,17 @@ export function reconnectText(seconds, reason) {
   const wait = seconds > 0 ? ` in ${seconds} s` : "";
   const why = reason ? ` (${reason})` : "";
   return `Reconnecting${wait}…${why}`;
+}
+
+/**
+ * Return `text` cut to at most `max` characters at a word boundary, ending in "…" when cut.
+ * A single word longer than `max` is the one case cut inside a word.
+ */
+export function shortTitle(text, max) {
+  const clean = text.replace(/\s+/g, " ").trim();
+  if (clean.length <= max) return clean;
+  const room = clean.slice(0, max); // max - 1 characters of text, then the ellipsis
+  const lastSpace = room.lastIndexOf(" ");
+  const words = lastSpace > 0 ? room.slice(0, lastSpace).replace(/[\s.,;:!?-]+$/, "") : "";
+  return `${words || room.slice(0, max - 1)}…`;
 }
