@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
+from tests.browser import screenshot
 from tests.browser.harness import TOKEN, Daemon, new_daemon
 
 # Twenty-four words: at 50 ms a word the reply streams for over a second.
@@ -203,3 +204,18 @@ def test_the_reconnect_countdown_counts_each_second_until_the_gateway_is_back(
     ]
     start = statuses.index(counted[0])
     assert statuses[start : start + len(counted)] == counted, statuses
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Return a PNG's width and height, read from its IHDR chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR", path
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_the_readme_screenshots_are_taken_at_desktop_and_phone_sizes(
+    browser: Browser, daemon: Daemon, tmp_path: Path
+) -> None:
+    desktop, phone = screenshot.take(browser, daemon, tmp_path)
+    assert (desktop.name, png_size(desktop)) == ("webchat.png", (1280, 800))
+    assert (phone.name, png_size(phone)) == ("webchat-phone.png", (390, 844))

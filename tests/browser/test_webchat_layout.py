@@ -6,11 +6,10 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import watched_tab
+from tests.browser.screenshot import DESKTOP, PHONE
 from tests.browser.scripted_gateway import ScriptedGateway, message
 
 SECRET = "scripted-secret-42"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 # Far more than any window holds: the banner must scroll inside itself, not push the page.
 LONG_ERROR = " ".join(["the agent backend refused the request and said why at length"] * 60)
 

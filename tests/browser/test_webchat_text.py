@@ -6,8 +6,8 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.browser.conftest import watched_tab
+from tests.browser.screenshot import DESKTOP, PHONE
 from tests.browser.scripted_gateway import ScriptedGateway, session
-from tests.browser.test_webchat_layout import DESKTOP, PHONE
 
 SECRET = "scripted-secret-42"
 
