@@ -80,9 +80,9 @@ test: $(STAMP) $(CHROMIUM) $(NGIRCD) $(NATS_SERVER) $(PG_INITDB) $(OPENCLAW_STAM
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-# The README's picture of WebChat, taken by a real gateway and headless Chromium.
+# The README's pictures of WebChat (1280x800 and a 390x844 phone), by a real gateway and Chromium.
 screenshot: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m tests.browser.screenshot docs/webchat.png
+	$(BIN)/python -m tests.browser.screenshot docs
 
 schema: $(STAMP)
 	$(BIN)/clawgate gateway schema > schema/protocol.schema.json

@@ -38,6 +38,25 @@ async def test_slow_header_clients_are_closed_and_the_owner_is_still_served(
     assert ends == [b""] * SLOW_CLIENTS
 
 
+async def test_a_half_sent_request_is_a_warning_but_an_idle_keep_alive_closes_quietly(
+    gateway_factory: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="clawgate.gateway.http")
+    limits = Limits(http_read_timeout_ms=1_000, tick_interval_ms=60_000)
+    gateway = await gateway_factory(limits=limits)
+    slow_reader, _slow = await _slow_header_client(gateway)
+    idle_reader, idle = await asyncio.open_connection("127.0.0.1", gateway.server.port)
+    idle.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # answered, then kept idle
+    ends = await asyncio.gather(
+        asyncio.wait_for(slow_reader.read(), 30), asyncio.wait_for(idle_reader.read(), 30)
+    )
+    assert ends[0] == b""
+    assert ends[1].startswith(b"HTTP/1.1 200") and ends[1].endswith(b"}")  # then closed
+    closes = [r for r in caplog.records if "HTTP client" in r.getMessage()]
+    levels = sorted((r.levelno, "idle" in r.getMessage()) for r in closes)
+    assert levels == [(logging.DEBUG, True), (logging.WARNING, False)]
+
+
 async def test_a_client_trickling_its_body_is_closed_after_the_read_timeout(
     gateway_factory: GatewayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -73,6 +73,7 @@ class _Guarded(asyncio.Protocol):
         self._transport: asyncio.BaseTransport | None = None
         self._counted = False
         self._awaiting = _Awaiting.HEADERS
+        self._heard = False  # bytes arrived since the timer was armed
         self.timed_out = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -109,6 +110,7 @@ class _Guarded(asyncio.Protocol):
     def _start(self, awaiting: _Awaiting) -> None:
         self.disarm()
         self._awaiting = awaiting
+        self._heard = False
         delay = self._door.read_timeout_ms / 1000
         self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
 
@@ -120,6 +122,13 @@ class _Guarded(asyncio.Protocol):
         self._timer = None
         if self._transport is not None and not self._transport.is_closing():
             self.timed_out = True
+            if self._awaiting is _Awaiting.HEADERS and not self._heard:
+                # An idle keep-alive or a browser's preconnect: normal, not worth a warning.
+                logger.debug(
+                    "HTTP client %s closed: idle for %d ms", self._ip, self._door.read_timeout_ms
+                )
+                self._transport.close()
+                return
             logger.warning(
                 "HTTP client %s closed: request %s not received within %d ms",
                 self._ip,
@@ -136,6 +145,7 @@ class _Guarded(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._ip is not None:
+            self._heard = True
             self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
