@@ -125,6 +125,12 @@ class FrameLog:
                 return set(payload["features"]["methods"])
         return set()
 
+    def wait_for_sent(self, page: Page, methods: set[str], timeout_s: float = 60.0) -> None:
+        """Wait until the page has sent every one of `methods` (a page load is slow under load)."""
+        deadline = time.monotonic() + timeout_s
+        while methods - {r["method"] for r in self.requests()} and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+
     def wait_until_quiet(self, page: Page, timeout_s: float = 45.0) -> None:
         """Wait until the page is connected and sent no unpolled request for QUIET_S seconds."""
         deadline = time.monotonic() + timeout_s
@@ -205,6 +211,7 @@ def test_the_shells_calls_are_advertised_and_answered(
     open_ui(page, daemon, frames)
     # The theme catalog is fetched where themes are chosen.
     page.goto(control_url(daemon, "settings/appearance"))
+    frames.wait_for_sent(page, set(SHELL))
     frames.wait_until_quiet(page)
     sent = {r["method"] for r in frames.requests()}
     assert set(SHELL) - sent == set()
