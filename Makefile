@@ -17,7 +17,7 @@ OPENCLAW_TOOLS := .tools/openclaw
 OPENCLAW_STAMP := $(OPENCLAW_TOOLS)/.installed-2026.9.6
 NGIRCD := /usr/sbin/ngircd
 
-.PHONY: run test lint typecheck bench schema screenshot clean openclaw
+.PHONY: run test lint typecheck bench schema docs screenshot clean openclaw
 
 $(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,10 @@ screenshot: $(STAMP) $(CHROMIUM)
 
 schema: $(STAMP)
 	$(BIN)/clawgate gateway schema > schema/protocol.schema.json
+
+# The generated blocks of README.md, docs/protocol.md and docs/control-plane.md.
+docs: $(STAMP)
+	$(BIN)/python -m tests.tools.docs_gen
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tools

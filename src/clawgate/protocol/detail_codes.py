@@ -76,6 +76,7 @@ NODE_ERROR: Final = "NODE_ERROR"
 # Exec approvals: an operator said no, or nobody answered in time.
 APPROVAL_DENIED: Final = "APPROVAL_DENIED"
 APPROVAL_EXPIRED: Final = "APPROVAL_EXPIRED"
+# Cron: a job id that names no job.
 UNKNOWN_CRON_JOB: Final = "UNKNOWN_CRON_JOB"
 
 # Channels (spec §10.7, §13).
