@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -15,13 +16,35 @@ def test_generated_blocks_are_up_to_date(name: str) -> None:
     assert render(text) == text, f"{name} is stale: run `make docs`"
 
 
-def test_links_to_docs_files_point_at_files_that_exist() -> None:
-    missing = []
-    for name in DOCUMENTS:
-        base = (ROOT / name).parent
-        for target in re.findall(
-            r"\]\(((?:\.\./|docs/)?[\w./-]+\.(?:md|json))(?:#[^)]*)?\)", (ROOT / name).read_text()
-        ):
-            if not (base / target).is_file():
-                missing.append(f"{name}: {target}")
-    assert missing == []
+_LINK = re.compile(r"\]\((?!https?:|#)([^)#\s]+)(?:#([^)\s]+))?\)")
+_DOCS = ["README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
+
+
+def _anchors(path: Path) -> set[str]:
+    """Return the anchors GitHub gives the headings of a Markdown file."""
+    seen: dict[str, int] = {}
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", path.read_text(), re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+@pytest.mark.parametrize("name", _DOCS)
+def test_relative_links_point_at_files_and_headings_that_exist(name: str) -> None:
+    source = ROOT / name
+    broken = []
+    for target, anchor in _LINK.findall(source.read_text()):
+        path = (source.parent / target).resolve()
+        if not path.exists():
+            broken.append(target)
+        elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+            broken.append(f"{target}#{anchor}")
+    assert broken == []
+
+
+@pytest.mark.parametrize("name", _DOCS)
+def test_no_section_of_a_document_outside_the_repo_is_cited(name: str) -> None:
+    assert [line for line in (ROOT / name).read_text().splitlines() if "§" in line] == []
