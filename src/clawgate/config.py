@@ -110,17 +110,34 @@ class _Section(BaseModel):
 class AuthSettings(_Section):
     """`[gateway.auth]`: how clients authenticate."""
 
-    mode: AuthMode = AuthMode.TOKEN
-    token: str | None = Field(default=None, repr=False)
-    password: str | None = Field(default=None, repr=False)
+    mode: AuthMode = Field(
+        default=AuthMode.TOKEN, description="none | token | password; `none` only on loopback"
+    )
+    token: str | None = Field(
+        default=None,
+        repr=False,
+        description=(
+            "the shared token clients send; generated on first start when "
+            "absent (env CLAWGATE_GATEWAY_TOKEN)"
+        ),
+    )
+    password: str | None = Field(
+        default=None,
+        repr=False,
+        description=('the shared password with mode = "password" (env CLAWGATE_GATEWAY_PASSWORD)'),
+    )
 
 
 class TlsSection(_Section):
     """`[gateway.tls]`: TLS on the gateway port (self-signed in `<home>/tls/` without paths)."""
 
-    enabled: bool = False
-    cert: str | None = None
-    key: str | None = None
+    enabled: bool = Field(
+        default=False, description="serve wss:// and https:// on the gateway port"
+    )
+    cert: str | None = Field(
+        default=None, description="PEM certificate; with key, instead of the self-signed pair"
+    )
+    key: str | None = Field(default=None, description="PEM private key of cert")
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> TlsSection:
@@ -132,29 +149,65 @@ class TlsSection(_Section):
 class GatewaySection(_Section):
     """`[gateway]`: the WebSocket/HTTP server."""
 
-    port: Annotated[int, Field(ge=0, le=65535)] = 18789
-    bind: str = "loopback"
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=18789, description="WebSocket + HTTP port"
+    )
+    bind: str = Field(default="loopback", description="loopback | lan | an IP address")
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSection = Field(default_factory=TlsSection)
-    allowed_origins: list[str] = Field(default_factory=list)
-    handshake_timeout_ms: Annotated[int, Field(ge=1_000, le=120_000)] = 10_000
-    tick_interval_ms: Annotated[int, Field(ge=100)] = 30_000
-    max_payload: Annotated[int, Field(ge=65_536)] = Limits().max_payload
-    max_buffered_bytes: Annotated[int, Field(ge=65_536)] = Limits().max_buffered_bytes
-    # An HTTP request, headers and body, must arrive within this or its connection is closed.
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="browser origins allowed besides localhost/127.0.0.1/[::1]",
+    )
+    handshake_timeout_ms: Annotated[int, Field(ge=1_000, le=120_000)] = Field(
+        default=10_000, description="time a client has to send `connect` (1000..120000)"
+    )
+    tick_interval_ms: Annotated[int, Field(ge=100)] = Field(
+        default=30_000, description="`tick` event cadence"
+    )
+    max_payload: Annotated[int, Field(ge=65_536)] = Field(
+        default=Limits().max_payload, description="largest inbound frame after hello-ok (bytes)"
+    )
+    max_buffered_bytes: Annotated[int, Field(ge=65_536)] = Field(
+        default=Limits().max_buffered_bytes,
+        description="unwritten bytes per socket before it is closed as a slow consumer",
+    )
     http_read_timeout_ms: Annotated[
         int, Field(ge=HTTP_READ_TIMEOUT_MIN_MS, le=HTTP_READ_TIMEOUT_MAX_MS)
-    ] = Limits().http_read_timeout_ms
-    # Open HTTP connections one address may hold (a WebSocket counts only until its upgrade).
+    ] = Field(
+        default=Limits().http_read_timeout_ms,
+        description=(
+            "an HTTP request, headers and body, must arrive within this or its connection is closed"
+        ),
+    )
     http_max_connections_per_ip: Annotated[
         int, Field(ge=HTTP_CONNECTIONS_PER_IP_MIN, le=HTTP_CONNECTIONS_PER_IP_MAX)
-    ] = Limits().http_max_connections_per_ip
-    # Deprecated alias of `[heartbeat] every` (seconds); `[heartbeat] every` wins when both are set.
-    heartbeat_every_s: Annotated[int, Field(ge=1)] | None = None
-    # The IANA zone of cron jobs without `tz` and of heartbeat active hours; unset: the system's.
-    timezone: str | None = None
-    # An unpacked OpenClaw Control UI bundle (`dist/control-ui`) to serve at /control/.
-    control_ui_root: str | None = None
+    ] = Field(
+        default=Limits().http_max_connections_per_ip,
+        description=(
+            "open HTTP connections one address may hold (a WebSocket counts only until its upgrade)"
+        ),
+    )
+    heartbeat_every_s: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description=(
+            "deprecated alias of `[heartbeat] every` (seconds); `[heartbeat] "
+            "every` wins when both are set"
+        ),
+    )
+    timezone: str | None = Field(
+        default=None,
+        description=(
+            "the IANA zone of cron jobs without `tz` and of heartbeat active "
+            "hours; unset: the system's"
+        ),
+    )
+    control_ui_root: str | None = Field(
+        default=None,
+        description=(
+            "an unpacked OpenClaw Control UI bundle (`dist/control-ui`) to serve at /control/"
+        ),
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -167,18 +220,37 @@ class GatewaySection(_Section):
 class HeartbeatSection(_Section):
     """`[heartbeat]`: the agent's periodic turn (gateway spec §10.1)."""
 
-    # How often, e.g. "30m" or "1h"; "0m" runs no scheduled beats (`wake` still beats).
-    every: str | None = None
-    # A daily window in [gateway] timezone, e.g. "08:00-22:00"; unset beats around the clock.
-    active_hours: str | None = None
-    # The heartbeat prompt; unset: HEARTBEAT.md in the agent's workspace, else a built-in one.
-    prompt: str | None = None
-    # Where a reply that is more than the ack token goes: a WebChat session key ...
-    target: str = "main"
-    # ... or a channel and a peer on it (once the channel layer is there).
-    channel: str | None = None
-    to: str | None = None
-    ack_token: Annotated[str, Field(min_length=1, max_length=64)] = DEFAULT_ACK_TOKEN
+    every: str | None = Field(
+        default=None,
+        description=(
+            'how often, e.g. "30m" or "1h"; "0m" runs no scheduled beats (`wake` still beats)'
+        ),
+    )
+    active_hours: str | None = Field(
+        default=None,
+        description=(
+            'a daily window in [gateway] timezone, e.g. "08:00-22:00"; unset beats around the clock'
+        ),
+    )
+    prompt: str | None = Field(
+        default=None,
+        description=(
+            "the heartbeat prompt; unset: HEARTBEAT.md in the agent's "
+            "workspace, else a built-in one"
+        ),
+    )
+    target: str = Field(
+        default="main",
+        description="the WebChat session that replies (other than the ack token) go to",
+    )
+    channel: str | None = Field(
+        default=None,
+        description="or a channel (with `to`) that replies go to instead",
+    )
+    to: str | None = Field(default=None, description="the peer (chat id) on that channel")
+    ack_token: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default=DEFAULT_ACK_TOKEN, description="a reply that is only this token is not delivered"
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> HeartbeatSection:
@@ -194,54 +266,86 @@ class HeartbeatSection(_Section):
 class CronSection(_Section):
     """`[cron]`: the scheduler."""
 
-    # false: jobs are kept and can be run by hand (cron.run), but none fires on its own.
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "false: jobs are kept and can be run by hand (cron.run), but none fires on its own"
+        ),
+    )
 
 
 class LogSection(_Section):
     """`[log]`: logging."""
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="debug | info | warning | error (env CLAWGATE_LOG_LEVEL)"
+    )
+    format: Literal["text", "json"] = Field(default="text", description="text | json")
 
 
 class ApiAuthSection(_Section):
     """`[auth]`: the credential of the control link (control-plane spec §1.2)."""
 
-    api_key: str | None = Field(default=None, repr=False)
+    api_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="the daemon key the control link sends to the hub (env CLAWGATE_API_KEY)",
+    )
 
 
 class CloudSection(_Section):
     """`[cloud]`: the control link to a hub; absent means the link is off."""
 
-    url: str | None = None
-    allow_insecure: bool = False
+    url: str | None = Field(
+        default=None,
+        description=(
+            "the hub's daemon endpoint, e.g. wss://hub.example.com/v1/daemon "
+            "(env CLAWGATE_CLOUD_URL)"
+        ),
+    )
+    allow_insecure: bool = Field(
+        default=False, description="allow ws:// to a hub that is not on loopback"
+    )
 
 
 class PairingSection(_Section):
     """`[pairing]`: how new devices get in."""
 
-    auto_approve_loopback: bool = True
+    auto_approve_loopback: bool = Field(
+        default=True,
+        description="approve devices connecting from loopback with the shared secret at once",
+    )
 
 
 class NodesSection(_Section):
     """`[nodes]`: which commands nodes may offer beyond the default allowlist (spec §10.5)."""
 
-    # Exact names or `prefix.*`; `system.run` and the other dangerous commands need this.
-    allow_commands: list[str] = Field(default_factory=list)
-    # Wins over the default allowlist and allow_commands.
-    deny_commands: list[str] = Field(default_factory=list)
-    # An exec approval nobody answers is denied after this long.
-    approval_timeout_s: Annotated[int, Field(ge=1, le=3600)] = 120
+    allow_commands: list[str] = Field(
+        default_factory=list,
+        description=(
+            "exact names or `prefix.*`; `system.run` and the other dangerous commands need this"
+        ),
+    )
+    deny_commands: list[str] = Field(
+        default_factory=list, description="wins over the default allowlist and allow_commands"
+    )
+    approval_timeout_s: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=120, description="an exec approval nobody answers is denied after this long"
+    )
 
 
 class IpcSection(_Section):
     """`[ipc]`: the plugin socket (control-plane spec §2.8)."""
 
-    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    # Per-method overrides of the §2.8 timeouts, e.g. {"integration.install" = 600}.
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0, description="daemon-to-plugin calls without a timeout of their own"
+    )
     method_timeouts_s: dict[str, Annotated[float, Field(gt=0, le=3600)]] = Field(
-        default_factory=dict
+        default_factory=dict,
+        description=(
+            "per-method overrides of the plugin request timeouts, e.g. "
+            '{"integration.install" = 600}'
+        ),
     )
 
     @model_validator(mode="after")
@@ -258,15 +362,23 @@ class IpcSection(_Section):
 class QueueSection(_Section):
     """`[queue]`: the offline command queue (control-plane spec §4.3)."""
 
-    ttl_s: Annotated[int, Field(ge=1, le=86_400)] = 300
-    max_total: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
-    max_per_target: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    ttl_s: Annotated[int, Field(ge=1, le=86_400)] = Field(
+        default=300, description="how long a command waits for a plugin"
+    )
+    max_total: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=1000, description="queued commands in all (more are rejected QUEUE_FULL)"
+    )
+    max_per_target: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=100, description="queued commands per capability / integration / plugin"
+    )
 
 
 class ReconcileSection(_Section):
     """`[reconcile]`: the reconciliation engine (control-plane spec §5.8)."""
 
-    drift_interval_s: Annotated[float, Field(ge=1, le=86_400)] = 600.0
+    drift_interval_s: Annotated[float, Field(ge=1, le=86_400)] = Field(
+        default=600.0, description="how often live plugins' inventories are checked for drift"
+    )
 
 
 class AgentBackendKind(StrEnum):
@@ -283,17 +395,38 @@ _ENV_NAME: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"
 class OpenAISection(_Section):
     """`[agent.openai]`: an OpenAI-compatible `/v1/chat/completions` endpoint."""
 
-    base_url: str = "http://127.0.0.1:8080/v1"
-    model: str | None = None
-    # The api key is read from this environment variable, never from the file.
-    api_key_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
-    system_prompt: str | None = None
-    connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
-    # Longest silence allowed between two streamed chunks (and before the first one).
-    read_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
-    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
-    retry_backoff_ms: Annotated[int, Field(ge=0, le=60_000)] = 500
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    base_url: str = Field(
+        default="http://127.0.0.1:8080/v1",
+        description="the server's /v1 root (Ollama: http://127.0.0.1:11434/v1)",
+    )
+    model: str | None = Field(
+        default=None, description='the model name; required with backend = "openai"'
+    )
+    api_key_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="the api key is read from this environment variable, never from the file",
+    )
+    system_prompt: str | None = Field(
+        default=None, description="a system message sent before the history"
+    )
+    connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="seconds to connect to the server"
+    )
+    read_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=120.0,
+        description=(
+            "longest silence allowed between two streamed chunks (and before the first one)"
+        ),
+    )
+    max_retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=2, description="retries of failures before the first token (connect, 429, 5xx)"
+    )
+    retry_backoff_ms: Annotated[int, Field(ge=0, le=60_000)] = Field(
+        default=500, description="first retry delay; doubles each retry"
+    )
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = Field(
+        default=None, description="sampling temperature; unset: the server's default"
+    )
 
     @model_validator(mode="after")
     def _http_url(self) -> OpenAISection:
@@ -305,19 +438,43 @@ class OpenAISection(_Section):
 class AgentSection(_Section):
     """`[agent]`: the agent that answers chat and `agent` runs."""
 
-    backend: AgentBackendKind = AgentBackendKind.ECHO
-    name: Annotated[str, Field(min_length=1, max_length=64)] = "clawgate"
-    avatar: str | None = None
-    # Default run timeout (the `agent` method's `timeout` and chat's `timeoutMs` override it).
-    timeout_s: Annotated[int, Field(ge=1, le=172_800)] = 3600
-    # Pause between echoed words, so streaming is visible; 0 streams as fast as it can.
-    echo_delay_ms: Annotated[int, Field(ge=0, le=10_000)] = 40
-    # How many earlier messages of the session a backend is given.
-    history_limit: Annotated[int, Field(ge=0, le=1000)] = 50
-    # Longest `agent` / `chat.send` message; a longer one is refused (INVALID_REQUEST).
-    max_input_chars: Annotated[int, Field(ge=1, le=64 * MIB)] = AGENT_MAX_INPUT_CHARS
-    # The agent's workspace (relative to the home); the heartbeat reads HEARTBEAT.md there.
-    workspace: str = "workspace"
+    backend: AgentBackendKind = Field(
+        default=AgentBackendKind.ECHO, description="echo | openai | plugin"
+    )
+    name: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default="clawgate", description="the name chat shows (agent.identity.get)"
+    )
+    avatar: str | None = Field(
+        default=None, description="an avatar URL or emoji chat shows beside the name"
+    )
+    timeout_s: Annotated[int, Field(ge=1, le=172_800)] = Field(
+        default=3600,
+        description=(
+            "default run timeout (the `agent` method's `timeout` and chat's "
+            "`timeoutMs` override it)"
+        ),
+    )
+    echo_delay_ms: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        default=40,
+        description=(
+            "pause between echoed words, so streaming is visible; 0 streams as fast as it can"
+        ),
+    )
+    history_limit: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=50, description="how many earlier messages of the session a backend is given"
+    )
+    max_input_chars: Annotated[int, Field(ge=1, le=64 * MIB)] = Field(
+        default=AGENT_MAX_INPUT_CHARS,
+        description=(
+            "longest `agent` / `chat.send` message; a longer one is refused (INVALID_REQUEST)"
+        ),
+    )
+    workspace: str = Field(
+        default="workspace",
+        description=(
+            "the agent's workspace (relative to the home); the heartbeat reads HEARTBEAT.md there"
+        ),
+    )
     openai: OpenAISection = Field(default_factory=OpenAISection)
 
     @model_validator(mode="after")
@@ -330,9 +487,10 @@ class AgentSection(_Section):
 class OpenAIHttpSection(_Section):
     """`[http.openai]`: the OpenAI-compatible `/v1` endpoints on the gateway port."""
 
-    enabled: bool = False
-    # Larger request bodies are answered 413.
-    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * MIB)] = OPENAI_MAX_BODY_BYTES
+    enabled: bool = Field(default=False, description="serve the OpenAI-compatible /v1 endpoints")
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * MIB)] = Field(
+        default=OPENAI_MAX_BODY_BYTES, description="larger request bodies are answered 413"
+    )
 
 
 class HttpSection(_Section):
@@ -349,18 +507,30 @@ RESERVED_HOOK_NAMES: Final = frozenset({"wake", "agent"})
 class HookMappingSection(_Section):
     """`[hooks.mappings.<name>]`: `POST <path>/<name>` turns a JSON body into an agent run."""
 
-    # `{{dotted.path}}` placeholders are replaced with the body's values.
-    template: Annotated[str, Field(min_length=1, max_length=16 * 1024)]
-    # The HMAC secret is read from this environment variable, never from the file. With
-    # it, the hook is authenticated by its signature (GitHub style) instead of the token.
-    secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
-    signature_header: Annotated[str, Field(min_length=1)] = "X-Hub-Signature-256"
-    # Source addresses or networks allowed to call this hook; empty allows any.
-    allow_from: list[str] = Field(default_factory=list)
-    # A header whose value dedupes retries (e.g. X-GitHub-Delivery).
-    idempotency_header: str | None = None
-    # The session runs land in; default `hook:<name>`.
-    session_key: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    template: Annotated[str, Field(min_length=1, max_length=16 * 1024)] = Field(
+        description="`{{dotted.path}}` placeholders are replaced with the body's values"
+    )
+    secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description=(
+            "the HMAC secret is read from this environment variable, never from "
+            "the file. With it, the hook is authenticated by its signature "
+            "(GitHub style) instead of the token"
+        ),
+    )
+    signature_header: Annotated[str, Field(min_length=1)] = Field(
+        default="X-Hub-Signature-256", description="the header carrying the HMAC signature"
+    )
+    allow_from: list[str] = Field(
+        default_factory=list,
+        description="source addresses or networks allowed to call this hook; empty allows any",
+    )
+    idempotency_header: str | None = Field(
+        default=None, description="a header whose value dedupes retries (e.g. X-GitHub-Delivery)"
+    )
+    session_key: Annotated[str, Field(min_length=1, max_length=512)] | None = Field(
+        default=None, description="the session runs land in; default `hook:<name>`"
+    )
 
     @model_validator(mode="after")
     def _networks(self) -> HookMappingSection:
@@ -375,13 +545,22 @@ class HookMappingSection(_Section):
 class HooksSection(_Section):
     """`[hooks]`: authenticated webhooks that wake the agent or start runs."""
 
-    enabled: bool = False
-    # Separate from the gateway token: a hook caller gets no operator access.
-    token: str | None = Field(default=None, repr=False)
-    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$")] = "/hooks"
-    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * MIB)] = HOOKS_MAX_BODY_BYTES
-    # Requests per minute per credential; more are answered 429 with Retry-After.
-    rate_limit_per_minute: Annotated[int, Field(ge=1, le=100_000)] = HOOKS_RATE_PER_MINUTE
+    enabled: bool = Field(default=False, description="serve the webhooks")
+    token: str | None = Field(
+        default=None,
+        repr=False,
+        description="separate from the gateway token: a hook caller gets no operator access",
+    )
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$")] = Field(
+        default="/hooks", description="the URL path the hooks are under"
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * MIB)] = Field(
+        default=HOOKS_MAX_BODY_BYTES, description="larger bodies are answered 413"
+    )
+    rate_limit_per_minute: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=HOOKS_RATE_PER_MINUTE,
+        description="requests per minute per credential; more are answered 429 with Retry-After",
+    )
     mappings: dict[Annotated[str, Field(pattern=_HOOK_NAME)], HookMappingSection] = Field(
         default_factory=dict
     )
@@ -399,13 +578,25 @@ class HooksSection(_Section):
 class CanvasSection(_Section):
     """`[canvas]`: the canvas host, serving agent-written pages to nodes and browsers."""
 
-    # Off by default: it is one more port and a file watcher, and only nodes use it.
-    enabled: bool = False
-    port: Annotated[int, Field(ge=0, le=65535)] = 18793
-    bind: str = "loopback"
-    # The folder served; relative paths are under the home. Default: <home>/canvas.
-    root: str | None = None
-    live_reload: bool = True
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "off by default: it is one more port and a file watcher, and only nodes use it"
+        ),
+    )
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=18793, description="the canvas host's HTTP port"
+    )
+    bind: str = Field(default="loopback", description="loopback | lan | an IP address")
+    root: str | None = Field(
+        default=None,
+        description=(
+            "the folder served; relative paths are under the home. Default: <home>/canvas"
+        ),
+    )
+    live_reload: bool = Field(
+        default=True, description="reload open pages when a file under root changes"
+    )
 
 
 DmPolicy = Literal["pairing", "allowlist", "open", "disabled"]
@@ -423,15 +614,32 @@ class ChannelCommon(_Section):
     (`[channels.<name>.accounts.<id>]`) repeat any of these keys to override them.
     """
 
-    enabled: bool = True
-    # Direct messages from unknown senders: a pairing code (default), refused, or let in.
-    dm_policy: DmPolicy = "pairing"
-    allow_from: list[str] = Field(default_factory=list)
-    group_policy: GroupPolicy = "allowlist"
-    groups: list[str] = Field(default_factory=list)
-    require_mention: bool = True
-    # Text messages from one sender in one chat this close together become one turn.
-    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] = 1500
+    enabled: bool = Field(default=True, description="false: the channel's accounts stay off")
+    dm_policy: DmPolicy = Field(
+        default="pairing",
+        description=(
+            "direct messages from unknown senders: a pairing code (default), refused, or let in"
+        ),
+    )
+    allow_from: list[str] = Field(
+        default_factory=list, description="senders let in without pairing (platform user ids)"
+    )
+    group_policy: GroupPolicy = Field(
+        default="allowlist",
+        description="group chats: only those in groups (allowlist), any (open), or none",
+    )
+    groups: list[str] = Field(
+        default_factory=list, description="group chats the agent may answer in (platform chat ids)"
+    )
+    require_mention: bool = Field(
+        default=True, description="in groups, answer only when the bot is mentioned"
+    )
+    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] = Field(
+        default=1500,
+        description=(
+            "text messages from one sender in one chat this close together become one turn"
+        ),
+    )
 
 
 class TelegramAccountSection(_Section):
@@ -456,16 +664,32 @@ class TelegramAccountSection(_Section):
 class TelegramSection(ChannelCommon):
     """`[channels.telegram]`: a Telegram bot (Bot API), long polling or a webhook."""
 
-    token: str | None = None
-    token_file: str | None = None
-    # Read the token from this environment variable (default CLAWGATE_TELEGRAM_TOKEN).
-    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
-    # The Bot API server root; `/bot<token>/<method>` is appended (self-hosted servers too).
-    api_base: str = "https://api.telegram.org"
-    mode: Literal["polling", "webhook"] = "polling"
-    # The public https base URL that reaches this gateway's HTTP port (webhook mode).
-    webhook_url: str | None = None
-    poll_timeout_s: Annotated[int, Field(ge=1, le=50)] = 25
+    token: str | None = Field(
+        default=None, description="the bot token from @BotFather (or token_file / token_env)"
+    )
+    token_file: str | None = Field(default=None, description="a file holding the bot token")
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description=(
+            "read the token from this environment variable (default CLAWGATE_TELEGRAM_TOKEN)"
+        ),
+    )
+    api_base: str = Field(
+        default="https://api.telegram.org",
+        description=(
+            "the Bot API server root; `/bot<token>/<method>` is appended (self-hosted servers too)"
+        ),
+    )
+    mode: Literal["polling", "webhook"] = Field(default="polling", description="polling | webhook")
+    webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "the public https base URL that reaches this gateway's HTTP port (webhook mode)"
+        ),
+    )
+    poll_timeout_s: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=25, description="how long one getUpdates long poll waits"
+    )
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], TelegramAccountSection] = Field(
         default_factory=dict
     )
@@ -523,29 +747,58 @@ class IrcSection(ChannelCommon):
     when `sasl = true`. `groups` defaults to `channels`: a joined channel is an allowed one.
     """
 
-    server: str | None = None
-    # 6697 with TLS, 6667 without.
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    tls: bool = True
-    tls_verify: bool = True
-    # A CA bundle (PEM) to verify the server with, for a self-signed server certificate.
-    tls_ca_file: str | None = None
-    nick: Annotated[str, Field(pattern=_IRC_NICK)] = "clawgate"
-    username: str | None = None
-    realname: str = "clawgate assistant"
-    password: str | None = None
-    password_file: str | None = None
-    # Read the password from this environment variable (default CLAWGATE_IRC_PASSWORD).
-    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
-    sasl: bool = False
-    # The services account for SASL PLAIN (default: the nick).
-    sasl_username: str | None = None
-    channels: list[Annotated[str, Field(pattern=_IRC_CHANNEL)]] = Field(default_factory=list)
-    # Flood control: this many lines at once, then one every flood_interval_ms.
-    flood_burst: Annotated[int, Field(ge=1, le=100)] = 5
-    flood_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 1000
-    # A PING after this long without a line from the server; no answer -> reconnect.
-    ping_interval_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    server: str | None = Field(
+        default=None, description="the IRC server's host name, e.g. irc.libera.chat"
+    )
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="6697 with TLS, 6667 without"
+    )
+    tls: bool = Field(default=True, description="connect over TLS")
+    tls_verify: bool = Field(default=True, description="verify the server's certificate")
+    tls_ca_file: str | None = Field(
+        default=None,
+        description=(
+            "a CA bundle (PEM) to verify the server with, for a self-signed server certificate"
+        ),
+    )
+    nick: Annotated[str, Field(pattern=_IRC_NICK)] = Field(
+        default="clawgate", description="the nick the agent uses"
+    )
+    username: str | None = Field(
+        default=None, description="the user name sent with USER (default: the nick)"
+    )
+    realname: str = Field(default="clawgate assistant", description="the real name sent with USER")
+    password: str | None = Field(
+        default=None,
+        description="the server password (PASS), or the SASL password with sasl = true",
+    )
+    password_file: str | None = Field(default=None, description="a file holding the password")
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description=(
+            "read the password from this environment variable (default CLAWGATE_IRC_PASSWORD)"
+        ),
+    )
+    sasl: bool = Field(default=False, description="log in with SASL PLAIN")
+    sasl_username: str | None = Field(
+        default=None, description="the services account for SASL PLAIN (default: the nick)"
+    )
+    channels: list[Annotated[str, Field(pattern=_IRC_CHANNEL)]] = Field(
+        default_factory=list, description='channels to join, e.g. ["#clawgate"]'
+    )
+    flood_burst: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=5,
+        description="flood control: this many lines at once, then one every flood_interval_ms",
+    )
+    flood_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = Field(
+        default=1000, description="the pause between lines once the burst is spent"
+    )
+    ping_interval_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=60.0,
+        description=(
+            "a PING after this long without a line from the server; no answer -> reconnect"
+        ),
+    )
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], IrcAccountSection] = Field(
         default_factory=dict
     )
@@ -592,19 +845,33 @@ class MatrixSection(ChannelCommon):
     (`@alice:example.org`, `!room:example.org`).
     """
 
-    # The homeserver's client API base URL, such as https://matrix.example.org.
-    homeserver: str | None = None
-    user_id: Annotated[str, Field(pattern=_MATRIX_USER)] | None = None
-    access_token: str | None = None
-    access_token_file: str | None = None
-    access_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
-    password: str | None = None
-    password_file: str | None = None
-    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
-    # The device name other users see in the bot's session list.
-    device_name: str = "clawgate"
-    # How long one /sync long poll waits on the homeserver.
-    sync_timeout_s: Annotated[int, Field(ge=1, le=120)] = 30
+    homeserver: str | None = Field(
+        default=None,
+        description="the homeserver's client API base URL, such as https://matrix.example.org",
+    )
+    user_id: Annotated[str, Field(pattern=_MATRIX_USER)] | None = Field(
+        default=None, description="the bot's Matrix id, e.g. @bot:example.org"
+    )
+    access_token: str | None = Field(default=None, description="an access token of that user")
+    access_token_file: str | None = Field(
+        default=None, description="a file holding the access token"
+    )
+    access_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None, description="read the access token from this environment variable"
+    )
+    password: str | None = Field(
+        default=None, description="the user's password, to log in when no token is given"
+    )
+    password_file: str | None = Field(default=None, description="a file holding the password")
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None, description="read the password from this environment variable"
+    )
+    device_name: str = Field(
+        default="clawgate", description="the device name other users see in the bot's session list"
+    )
+    sync_timeout_s: Annotated[int, Field(ge=1, le=120)] = Field(
+        default=30, description="how long one /sync long poll waits on the homeserver"
+    )
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], MatrixAccountSection] = Field(
         default_factory=dict
     )
@@ -624,8 +891,10 @@ class MatrixSection(ChannelCommon):
 class ChannelsSection(_Section):
     """`[channels]`: messaging channels, one table each; none is configured by default."""
 
-    # Whether `/readyz` fails while an enabled channel account is not connected.
-    required_for_ready: bool = False
+    required_for_ready: bool = Field(
+        default=False,
+        description="whether `/readyz` fails while an enabled channel account is not connected",
+    )
     telegram: TelegramSection | None = None
     irc: IrcSection | None = None
     matrix: MatrixSection | None = None

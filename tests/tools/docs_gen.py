@@ -13,6 +13,7 @@ import enum
 import json
 import re
 import sys
+import textwrap
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import fields
@@ -401,18 +402,36 @@ def _line(key: str, value: str, comment: str | None, *, commented: bool) -> str:
     return text
 
 
-def _section(model: type[BaseModel], path: str, *, example: bool) -> list[str]:
-    """Return the TOML lines of one section and the sections under it."""
-    doc = _SPEC_REF.sub("", _summary(model))
-    title = doc.split(": ", 1)[1] if ": " in doc else doc
+def _section(
+    model: type[BaseModel], path: str, *, example: bool, parent: type[BaseModel] | None = None
+) -> list[str]:
+    """Return the TOML lines of one section and the sections under it (commented: examples)."""
+    title = _summary(model).split(": ", 1)[-1].rstrip(".")
     header = f"{'# ' if example else ''}[{path}]"
     lines = [f"{header.ljust(36)} # {title}" if title else header]
+    if parent is not None and set(model.model_fields) <= set(parent.model_fields):
+        # A named account: every key is one of its channel's, repeated to override it.
+        keys = textwrap.wrap(
+            "any of the keys above, to override them for this account: "
+            + ", ".join(model.model_fields),
+            94,
+        )
+        return [*lines, *(f"# {line}" for line in keys)]
     nested: list[str] = []
     for name, info in model.model_fields.items():
         sub, named = _model_of(info.annotation)
         if sub is not None:
             sub_path = f"{path}.{name}.NAME" if named else f"{path}.{name}"
-            nested += ["", *_section(sub, sub_path, example=example or named)]
+            absent = info.default is None
+            nested += [
+                "",
+                *_section(
+                    sub,
+                    sub_path,
+                    example=example or named or absent,
+                    parent=model if named else None,
+                ),
+            ]
             continue
         lines.append(_field_line(name, info, example=example))
     return lines + nested
