@@ -255,17 +255,23 @@ def _value(value: Any) -> str:
     return repr(value)
 
 
-def limits_table() -> str:
-    """Return every named limit of `protocol/limits.py` with its value and comment."""
-    rows = ["| limit | value | meaning |", "|---|---|---|"]
+def _constants_table(module: ModuleType, keep: Callable[[str, Any], bool]) -> str:
+    """Return name, value and comment of a module's kept constants; a repeated comment is ″."""
+    rows = ["| name | value | meaning |", "|---|---|---|"]
     previous = None
-    for name, comment in _commented_constants(limits):
-        if name in ("KIB", "MIB"):
+    for name, comment in _commented_constants(module):
+        value = getattr(module, name, None)
+        if not keep(name, value):
             continue
         text = comment if comment != previous else "″"
         previous = comment
-        rows.append(f"| `{name}` | {_value(getattr(limits, name))} | {text} |")
+        rows.append(f"| `{name}` | {_value(value)} | {text} |")
     return "\n".join(rows)
+
+
+def limits_table() -> str:
+    """Return every named limit of `protocol/limits.py` with its value and comment."""
+    return _constants_table(limits, lambda name, _: name not in ("KIB", "MIB"))
 
 
 def configurable_limits() -> str:
@@ -279,40 +285,34 @@ def configurable_limits() -> str:
 # -- control-plane.md ------------------------------------------------------------------------
 
 
+def _payload_fields(model: type[BaseModel]) -> str:
+    """Return a wire model's field names, optional ones marked `?`."""
+    return ", ".join(
+        f"`{info.alias or name}`" + ("" if info.is_required() else "?")
+        for name, info in model.model_fields.items()
+    )
+
+
 def link_message_types() -> str:
     """Return each control-link message type with its payload fields."""
     payloads: dict[Any, type[BaseModel]] = dict(control_link._PAYLOADS)
     rows = ["| type | payload |", "|---|---|"]
     for kind in control_link.MessageType:
-        model = payloads[kind]
-        shown = ", ".join(
-            f"`{info.alias or name}`" + ("" if info.is_required() else "?")
-            for name, info in model.model_fields.items()
-        )
-        rows.append(f"| `{kind.value}` | {shown or 'none'} |")
+        rows.append(f"| `{kind.value}` | {_payload_fields(payloads[kind]) or 'none'} |")
     return "\n".join(rows)
 
 
 def link_envelope() -> str:
     """Return the envelope's fields."""
-    return ", ".join(
-        f"`{info.alias or name}`" + ("" if info.is_required() else "?")
-        for name, info in control_link.Envelope.model_fields.items()
-    )
+    return _payload_fields(control_link.Envelope)
 
 
 def link_constants() -> str:
     """Return the control link's close codes, versions and timings."""
-    rows = ["| name | value | meaning |", "|---|---|---|"]
-    previous = None
-    for name, comment in _commented_constants(control_link):
-        value = getattr(control_link, name, None)
-        if not isinstance(value, int | float) or name.startswith("_"):
-            continue
-        text = comment if comment != previous else "″"
-        previous = comment
-        rows.append(f"| `{name}` | {_value(value)} | {text} |")
-    return "\n".join(rows)
+    return _constants_table(
+        control_link,
+        lambda name, value: isinstance(value, int | float) and not name.startswith("_"),
+    )
 
 
 def ipc_error_codes() -> str:
