@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from clawgate.service.doctor import DoctorProbes
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.slack_api import APP_TOKEN, BOT_TOKEN, BOT_USER_ID, FakeSlack, Posted
 from tests.integration.channels.harness import (
@@ -203,3 +204,15 @@ async def test_a_refused_app_token_fails_the_account_once_with_a_clear_error(
     calls = len(slack.calls)
     await asyncio.sleep(0.5)  # several restart delays of the fast test backoff
     assert len(slack.calls) == calls
+
+
+async def test_doctor_checks_the_bot_token_with_auth_test(slack: FakeSlack) -> None:
+    probes = DoctorProbes()
+    options = {"api_base": slack.api_base, "app_token": APP_TOKEN}
+    ok = await asyncio.to_thread(probes.channel_problem, "slack", options, BOT_TOKEN)
+    refused = await asyncio.to_thread(probes.channel_problem, "slack", options, "xoxb-nope")
+    no_app = {**options, "app_token": None, "app_token_source": "no app_token configured"}
+    missing = await asyncio.to_thread(probes.channel_problem, "slack", no_app, BOT_TOKEN)
+    assert ok is None
+    assert refused == "Slack refused the bot token (invalid_auth)"
+    assert missing is not None and "app-level token" in missing
