@@ -21,7 +21,8 @@ Socket Mode: a connection gets `hello` first; each event the human causes is sen
 `retry_attempt`) and must be acked with `{"envelope_id": ...}`; an envelope not acked is
 sent again (`retry_attempt` + 1) on the next connection, as Slack redelivers. `refresh()`
 sends `{"type": "disconnect", "reason": "refresh_requested"}` and closes the socket a
-moment later, as Slack does before it rotates a connection.
+moment later, as Slack does before it rotates a connection; `drop()` closes it without
+warning; `redeliver(envelope)` sends an envelope again.
 
 A test plays the human with `user_says(...)` and reads what the bot posted with
 `wait_sent(...)`. `script(method, *behaviours)` makes the next calls of a Web API method
@@ -204,6 +205,15 @@ class FakeSlack:
         )
         await asyncio.sleep(close_after_s)
         await sock.ws.close()
+
+    async def redeliver(self, envelope: Envelope) -> None:
+        """Send an envelope again, as Slack does when it thinks the ack was lost."""
+        envelope.retry_attempt += 1
+        await self._send_envelope(self._sockets[-1], envelope)
+
+    async def drop(self) -> None:
+        """Close the live connection without a `disconnect` message (a network drop)."""
+        await self._sockets[-1].ws.close(code=1011)
 
     async def wait_connections(self, count: int, timeout: float = 10.0) -> None:
         """Wait until `count` Socket Mode connections were opened in all."""
