@@ -37,6 +37,7 @@ import json
 import secrets
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -238,6 +239,17 @@ class FakeSlack:
 
         await self._wait(lambda: len(matching()) >= count, timeout)
         return matching()
+
+    async def wait_posted(
+        self, match: Callable[[Posted], bool], *, count: int = 1, timeout: float = 10.0
+    ) -> None:
+        """Wait until `count` posted messages satisfy `match`."""
+
+        def done() -> bool:
+            posts = (p for p in self.posted if p.method == "chat.postMessage")
+            return sum(1 for p in posts if match(p)) >= count
+
+        await self._wait(done, timeout)
 
     async def _wait(self, check: Any, timeout: float) -> None:
         async with asyncio.timeout(timeout), self._changed:

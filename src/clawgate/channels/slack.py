@@ -64,6 +64,8 @@ T = TypeVar("T")
 MAX_TEXT: Final = 4000
 #: How often the connection is checked; each healthy check is a sign of life.
 WATCH_INTERVAL_S: Final = 5.0
+# Concurrent Web API requests per account (replies to different chats go out side by side).
+POOL_SIZE: Final = 32
 _BOT_TOKEN: Final = re.compile(r"^xoxb-[A-Za-z0-9-]+$")
 _APP_TOKEN: Final = re.compile(r"^xapp-[A-Za-z0-9-]+$")
 _AUTH_ERRORS: Final = frozenset(
@@ -174,8 +176,12 @@ class SlackAdapter:
         self._log = logging.LoggerAdapter(logger, {"account": account.key})
 
     def _client(self) -> AsyncWebClient:
+        # One pooled session: without it slack-sdk opens a new session for every call.
         if self._web is None:
-            self._web = AsyncWebClient(token=self._bot_token, base_url=self._api_base)
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=POOL_SIZE))
+            self._web = AsyncWebClient(
+                token=self._bot_token, base_url=self._api_base, session=session
+            )
         return self._web
 
     # -- receiving ------------------------------------------------------------------
