@@ -10,7 +10,11 @@ token as `Authorization: Bearer`). Implemented, with Slack's documented shapes:
 - `chat.postMessage` (`channel`, `text`, `thread_ts`) -> `{ok, channel, ts, message}`;
   `no_text`, `channel_not_found`, `msg_too_long` (over 40,000 characters);
 - `chat.update` (`channel`, `ts`, `text`) -> `{ok, channel, ts, text}`; `message_not_found`;
-- `reactions.add` (`channel`, `timestamp`, `name`) -> `{ok}`; `already_reacted`.
+- `reactions.add` (`channel`, `timestamp`, `name`) -> `{ok}`; `already_reacted`;
+- the upload flow of `files.uploadV2`: `files.getUploadURLExternal` (`filename`, `length`)
+  -> `{ok, upload_url, file_id}`, a POST of the bytes to that URL (200 `OK - <length>`),
+  then `files.completeUploadExternal` (`files` JSON, `channel_id`, `thread_ts`,
+  `initial_comment`) -> `{ok, files: [{id, title}]}`; a file not uploaded is `file_not_found`.
 
 Errors are HTTP 200 with `{"ok": false, "error": "<code>"}` (`invalid_auth`,
 `not_authed`, ...), except rate limits: HTTP 429, a `Retry-After` header in seconds, and
@@ -75,6 +79,8 @@ class Posted:
     text: str = ""
     thread_ts: str | None = None
     reaction: str | None = None
+    file_name: str | None = None
+    file_bytes: int = 0
 
 
 @dataclass
@@ -106,6 +112,8 @@ class FakeSlack:
         self.app_tokens = {APP_TOKEN}
         self._scripts: dict[str, deque[str]] = defaultdict(deque)
         self._tickets: set[str] = set()
+        # file id -> (file name, declared length, uploaded bytes or None)
+        self._uploads: dict[str, tuple[str, int, bytes | None]] = {}
         self._sockets: list[_Socket] = []
         self._ts = itertools.count(1)
         self._event_ids = itertools.count(1)
@@ -125,6 +133,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/link/", self._link)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -343,6 +352,55 @@ class FakeSlack:
         self.posted.append(Posted("reactions.add", channel, ts, reaction=str(name)))
         return _ok({})
 
+    async def _upload_url(self, args: dict[str, Any]) -> web.Response:
+        name, length = args.get("filename"), str(args.get("length") or "")
+        if not name or not length.isdigit():
+            return _error("invalid_arguments")
+        file_id = f"F{secrets.token_hex(5).upper()}"
+        self._uploads[file_id] = (str(name), int(length), None)
+        url = f"http://127.0.0.1:{self.port}/upload/v1/{file_id}"
+        return _ok({"upload_url": url, "file_id": file_id})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        if file_id not in self._uploads:
+            return web.Response(status=404, text="unknown upload")
+        name, length, _ = self._uploads[file_id]
+        data = await request.read()
+        self._uploads[file_id] = (name, length, data)
+        return web.Response(text=f"OK - {len(data)}")
+
+    async def _complete_upload(self, args: dict[str, Any]) -> web.Response:
+        try:
+            files = json.loads(str(args.get("files") or ""))
+        except ValueError:
+            return _error("invalid_arguments")
+        channel = args.get("channel_id")
+        if channel is not None and str(channel)[:1] not in ("C", "D", "G"):
+            return _error("channel_not_found")
+        done = []
+        for item in files if isinstance(files, list) else []:
+            upload = self._uploads.get(str(item.get("id")))
+            if upload is None or upload[2] is None:
+                return _error("file_not_found")
+            name, _, data = upload
+            done.append({"id": item["id"], "title": item.get("title") or name})
+            if channel is not None:
+                self.posted.append(
+                    Posted(
+                        "files.completeUploadExternal",
+                        str(channel),
+                        self._next_ts(),
+                        str(args.get("initial_comment") or ""),
+                        args.get("thread_ts") or None,
+                        file_name=name,
+                        file_bytes=len(data or b""),
+                    )
+                )
+        if not done:
+            return _error("invalid_arguments")
+        return _ok({"files": done})
+
     # -- Socket Mode ----------------------------------------------------------------
 
     async def _link(self, request: web.Request) -> web.StreamResponse:
@@ -404,6 +462,8 @@ _METHODS: dict[str, Any] = {
     "chat.postMessage": FakeSlack._post_message,
     "chat.update": FakeSlack._update,
     "reactions.add": FakeSlack._reaction,
+    "files.getUploadURLExternal": FakeSlack._upload_url,
+    "files.completeUploadExternal": FakeSlack._complete_upload,
 }
 
 

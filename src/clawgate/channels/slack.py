@@ -15,6 +15,8 @@ the gateway did not persist is redelivered by Slack (and deduplicated by `<chann
   under it (`thread_ts`) and the thread is one session; a DM thread is one too.
 - `message` events with a subtype (edits, joins, bot messages) and the bot's own messages are
   skipped; `app_mention` events are read like messages and fall to the same dedupe id.
+- Files go up through `files.uploadV2`'s flow (`files.getUploadURLExternal`, the upload,
+  `files.completeUploadExternal`) into the chat and thread; an URL is posted as a link.
 - Text is sent as plain `mrkdwn` in chunks of 4,000 characters (Slack's advised limit; it
   truncates at 40,000). A 429 raises `RateLimited` with its `Retry-After`.
 
@@ -28,6 +30,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -166,6 +169,7 @@ class SlackAdapter:
             dm=True,
             groups=True,
             threads=True,
+            media=True,
             reactions=True,
             edits=True,
             max_text=MAX_TEXT,
@@ -267,8 +271,29 @@ class SlackAdapter:
         )
 
     async def send_media(self, target: Target, media: OutboundMedia) -> str:
-        """Files are not sent yet: the capability says so, so this is never called."""
-        raise PermanentSendError("the Slack channel does not send files yet")
+        """Upload a local file into the chat (and thread); return the file id.
+
+        Slack cannot fetch a file from an URL itself, so an URL is posted as a link (Slack
+        unfurls it) and the message's `ts` is returned.
+        """
+        thread = self._thread(target)
+        if media.source.startswith(("http://", "https://")):
+            text = f"{media.caption}\n{media.source}" if media.caption else media.source
+            response = await self._call(
+                self._client().chat_postMessage(channel=target.chat_id, text=text, thread_ts=thread)
+            )
+            return str(response["ts"])
+        path = Path(media.source)
+        response = await self._call(
+            self._client().files_upload_v2(
+                file=str(path),
+                filename=path.name,
+                channel=target.chat_id,
+                thread_ts=thread,
+                initial_comment=media.caption or None,
+            )
+        )
+        return str(response["file"]["id"])
 
     async def typing(self, target: Target) -> None:
         """Bots have no typing indicator in Slack's Events API; nothing to do."""

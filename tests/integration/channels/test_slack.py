@@ -216,3 +216,35 @@ async def test_doctor_checks_the_bot_token_with_auth_test(slack: FakeSlack) -> N
     assert ok is None
     assert refused == "Slack refused the bot token (invalid_auth)"
     assert missing is not None and "app-level token" in missing
+
+
+async def test_send_uploads_a_file_from_the_media_folder_into_the_thread(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, slack: FakeSlack
+) -> None:
+    gateway = await slack_gateway(gateway_factory, slack)
+    peer = await operator(client_factory, gateway)
+    media = gateway.home / "media"
+    media.mkdir(mode=0o700)
+    (media / "chart.png").write_bytes(b"\x89PNG fake image")
+    params = {
+        "to": CHANNEL,
+        "mediaUrl": str(media / "chart.png"),
+        "threadId": "1700000000.000100",
+        "idempotencyKey": "file",
+    }
+    result = await peer.client.call("send", params)
+    [upload] = [p for p in slack.posted if p.method == "files.completeUploadExternal"]
+    assert (upload.channel, upload.thread_ts) == (CHANNEL, "1700000000.000100")
+    assert (upload.file_name, upload.file_bytes) == ("chart.png", len(b"\x89PNG fake image"))
+    assert result["messageId"].startswith("F")
+
+
+async def test_send_delivers_text_into_a_thread(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, slack: FakeSlack
+) -> None:
+    gateway = await slack_gateway(gateway_factory, slack)
+    peer = await operator(client_factory, gateway)
+    params = {"to": CHANNEL, "message": "note", "threadId": "1.000002", "idempotencyKey": "t"}
+    result = await peer.client.call("send", params)
+    [posted] = replies(slack, CHANNEL, "note")
+    assert posted.thread_ts == "1.000002" and result["messageId"] == posted.ts
