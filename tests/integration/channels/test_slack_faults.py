@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import GatewayFactory
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
+from tests.fakes.slack_api import APP_TOKEN, BOT_TOKEN, BOT_USER_ID, FakeSlack
 from tests.integration.channels.harness import channel_gateway, channel_status, operator, wait_for
 from tests.integration.channels.test_slack import (
     ALICE,
@@ -89,3 +89,17 @@ async def test_odd_and_unknown_events_are_acked_and_skipped(
     await slack.wait_acked()
     texts = [p.text for p in slack.posted if p.channel == CHANNEL]
     assert all(len(t) <= 4000 for t in texts)
+
+
+async def test_neither_token_reaches_a_log_or_the_database(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, slack: FakeSlack
+) -> None:
+    gateway = await paired(gateway_factory, client_factory, slack)
+    slack.script("chat.postMessage", "500")
+    await slack.user_says("hello", user=ALICE, channel=DM)
+    await wait_for(lambda: replies(slack, DM, "hello"))
+    await gateway.server.stop()
+    for path in gateway.home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert BOT_TOKEN.encode() not in data and APP_TOKEN.encode() not in data, path
