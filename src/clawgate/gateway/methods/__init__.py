@@ -79,6 +79,9 @@ METHODS: Final[tuple[tuple[str, str, str], ...]] = (
     ("exec.approval.resolve", "approvals", "exec_approval_resolve"),
     ("exec.approvals.get", "approvals", "exec_approvals_get"),
     ("exec.approvals.set", "approvals", "exec_approvals_set"),
+    # OpenClaw's Control UI approvals page (issue 21): closed approvals, standing grants.
+    ("approval.history", "approvals", "approval_history"),
+    ("exec.approval.grants.list", "approvals", "exec_approval_grants_list"),
     ("device.pair.list", "devices", "device_pair_list"),
     ("device.pair.approve", "devices", "device_pair_approve"),
     ("device.pair.reject", "devices", "device_pair_reject"),
