@@ -41,10 +41,13 @@ PAGES: Final = [
     "systems",
     "settings/channels",
     "automations",
+    "settings/approvals",
 ]
-# The pages of the channels, nodes, cron and exec-approval capabilities: no method they
-# call, advertised or not, may be unknown (the UI calls some without checking).
-COMPLETE: Final = frozenset({"systems", "settings/channels", "automations"})
+# The pages of the channels, nodes, cron, plugins and exec-approval capabilities: no method
+# they call, advertised or not, may be unknown (the UI calls some without checking).
+COMPLETE: Final = frozenset(
+    {"systems", "settings/channels", "automations", "plugins", "settings/approvals"}
+)
 # Error text the pages show when a call failed.
 BANNERS: Final = (
     "unknown method: chat",
@@ -219,8 +222,8 @@ def test_the_shells_calls_are_advertised_and_answered(
     assert set(SHELL) - frames.answered() == set()
 
 
-# Sixteen pages, each settling for QUIET_S or more: past the default 180 s on a loaded machine.
-@pytest.mark.timeout(360)
+# Seventeen pages, each settling for QUIET_S or more: past the default 180 s on a loaded machine.
+@pytest.mark.timeout(390)
 def test_every_page_clawgate_can_serve_renders_without_an_error(
     page: Page, daemon: Daemon, frames: FrameLog
 ) -> None:

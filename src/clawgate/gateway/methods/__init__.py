@@ -97,6 +97,8 @@ METHODS: Final[tuple[tuple[str, str, str], ...]] = (
     ("cron.run", "cron", "cron_run"),
     ("cron.runs", "cron", "cron_runs"),
     ("plugins.list", "plugins", "plugins_list"),
+    # OpenClaw's Control UI plugins page calls it, advertised or not (issue 21).
+    ("plugins.catalog.browse", "plugins", "plugins_catalog_browse"),
     ("queue.list", "plugins", "queue_list"),
     ("integrations.list", "integrations", "integrations_list"),
     ("integrations.apply", "integrations", "integrations_apply"),
