@@ -15,7 +15,9 @@ from clawgate.protocol.approval_history import (
     HistoryCursor,
     InvalidCursorError,
     ResolverKind,
+    history_command,
 )
+from clawgate.protocol.limits import APPROVAL_HISTORY_COMMAND_MAX_CHARS
 
 CLOSED = ClosedApproval(
     id="a/1",
@@ -83,6 +85,15 @@ def test_a_gateway_closed_approval_names_no_resolver_id() -> None:
         CLOSED, resolver_kind=ResolverKind.SYSTEM, resolver_id=None
     )
     assert gateway_closed.snapshot("/control")["resolver"] == {"kind": "system"}
+
+
+def test_a_long_command_line_is_cut_to_the_limit() -> None:
+    kept = history_command(["echo", "x" * APPROVAL_HISTORY_COMMAND_MAX_CHARS])
+    assert len(kept) == APPROVAL_HISTORY_COMMAND_MAX_CHARS and kept.endswith("…")
+
+
+def test_a_short_command_line_is_kept_whole() -> None:
+    assert history_command(["echo", "a b"]) == "echo 'a b'"
 
 
 def test_a_record_comes_back_as_it_was() -> None:

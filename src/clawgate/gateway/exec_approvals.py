@@ -25,6 +25,7 @@ from ..protocol.approval_history import (
     ClosedApproval,
     HistoryCursor,
     Resolver,
+    history_command,
 )
 from ..protocol.detail_codes import APPROVAL_DENIED, APPROVAL_EXPIRED
 from ..protocol.errors import Unavailable
@@ -206,7 +207,7 @@ class ExecApprovals:
             ClosedApproval(
                 id=request.id,
                 node_id=request.node_id,
-                command=command_text(request.argv),
+                command=history_command(request.argv),
                 requested_by=request.requested_by,
                 outcome=outcome,
                 resolver_kind=resolver.kind,

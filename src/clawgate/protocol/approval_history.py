@@ -18,13 +18,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import quote
 
-from .exec_approvals import APPROVAL_DECISIONS
-from .limits import APPROVAL_HISTORY_CURSOR_MAX_CHARS
+from .exec_approvals import APPROVAL_DECISIONS, command_text
+from .limits import APPROVAL_HISTORY_COMMAND_MAX_CHARS, APPROVAL_HISTORY_CURSOR_MAX_CHARS
 
 __all__ = [
     "BY_GATEWAY",
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidCursorError",
     "Resolver",
     "ResolverKind",
+    "history_command",
 ]
 
 
@@ -53,6 +55,14 @@ class ResolverKind(StrEnum):
     DEVICE = "device"
     RUNTIME = "runtime"
     SYSTEM = "system"
+
+
+def history_command(argv: Sequence[str]) -> str:
+    """Return the command line a history row keeps: argv as one line, cut to the limit."""
+    text = command_text(argv)
+    if len(text) <= APPROVAL_HISTORY_COMMAND_MAX_CHARS:
+        return text
+    return text[: APPROVAL_HISTORY_COMMAND_MAX_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
