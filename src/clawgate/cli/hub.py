@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -16,6 +17,8 @@ from typing import Annotated, Any, Final
 import orjson
 import typer
 
+from ..config import ConfigError, bind_host, is_loopback_host
+from ..files import AlreadyRunning, PidLock, running_pid
 from ..hub.settings import (
     DEFAULT_PORT,
     ENV_ADMIN_TOKEN,
@@ -25,6 +28,7 @@ from ..hub.settings import (
     load_settings,
     read_settings_file,
 )
+from ..service.daemon import DETACHED_ENV, DaemonFiles, hub_files, start_detached
 from ..service.logs import setup_logging
 from ..service.paths import HomeError, resolve_home
 from ..service.runstate import (
@@ -35,7 +39,9 @@ from ..service.runstate import (
     find_running,
     write_run_state,
 )
+from . import install as install_commands
 from ._common import console, fail, install_uvloop, print_json
+from .daemon_ops import refuse_foreign_restart, show_logs, stop_and_say
 from .ids import pick_id
 
 __all__ = ["app"]
@@ -45,6 +51,8 @@ desired_app = typer.Typer(help="Read and write a daemon's desired state.", no_ar
 keys_app = typer.Typer(help="Issue, list and revoke daemon API keys.", no_args_is_help=True)
 app.add_typer(desired_app, name="desired")
 app.add_typer(keys_app, name="keys")
+app.command("install")(install_commands.hub_install)
+app.command("uninstall")(install_commands.hub_uninstall)
 
 #: Exit code when `--wait` ran out before the command ended (as `timeout(1)` does).
 EXIT_STILL_RUNNING: Final = 124
@@ -61,6 +69,19 @@ DatabaseUrlOption = Annotated[
     typer.Option("--database-url", help="postgresql://… for several instances, or sqlite:///…"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+PortOption = Annotated[
+    int | None, typer.Option(min=0, max=65535, help=f"Port, 1-65535 (default {DEFAULT_PORT}).")
+]
+BindOption = Annotated[
+    str | None,
+    typer.Option(help="loopback, lan or an IP address (default: `listen` in hub.toml)."),
+]
+DbOption = Annotated[Path | None, typer.Option(help="Database file (default hub.db).")]
+BusUrlOption = Annotated[
+    str | None,
+    typer.Option("--bus-url", help="NATS URL routing between instances (needs PostgreSQL)."),
+]
+LogFormatOption = Annotated[str, typer.Option("--log-format", help="text or json.")]
 
 
 def _config_path(config: Path | None) -> Path:
@@ -77,27 +98,44 @@ def _config_path(config: Path | None) -> Path:
 
 @app.command("run")
 def run(
-    port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help=f"Port, 1-65535 (default {DEFAULT_PORT}).")
-    ] = None,
-    db: Annotated[Path | None, typer.Option(help="Database file (default hub.db).")] = None,
+    port: PortOption = None,
+    bind: BindOption = None,
+    db: DbOption = None,
     database_url: DatabaseUrlOption = None,
-    bus_url: Annotated[
-        str | None,
-        typer.Option("--bus-url", help="NATS URL routing between instances (needs PostgreSQL)."),
-    ] = None,
+    bus_url: BusUrlOption = None,
     config: ConfigOption = None,
-    log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run the hub in the foreground until SIGTERM or Ctrl-C."""
     os.umask(0o077)
-    settings = _settings(config, db, port, database_url, bus_url)
-    setup_logging("info", log_format)
+    # `hub start` marks its child; the mark must not reach the hub's own children.
+    detached = os.environ.pop(DETACHED_ENV, "") == "1"
+    settings = _settings(config, db, port, database_url, bus_url, bind)
+    files = hub_files(settings.config_path.parent)
+    lock = PidLock(files.pid_file)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        fail(
+            f"another hub is running in {files.pid_file.parent} ({exc}); "
+            "stop it with `clawgate hub stop`",
+            3,
+        )
+    try:
+        _run_locked(settings, files, log_format, detached=detached)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    settings: HubSettings, files: DaemonFiles, log_format: str, *, detached: bool
+) -> None:
+    setup_logging("info", log_format, files.log_file)
     from ..hub.store import HubLocked, HubStoreError  # the server side loads only here
 
     install_uvloop()
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, files, detached=detached))
     except HubLocked as exc:
         fail(str(exc), 3)
     except HubStoreError as exc:
@@ -114,17 +152,21 @@ def _settings(
     port: int | None,
     database_url: str | None,
     bus_url: str | None = None,
+    bind: str | None = None,
 ) -> HubSettings:
     try:
-        return load_settings(
+        settings = load_settings(
             _config_path(config),
             db=db.absolute() if db else None,
             port=port,
             database_url=database_url,
             bus_url=bus_url,
         )
-    except HubSettingsError as exc:
+        if bind is not None:
+            settings = dataclasses.replace(settings, host=bind_host(bind))
+    except (HubSettingsError, ConfigError) as exc:
         fail(str(exc), 2)
+    return settings
 
 
 @app.command("migrate")
@@ -148,7 +190,7 @@ def migrate(
     console.print(f"hub schema at version {version}: {settings.database}")
 
 
-async def _serve(settings: HubSettings) -> None:
+async def _serve(settings: HubSettings, files: DaemonFiles, *, detached: bool) -> None:
     from ..hub.server import HubServer
 
     server = HubServer(settings)
@@ -157,7 +199,7 @@ async def _serve(settings: HubSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    state_path = settings.config_path.parent / HUB_STATE_NAME
+    state_path = files.run_state
     started_ms = int(time.time() * 1000)
     write_run_state(
         state_path,
@@ -168,22 +210,175 @@ async def _serve(settings: HubSettings) -> None:
             boot_id=server.boot_id,
             started_ms=started_ms,
             identity_key=server.identity_key,
+            detached=detached,
         ),
     )
     origin = "generated and stored in" if settings.generated else "in"
-    print(
-        f"clawgate hub {server.url} (pid {os.getpid()})\n"
-        f"  daemons: cloud.url = {server.link_url}\n"
-        f"  admin token: {origin} {settings.config_path}\n"
-        f"  database: {settings.database}\n"
+    lines = [
+        f"clawgate hub {server.url} (pid {os.getpid()})",
+        f"  daemons: cloud.url = {server.link_url}",
+        f"  admin token: {origin} {settings.config_path}",
+        f"  database: {settings.database}",
         f"  bus: {'NATS' if settings.bus_url else 'in process'}",
-        flush=True,
-    )
+    ]
+    if not is_loopback_host(settings.host):
+        lines.append(
+            f"  listening on {settings.host}: plain HTTP, so the admin token and daemon keys "
+            "cross the network in clear; put a TLS proxy in front (docs/hub-scale-out.md)"
+        )
+    print("\n".join(lines), flush=True)
     try:
         await stop.wait()
     finally:
         clear_run_state(state_path, server.boot_id)
         await server.stop()
+
+
+# -- in the background ------------------------------------------------------------------
+
+
+def _files(config: Path | None) -> DaemonFiles:
+    return hub_files(_config_path(config).parent)
+
+
+@app.command("start")
+def start(
+    port: PortOption = None,
+    bind: BindOption = None,
+    db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
+    bus_url: BusUrlOption = None,
+    config: ConfigOption = None,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Start the hub in the background and wait until it is ready."""
+    os.umask(0o077)
+    # Checked (and hub.toml made on first run) here, so a mistake is one line, not a log.
+    settings = _settings(config, db, port, database_url, bus_url, bind)
+    files = hub_files(settings.config_path.parent)
+    pid = running_pid(files.pid_file)
+    if pid is not None:
+        fail(f"already running (pid {pid}); stop it with `clawgate hub stop`", 3)
+    args = ["--config", str(settings.config_path), "--log-format", log_format]
+    for flag, value in (("--port", port), ("--bind", bind), ("--db", db and db.absolute())):
+        if value is not None:
+            args += [flag, str(value)]
+    # URLs may hold a password: they travel in the environment, never on a `ps` line.
+    if database_url is not None:
+        os.environ["CLAWGATE_HUB_DATABASE_URL"] = database_url
+    if bus_url is not None:
+        os.environ["CLAWGATE_HUB_BUS_URL"] = bus_url
+    result = start_detached(files, args)
+    if not result.ok or result.state is None:
+        # Exit 3 from the child means another hub holds the lock or the database.
+        fail(f"hub did not start: {result.detail}", 3 if result.exit_code == 3 else 1)
+    state = result.state
+    link = state.url.replace("http://", "ws://", 1) + "/v1/daemon"
+    print(
+        f"clawgate hub started (pid {state.pid}) on {state.url}\n"
+        f"  daemons: cloud.url = {link}\n"
+        f"  admin token: in {settings.config_path}\n"
+        f"  logs: {files.log_file}"
+    )
+
+
+@app.command("stop")
+def stop(config: ConfigOption = None) -> None:
+    """Stop the background hub: SIGTERM, then SIGKILL if it does not drain in time."""
+    stop_and_say(_files(config))
+
+
+@app.command("restart")
+def restart(
+    port: PortOption = None,
+    bind: BindOption = None,
+    db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
+    bus_url: BusUrlOption = None,
+    config: ConfigOption = None,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Stop the hub if `hub start` started it, then start it in the background."""
+    files = _files(config)
+    refuse_foreign_restart(files)
+    stop_and_say(files)
+    start(port, bind, db, database_url, bus_url, config, log_format)
+
+
+@app.command("status")
+def status(json_output: JsonOption = False, config: ConfigOption = None) -> None:
+    """Show whether the hub runs: pid, address, uptime and connected daemons."""
+    files = _files(config)
+    report: dict[str, Any] = {
+        "running": False,
+        "config": str(_config_path(config)),
+        "logFile": str(files.log_file),
+    }
+    try:
+        state = find_running(files.run_state, kind="hub", where=str(files.run_state.parent))
+    except NotRunning as exc:
+        report["reason"] = str(exc)
+        state = None
+    if state is not None:
+        report.update(
+            running=True,
+            pid=state.pid,
+            url=state.url,
+            linkUrl=state.url.replace("http://", "ws://", 1) + "/v1/daemon",
+            bootId=state.boot_id,
+            uptimeS=max(0, int(time.time() - state.started_ms / 1000)),
+            detached=state.detached,
+            daemons=_daemon_counts(state.http_url, _config_path(config)),
+        )
+    if json_output:
+        print_json(report, compact=True)
+    elif state is None:
+        console.print("clawgate hub is not running; start it with `clawgate hub start`")
+    else:
+        daemons = report["daemons"]
+        counted = "unknown (no admin token)"
+        if daemons is not None:
+            counted = f"{daemons['connected']} connected of {daemons['total']}"
+        how = "`clawgate hub start`" if state.detached else "foreground or a service manager"
+        print(
+            f"clawgate hub running (pid {state.pid}, {how}) on {state.url}\n"
+            f"  up {report['uptimeS']} s, boot id {state.boot_id}\n"
+            f"  daemons: {counted}; they connect to {report['linkUrl']}\n"
+            f"  logs: {files.log_file}"
+        )
+    if state is None:
+        raise typer.Exit(1)
+
+
+def _daemon_counts(http_url: str, config_path: Path) -> dict[str, int] | None:
+    """Return connected/total daemons, or None when this home has no admin token."""
+    try:
+        data = read_settings_file(config_path)
+    except HubSettingsError:
+        return None
+    token = os.environ.get(ENV_ADMIN_TOKEN) or data.get("admin_token")
+    if not isinstance(token, str) or not token:
+        return None
+    request = urllib.request.Request(http_url + "/v1/daemons")
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            daemons = orjson.loads(response.read())["daemons"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return {"connected": sum(1 for d in daemons if d["connected"]), "total": len(daemons)}
+
+
+@app.command("logs")
+def logs(
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many lines to show.")] = 50,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print the hub's log, optionally following it across rotations."""
+    show_logs(_files(config), lines, follow)
 
 
 # -- the HTTP client ---------------------------------------------------------------------
