@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final
 
 import orjson
 import typer
+from typer.core import TyperGroup
 
 from ..config import ConfigError, bind_host, is_loopback_host
 from ..files import AlreadyRunning, PidLock, running_pid
@@ -46,16 +47,36 @@ from .ids import pick_id
 
 __all__ = ["app"]
 
+
+class _SendUnlessNamed(TyperGroup):
+    """`hub command DAEMON NAME` stays short for `hub command send DAEMON NAME`."""
+
+    # Typer bundles its own click: the context and command types are left as Any here.
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        """Route arguments that name no subcommand (nor an option) to `send`."""
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["send", *args]
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(help="Run the hub and manage daemons through it.", no_args_is_help=True)
 desired_app = typer.Typer(help="Read and write a daemon's desired state.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke daemon API keys.", no_args_is_help=True)
+command_app = typer.Typer(
+    cls=_SendUnlessNamed,
+    help="Send a command to a daemon (`hub command DAEMON NAME` = `send`), show one, list them.",
+    no_args_is_help=True,
+)
 app.add_typer(desired_app, name="desired")
 app.add_typer(keys_app, name="keys")
+app.add_typer(command_app, name="command")
 app.command("install")(install_commands.hub_install)
 app.command("uninstall")(install_commands.hub_uninstall)
 
 #: Exit code when `--wait` ran out before the command ended (as `timeout(1)` does).
 EXIT_STILL_RUNNING: Final = 124
+#: The most commands one listing returns (the hub's `?limit=` bound).
+MAX_LISTED: Final = 200
 _HTTP_SLACK_S: Final = 10.0
 
 ConfigOption = Annotated[
@@ -516,6 +537,24 @@ def daemon(
     print_json(record, compact=False)
 
 
+def _daemon_listing(
+    daemon_id: str,
+    what: str,
+    limit: int,
+    json_output: bool,
+    url: str | None,
+    config: Path | None,
+) -> tuple[str, dict[str, Any]] | None:
+    """Fetch a daemon's latest `what` (reports, commands); with --json print them, return None."""
+    hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id)
+    data = hub.call("GET", f"/v1/daemons/{daemon_id}/{what}?limit={limit}")
+    if json_output:
+        print_json(data, compact=True)
+        return None
+    return daemon_id, data
+
+
 @app.command("reports")
 def reports(
     daemon_id: str,
@@ -528,12 +567,10 @@ def reports(
     from rich.markup import escape
     from rich.table import Table
 
-    hub = _Hub(url, config)
-    daemon_id = _daemon_id(hub, daemon_id)
-    data = hub.call("GET", f"/v1/daemons/{daemon_id}/reports?limit={limit}")
-    if json_output:
-        print_json(data, compact=True)
+    listed = _daemon_listing(daemon_id, "reports", limit, json_output, url, config)
+    if listed is None:
         return
+    daemon_id, data = listed
     table = Table(title=f"reports of {escape(daemon_id)}")
     for column in ("received", "revision", "trigger", "converged", "drift", "integrations"):
         table.add_column(column)
@@ -626,8 +663,8 @@ def _json_object(text: str | None, option: str) -> dict[str, Any]:
     return value
 
 
-@app.command("command")
-def command(
+@command_app.command("send")
+def command_send(
     daemon_id: str,
     name: str,
     target: Annotated[
@@ -641,7 +678,6 @@ def command(
     config: ConfigOption = None,
 ) -> None:
     """Send a command to a daemon; with --wait, print its outcome."""
-    from rich.markup import escape
 
     body: dict[str, Any] = {
         "name": name,
@@ -658,10 +694,20 @@ def command(
         body,
         timeout=wait + _HTTP_SLACK_S,
     )
+    _show_outcome(record, wait, json_output)
+
+
+def _show_outcome(record: dict[str, Any], wait: float, json_output: bool) -> None:
+    """Print a command's state and outcome; exit 1 when it failed, 124 when `wait` ran out."""
+    from rich.markup import escape
+
     if json_output:
         print_json(record, compact=True)
     else:
-        console.print(f"command {record['commandId']}: {record['state']}")
+        console.print(
+            f"command {record['commandId']} ({escape(record['name'])} on "
+            f"{escape(record['daemonId'])}): {record['state']}"
+        )
         if record.get("result") is not None:
             print_json(record["result"], compact=False)
         if record.get("error"):
@@ -675,6 +721,70 @@ def command(
         raise typer.Exit(EXIT_STILL_RUNNING if wait > 0 else 0)
     if record["state"] != "done":
         raise typer.Exit(1)
+
+
+def _command_id(hub: _Hub, given: str) -> str:
+    """Accept a full command id, or a unique prefix among the commands of every daemon."""
+    status, _ = hub.request("GET", f"/v1/commands/{given}")
+    if status == 200:
+        return given
+    ids: list[str] = []
+    for d in hub.call("GET", "/v1/daemons")["daemons"]:
+        listed = hub.call("GET", f"/v1/daemons/{d['daemonId']}/commands?limit={MAX_LISTED}")
+        ids += [c["commandId"] for c in listed["commands"]]
+    return pick_id(given, ids, what="command", listing="clawgate hub command list DAEMON")
+
+
+@command_app.command("get")
+def command_get(
+    command_id: Annotated[str, typer.Argument(help="A command id or a unique prefix of one.")],
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the outcome (≤ 60).", min=0, max=60)
+    ] = 0,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show a command's state and outcome; with --wait, wait for the outcome first."""
+    hub = _Hub(url, config)
+    command_id = _command_id(hub, command_id)
+    record = hub.call(
+        "GET", f"/v1/commands/{command_id}?wait={wait:g}", timeout=wait + _HTTP_SLACK_S
+    )
+    _show_outcome(record, wait, json_output)
+
+
+@command_app.command("list")
+def command_list(
+    daemon_id: str,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=200)] = 20,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List a daemon's recent commands, newest first."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    listed = _daemon_listing(daemon_id, "commands", limit, json_output, url, config)
+    if listed is None:
+        return
+    daemon_id, data = listed
+    if not data["commands"]:
+        console.print(
+            f"no commands for {escape(daemon_id)}; send one with "
+            f"`clawgate hub command {escape(daemon_id)} NAME`"
+        )
+        return
+    table = Table(title=f"commands of {escape(daemon_id)}")
+    for column in ("command", "name", "issued", "state", "updated"):
+        table.add_column(column, no_wrap=column == "command")
+    for c in data["commands"]:
+        table.add_row(
+            c["commandId"], escape(c["name"]), c["issuedAt"], c["state"], _show(c["updatedAt"])
+        )
+    console.print(table)
+    console.print("show one with: clawgate hub command get ID")
 
 
 # -- keys ----------------------------------------------------------------------------------

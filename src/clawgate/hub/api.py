@@ -29,8 +29,9 @@ __all__ = ["HubHttpError", "add_routes"]
 logger = logging.getLogger(__name__)
 
 CORE_KEY: Final = web.AppKey("hub_core", HubCore)
-DEFAULT_REPORTS: Final = 20
-MAX_REPORTS: Final = 200
+#: How many reports or commands a listing returns by default, and at most (`?limit=`).
+DEFAULT_LIMIT: Final = 20
+MAX_LIMIT: Final = 200
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 _LABEL_MAX: Final = 200
 
@@ -238,15 +239,28 @@ async def get_command(request: web.Request) -> web.Response:
     return _json(record.to_json())
 
 
+def _limit(request: web.Request) -> int:
+    text = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise HubHttpError(
+            400, "INVALID_REQUEST", f"limit must be an integer from 1 to {MAX_LIMIT}"
+        )
+    return int(text)
+
+
+async def list_commands(request: web.Request) -> web.Response:
+    """List a daemon's recent commands, newest first (without their ack history)."""
+    limit = _limit(request)
+    daemon_id = await _daemon_or_404(request)
+    records = await _core(request).store.list_commands(daemon_id, limit)
+    return _json({"commands": [record.to_json() for record in records]})
+
+
 async def list_reports(request: web.Request) -> web.Response:
     """Show a daemon's recent reports, newest first."""
-    text = request.query.get("limit", str(DEFAULT_REPORTS))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_REPORTS:
-        raise HubHttpError(
-            400, "INVALID_REQUEST", f"limit must be an integer from 1 to {MAX_REPORTS}"
-        )
+    limit = _limit(request)
     daemon_id = await _daemon_or_404(request)
-    reports = await _core(request).store.list_reports(daemon_id, int(text))
+    reports = await _core(request).store.list_reports(daemon_id, limit)
     return _json({"reports": reports})
 
 
@@ -346,6 +360,7 @@ _OPERATOR_ROUTES: Final = (
     ("GET", "/v1/daemons/{daemonId}/desired-state", get_desired),
     ("PUT", "/v1/daemons/{daemonId}/desired-state", put_desired),
     ("POST", "/v1/daemons/{daemonId}/commands", post_command),
+    ("GET", "/v1/daemons/{daemonId}/commands", list_commands),
     ("GET", "/v1/daemons/{daemonId}/reports", list_reports),
     ("GET", "/v1/commands/{commandId}", get_command),
     ("GET", "/v1/keys", list_keys),

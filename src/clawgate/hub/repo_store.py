@@ -305,6 +305,11 @@ class RepositoryHubStore:
         with _hub_errors():
             return [_command(row) for row in await self._db.unsettled_commands(daemon_id, horizon)]
 
+    async def list_commands(self, daemon_id: str, limit: int) -> list[CommandRecord]:
+        """Return the daemon's latest ``limit`` commands, newest first (acks left out)."""
+        with _hub_errors():
+            return [_command(row) for row in await self._db.list_commands(daemon_id, limit)]
+
     async def sweep(self, daemon_ids: list[str], now: str) -> list[SweepRow]:
         """Return each held daemon's owning session, revision and unsettled command ids."""
         horizon = parse_time(now) - RESEND_GRACE_S

@@ -307,6 +307,10 @@ class HubStore(Protocol):
         """Return the daemon's commands without a terminal ack still worth re-sending."""
         ...
 
+    async def list_commands(self, daemon_id: str, limit: int) -> list[CommandRecord]:
+        """Return the daemon's latest ``limit`` commands, newest first (acks left out)."""
+        ...
+
     async def sweep(self, daemon_ids: list[str], now: str) -> list[SweepRow]:
         """Return each held daemon's owning session, revision and unsettled command ids."""
         ...
