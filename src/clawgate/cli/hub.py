@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -600,24 +599,22 @@ def desired_get(daemon_id: str, url: UrlOption = None, config: ConfigOption = No
 
 
 def _read_desired_file(path: Path) -> dict[str, Any]:
+    """Read FILE as `clawgate integrations apply` does (docs/desired-state.md)."""
+    from ..integrations.desired_file import DesiredFileError, load_desired_file
+
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror}", 2)
-    try:
-        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
-    except (tomllib.TOMLDecodeError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        kind = "TOML" if path.suffix == ".toml" else "JSON"
-        fail(f"{path} is not valid {kind} ({exc}); fix it and retry", 2)
-    if not isinstance(data, dict) or "integrations" not in data:
-        fail(f"{path} must hold an object with an `integrations` list", 2)
-    return data
+        return {"integrations": load_desired_file(path, os.environ)}
+    except DesiredFileError as exc:
+        fail(f"{exc}; fix it and retry", 2)
 
 
 @desired_app.command("set")
 def desired_set(
     daemon_id: str,
-    file: Annotated[Path, typer.Argument(help="JSON or TOML file with `integrations`.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="TOML (as `integrations apply` takes) or .json with `integrations`."),
+    ],
     if_revision: Annotated[
         int | None, typer.Option("--if-revision", help="Refuse unless at this revision.")
     ] = None,
@@ -625,7 +622,11 @@ def desired_set(
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Replace a daemon's desired state with the integrations in FILE."""
+    """Replace a daemon's desired state with the integrations in FILE.
+
+    FILE is the file `clawgate integrations apply` takes: TOML (any name but *.json) or JSON,
+    manifests inline or as paths relative to FILE, secret values from `secrets_env`.
+    """
     from rich.markup import escape
 
     body = _read_desired_file(file)
