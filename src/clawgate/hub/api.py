@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -24,7 +25,7 @@ from .link import DaemonLink
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .store import HubStoreError, RevisionConflict
 
-__all__ = ["HubHttpError", "add_routes"]
+__all__ = ["ADMIN", "DAEMON_KEY", "PUBLIC", "ROUTES", "HubHttpError", "Route", "add_routes"]
 
 logger = logging.getLogger(__name__)
 
@@ -354,18 +355,38 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
-_OPERATOR_ROUTES: Final = (
-    ("GET", "/v1/daemons", list_daemons),
-    ("GET", "/v1/daemons/{daemonId}", get_daemon),
-    ("GET", "/v1/daemons/{daemonId}/desired-state", get_desired),
-    ("PUT", "/v1/daemons/{daemonId}/desired-state", put_desired),
-    ("POST", "/v1/daemons/{daemonId}/commands", post_command),
-    ("GET", "/v1/daemons/{daemonId}/commands", list_commands),
-    ("GET", "/v1/daemons/{daemonId}/reports", list_reports),
-    ("GET", "/v1/commands/{commandId}", get_command),
-    ("GET", "/v1/keys", list_keys),
-    ("POST", "/v1/keys", create_key),
-    ("DELETE", "/v1/keys/{keyId}", revoke_key),
+ADMIN: Final = "admin token"
+DAEMON_KEY: Final = "daemon key"
+PUBLIC: Final = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One HTTP endpoint: what it answers, and who may call it (`auth`)."""
+
+    method: str
+    path: str
+    handler: Handler
+    auth: str
+
+
+#: Every endpoint of the hub; docs/hub-api.md documents each (tests/unit/test_hub_api_doc.py).
+ROUTES: Final = (
+    Route("GET", "/v1/daemons", list_daemons, ADMIN),
+    Route("GET", "/v1/daemons/{daemonId}", get_daemon, ADMIN),
+    Route("GET", "/v1/daemons/{daemonId}/desired-state", get_desired, ADMIN),
+    Route("PUT", "/v1/daemons/{daemonId}/desired-state", put_desired, ADMIN),
+    Route("POST", "/v1/daemons/{daemonId}/commands", post_command, ADMIN),
+    Route("GET", "/v1/daemons/{daemonId}/commands", list_commands, ADMIN),
+    Route("GET", "/v1/daemons/{daemonId}/reports", list_reports, ADMIN),
+    Route("GET", "/v1/commands/{commandId}", get_command, ADMIN),
+    Route("GET", "/v1/keys", list_keys, ADMIN),
+    Route("POST", "/v1/keys", create_key, ADMIN),
+    Route("DELETE", "/v1/keys/{keyId}", revoke_key, ADMIN),
+    Route("GET", "/v1/daemon", daemon_link, DAEMON_KEY),
+    Route("GET", "/healthz", healthz, PUBLIC),
+    Route("GET", "/readyz", readyz, PUBLIC),
+    Route("GET", "/metrics", metrics, PUBLIC),
 )
 
 
@@ -382,9 +403,8 @@ def add_routes(app: web.Application, core: HubCore) -> None:
     """Mount every hub endpoint on ``app``."""
     app[CORE_KEY] = core
     app.middlewares.append(_errors)
-    for method, path, handler in _OPERATOR_ROUTES:
-        app.router.add_route(method, path, _admin_only(handler))
-    app.router.add_get("/v1/daemon", daemon_link)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    for route in ROUTES:
+        if route.auth == ADMIN:
+            app.router.add_route(route.method, route.path, _admin_only(route.handler))
+        else:  # the link checks its key itself; health and metrics answer anyone
+            app.router.add_get(route.path, route.handler)
