@@ -45,6 +45,7 @@ from .store import (
     NewCommand,
     RevisionConflict,
     SessionInfo,
+    plugins_view,
 )
 
 __all__ = [
@@ -102,7 +103,7 @@ def _daemon(row: DaemonRow) -> DaemonRecord:
         desired_revision=row.desired_revision,
         last_applied_revision=row.last_applied_revision,
         converged=row.converged,
-        plugins=info.get("plugins", []),
+        plugins=plugins_view(info.get("plugins", []), row.last_report, row.connected),
         queue_depth=int(info.get("queueDepth", 0)),
         last_report=row.last_report,
     )
