@@ -70,18 +70,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# One xdist worker per core; tests sharing a real server keep to one worker (tests/conftest.py).
 # pytest exits 5 when it collected nothing: on main that is a failure, never a pass.
 test: $(STAMP) $(CHROMIUM) $(NGIRCD) $(NATS_SERVER) $(PG_INITDB) $(OPENCLAW_STAMP) lint typecheck
-	@$(BIN)/python -m pytest; status=$$?; \
+	@$(BIN)/python -m pytest -n auto --dist loadgroup; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-# The README's picture of WebChat, taken by a real gateway and headless Chromium.
+# The README's pictures of WebChat (1280x800 and a 390x844 phone), by a real gateway and Chromium.
 screenshot: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m tests.browser.screenshot docs/webchat.png
+	$(BIN)/python -m tests.browser.screenshot docs
 
 schema: $(STAMP)
 	$(BIN)/clawgate gateway schema > schema/protocol.schema.json

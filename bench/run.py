@@ -15,6 +15,8 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +27,7 @@ from .canvas import RELOADS, measure_canvas
 from .channels import BURST, ROUND_TRIPS, SENDERS, measure_channels
 from .chat import measure_chat
 from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
+from .http_door import HTTP_CONNECTIONS, SLOW_CLIENTS, measure_http_door
 from .hub import DAEMONS, measure_hub
 from .hub_cluster import INSTANCES, measure_hub_cluster
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
@@ -54,13 +57,11 @@ from .presence import (
 )
 from .procs import REPO_ROOT, Servers
 from .report import Figure, render_table, write_results
+from .webchat import WEBCHAT_SENDS, measure_webchat
 
 __all__ = ["main"]
 
 RESULTS_PATH: Final = Path(__file__).resolve().parent / "results.json"
-#: For the default run (a soak of `SOAK_DEFAULT_S`); a longer soak adds its extra time.
-#: A guard against a hung phase: a run takes about 3 minutes, 6 on a busy machine.
-TOTAL_BUDGET_S: Final = 600.0 + 300.0  # + the hub cluster phase
 #: Daemons of the hub cluster phase in `bench.run`; `python -m bench.hub_cluster --daemons
 #: 10000 --chaos` runs the issue's full size and the chaos run alone.
 HUB_CLUSTER_RUN_DAEMONS: Final = 3000
@@ -95,119 +96,231 @@ def _source_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-async def _measure(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str]]:
-    """Run every phase against fresh servers; return the figures and server-log problems."""
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every phase may use: the server spawner, a scratch directory, the shared token."""
+
+    servers: Servers
+    workdir: Path
+    token: str
+    soak_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One bounded part of the run: a hung or slow phase loses its own figures, no others."""
+
+    name: str
+    title: str
+    budget_s: float
+    measure: Callable[[Context], Awaitable[list[Figure]]]
+
+
+async def _core(ctx: Context) -> list[Figure]:
+    """Start-up, idle memory, handshakes, throughput, the HTTP door and presence."""
+    token = ctx.token
+    async with aiohttp.ClientSession() as http:
+        figures, gateway, echo = await measure_startup(ctx.servers, http)
+    _progress(f"  idle RSS, {IDLE_CONNECTIONS} idle connections, fan-out")
+    figures += await measure_idle_and_fanout(gateway, echo, token)
+    _progress("  handshake latency")
+    figures += await measure_handshakes(gateway, echo, token)
+    _progress(f"  request throughput over 1 and {WIDE} connections")
+    figures += await measure_throughput(gateway, echo, token)
+    _progress(f"  HTTP door: {HTTP_CONNECTIONS} keep-alive connections, {SLOW_CLIENTS} slow ones")
+    figures += await measure_http_door(gateway, echo)
+    _progress("  presence-visible joins")
+    figures += await measure_presence_join(gateway, echo, token)
+    _progress(f"  presence at scale: rounds of {'/'.join(map(str, MARKS))} joins and leaves")
+    figures += await measure_join_leave(gateway, echo, token)
+    return figures
+
+
+async def _with_http(
+    ctx: Context, measure: Callable[[Servers, aiohttp.ClientSession, str], Awaitable[list[Figure]]]
+) -> list[Figure]:
+    """Run a phase that takes the servers, an HTTP session and the token."""
+    async with aiohttp.ClientSession() as http:
+        return await measure(ctx.servers, http, ctx.token)
+
+
+async def _memory(ctx: Context) -> list[Figure]:
+    """The join/leave storm and the soak, each on fresh servers."""
+    async with aiohttp.ClientSession() as http:
+        figures = await measure_storm(ctx.servers, http, ctx.token)
+        _progress(f"  a {ctx.soak_s:.0f} s soak of {SOAK_CLIENTS} clients")
+        figures += await measure_soak(ctx.servers, http, ctx.token, ctx.soak_s)
+    return figures
+
+
+async def _channels(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_channels(ctx.servers, http)
+
+
+async def _irc(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_irc(ctx.servers, http)
+
+
+async def _matrix(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_matrix(ctx.servers, http, ctx.workdir)
+
+
+PHASES: Final = (
+    Phase("core", "start-up, idle RSS, handshakes, throughput, HTTP door, presence", 420, _core),
+    Phase(
+        "chat",
+        "chat through the echo agent: latency and one run's fan-out",
+        90,
+        lambda ctx: _with_http(ctx, measure_chat),
+    ),
+    Phase(
+        "webchat",
+        f"webchat channel adapter: {WEBCHAT_SENDS} sends against chat.inject",
+        90,
+        lambda ctx: _with_http(ctx, measure_webchat),
+    ),
+    Phase(
+        "openai",
+        f"OpenAI-compatible streaming vs the WS API, {COMPLETIONS} completions by {CLIENTS}",
+        90,
+        lambda ctx: _with_http(ctx, measure_openai_http),
+    ),
+    Phase(
+        "cron",
+        f"cron: {LOADED_JOBS} jobs loaded, {FIRING_JOBS} due at one second",
+        120,
+        lambda ctx: _with_http(ctx, measure_cron),
+    ),
+    Phase(
+        "canvas",
+        f"canvas host: idle cost on against off, {RELOADS} live reloads",
+        90,
+        lambda ctx: measure_canvas(ctx.servers, ctx.token),
+    ),
+    Phase(
+        "nodes",
+        f"nodes: node.invoke, {NODES} nodes and {OPERATORS} operators, {IDLE_NODES} idle",
+        150,
+        lambda ctx: _with_http(ctx, measure_nodes),
+    ),
+    Phase(
+        "telegram",
+        f"telegram: {ROUND_TRIPS} round trips, {BURST} messages from {SENDERS} senders",
+        120,
+        _channels,
+    ),
+    Phase("irc", f"irc: {IRC_ROUND_TRIPS} echo round trips through a real ngircd", 90, _irc),
+    Phase("matrix", f"matrix: {MATRIX_ROUND_TRIPS} echo round trips through Synapse", 150, _matrix),
+    Phase(
+        "memory",
+        f"memory: {STORM_ROUNDS} rounds of {STORM_CLIENTS} joins then leaves, then the soak",
+        180,
+        _memory,
+    ),
+    Phase(
+        "hub",
+        f"hub: {DAEMONS} simulated daemons held, commands/s",
+        150,
+        lambda ctx: measure_hub(ctx.workdir),
+    ),
+    Phase(
+        "hub-cluster",
+        f"hub cluster: {INSTANCES} instances on PostgreSQL + NATS, "
+        f"{HUB_CLUSTER_RUN_DAEMONS} daemons, a restart storm",
+        360,
+        lambda ctx: measure_hub_cluster(ctx.workdir / "hub-cluster", HUB_CLUSTER_RUN_DAEMONS),
+    ),
+    Phase(
+        "link",
+        f"hub -> daemon -> plugin: {THROUGHPUT_COMMANDS} commands {IN_FLIGHT} in flight, "
+        f"{LATENCY_COMMANDS} one at a time",
+        150,
+        lambda ctx: measure_link(ctx.workdir),
+    ),
+    Phase(
+        "ipc",
+        f"plugin IPC: {ROUNDTRIPS} pings, {COMMANDS} commands to 1 and {MANY_PLUGINS} plugins",
+        150,
+        lambda ctx: measure_ipc(ctx.workdir),
+    ),
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a run measured, which phases did not finish and why, and the servers' log problems."""
+
+    figures: list[Figure] = field(default_factory=list)
+    unfinished: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _budget_s(phase: Phase, soak_s: float) -> float:
+    """Return the time `phase` may take (the memory phase gets a longer soak's extra time)."""
+    extra = max(0.0, soak_s - SOAK_DEFAULT_S) if phase.name == "memory" else 0.0
+    return phase.budget_s + extra
+
+
+async def _measure(workdir: Path, soak_s: float, phases: Sequence[Phase]) -> Outcome:
+    """Run `phases` in order, each within its budget and on servers of its own."""
+    outcome = Outcome()
     token = secrets.token_urlsafe(24)
-    figures: list[Figure] = []
     with Servers(workdir, token, TICK_INTERVAL_MS) as servers:
-        async with aiohttp.ClientSession() as http:
-            _progress("start-up: 3 fresh starts of the gateway and the echo server")
-            started, gateway, echo = await measure_startup(servers, http)
-        figures += started
-        _progress(f"idle RSS, {IDLE_CONNECTIONS} idle connections, fan-out")
-        figures += await measure_idle_and_fanout(gateway, echo, token)
-        _progress("handshake latency")
-        figures += await measure_handshakes(gateway, echo, token)
-        _progress(f"request throughput over 1 and {WIDE} connections")
-        figures += await measure_throughput(gateway, echo, token)
-        _progress("presence-visible joins")
-        figures += await measure_presence_join(gateway, echo, token)
-        _progress(f"presence at scale: rounds of {'/'.join(map(str, MARKS))} joins and leaves")
-        figures += await measure_join_leave(gateway, echo, token)
-        _progress("chat through the echo agent: latency and one run's fan-out")
-        async with aiohttp.ClientSession() as http:
-            figures += await measure_chat(servers, http, token)
-            _progress(
-                f"OpenAI-compatible streaming vs the WS API: first chunk, {COMPLETIONS} "
-                f"completions by {CLIENTS} clients"
-            )
-            figures += await measure_openai_http(servers, http, token)
-            _progress(
-                f"cron: {LOADED_JOBS} jobs loaded (start-up, memory, idle timer and CPU), "
-                f"{FIRING_JOBS} due at one second"
-            )
-            figures += await measure_cron(servers, http, token)
-        _progress(f"canvas host: idle cost on against off, {RELOADS} live reloads, static GETs")
-        figures += await measure_canvas(servers, token)
-        _progress(
-            f"nodes: node.invoke round trips, {NODES} nodes and {OPERATORS} operators, "
-            f"RSS of {IDLE_NODES} idle nodes"
-        )
-        async with aiohttp.ClientSession() as http:
-            figures += await measure_nodes(servers, http, token)
-        _progress(
-            f"telegram channel: {ROUND_TRIPS} echo round trips, {BURST} messages from "
-            f"{SENDERS} senders at once, on the Bot API stand-in"
-        )
-        async with aiohttp.ClientSession() as http:
-            figures += await measure_channels(servers, http)
-        _progress(f"irc channel: {IRC_ROUND_TRIPS} echo round trips through a real ngircd")
-        async with aiohttp.ClientSession() as http:
-            figures += await measure_irc(servers, http)
-        _progress(f"matrix channel: {MATRIX_ROUND_TRIPS} echo round trips through Synapse")
-        async with aiohttp.ClientSession() as http:
-            figures += await measure_matrix(servers, http, workdir)
-        async with aiohttp.ClientSession() as http:
-            servers.stop_all()
-            _progress(
-                f"memory: {STORM_ROUNDS} rounds of {STORM_CLIENTS} joins then all leave, "
-                "on a fresh gateway and echo server"
-            )
-            figures += await measure_storm(servers, http, token)
-            _progress(f"memory: a {soak_s:.0f} s soak of {SOAK_CLIENTS} clients")
-            figures += await measure_soak(servers, http, token, soak_s)
-        servers.stop_all()
-        _progress(f"hub: {DAEMONS} simulated daemons held, commands/s through the hub")
-        figures += await measure_hub(workdir)
-        _progress(
-            f"hub cluster: {INSTANCES} instances on PostgreSQL + NATS, {HUB_CLUSTER_RUN_DAEMONS} "
-            "daemons, a restart storm, commands/s against one SQLite hub"
-        )
-        figures += await measure_hub_cluster(workdir / "hub-cluster", HUB_CLUSTER_RUN_DAEMONS)
-        _progress(
-            f"hub -> daemon -> plugin: {THROUGHPUT_COMMANDS} commands {IN_FLIGHT} in flight, "
-            f"{LATENCY_COMMANDS} one at a time, against the real daemon and a simulated one"
-        )
-        figures += await measure_link(workdir)
-        _progress(
-            f"plugin IPC: {ROUNDTRIPS} ping round trips, {COMMANDS} commands to 1 and "
-            f"{MANY_PLUGINS} plugins, a full queue drained"
-        )
-        figures += await measure_ipc(workdir)
-        problems = servers.log_problems()
-    return figures, problems
+        ctx = Context(servers, workdir, token, soak_s)
+        for phase in phases:
+            budget = _budget_s(phase, soak_s)
+            _progress(f"{phase.name}: {phase.title}")
+            try:
+                async with asyncio.timeout(budget):
+                    outcome.figures += await phase.measure(ctx)
+            except TimeoutError:
+                outcome.unfinished[phase.name] = f"ran out of its {budget:g} s"
+                _progress(f"{phase.name}: gave up after {budget:g} s; its figures are missing")
+            except Exception as error:  # one failed phase must not cost the others' figures
+                outcome.unfinished[phase.name] = f"failed: {type(error).__name__}: {error}"
+                _progress(f"{phase.name}: {outcome.unfinished[phase.name]}")
+            finally:
+                servers.stop_all()
+        outcome.problems = servers.log_problems()
+    return outcome
 
 
-async def _main_task(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str]]:
-    """Run `_measure` within the time budget, cancelling it cleanly on SIGTERM or SIGINT."""
+async def _main_task(workdir: Path, soak_s: float, phases: Sequence[Phase]) -> Outcome:
+    """Run `_measure`, cancelling it cleanly on SIGTERM or SIGINT."""
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
     try:
-        async with asyncio.timeout(_budget_s(soak_s)):
-            return await _measure(workdir, soak_s)
+        return await _measure(workdir, soak_s, phases)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 
 
-def _budget_s(soak_s: float) -> float:
-    """Return the time the whole run may take with a soak of `soak_s`."""
-    return TOTAL_BUDGET_S + max(0.0, soak_s - SOAK_DEFAULT_S)
-
-
-def _run_loop(workdir: Path, soak_s: float) -> tuple[list[Figure], list[str]]:
-    """Run the measurements on uvloop; exit non-zero with one line on interrupt or overrun."""
+def _run_loop(workdir: Path, soak_s: float, phases: Sequence[Phase]) -> Outcome:
+    """Run the measurements on uvloop; exit 130 with one line on interrupt."""
     try:
-        return uvloop.run(_main_task(workdir, soak_s))
+        return uvloop.run(_main_task(workdir, soak_s, phases))
     except asyncio.CancelledError:
         _progress("interrupted; servers stopped")
         raise SystemExit(130) from None
-    except TimeoutError:
-        _progress(f"gave up after {_budget_s(soak_s):g} s; servers stopped")
-        raise SystemExit(1) from None
+
+
+def _select(names: str | None) -> list[Phase]:
+    """Return the phases named in a comma-separated list (all of them for None), in run order."""
+    if names is None:
+        return list(PHASES)
+    wanted = {name.strip() for name in names.split(",") if name.strip()}
+    unknown = wanted - {phase.name for phase in PHASES}
+    if unknown:
+        known = ", ".join(phase.name for phase in PHASES)
+        raise SystemExit(f"unknown phase(s): {', '.join(sorted(unknown))}; known: {known}")
+    return [phase for phase in PHASES if phase.name in wanted]
 
 
 def main() -> None:
@@ -222,7 +335,13 @@ def main() -> None:
         metavar="M",
         help=f"soak for M minutes (default {SOAK_DEFAULT_S / 60:g}; the issue's soak is 10)",
     )
+    parser.add_argument(
+        "--phases",
+        metavar="A,B",
+        help="run only these phases (comma-separated; results.json is written only by a full run)",
+    )
     args = parser.parse_args()
+    phases = _select(args.phases)
     soak_s = SOAK_DEFAULT_S if args.soak_minutes is None else args.soak_minutes * 60
     if soak_s < 30:
         parser.error("--soak-minutes must be at least 0.5")
@@ -231,12 +350,13 @@ def main() -> None:
     if args.keep_logs is not None:
         args.keep_logs.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="clawgate-bench-", dir=args.keep_logs))
-        figures, problems = _run_loop(workdir, soak_s)
+        outcome = _run_loop(workdir, soak_s, phases)
         _progress(f"server logs kept in {workdir}")
     else:
         with tempfile.TemporaryDirectory(prefix="clawgate-bench-") as tmp:
-            figures, problems = _run_loop(Path(tmp), soak_s)
+            outcome = _run_loop(Path(tmp), soak_s, phases)
     elapsed = time.monotonic() - began
+    figures, problems = outcome.figures, outcome.problems
     print(render_table(figures))
     print()
     for figure in figures:
@@ -244,13 +364,21 @@ def main() -> None:
             print(f"{figure.name}: {figure.note}")
     for line in problems:
         print(f"server log: {line}")
+    for name, why in outcome.unfinished.items():
+        print(f"phase {name} {why.splitlines()[0]}: its figures are missing")
+    if args.phases is not None:
+        print(f"\n{len(phases)} phase(s) in {elapsed:.0f} s; results.json left as it was")
+        return
     extra = {
         "duration_s": round(elapsed, 1),
         "source": {"src_sha256": _source_digest()},
         "server_log_problems": problems,
+        "phases_unfinished": outcome.unfinished,
     }
     write_results(RESULTS_PATH, figures, extra)
     print(f"\nwrote {RESULTS_PATH} in {elapsed:.0f} s")
+    if outcome.unfinished:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,27 @@ from clawgate.gateway.settings import GatewaySettings
 from clawgate.protocol.auth import AuthMode, SharedSecretAuth
 from clawgate.protocol.limits import Limits
 
+# Tests that share one session-scoped real server run on one pytest-xdist worker, so each
+# server starts once per run rather than once per worker (`make test` runs `-n auto`).
+SERVER_GROUPS = {
+    "synapse": "synapse",
+    "ircd": "ngircd",
+    "password_ircd": "ngircd",
+    "pg_server": "postgres-nats",
+    "nats_server": "postgres-nats",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test that uses a shared real server in that server's xdist group."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        group = next((SERVER_GROUPS[name] for name in names if name in SERVER_GROUPS), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 # Short enough that tests see ticks quickly, long enough not to flood slow machines.
 TEST_TICK_MS = 200
 

@@ -30,6 +30,10 @@ from .protocol.limits import (
     AGENT_MAX_INPUT_CHARS,
     HOOKS_MAX_BODY_BYTES,
     HOOKS_RATE_PER_MINUTE,
+    HTTP_CONNECTIONS_PER_IP_MAX,
+    HTTP_CONNECTIONS_PER_IP_MIN,
+    HTTP_READ_TIMEOUT_MAX_MS,
+    HTTP_READ_TIMEOUT_MIN_MS,
     MAX_NESTING_DEPTH,
     MIB,
     OPENAI_MAX_BODY_BYTES,
@@ -137,6 +141,14 @@ class GatewaySection(_Section):
     tick_interval_ms: Annotated[int, Field(ge=100)] = 30_000
     max_payload: Annotated[int, Field(ge=65_536)] = Limits().max_payload
     max_buffered_bytes: Annotated[int, Field(ge=65_536)] = Limits().max_buffered_bytes
+    # An HTTP request, headers and body, must arrive within this or its connection is closed.
+    http_read_timeout_ms: Annotated[
+        int, Field(ge=HTTP_READ_TIMEOUT_MIN_MS, le=HTTP_READ_TIMEOUT_MAX_MS)
+    ] = Limits().http_read_timeout_ms
+    # Open HTTP connections one address may hold (a WebSocket counts only until its upgrade).
+    http_max_connections_per_ip: Annotated[
+        int, Field(ge=HTTP_CONNECTIONS_PER_IP_MIN, le=HTTP_CONNECTIONS_PER_IP_MAX)
+    ] = Limits().http_max_connections_per_ip
     # Deprecated alias of `[heartbeat] every` (seconds); `[heartbeat] every` wins when both are set.
     heartbeat_every_s: Annotated[int, Field(ge=1)] | None = None
     # The IANA zone of cron jobs without `tz` and of heartbeat active hours; unset: the system's.
@@ -670,6 +682,8 @@ class ClawgateConfig(_Section):
             max_buffered_bytes=gateway.max_buffered_bytes,
             tick_interval_ms=gateway.tick_interval_ms,
             handshake_timeout_ms=gateway.handshake_timeout_ms,
+            http_read_timeout_ms=gateway.http_read_timeout_ms,
+            http_max_connections_per_ip=gateway.http_max_connections_per_ip,
         )
 
 

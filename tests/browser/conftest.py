@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser.harness import launch_chromium
+from tests.browser.scripted_gateway import ScriptedGateway
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +46,12 @@ def page(browser: Browser) -> Iterator[Page]:
     """A fresh tab that fails the test on a script error or CSP block."""
     with watched_tab(browser) as tab:
         yield tab
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedGateway]:
+    """A stand-in gateway serving the real page on a loopback port."""
+    gateway = ScriptedGateway()
+    gateway.start()
+    yield gateway
+    gateway.stop()

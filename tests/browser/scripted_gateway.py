@@ -48,6 +48,19 @@ def _hello() -> dict[str, Any]:
     }
 
 
+def session(key: str, label: str, message_count: int) -> dict[str, Any]:
+    """Return one `sessions.list` row."""
+    return {
+        "key": key,
+        "sessionId": key.rsplit(":", 1)[-1],
+        "agentId": "main",
+        "label": label,
+        "messageCount": message_count,
+        "createdAt": 1,
+        "updatedAt": 2,
+    }
+
+
 def message(role: str, text: str) -> dict[str, Any]:
     """Return one `chat.history` message."""
     return {"role": role, "content": [{"type": "text", "text": text}], "timestamp": 1}
@@ -61,7 +74,9 @@ class ScriptedGateway:
         self.upgrade_urls: list[str] = []  # the path and query of every WebSocket upgrade
         self.history: list[dict[str, Any]] = []  # what chat.history returns
         self.older: list[dict[str, Any]] = []  # the page before it, behind a paging cursor
+        self.sessions: list[dict[str, Any]] = []  # what sessions.list returns
         self.refusals: list[dict[str, Any]] = []  # errors for the next connects, in order
+        self.failures: dict[str, dict[str, Any]] = {}  # method -> the error it answers with
         self._socket: web.WebSocketResponse | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -157,13 +172,17 @@ class ScriptedGateway:
             await ws.send_json({"type": "res", "id": rid, "ok": False, "error": error})
             await ws.close(code=1008, message=b"refused")
             return
+        if method in self.failures:
+            error = self.failures[method]
+            await ws.send_json({"type": "res", "id": rid, "ok": False, "error": error})
+            return
         payload: Any = {"ok": True}
         if method == "connect":
             payload = _hello()
         elif method == "exec.approval.list":
             payload = {"approvals": []}
         elif method == "sessions.list":
-            payload = {"ts": 1, "count": 0, "sessions": []}
+            payload = {"ts": 1, "count": len(self.sessions), "sessions": self.sessions}
         elif method == "chat.history":
             params = frame["params"]
             paging = "before" in params

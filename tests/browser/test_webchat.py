@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
+from tests.browser import screenshot
 from tests.browser.harness import TOKEN, Daemon, new_daemon
 
 # Twenty-four words: at 50 ms a word the reply streams for over a second.
@@ -84,7 +85,8 @@ def test_a_reply_streams_word_by_word_and_survives_a_reload(page: Page, daemon: 
     assert all(busy == "true" for state, _, busy in seen if state == "streaming")
     assert seen[-1] == ["done", MESSAGE, None]
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
-    title = MESSAGE[:48]
+    # The first message names the chat, cut at a word boundary to 48 characters.
+    title = "word00 word01 word02 word03 word04 word05…"
     expect(page.locator("#chat-title")).to_have_text(title)
 
     page.reload()
@@ -147,3 +149,73 @@ def test_a_gateway_restart_reconnects_and_reloads_the_history(
     messages = page.locator("#messages .message")
     expect(messages).to_have_count(2)
     expect(messages.nth(1).locator(".text")).to_have_text("kept across restarts")
+
+
+# Every status line, taken from the mutation records: several may land between two polls.
+RECORD_STATUS = """() => {
+  window.statuses = [];
+  new MutationObserver((records) => {
+    for (const record of records) {
+      for (const node of record.addedNodes) window.statuses.push(node.textContent);
+    }
+  }).observe(document.getElementById("status"), { childList: true });
+}"""
+
+
+def advance_until(page: Page, text: str | re.Pattern[str], step_ms: int = 100) -> None:
+    """Move the page's clock on in small steps until the status line shows `text`."""
+    status = page.locator("#status")
+    for _ in range(600):  # 60 s of page time at most
+        now = status.text_content() or ""
+        if text.search(now) if isinstance(text, re.Pattern) else now == text:
+            return
+        page.clock.run_for(step_ms)
+    raise AssertionError(f"the status never showed {text!r}; last: {now!r}")
+
+
+def test_the_reconnect_countdown_counts_each_second_until_the_gateway_is_back(
+    page: Page, daemon: Daemon
+) -> None:
+    # The page's clock moves only when the test moves it; the backoff always takes its longest
+    # wait: 0.5, 1, 2, 4, 8 s.
+    page.clock.install(time=1_000_000)
+    page.clock.pause_at(1_001_000)
+    page.add_init_script("Math.random = () => 0.999;")
+    page.goto(daemon.link)
+    advance_until(page, "Connected")
+    page.evaluate(RECORD_STATUS)
+    daemon.stop()
+    advance_until(page, re.compile(r"^Reconnecting in 4 s…"))
+    for seconds in (4, 3, 2, 1):
+        expect(page.locator("#status")).to_have_text(
+            f"Reconnecting in {seconds} s… (the connection was lost)"
+        )
+        page.clock.run_for(1000)
+    daemon.start()
+    advance_until(page, "Connected")
+    # "Reconnecting…" is the attempt itself: the refused connection replaces it at once.
+    statuses: list[str] = page.evaluate("() => window.statuses")
+    counted = [
+        "Reconnecting in 4 s… (the connection was lost)",
+        "Reconnecting in 3 s… (the connection was lost)",
+        "Reconnecting in 2 s… (the connection was lost)",
+        "Reconnecting in 1 s… (the connection was lost)",
+        "Reconnecting…",
+    ]
+    start = statuses.index(counted[0])
+    assert statuses[start : start + len(counted)] == counted, statuses
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Return a PNG's width and height, read from its IHDR chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR", path
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_the_readme_screenshots_are_taken_at_desktop_and_phone_sizes(
+    browser: Browser, daemon: Daemon, tmp_path: Path
+) -> None:
+    desktop, phone = screenshot.take(browser, daemon, tmp_path)
+    assert (desktop.name, png_size(desktop)) == ("webchat.png", (1280, 800))
+    assert (phone.name, png_size(phone)) == ("webchat-phone.png", (390, 844))

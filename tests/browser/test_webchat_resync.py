@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.scripted_gateway import MAIN_KEY, ScriptedGateway, message
 
 SECRET = "scripted-secret-42"
-
-
-@pytest.fixture
-def scripted() -> Iterator[ScriptedGateway]:
-    """A stand-in gateway serving the real page on a loopback port."""
-    gateway = ScriptedGateway()
-    gateway.start()
-    yield gateway
-    gateway.stop()
 
 
 def open_page(page: Page, scripted: ScriptedGateway) -> None:
@@ -119,7 +108,7 @@ def test_a_rate_limited_login_says_how_long_to_wait(page: Page, scripted: Script
     )
     open_page(page, scripted)
     expect(page.locator("#status")).to_have_text("Auth failed: too many attempts")
-    expect(page.get_by_role("alert")).to_contain_text("wait 42 s")
+    expect(page.get_by_role("alert")).to_contain_text("wait 42 seconds")
     expect(page.get_by_label("Token or password")).to_be_visible()
 
 

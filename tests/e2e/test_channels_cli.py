@@ -110,3 +110,28 @@ async def test_login_stores_a_matrix_access_token_from_stdin(tmp_path: Path) -> 
     assert 'access_token = "syt_x"' in (home / "config.toml").read_text()
     code, out, err = await cli(home, "config", "show")
     assert code == 0 and "syt_x" not in out and "__OPENCLAW_REDACTED__" in out
+
+
+async def test_webchat_is_listed_and_sent_to_like_any_channel_from_the_cli(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    daemon = await asyncio.to_thread(start_daemon, home)
+    try:
+        code, out, err = await cli(
+            home, "message", "send", "--channel", "webchat", "--to", "main", "hello page",
+            "--url", daemon.url,
+        )  # fmt: skip
+        assert code == 0, err
+        code, out, err = await cli(home, "channels", "status", "--json", "--url", daemon.url)
+        assert code == 0, err
+        [entry] = json.loads(out)["channels"]
+        assert (entry["channel"], entry["accountId"], entry["state"]) == (
+            "webchat",
+            "default",
+            "connected",
+        )
+        assert entry["lastOutboundAt"] is not None
+    finally:
+        await asyncio.to_thread(stop_daemon, daemon)

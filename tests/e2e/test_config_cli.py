@@ -87,3 +87,10 @@ def test_environment_overrides_win_and_are_never_written(home: Path) -> None:
     bad = run_cli(home, "config", "get", "log.level", CLAWGATE_LOG_LEVEL="loud")
     assert bad.returncode == 2 and "CLAWGATE" not in bad.stdout
     assert "env-api-key-123456" not in (home / "config.toml").read_text()
+
+
+def test_get_shows_the_http_slow_client_keys(home: Path) -> None:
+    timeout = run_cli(home, "config", "get", "gateway.http_read_timeout_ms")
+    assert timeout.returncode == 0 and timeout.stdout.strip() == "10000"
+    cap = run_cli(home, "config", "get", "gateway.http_max_connections_per_ip")
+    assert cap.returncode == 0 and cap.stdout.strip() == "64"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import openai
 
 from clawgate.config import AgentSection, OpenAIHttpSection
@@ -24,3 +25,17 @@ def openai_client(gateway: RunningGateway, api_key: str | None = None) -> openai
         api_key=api_key if api_key is not None else gateway.token,
         max_retries=0,
     )
+
+
+async def openai_post(
+    gateway: RunningGateway, path: str, data: bytes, token: str | None = None
+) -> tuple[int, dict[str, Any], Any]:
+    """POST `data` to `path` with `token` as the bearer; return status, headers and JSON."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(gateway.http_url + path, data=data, headers=headers) as response,
+    ):
+        return response.status, dict(response.headers), await response.json()

@@ -227,6 +227,16 @@ async def test_a_1009_close_carries_its_reason(
     assert (message.data, message.extra) == (1009, "frame too large")
 
 
+async def test_a_1009_close_before_hello_ok_carries_its_reason(
+    server: RunningGateway, session: aiohttp.ClientSession
+) -> None:
+    peer = await open_peer(session, server.url)
+    await peer.send("x" * (Limits().preauth_max_payload + 1))
+    while (message := await peer.ws.receive(timeout=30)).type is not aiohttp.WSMsgType.CLOSE:
+        pass
+    assert (message.data, message.extra) == (1009, "preauth payload too large")
+
+
 async def test_silence_past_the_handshake_timeout_closes_1000(
     gateway_factory: GatewayFactory, session: aiohttp.ClientSession
 ) -> None:

@@ -88,7 +88,8 @@ async def test_delivery_to_a_missing_session_fails_with_the_reason(
     gateway = await start(gateway_factory, prompt="hello", target=target)
     event = await gateway.server.heartbeats.beat()
     assert event["status"] == "failed"
-    assert event["reason"].startswith("delivery failed: no WebChat session agent:main:nowhere")
+    assert event["reason"].startswith("delivery failed: webchat:agent:main:nowhere: ")
+    assert "no WebChat session agent:main:nowhere" in event["reason"]
 
 
 async def test_outside_active_hours_a_scheduled_beat_is_skipped(

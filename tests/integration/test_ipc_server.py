@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+import uvloop
 
 from clawgate.ipc import AlreadyServing, IpcError, IpcServer, PluginSession, SocketPathError
 from clawgate.protocol.ipc.framing import MAX_FRAME_BYTES
@@ -561,3 +563,51 @@ async def test_stop_waits_for_in_flight_handler(sock_dir: Path) -> None:
     assert (await plugin.recv())["payload"] == {"done": True}
     await stopping
     assert await plugin.closed()
+
+
+# -- a plugin that stops reading -----------------------------------------------------------
+
+# The daemon runs on uvloop (`clawgate gateway run`), tests on asyncio's own loop: both, since
+# they fail differently on a write to a transport closed under the writer.
+_LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
+}
+
+
+async def _fill_until_closed(path: Path) -> None:
+    server = _make_server(path, clock=lambda: 0.0)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=4 * MAX_FRAME_BYTES)
+        await Plugin(reader, writer).register()
+        session = server.registry.by_name("agent")
+        assert session is not None
+        # From here the plugin reads nothing: the daemon's queue grows past its cap.
+        for _ in range(1_000):
+            if server.registry.by_name("agent") is not session:
+                break
+            session.send_event("test.fill", {"blob": "x" * 256 * 1024})
+            await asyncio.sleep(0)
+        else:
+            raise AssertionError("the slow consumer was never disconnected")
+        # Still not reading until the daemon has closed its end (at its close deadline).
+        await _until(lambda: server.connection_count() == 0, timeout=30)
+        async with asyncio.timeout(30):
+            while await reader.read(MAX_FRAME_BYTES):
+                pass  # what the daemon wrote before it closed; then EOF
+        writer.close()
+    finally:
+        await server.stop(grace_ms=100)
+
+
+@pytest.mark.parametrize("loop", list(_LOOPS))
+def test_a_slow_consumer_is_closed_without_an_error_or_traceback(
+    sock_dir: Path, caplog: pytest.LogCaptureFixture, loop: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with asyncio.Runner(loop_factory=_LOOPS[loop]) as runner:
+        runner.run(_fill_until_closed(sock_dir / "gw.sock"))
+    assert any("slow consumer" in record.getMessage() for record in caplog.records)
+    loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert [r.getMessage() for r in loud] == []

@@ -11,13 +11,12 @@ import openai
 import orjson
 import pytest
 
-from clawgate.client import GatewayClient, GatewayHandshakeError, load_or_create_identity
+from clawgate.client import GatewayClient, load_or_create_identity
 from clawgate.config import AgentSection
-from clawgate.protocol.limits import Limits
-from tests.conftest import GatewayFactory, RunningGateway
+from tests.conftest import GatewayFactory
 from tests.integration.chat_helpers import admin_peer, chat_events
 from tests.integration.conftest import PeerFactory
-from tests.integration.openai_helpers import openai_client, openai_gateway
+from tests.integration.openai_helpers import openai_client, openai_gateway, openai_post
 
 MODEL = "clawgate:main"
 
@@ -217,19 +216,6 @@ async def test_responses_sse_framing_byte_by_byte(gateway_factory: GatewayFactor
     assert b"[DONE]" not in body
 
 
-async def _post(
-    gateway: RunningGateway, path: str, data: bytes, token: str | None = None
-) -> tuple[int, dict[str, Any], Any]:
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(gateway.http_url + path, data=data, headers=headers) as response,
-    ):
-        return response.status, dict(response.headers), await response.json()
-
-
 def _is_openai_error(body: Any) -> bool:
     return set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
 
@@ -251,7 +237,7 @@ async def test_bad_requests_get_openais_error_shape(
     gateway_factory: GatewayFactory, data: bytes, status: int, code: str | None
 ) -> None:
     gateway = await openai_gateway(gateway_factory)
-    got, _, body = await _post(gateway, "/v1/chat/completions", data, gateway.token)
+    got, _, body = await openai_post(gateway, "/v1/chat/completions", data, gateway.token)
     assert got == status and _is_openai_error(body)
     assert body["error"]["code"] == code
 
@@ -259,7 +245,7 @@ async def test_bad_requests_get_openais_error_shape(
 async def test_over_long_body_gets_413(gateway_factory: GatewayFactory) -> None:
     gateway = await openai_gateway(gateway_factory)
     big = orjson.dumps({"messages": [{"role": "user", "content": "x" * (1024 * 1024)}]})
-    status, _, body = await _post(gateway, "/v1/chat/completions", big, gateway.token)
+    status, _, body = await openai_post(gateway, "/v1/chat/completions", big, gateway.token)
     assert status == 413 and _is_openai_error(body)
     assert body["error"]["code"] == "request_too_large"
 
@@ -284,9 +270,9 @@ async def test_missing_and_wrong_credentials_get_401_in_openais_shape(
 ) -> None:
     gateway = await openai_gateway(gateway_factory)
     data = b'{"messages": [{"role": "user", "content": "x"}]}'
-    status, _, body = await _post(gateway, "/v1/chat/completions", data)
+    status, _, body = await openai_post(gateway, "/v1/chat/completions", data)
     assert status == 401 and _is_openai_error(body)
-    status, _, body = await _post(gateway, "/v1/chat/completions", data, "not-the-token")
+    status, _, body = await openai_post(gateway, "/v1/chat/completions", data, "not-the-token")
     assert status == 401 and body["error"]["code"] == "invalid_api_key"
     assert "not-the-token" not in body["error"]["message"]
     with pytest.raises(openai.AuthenticationError):
@@ -312,28 +298,6 @@ async def test_device_token_needs_operator_write(
     with pytest.raises(openai.AuthenticationError) as caught:
         await openai_client(gateway, tokens["operator.read"]).models.list()
     assert caught.value.code == "insufficient_permissions"
-
-
-async def test_failed_http_logins_lock_out_websocket_connects_too(
-    gateway_factory: GatewayFactory,
-) -> None:
-    limits = Limits(auth_failure_delay_ms=0, tick_interval_ms=200)
-    gateway = await openai_gateway(gateway_factory, limits=limits)
-    data = b'{"messages": [{"role": "user", "content": "x"}]}'
-    for attempt in range(5):
-        await _post(gateway, "/v1/chat/completions", data, f"wrong-{attempt}")
-    for attempt in range(5):
-        with pytest.raises(GatewayHandshakeError):
-            async with GatewayClient(gateway.url, token=f"wrong-{attempt}"):
-                pass
-    status, headers, body = await _post(gateway, "/v1/chat/completions", data, gateway.token)
-    assert status == 429 and body["error"]["code"] == "rate_limit_exceeded"
-    assert 0 < int(headers["Retry-After"]) <= 60
-    client = GatewayClient(gateway.url, token=gateway.token)
-    with pytest.raises(GatewayHandshakeError) as caught:
-        await client.connect()
-    assert "too many failed attempts" in str(caught.value)
-    await client.close()
 
 
 async def test_disabled_endpoints_answer_404(gateway_factory: GatewayFactory) -> None:

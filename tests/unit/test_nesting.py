@@ -17,9 +17,9 @@ def test_parsed_depth_is_counted_from_the_top_container(levels: int, exceeds: bo
     assert nesting_exceeds(value) is exceeds
 
 
-def test_a_million_levels_do_not_touch_the_stack() -> None:
+def test_a_hundred_thousand_levels_do_not_touch_the_stack() -> None:
     value: Any = []
-    for _ in range(1_000_000):
+    for _ in range(100_000):  # far past any recursion limit
         value = [value]
     assert nesting_exceeds(value)
 

@@ -1,15 +1,18 @@
 """Where automated replies go: one deliverer per channel name.
 
-WebChat's (`channel` "webchat", `to` a session key) appends the reply to that session's
-transcript and shows it live on open pages; each configured messaging channel (`telegram`,
-...) is registered under its name and sends through the channel layer (`to` a peer id).
-Heartbeats and cron jobs reach any of them with no change of theirs.
+Every channel of the channel layer is registered under its name and sends through its
+adapter: WebChat's (`channel` "webchat", the default, `to` a session key) appends the
+reply to that session's transcript and shows it live on open pages; each configured
+messaging channel (`telegram`, ...) sends to a peer id. Heartbeats and cron jobs reach any
+of them with no change of theirs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
+
+from ..channels.webchat import WEBCHAT
 
 __all__ = [
     "WEBCHAT",
@@ -18,8 +21,6 @@ __all__ = [
     "DeliveryRouter",
     "DeliveryTarget",
 ]
-
-WEBCHAT: Final = "webchat"
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from ..store.cron_repo import (
     interrupt_running,
     job_known,
     load_jobs,
-    load_runs,
+    page_runs,
     purge_removed,
     remove_job,
     save_job_states,
@@ -291,24 +291,50 @@ class CronService:
             "timezone": self.default_tz,
         }
 
-    async def runs(self, job_id: str, limit: int) -> list[dict[str, Any]]:
-        """Return a job's ended runs, newest first.
+    async def runs_page(
+        self,
+        job_ids: Sequence[str] | None,
+        *,
+        statuses: Sequence[str] | None = None,
+        run_id: str | None = None,
+        newest_first: bool = True,
+        offset: int = 0,
+        limit: int = CRON_RUNS_MAX_LIMIT,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Return how many ended runs match and one page of them (each with its job's name).
+
+        `job_ids` None means every job's runs, a removed job's included (for 7 days).
+        """
+        read = partial(
+            page_runs,
+            job_ids=job_ids,
+            statuses=statuses,
+            run_id=run_id,
+            newest_first=newest_first,
+            offset=offset,
+            limit=limit,
+        )
+        total, rows = await self._store.read(read)
+        entries = []
+        for row in rows:
+            entry = run_entry(row)
+            job = self._jobs.get(row.job_id)
+            if job is not None and job.spec.name is not None:
+                entry["jobName"] = job.spec.name
+            entries.append(entry)
+        return total, entries
+
+    async def check_known(self, job_id: str) -> None:
+        """Check that the job exists, or was removed within the last 7 days.
 
         Raises:
-            UnknownJob: no such job, nor one removed within the last 7 days.
+            UnknownJob: neither.
         """
+        if job_id in self._jobs:
+            return
         cutoff = self._clock() - KEEP_REMOVED_MS
-        current = job_id in self._jobs
-
-        def read(conn: Any) -> list[RunRow] | None:
-            if not current and not job_known(conn, job_id, cutoff):
-                return None
-            return load_runs(conn, job_id, limit)
-
-        rows = await self._store.read(read)
-        if rows is None:
+        if not await self._store.read(partial(job_known, job_id=job_id, removed_after=cutoff)):
             raise UnknownJob(job_id)
-        return [run_entry(row) for row in rows]
 
     # -- changing -------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
+
 from ..protocol.handshake import (
     CLOSE_AUTH_CHANGED,
     CLOSE_BINARY,
@@ -32,6 +34,7 @@ from ..protocol.handshake import (
     close_reason,
 )
 from ..protocol.limits import CANVAS_AUTH_FRAME_MAX_BYTES
+from ..protocol.nesting import is_depth_error, nesting_error, nesting_exceeds
 from .access import CanvasAccess, Denied, Grant, credentials_from_frame
 from .paths import CanvasPath, page_scope, resolve_url_path
 
@@ -94,9 +97,15 @@ class LiveSocketMachine:
         if len(text.encode()) > CANVAS_AUTH_FRAME_MAX_BYTES:
             return Closing(CLOSE_TOO_LARGE, "auth frame too large")
         try:
-            frame: Any = json.loads(text)
-        except ValueError:
+            # orjson, not json: json.loads recurses on the C stack and raises RecursionError
+            # (not a ValueError) for 8 KiB of brackets; orjson refuses past 1024 levels.
+            frame: Any = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            if is_depth_error(exc):
+                return Closing(CLOSE_POLICY, f"invalid frame: {nesting_error()}")
             frame = None
+        if nesting_exceeds(frame):
+            return Closing(CLOSE_POLICY, f"invalid frame: {nesting_error()}")
         if not isinstance(frame, dict) or frame.get("type") != "auth":
             return Closing(CLOSE_POLICY, 'invalid frame: send {"type":"auth", ...} first')
         decision = self._access.admit(credentials_from_frame(frame), self._remote_ip, now_ms)

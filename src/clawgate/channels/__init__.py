@@ -15,6 +15,8 @@ channel. The rest, in the order a message flows:
 - `runtime.py`    `ChannelRuntime`: all of the above for one gateway
 - `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`)
 - `matrix.py`     the Matrix adapter (matrix-nio; extra `clawgate[matrix]`)
+- `webchat.py`    the WebChat adapter: built in, no external server (its docstring says
+                  what an adapter means then)
 
 This package sits below `gateway/`: it knows the agent only as a `TurnRunner`
 (`pipeline.py`), which `gateway/channel_service.py` implements on the agent service.

@@ -144,6 +144,11 @@ class Target:
     chat_id: str
     thread_id: str | None = None
     reply_to: str | None = None
+    # What produced the message ("send", "heartbeat", "cron: <job>") and the request or run
+    # it belongs to: a channel that keeps a transcript (WebChat) records them; platforms
+    # ignore them.
+    label: str | None = None
+    run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

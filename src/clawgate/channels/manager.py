@@ -34,9 +34,12 @@ from .base import (
 from .registry import ADAPTERS, load_adapter
 from .supervision import AccountState, Backoff, BackoffPolicy, stalled
 
-__all__ = ["AccountCounters", "AccountRunner", "AccountServices"]
+__all__ = ["AccountCounters", "AccountRunner", "AccountServices", "AdapterFactory"]
 
 logger = logging.getLogger(__name__)
+
+#: Builds the adapter of a channel built into the gateway (WebChat) from its account and link.
+AdapterFactory = Callable[[AccountConfig, "AccountRunner"], ChannelAdapter]
 
 
 @dataclass(slots=True)
@@ -68,10 +71,22 @@ class AccountServices:
 
 
 class AccountRunner:
-    """One account: its adapter, its supervised task, its state and counters."""
+    """One account: its adapter, its supervised task, its state and counters.
 
-    def __init__(self, account: AccountConfig, services: AccountServices) -> None:
+    A platform account's adapter class comes from `registry.py` (its SDK imported on first
+    use); a channel built into the gateway (WebChat) passes its `factory` instead and is
+    `builtin`: no credential, no extra, and never "the one configured channel".
+    """
+
+    def __init__(
+        self,
+        account: AccountConfig,
+        services: AccountServices,
+        factory: AdapterFactory | None = None,
+    ) -> None:
         self.account = account
+        self.builtin = factory is not None
+        self._factory = factory
         self._services = services
         self.state = AccountState.STOPPED
         self.last_error: str | None = None
@@ -116,10 +131,14 @@ class AccountRunner:
 
     async def deliver(self, message: InboundMessage) -> None:
         """Hand an inbound message to the pipeline."""
+        self.received(message.received_at)
+        await self._services.deliver(message)
+
+    def received(self, at: int) -> None:
+        """Count an inbound message (WebChat's `chat.send` counts here, past the pipeline)."""
         self.progress()
         self.counters.inbound += 1
-        self.last_inbound_at = message.received_at
-        await self._services.deliver(message)
+        self.last_inbound_at = at
 
     def may_join(self, inviter: str, room_id: str, direct: bool) -> bool:
         """Whether the account's access settings let it join a room it was invited to."""
@@ -196,6 +215,8 @@ class AccountRunner:
         Raises:
             ChannelError: the SDK is missing or the account has no credential.
         """
+        if self.adapter is None and self._factory is not None:
+            self.adapter = self._factory(self.account, self)
         if self.adapter is None:
             if self._adapter_class is None:
                 self._adapter_class = load_adapter(self.account.channel)

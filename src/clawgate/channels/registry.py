@@ -29,7 +29,8 @@ class AdapterSpec:
     credential_required: bool = True
 
 
-#: Every platform channel this build knows (WebChat is built into the gateway).
+#: Every platform channel this build knows (WebChat, built in, is `webchat.py`: the gateway
+#: hands the channel layer its adapter directly, see `manager.AdapterFactory`).
 ADAPTERS: Final = {
     "telegram": AdapterSpec(
         "clawgate.channels.telegram", "TelegramAdapter", "telegram", "telegram"

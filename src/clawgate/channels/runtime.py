@@ -1,10 +1,10 @@
-"""The channel layer of one gateway: every configured account, supervised, and what they share.
+"""The channel layer of one gateway: every account, supervised, and what they share.
 
-`ChannelRuntime` is built by the gateway only when a channel is configured. It loads the
-persisted state (pairing codes, approved senders), starts one supervised `AccountRunner`
-per enabled account, runs inbound messages through the `InboundPipeline`, sends through
-the `Outbox`, and answers the `send`, `channels.*` and pairing operations. It knows the
-agent only as a `TurnRunner`.
+`ChannelRuntime` holds the channels built into the gateway (WebChat, `webchat.py`) and
+every configured account. It loads the persisted state (pairing codes, approved senders),
+starts one supervised `AccountRunner` per enabled account, runs inbound messages through
+the `InboundPipeline`, sends through the `Outbox`, and answers the `send`, `channels.*` and
+pairing operations. It knows the agent only as a `TurnRunner`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..store import StateStore
 from ..store.channels_repo import (
@@ -30,16 +30,19 @@ from ..store.channels_repo import (
 )
 from ..store.group_writer import GroupWriter
 from .base import AccountConfig, ChannelError, OutboundMedia, Target, WebhookHandler
-from .manager import AccountRunner, AccountServices
+from .manager import AccountRunner, AccountServices, AdapterFactory
 from .outbound import Outbox, OutboxPolicy
-from .pipeline import InboundPipeline, TurnRunner, code_of
-from .policy import PairingBook, PairingCode, Verdict, decide_invite
-from .settings import ChannelSettings
 from .supervision import AccountState, BackoffPolicy
 
+if TYPE_CHECKING:  # loaded by `start` only when a platform is configured (see there)
+    from .pipeline import InboundPipeline, TurnRunner
+    from .policy import PairingCode
+
 __all__ = [
+    "BuiltInChannel",
     "ChannelRuntime",
     "DeliveryFailed",
+    "MediaUnsupported",
     "PairingCodeNotFound",
     "SendRequest",
     "UnknownChannel",
@@ -55,6 +58,14 @@ LOGGED_OUT: Final = "logged_out"
 
 class UnknownChannel(ChannelError):
     """No configured account matches the channel (and account) asked for."""
+
+
+class BuiltInChannel(ChannelError):
+    """The account is built into the gateway (WebChat): it has no login to drop or redo."""
+
+
+class MediaUnsupported(ChannelError):
+    """Media was asked of a channel that sends text only."""
 
 
 class PairingCodeNotFound(ChannelError):
@@ -78,6 +89,8 @@ class SendRequest:
     reply_to: str | None = None
     session_key: str | None = None
     run_id: str | None = None
+    # What produced it ("send", "heartbeat", "cron: <job>"), for transcripts (WebChat's).
+    label: str = "send"
 
 
 def _media_kind(source: str) -> Any:
@@ -90,7 +103,7 @@ class ChannelRuntime:
 
     def __init__(
         self,
-        settings: ChannelSettings,
+        accounts: Sequence[AccountConfig] = (),
         *,
         store: StateStore,
         turns: TurnRunner,
@@ -99,8 +112,10 @@ class ChannelRuntime:
         backoff: BackoffPolicy | None = None,
         outbox: OutboxPolicy | None = None,
         agent_name: str = "This assistant",
+        builtin: Sequence[tuple[AccountConfig, AdapterFactory]] = (),
     ) -> None:
-        self.settings = settings
+        """Build the runners: the built-in channels' first (as status lists them), then
+        every configured account; nothing starts before `start`."""
         self._store = store
         self._clock = clock
         self._home = home
@@ -109,16 +124,63 @@ class ChannelRuntime:
         self._turns = turns
         self._agent_name = agent_name
         self.webhooks: dict[str, WebhookHandler] = {}
-        self.runners: dict[tuple[str, str], AccountRunner] = {}
         self._spawn: Callable[..., asyncio.Task[None]] | None = None
         self.pipeline: InboundPipeline | None = None
         self.outbox: Outbox | None = None
+        services = AccountServices(
+            deliver=self._deliver,
+            load_cursor=self._load_cursor,
+            save_cursor=self._save_cursor,
+            add_webhook=self._add_webhook,
+            remove_webhook=self._remove_webhook,
+            media_root=self._home / "media",
+            clock=self._clock,
+            backoff=self._backoff,
+            may_join=self._may_join,
+        )
+        every = [*builtin, *((account, None) for account in accounts)]
+        self.runners: dict[tuple[str, str], AccountRunner] = {
+            (account.channel, account.account_id): AccountRunner(account, services, factory)
+            for account, factory in every
+        }
 
     # -- life -----------------------------------------------------------------------
 
+    @property
+    def has_platforms(self) -> bool:
+        """Whether a messaging platform (Telegram, ...) is configured, not just WebChat."""
+        return any(not runner.builtin for runner in self.runners.values())
+
     async def start(self, spawn: Callable[..., asyncio.Task[None]]) -> None:
-        """Load channel state, start every enabled account, re-run unfinished turns."""
+        """Load channel state, start every enabled account, re-run unfinished turns.
+
+        With built-in channels only (WebChat, whose inbound skips the pipeline) there is
+        nothing to dedupe, admit or pair: the inbound pipeline is neither built nor
+        imported, which keeps a gateway without platforms as small as before.
+        """
         self._spawn = spawn
+        writes = GroupWriter(self._store)
+        self.outbox = Outbox(writes, self._clock, self._outbox_policy)
+        open_records = await self._start_pipeline(writes) if self.has_platforms else []
+        for runner in self.runners.values():
+            logged_out = await self._load(runner.account, LOGGED_OUT)
+            account = runner.account
+            if logged_out:
+                runner.last_error = (
+                    f"logged out; run `clawgate channels login {account.channel}"
+                    f" --account {account.account_id}`"
+                )
+                continue
+            runner.start(spawn)
+        recovered = self.pipeline.recover(open_records) if self.pipeline is not None else 0
+        if recovered:
+            logger.info("re-running %d channel turn(s) a stop interrupted", recovered)
+
+    async def _start_pipeline(self, writes: GroupWriter) -> list[str]:
+        """Load the pairing state and build the inbound pipeline; return unfinished turns."""
+        from .pipeline import InboundPipeline, code_of
+        from .policy import PairingBook
+
         now = self._clock()
         store = self._store
         await store.write(lambda conn: forget_inbound_before(conn, now - DEDUPE_RETENTION_MS))
@@ -134,21 +196,7 @@ class ChannelRuntime:
         approved: dict[tuple[str, str], set[str]] = {}
         for channel, account_id, sender in approved_rows:
             approved.setdefault((channel, account_id), set()).add(sender)
-        services = AccountServices(
-            deliver=self._deliver,
-            load_cursor=self._load_cursor,
-            save_cursor=self._save_cursor,
-            add_webhook=self._add_webhook,
-            remove_webhook=self._remove_webhook,
-            media_root=self._home / "media",
-            clock=self._clock,
-            backoff=self._backoff,
-            may_join=self._may_join,
-        )
-        for account in self.settings.accounts:
-            self.runners[(account.channel, account.account_id)] = AccountRunner(account, services)
-        writes = GroupWriter(store)
-        self.outbox = Outbox(writes, self._clock, self._outbox_policy)
+        assert self.outbox is not None
         self.pipeline = InboundPipeline(
             writes=writes,
             turns=self._turns,
@@ -159,19 +207,7 @@ class ChannelRuntime:
             clock=self._clock,
             agent_name=self._agent_name,
         )
-        for runner in self.runners.values():
-            logged_out = await self._load(runner.account, LOGGED_OUT)
-            account = runner.account
-            if logged_out:
-                runner.last_error = (
-                    f"logged out; run `clawgate channels login {account.channel}"
-                    f" --account {account.account_id}`"
-                )
-                continue
-            runner.start(spawn)
-        recovered = self.pipeline.recover(open_records)
-        if recovered:
-            logger.info("re-running %d channel turn(s) a stop interrupted", recovered)
+        return open_records
 
     async def stop(self) -> None:
         """Stop every account and cancel running turns (they run again at the next start)."""
@@ -188,6 +224,8 @@ class ChannelRuntime:
         await self.pipeline.handle(message)
 
     def _may_join(self, account: AccountConfig, inviter: str, room_id: str, direct: bool) -> bool:
+        from .policy import Verdict, decide_invite
+
         assert self.pipeline is not None
         approved = self.pipeline.approved.get((account.channel, account.account_id), set())
         decision = decide_invite(account, inviter, room_id, direct, approved)
@@ -224,9 +262,20 @@ class ChannelRuntime:
 
     # -- status -----------------------------------------------------------------------
 
+    def channel_names(self) -> list[str]:
+        """Return every channel with an account here, built-in ones included."""
+        return sorted({channel for (channel, _) in self.runners})
+
     def status(self) -> list[dict[str, Any]]:
         """Return every account's status entry, in config order."""
         return [runner.status() for runner in self.runners.values()]
+
+    def received(self, channel: str, at: int) -> None:
+        """Count an inbound message a channel's account took in without the pipeline.
+
+        That is WebChat's `chat.send`, which reaches the agent service directly.
+        """
+        self.runner_for(channel, None).received(at)
 
     def not_connected(self) -> list[str]:
         """Return the enabled accounts that are not connected (for `/readyz`)."""
@@ -244,8 +293,15 @@ class ChannelRuntime:
         Raises:
             UnknownChannel: none matches, or `channel` is needed to choose.
         """
-        names = sorted({c for (c, _) in self.runners})
+        # Built-in channels are always there, so they are never the one configured channel.
+        names = sorted({c for (c, _), r in self.runners.items() if not r.builtin})
         if channel is None:
+            if not names:
+                builtin = ", ".join(f'"{c}"' for c in self.channel_names())
+                raise UnknownChannel(
+                    "no messaging channel is configured; add one under [channels] in"
+                    f" config.toml (or send with channel {builtin})"
+                )
             if len(names) != 1:
                 raise UnknownChannel(f"several channels are configured; name one of: {names}")
             channel = names[0]
@@ -266,11 +322,22 @@ class ChannelRuntime:
 
         Raises:
             UnknownChannel: see `runner_for`.
+            MediaUnsupported: media for a channel that cannot send any.
             DeliveryFailed: the platform did not take it (recorded as failed).
         """
         assert self.outbox is not None
         runner = self.runner_for(request.channel, request.account_id)
-        target = Target(request.to, request.thread_id, request.reply_to)
+        if request.media and not runner.ensure_adapter().capabilities.media:
+            raise MediaUnsupported(
+                f"{runner.account.channel} takes text only; send the message without media"
+            )
+        target = Target(
+            request.to,
+            request.thread_id,
+            request.reply_to,
+            label=request.label,
+            run_id=request.run_id,
+        )
         media = tuple(OutboundMedia(source, kind=_media_kind(source)) for source in request.media)
         delivery = await self.outbox.deliver(
             runner,
@@ -291,8 +358,13 @@ class ChannelRuntime:
     # -- login / logout ---------------------------------------------------------------
 
     async def logout(self, channel: str, account_id: str | None) -> dict[str, Any]:
-        """Stop an account, drop its platform session state, and keep it stopped."""
-        runner = self.runner_for(channel, account_id)
+        """Stop an account, drop its platform session state, and keep it stopped.
+
+        Raises:
+            UnknownChannel: see `runner_for`.
+            BuiltInChannel: the account is WebChat's (always on).
+        """
+        runner = self._configured(channel, account_id)
         account = runner.account
         adapter = runner.adapter
         await runner.stop()
@@ -318,9 +390,14 @@ class ChannelRuntime:
         return {"channel": account.channel, "accountId": account.account_id, "loggedOut": True}
 
     async def login(self, channel: str, account_id: str | None) -> dict[str, Any]:
-        """Start an account again (after logout or a refused credential)."""
+        """Start an account again (after logout or a refused credential).
+
+        Raises:
+            UnknownChannel: see `runner_for`.
+            BuiltInChannel: the account is WebChat's (always on).
+        """
         assert self._spawn is not None
-        runner = self.runner_for(channel, account_id)
+        runner = self._configured(channel, account_id)
         account = runner.account
         now = self._clock()
         await self._store.write(
@@ -333,11 +410,28 @@ class ChannelRuntime:
         runner.start(self._spawn)
         return {"channel": account.channel, "accountId": account.account_id, **runner.status()}
 
+    def _configured(self, channel: str, account_id: str | None) -> AccountRunner:
+        runner = self.runner_for(channel, account_id)
+        if runner.builtin:
+            raise BuiltInChannel(
+                f"{channel} is built into the gateway and always on; there is no login to change"
+            )
+        return runner
+
     # -- pairing ----------------------------------------------------------------------
+
+    def pairing_accounts(self) -> list[tuple[str, str]]:
+        """Return (channel, account id) of the enabled accounts under `dm_policy = "pairing"`."""
+        return [
+            key
+            for key, runner in self.runners.items()
+            if runner.account.enabled and runner.account.dm_policy == "pairing"
+        ]
 
     def pairing_list(self) -> list[dict[str, Any]]:
         """Return the pending pairing codes, oldest first."""
-        assert self.pipeline is not None
+        if self.pipeline is None:  # no platform configured: nobody to pair
+            return []
         return [
             {
                 "channel": c.channel,
@@ -355,11 +449,12 @@ class ChannelRuntime:
         """Allow the sender who holds `code` from now on.
 
         Raises:
+            UnknownChannel: `channel` is not configured.
             PairingCodeNotFound: no pending code `code` on `channel`.
         """
+        found = self._find(channel, code)
         assert self.pipeline is not None
         book = self.pipeline.pairing
-        found = self._find(channel, code)
         now = self._clock()
         held = book.for_sender(found.channel, found.account_id, found.sender_id)
         doomed = [(c.channel, c.code) for c in held]
@@ -383,10 +478,11 @@ class ChannelRuntime:
         """Drop a pending code without allowing its sender.
 
         Raises:
+            UnknownChannel: `channel` is not configured.
             PairingCodeNotFound: no pending code `code` on `channel`.
         """
-        assert self.pipeline is not None
         found = self._find(channel, code)
+        assert self.pipeline is not None
         await self._store.write(lambda conn: delete_pairing(conn, [(found.channel, found.code)]))
         self.pipeline.pairing.remove([found])
         return {
@@ -397,8 +493,9 @@ class ChannelRuntime:
         }
 
     def _find(self, channel: str, code: str) -> PairingCode:
-        assert self.pipeline is not None
-        found = self.pipeline.pairing.find(channel, code, self._clock())
+        self.runner_for(channel, None)  # a channel that is not configured is told so
+        pipeline = self.pipeline
+        found = pipeline.pairing.find(channel, code, self._clock()) if pipeline else None
         if found is None:
             raise PairingCodeNotFound(
                 f"no pending {channel} pairing code {code.strip().upper()!r};"

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
-import typer
 
 from ..config import ClawgateConfig, ConfigError, load_config, with_env_overrides
 from ..service.paths import HomeError, Paths, resolve_home
@@ -74,7 +73,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
     # Escaped: messages name config tables like [gateway.auth], which rich reads as markup.
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    # SystemExit, not typer.Exit: `gateway run` fails through here without typer loaded
+    # (cli/gateway_run.py); under typer both end the process with `code`, printing nothing.
+    raise SystemExit(code)
 
 
 def load_paths_and_config() -> tuple[Paths, ClawgateConfig]:

@@ -2,39 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import ssl
 import sys
-from typing import Annotated, Any, TextIO
-from urllib.parse import quote
+from typing import Annotated
 
 import typer
 
-from ..config import ConfigError, bind_host, check_config_permissions
-from ..files import AlreadyRunning, PidLock, running_pid
+from ..config import ConfigError, bind_host
+from ..files import running_pid
 from ..gateway.schema_export import protocol_schema_bytes
-from ..gateway.server import BackgroundFailure, GatewayServer
-from ..ipc import AlreadyServing, SocketPathError
 from ..protocol.auth import AuthMode
-from ..service.daemon import DETACHED_ENV, gateway_files, start_detached
-from ..service.logs import setup_logging
+from ..service.daemon import gateway_files, start_detached
 from ..service.paths import HomeError, Paths, resolve_home
-from ..service.ports import port_holder
 from ..service.runstate import NotRunning, find_running
 from ..service.runtime import (
-    AuthSource,
     GatewayOverrides,
-    resolve_settings,
     resolve_tls,
-    run_gateway,
 )
-from ..store import StoreError
 from . import install as install_commands
-from ._common import console, fail, install_uvloop, load_paths_and_config, print_json
+from ._common import console, fail, load_paths_and_config, print_json
 from .daemon_ops import refuse_foreign_restart, show_logs, stop_and_say
 from .daemon_status import gather_status, render_status
+from .gateway_run import RunOptions, run_foreground
 
 __all__ = ["app"]
 
@@ -61,47 +51,6 @@ LogFormatOption = Annotated[
 ]
 
 
-def _webchat_line(http: str, server: GatewayServer, out: TextIO) -> str:
-    """Return the WebChat line: with the token fragment only when `out` is a terminal.
-
-    The link is the one deliberate exception to "never print the token": it goes only to
-    the terminal of the user who started the gateway. Redirected output (a service's
-    journal, `gateway start`'s stdout log) gets the plain URL, so no file ever holds it.
-    """
-    secret = server.access.auth.secret
-    if server.access.auth.mode is AuthMode.TOKEN and secret and out.isatty():
-        # The fragment stays in the browser: it is never sent in an HTTP request.
-        return f"  WebChat: {http}#token={quote(secret, safe='')}"
-    if server.access.auth.mode is AuthMode.NONE:
-        return f"  WebChat: {http}"
-    return f"  WebChat: {http} (the page asks for the {server.access.auth.mode.value})"
-
-
-def _announce(server: GatewayServer, source: AuthSource) -> None:
-    """Print where the gateway listens and how to get the token (the token only in a link)."""
-    http = server.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
-    lines = [
-        f"clawgate gateway {server.url} (pid {os.getpid()})",
-        _webchat_line(http, server, sys.stdout),
-    ]
-    if server.canvas is not None:
-        lines.append(f"  canvas: {server.canvas.host_url()}/ serving {server.canvas.root}")
-    tls = server.settings.tls
-    if tls is not None:
-        lines.append(f"  TLS fingerprint (SHA-256): {tls.fingerprint}")
-        lines.append(f"  remote clients: pass --tls-fingerprint {tls.fingerprint}")
-    mode = server.access.auth.mode
-    if mode is AuthMode.TOKEN:
-        origin = "generated and stored in" if source.generated else "from"
-        lines.append(f"  auth: token, {origin} {source.description}")
-        lines.append("  clients: `clawgate call health` reads the token from there")
-    elif mode is AuthMode.PASSWORD:
-        lines.append(f"  auth: password, from {source.description}")
-    else:
-        lines.append("  auth: none (loopback only)")
-    print("\n".join(lines), flush=True)
-
-
 @app.command("run")
 def run(
     port: PortOption = None,
@@ -112,79 +61,9 @@ def run(
     log_format: LogFormatOption = None,
 ) -> None:
     """Run the gateway in the foreground until SIGTERM or Ctrl-C."""
-    os.umask(0o077)
-    # `gateway start` marks its child; the mark must not reach the gateway's own children.
-    detached = os.environ.pop(DETACHED_ENV, "") == "1"
-    paths, config = load_paths_and_config()
-    try:
-        for warning in paths.ensure():
-            print(f"warning: {warning}", file=sys.stderr)
-        check_config_permissions(paths.config)
-    except (HomeError, ConfigError) as exc:
-        fail(str(exc), 2)
-    lock = PidLock(paths.pid_file)
-    try:
-        lock.acquire()
-    except AlreadyRunning as exc:
-        fail(f"{exc}; stop it with `clawgate gateway stop`", 3)
-    try:
-        _run_locked(
-            paths,
-            config,
-            GatewayOverrides(port, bind, auth, token, password),
-            log_format,
-            lock,
-            detached=detached,
-        )
-    finally:
-        lock.release()
-
-
-def _run_locked(
-    paths: Paths,
-    config: Any,
-    overrides: GatewayOverrides,
-    log_format: str | None,
-    lock: PidLock,
-    *,
-    detached: bool,
-) -> None:
-    try:
-        settings, source = resolve_settings(config, paths, overrides)
-    except ConfigError as exc:
-        fail(str(exc), 2)
-    fmt = log_format or config.log.format
-    if fmt not in ("text", "json"):
-        fail("--log-format must be text or json", 2)
-    setup_logging(config.log.level, fmt, settings.log_file)
-    if lock.stale_pid:
-        logger.warning("replaced a stale PID file left by pid %d", lock.stale_pid)
-    install_uvloop()
-    try:
-        asyncio.run(
-            run_gateway(settings, lambda server: _announce(server, source), detached=detached)
-        )
-    except ssl.SSLError as exc:
-        fail(f"cannot use the TLS certificate or key: {exc.reason or exc}", 2)
-    except OSError as exc:
-        holder = port_holder(settings.port)
-        held_by = f" (held by {holder})" if holder else ""
-        fail(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}{held_by}; "
-            "stop that process or pick another port with --port",
-            1,
-        )
-    except StoreError as exc:
-        fail(f"cannot use {paths.state_db}: {exc}", 2)
-    except BackgroundFailure as exc:
-        fail(str(exc), 1)
-    except (AlreadyServing, SocketPathError) as exc:
-        fail(
-            f"{exc}; use a shorter CLAWGATE_HOME or stop the other daemon",
-            2 if isinstance(exc, SocketPathError) else 3,
-        )
-    except KeyboardInterrupt:
-        pass
+    # `clawgate gateway run` itself reaches run_foreground without typer (cli/main.py);
+    # this command serves the command lines only typer can judge (help, errors).
+    run_foreground(RunOptions(GatewayOverrides(port, bind, auth, token, password), log_format))
 
 
 @app.command("start")

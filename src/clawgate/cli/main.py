@@ -1,77 +1,138 @@
-"""The `clawgate` command: one typer app, one module per command group."""
+"""The `clawgate` command: one typer app, one module per command group.
+
+`clawgate gateway run` is the daemon's own process, and what it imports stays resident
+(idle RSS, issue 12 point 7): a plain `gateway run` command line goes straight to
+`cli/gateway_run.py` without typer; one only typer can judge (help, an error) gets the
+root with the `gateway` group alone. Any other command line gets the whole app.
+"""
 
 from __future__ import annotations
 
-import typer
+import sys
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from . import (
-    approvals,
-    call,
-    channels,
-    chat,
-    config,
-    cron,
-    devices,
-    doctor,
-    gateway,
-    hub,
-    integrations,
-    node,
-    nodes,
-    plugins,
-    ui,
-)
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="clawgate",
-    help="clawgate: a local gateway daemon for AI agents.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.add_typer(gateway.app, name="gateway")
-app.add_typer(config.app, name="config")
-app.add_typer(devices.app, name="devices")
-app.add_typer(cron.app, name="cron")
-app.add_typer(integrations.app, name="integrations")
-app.add_typer(integrations.manifest_app, name="manifest")
-app.add_typer(hub.app, name="hub")
-app.add_typer(ui.app, name="ui")
-app.add_typer(node.app, name="node")
-app.add_typer(nodes.app, name="nodes")
-app.add_typer(approvals.app, name="approvals")
-app.add_typer(channels.app, name="channels")
-app.add_typer(channels.pairing_app, name="pairing")
-app.add_typer(channels.message_app, name="message")
-app.command("call")(call.call)
-app.command("health")(call.health)
-app.command("status")(call.status)
-app.command("doctor")(doctor.doctor)
-app.command("chat")(chat.chat)
-app.command("agent")(chat.agent)
-app.command("dashboard")(chat.dashboard)
-app.command("plugins")(plugins.plugins)
-app.command("queue")(plugins.queue)
+__all__ = ["build_app", "main"]
 
 
 def _version(value: bool) -> None:
     if value:
+        import typer
+
         print(f"clawgate {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
-def root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
-    ),
-) -> None:
-    """clawgate: a local gateway daemon for AI agents."""
+def _root_app() -> typer.Typer:
+    """Return the root command with its options and no command group yet."""
+    import typer  # here: a plain `gateway run` never loads it
+
+    def root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version."
+        ),
+    ) -> None:
+        """clawgate: a local gateway daemon for AI agents."""
+
+    app = typer.Typer(
+        name="clawgate",
+        help="clawgate: a local gateway daemon for AI agents.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    app.callback()(root)
+    return app
+
+
+@cache
+def build_app() -> typer.Typer:
+    """Return the whole `clawgate` app, every command group registered."""
+    from . import (
+        approvals,
+        call,
+        channels,
+        chat,
+        config,
+        cron,
+        devices,
+        doctor,
+        gateway,
+        hub,
+        integrations,
+        node,
+        nodes,
+        plugins,
+        ui,
+    )
+
+    app = _root_app()
+    app.add_typer(gateway.app, name="gateway")
+    app.add_typer(config.app, name="config")
+    app.add_typer(devices.app, name="devices")
+    app.add_typer(cron.app, name="cron")
+    app.add_typer(integrations.app, name="integrations")
+    app.add_typer(integrations.manifest_app, name="manifest")
+    app.add_typer(hub.app, name="hub")
+    app.add_typer(ui.app, name="ui")
+    app.add_typer(node.app, name="node")
+    app.add_typer(nodes.app, name="nodes")
+    app.add_typer(approvals.app, name="approvals")
+    app.add_typer(channels.app, name="channels")
+    app.add_typer(channels.pairing_app, name="pairing")
+    app.add_typer(channels.message_app, name="message")
+    app.command("call")(call.call)
+    app.command("health")(call.health)
+    app.command("status")(call.status)
+    app.command("doctor")(doctor.doctor)
+    app.command("chat")(chat.chat)
+    app.command("agent")(chat.agent)
+    app.command("dashboard")(chat.dashboard)
+    app.command("plugins")(plugins.plugins)
+    app.command("queue")(plugins.queue)
+    return app
+
+
+def _gateway_run_app() -> typer.Typer:
+    """Return the root with only the `gateway` group: what `gateway run` parses with."""
+    from . import gateway
+
+    app = _root_app()
+    app.add_typer(gateway.app, name="gateway")
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """Build `app` on first access, so importing this module loads no command group."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _gateway_run(argv: list[str]) -> None:
+    """Run `gateway run` with `argv`, its options, through typer only when they need it."""
+    from .gateway_run import parse_run_options, run_foreground
+
+    options = parse_run_options(argv)
+    if options is None:
+        _gateway_run_app()()
+        return
+    try:
+        run_foreground(options)
+    except (EOFError, KeyboardInterrupt):
+        # What click prints for an interrupt the command did not handle, with its status.
+        print("\nAborted!", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def main() -> None:
     """Run the CLI."""
-    app()
+    if sys.argv[1:3] == ["gateway", "run"]:
+        _gateway_run(sys.argv[3:])
+        return
+    build_app()()

@@ -1,24 +1,25 @@
-"""Automation on the agent side: agent turns for heartbeats and cron jobs, WebChat delivery.
+"""Automation on the agent side: agent turns for heartbeats and cron jobs, and their delivery.
 
 `AgentTurns` runs one turn in a session of its own and waits for the reply: heartbeats in
 `agent:main:heartbeat`, each isolated cron job in `agent:main:cron:<jobId>` (a fresh
 transcript per run, so runs do not see each other; the last run's transcript stays there
-to read). `WebChatDelivery` appends a reply to a WebChat session's transcript and sends a
-`chat` final, so open pages show it; `ChannelDelivery` sends it on a messaging channel.
+to read). `ChannelDelivery` sends a reply through the channel layer's `send`, on every
+channel alike: WebChat (`to` a session key: appended to its transcript and shown on open
+pages) or a messaging platform (`to` a peer).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from ..agents.run import RunStatus as AgentRunStatus
-from ..agents.sessions import DEFAULT_AGENT_ID, canonical_key
+from ..agents.sessions import DEFAULT_AGENT_ID
 from ..automation.delivery import DeliveryError, DeliveryTarget
-from ..protocol.chat_events import chat_terminal
+from ..channels.base import ChannelError
+from ..channels.runtime import SendRequest
 from .agent_service import AgentService
-from .broadcaster import Broadcaster
 from .channel_service import ChannelService
 from .heartbeat import TurnFailed
 
@@ -26,7 +27,6 @@ __all__ = [
     "AgentTurns",
     "ChannelDelivery",
     "TurnInterrupted",
-    "WebChatDelivery",
     "cron_session_key",
 ]
 
@@ -100,44 +100,8 @@ class AgentTurns:
         return service
 
 
-class WebChatDelivery:
-    """Deliver to a WebChat session: append to its transcript and show it on open pages."""
-
-    def __init__(
-        self, agents: Agents, broadcaster: Broadcaster[Any], clock: Callable[[], int]
-    ) -> None:
-        self._agents = agents
-        self._broadcaster = broadcaster
-        self._clock = clock
-
-    async def deliver(self, target: DeliveryTarget, text: str, *, label: str) -> None:
-        """Append `text` as an assistant message of session `target.to`.
-
-        Raises:
-            DeliveryError: no agent side, or no such session.
-        """
-        service = self._agents()
-        if service is None:
-            raise DeliveryError("WebChat sessions need the state store")
-        key = canonical_key(target.to)
-        record = service.sessions.get(key)
-        if record is None:
-            raise DeliveryError(f"no WebChat session {key}; create it first or deliver to main")
-        message = await service.sessions.append(record, "assistant", text, label=label)
-        # A run id no page has seen: open pages of this session reload its transcript.
-        payload = chat_terminal(
-            run_id=message.message_id,
-            session_key=key,
-            seq=1,
-            state="final",
-            now=self._clock(),
-            text=text,
-        )
-        self._broadcaster.broadcast("chat", payload)
-
-
 class ChannelDelivery:
-    """Deliver to a messaging channel (Telegram, ...) through the channel layer's `send`."""
+    """Deliver to a channel (WebChat, Telegram, ...) through the channel layer's `send`."""
 
     def __init__(self, channels: ChannelService) -> None:
         self._channels = channels
@@ -148,11 +112,8 @@ class ChannelDelivery:
         Raises:
             DeliveryError: the channel refused or the send failed after its retries.
         """
-        # Imported here: the channel layer loads only on gateways that configure a channel.
-        from ..channels.base import ChannelError
-        from ..channels.runtime import SendRequest
-
+        request = SendRequest(to=target.to, text=text, channel=target.channel, label=label)
         try:
-            await self._channels.send(SendRequest(to=target.to, text=text, channel=target.channel))
+            await self._channels.send(request)
         except ChannelError as exc:
             raise DeliveryError(f"{target}: {exc}") from exc

@@ -1,12 +1,13 @@
-"""The gateway's channels: WebChat as one channel, and the channel layer when one is configured.
+"""The gateway's channels: one `ChannelRuntime` holding WebChat and every configured account.
 
-WebChat is the built-in `webchat` channel. Its inbound is `chat.send` (the page's operators
-are already authenticated by the gateway, so no channel access policy applies) and its
-outbound is the `chat` event stream: `send` with `channel: "webchat"` and a session key as
-`to` appends the text to that session and emits a `chat` final, so the page shows it.
+WebChat is the built-in `webchat` channel, an adapter like Telegram's (`channels/webchat.py`
+says what that means for a channel with no external server): it is listed, supervised,
+counted and sent to through the same runner and `Outbox` as the platforms. Its inbound is
+`chat.send`, which goes to the agent service directly; its outbound (`send` with channel
+`webchat`, heartbeat, cron and hook deliveries) goes through `WebChatPosts`, which appends to
+the session and emits a `chat` final so open pages show it.
 
-Platform channels (Telegram, ...) run in a `ChannelRuntime`, imported only when one is
-configured: a gateway without channels loads no channel code and no SDK. Their turns run
+Platform channels (Telegram, ...) load their SDKs only when configured. Their turns run
 through the same `AgentService` as WebChat's, so their `agent` and `chat` events reach WS
 operators exactly like WebChat's, and their sessions appear in `sessions.list`.
 """
@@ -21,6 +22,11 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from ..agents.run import RunStatus
+from ..agents.sessions import canonical_key
+from ..channels.base import AccountConfig
+from ..channels.manager import AccountRunner
+from ..channels.runtime import ChannelRuntime, SendRequest
+from ..channels.webchat import WebChatAdapter, webchat_account
 from ..protocol.chat_events import chat_terminal
 from ..store import StateStore
 from .agent_service import AgentService
@@ -29,14 +35,12 @@ from .http_guard import HttpGuard
 
 if TYPE_CHECKING:
     from ..channels.pipeline import TurnOutcome
-    from ..channels.runtime import ChannelRuntime, SendRequest
     from ..channels.settings import ChannelSettings
 
-__all__ = ["WEBCHAT", "WEBHOOK_PREFIX", "ChannelService", "ChannelTurns"]
+__all__ = ["WEBHOOK_PREFIX", "ChannelService", "ChannelTurns", "WebChatPosts"]
 
 logger = logging.getLogger(__name__)
 
-WEBCHAT: Final = "webchat"
 #: Platform webhooks are served under this path (the rest is random, new at every start).
 WEBHOOK_PREFIX: Final = "/channels/"
 
@@ -67,6 +71,40 @@ class ChannelTurns:
         await self._agents.sessions.append(record, "system", text, label=label)
 
 
+class WebChatPosts:
+    """Append outbound text to a session and show it on open pages (WebChat's `WebChatSessions`)."""
+
+    def __init__(
+        self, agents: AgentService, broadcaster: Broadcaster[Any], clock: Callable[[], int]
+    ) -> None:
+        self._agents = agents
+        self._broadcaster = broadcaster
+        self._clock = clock
+
+    async def post(self, session_key: str, text: str, *, label: str, run_id: str | None) -> str:
+        """Append `text` as an assistant message of `session_key`; return its message id.
+
+        Raises:
+            KeyError: no such session.
+        """
+        key = canonical_key(session_key)
+        record = self._agents.sessions.get(key)
+        if record is None:
+            raise KeyError(key)
+        message = await self._agents.sessions.append(record, "assistant", text, label=label)
+        # A run id no page has seen: open pages of this session reload its transcript.
+        payload = chat_terminal(
+            run_id=run_id or message.message_id,
+            session_key=key,
+            seq=1,
+            state="final",
+            now=self._clock(),
+            text=text,
+        )
+        self._broadcaster.broadcast("chat", payload)
+        return message.message_id
+
+
 class ChannelService:
     """Every channel of this gateway, as `send`, `channels.*` and the HTTP side see them."""
 
@@ -83,66 +121,51 @@ class ChannelService:
     ) -> None:
         self._agents = agents
         self._guard = guard
-        self._broadcaster = broadcaster
-        self._clock = clock
         self.required_for_ready = bool(settings and settings.required_for_ready)
-        self.runtime: ChannelRuntime | None = None
-        if settings is not None and settings.accounts:
-            from ..channels.runtime import ChannelRuntime
+        posts = WebChatPosts(agents, broadcaster, clock)
 
-            self.runtime = ChannelRuntime(
-                settings,
-                store=store,
-                turns=ChannelTurns(agents),
-                home=home,
-                clock=clock,
-                backoff=settings.backoff,
-                outbox=settings.outbox,
-                agent_name=agents.settings.name,
-            )
+        def webchat(account: AccountConfig, link: AccountRunner) -> WebChatAdapter:
+            return WebChatAdapter(account, link, posts)
+
+        self.runtime = ChannelRuntime(
+            settings.accounts if settings is not None else (),
+            store=store,
+            turns=ChannelTurns(agents),
+            home=home,
+            clock=clock,
+            backoff=settings.backoff if settings is not None else None,
+            outbox=settings.outbox if settings is not None else None,
+            agent_name=agents.settings.name,
+            builtin=[(webchat_account(), webchat)],
+        )
 
     async def start(self, spawn: Callable[..., Any]) -> None:
-        """Start the configured channel accounts."""
-        if self.runtime is not None:
-            await self.runtime.start(spawn)
+        """Start WebChat and the configured channel accounts."""
+        await self.runtime.start(spawn)
 
     async def stop(self) -> None:
         """Stop every channel account."""
-        if self.runtime is not None:
-            await self.runtime.stop()
+        await self.runtime.stop()
 
     def channel_names(self) -> list[str]:
-        """Return the configured messaging channels (WebChat is not one of them)."""
-        if self.runtime is None:
-            return []
-        return sorted({account.channel for account in self.runtime.settings.accounts})
+        """Return every channel replies can go to, WebChat included."""
+        return self.runtime.channel_names()
+
+    @property
+    def has_platforms(self) -> bool:
+        """Whether a messaging platform (Telegram, ...) is configured, not just WebChat."""
+        return self.runtime.has_platforms
 
     # -- status -------------------------------------------------------------------------
 
-    def webchat_status(self) -> dict[str, Any]:
-        """Return WebChat's status entry: served with the gateway's HTTP port."""
-        return {
-            "channel": WEBCHAT,
-            "accountId": "default",
-            "enabled": True,
-            "running": True,
-            "connected": True,
-            "state": "connected",
-            "lastInboundAt": None,
-            "lastOutboundAt": None,
-            "lastError": None,
-            "reconnects": 0,
-        }
-
     def status(self) -> list[dict[str, Any]]:
         """Return every channel account's status, WebChat first."""
-        accounts = self.runtime.status() if self.runtime is not None else []
-        return [self.webchat_status(), *accounts]
+        return self.runtime.status()
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
         """Return (ready as far as channels go, state per account) for `/readyz`."""
         states = {f"{e['channel']}/{e['accountId']}": e["state"] for e in self.status()}
-        if self.runtime is None or not self.required_for_ready:
+        if not self.required_for_ready:
             return True, states
         return not self.runtime.not_connected(), states
 
@@ -167,38 +190,11 @@ class ChannelService:
         Raises:
             ChannelError: see `ChannelRuntime.send` (unknown channel, delivery failed).
         """
-        if request.channel == WEBCHAT:
-            return await self._send_webchat(request)
-        if self.runtime is None:
-            from ..channels.runtime import UnknownChannel
-
-            raise UnknownChannel(
-                "no messaging channel is configured; add one under [channels] in config.toml"
-                ' (or send with channel "webchat")'
-            )
         result = await self.runtime.send(request)
         if request.session_key is not None and request.text:
-            await self._append(request.session_key, request.text)
+            record = await self._agents.sessions.ensure(request.session_key)
+            await self._agents.sessions.append(record, "assistant", request.text, label="send")
         return result
-
-    async def _send_webchat(self, request: SendRequest) -> dict[str, Any]:
-        key = request.to
-        stored = await self._append(key, request.text)
-        payload = chat_terminal(
-            run_id=request.run_id or stored,
-            session_key=key,
-            seq=1,
-            state="final",
-            now=self._clock(),
-            text=request.text,
-        )
-        self._broadcaster.broadcast("chat", payload)
-        return {"messageId": stored, "channel": WEBCHAT, "chatId": key}
-
-    async def _append(self, session_key: str, text: str) -> str:
-        record = await self._agents.sessions.ensure(session_key)
-        message = await self._agents.sessions.append(record, "assistant", text, label="send")
-        return message.message_id
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -214,7 +210,7 @@ class ChannelService:
             retry_s = str(max(1, -(-locked.retry_after_ms // 1000)))
             return web.Response(status=429, text="locked out\n", headers={"Retry-After": retry_s})
         path = f"{request.match_info['channel']}/{request.match_info['secret']}"
-        handler = self.runtime.webhooks.get(path) if self.runtime is not None else None
+        handler = self.runtime.webhooks.get(path)
         if handler is None:
             # The path is a secret: a wrong one is a failed guess like a wrong token (§5.4).
             await self._failed(request)
@@ -231,4 +227,4 @@ class ChannelService:
 
     def counters(self) -> list[tuple[str, str, str, int, int, int, int]]:
         """Return the per-account counters `/metrics` shows."""
-        return self.runtime.counters() if self.runtime is not None else []
+        return self.runtime.counters()

@@ -234,6 +234,14 @@ class HookService:
     async def _start_run(self, key: str, message: str, run_id: str | None) -> tuple[Run, bool]:
         """Start (or, for a known run id, find) the run answering `message` in `key`."""
         agents = self._agents
+        limit = agents.settings.max_input_chars
+        if len(message) > limit:
+            raise HookError(
+                400,
+                INVALID_REQUEST,
+                f"the message is {len(message)} characters, over the limit of {limit} "
+                "(agent.max_input_chars); send less",
+            )
 
         async def session() -> Any:
             return await agents.sessions.ensure(key)

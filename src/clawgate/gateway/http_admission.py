@@ -1,29 +1,40 @@
-"""The HTTP port's door: per-address connection cap, header timeout, one-line parse errors.
+"""The HTTP port's door: per-address connection cap, request read timeout, one-line errors.
 
-aiohttp waits for request headers forever and logs a malformed request with a traceback.
-`GuardedServer` wraps each connection's protocol: a connection over the address's cap is
-closed at once, and one whose request headers have not arrived within the timeout is closed
-(the `header_seen` middleware disarms the timer; it re-arms when a response is done, so a
-keep-alive connection cannot idle mid-headers either). `OneLineLogger` is the request
-handler's logger: "Error handling request" becomes one warning line with the error's text.
+aiohttp waits for a request's headers and body forever and logs a malformed request with a
+traceback. `GuardedServer` wraps each connection's protocol: a connection over the address's
+cap is closed at once, and one whose request has not arrived in time is closed. The timer runs
+twice per request: for the headers (armed when the connection opens or the previous response
+is done, so a keep-alive connection cannot idle mid-headers either), then, re-armed by the
+`request_read` middleware, for the body until its last byte (`StreamReader.on_eof`); a
+handler's own work after that has no deadline here. `OneLineLogger` is the request handler's
+logger: "Error handling request" becomes one warning line with the error's text.
+
+aiohttp has no public hook for this (its `read_bufsize`, `max_line_size` and `timeout`-like
+arguments bound sizes and keep-alive, not a slow sender), so `listen` makes the listening
+socket itself around the runner's public `server` protocol factory instead of a `TCPSite`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from ..protocol.http_admission import ConnectionCap
 
-__all__ = ["GuardedServer", "GuardedSite", "OneLineLogger"]
+__all__ = ["GuardedServer", "OneLineLogger"]
 
 logger = logging.getLogger("clawgate.gateway.http")
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: How many connections the kernel queues before `accept` (aiohttp's `TCPSite` default).
+_BACKLOG = 128
 
 
 class OneLineLogger:
@@ -46,6 +57,13 @@ class OneLineLogger:
         return getattr(self._target, name)
 
 
+class _Awaiting(enum.Enum):
+    """What part of a request the connection's timer waits for."""
+
+    HEADERS = "headers"
+    BODY = "body"
+
+
 class _Guarded(asyncio.Protocol):
     def __init__(self, inner: Any, door: GuardedServer) -> None:
         self._inner = inner
@@ -54,6 +72,9 @@ class _Guarded(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.BaseTransport | None = None
         self._counted = False
+        self._awaiting = _Awaiting.HEADERS
+        self._heard = False  # bytes arrived since the timer was armed
+        self.timed_out = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -70,19 +91,50 @@ class _Guarded(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def arm(self) -> None:
-        self.disarm()
-        delay = self._door.header_timeout_s
-        self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
+        """Wait for the next request's headers, at most the read timeout."""
+        self._start(_Awaiting.HEADERS)
+
+    def await_body(self, body: StreamReader) -> None:
+        """Wait for this request's body to end."""
+        self._start(_Awaiting.BODY)
+        timer = self._timer
+        # Bound to this timer: a body that ends after its response is done (aiohttp drains
+        # it) must not disarm the next request's header timer.
+        body.on_eof(lambda: self._body_ended(timer))
 
     def disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
+    def _start(self, awaiting: _Awaiting) -> None:
+        self.disarm()
+        self._awaiting = awaiting
+        self._heard = False
+        delay = self._door.read_timeout_ms / 1000
+        self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _body_ended(self, timer: asyncio.TimerHandle | None) -> None:
+        if timer is not None and timer is self._timer:
+            self.disarm()
+
     def _expire(self) -> None:
         self._timer = None
         if self._transport is not None and not self._transport.is_closing():
-            logger.warning("HTTP client %s closed: no request headers in time", self._ip)
+            self.timed_out = True
+            if self._awaiting is _Awaiting.HEADERS and not self._heard:
+                # An idle keep-alive or a browser's preconnect: normal, not worth a warning.
+                logger.debug(
+                    "HTTP client %s closed: idle for %d ms", self._ip, self._door.read_timeout_ms
+                )
+                self._transport.close()
+                return
+            logger.warning(
+                "HTTP client %s closed: request %s not received within %d ms",
+                self._ip,
+                self._awaiting.value,
+                self._door.read_timeout_ms,
+            )
             self._transport.close()
 
     def release(self) -> None:
@@ -93,6 +145,7 @@ class _Guarded(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._ip is not None:
+            self._heard = True
             self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -115,10 +168,10 @@ class _Guarded(asyncio.Protocol):
 
 
 class GuardedServer:
-    """Protocol factories around aiohttp's server: cap per address and a header timeout."""
+    """Protocol factories around aiohttp's server: cap per address and a request read timeout."""
 
-    def __init__(self, *, header_timeout_ms: int, per_ip: int) -> None:
-        self.header_timeout_s = header_timeout_ms / 1000
+    def __init__(self, *, read_timeout_ms: int, per_ip: int) -> None:
+        self.read_timeout_ms = read_timeout_ms
         self.cap = ConnectionCap(per_ip)
         self.by_transport: dict[Any, _Guarded] = {}
 
@@ -126,42 +179,43 @@ class GuardedServer:
         """Return the protocol factory that guards each connection `server` makes."""
         return lambda: _Guarded(server(), self)
 
+    async def listen(
+        self,
+        runner: web.AppRunner,
+        *,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> asyncio.Server:
+        """Listen on `host:port`, each connection guarded and served by `runner` (set up).
+
+        The caller closes the returned server before `runner.cleanup()`, which closes the
+        connections it serves.
+        """
+        server = runner.server
+        if server is None:
+            raise RuntimeError("set the runner up before listening")
+        return await asyncio.get_running_loop().create_server(
+            self.around(server), host, port, ssl=ssl_context, backlog=_BACKLOG
+        )
+
     @web.middleware
-    async def header_seen(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        """Disarm the connection's header timer for this request; re-arm once it is answered."""
+    async def request_read(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Give this request's body the read timeout; wait for the next headers once answered."""
         guarded = self.by_transport.get(request.transport)
         if guarded is not None:
-            guarded.disarm()
+            guarded.await_body(request.content)
             if request.headers.get("Upgrade", "").lower() == "websocket":
                 # A WebSocket is admitted by the gateway's own per-address slots and auth.
                 guarded.release()
         try:
             return await handler(request)
+        except ConnectionResetError:
+            if guarded is not None and guarded.timed_out:
+                # Closed here at the read timeout and logged then: no second line for it.
+                return web.Response(status=408)
+            raise
         finally:
             transport = request.transport
             if guarded is not None and transport is not None and not transport.is_closing():
                 guarded.arm()
-
-
-class GuardedSite(web.TCPSite):
-    """aiohttp's TCP site, its connections made through a `GuardedServer`."""
-
-    def __init__(
-        self, runner: web.AppRunner, door_of: Callable[[Any], Callable[[], Any]], **kw: Any
-    ):
-        super().__init__(runner, **kw)
-        self._door_of = door_of
-
-    async def start(self) -> None:
-        await web.BaseSite.start(self)
-        server = self._runner.server
-        assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
-            self._door_of(server),
-            self._host,
-            self._port,
-            ssl=self._ssl_context,
-            backlog=self._backlog,
-            reuse_address=self._reuse_address,
-            reuse_port=self._reuse_port,
-        )

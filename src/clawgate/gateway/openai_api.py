@@ -219,6 +219,14 @@ class OpenAIApi:
     async def _start(self, run_id: str, key: str, conversation: Conversation) -> Run:
         """Start the run answering `conversation.prompt` in session `key`."""
         agents = self._agents
+        prompt, limit = conversation.prompt, agents.settings.max_input_chars
+        if len(prompt) > limit:
+            raise OpenAIError(
+                400,
+                f"The last message is {len(prompt)} characters, over this gateway's limit of "
+                f"{limit} (agent.max_input_chars). Send less.",
+                code=INVALID_VALUE,
+            )
 
         async def session() -> Any:
             record = await agents.sessions.ensure(key)

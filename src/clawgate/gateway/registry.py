@@ -4,12 +4,19 @@ A handler is declared once with `@method(...)`: its name, params model, result t
 role, scope and idempotency. The registry builds `features.methods`, the JSON Schema and
 the dispatcher's checks from those declarations, so they cannot drift apart.
 
+A method may also be listed by name and place only (`declare`): its module, with its
+params and result models, is imported on the method's first call, so an idle gateway
+does not hold the models of methods nobody called. An event's payload model may be such
+a `Deferred` too; only the schema reads it. The place is checked when it is loaded: the
+handler found there must declare the name it was listed under.
+
 Handlers that never wait are plain functions and run inline in the reader, sparing a
 task per request; handlers that wait are coroutines and get a task each.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,13 +27,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from ..protocol.events import EventSpec
-from ..protocol.schema import EventDeclaration, MethodDeclaration
 from ..protocol.scopes import MethodRole
 
 if TYPE_CHECKING:
+    from ..protocol.schema import EventDeclaration, MethodDeclaration
     from .context import CallContext
 
 __all__ = [
+    "Deferred",
     "Idempotency",
     "MethodRegistry",
     "MethodSpec",
@@ -83,6 +91,8 @@ class MethodSpec:
 
     def declaration(self) -> MethodDeclaration:
         """Return what the schema needs about this method."""
+        from ..protocol.schema import MethodDeclaration  # the schema's models load when asked
+
         return MethodDeclaration(
             self.name,
             self.params,
@@ -116,27 +126,59 @@ def method(
     return decorate
 
 
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A module attribute named but not imported yet: `module.attr`, loaded on first use."""
+
+    module: str
+    attr: str
+
+    def load(self) -> Any:
+        """Import the module and return the attribute."""
+        return getattr(importlib.import_module(self.module), self.attr)
+
+
 class MethodRegistry:
     """Methods and events in the order they were registered."""
 
     def __init__(self) -> None:
-        self._methods: dict[str, MethodSpec] = {}
+        # A `Deferred` until the method's first call replaces it with its spec in place.
+        self._methods: dict[str, MethodSpec | Deferred] = {}
         self._events: dict[str, EventSpec] = {}
 
     def register(self, handler: Handler) -> None:
         """Add a handler declared with `@method`."""
         spec: MethodSpec = handler.__gateway_method__  # type: ignore[attr-defined]
-        if spec.name in self._methods:
-            raise ValueError(f"method {spec.name} registered twice")
-        self._methods[spec.name] = spec
+        self._add(spec.name, spec)
+
+    def declare(self, name: str, handler: Deferred) -> None:
+        """Add the method `name` served by `handler`, imported on the method's first call."""
+        self._add(name, handler)
+
+    def _add(self, name: str, entry: MethodSpec | Deferred) -> None:
+        if name in self._methods:
+            raise ValueError(f"method {name} registered twice")
+        self._methods[name] = entry
+
+    def _load(self, name: str, place: Deferred) -> MethodSpec:
+        """Import a declared method's handler; its `@method` name must be `name`."""
+        spec = getattr(place.load(), "__gateway_method__", None)
+        if not isinstance(spec, MethodSpec) or spec.name != name:
+            found = spec.name if isinstance(spec, MethodSpec) else "no @method"
+            raise TypeError(f"{place.module}.{place.attr} declares {found}, listed as {name}")
+        self._methods[name] = spec
+        return spec
 
     def register_event(self, spec: EventSpec) -> None:
         """Declare an event the server emits."""
         self._events[spec.name] = spec
 
     def get(self, name: str) -> MethodSpec | None:
-        """Return the method called `name`, or None."""
-        return self._methods.get(name)
+        """Return the method called `name`, importing its module on first use, or None."""
+        entry = self._methods.get(name)
+        if isinstance(entry, Deferred):
+            return self._load(name, entry)
+        return entry
 
     def event(self, name: str) -> EventSpec:
         """Return the declared event `name`."""
@@ -147,7 +189,11 @@ class MethodRegistry:
         return MappingProxyType(self._events)
 
     def __iter__(self) -> Iterator[MethodSpec]:
-        return iter(self._methods.values())
+        """Iterate over every method's spec, importing the modules not loaded yet."""
+        for name in list(self._methods):
+            spec = self.get(name)
+            assert spec is not None
+            yield spec
 
     def method_names(self) -> list[str]:
         """Return `features.methods`."""
@@ -159,8 +205,16 @@ class MethodRegistry:
 
     def method_declarations(self) -> list[MethodDeclaration]:
         """Return every method's schema declaration."""
-        return [spec.declaration() for spec in self._methods.values()]
+        return [spec.declaration() for spec in self]
 
     def event_declarations(self) -> list[EventDeclaration]:
         """Return every event's schema declaration."""
-        return [EventDeclaration(spec.name, spec.payload) for spec in self._events.values()]
+        from ..protocol.schema import EventDeclaration  # the schema's models load when asked
+
+        return [
+            EventDeclaration(
+                spec.name,
+                spec.payload.load() if isinstance(spec.payload, Deferred) else spec.payload,
+            )
+            for spec in self._events.values()
+        ]

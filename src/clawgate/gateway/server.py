@@ -3,8 +3,8 @@
 Start order (each step may use what the steps before it started):
 1. the state store (state.db), then what it restores: the config hash key, the heartbeat
    switch, queued system events, paired devices;
-2. the agent service (sessions, runs), the channels (WebChat, and each configured
-   messaging account as a supervised task), the cron jobs (runs cut off by a crash are
+2. the agent service (sessions, runs), the channels (WebChat and each configured
+   messaging account, each a supervised task), the cron jobs (runs cut off by a crash are
    marked interrupted; the scheduler is built only when state.db has cron rows) and the
    plugin side (hub clock, command queue and router, reconciler, IPC socket, control link);
 3. the HTTP site on the gateway port, the canvas host on its own port when `[canvas]` is
@@ -36,7 +36,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..agents.factory import build_backend
-from ..automation.delivery import WEBCHAT, DeliveryRouter
+from ..automation.delivery import DeliveryRouter
 from ..ipc import PluginRegistry
 from ..protocol.auth import AuthThrottle
 from ..protocol.dedupe import DedupeCache
@@ -49,7 +49,7 @@ from ..store import StateStore
 from ..tls import server_ssl_context
 from .access import GatewayAccess
 from .agent_service import AgentService
-from .automation import AgentTurns, ChannelDelivery, WebChatDelivery
+from .automation import AgentTurns, ChannelDelivery
 from .broadcaster import Broadcaster
 from .channel_service import ChannelService
 from .config_service import ConfigService
@@ -63,7 +63,7 @@ from .health import HealthMonitor
 from .heartbeat import HeartbeatRunner
 from .http import HttpSurface, add_http_routes
 from .http import PageSurface as HttpPageSurface
-from .http_admission import GuardedServer, GuardedSite, OneLineLogger
+from .http_admission import GuardedServer, OneLineLogger
 from .http_guard import HttpGuard
 from .idempotency import IdempotentCalls
 from .methods import build_registry
@@ -130,10 +130,9 @@ class GatewayServer:
         )
         self.health = HealthMonitor(self._build_health, clock, self._announce_health)
         self.system_events = SystemEvents(self.store)
-        # Replies of heartbeats and cron jobs: WebChat sessions, and each configured channel
-        # once the channel service is built.
+        # Replies of heartbeats and cron jobs: every channel (WebChat included) once the
+        # channel service is built.
         self.delivery = DeliveryRouter()
-        self.delivery.add(WEBCHAT, WebChatDelivery(self._agent_service, self.broadcaster, clock))
         self.turns = AgentTurns(self._agent_service)
         self.heartbeats = HeartbeatRunner(
             settings=settings.heartbeat,
@@ -199,6 +198,7 @@ class GatewayServer:
         self._loops: list[asyncio.Task[None]] = []
         self._released = asyncio.Event()  # set last in `stop`: the task group may end
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     # -- start and stop ---------------------------------------------------------
 
@@ -324,10 +324,10 @@ class GatewayServer:
         )
         limits = self.settings.limits
         self.http_door = GuardedServer(
-            header_timeout_ms=limits.http_header_timeout_ms,
+            read_timeout_ms=limits.http_read_timeout_ms,
             per_ip=limits.http_max_connections_per_ip,
         )
-        app.middlewares.append(self.http_door.header_seen)
+        app.middlewares.append(self.http_door.request_read)
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -336,14 +336,9 @@ class GatewayServer:
             logger=OneLineLogger(logging.getLogger("clawgate.gateway.http")),
         )
         await self._runner.setup()
-        site = GuardedSite(
-            self._runner,
-            self.http_door.around,
-            host=self.settings.host,
-            port=self.settings.port,
-            ssl_context=ssl_context,
+        self._listener = await self.http_door.listen(
+            self._runner, host=self.settings.host, port=self.settings.port, ssl_context=ssl_context
         )
-        await site.start()
         self.port = self._bound_port()
 
     def _build_canvas(self) -> CanvasHost | None:
@@ -446,7 +441,7 @@ class GatewayServer:
                 clock=self.now_ms,
             )
             surfaces.append(self.hooks)
-        if self.channels is not None and self.channels.runtime is not None:
+        if self.channels is not None and self.channels.has_platforms:
             surfaces.append(self.channels)  # platform webhooks (Telegram's webhook mode)
         return surfaces
 
@@ -511,6 +506,8 @@ class GatewayServer:
             await self.cron.stop()  # its runs record how they ended before the store closes
         reason = "gateway restarting" if restarting else "gateway stopping"
         await connections.close_all(reason, restart_expected_ms if restarting else None)
+        if self._listener is not None:
+            self._listener.close()  # stop accepting; the runner's cleanup closes the connections
         if self._runner is not None:
             await self._runner.cleanup()
         if self.canvas is not None:
@@ -525,8 +522,9 @@ class GatewayServer:
         logger.info("gateway stopped")
 
     def _bound_port(self) -> int:
-        assert self._runner is not None
-        for address in self._runner.addresses:
+        assert self._listener is not None
+        for sock in self._listener.sockets:
+            address = sock.getsockname()
             if isinstance(address, tuple):
                 return int(address[1])
         return self.settings.port

@@ -65,7 +65,8 @@ class Services:
     agents: AgentService | None
     # None when the gateway serves no plugin socket.
     plugins: PluginSide | None
-    # Where automated replies go (WebChat sessions until the channel layer plugs in).
+    # Where automated replies go: every channel of `channels`, WebChat included (none
+    # without a state store).
     delivery: DeliveryRouter
     # None when the gateway runs without a state store (jobs live in state.db).
     cron: CronHost | None

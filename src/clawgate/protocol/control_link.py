@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from .nesting import nesting_error, nesting_exceeds
 from .timefmt import format_time, parse_time
 
 __all__ = [
@@ -431,6 +432,8 @@ def parse_envelope(obj: object) -> Envelope:
     """
     if not isinstance(obj, dict):
         raise InvalidMessage([MessageIssue(path="", message="a message must be a JSON object")])
+    if nesting_exceeds(obj):  # before pydantic, the store's re-encoding or a plugin sees it
+        raise InvalidMessage([MessageIssue(path="", message=nesting_error())])
     try:
         return Envelope.model_validate(obj)
     except ValidationError as exc:

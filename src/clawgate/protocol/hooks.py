@@ -22,6 +22,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from .errors import INVALID_REQUEST, NOT_LINKED, UNAVAILABLE
+from .nesting import is_depth_error, nesting_error, nesting_exceeds
 from .validation import describe_validation_error
 
 __all__ = [
@@ -117,12 +118,17 @@ def parse_body(raw: bytes) -> Any:
     """Parse a JSON body.
 
     Raises:
-        HookError: 400, the body is not JSON.
+        HookError: 400, the body is not JSON or nests too deep.
     """
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if is_depth_error(exc):
+            raise HookError(400, INVALID_REQUEST, f"the body is {nesting_error()}") from None
         raise HookError(400, INVALID_REQUEST, "the body is not valid JSON") from None
+    if nesting_exceeds(data):  # before validation or a mapping's template sees it
+        raise HookError(400, INVALID_REQUEST, f"the body is {nesting_error()}")
+    return data
 
 
 def _validate(model: type[_Body], raw: bytes, what: str) -> Any:

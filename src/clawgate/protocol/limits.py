@@ -25,6 +25,10 @@ __all__ = [
     "HISTORY_MAX_BYTES",
     "HOOKS_MAX_BODY_BYTES",
     "HOOKS_RATE_PER_MINUTE",
+    "HTTP_CONNECTIONS_PER_IP_MAX",
+    "HTTP_CONNECTIONS_PER_IP_MIN",
+    "HTTP_READ_TIMEOUT_MAX_MS",
+    "HTTP_READ_TIMEOUT_MIN_MS",
     "KIB",
     "LIST_LIMIT_MAX",
     "LOGS_TAIL_MAX_BYTES",
@@ -120,6 +124,14 @@ PRESENCE_FLUSH_INTERVAL_MS: Final = 100
 #: 0.19 s apart for 200 clients, 4.5 s for 1000; below about 150 the 100 ms governs.
 PRESENCE_FANOUT_BYTES_PER_S: Final = 32 * MIB
 
+#: `[gateway] http_read_timeout_ms`: the range a request's read deadline may be set in.
+HTTP_READ_TIMEOUT_MIN_MS: Final = 1_000
+HTTP_READ_TIMEOUT_MAX_MS: Final = 120_000
+#: `[gateway] http_max_connections_per_ip`: at least what one browser opens to a host (6)
+#: plus the CLI, at most the gateway's whole connection budget.
+HTTP_CONNECTIONS_PER_IP_MIN: Final = 8
+HTTP_CONNECTIONS_PER_IP_MAX: Final = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -137,9 +149,9 @@ class Limits:
     auth_failure_window_ms: int = 60_000
     auth_lockout_ms: int = 60_000
     auth_failure_delay_ms: int = 250
-    # HTTP slow clients: a request's headers must arrive within this (else the connection is
-    # closed), and one address may hold at most this many open HTTP connections.
-    http_header_timeout_ms: int = 10_000
+    # HTTP slow clients: a request, headers and body, must arrive within this (else the
+    # connection is closed), and one address may hold at most this many open HTTP connections.
+    http_read_timeout_ms: int = 10_000
     http_max_connections_per_ip: int = 64
     device_signature_skew_ms: int = DEVICE_SIGNATURE_SKEW_MS
     dedupe_ttl_ms: int = 300_000
@@ -160,3 +172,10 @@ class Limits:
             raise ValueError("tick interval must be positive")
         if self.max_payload < self.preauth_max_payload:
             raise ValueError("max payload must be at least the pre-auth limit")
+        if not HTTP_READ_TIMEOUT_MIN_MS <= self.http_read_timeout_ms <= HTTP_READ_TIMEOUT_MAX_MS:
+            raise ValueError(
+                f"HTTP read timeout must be between {HTTP_READ_TIMEOUT_MIN_MS}"
+                f" and {HTTP_READ_TIMEOUT_MAX_MS} ms"
+            )
+        if self.http_max_connections_per_ip < 1:
+            raise ValueError("HTTP connections per address must be at least 1")

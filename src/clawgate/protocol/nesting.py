@@ -1,7 +1,8 @@
 """How deep inbound JSON (and TOML) may nest, checked without recursion (spec §11).
 
 Every inbound boundary (WebSocket frames, plugin IPC lines, the hub's HTTP bodies,
-`config.set`/`config.patch`) refuses nesting deeper than `MAX_NESTING_DEPTH` with its own
+`config.set`/`config.patch`, the OpenAI-compatible and webhook bodies, the canvas auth frame,
+the hub link's envelopes) refuses nesting deeper than `MAX_NESTING_DEPTH` with its own
 error before anything recursive (pydantic, merge patch, tomllib, re-encoding) sees it. A
 top-level object or array is depth 1. orjson's C parser stops at 1024 levels by itself;
 these checks bring that down to 64 with loops, never the Python stack.

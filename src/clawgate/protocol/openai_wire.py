@@ -24,6 +24,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
+from .nesting import is_depth_error, nesting_error, nesting_exceeds
+
 __all__ = [
     "INVALID_API_KEY",
     "INVALID_REQUEST_ERROR",
@@ -210,17 +212,22 @@ def parse_json(raw: bytes) -> Any:
     """Parse a request body.
 
     Raises:
-        OpenAIError: 400, the body is not JSON (OpenAI's wording).
+        OpenAIError: 400, the body is not JSON (OpenAI's wording) or nests too deep.
     """
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if is_depth_error(exc):
+            raise OpenAIError(400, f"The request body is {nesting_error()}.") from None
         raise OpenAIError(
             400,
             "We could not parse the JSON body of your request. (HINT: This likely means you "
             "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
             "but what was sent was not valid JSON.)",
         ) from None
+    if nesting_exceeds(data):  # before pydantic or anything else recursive sees it
+        raise OpenAIError(400, f"The request body is {nesting_error()}.")
+    return data
 
 
 def _param(location: Iterable[int | str]) -> str:

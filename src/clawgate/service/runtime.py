@@ -32,6 +32,7 @@ from ..gateway.server import BackgroundFailure, GatewayServer
 from ..gateway.settings import GatewaySettings, NodeSettings, PluginSettings
 from ..protocol.auth import AuthMode, SharedSecretAuth, secrets_equal
 from ..tls import CERT_FILE, KEY_FILE, TlsError, TlsMaterial, ensure_self_signed, load_material
+from .heap import release_free_heap
 from .paths import Paths
 from .runstate import RunState, clear_run_state, write_run_state
 from .sd_notify import READY, STOPPING, WATCHDOG, SdNotifier
@@ -294,6 +295,7 @@ async def run_gateway(
         # it and stall the loop (~0.1-0.3 s with 10,000 jobs) at moments like a due pass.
         gc.collect()
         gc.freeze()
+        release_free_heap()  # what start-up freed goes back to the OS, not kept resident
         tls = settings.tls
         write_run_state(
             state_path,

@@ -10,7 +10,7 @@ rows into jobs is the automation package's business, not this module's.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,7 +24,7 @@ __all__ = [
     "interrupt_running",
     "job_known",
     "load_jobs",
-    "load_runs",
+    "page_runs",
     "purge_removed",
     "remove_job",
     "save_job_states",
@@ -191,14 +191,46 @@ def interrupt_running(conn: sqlite3.Connection, now: int, error: str) -> list[Ru
     ]
 
 
-def load_runs(conn: sqlite3.Connection, job_id: str, limit: int) -> list[RunRow]:
-    """Return a job's ended runs, newest first."""
+def page_runs(
+    conn: sqlite3.Connection,
+    *,
+    job_ids: Sequence[str] | None,
+    statuses: Sequence[str] | None,
+    run_id: str | None,
+    newest_first: bool,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[RunRow]]:
+    """Return how many ended runs match, and one page of them.
+
+    Args:
+        job_ids: only these jobs' runs (None: every job's).
+        statuses: only runs that ended so (None: any).
+        run_id: only this run.
+        newest_first: the order, by start time.
+        offset: runs skipped.
+        limit: the most runs returned.
+    """
+    where = ["status != 'running'"]
+    args: list[Any] = []
+    if job_ids is not None:
+        where.append("job_id IN (SELECT value FROM json_each(?))")
+        args.append(orjson.dumps(list(job_ids)).decode())
+    if statuses is not None:
+        where.append("status IN (SELECT value FROM json_each(?))")
+        args.append(orjson.dumps(list(statuses)).decode())
+    if run_id is not None:
+        where.append("run_id = ?")
+        args.append(run_id)
+    clause = " AND ".join(where)
+    (total,) = conn.execute(f"SELECT COUNT(*) FROM cron_runs WHERE {clause}", args).fetchone()
+    order = "DESC" if newest_first else "ASC"
     rows = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM cron_runs WHERE job_id = ? AND status != 'running'"
-        " ORDER BY started_at DESC, rowid DESC LIMIT ?",
-        (job_id, limit),
+        f"SELECT {_RUN_COLUMNS} FROM cron_runs WHERE {clause}"
+        f" ORDER BY started_at {order}, rowid {order} LIMIT ? OFFSET ?",
+        [*args, limit, offset],
     )
-    return [_run(row) for row in rows]
+    return total, [_run(row) for row in rows]
 
 
 def trim_runs(conn: sqlite3.Connection, job_id: str, keep: int) -> None:

@@ -55,8 +55,8 @@ async def irc_gateway(
     agent = overrides.pop("agent", None)
     gateway = await channel_gateway(factory, irc_table(server, nick, **overrides), agent=agent)
     service = gateway.server.channels
-    assert service is not None and service.runtime is not None
-    [runner] = service.runtime.runners.values()
+    assert service is not None
+    runner = service.runtime.runner_for("irc", None)
     assert await runner.wait_connected(30), runner.last_error
     return gateway
 

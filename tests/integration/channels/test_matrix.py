@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from clawgate.channels.outbound import OutboxPolicy
 from clawgate.config import AgentSection
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.channels.harness import (
+    FAST_OUTBOX,
     approve_pending,
     channel_gateway,
     channel_status,
@@ -36,10 +38,12 @@ async def matrix_gateway(
     world: MatrixWorld,
     *,
     agent: AgentSection | None = None,
+    outbox: OutboxPolicy = FAST_OUTBOX,
     **overrides: Any,
 ) -> RunningGateway:
     """Start a gateway with the Matrix channel and wait until its first sync is done."""
-    gateway = await channel_gateway(factory, matrix_table(world, **overrides), agent=agent)
+    table = matrix_table(world, **overrides)
+    gateway = await channel_gateway(factory, table, agent=agent, outbox=outbox)
     peer = await operator(clients, gateway)
     await wait_for(lambda: _connected(peer), timeout=WAIT_S, interval=0.1)
     return gateway

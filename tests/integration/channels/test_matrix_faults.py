@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clawgate.channels.matrix import TIMELINE_LIMIT
+from clawgate.channels.outbound import OutboxPolicy
 from clawgate.service.doctor import DoctorProbes
 from tests.conftest import GatewayFactory
 from tests.integration.channels.harness import channel_gateway, channel_status, operator, wait_for
@@ -53,7 +54,9 @@ async def test_a_sync_redelivered_from_an_old_token_is_answered_once(
 async def test_a_homeserver_restart_mid_stream_loses_nothing(
     gateway_factory: GatewayFactory, client_factory: PeerFactory, matrix: MatrixWorld
 ) -> None:
-    gateway, room = await paired(gateway_factory, client_factory, matrix)
+    # Replies retried for ~30 s, as a real outbox would: Synapse restarts slowly on a busy box.
+    patient = OutboxPolicy(max_attempts=10, initial_s=0.5, max_s=5.0)
+    gateway, room = await paired(gateway_factory, client_factory, matrix, outbox=patient)
     peer = await operator(client_factory, gateway)
     human, bot = matrix.human, matrix.bot
     await human.say(room, "just before the restart")

@@ -133,7 +133,7 @@ async def test_the_api_and_cli_work_unchanged_through_the_balancer(
                 "--target",
                 "plugin=p",
                 "--wait",
-                "10",
+                "30",  # generous: a loaded CI machine is slow, and a pass returns at once
                 "--json",
                 "--url",
                 url,

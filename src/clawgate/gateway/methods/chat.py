@@ -13,6 +13,7 @@ from pydantic import Field
 
 from ...agents.run import RunStatus
 from ...agents.sessions import row, wire_message
+from ...channels.webchat import WEBCHAT
 from ...protocol.errors import InvalidRequest
 from ...protocol.limits import (
     HISTORY_DEFAULT_LIMIT,
@@ -267,6 +268,8 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
     run, created = await service.run_once(params.idempotencyKey, session, params.message, timeout_s)
     if created:
         status = "started"
+        if ctx.services.channels is not None:  # WebChat's inbound, in its channel's status
+            ctx.services.channels.runtime.received(WEBCHAT, ctx.services.clock())
     elif not run.finished:
         status = "in_flight"
     else:

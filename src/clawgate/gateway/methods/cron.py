@@ -11,8 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
+from ...agents.sessions import DEFAULT_AGENT_ID
 from ...automation.delivery import WEBCHAT
 from ...automation.errors import JobError, UnknownJob
+from ...automation.listing import JobFilter, Page, job_agent, page_of, snapshot_revision
 from ...protocol.detail_codes import UNKNOWN_CRON_JOB
 from ...protocol.errors import InvalidRequest, Unavailable
 from ...protocol.limits import (
@@ -179,31 +181,82 @@ class CronRunParams(_OneJob):
     idempotencyKey: IdempotencyKey | None = None
 
 
-class CronRunsParams(_OneJob):
-    """Params of `cron.runs`."""
+RunStatusValue = Literal["ok", "error", "skipped"]
+AgentId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Offset = Annotated[int, Field(ge=0)]
 
+
+class CronRunsParams(Params):
+    """Params of `cron.runs`: one job's runs (`id`), or every job's (`scope: "all"`).
+
+    OpenClaw 2026.9.6's filters and paging are acted on; `query` and the delivery filters
+    are accepted and ignored (runs record no delivery status).
+    """
+
+    id: JobId | None = None
+    jobId: JobId | None = None
+    scope: Literal["job", "all"] | None = None
+    agentId: AgentId | None = None
     limit: Annotated[int, Field(ge=1, le=CRON_RUNS_MAX_LIMIT)] | None = None
+    offset: Offset | None = None
+    status: Literal["all", "ok", "error", "skipped"] | None = None
+    statuses: Annotated[list[RunStatusValue], Field(min_length=1, max_length=3)] | None = None
+    runId: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    sortDir: Literal["asc", "desc"] | None = None
+    query: Ignored = None
+    deliveryStatus: Ignored = None
+    deliveryStatuses: Ignored = None
+
+    @model_validator(mode="after")
+    def _at_most_one_id(self) -> CronRunsParams:
+        if self.id is not None and self.jobId is not None:
+            raise ValueError("give the job's id (or jobId), once")
+        return self
+
+    @property
+    def job(self) -> str | None:
+        """The job id, whichever name it came under."""
+        return self.id or self.jobId
+
+    def wanted_statuses(self) -> list[str] | None:
+        """The end states asked for (None: every one)."""
+        if self.statuses is not None:
+            return list(self.statuses)
+        return None if self.status in (None, "all") else [str(self.status)]
 
 
 class CronListParams(Params):
-    """Params of `cron.list`."""
+    """Params of `cron.list`: OpenClaw 2026.9.6's filters and paging are acted on."""
 
     includeDisabled: bool | None = None
-    # OpenClaw 2026.9.6's filters, paging and sorting (its Control UI sends them): accepted.
+    limit: Annotated[int, Field(ge=1)] | None = None
+    offset: Offset | None = None
+    query: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    enabled: Literal["all", "enabled", "disabled"] | None = None
+    scheduleKind: Literal["all", "at", "every", "cron", "on-exit", "stream"] | None = None
+    lastRunStatus: Literal["all", "ok", "error", "skipped", "unknown"] | None = None
+    trigger: Literal["all", "conditional", "unconditional"] | None = None
+    agentId: AgentId | None = None
+    # Accepted, not acted on: jobs are listed next to run first; there are no per-session
+    # listings, compact forms or delivery previews here.
     sessionKey: Ignored = None
     sessionAgentId: Ignored = None
-    limit: Ignored = None
-    offset: Ignored = None
-    query: Ignored = None
-    enabled: Ignored = None
-    scheduleKind: Ignored = None
-    lastRunStatus: Ignored = None
-    trigger: Ignored = None
     sortBy: Ignored = None
     sortDir: Ignored = None
-    agentId: Ignored = None
     compact: Ignored = None
     includeDeliveryPreviews: Ignored = None
+
+    def job_filter(self) -> JobFilter:
+        """Return the filter these params ask for."""
+        return JobFilter(
+            enabled=self.enabled or ("all" if self.includeDisabled else "enabled"),
+            agent_id=self.agentId,
+            default_agent=DEFAULT_AGENT_ID,
+            query=self.query or "",
+            schedule_kind=self.scheduleKind or "all",
+            last_run_status=self.lastRunStatus or "all",
+            trigger=self.trigger or "all",
+        )
 
 
 class CronJobState(Result):
@@ -240,10 +293,21 @@ class CronJobShape(Result):
     state: CronJobState
 
 
-class CronListResult(Result):
-    """Result of `cron.list`."""
+class PageShape(Result):
+    """Where a page sits in its listing (OpenClaw's paging members)."""
+
+    total: int
+    offset: int
+    limit: int
+    hasMore: bool
+    nextOffset: int | None
+
+
+class CronListResult(PageShape):
+    """Result of `cron.list`: one page of the jobs, and a revision of the whole list."""
 
     jobs: list[CronJobShape]
+    snapshotRevision: str
 
 
 class CronStatusResult(Result):
@@ -287,10 +351,11 @@ class CronRunEntry(Result):
     late: bool | None = None
     trigger: Literal["schedule", "manual"]
     sessionKey: str | None = None
+    jobName: str | None = None
 
 
-class CronRunsResult(Result):
-    """Result of `cron.runs`."""
+class CronRunsResult(PageShape):
+    """Result of `cron.runs`: one page of ended runs."""
 
     entries: list[CronRunEntry]
 
@@ -342,9 +407,17 @@ def _check_delivery(ctx: CallContext, payload: dict[str, Any] | None) -> None:
 def cron_list(ctx: CallContext, params: CronListParams) -> dict[str, Any]:
     """Return the jobs, next to run first (disabled ones only with includeDisabled)."""
     service = _cron(ctx).service
-    if service is None:
-        return {"jobs": []}  # not built: state.db holds no job
-    return {"jobs": service.jobs(include_disabled=bool(params.includeDisabled))}
+    # Not built: state.db holds no job.
+    jobs = service.jobs(include_disabled=True) if service is not None else []
+    wanted = params.job_filter()
+    chosen = [job for job in jobs if wanted.matches(job)]
+    offset, limit = page_of(len(chosen), params.offset or 0, params.limit)
+    shown = chosen[offset : offset + limit]
+    return {
+        "jobs": shown,
+        "snapshotRevision": snapshot_revision(chosen),
+        **Page(len(chosen), offset, limit, len(shown)).wire(),
+    }
 
 
 @method("cron.status", params=EmptyParams, result=CronStatusResult, scope=READ)
@@ -414,9 +487,38 @@ async def cron_run(ctx: CallContext, params: CronRunParams) -> dict[str, Any]:
 
 @method("cron.runs", params=CronRunsParams, result=CronRunsResult, scope=READ)
 async def cron_runs(ctx: CallContext, params: CronRunsParams) -> dict[str, Any]:
-    """Return a job's ended runs, newest first (a removed job's for 7 days)."""
+    """Return ended runs, newest first: a job's (a removed job's for 7 days), or every job's."""
+    host = _cron(ctx)
+    job = params.job
     limit = params.limit or CRON_RUNS_DEFAULT_LIMIT
-    try:
-        return {"entries": await (await _cron(ctx).get()).runs(params.job, limit)}
-    except UnknownJob as exc:
-        raise _unknown(exc) from None
+    offset = params.offset or 0
+    if (params.scope or ("job" if job else "all")) == "job":
+        if job is None:
+            raise InvalidRequest("cron.runs with scope job needs the job's id (id or jobId)")
+        service = await host.get()
+        try:
+            await service.check_known(job)
+        except UnknownJob as exc:
+            raise _unknown(exc) from None
+        job_ids: list[str] | None = [job]
+    elif host.service is None:
+        return {"entries": [], **Page(0, 0, limit, 0).wire()}  # state.db holds no job
+    else:
+        service = host.service
+        job_ids = None
+    if params.agentId is not None:
+        mine = {
+            j["id"]
+            for j in service.jobs(include_disabled=True)
+            if job_agent(j, DEFAULT_AGENT_ID) == params.agentId
+        }
+        job_ids = [j for j in job_ids if j in mine] if job_ids is not None else sorted(mine)
+    total, entries = await service.runs_page(
+        job_ids,
+        statuses=params.wanted_statuses(),
+        run_id=params.runId,
+        newest_first=params.sortDir != "asc",
+        offset=offset,
+        limit=limit,
+    )
+    return {"entries": entries, **Page(total, min(offset, total), limit, len(entries)).wire()}

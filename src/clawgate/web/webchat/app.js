@@ -2,6 +2,7 @@
 // and the Automation view (automation.js).
 import { Automation } from "./automation.js";
 import { Gateway, State } from "./gateway.js";
+import { plural, reconnectText, secondsLeft, shortTitle, untilNextSecond } from "./text.js";
 
 // sessionStorage only: the secret lives as long as the tab and never in a URL the server sees.
 const STORE = Object.freeze({
@@ -83,9 +84,25 @@ function credentials() {
 
 // -- connection state ---------------------------------------------------------
 
+let countdownTimer = 0;
+
 function setStatus(state, text) {
+  clearTimeout(countdownTimer);
   ui.status.dataset.state = state;
   ui.status.textContent = text;
+}
+
+/** Show "Reconnecting in N s…" and count it down each second until the next attempt. */
+function showReconnectWait({ delayMs = 0, reason }) {
+  // Under a second there is nothing to count: say what is happening, not "in 1 s".
+  const deadline = Date.now() + (delayMs >= 1000 ? delayMs : 0);
+  const tick = () => {
+    const now = Date.now();
+    setStatus(State.RECONNECTING, reconnectText(secondsLeft(deadline, now), reason));
+    const next = untilNextSecond(deadline, now);
+    if (next > 0) countdownTimer = setTimeout(tick, next);
+  };
+  tick();
 }
 
 function showError(text) {
@@ -125,7 +142,7 @@ function onAuthFailed({ code, message, retryAfterMs }) {
   if (code === "AUTH_RATE_LIMITED") {
     const seconds = Math.ceil((retryAfterMs || 60000) / 1000);
     setStatus(State.AUTH_FAILED, "Auth failed: too many attempts");
-    showError(`Too many failed attempts from this address; wait ${seconds} s, then connect again.`);
+    showError(`Too many failed attempts from this address; wait ${plural(seconds, "second")}, then connect again.`);
     showAuthForm();
     return;
   }
@@ -141,10 +158,8 @@ function onAuthFailed({ code, message, retryAfterMs }) {
 function onState(state, info) {
   if (state === State.CONNECTING) setStatus(state, "Connecting…");
   else if (state === State.CONNECTED) setStatus(state, "Connected");
-  else if (state === State.RECONNECTING) {
-    const wait = info.delayMs >= 1000 ? ` in ${Math.round(info.delayMs / 1000)} s` : "";
-    setStatus(state, `Reconnecting${wait}: ${info.reason || "connecting again"}`);
-  } else if (state === State.AUTH_FAILED) onAuthFailed(info);
+  else if (state === State.RECONNECTING) showReconnectWait(info);
+  else if (state === State.AUTH_FAILED) onAuthFailed(info);
   else if (state === State.FAILED) {
     setStatus(state, "Not connected");
     if (info.code === "CONTROL_UI_ORIGIN_NOT_ALLOWED") {
@@ -166,6 +181,14 @@ function sessionTitle(row) {
   return row.createdAt ? `Chat from ${new Date(row.createdAt).toLocaleString()}` : row.key;
 }
 
+/** Show `title` in `element` cut at a word boundary; the whole title is its tooltip. */
+function showTitle(element, title) {
+  const short = shortTitle(title, TITLE_CHARS);
+  element.textContent = short;
+  if (short === title) element.removeAttribute("title");
+  else element.title = title;
+}
+
 function renderSessions() {
   const rows = [...view.sessions.values()].sort((a, b) => (b.updatedAt || 0) - (a.updatedAt || 0));
   if (!view.sessions.has(view.mainKey)) rows.push({ key: view.mainKey });
@@ -174,12 +197,15 @@ function renderSessions() {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "session";
-    button.textContent = sessionTitle(row);
+    const title = document.createElement("span");
+    title.className = "title";
+    showTitle(title, sessionTitle(row));
+    button.append(title);
     if (row.key === view.current) button.setAttribute("aria-current", "page");
     if (typeof row.messageCount === "number") {
       const meta = document.createElement("span");
       meta.className = "muted";
-      meta.textContent = ` ${row.messageCount} messages`;
+      meta.textContent = ` ${plural(row.messageCount, "message")}`;
       button.append(meta);
     }
     button.addEventListener("click", () => switchTo(row.key));
@@ -188,7 +214,7 @@ function renderSessions() {
     return item;
   }));
   const current = view.current === null ? { label: "New chat" } : view.sessions.get(view.current);
-  ui.chatTitle.textContent = sessionTitle(current || { key: view.current });
+  showTitle(ui.chatTitle, sessionTitle(current || { key: view.current }));
 }
 
 async function refreshSessions() {
@@ -390,7 +416,7 @@ async function send(text) {
   try {
     let key = view.current;
     if (key === null) {
-      const label = text.split("\n")[0].slice(0, TITLE_CHARS);
+      const label = shortTitle(text.split("\n")[0], TITLE_CHARS);
       const created = await gateway.request("sessions.create", { label });
       key = created.key;
       view.sessions.set(key, created.session || { key, label });

@@ -1,6 +1,8 @@
 // The Automation view: cron jobs (next run in local time, last status, run now, on/off)
 // and the heartbeat's state. It reads when shown and refreshes on `cron`/`heartbeat` events.
 
+import { plural } from "./text.js";
+
 const ADMIN = "operator.admin";
 const REFRESH_DELAY_MS = 150;
 const DATE_STYLE = Object.freeze({
@@ -175,7 +177,7 @@ export class Automation {
     ui.table.hidden = jobs.length === 0;
     const enabled = jobs.filter((job) => job.enabled).length;
     ui.summary.textContent = jobs.length
-      ? `${jobs.length} job${jobs.length === 1 ? "" : "s"}, ${enabled} on. Times are in your time zone.`
+      ? `${plural(jobs.length, "job")}, ${enabled} on. Times are in your time zone.`
       : "";
     if (!this.canAdmin && jobs.length) {
       ui.summary.textContent += " Running and switching jobs needs the operator.admin scope.";
