@@ -57,6 +57,7 @@ from .presence import (
 )
 from .procs import REPO_ROOT, Servers
 from .report import Figure, render_table, write_results
+from .slack import SLACK_BURST, SLACK_ROUND_TRIPS, measure_slack
 from .webchat import WEBCHAT_SENDS, measure_webchat
 
 __all__ = ["main"]
@@ -163,6 +164,11 @@ async def _irc(ctx: Context) -> list[Figure]:
         return await measure_irc(ctx.servers, http)
 
 
+async def _slack(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_slack(ctx.servers, http)
+
+
 async def _matrix(ctx: Context) -> list[Figure]:
     async with aiohttp.ClientSession() as http:
         return await measure_matrix(ctx.servers, http, ctx.workdir)
@@ -214,6 +220,12 @@ PHASES: Final = (
     ),
     Phase("irc", f"irc: {IRC_ROUND_TRIPS} echo round trips through a real ngircd", 90, _irc),
     Phase("matrix", f"matrix: {MATRIX_ROUND_TRIPS} echo round trips through Synapse", 150, _matrix),
+    Phase(
+        "slack",
+        f"slack: {SLACK_ROUND_TRIPS} Socket Mode round trips, a {SLACK_BURST}-message burst",
+        120,
+        _slack,
+    ),
     Phase(
         "memory",
         f"memory: {STORM_ROUNDS} rounds of {STORM_CLIENTS} joins then leaves, then the soak",

@@ -66,6 +66,8 @@ __all__ = [
     "NodesSection",
     "OpenAIHttpSection",
     "OpenAISection",
+    "SlackAccountSection",
+    "SlackSection",
     "TelegramAccountSection",
     "TelegramSection",
     "bind_host",
@@ -96,6 +98,10 @@ SECRET_KEYS: Final = (
     ("channels", "matrix", "password"),
     ("channels", "matrix", "accounts", "*", "access_token"),
     ("channels", "matrix", "accounts", "*", "password"),
+    ("channels", "slack", "bot_token"),
+    ("channels", "slack", "app_token"),
+    ("channels", "slack", "accounts", "*", "bot_token"),
+    ("channels", "slack", "accounts", "*", "app_token"),
 )
 
 
@@ -888,6 +894,57 @@ class MatrixSection(ChannelCommon):
         return self
 
 
+class SlackAccountSection(_Section):
+    """`[channels.slack.accounts.<id>]`: one more Slack app; unset keys come from above."""
+
+    enabled: bool | None = None
+    bot_token: str | None = None
+    bot_token_file: str | None = None
+    bot_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    app_token: str | None = None
+    app_token_file: str | None = None
+    app_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    api_base: str | None = None
+    dm_policy: DmPolicy | None = None
+    allow_from: list[str] | None = None
+    group_policy: GroupPolicy | None = None
+    groups: list[str] | None = None
+    require_mention: bool | None = None
+    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
+
+
+class SlackSection(ChannelCommon):
+    """`[channels.slack]`: a Slack app in Socket Mode (slack-sdk; no public URL needed).
+
+    Two tokens: the bot token (`xoxb-`, Web API calls) and the app-level token (`xapp-`,
+    scope `connections:write`, opens the Socket Mode connection); each from `<name>`,
+    `<name>_file` or `<name>_env` (default CLAWGATE_SLACK_BOT_TOKEN, CLAWGATE_SLACK_APP_TOKEN).
+    `allow_from` holds user ids (`U...`), `groups` channel ids (`C...`).
+    """
+
+    bot_token: str | None = None
+    bot_token_file: str | None = None
+    bot_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    app_token: str | None = None
+    app_token_file: str | None = None
+    app_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    # The Web API root; `<method>` is appended (slack-sdk's `base_url`).
+    api_base: str = "https://slack.com/api/"
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], SlackAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> SlackSection:
+        for url in [self.api_base, *(a.api_base for a in self.accounts.values() if a.api_base)]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
 class ChannelsSection(_Section):
     """`[channels]`: messaging channels, one table each; none is configured by default."""
 
@@ -898,10 +955,15 @@ class ChannelsSection(_Section):
     telegram: TelegramSection | None = None
     irc: IrcSection | None = None
     matrix: MatrixSection | None = None
+    slack: SlackSection | None = None
 
     def configured(self) -> list[str]:
         """Return the names of the channels with a table, in a fixed order."""
-        return [name for name in ("telegram", "irc", "matrix") if getattr(self, name) is not None]
+        return [
+            name
+            for name in ("telegram", "irc", "matrix", "slack")
+            if getattr(self, name) is not None
+        ]
 
 
 class ClawgateConfig(_Section):

@@ -8,16 +8,21 @@ failed runs), so a failure can be read frame by frame.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 from playwright.sync_api import Page, WebSocket, expect
 
+from clawgate.protocol.approval_history import ApprovalOutcome, ClosedApproval, ResolverKind
+from clawgate.protocol.limits import APPROVAL_HISTORY_KEEP
+from clawgate.store import StateStore, approvals_repo
 from tests.browser.harness import ECHO_DELAY_MS, TOKEN, Daemon
 from tests.e2e.test_cli import free_port
 
@@ -41,10 +46,13 @@ PAGES: Final = [
     "systems",
     "settings/channels",
     "automations",
+    "settings/approvals",
 ]
-# The pages of the channels, nodes, cron and exec-approval capabilities: no method they
-# call, advertised or not, may be unknown (the UI calls some without checking).
-COMPLETE: Final = frozenset({"systems", "settings/channels", "automations"})
+# The pages of the channels, nodes, cron, plugins and exec-approval capabilities: no method
+# they call, advertised or not, may be unknown (the UI calls some without checking).
+COMPLETE: Final = frozenset(
+    {"systems", "settings/channels", "automations", "plugins", "settings/approvals"}
+)
 # Error text the pages show when a call failed.
 BANNERS: Final = (
     "unknown method: chat",
@@ -145,6 +153,38 @@ class FrameLog:
         raise AssertionError("the Control UI never settled: see control-ui-frames.json")
 
 
+def closed_approval(outcome: ApprovalOutcome, at_ms: int) -> ClosedApproval:
+    """A closed approval of `echo <outcome>` on a node, closed at `at_ms`."""
+    by_operator = outcome not in (ApprovalOutcome.EXPIRED, ApprovalOutcome.CANCELLED)
+    return ClosedApproval(
+        id=f"approval-{outcome.value}",
+        node_id="node-1",
+        command=f"echo {outcome.value}",
+        requested_by="cli",
+        outcome=outcome,
+        resolver_kind=ResolverKind.RUNTIME if by_operator else ResolverKind.SYSTEM,
+        resolver_id="cli" if by_operator else None,
+        resolved_by="cli" if by_operator else None,
+        created_at_ms=at_ms - 1_000,
+        expires_at_ms=at_ms + 119_000,
+        resolved_at_ms=at_ms,
+    )
+
+
+async def record_history(state_db: Path) -> None:
+    """Write one closed exec approval of each outcome into a home's state.db."""
+    store = StateStore(state_db)
+    await store.open()
+    try:
+        for index, outcome in enumerate(ApprovalOutcome):
+            closed = closed_approval(outcome, 1_796_000_000_000 + index)
+            await store.write(
+                lambda conn, c=closed: approvals_repo.record_closed(conn, c, APPROVAL_HISTORY_KEEP)
+            )
+    finally:
+        await store.close()
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One gateway serving the Control UI bundle at /control/."""
@@ -156,6 +196,10 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         f'[agent]\nbackend = "echo"\necho_delay_ms = {ECHO_DELAY_MS}\n'
     )
     config.chmod(0o600)
+    # Closed approvals for the approvals page: the UI refuses a history page it cannot read.
+    # (On a thread of its own: the browser fixtures keep an event loop running on this one.)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, record_history(home / "state.db")).result()
     running = Daemon(home, free_port())
     running.start()
     yield running
@@ -219,8 +263,8 @@ def test_the_shells_calls_are_advertised_and_answered(
     assert set(SHELL) - frames.answered() == set()
 
 
-# Sixteen pages, each settling for QUIET_S or more: past the default 180 s on a loaded machine.
-@pytest.mark.timeout(360)
+# Seventeen pages, each settling for QUIET_S or more: past the default 180 s on a loaded machine.
+@pytest.mark.timeout(390)
 def test_every_page_clawgate_can_serve_renders_without_an_error(
     page: Page, daemon: Daemon, frames: FrameLog
 ) -> None:
@@ -237,3 +281,13 @@ def test_every_page_clawgate_can_serve_renders_without_an_error(
         assert storms == {}, f"{route}: retry storm {storms}"
         for text in (*BANNERS, *(("unknown method:",) if route in COMPLETE else ())):
             assert page.get_by_text(text).count() == 0, f"{route}: shows {text!r}"
+
+
+def test_the_approvals_page_lists_the_closed_approvals(
+    page: Page, daemon: Daemon, frames: FrameLog
+) -> None:
+    open_ui(page, daemon, frames)
+    page.goto(control_url(daemon, "settings/approvals"))
+    for outcome in ApprovalOutcome:
+        expect(page.get_by_text(f"echo {outcome.value}", exact=True)).to_be_visible(timeout=30_000)
+    assert page.get_by_text("returned an invalid").count() == 0

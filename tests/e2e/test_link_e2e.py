@@ -15,6 +15,7 @@ from tests.e2e.link_stack import (
     PluginProcess,
     cli,
     configure_linked,
+    eventually,
     read_jsonl,
     start_gateway,
 )
@@ -30,6 +31,7 @@ class Stack:
     root: Path
     api_key: str
     daemon_id: str
+    plugin: PluginProcess
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         configure_linked(home, f"ws://127.0.0.1:{hub.port}/v1/daemon", key)
         await start_gateway(home)
         await plugin.start()
-        yield Stack(hub, home, root, key, await hub.only_daemon())
+        yield Stack(hub, home, root, key, await hub.only_daemon(), plugin)
     finally:
         await plugin.stop()
         await cli(home, "gateway", "stop")
@@ -127,3 +129,42 @@ async def test_desired_state_from_the_hub_is_applied_changed_and_removed(
             data = path.read_bytes()
             assert SECRET.encode() not in data, path
             assert stack.api_key.encode() not in data, path
+
+
+async def test_a_plugin_that_leaves_shows_offline_on_the_hub_and_in_integrations(
+    stack: Stack, tmp_path: Path
+) -> None:
+    await put(stack, tmp_path, {"base": "hi base"}, 1)
+    await stack.hub.converged_at(stack.daemon_id, 1)
+    await stack.plugin.stop()
+
+    async def gone() -> bool | None:
+        listed = await cli(stack.home, "plugins", "--json")
+        return True if listed.code == 0 and not json.loads(listed.out)["plugins"] else None
+
+    await eventually(gone, 10, "the daemon to see the plugin leave")
+    listed = await cli(stack.home, "integrations", "--json")
+    assert listed.code == 0, listed.err
+    [row] = json.loads(listed.out)["integrations"]
+    assert row["owner"] == "dir-integrations" and row["ownerConnected"] is False
+    table = await cli(stack.home, "integrations")
+    assert "(offline)" in table.out
+
+    url = ["--url", stack.hub.url]
+
+    async def offline_on_the_hub() -> list[Any] | None:
+        shown = await cli(stack.hub.home, "hub", "daemon", stack.daemon_id, "--json", *url)
+        plugins = json.loads(shown.out)["plugins"]
+        return plugins if plugins and not any(p["connected"] for p in plugins) else None
+
+    # The daemon reports the departure on its own (a pass with trigger "plugins").
+    plugins = await eventually(offline_on_the_hub, 10, "the hub to show the plugin offline")
+    assert [p["name"] for p in plugins] == ["dir-integrations"]
+
+
+async def test_gateway_status_shows_the_daemon_id_the_hub_knows(stack: Stack) -> None:
+    shown = await cli(stack.home, "gateway", "status", "--json")
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["cloud"]["daemonId"] == stack.daemon_id
+    table = await cli(stack.home, "gateway", "status")
+    assert "hub daemon id" in table.out and stack.daemon_id in table.out

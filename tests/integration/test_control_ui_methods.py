@@ -282,3 +282,14 @@ async def test_sessions_usage_refuses_all_agents_with_a_key(
     peer = await admin_peer(client_factory, gateway)
     reply = await peer.client.request("sessions.usage", {"agentScope": "all", "key": "main"})
     assert reply.error is not None and reply.error.code == "INVALID_REQUEST"
+
+
+async def test_the_plugin_catalog_the_plugins_page_browses_is_empty(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory
+) -> None:
+    gateway = await agent_gateway(gateway_factory, echo_delay_ms=0)
+    peer = await admin_peer(client_factory, gateway)
+    assert "plugins.catalog.browse" in peer.hello["features"]["methods"]
+    # Exactly what the 2026.9.6 plugins page sends (frame log).
+    browsed = await peer.client.call("plugins.catalog.browse", {"intent": "all", "pageSize": 100})
+    assert browsed == {"items": [], "categories": []}

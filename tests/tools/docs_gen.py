@@ -339,17 +339,10 @@ def ipc_limits() -> str:
 
 
 def hub_routes() -> str:
-    """Return the hub's HTTP routes from its route table."""
+    """Return the hub's HTTP routes from its route table (docs/hub-api.md has each in full)."""
     rows = ["| route | auth | what it does |", "|---|---|---|"]
-    for verb, path, handler in hub_api._OPERATOR_ROUTES:
-        rows.append(f"| `{verb} {path}` | admin token | {_summary(handler)} |")
-    for path, handler, auth in (
-        ("/v1/daemon", hub_api.daemon_link, "daemon key"),
-        ("/healthz", hub_api.healthz, "none"),
-        ("/readyz", hub_api.readyz, "none"),
-        ("/metrics", hub_api.metrics, "none"),
-    ):
-        rows.append(f"| `GET {path}` | {auth} | {_summary(handler)} |")
+    for route in hub_api.ROUTES:
+        rows.append(f"| `{route.method} {route.path}` | {route.auth} | {_summary(route.handler)} |")
     return "\n".join(rows)
 
 

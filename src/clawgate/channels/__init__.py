@@ -15,6 +15,7 @@ channel. The rest, in the order a message flows:
 - `runtime.py`    `ChannelRuntime`: all of the above for one gateway
 - `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`)
 - `matrix.py`     the Matrix adapter (matrix-nio; extra `clawgate[matrix]`)
+- `slack.py`      the Slack adapter (slack-sdk, Socket Mode; extra `clawgate[slack]`)
 - `webchat.py`    the WebChat adapter: built in, no external server (its docstring says
                   what an adapter means then)
 

@@ -40,6 +40,7 @@ ADAPTERS: Final = {
         "clawgate.channels.irc", "IrcAdapter", "irc", "asyncio", credential_required=False
     ),
     "matrix": AdapterSpec("clawgate.channels.matrix", "MatrixAdapter", "matrix", "nio"),
+    "slack": AdapterSpec("clawgate.channels.slack", "SlackAdapter", "slack", "slack_sdk"),
 }
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ..config import ChannelsSection, IrcSection, MatrixSection, TelegramSection
+from ..config import ChannelsSection, IrcSection, MatrixSection, SlackSection, TelegramSection
 from .base import AccountConfig
 from .irc_protocol import fold
 from .outbound import OutboxPolicy
@@ -86,7 +86,9 @@ def _secret(
 
 
 def _account_values(
-    section: TelegramSection | MatrixSection, secret_keys: tuple[str, ...], env_secret: bool
+    section: TelegramSection | MatrixSection | SlackSection,
+    secret_keys: tuple[str, ...],
+    env_secret: bool,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Return (account name, merged keys) pairs: the table's own account, then named ones.
 
@@ -222,6 +224,54 @@ def _matrix(section: MatrixSection, home: Path, environ: Mapping[str, str]) -> l
     return resolved
 
 
+SLACK_BOT_TOKEN_ENV: Final = "CLAWGATE_SLACK_BOT_TOKEN"
+SLACK_APP_TOKEN_ENV: Final = "CLAWGATE_SLACK_APP_TOKEN"
+_SLACK_SECRET_KEYS: Final = (
+    "bot_token",
+    "bot_token_file",
+    "bot_token_env",
+    "app_token",
+    "app_token_file",
+    "app_token_env",
+)
+
+
+class SecretText(str):
+    """A credential kept in `AccountConfig.options`: its repr never shows it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<secret>'"
+
+
+def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> list[AccountConfig]:
+    """Resolve `[channels.slack]`: the bot token as the secret, the app token in options."""
+    env_secret = bool(environ.get(SLACK_BOT_TOKEN_ENV))
+    resolved = []
+    for name, values in _account_values(section, _SLACK_SECRET_KEYS, env_secret):
+        default = name == DEFAULT_ACCOUNT
+        bot_env = SLACK_BOT_TOKEN_ENV if default else None
+        secret, source = _secret(values, home, environ, bot_env, "bot_token")
+        app_env = SLACK_APP_TOKEN_ENV if default else None
+        app_token, app_source = _secret(values, home, environ, app_env, "app_token")
+        resolved.append(
+            AccountConfig(
+                channel="slack",
+                account_id=name,
+                secret=secret,
+                secret_source=source,
+                options={
+                    "api_base": values["api_base"].rstrip("/") + "/",
+                    "app_token": SecretText(app_token) if app_token else None,
+                    "app_token_source": app_source,
+                },
+                **{key: _frozen(values[key]) for key in _COMMON},
+            )
+        )
+    return resolved
+
+
 def _frozen(value: Any) -> Any:
     return tuple(str(v) for v in value) if isinstance(value, list) else value
 
@@ -238,4 +288,6 @@ def resolve_accounts(
         accounts += _irc(section.irc, home, env)
     if section.matrix is not None:
         accounts += _matrix(section.matrix, home, env)
+    if section.slack is not None:
+        accounts += _slack(section.slack, home, env)
     return ChannelSettings(tuple(accounts), section.required_for_ready)

@@ -140,6 +140,8 @@ def login(
 _CREDENTIAL_KEYS: Final = {
     "irc": ("password", "password_file", "password_env"),
     "matrix": ("access_token", "access_token_file", "access_token_env"),
+    # The bot token (xoxb-); the app-level token is set in config.toml or the environment.
+    "slack": ("bot_token", "bot_token_file", "bot_token_env"),
 }
 
 

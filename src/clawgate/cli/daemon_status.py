@@ -158,6 +158,9 @@ def render_status(report: dict[str, Any]) -> None:
             "TLS SHA-256", tls.get("fingerprint") or f"[red]{escape(str(tls.get('error')))}[/]"
         )
     table.add_row("cloud link", _cloud_line(report["cloud"]))
+    if report["cloud"].get("daemonId"):
+        # The id `clawgate hub daemon ID` takes on the hub; whole, so that it can be copied.
+        table.add_row("hub daemon id", escape(report["cloud"]["daemonId"]))
     table.add_row("home", report["home"])
     table.add_row("log", report["logFile"])
     console.print(table)

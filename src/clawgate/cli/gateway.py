@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -15,12 +13,16 @@ from ..config import ConfigError, bind_host
 from ..files import running_pid
 from ..gateway.schema_export import protocol_schema_bytes
 from ..protocol.auth import AuthMode
-from ..service.daemon import start_detached, stop_daemon, tail_lines
+from ..service.daemon import gateway_files, start_detached
 from ..service.paths import HomeError, Paths, resolve_home
-from ..service.runstate import NotRunning, find_running, read_run_state
-from ..service.runtime import GatewayOverrides, resolve_tls
+from ..service.runstate import NotRunning, find_running
+from ..service.runtime import (
+    GatewayOverrides,
+    resolve_tls,
+)
 from . import install as install_commands
 from ._common import console, fail, load_paths_and_config, print_json
+from .daemon_ops import refuse_foreign_restart, show_logs, stop_and_say
 from .daemon_status import gather_status, render_status
 from .gateway_run import RunOptions, run_foreground
 
@@ -96,7 +98,7 @@ def start(
         tls = resolve_tls(config, paths)
     except (ConfigError, HomeError) as exc:
         fail(str(exc), 2)
-    result = start_detached(paths, args)
+    result = start_detached(gateway_files(paths), args)
     if not result.ok or result.state is None:
         # Exit 3 from the child means another daemon won the lock meanwhile (spec §1.2).
         fail(f"gateway did not start: {result.detail}", 3 if result.exit_code == 3 else 1)
@@ -124,13 +126,7 @@ def webchat_hint(http_url: str, mode: AuthMode) -> str:
 def stop() -> None:
     """Stop the background gateway: SIGTERM, then SIGKILL if it does not drain in time."""
     paths, _ = load_paths_and_config()
-    result = stop_daemon(paths.pid_file)
-    if result.outcome == "not-running":
-        console.print("clawgate gateway is not running")
-    elif result.outcome == "stopped":
-        console.print(f"stopped clawgate gateway (pid {result.pid}) in {result.seconds:.1f} s")
-    else:
-        console.print(f"clawgate gateway (pid {result.pid}) did not stop after SIGTERM; killed it")
+    stop_and_say(gateway_files(paths))
 
 
 @app.command("restart")
@@ -148,16 +144,7 @@ def restart(
     or under a service manager is left alone, with a message saying how to restart it.
     """
     paths, _ = load_paths_and_config()
-    pid = running_pid(paths.pid_file)
-    state = read_run_state(paths.run_state)
-    if pid and state is not None and state.pid == pid and not state.detached:
-        fail(
-            f"the gateway (pid {pid}) was not started by `clawgate gateway start`: it runs in "
-            "the foreground (`clawgate gateway run`) or under a service manager; stop it there "
-            "(Ctrl-C, or `systemctl --user restart clawgate-gateway`), or run "
-            "`clawgate gateway stop` and then `clawgate gateway start`",
-            1,
-        )
+    refuse_foreign_restart(gateway_files(paths))
     stop()
     start(port, bind, auth, token, password, log_format)
 
@@ -206,33 +193,7 @@ def logs(
 ) -> None:
     """Print the gateway's log, optionally following it across rotations."""
     paths, _ = load_paths_and_config()
-    log_file = paths.log_file
-    for line in tail_lines(log_file, lines):
-        print(line)
-    if not follow:
-        return
-    with contextlib.suppress(KeyboardInterrupt):
-        _follow(log_file)
-
-
-def _follow(log_file: Any) -> None:
-    position = log_file.stat().st_size if log_file.exists() else 0
-    inode = log_file.stat().st_ino if log_file.exists() else None
-    while True:
-        time.sleep(0.25)
-        try:
-            info = log_file.stat()
-        except FileNotFoundError:
-            continue
-        if info.st_ino != inode or info.st_size < position:
-            inode, position = info.st_ino, 0  # rotated: read the new file from its start
-        if info.st_size > position:
-            with log_file.open("rb") as handle:
-                handle.seek(position)
-                chunk = handle.read()
-            position += len(chunk)
-            sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-            sys.stdout.flush()
+    show_logs(gateway_files(paths), lines, follow)
 
 
 @app.command("schema")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +15,10 @@ from typing import Annotated, Any, Final
 
 import orjson
 import typer
+from typer.core import TyperGroup
 
+from ..config import ConfigError, bind_host, is_loopback_host
+from ..files import AlreadyRunning, PidLock, running_pid
 from ..hub.settings import (
     DEFAULT_PORT,
     ENV_ADMIN_TOKEN,
@@ -25,6 +28,7 @@ from ..hub.settings import (
     load_settings,
     read_settings_file,
 )
+from ..service.daemon import DETACHED_ENV, DaemonFiles, hub_files, start_detached
 from ..service.logs import setup_logging
 from ..service.paths import HomeError, resolve_home
 from ..service.runstate import (
@@ -35,19 +39,43 @@ from ..service.runstate import (
     find_running,
     write_run_state,
 )
+from . import install as install_commands
 from ._common import console, fail, install_uvloop, print_json
+from .daemon_ops import refuse_foreign_restart, show_logs, stop_and_say
 from .ids import pick_id
 
 __all__ = ["app"]
 
+
+class _SendUnlessNamed(TyperGroup):
+    """`hub command DAEMON NAME` stays short for `hub command send DAEMON NAME`."""
+
+    # Typer bundles its own click: the context and command types are left as Any here.
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        """Route arguments that name no subcommand (nor an option) to `send`."""
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["send", *args]
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(help="Run the hub and manage daemons through it.", no_args_is_help=True)
 desired_app = typer.Typer(help="Read and write a daemon's desired state.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke daemon API keys.", no_args_is_help=True)
+command_app = typer.Typer(
+    cls=_SendUnlessNamed,
+    help="Send a command to a daemon (`hub command DAEMON NAME` = `send`), show one, list them.",
+    no_args_is_help=True,
+)
 app.add_typer(desired_app, name="desired")
 app.add_typer(keys_app, name="keys")
+app.add_typer(command_app, name="command")
+app.command("install")(install_commands.hub_install)
+app.command("uninstall")(install_commands.hub_uninstall)
 
 #: Exit code when `--wait` ran out before the command ended (as `timeout(1)` does).
 EXIT_STILL_RUNNING: Final = 124
+#: The most commands one listing returns (the hub's `?limit=` bound).
+MAX_LISTED: Final = 200
 _HTTP_SLACK_S: Final = 10.0
 
 ConfigOption = Annotated[
@@ -61,6 +89,19 @@ DatabaseUrlOption = Annotated[
     typer.Option("--database-url", help="postgresql://… for several instances, or sqlite:///…"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+PortOption = Annotated[
+    int | None, typer.Option(min=0, max=65535, help=f"Port, 1-65535 (default {DEFAULT_PORT}).")
+]
+BindOption = Annotated[
+    str | None,
+    typer.Option(help="loopback, lan or an IP address (default: `listen` in hub.toml)."),
+]
+DbOption = Annotated[Path | None, typer.Option(help="Database file (default hub.db).")]
+BusUrlOption = Annotated[
+    str | None,
+    typer.Option("--bus-url", help="NATS URL routing between instances (needs PostgreSQL)."),
+]
+LogFormatOption = Annotated[str, typer.Option("--log-format", help="text or json.")]
 
 
 def _config_path(config: Path | None) -> Path:
@@ -77,27 +118,44 @@ def _config_path(config: Path | None) -> Path:
 
 @app.command("run")
 def run(
-    port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help=f"Port, 1-65535 (default {DEFAULT_PORT}).")
-    ] = None,
-    db: Annotated[Path | None, typer.Option(help="Database file (default hub.db).")] = None,
+    port: PortOption = None,
+    bind: BindOption = None,
+    db: DbOption = None,
     database_url: DatabaseUrlOption = None,
-    bus_url: Annotated[
-        str | None,
-        typer.Option("--bus-url", help="NATS URL routing between instances (needs PostgreSQL)."),
-    ] = None,
+    bus_url: BusUrlOption = None,
     config: ConfigOption = None,
-    log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run the hub in the foreground until SIGTERM or Ctrl-C."""
     os.umask(0o077)
-    settings = _settings(config, db, port, database_url, bus_url)
-    setup_logging("info", log_format)
+    # `hub start` marks its child; the mark must not reach the hub's own children.
+    detached = os.environ.pop(DETACHED_ENV, "") == "1"
+    settings = _settings(config, db, port, database_url, bus_url, bind)
+    files = hub_files(settings.config_path.parent)
+    lock = PidLock(files.pid_file)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        fail(
+            f"another hub is running in {files.pid_file.parent} ({exc}); "
+            "stop it with `clawgate hub stop`",
+            3,
+        )
+    try:
+        _run_locked(settings, files, log_format, detached=detached)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    settings: HubSettings, files: DaemonFiles, log_format: str, *, detached: bool
+) -> None:
+    setup_logging("info", log_format, files.log_file)
     from ..hub.store import HubLocked, HubStoreError  # the server side loads only here
 
     install_uvloop()
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, files, detached=detached))
     except HubLocked as exc:
         fail(str(exc), 3)
     except HubStoreError as exc:
@@ -114,17 +172,21 @@ def _settings(
     port: int | None,
     database_url: str | None,
     bus_url: str | None = None,
+    bind: str | None = None,
 ) -> HubSettings:
     try:
-        return load_settings(
+        settings = load_settings(
             _config_path(config),
             db=db.absolute() if db else None,
             port=port,
             database_url=database_url,
             bus_url=bus_url,
         )
-    except HubSettingsError as exc:
+        if bind is not None:
+            settings = dataclasses.replace(settings, host=bind_host(bind))
+    except (HubSettingsError, ConfigError) as exc:
         fail(str(exc), 2)
+    return settings
 
 
 @app.command("migrate")
@@ -148,7 +210,7 @@ def migrate(
     console.print(f"hub schema at version {version}: {settings.database}")
 
 
-async def _serve(settings: HubSettings) -> None:
+async def _serve(settings: HubSettings, files: DaemonFiles, *, detached: bool) -> None:
     from ..hub.server import HubServer
 
     server = HubServer(settings)
@@ -157,7 +219,7 @@ async def _serve(settings: HubSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    state_path = settings.config_path.parent / HUB_STATE_NAME
+    state_path = files.run_state
     started_ms = int(time.time() * 1000)
     write_run_state(
         state_path,
@@ -168,22 +230,175 @@ async def _serve(settings: HubSettings) -> None:
             boot_id=server.boot_id,
             started_ms=started_ms,
             identity_key=server.identity_key,
+            detached=detached,
         ),
     )
     origin = "generated and stored in" if settings.generated else "in"
-    print(
-        f"clawgate hub {server.url} (pid {os.getpid()})\n"
-        f"  daemons: cloud.url = {server.link_url}\n"
-        f"  admin token: {origin} {settings.config_path}\n"
-        f"  database: {settings.database}\n"
+    lines = [
+        f"clawgate hub {server.url} (pid {os.getpid()})",
+        f"  daemons: cloud.url = {server.link_url}",
+        f"  admin token: {origin} {settings.config_path}",
+        f"  database: {settings.database}",
         f"  bus: {'NATS' if settings.bus_url else 'in process'}",
-        flush=True,
-    )
+    ]
+    if not is_loopback_host(settings.host):
+        lines.append(
+            f"  listening on {settings.host}: plain HTTP, so the admin token and daemon keys "
+            "cross the network in clear; put a TLS proxy in front (docs/hub-scale-out.md)"
+        )
+    print("\n".join(lines), flush=True)
     try:
         await stop.wait()
     finally:
         clear_run_state(state_path, server.boot_id)
         await server.stop()
+
+
+# -- in the background ------------------------------------------------------------------
+
+
+def _files(config: Path | None) -> DaemonFiles:
+    return hub_files(_config_path(config).parent)
+
+
+@app.command("start")
+def start(
+    port: PortOption = None,
+    bind: BindOption = None,
+    db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
+    bus_url: BusUrlOption = None,
+    config: ConfigOption = None,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Start the hub in the background and wait until it is ready."""
+    os.umask(0o077)
+    # Checked (and hub.toml made on first run) here, so a mistake is one line, not a log.
+    settings = _settings(config, db, port, database_url, bus_url, bind)
+    files = hub_files(settings.config_path.parent)
+    pid = running_pid(files.pid_file)
+    if pid is not None:
+        fail(f"already running (pid {pid}); stop it with `clawgate hub stop`", 3)
+    args = ["--config", str(settings.config_path), "--log-format", log_format]
+    for flag, value in (("--port", port), ("--bind", bind), ("--db", db and db.absolute())):
+        if value is not None:
+            args += [flag, str(value)]
+    # URLs may hold a password: they travel in the environment, never on a `ps` line.
+    if database_url is not None:
+        os.environ["CLAWGATE_HUB_DATABASE_URL"] = database_url
+    if bus_url is not None:
+        os.environ["CLAWGATE_HUB_BUS_URL"] = bus_url
+    result = start_detached(files, args)
+    if not result.ok or result.state is None:
+        # Exit 3 from the child means another hub holds the lock or the database.
+        fail(f"hub did not start: {result.detail}", 3 if result.exit_code == 3 else 1)
+    state = result.state
+    link = state.url.replace("http://", "ws://", 1) + "/v1/daemon"
+    print(
+        f"clawgate hub started (pid {state.pid}) on {state.url}\n"
+        f"  daemons: cloud.url = {link}\n"
+        f"  admin token: in {settings.config_path}\n"
+        f"  logs: {files.log_file}"
+    )
+
+
+@app.command("stop")
+def stop(config: ConfigOption = None) -> None:
+    """Stop the background hub: SIGTERM, then SIGKILL if it does not drain in time."""
+    stop_and_say(_files(config))
+
+
+@app.command("restart")
+def restart(
+    port: PortOption = None,
+    bind: BindOption = None,
+    db: DbOption = None,
+    database_url: DatabaseUrlOption = None,
+    bus_url: BusUrlOption = None,
+    config: ConfigOption = None,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Stop the hub if `hub start` started it, then start it in the background."""
+    files = _files(config)
+    refuse_foreign_restart(files)
+    stop_and_say(files)
+    start(port, bind, db, database_url, bus_url, config, log_format)
+
+
+@app.command("status")
+def status(json_output: JsonOption = False, config: ConfigOption = None) -> None:
+    """Show whether the hub runs: pid, address, uptime and connected daemons."""
+    files = _files(config)
+    report: dict[str, Any] = {
+        "running": False,
+        "config": str(_config_path(config)),
+        "logFile": str(files.log_file),
+    }
+    try:
+        state = find_running(files.run_state, kind="hub", where=str(files.run_state.parent))
+    except NotRunning as exc:
+        report["reason"] = str(exc)
+        state = None
+    if state is not None:
+        report.update(
+            running=True,
+            pid=state.pid,
+            url=state.url,
+            linkUrl=state.url.replace("http://", "ws://", 1) + "/v1/daemon",
+            bootId=state.boot_id,
+            uptimeS=max(0, int(time.time() - state.started_ms / 1000)),
+            detached=state.detached,
+            daemons=_daemon_counts(state.http_url, _config_path(config)),
+        )
+    if json_output:
+        print_json(report, compact=True)
+    elif state is None:
+        console.print("clawgate hub is not running; start it with `clawgate hub start`")
+    else:
+        daemons = report["daemons"]
+        counted = "unknown (no admin token)"
+        if daemons is not None:
+            counted = f"{daemons['connected']} connected of {daemons['total']}"
+        how = "`clawgate hub start`" if state.detached else "foreground or a service manager"
+        print(
+            f"clawgate hub running (pid {state.pid}, {how}) on {state.url}\n"
+            f"  up {report['uptimeS']} s, boot id {state.boot_id}\n"
+            f"  daemons: {counted}; they connect to {report['linkUrl']}\n"
+            f"  logs: {files.log_file}"
+        )
+    if state is None:
+        raise typer.Exit(1)
+
+
+def _daemon_counts(http_url: str, config_path: Path) -> dict[str, int] | None:
+    """Return connected/total daemons, or None when this home has no admin token."""
+    try:
+        data = read_settings_file(config_path)
+    except HubSettingsError:
+        return None
+    token = os.environ.get(ENV_ADMIN_TOKEN) or data.get("admin_token")
+    if not isinstance(token, str) or not token:
+        return None
+    request = urllib.request.Request(http_url + "/v1/daemons")
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            daemons = orjson.loads(response.read())["daemons"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return {"connected": sum(1 for d in daemons if d["connected"]), "total": len(daemons)}
+
+
+@app.command("logs")
+def logs(
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many lines to show.")] = 50,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print the hub's log, optionally following it across rotations."""
+    show_logs(_files(config), lines, follow)
 
 
 # -- the HTTP client ---------------------------------------------------------------------
@@ -321,6 +536,24 @@ def daemon(
     print_json(record, compact=False)
 
 
+def _daemon_listing(
+    daemon_id: str,
+    what: str,
+    limit: int,
+    json_output: bool,
+    url: str | None,
+    config: Path | None,
+) -> tuple[str, dict[str, Any]] | None:
+    """Fetch a daemon's latest `what` (reports, commands); with --json print them, return None."""
+    hub = _Hub(url, config)
+    daemon_id = _daemon_id(hub, daemon_id)
+    data = hub.call("GET", f"/v1/daemons/{daemon_id}/{what}?limit={limit}")
+    if json_output:
+        print_json(data, compact=True)
+        return None
+    return daemon_id, data
+
+
 @app.command("reports")
 def reports(
     daemon_id: str,
@@ -333,12 +566,10 @@ def reports(
     from rich.markup import escape
     from rich.table import Table
 
-    hub = _Hub(url, config)
-    daemon_id = _daemon_id(hub, daemon_id)
-    data = hub.call("GET", f"/v1/daemons/{daemon_id}/reports?limit={limit}")
-    if json_output:
-        print_json(data, compact=True)
+    listed = _daemon_listing(daemon_id, "reports", limit, json_output, url, config)
+    if listed is None:
         return
+    daemon_id, data = listed
     table = Table(title=f"reports of {escape(daemon_id)}")
     for column in ("received", "revision", "trigger", "converged", "drift", "integrations"):
         table.add_column(column)
@@ -368,24 +599,22 @@ def desired_get(daemon_id: str, url: UrlOption = None, config: ConfigOption = No
 
 
 def _read_desired_file(path: Path) -> dict[str, Any]:
+    """Read FILE as `clawgate integrations apply` does (docs/desired-state.md)."""
+    from ..integrations.desired_file import DesiredFileError, load_desired_file
+
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror}", 2)
-    try:
-        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
-    except (tomllib.TOMLDecodeError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        kind = "TOML" if path.suffix == ".toml" else "JSON"
-        fail(f"{path} is not valid {kind} ({exc}); fix it and retry", 2)
-    if not isinstance(data, dict) or "integrations" not in data:
-        fail(f"{path} must hold an object with an `integrations` list", 2)
-    return data
+        return {"integrations": load_desired_file(path, os.environ)}
+    except DesiredFileError as exc:
+        fail(f"{exc}; fix it and retry", 2)
 
 
 @desired_app.command("set")
 def desired_set(
     daemon_id: str,
-    file: Annotated[Path, typer.Argument(help="JSON or TOML file with `integrations`.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="TOML (as `integrations apply` takes) or .json with `integrations`."),
+    ],
     if_revision: Annotated[
         int | None, typer.Option("--if-revision", help="Refuse unless at this revision.")
     ] = None,
@@ -393,7 +622,11 @@ def desired_set(
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Replace a daemon's desired state with the integrations in FILE."""
+    """Replace a daemon's desired state with the integrations in FILE.
+
+    FILE is the file `clawgate integrations apply` takes: TOML (any name but *.json) or JSON,
+    manifests inline or as paths relative to FILE, secret values from `secrets_env`.
+    """
     from rich.markup import escape
 
     body = _read_desired_file(file)
@@ -431,8 +664,8 @@ def _json_object(text: str | None, option: str) -> dict[str, Any]:
     return value
 
 
-@app.command("command")
-def command(
+@command_app.command("send")
+def command_send(
     daemon_id: str,
     name: str,
     target: Annotated[
@@ -446,7 +679,6 @@ def command(
     config: ConfigOption = None,
 ) -> None:
     """Send a command to a daemon; with --wait, print its outcome."""
-    from rich.markup import escape
 
     body: dict[str, Any] = {
         "name": name,
@@ -463,10 +695,20 @@ def command(
         body,
         timeout=wait + _HTTP_SLACK_S,
     )
+    _show_outcome(record, wait, json_output)
+
+
+def _show_outcome(record: dict[str, Any], wait: float, json_output: bool) -> None:
+    """Print a command's state and outcome; exit 1 when it failed, 124 when `wait` ran out."""
+    from rich.markup import escape
+
     if json_output:
         print_json(record, compact=True)
     else:
-        console.print(f"command {record['commandId']}: {record['state']}")
+        console.print(
+            f"command {record['commandId']} ({escape(record['name'])} on "
+            f"{escape(record['daemonId'])}): {record['state']}"
+        )
         if record.get("result") is not None:
             print_json(record["result"], compact=False)
         if record.get("error"):
@@ -480,6 +722,70 @@ def command(
         raise typer.Exit(EXIT_STILL_RUNNING if wait > 0 else 0)
     if record["state"] != "done":
         raise typer.Exit(1)
+
+
+def _command_id(hub: _Hub, given: str) -> str:
+    """Accept a full command id, or a unique prefix among the commands of every daemon."""
+    status, _ = hub.request("GET", f"/v1/commands/{given}")
+    if status == 200:
+        return given
+    ids: list[str] = []
+    for d in hub.call("GET", "/v1/daemons")["daemons"]:
+        listed = hub.call("GET", f"/v1/daemons/{d['daemonId']}/commands?limit={MAX_LISTED}")
+        ids += [c["commandId"] for c in listed["commands"]]
+    return pick_id(given, ids, what="command", listing="clawgate hub command list DAEMON")
+
+
+@command_app.command("get")
+def command_get(
+    command_id: Annotated[str, typer.Argument(help="A command id or a unique prefix of one.")],
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the outcome (≤ 60).", min=0, max=60)
+    ] = 0,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show a command's state and outcome; with --wait, wait for the outcome first."""
+    hub = _Hub(url, config)
+    command_id = _command_id(hub, command_id)
+    record = hub.call(
+        "GET", f"/v1/commands/{command_id}?wait={wait:g}", timeout=wait + _HTTP_SLACK_S
+    )
+    _show_outcome(record, wait, json_output)
+
+
+@command_app.command("list")
+def command_list(
+    daemon_id: str,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=200)] = 20,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List a daemon's recent commands, newest first."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    listed = _daemon_listing(daemon_id, "commands", limit, json_output, url, config)
+    if listed is None:
+        return
+    daemon_id, data = listed
+    if not data["commands"]:
+        console.print(
+            f"no commands for {escape(daemon_id)}; send one with "
+            f"`clawgate hub command {escape(daemon_id)} NAME`"
+        )
+        return
+    table = Table(title=f"commands of {escape(daemon_id)}")
+    for column in ("command", "name", "issued", "state", "updated"):
+        table.add_column(column, no_wrap=column == "command")
+    for c in data["commands"]:
+        table.add_row(
+            c["commandId"], escape(c["name"]), c["issuedAt"], c["state"], _show(c["updatedAt"])
+        )
+    console.print(table)
+    console.print("show one with: clawgate hub command get ID")
 
 
 # -- keys ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,9 @@ from ..integrations import ManifestError, load_manifest_file
 from ..integrations.desired_file import DesiredFileError, load_desired_file
 from ._common import console, fail, print_json
 from .call import JsonOption, TokenOption, UrlOption, with_client
+
+if TYPE_CHECKING:
+    from ..client import GatewayClient
 
 __all__ = ["app", "manifest_app"]
 
@@ -33,7 +36,16 @@ def integrations(
     """List integrations: status, versions, owner, attempts and the last error."""
     if ctx.invoked_subcommand is not None:
         return
-    result = with_client(url, token, lambda client: client.call("integrations.list"))
+
+    async def ask(client: GatewayClient) -> dict[str, Any]:
+        result: dict[str, Any] = await client.call("integrations.list")
+        live = {p["name"] for p in (await client.call("plugins.list"))["plugins"]}
+        # Asked in the same breath: an owner that left shows offline now, not after a pass.
+        for row in result["integrations"]:
+            row["ownerConnected"] = row.get("owner") in live if row.get("owner") else None
+        return result
+
+    result = with_client(url, token, ask)
     if json_output:
         print_json(result, compact=True)
         return
@@ -84,6 +96,15 @@ def validate(
     console.print(f"{escape(manifest.id)} {escape(manifest.version)}: valid")
 
 
+def _owner(row: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    owner = row.get("owner")
+    if not owner:
+        return "-"
+    return escape(owner) if row.get("ownerConnected") is not False else f"{escape(owner)} (offline)"
+
+
 def _print_integrations(result: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -105,7 +126,7 @@ def _print_integrations(result: dict[str, Any]) -> None:
             row["status"],
             escape(row.get("version") or "-"),
             escape(row.get("desiredVersion") or "-"),
-            escape(row.get("owner") or "-"),
+            _owner(row),
             str(row["attempts"]),
             escape(f"{error['code']}: {error['message']}") if error else "",
         )

@@ -80,8 +80,8 @@ class CloudService:
         await self._hub_clock.flush()
 
     def status(self) -> dict[str, Any]:
-        """Return the link state as plugins and operators see it."""
-        return self.link.status()
+        """Return the link state as operators see it, with the id the hub knows us by."""
+        return {**self.link.status(), "daemonId": self._daemon_id}
 
     # -- LinkDelegate ------------------------------------------------------------------
 

@@ -4,16 +4,29 @@ Invariants:
 - A policy change (`exec.approvals.set`, an `allow-always` decision) is written to the store
   before the caller hears of it, and before the run it allows goes to the node.
 - Every request that is opened is closed exactly once: by a decision, by expiry (denied), or
-  by its caller going away (denied); each close broadcasts `exec.approval.resolved`.
+  by its caller going away (denied); each close broadcasts `exec.approval.resolved` and
+  queues its `approval.history` row. The row is queued with `submit_write`, not awaited in
+  `_close`: a close may run in a task being cancelled (the caller left), and a submitted
+  write runs all the same. The operator who answered and the caller who timed out hear back
+  only after their row is written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..protocol.approval_history import (
+    BY_GATEWAY,
+    ApprovalOutcome,
+    ClosedApproval,
+    HistoryCursor,
+    Resolver,
+    history_command,
+)
 from ..protocol.detail_codes import APPROVAL_DENIED, APPROVAL_EXPIRED
 from ..protocol.errors import Unavailable
 from ..protocol.exec_approvals import (
@@ -23,7 +36,8 @@ from ..protocol.exec_approvals import (
     ExecRequest,
     command_text,
 )
-from ..store import StateStore, nodes_repo
+from ..protocol.limits import APPROVAL_HISTORY_KEEP
+from ..store import StateStore, StoreClosedError, approvals_repo, nodes_repo
 from .broadcaster import Broadcaster
 
 __all__ = ["ExecApprovals"]
@@ -112,7 +126,9 @@ class ExecApprovals:
             async with asyncio.timeout(max(request.expires_at_ms - self._clock(), 0) / 1000):
                 answer = await asyncio.shield(waiter)
         except TimeoutError:
-            self._close(request, "deny", None, reason="expired")
+            await _settled(
+                self._close(request, "deny", None, ApprovalOutcome.EXPIRED, reason="expired")
+            )
             raise Unavailable(
                 "system.run was not approved in time; ask again and approve it",
                 details={"code": APPROVAL_EXPIRED, "approvalId": request.id},
@@ -120,15 +136,23 @@ class ExecApprovals:
         finally:
             self._waiters.pop(request.id, None)
             if request.id in self.book.pending:  # the caller left: nobody is waiting now
-                self._close(request, "deny", None, reason="cancelled")
+                self._close(request, "deny", None, ApprovalOutcome.CANCELLED, reason="cancelled")
         if answer == "deny":
             raise Unavailable(
                 "system.run was denied by an operator",
                 details={"code": APPROVAL_DENIED, "approvalId": request.id},
             )
 
-    async def resolve(self, request_id: str, decision: str, resolved_by: str | None) -> ExecRequest:
+    async def resolve(
+        self,
+        request_id: str,
+        decision: str,
+        resolved_by: str | None,
+        resolver: Resolver,
+    ) -> ExecRequest:
         """Apply an operator's decision; `allow-always` is persisted before the run goes on.
+
+        Returns once the decision's `approval.history` row is written.
 
         Raises:
             KeyError: unknown, expired or already resolved request.
@@ -141,10 +165,13 @@ class ExecApprovals:
             )
         # Checked again: the request may have expired during the write.
         request = self.book.resolve(request_id)
-        self._close(request, decision, resolved_by)
+        written = self._close(
+            request, decision, resolved_by, ApprovalOutcome(decision), resolver=resolver
+        )
         waiter = self._waiters.get(request_id)
         if waiter is not None and not waiter.done():
             waiter.set_result("deny" if decision == "deny" else "allow")
+        await _settled(written)
         return request
 
     async def _save_node_policy(self, node_id: str, policy: ExecPolicy) -> None:
@@ -156,16 +183,19 @@ class ExecApprovals:
         request: ExecRequest,
         decision: str,
         resolved_by: str | None,
+        outcome: ApprovalOutcome,
         *,
         reason: str | None = None,
-    ) -> None:
+        resolver: Resolver = BY_GATEWAY,
+    ) -> asyncio.Future[None] | None:
         self.book.pending.pop(request.id, None)
+        now = self._clock()
         payload: dict[str, Any] = {
             "id": request.id,
             "nodeId": request.node_id,
             "decision": decision,
             "resolvedBy": resolved_by,
-            "ts": self._clock(),
+            "ts": now,
         }
         if reason is not None:
             payload["reason"] = reason
@@ -173,7 +203,54 @@ class ExecApprovals:
             "exec approval %s resolved: %s (%s)", request.id, decision, reason or "operator"
         )
         self._broadcaster.broadcast("exec.approval.resolved", payload)
+        return self._record(
+            ClosedApproval(
+                id=request.id,
+                node_id=request.node_id,
+                command=history_command(request.argv),
+                requested_by=request.requested_by,
+                outcome=outcome,
+                resolver_kind=resolver.kind,
+                resolver_id=resolver.id,
+                resolved_by=resolved_by,
+                created_at_ms=request.created_at_ms,
+                expires_at_ms=request.expires_at_ms,
+                resolved_at_ms=now,
+            )
+        )
+
+    def _record(self, closed: ClosedApproval) -> asyncio.Future[None] | None:
+        """Queue the history row (never cancelled with the caller; see the module docstring)."""
+        if self._store is None:
+            return None
+        try:
+            written = self._store.submit_write(
+                lambda conn: approvals_repo.record_closed(conn, closed, APPROVAL_HISTORY_KEEP)
+            )
+        except StoreClosedError:
+            logger.warning("exec approval %s closed after the store did: not in history", closed.id)
+            return None
+        written.add_done_callback(_log_failed_record)
+        return written
+
+    async def history(self, after: HistoryCursor | None, limit: int) -> list[ClosedApproval]:
+        """Return up to `limit` closed approvals, newest first, older than `after` if given."""
+        if self._store is None:
+            return []
+        return await self._store.read(lambda conn: approvals_repo.list_closed(conn, after, limit))
 
     def pending(self) -> list[dict[str, Any]]:
         """Return the waiting requests, oldest first."""
         return [request.payload() for request in self.book.pending.values()]
+
+
+async def _settled(written: asyncio.Future[None] | None) -> None:
+    """Wait until a queued history row is written (or failed: `_log_failed_record` says so)."""
+    if written is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(written)
+
+
+def _log_failed_record(written: asyncio.Future[None]) -> None:
+    if not written.cancelled() and (error := written.exception()) is not None:
+        logger.warning("exec approval history row not written: %s", error)

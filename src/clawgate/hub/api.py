@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -24,13 +25,14 @@ from .link import DaemonLink
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .store import HubStoreError, RevisionConflict
 
-__all__ = ["HubHttpError", "add_routes"]
+__all__ = ["ADMIN", "DAEMON_KEY", "PUBLIC", "ROUTES", "HubHttpError", "Route", "add_routes"]
 
 logger = logging.getLogger(__name__)
 
 CORE_KEY: Final = web.AppKey("hub_core", HubCore)
-DEFAULT_REPORTS: Final = 20
-MAX_REPORTS: Final = 200
+#: How many reports or commands a listing returns by default, and at most (`?limit=`).
+DEFAULT_LIMIT: Final = 20
+MAX_LIMIT: Final = 200
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 _LABEL_MAX: Final = 200
 
@@ -238,15 +240,28 @@ async def get_command(request: web.Request) -> web.Response:
     return _json(record.to_json())
 
 
+def _limit(request: web.Request) -> int:
+    text = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise HubHttpError(
+            400, "INVALID_REQUEST", f"limit must be an integer from 1 to {MAX_LIMIT}"
+        )
+    return int(text)
+
+
+async def list_commands(request: web.Request) -> web.Response:
+    """List a daemon's recent commands, newest first (without their ack history)."""
+    limit = _limit(request)
+    daemon_id = await _daemon_or_404(request)
+    records = await _core(request).store.list_commands(daemon_id, limit)
+    return _json({"commands": [record.to_json() for record in records]})
+
+
 async def list_reports(request: web.Request) -> web.Response:
     """Show a daemon's recent reports, newest first."""
-    text = request.query.get("limit", str(DEFAULT_REPORTS))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_REPORTS:
-        raise HubHttpError(
-            400, "INVALID_REQUEST", f"limit must be an integer from 1 to {MAX_REPORTS}"
-        )
+    limit = _limit(request)
     daemon_id = await _daemon_or_404(request)
-    reports = await _core(request).store.list_reports(daemon_id, int(text))
+    reports = await _core(request).store.list_reports(daemon_id, limit)
     return _json({"reports": reports})
 
 
@@ -340,17 +355,38 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
-_OPERATOR_ROUTES: Final = (
-    ("GET", "/v1/daemons", list_daemons),
-    ("GET", "/v1/daemons/{daemonId}", get_daemon),
-    ("GET", "/v1/daemons/{daemonId}/desired-state", get_desired),
-    ("PUT", "/v1/daemons/{daemonId}/desired-state", put_desired),
-    ("POST", "/v1/daemons/{daemonId}/commands", post_command),
-    ("GET", "/v1/daemons/{daemonId}/reports", list_reports),
-    ("GET", "/v1/commands/{commandId}", get_command),
-    ("GET", "/v1/keys", list_keys),
-    ("POST", "/v1/keys", create_key),
-    ("DELETE", "/v1/keys/{keyId}", revoke_key),
+ADMIN: Final = "admin token"
+DAEMON_KEY: Final = "daemon key"
+PUBLIC: Final = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One HTTP endpoint: what it answers, and who may call it (`auth`)."""
+
+    method: str
+    path: str
+    handler: Handler
+    auth: str
+
+
+#: Every endpoint of the hub; docs/hub-api.md documents each (tests/unit/test_hub_api_doc.py).
+ROUTES: Final = (
+    Route("GET", "/v1/daemons", list_daemons, ADMIN),
+    Route("GET", "/v1/daemons/{daemonId}", get_daemon, ADMIN),
+    Route("GET", "/v1/daemons/{daemonId}/desired-state", get_desired, ADMIN),
+    Route("PUT", "/v1/daemons/{daemonId}/desired-state", put_desired, ADMIN),
+    Route("POST", "/v1/daemons/{daemonId}/commands", post_command, ADMIN),
+    Route("GET", "/v1/daemons/{daemonId}/commands", list_commands, ADMIN),
+    Route("GET", "/v1/daemons/{daemonId}/reports", list_reports, ADMIN),
+    Route("GET", "/v1/commands/{commandId}", get_command, ADMIN),
+    Route("GET", "/v1/keys", list_keys, ADMIN),
+    Route("POST", "/v1/keys", create_key, ADMIN),
+    Route("DELETE", "/v1/keys/{keyId}", revoke_key, ADMIN),
+    Route("GET", "/v1/daemon", daemon_link, DAEMON_KEY),
+    Route("GET", "/healthz", healthz, PUBLIC),
+    Route("GET", "/readyz", readyz, PUBLIC),
+    Route("GET", "/metrics", metrics, PUBLIC),
 )
 
 
@@ -367,9 +403,8 @@ def add_routes(app: web.Application, core: HubCore) -> None:
     """Mount every hub endpoint on ``app``."""
     app[CORE_KEY] = core
     app.middlewares.append(_errors)
-    for method, path, handler in _OPERATOR_ROUTES:
-        app.router.add_route(method, path, _admin_only(handler))
-    app.router.add_get("/v1/daemon", daemon_link)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    for route in ROUTES:
+        if route.auth == ADMIN:
+            app.router.add_route(route.method, route.path, _admin_only(route.handler))
+        else:  # the link checks its key itself; health and metrics answer anyone
+            app.router.add_get(route.path, route.handler)

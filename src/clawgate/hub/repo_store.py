@@ -45,6 +45,7 @@ from .store import (
     NewCommand,
     RevisionConflict,
     SessionInfo,
+    plugins_view,
 )
 
 __all__ = [
@@ -102,7 +103,7 @@ def _daemon(row: DaemonRow) -> DaemonRecord:
         desired_revision=row.desired_revision,
         last_applied_revision=row.last_applied_revision,
         converged=row.converged,
-        plugins=info.get("plugins", []),
+        plugins=plugins_view(info.get("plugins", []), row.last_report, row.connected),
         queue_depth=int(info.get("queueDepth", 0)),
         last_report=row.last_report,
     )
@@ -304,6 +305,11 @@ class RepositoryHubStore:
         horizon = parse_time(now) - RESEND_GRACE_S
         with _hub_errors():
             return [_command(row) for row in await self._db.unsettled_commands(daemon_id, horizon)]
+
+    async def list_commands(self, daemon_id: str, limit: int) -> list[CommandRecord]:
+        """Return the daemon's latest ``limit`` commands, newest first (acks left out)."""
+        with _hub_errors():
+            return [_command(row) for row in await self._db.list_commands(daemon_id, limit)]
 
     async def sweep(self, daemon_ids: list[str], now: str) -> list[SweepRow]:
         """Return each held daemon's owning session, revision and unsettled command ids."""

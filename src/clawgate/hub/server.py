@@ -77,13 +77,22 @@ class HubServer:
 
     @property
     def url(self) -> str:
-        """The HTTP base URL, without a trailing slash."""
-        return f"http://{self.settings.host}:{self.port}"
+        """The HTTP base URL a local client dials, without a trailing slash."""
+        return f"http://{self._local_host}:{self.port}"
 
     @property
     def link_url(self) -> str:
-        """The control-link URL daemons put in ``cloud.url``."""
-        return f"ws://{self.settings.host}:{self.port}/v1/daemon"
+        """The control-link URL daemons put in ``cloud.url`` (this machine's, when bound wide)."""
+        return f"ws://{self._local_host}:{self.port}/v1/daemon"
+
+    @property
+    def _local_host(self) -> str:
+        host = self.settings.host
+        if host == "0.0.0.0":
+            return "127.0.0.1"
+        if host == "::":
+            return "[::1]"
+        return f"[{host}]" if ":" in host else host
 
     async def start(self) -> None:
         """Open the store, start the bus, bind the port.

@@ -32,6 +32,7 @@ __all__ = [
     "RevisionConflict",
     "SessionInfo",
     "SweepRow",
+    "plugins_view",
 ]
 
 
@@ -85,6 +86,34 @@ class SessionInfo:
     plugins: list[dict[str, Any]]
     last_applied_revision: int
     queue_depth: int
+
+
+def plugins_view(
+    registered: list[dict[str, Any]], last_report: dict[str, Any] | None, daemon_connected: bool
+) -> list[dict[str, Any]]:
+    """Return the daemon's plugins with ``connected``, from the freshest word the hub has.
+
+    SERVICE_REGISTER lists the plugins once per link; the daemon reports again after every
+    plugin connects or leaves (a pass with trigger ``plugins``), so the last report's list
+    wins: a plugin that left shows ``connected: false`` as soon as that report is in. While
+    the daemon itself is offline no plugin is reachable, so none shows connected.
+    """
+    reported = (last_report or {}).get("plugins")
+    if not isinstance(reported, list):
+        return [{**p, "connected": daemon_connected} for p in registered]
+    by_name = {p.get("name"): p for p in registered}
+    view = [
+        {
+            **by_name.get(p["name"], {}),
+            "name": p["name"],
+            "version": p["version"],
+            "connected": bool(p["connected"]) and daemon_connected,
+        }
+        for p in reported
+    ]
+    listed = {p["name"] for p in reported}
+    view += [{**p, "connected": False} for p in registered if p.get("name") not in listed]
+    return view
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +334,10 @@ class HubStore(Protocol):
 
     async def unsettled_commands(self, daemon_id: str, now: str) -> list[CommandRecord]:
         """Return the daemon's commands without a terminal ack still worth re-sending."""
+        ...
+
+    async def list_commands(self, daemon_id: str, limit: int) -> list[CommandRecord]:
+        """Return the daemon's latest ``limit`` commands, newest first (acks left out)."""
         ...
 
     async def sweep(self, daemon_ids: list[str], now: str) -> list[SweepRow]:

@@ -7,6 +7,11 @@ from typing import Final
 
 __all__ = [
     "AGENT_MAX_INPUT_CHARS",
+    "APPROVAL_HISTORY_COMMAND_MAX_CHARS",
+    "APPROVAL_HISTORY_CURSOR_MAX_CHARS",
+    "APPROVAL_HISTORY_DEFAULT_LIMIT",
+    "APPROVAL_HISTORY_KEEP",
+    "APPROVAL_HISTORY_MAX_LIMIT",
     "CANVAS_AUTH_FRAME_MAX_BYTES",
     "CANVAS_MAX_LIVE_SOCKETS",
     "CANVAS_MAX_NAME_BYTES",
@@ -117,6 +122,14 @@ NODE_INVOKE_MAX_PENDING: Final = 64
 NODE_ISSUED_IDS_REMEMBERED: Final = 1024
 #: An exec approval request nobody answers is denied after this long.
 EXEC_APPROVAL_TTL_MS: Final = 120_000
+#: Closed exec approvals kept for `approval.history` (the newest; older ones are dropped),
+#: its page size (default and most, OpenClaw's), the longest cursor a client may send, and
+#: the longest command line a row keeps (a longer one is cut, ending in "…").
+APPROVAL_HISTORY_KEEP: Final = 1000
+APPROVAL_HISTORY_DEFAULT_LIMIT: Final = 50
+APPROVAL_HISTORY_MAX_LIMIT: Final = 100
+APPROVAL_HISTORY_CURSOR_MAX_CHARS: Final = 512
+APPROVAL_HISTORY_COMMAND_MAX_CHARS: Final = 4096
 #: At most one `presence` event per this interval; changes meanwhile ride on the next one.
 PRESENCE_FLUSH_INTERVAL_MS: Final = 100
 #: Whole-list `presence` events to many clients are spaced so that they write at most

@@ -78,6 +78,8 @@ def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str 
         return None if _tcp_reachable(host, port) else f"cannot reach {host}:{port}"
     if channel == "matrix":
         return _matrix_problem(options, secret)
+    if channel == "slack":
+        return _slack_problem(options, secret)
     if channel != "telegram":
         return None
     url = f"{options['api_base']}/bot{secret}/getMe"
@@ -114,6 +116,22 @@ def _matrix_problem(options: dict[str, Any], secret: str) -> str | None:
     if token and body.get("user_id") != options["user_id"]:
         return f"the access token belongs to {body.get('user_id')}, not {options['user_id']}"
     return None
+
+
+def _slack_problem(options: dict[str, Any], secret: str) -> str | None:
+    """Check the bot token with `auth.test` and that an app-level token is set."""
+    if not options.get("app_token"):
+        return f"no app-level token (xapp-): {options.get('app_token_source', '')}"
+    request = urllib.request.Request(f"{options['api_base']}auth.test", data=b"", method="POST")
+    request.add_header("Authorization", f"Bearer {secret}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return f"Slack answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"cannot reach {options['api_base']} ({getattr(exc, 'reason', exc)})"
+    return None if body.get("ok") else f"Slack refused the bot token ({body.get('error')})"
 
 
 def _tcp_reachable(host: str, port: int) -> bool:
@@ -406,7 +424,9 @@ def check_channels(
             fix = f"pip install 'clawgate[{spec.extra}]'"
             results.append(CheckResult(name, Status.FAIL, f"{spec.sdk} is not installed", fix))
         elif not account.secret and (spec is None or spec.credential_required):
-            key = "access_token_file" if account.channel == "matrix" else "token_file"
+            key = {"matrix": "access_token_file", "slack": "bot_token_file"}.get(
+                account.channel, "token_file"
+            )
             fix = f"set {key} in [channels.{account.channel}] or {account.secret_source}"
             results.append(CheckResult(name, Status.FAIL, "no credential", fix))
         else:

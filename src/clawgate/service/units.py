@@ -17,6 +17,7 @@ from typing import Final
 
 __all__ = [
     "GATEWAY_SERVICE",
+    "HUB_SERVICE",
     "LAUNCHD_LABEL",
     "NODE_SERVICE",
     "SYSTEMD_UNIT_NAME",
@@ -38,7 +39,7 @@ STDOUT_LOG: Final = "logs/gateway.stdout.log"
 
 @dataclass(frozen=True, slots=True)
 class ServiceKind:
-    """Which clawgate program a login service runs: the gateway, or the node host."""
+    """Which clawgate program a login service runs: the gateway, the node host or the hub."""
 
     unit_name: str
     label: str
@@ -46,6 +47,7 @@ class ServiceKind:
     description: str
     stdout_log: str
     command: str  # the CLI group that installs it, for the unit's comment and messages
+    secrets_file: str = "config.toml"  # where it reads its credentials, under its home
 
 
 GATEWAY_SERVICE: Final = ServiceKind(
@@ -58,6 +60,16 @@ NODE_SERVICE: Final = ServiceKind(
     "clawgate node host",
     "node/logs/node.stdout.log",
     "node",
+    "node/node.toml",
+)
+HUB_SERVICE: Final = ServiceKind(
+    "clawgate-hub.service",
+    "dev.clawgate.hub",
+    ("hub", "run"),
+    "clawgate hub",
+    "logs/hub.stdout.log",
+    "hub",
+    "hub.toml",
 )
 
 #: systemd's `WatchdogSec=` for a notify unit; the gateway pings every half of it.
@@ -205,12 +217,11 @@ def render_systemd_unit(spec: ServiceSpec) -> str:
         for name, value in spec.environment.items()
     ]
     kind = spec.kind
-    secrets_from = "config.toml" if kind is GATEWAY_SERVICE else "node/node.toml"
     lines = [
         f"# Written by `clawgate {kind.command} install`; "
         f"remove with `clawgate {kind.command} uninstall`.",
         f"# Holds no secrets: the {kind.command} reads its credentials from its home's "
-        f"{secrets_from}.",
+        f"{kind.secrets_file}.",
         "[Unit]",
         f"Description={kind.description}",
         "",

@@ -253,6 +253,19 @@ CREATE TABLE exec_policies (
 );
 """
 
+_V10_APPROVAL_HISTORY: Final = """
+-- Closed exec approvals for `approval.history`, newest kept (the repository trims the rest);
+-- `record` is JSON {id, node_id, command, requested_by, outcome, resolver_kind, resolver_id,
+-- resolved_by, created_at_ms, expires_at_ms, resolved_at_ms}.
+CREATE TABLE exec_approval_history (
+    approval_id    TEXT PRIMARY KEY NOT NULL,
+    resolved_at_ms INTEGER NOT NULL,
+    record         TEXT NOT NULL
+);
+CREATE INDEX exec_approval_history_newest
+    ON exec_approval_history (resolved_at_ms DESC, approval_id DESC);
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
@@ -264,6 +277,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(7, "channel inbound dedupe, state, pairing, senders, outbound", _V7_CHANNELS),
     Migration(8, "cron jobs and runs", _V8_CRON),
     Migration(9, "node surfaces and exec approval policies", _V9_NODES),
+    Migration(10, "closed exec approvals", _V10_APPROVAL_HISTORY),
 )
 
 

@@ -507,6 +507,18 @@ class HubDatabase:
 
         return await self._call(unsettled)
 
+    async def list_commands(self, daemon_id: str, limit: int) -> list[CommandRow]:
+        """Return the daemon's latest ``limit`` commands, newest first, without their acks."""
+
+        def latest(conn: sqlite3.Connection) -> list[CommandRow]:
+            rows = conn.execute(
+                "SELECT * FROM commands WHERE daemon_id = ? ORDER BY seq DESC LIMIT ?",
+                (daemon_id, limit),
+            ).fetchall()
+            return [_command_from_row(row, []) for row in rows]
+
+        return await self._call(latest)
+
     async def sweep(self, daemon_ids: list[str], expiring_after: float) -> list[SweepRow]:
         """Return, for each known daemon of ``daemon_ids``, its owner, revision and open ids."""
 

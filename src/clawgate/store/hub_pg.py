@@ -675,6 +675,19 @@ class PgHubDatabase:
 
         return await self._read(unsettled)
 
+    async def list_commands(self, daemon_id: str, limit: int) -> list[CommandRow]:
+        """Return the daemon's latest ``limit`` commands, newest first, without their acks."""
+
+        async def latest(conn: Conn) -> list[CommandRow]:
+            rows = await conn.fetch(
+                "SELECT * FROM commands WHERE daemon_id = $1 ORDER BY seq DESC LIMIT $2",
+                daemon_id,
+                limit,
+            )
+            return [_command(row, []) for row in rows]
+
+        return await self._read(latest)
+
     async def sweep(self, daemon_ids: list[str], expiring_after: float) -> list[SweepRow]:
         """Return, for each known daemon of ``daemon_ids``, its owner, revision and open ids."""
 

@@ -227,6 +227,10 @@ class HubRepository(Protocol):
         """Return the daemon's non-terminal commands expiring after the given time, in order."""
         ...
 
+    async def list_commands(self, daemon_id: str, limit: int) -> list[CommandRow]:
+        """Return the daemon's latest ``limit`` commands, newest first, without their acks."""
+        ...
+
     async def sweep(self, daemon_ids: list[str], expiring_after: float) -> list[SweepRow]:
         """Return, for each known daemon of ``daemon_ids``, its owner, revision and open ids."""
         ...

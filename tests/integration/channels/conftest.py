@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.integration.channels.ircd import Human, Ngircd
 from tests.integration.channels.matrix_human import Human as MatrixHuman
@@ -22,6 +23,15 @@ IRCD_PASSWORD = "letmein-7f3a"
 async def telegram() -> AsyncIterator[FakeTelegram]:
     """A Bot API stand-in on a loopback port, with one bot (`BOT_TOKEN`)."""
     fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """A Slack Web API + Socket Mode stand-in on a loopback port (`BOT_TOKEN`, `APP_TOKEN`)."""
+    fake = FakeSlack()
     await fake.start()
     yield fake
     await fake.stop()

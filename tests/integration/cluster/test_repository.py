@@ -122,6 +122,16 @@ async def test_unsettled_commands_come_in_issue_order(store: RepositoryHubStore)
     assert [c.command_id for c in unsettled] == ["c0", "c1", "c3", "c4"]
 
 
+async def test_listed_commands_come_newest_first_and_only_the_daemons(
+    store: RepositoryHubStore,
+) -> None:
+    for n in range(4):
+        await store.add_command(command(f"c{n}"))
+    await store.add_command(command("other", daemon_id="d2"))
+    listed = await store.list_commands("d1", 3)
+    assert [record.command_id for record in listed] == ["c3", "c2", "c1"]
+
+
 async def test_the_sweep_reads_owner_revision_and_open_commands(store: RepositoryHubStore) -> None:
     await store.open_session(session("d1", "s1"), NOW)
     await store.put_desired("d1", [], lambda _r: None, None, NOW)

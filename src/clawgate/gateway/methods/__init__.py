@@ -79,6 +79,9 @@ METHODS: Final[tuple[tuple[str, str, str], ...]] = (
     ("exec.approval.resolve", "approvals", "exec_approval_resolve"),
     ("exec.approvals.get", "approvals", "exec_approvals_get"),
     ("exec.approvals.set", "approvals", "exec_approvals_set"),
+    # OpenClaw's Control UI approvals page (issue 21): closed approvals, standing grants.
+    ("approval.history", "approvals", "approval_history"),
+    ("exec.approval.grants.list", "approvals", "exec_approval_grants_list"),
     ("device.pair.list", "devices", "device_pair_list"),
     ("device.pair.approve", "devices", "device_pair_approve"),
     ("device.pair.reject", "devices", "device_pair_reject"),
@@ -94,6 +97,8 @@ METHODS: Final[tuple[tuple[str, str, str], ...]] = (
     ("cron.run", "cron", "cron_run"),
     ("cron.runs", "cron", "cron_runs"),
     ("plugins.list", "plugins", "plugins_list"),
+    # OpenClaw's Control UI plugins page calls it, advertised or not (issue 21).
+    ("plugins.catalog.browse", "plugins", "plugins_catalog_browse"),
     ("queue.list", "plugins", "queue_list"),
     ("integrations.list", "integrations", "integrations_list"),
     ("integrations.apply", "integrations", "integrations_apply"),

@@ -1,13 +1,24 @@
-"""Exec approval methods: answer pending `system.run` requests, read and edit policies."""
+"""Exec approval methods: answer pending `system.run` requests, list closed ones, policies."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, StringConstraints
 
+from ...protocol.approval_history import (
+    HistoryCursor,
+    InvalidCursorError,
+    Resolver,
+    ResolverKind,
+)
 from ...protocol.errors import APPROVAL_NOT_FOUND, InvalidRequest, RequestError, Unavailable
 from ...protocol.exec_approvals import MAX_ALLOWLIST, ExecMode, ExecPolicy
+from ...protocol.limits import (
+    APPROVAL_HISTORY_CURSOR_MAX_CHARS,
+    APPROVAL_HISTORY_DEFAULT_LIMIT,
+    APPROVAL_HISTORY_MAX_LIMIT,
+)
 from ...protocol.scopes import ADMIN, APPROVALS
 from ..context import CallContext
 from ..exec_approvals import ExecApprovals
@@ -17,11 +28,17 @@ from ._common import EmptyParams, Params, Result
 __all__ = [
     "ExecApprovalRequested",
     "ExecApprovalResolved",
+    "approval_history",
+    "exec_approval_grants_list",
     "exec_approval_list",
     "exec_approval_resolve",
     "exec_approvals_get",
     "exec_approvals_set",
 ]
+
+#: Where the Control UI is served (`control_ui.MOUNT`; not imported from there, since
+#: `control_ui` imports this package): history rows link to its `/approve/<id>` route.
+CONTROL_UI_MOUNT: Final = "/control"
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 ModeName = Literal["deny", "allowlist", "ask", "full"]
@@ -131,6 +148,109 @@ def _not_found(approval_id: str) -> RequestError:
     )
 
 
+class HistoryParams(Params):
+    """Params of `approval.history` (OpenClaw 2026.9.6's)."""
+
+    cursor: (
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=APPROVAL_HISTORY_CURSOR_MAX_CHARS)
+        ]
+        | None
+    ) = None
+    limit: Annotated[int, Field(ge=1, le=APPROVAL_HISTORY_MAX_LIMIT)] = (
+        APPROVAL_HISTORY_DEFAULT_LIMIT
+    )
+    kind: Literal["exec", "plugin", "system-agent"] | None = None
+
+
+class ExecPresentation(Result):
+    """What a closed exec approval asked, for reviewers (no cwd, no environment)."""
+
+    kind: Literal["exec"]
+    commandText: str
+    host: str
+    nodeId: str
+    allowedDecisions: list[Literal["allow-once", "allow-always", "deny"]]
+
+
+class HistoryResolver(Result):
+    """Who closed it: a paired device, a client without one, or the gateway (`system`)."""
+
+    kind: Literal["device", "runtime", "system"]
+    id: str | None = None
+
+
+class HistoryItem(Result):
+    """One closed approval (OpenClaw's terminal approval snapshot)."""
+
+    id: str
+    status: Literal["allowed", "denied", "expired", "cancelled"]
+    presentation: ExecPresentation
+    urlPath: str
+    createdAtMs: int
+    expiresAtMs: int
+    resolvedAtMs: int
+    source: dict[str, str]
+    resolver: HistoryResolver
+    reason: Literal["user", "timeout", "run-aborted"]
+    decision: Literal["allow-once", "allow-always", "deny"] | None = None
+
+
+class HistoryResult(Result):
+    """Result of `approval.history`: a page, newest first, and where the next one starts."""
+
+    items: list[HistoryItem]
+    nextCursor: str | None = None
+
+
+class GrantsListParams(Params):
+    """Params of `exec.approval.grants.list`."""
+
+    limit: Annotated[int, Field(ge=1, le=500)] | None = None
+
+
+class GrantsListResult(Result):
+    """Result of `exec.approval.grants.list`: always empty (see the handler)."""
+
+    grants: list[dict[str, Any]]
+
+
+@method("approval.history", params=HistoryParams, result=HistoryResult, scope=APPROVALS)
+async def approval_history(ctx: CallContext, params: HistoryParams) -> dict[str, Any]:
+    """List closed exec approvals (answered, expired, cancelled), newest first, by pages."""
+    service = approvals_of(ctx)
+    after = None
+    if params.cursor is not None:
+        try:
+            after = HistoryCursor.decode(params.cursor)
+        except InvalidCursorError:
+            raise InvalidRequest(
+                "invalid approval.history cursor; send a nextCursor exactly as it was returned"
+            ) from None
+    if params.kind not in (None, "exec"):
+        # clawgate asks for exec approvals only: no plugin or system-agent approval exists.
+        return {"items": []}
+    rows = await service.history(after, params.limit + 1)
+    page = rows[: params.limit]
+    answer: dict[str, Any] = {"items": [row.snapshot(CONTROL_UI_MOUNT) for row in page]}
+    if len(rows) > params.limit:
+        answer["nextCursor"] = HistoryCursor(page[-1].resolved_at_ms, page[-1].id).encode()
+    return answer
+
+
+@method(
+    "exec.approval.grants.list", params=GrantsListParams, result=GrantsListResult, scope=APPROVALS
+)
+def exec_approval_grants_list(ctx: CallContext, params: GrantsListParams) -> dict[str, Any]:
+    """List standing grants: none, since clawgate's cron jobs cannot hold one.
+
+    OpenClaw's standing grants let one cron job run one command unasked; clawgate's
+    `allow-always` adds the argv to the node's allowlist instead (`exec.approvals.get`).
+    """
+    approvals_of(ctx)
+    return {"grants": []}
+
+
 @method("exec.approval.list", params=EmptyParams, result=ApprovalListResult, scope=APPROVALS)
 def exec_approval_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
     """List the `system.run` requests waiting for a decision, oldest first."""
@@ -142,8 +262,14 @@ async def exec_approval_resolve(ctx: CallContext, params: ResolveParams) -> dict
     """Allow once, allow always (the exact argv joins the node's allowlist) or deny."""
     client = ctx.caller.client
     resolved_by = (client.displayName or client.id) if client is not None else None
+    device_id = ctx.caller.device_id
+    resolver = (
+        Resolver(ResolverKind.DEVICE, device_id)
+        if device_id
+        else Resolver(ResolverKind.RUNTIME, client.id if client is not None else None)
+    )
     try:
-        await approvals_of(ctx).resolve(params.id, params.decision, resolved_by)
+        await approvals_of(ctx).resolve(params.id, params.decision, resolved_by, resolver)
     except KeyError:
         raise _not_found(params.id) from None
     return {"ok": True, "id": params.id, "decision": params.decision}

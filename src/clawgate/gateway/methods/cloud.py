@@ -19,6 +19,8 @@ class CloudStatus(OpenResult):
     connected: bool
     since: str | None = None
     lastError: str | None = None
+    #: The id this daemon registers with (`clawgate hub daemon ID` on the hub).
+    daemonId: str | None = None
 
 
 @method("cloud.status", params=EmptyParams, result=CloudStatus, scope=READ)

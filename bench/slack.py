@@ -1,0 +1,149 @@
+"""Slack: echo round trips and a 1,000-message burst through Socket Mode, on the stand-in.
+
+The stand-in (`tests/fakes/slack_api.py`: Web API + Socket Mode) runs in this process; the
+gateway is a subprocess with `[channels.slack]` pointing at it (both tokens from the
+environment). A round trip: the stand-in sends an `events_api` envelope over the socket ->
+slack-sdk's SocketModeClient in the gateway reads it -> dedupe, access, session, echo run,
+ack -> `chat.postMessage` reaches the stand-in. The baseline is a bare echo bot in this
+process (raw aiohttp: `apps.connections.open`, the WebSocket, ack, `chat.postMessage` with
+the same text) against the same stand-in: the Socket Mode loop alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Final
+
+import aiohttp
+from tests.fakes.slack_api import APP_TOKEN, BOT_TOKEN, FakeSlack
+
+from .procs import Servers
+from .report import Figure, Target, median, percentile
+
+__all__ = ["SLACK_BURST", "SLACK_ROUND_TRIPS", "SLACK_SENDERS", "measure_slack"]
+
+SLACK_ROUND_TRIPS: Final = 200
+WARMUP: Final = 20
+SLACK_BURST: Final = 1000
+SLACK_SENDERS: Final = 100
+_CONFIG: Final = (
+    '[agent]\nbackend = "echo"\necho_delay_ms = 0\n'
+    '[channels.slack]\ndm_policy = "open"\ndebounce_ms = 0\napi_base = "{base}"\n'
+)
+
+
+async def _round_trips(fake: FakeSlack, count: int, user: str) -> list[float]:
+    """Send `count` DMs one after another; return each reply's delay in ms."""
+    samples = []
+    for n in range(count):
+        marker = f"rt-{user}-{n}"
+        started = time.perf_counter()
+        await fake.user_says(f"ping {marker}", user=user, channel=f"D{user}")
+        await fake.wait_posted(lambda p, m=marker: m in p.text, timeout=30)  # type: ignore[misc]
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def _bare_echo_bot(fake: FakeSlack, connected: asyncio.Event) -> None:
+    """The baseline: Socket Mode and `chat.postMessage` with raw aiohttp, no SDK, no gateway."""
+    async with aiohttp.ClientSession() as http:
+        app = {"Authorization": f"Bearer {APP_TOKEN}"}
+        bot = {"Authorization": f"Bearer {BOT_TOKEN}"}
+        async with http.post(f"{fake.api_base}apps.connections.open", headers=app) as response:
+            url = (await response.json())["url"]
+        async with http.ws_connect(url) as ws:
+            connected.set()
+            async for frame in ws:
+                data = json.loads(frame.data)
+                if data.get("type") != "events_api":
+                    continue
+                await ws.send_json({"envelope_id": data["envelope_id"]})
+                event = data["payload"]["event"]
+                body = {"channel": event["channel"], "text": event["text"]}
+                async with http.post(
+                    f"{fake.api_base}chat.postMessage", json=body, headers=bot
+                ) as response:
+                    await response.read()
+
+
+async def _baseline(fake: FakeSlack) -> list[float]:
+    connected = asyncio.Event()
+    bot = asyncio.create_task(_bare_echo_bot(fake, connected))
+    try:
+        await connected.wait()
+        await _round_trips(fake, WARMUP, "U0BASE")
+        return await _round_trips(fake, SLACK_ROUND_TRIPS, "U0BASE")
+    finally:
+        bot.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
+            await bot
+
+
+async def _burst(fake: FakeSlack) -> tuple[float, int, int]:
+    """Send SLACK_BURST DMs from SLACK_SENDERS people at once; return (s, duplicates, lost)."""
+    markers = [f"burst-{n}" for n in range(SLACK_BURST)]
+    started = time.perf_counter()
+    for n, marker in enumerate(markers):
+        user = f"U{100_000 + n % SLACK_SENDERS}"
+        await fake.user_says(f"go {marker}", user=user, channel=f"D{user}")
+    await fake.wait_posted(lambda p: "burst-" in p.text, count=SLACK_BURST, timeout=120)
+    elapsed = time.perf_counter() - started
+    await asyncio.sleep(0.5)  # a late duplicate would land here
+    counts = dict.fromkeys(markers, 0)
+    for posted in fake.posted:
+        if posted.method == "chat.postMessage" and "burst-" in posted.text:
+            counts[posted.text.rsplit("go ", 1)[-1].split()[0]] += 1
+    duplicates = sum(max(c - 1, 0) for c in counts.values())
+    lost = sum(1 for c in counts.values() if c == 0)
+    return elapsed, duplicates, lost
+
+
+async def measure_slack(servers: Servers, http: aiohttp.ClientSession) -> list[Figure]:
+    """Measure Slack echo round trips against a bare Socket Mode bot, and the burst."""
+    fake = FakeSlack()
+    await fake.start()
+    try:
+        baseline = await _baseline(fake)
+        fake.posted.clear()
+        env = {"CLAWGATE_SLACK_BOT_TOKEN": BOT_TOKEN, "CLAWGATE_SLACK_APP_TOKEN": APP_TOKEN}
+        gateway = servers.gateway(_CONFIG.format(base=fake.api_base), extra_env=env)
+        await gateway.wait_ready(http)
+        await fake.wait_connections(2, timeout=30)  # the baseline's, then the gateway's
+        await _round_trips(fake, WARMUP, "U0WARM")
+        samples = await _round_trips(fake, SLACK_ROUND_TRIPS, "U0BENCH")
+        elapsed, duplicates, lost = await _burst(fake)
+    finally:
+        await fake.stop()
+    note = (
+        f"{SLACK_ROUND_TRIPS} DMs one after another (after {WARMUP} warm-up), echo agent, "
+        "dm_policy open, debounce_ms 0; baseline: a bare aiohttp Socket Mode echo bot on the "
+        "same stand-in"
+    )
+    return [
+        Figure(
+            "slack_echo_p50",
+            median(samples),
+            "ms",
+            baseline=median(baseline),
+            target=Target("<", 20),
+            note=note,
+        ),
+        Figure(
+            "slack_echo_p99", percentile(samples, 0.99), "ms", baseline=percentile(baseline, 0.99)
+        ),
+        Figure(
+            "slack_burst_1000",
+            elapsed,
+            "s",
+            target=Target("<", 10),
+            note=(
+                f"{SLACK_BURST} DMs from {SLACK_SENDERS} senders sent at once; {duplicates} "
+                f"answered twice, {lost} unanswered"
+            ),
+        ),
+        Figure("slack_burst_duplicates", duplicates, "msgs", target=Target("<", 1)),
+        Figure("slack_burst_lost", lost, "msgs", target=Target("<", 1)),
+    ]
