@@ -922,14 +922,27 @@ class SlackSection(ChannelCommon):
     `allow_from` holds user ids (`U...`), `groups` channel ids (`C...`).
     """
 
-    bot_token: str | None = None
-    bot_token_file: str | None = None
-    bot_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
-    app_token: str | None = None
-    app_token_file: str | None = None
-    app_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
-    # The Web API root; `<method>` is appended (slack-sdk's `base_url`).
-    api_base: str = "https://slack.com/api/"
+    bot_token: str | None = Field(
+        default=None, description="the bot token, xoxb-… (or bot_token_file / bot_token_env)"
+    )
+    bot_token_file: str | None = Field(default=None, description="a file holding the bot token")
+    bot_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the bot token from this variable (default CLAWGATE_SLACK_BOT_TOKEN)",
+    )
+    app_token: str | None = Field(
+        default=None,
+        description="the app-level token, xapp-…, scope connections:write (Socket Mode)",
+    )
+    app_token_file: str | None = Field(default=None, description="a file holding the app token")
+    app_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the app token from this variable (default CLAWGATE_SLACK_APP_TOKEN)",
+    )
+    api_base: str = Field(
+        default="https://slack.com/api/",
+        description="the Web API root; `<method>` is appended (slack-sdk's base_url)",
+    )
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], SlackAccountSection] = Field(
         default_factory=dict
     )
