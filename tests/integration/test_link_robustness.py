@@ -23,10 +23,17 @@ class ScriptedHub:
     def __init__(self) -> None:
         self.inbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.script: list[dict[str, Any]] = []
+        self.sockets: set[web.WebSocketResponse] = set()
+
+    async def close_all(self, _app: web.Application) -> None:
+        """Close the links still open, so cleanup need not wait out aiohttp's 60 s grace."""
+        for ws in list(self.sockets):
+            await ws.close(code=1001, message=b"hub stopping")
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        self.sockets.add(ws)
         ack = {
             "sessionId": "s1",
             "protocolVersion": 1,
@@ -42,6 +49,7 @@ class ScriptedHub:
         async for message in ws:
             if message.type is WSMsgType.TEXT:
                 await self.inbound.put(orjson.loads(message.data))
+        self.sockets.discard(ws)
         return ws
 
 
@@ -50,6 +58,7 @@ async def hub() -> AsyncIterator[tuple[ScriptedHub, str]]:
     scripted = ScriptedHub()
     app = web.Application()
     app.router.add_get("/v1/daemon", scripted.handle)
+    app.on_shutdown.append(scripted.close_all)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
