@@ -215,7 +215,7 @@ def test_port_in_use_is_reported(daemon: Daemon, tmp_path: Path) -> None:
 def test_gateway_not_running_says_how_to_start_it(home: Path) -> None:
     result = run_cli(home, "call", "health", "--url", f"ws://127.0.0.1:{free_port()}/")
     assert result.returncode == 2
-    assert "start it with `clawgate gateway run`" in result.stderr
+    assert "connection refused; is it running? `clawgate gateway start`" in result.stderr
 
 
 def test_error_messages_keep_their_brackets(home: Path) -> None:

@@ -15,6 +15,8 @@ from ..config import ClawgateConfig, ConfigError
 from ..service.paths import Paths
 from ..service.runtime import resolve_tls
 from ._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
     console,
     default_password,
     default_token,
@@ -22,6 +24,7 @@ from ._common import (
     load_paths_and_config,
     local_gateway,
     print_json,
+    unreachable_message,
 )
 
 if TYPE_CHECKING:
@@ -100,15 +103,18 @@ def with_client(
     except GatewayCallError as exc:
         detail = exc.details.get("code") if isinstance(exc.details, dict) else None
         suffix = f" ({detail})" if detail else ""
-        fail(f"{exc.code}{suffix}: {exc.message}")
+        fail(f"{exc.code}{suffix}: {exc.message}", EXIT_FAILED, error=exc.code)
     except GatewayConnectionError as exc:
         if "fingerprint" in str(exc):
-            fail(f"{exc}; nothing was sent. Check the fingerprint with the gateway's owner", 2)
-        fail(
-            f"cannot reach the gateway at {target} ({exc}); "
-            "start it with `clawgate gateway run` or pass --url",
-            2,
-        )
+            fail(
+                f"{exc}; nothing was sent. Check the fingerprint with the gateway's owner",
+                EXIT_USAGE,
+                error="UNREACHABLE",
+            )
+        message = unreachable_message(target, exc)
+        if url is not None and "clawgate gateway start" in message:
+            message += " (or check --url)"
+        fail(message, EXIT_USAGE, error="UNREACHABLE")
     except GatewayError as exc:
         fail(str(exc))
 

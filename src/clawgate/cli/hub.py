@@ -40,7 +40,15 @@ from ..service.runstate import (
     write_run_state,
 )
 from . import install as install_commands
-from ._common import console, fail, install_uvloop, print_json
+from ._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    console,
+    fail,
+    install_uvloop,
+    print_json,
+    unreachable_message,
+)
 from .daemon_ops import refuse_foreign_restart, show_logs, stop_and_say
 from .ids import pick_id
 
@@ -433,7 +441,7 @@ class _Hub:
             message = error.get("message", f"HTTP {status}")
             for issue in (data.get("errors") or [])[:20] if isinstance(data, dict) else []:
                 message += f"\n  {issue['path'] or '(body)'}: {issue['message']}"
-            fail(message, 1)
+            fail(message, EXIT_FAILED, error=error.get("code") if isinstance(error, dict) else None)
         return data
 
     def request(
@@ -454,8 +462,10 @@ class _Hub:
             except orjson.JSONDecodeError:
                 return exc.code, {"error": {"message": f"HTTP {exc.code} from {self.url}"}}
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            fail(f"no hub answers at {self.url} ({reason}); start one with `clawgate hub run`", 1)
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            cause = reason if isinstance(reason, BaseException) else exc
+            message = unreachable_message(self.url, cause, what="the hub", start="clawgate hub run")
+            fail(message, EXIT_USAGE, error="UNREACHABLE")
 
 
 def _daemon_id(hub: _Hub, given: str, *, new_ok: bool = False) -> str:

@@ -8,6 +8,7 @@ root with the `gateway` group alone. Any other command line gets the whole app.
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,9 @@ def _root_app() -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
+        # Plain click help, for every group below too: typer's rich help prints a `<bool>`
+        # type on every flag (even --help), which reads as if the flag took a value.
+        rich_markup_mode=None,
     )
     app.callback()(root)
     return app
@@ -114,25 +118,69 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _gateway_run(argv: list[str]) -> None:
+def _gateway_run(argv: list[str]) -> int:
     """Run `gateway run` with `argv`, its options, through typer only when they need it."""
     from .gateway_run import parse_run_options, run_foreground
 
     options = parse_run_options(argv)
     if options is None:
-        _gateway_run_app()()
-        return
+        return _run(_gateway_run_app())
     try:
         run_foreground(options)
     except (EOFError, KeyboardInterrupt):
         # What click prints for an interrupt the command did not handle, with its status.
         print("\nAborted!", file=sys.stderr)
         raise SystemExit(1) from None
+    return 0
+
+
+def _usage_message(exc: Exception) -> str:
+    """Return a usage error as one line that names the help to read."""
+    message = str(getattr(exc, "format_message", lambda: str(exc))()).strip()
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "clawgate"
+    end = "" if message.endswith((".", "?")) else "."
+    return f"{message}{end} See `{path} --help`."
+
+
+def _run(app: typer.Typer) -> int:
+    """Run `app`; send usage errors and unexpected exceptions through `fail`."""
+    import typer
+
+    from ._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail
+
+    # click's UsageError (a bad option, argument or command), reached through typer's public
+    # BadParameter: typer >= 0.20 vendors click, so `import click` may find another copy.
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    try:
+        result = app(prog_name="clawgate", standalone_mode=False)
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return EXIT_USAGE  # the group's help is already printed
+        fail(_usage_message(exc), EXIT_USAGE)
+    except typer.Abort:
+        fail("aborted", EXIT_FAILED)
+    except Exception as exc:
+        if os.environ.get("CLAWGATE_DEBUG"):
+            raise
+        # A bug, not the user's doing: one line saying so, not a library's traceback.
+        fail(
+            f"unexpected error ({type(exc).__name__}: {exc}); "
+            "run again with CLAWGATE_DEBUG=1 for the traceback and report it",
+            EXIT_FAILED,
+        )
+    return result if isinstance(result, int) else EXIT_OK
 
 
 def main() -> None:
-    """Run the CLI."""
-    if sys.argv[1:3] == ["gateway", "run"]:
-        _gateway_run(sys.argv[3:])
-        return
-    build_app()()
+    """Run the CLI; exit with a code from `_common`'s table, errors through `fail`."""
+    import typer
+
+    try:
+        if sys.argv[1:3] == ["gateway", "run"]:
+            code = _gateway_run(sys.argv[3:])
+        else:
+            code = _run(build_app())
+    except typer.Exit as stop:
+        code = stop.exit_code
+    sys.exit(code)
