@@ -153,3 +153,21 @@ def test_ws_to_a_tls_gateway_says_to_use_wss(tmp_path: Path) -> None:
     assert message.startswith(f"error: cannot reach the gateway at {url}: ")
     assert "wss://" in message
     assert not any(word in message for word in LIBRARY_WORDS), message
+
+
+def _every_command(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, sub in (getattr(command, "commands", None) or {}).items():
+        yield from _every_command(sub, (*path, name))
+
+
+def test_no_help_page_shows_a_type_on_a_flag() -> None:
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    pages = list(_every_command(typer.main.get_command(app)))
+    assert len(pages) > 60
+    for path in pages:
+        result = runner.invoke(app, [*path, "--help"], prog_name="clawgate", env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        assert "--help" in result.output and "<bool>" not in result.output, (path, result.output)
