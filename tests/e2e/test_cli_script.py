@@ -171,3 +171,22 @@ def test_no_help_page_shows_a_type_on_a_flag() -> None:
         result = runner.invoke(app, [*path, "--help"], prog_name="clawgate", env={"COLUMNS": "200"})
         assert result.exit_code == 0, (path, result.output)
         assert "--help" in result.output and "<bool>" not in result.output, (path, result.output)
+
+
+def test_config_get_of_a_mistyped_key_suggests_the_key(home: Path) -> None:
+    result = run_cli(home, "config", "get", "gateway.prot")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown key 'gateway.prot'; did you mean gateway.port?"
+
+
+def test_config_set_of_a_mistyped_key_suggests_the_key_and_writes_nothing(home: Path) -> None:
+    result = run_cli(home, "config", "set", "gatewy.port", "18790")
+    assert result.returncode == 2
+    assert "did you mean gateway.port?" in result.stderr
+    assert not (home / "config.toml").exists()
+
+
+def test_a_mistyped_command_suggests_the_command(home: Path) -> None:
+    result = run_cli(home, "gatway", "status", "--json")
+    assert result.returncode == 2
+    assert "Did you mean 'gateway'?" in _json_error(result)["message"]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import ConfigError, load_config, with_env_overrides
+from ..config import ClawgateConfig, ConfigError, load_config, with_env_overrides
 from ..config_file import (
     read_snapshot,
     redact_data,
@@ -30,12 +30,37 @@ def _paths() -> Paths:
         fail(str(exc), 2)
 
 
+def _dotted_keys(value: Any, prefix: str = "") -> list[str]:
+    """Return every dotted key in a config dump: tables and the values in them."""
+    if not isinstance(value, dict):
+        return []
+    keys: list[str] = []
+    for name, inner in value.items():
+        key = f"{prefix}{name}"
+        keys += [key, *_dotted_keys(inner, f"{key}.")]
+    return keys
+
+
+def _unknown_key(key: str, known: list[str]) -> str:
+    """Return the error for an unknown key, with the closest known keys when there are any."""
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    if close:
+        return f"unknown key '{key}'; did you mean {close[0]}?"
+    return f"unknown key '{key}'; see `clawgate config show --json` for the keys"
+
+
 def _parse_value(text: str) -> Any:
     """Read VALUE as a TOML value (42, true, ["a"]), else as a plain string."""
     try:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def _defaults() -> dict[str, Any]:
+    return ClawgateConfig().model_dump(mode="json")
 
 
 @app.command("path")
@@ -73,10 +98,11 @@ def get(key: Annotated[str, typer.Argument(help="Dotted key, e.g. gateway.port."
         config = with_env_overrides(load_config(_paths().config))
     except ConfigError as exc:
         fail(str(exc), 2)
-    value: Any = config.model_dump(mode="json")
+    dump: Any = config.model_dump(mode="json")
+    value = dump
     for part in key.split("."):
         if not isinstance(value, dict) or part not in value:
-            fail(f"unknown key '{key}'; see `clawgate config show --json` for the keys", 2)
+            fail(_unknown_key(key, _dotted_keys(dump)), 2)
         value = value[part]
     if isinstance(value, dict | list):
         print_json(value, compact=True)
@@ -114,6 +140,8 @@ def set_(
     _, config, issues = validate_raw(text)
     if config is None:
         issue = issues[0]
+        if issue["message"] == "unknown key" and f"{key}.".startswith(f"{issue['path']}."):
+            fail(f"cannot set '{key}': {_unknown_key(key, _dotted_keys(_defaults()))}", 2)
         fail(f"cannot set '{key}': {issue['path'] or key}: {issue['message']}", 2)
     paths.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_config(paths.config, text)
