@@ -190,3 +190,37 @@ def test_a_mistyped_command_suggests_the_command(home: Path) -> None:
     result = run_cli(home, "gatway", "status", "--json")
     assert result.returncode == 2
     assert "Did you mean 'gateway'?" in _json_error(result)["message"]
+
+
+REFUSED_CONFIGS = {
+    "readable by others": ("[gateway]\nport = 0\n", 0o644),
+    "lan without auth": (
+        '[gateway]\nport = 0\nbind = "lan"\n[gateway.auth]\nmode = "none"\n',
+        0o600,
+    ),
+    "password mode without a password": (
+        '[gateway]\nport = 0\n[gateway.auth]\nmode = "password"\n',
+        0o600,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_CONFIGS)
+def test_config_validate_refuses_what_gateway_run_refuses_with_its_message(
+    home: Path, case: str
+) -> None:
+    text, mode = REFUSED_CONFIGS[case]
+    home.mkdir(mode=0o700)
+    (home / "config.toml").write_text(text)
+    (home / "config.toml").chmod(mode)
+    validate = run_cli(home, "config", "validate")
+    run = run_cli(home, "gateway", "run")
+    assert validate.returncode == run.returncode == 2
+    assert validate.stderr.strip() and validate.stderr == run.stderr
+    assert (home / "config.toml").read_text() == text  # validate wrote nothing
+
+
+def test_config_validate_of_a_fresh_home_writes_nothing(home: Path) -> None:
+    result = run_cli(home, "config", "validate")
+    assert result.returncode == 0, result.stderr
+    assert not (home / "config.toml").exists()

@@ -16,7 +16,7 @@ from ..config_file import (
     write_config,
 )
 from ..service.paths import HomeError, Paths, resolve_home
-from ._common import console, fail, print_json
+from ._common import console, fail, load_paths_and_config, print_json
 
 __all__ = ["app"]
 
@@ -150,10 +150,12 @@ def set_(
 
 @app.command("validate")
 def validate() -> None:
-    """Check the config file; exit 0 when valid, 2 with the first problem otherwise."""
-    paths = _paths()
+    """Check the config as `gateway run` does (file mode too); exit 0 when valid, 2 otherwise."""
+    from ..service.runtime import GatewayOverrides, check_startup  # only this command needs it
+
+    paths, config = load_paths_and_config()
     try:
-        load_config(paths.config)
+        check_startup(config, paths, GatewayOverrides(), generate=False)
     except ConfigError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), 2, error="CONFIG")
     console.print(f"{paths.config}: valid", highlight=False)

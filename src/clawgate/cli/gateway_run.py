@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TextIO
 from urllib.parse import quote
 
-from ..config import ConfigError, check_config_permissions
+from ..config import ConfigError
 from ..files import AlreadyRunning, PidLock
 from ..gateway.server import BackgroundFailure, GatewayServer
 from ..ipc import AlreadyServing, SocketPathError
@@ -30,7 +30,7 @@ from ..service.daemon import DETACHED_ENV
 from ..service.logs import setup_logging
 from ..service.paths import HomeError, Paths
 from ..service.ports import port_holder
-from ..service.runtime import AuthSource, GatewayOverrides, resolve_settings, run_gateway
+from ..service.runtime import AuthSource, GatewayOverrides, check_startup, run_gateway
 from ..store import StoreError
 from ._common import fail, install_uvloop, load_paths_and_config
 
@@ -147,8 +147,7 @@ def run_foreground(options: RunOptions) -> None:
     try:
         for warning in paths.ensure():
             print(f"warning: {warning}", file=sys.stderr)
-        check_config_permissions(paths.config)
-    except (HomeError, ConfigError) as exc:
+    except HomeError as exc:
         fail(str(exc), 2)
     lock = PidLock(paths.pid_file)
     try:
@@ -178,9 +177,10 @@ def _run_locked(
     detached: bool,
 ) -> None:
     try:
-        settings, source = resolve_settings(config, paths, overrides)
+        # The same checks as `config validate`; under the lock: a first start writes a token.
+        settings, source = check_startup(config, paths, overrides)
     except ConfigError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), 2, error="CONFIG")
     fmt = log_format or config.log.format
     if fmt not in ("text", "json"):
         fail("--log-format must be text or json", 2)

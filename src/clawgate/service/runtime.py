@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import secrets
 import signal
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from ..config import (
     ClawgateConfig,
     ConfigError,
     bind_host,
+    check_config_permissions,
     ensure_gateway_token,
     is_loopback_host,
     password_from_env,
@@ -37,7 +39,14 @@ from .paths import Paths
 from .runstate import RunState, clear_run_state, write_run_state
 from .sd_notify import READY, STOPPING, WATCHDOG, SdNotifier
 
-__all__ = ["AuthSource", "GatewayOverrides", "resolve_settings", "resolve_tls", "run_gateway"]
+__all__ = [
+    "AuthSource",
+    "GatewayOverrides",
+    "check_startup",
+    "resolve_settings",
+    "resolve_tls",
+    "run_gateway",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +71,7 @@ class AuthSource:
 
 
 def _resolve_auth(
-    config: ClawgateConfig, paths: Paths, overrides: GatewayOverrides
+    config: ClawgateConfig, paths: Paths, overrides: GatewayOverrides, *, generate: bool = True
 ) -> tuple[SharedSecretAuth, AuthSource]:
     mode = overrides.auth or config.gateway.auth.mode
     if mode is AuthMode.NONE:
@@ -86,7 +95,8 @@ def _resolve_auth(
     ):
         if token:
             return SharedSecretAuth(AuthMode.TOKEN, token), AuthSource(source)
-    generated = ensure_gateway_token(paths.config)
+    # Without `generate` (a dry run) the token the first start would store stays in memory.
+    generated = ensure_gateway_token(paths.config) if generate else secrets.token_urlsafe(32)
     origin = AuthSource(f"{paths.config} [gateway.auth] token", generated=True)
     return SharedSecretAuth(AuthMode.TOKEN, generated), origin
 
@@ -118,16 +128,32 @@ def _in_home(paths: Paths, value: str) -> Path:
     return path if path.is_absolute() else paths.home / path
 
 
-def resolve_settings(
-    config: ClawgateConfig, paths: Paths, overrides: GatewayOverrides
+def check_startup(
+    config: ClawgateConfig, paths: Paths, overrides: GatewayOverrides, *, generate: bool = True
 ) -> tuple[GatewaySettings, AuthSource]:
-    """Combine config and flags into server settings.
+    """Make every check `gateway run` makes of its config before it listens; return the settings.
+
+    `gateway run` and `config validate` both call this, so a config one refuses the other
+    refuses with the same message. With `generate=False` nothing is written: the token and
+    the self-signed TLS pair a first start would make are not made (and not missing).
+
+    Raises:
+        ConfigError: the file's owner or mode is wrong, or the settings are unsafe/incomplete.
+    """
+    check_config_permissions(paths.config)
+    return resolve_settings(config, paths, overrides, generate=generate)
+
+
+def resolve_settings(
+    config: ClawgateConfig, paths: Paths, overrides: GatewayOverrides, *, generate: bool = True
+) -> tuple[GatewaySettings, AuthSource]:
+    """Combine config and flags into server settings (`generate=False`: write nothing).
 
     Raises:
         ConfigError: the combination is unsafe or incomplete, e.g. `lan` without auth.
     """
     host = bind_host(overrides.bind or config.gateway.bind)
-    auth, source = _resolve_auth(config, paths, overrides)
+    auth, source = _resolve_auth(config, paths, overrides, generate=generate)
     if auth.mode is AuthMode.NONE and not is_loopback_host(host):
         raise ConfigError(
             f"refusing to listen on {host} without authentication: "
@@ -152,7 +178,7 @@ def resolve_settings(
         log_file=paths.log_file,
         auth_pinned=pinned,
         state_db=paths.state_db,
-        tls=resolve_tls(config, paths),
+        tls=resolve_tls(config, paths, generate=generate),
         ipc_socket=paths.ipc_socket,
         auto_approve_loopback=config.pairing.auto_approve_loopback,
         plugins=PluginSettings(
