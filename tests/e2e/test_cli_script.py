@@ -224,3 +224,47 @@ def test_config_validate_of_a_fresh_home_writes_nothing(home: Path) -> None:
     result = run_cli(home, "config", "validate")
     assert result.returncode == 0, result.stderr
     assert not (home / "config.toml").exists()
+
+
+#: Read-only commands with both a human and a `--json` form.
+READ_COMMANDS = [
+    ("status",),
+    ("health",),
+    ("gateway", "status"),
+    ("doctor",),
+    ("devices", "list"),
+    ("cron", "list"),
+    ("cron", "status"),
+    ("nodes", "list"),
+    ("nodes", "pending"),
+    ("approvals", "list"),
+    ("channels", "list"),
+    ("channels", "status"),
+    ("pairing", "list"),
+    ("plugins",),
+    ("queue",),
+    ("integrations",),
+]
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_with_json_stdout_is_one_json_document_and_stderr_is_empty(daemon: Daemon) -> None:
+    for command in READ_COMMANDS:
+        result = run_cli(daemon.home, *command, "--json")
+        assert result.returncode == 0, (command, result.stderr)
+        assert result.stderr == "" and _is_json(result.stdout), (command, result.stdout)
+
+
+def test_without_json_stdout_is_not_json(daemon: Daemon) -> None:
+    for command in READ_COMMANDS:
+        result = run_cli(daemon.home, *command, COLUMNS="200")
+        assert result.returncode == 0, (command, result.stderr)
+        assert result.stdout.strip() and not _is_json(result.stdout), (command, result.stdout)
+        assert not result.stdout.lstrip().startswith(("{", "[")), (command, result.stdout)
