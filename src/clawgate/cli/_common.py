@@ -130,7 +130,7 @@ def fail(message: str, code: int = EXIT_FAILED, *, error: str | None = None) -> 
             {"error": {"code": error or _ERROR_CODES.get(code, "FAILED"), "message": message}},
             compact=True,
         )
-        raise typer.Exit(code)
+        raise SystemExit(code)
     from rich.markup import escape
 
     # Escaped: messages name config tables like [gateway.auth], which rich reads as markup.

@@ -151,7 +151,9 @@ def _run(app: typer.Typer) -> int:
 
     # click's UsageError (a bad option, argument or command), reached through typer's public
     # BadParameter: typer >= 0.20 vendors click, so `import click` may find another copy.
-    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    usage_error: type[Exception] = next(
+        c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+    )
     try:
         result = app(prog_name="clawgate", standalone_mode=False)
     except usage_error as exc:
@@ -174,13 +176,6 @@ def _run(app: typer.Typer) -> int:
 
 def main() -> None:
     """Run the CLI; exit with a code from `_common`'s table, errors through `fail`."""
-    import typer
-
-    try:
-        if sys.argv[1:3] == ["gateway", "run"]:
-            code = _gateway_run(sys.argv[3:])
-        else:
-            code = _run(build_app())
-    except typer.Exit as stop:
-        code = stop.exit_code
-    sys.exit(code)
+    if sys.argv[1:3] == ["gateway", "run"]:
+        sys.exit(_gateway_run(sys.argv[3:]))
+    sys.exit(_run(build_app()))
