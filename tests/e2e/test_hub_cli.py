@@ -154,7 +154,7 @@ def test_cli_without_a_running_hub_says_how_to_start_one(tmp_path: Path) -> None
     env = {"CLAWGATE_HUB_ADMIN_TOKEN": "t" * 32}
     result = run_cli(home, "hub", "daemons", "--url", f"http://127.0.0.1:{free_port()}", **env)
     assert result.returncode == 2
-    assert "clawgate hub run" in result.stderr
+    assert "connection refused; is it running? `clawgate hub start`" in result.stderr
 
 
 def test_bus_url_is_refused_with_a_clear_line(tmp_path: Path) -> None:

@@ -464,7 +464,9 @@ class _Hub:
         except (urllib.error.URLError, OSError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             cause = reason if isinstance(reason, BaseException) else exc
-            message = unreachable_message(self.url, cause, what="the hub", start="clawgate hub run")
+            message = unreachable_message(
+                self.url, cause, what="the hub", start="clawgate hub start"
+            )
             fail(message, EXIT_USAGE, error="UNREACHABLE")
 
 
