@@ -100,6 +100,23 @@ def test_call_without_url_finds_a_gateway_on_another_port_than_configured(
         stop_daemon(daemon)
 
 
+def test_gateway_status_reports_the_port_it_runs_on_and_sends_no_token_elsewhere(
+    tmp_path: Path, impostor: Impostor
+) -> None:
+    home = tmp_path / "home"
+    _configure(home, impostor.port)
+    daemon = start_daemon(home)  # --port overrides the configured (impostor's) port
+    try:
+        status = run_cli(home, "gateway", "status", "--json")
+        assert status.returncode == 0, status.stderr
+        report = orjson.loads(status.stdout)
+        assert report["url"] == f"ws://127.0.0.1:{daemon.port}/"
+        assert report["ready"] is True and report["version"]
+        assert b"tok-" not in impostor.received
+    finally:
+        stop_daemon(daemon)
+
+
 def test_no_gateway_running_sends_nothing_to_the_configured_port(
     tmp_path: Path, impostor: Impostor
 ) -> None:

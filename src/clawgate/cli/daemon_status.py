@@ -54,9 +54,22 @@ def _runtime_facts(url: str, config: ClawgateConfig, pin: str | None) -> dict[st
         return None
 
 
+def _running_port(paths: Paths) -> int | None:
+    """Return the port the verified running gateway recorded, or None."""
+    from ..service.runstate import NotRunning, find_running
+
+    try:
+        return find_running(paths.run_state).port
+    except NotRunning:
+        return None
+
+
 def gather_status(paths: Paths, config: ClawgateConfig) -> dict[str, Any]:
     """Collect the daemon's state from its lock, its process and its HTTP endpoints."""
-    port = config.gateway.port
+    # The port it actually listens on (`--port`, `gateway start --port`), else config's;
+    # credentials go only to a gateway that proved it is this home's (see service/runstate.py).
+    verified = _running_port(paths)
+    port = verified or config.gateway.port
     report: dict[str, Any] = {"running": False}
     try:
         tls = resolve_tls(config, paths, generate=False)
@@ -104,7 +117,7 @@ def gather_status(paths: Paths, config: ClawgateConfig) -> dict[str, Any]:
         if match:
             report["clients"] = int(float(match.group(1)))
     pin = tls.fingerprint if tls else None
-    facts = _runtime_facts(report["url"], config, pin) if report["ready"] else None
+    facts = _runtime_facts(report["url"], config, pin) if report["ready"] and verified else None
     if facts is not None:
         report.update(facts)
     return report
