@@ -143,6 +143,25 @@ def _usage_message(exc: Exception) -> str:
     return f"{message}{end} See `{path} --help`."
 
 
+def _named_metavars(command: Any) -> Any:
+    """Show `--port PORT` and `METHOD` in help instead of typer's `<int range>`, `{method}`.
+
+    Choices (enums) keep their `<a|b|c>` list: that one tells the reader what to type.
+    """
+    import enum
+
+    for param in command.params:
+        if param.metavar is not None or getattr(param, "is_flag", False):
+            continue
+        annotation = getattr(param.type_descriptor, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+            continue
+        param.metavar = (param.name or "value").upper()
+    for sub in getattr(command, "commands", {}).values():
+        _named_metavars(sub)
+    return command
+
+
 def _run(app: typer.Typer) -> int:
     """Run `app`; send usage errors and unexpected exceptions through `fail`."""
     import typer
@@ -155,7 +174,8 @@ def _run(app: typer.Typer) -> int:
         c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
     )
     try:
-        result = app(prog_name="clawgate", standalone_mode=False)
+        command = _named_metavars(typer.main.get_command(app))
+        result = command.main(prog_name="clawgate", standalone_mode=False)
     except usage_error as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             return EXIT_USAGE  # the group's help is already printed
