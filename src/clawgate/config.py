@@ -648,19 +648,24 @@ class ChannelCommon(_Section):
     )
 
 
-class TelegramAccountSection(_Section):
-    """`[channels.telegram.accounts.<id>]`: one more bot; unset keys come from the table above."""
+class _AccountOverrides(_Section):
+    """The keys every channel's named account may override; unset ones come from above."""
 
     enabled: bool | None = None
-    token: str | None = None
-    token_file: str | None = None
-    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
     dm_policy: DmPolicy | None = None
     allow_from: list[str] | None = None
     group_policy: GroupPolicy | None = None
     groups: list[str] | None = None
     require_mention: bool | None = None
     debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
+
+
+class TelegramAccountSection(_AccountOverrides):
+    """`[channels.telegram.accounts.<id>]`: one more bot; unset keys come from the table above."""
+
+    token: str | None = None
+    token_file: str | None = None
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
     api_base: str | None = None
     mode: Literal["polling", "webhook"] | None = None
     webhook_url: str | None = None
@@ -717,10 +722,9 @@ _IRC_NICK: Final = r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,29}$"
 _IRC_CHANNEL: Final = r"^[#&+!][^\s,\x07]{1,49}$"
 
 
-class IrcAccountSection(_Section):
+class IrcAccountSection(_AccountOverrides):
     """`[channels.irc.accounts.<id>]`: one more IRC identity; unset keys come from above."""
 
-    enabled: bool | None = None
     server: str | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     tls: bool | None = None
@@ -735,12 +739,6 @@ class IrcAccountSection(_Section):
     sasl: bool | None = None
     sasl_username: str | None = None
     channels: list[Annotated[str, Field(pattern=_IRC_CHANNEL)]] | None = None
-    dm_policy: DmPolicy | None = None
-    allow_from: list[str] | None = None
-    group_policy: GroupPolicy | None = None
-    groups: list[str] | None = None
-    require_mention: bool | None = None
-    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
     flood_burst: Annotated[int, Field(ge=1, le=100)] | None = None
     flood_interval_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
     ping_interval_s: Annotated[float, Field(gt=0, le=600)] | None = None
@@ -821,10 +819,9 @@ class IrcSection(ChannelCommon):
         return self
 
 
-class MatrixAccountSection(_Section):
+class MatrixAccountSection(_AccountOverrides):
     """`[channels.matrix.accounts.<id>]`: one more Matrix user; unset keys come from above."""
 
-    enabled: bool | None = None
     homeserver: str | None = None
     user_id: Annotated[str, Field(pattern=_MATRIX_USER)] | None = None
     access_token: str | None = None
@@ -834,12 +831,6 @@ class MatrixAccountSection(_Section):
     password_file: str | None = None
     password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
     device_name: str | None = None
-    dm_policy: DmPolicy | None = None
-    allow_from: list[str] | None = None
-    group_policy: GroupPolicy | None = None
-    groups: list[str] | None = None
-    require_mention: bool | None = None
-    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
     sync_timeout_s: Annotated[int, Field(ge=1, le=120)] | None = None
 
 
@@ -894,10 +885,9 @@ class MatrixSection(ChannelCommon):
         return self
 
 
-class SlackAccountSection(_Section):
+class SlackAccountSection(_AccountOverrides):
     """`[channels.slack.accounts.<id>]`: one more Slack app; unset keys come from above."""
 
-    enabled: bool | None = None
     bot_token: str | None = None
     bot_token_file: str | None = None
     bot_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
@@ -905,12 +895,6 @@ class SlackAccountSection(_Section):
     app_token_file: str | None = None
     app_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
     api_base: str | None = None
-    dm_policy: DmPolicy | None = None
-    allow_from: list[str] | None = None
-    group_policy: GroupPolicy | None = None
-    groups: list[str] | None = None
-    require_mention: bool | None = None
-    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
 
 
 class SlackSection(ChannelCommon):
