@@ -14,12 +14,19 @@ and this load generator):
 Run alone: ``python -m bench.hub_cluster [--daemons N] [--chaos]``. Daemons connect to the
 instances directly, round robin, as an L4 balancer would spread them (a Python relay in
 between would cost more CPU than the hubs).
+
+The commands/s notes give the CPU each process spent per command (hub instances, PostgreSQL
+with its backends, nats-server, this load generator), from ``/proc``. To see where a cluster
+command's time goes, ``CLAWGATE_BENCH_PROFILE=out.prof python -m bench.hub_cluster`` runs the
+first instance under ``cProfile`` and stops after the commands/s figures (read it with
+``python -m pstats out.prof``); the hub itself has no profiling switch.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
 import tempfile
 import time
@@ -27,6 +34,7 @@ from pathlib import Path
 from typing import Final
 
 import aiohttp
+import psutil
 from tests.hub_cluster import HubProcess, run_chaos
 from tests.servers import NatsServer, PostgresServer
 
@@ -42,6 +50,53 @@ RATE_COMMANDS: Final = 1500
 RATE_DAEMONS: Final = 24
 _SETTLE_S: Final = 2.0
 _CONNECT_ATTEMPTS: Final = 20
+#: Set to a file name: instance 1 runs under cProfile, and the run ends after commands/s.
+PROFILE_ENV: Final = "CLAWGATE_BENCH_PROFILE"
+
+
+def _cpu_s(pid: int, *, tree: bool = False) -> float:
+    """Return the CPU seconds (user + system) of ``pid``, with its children when ``tree``."""
+    process = psutil.Process(pid)
+    processes = [process, *(process.children(recursive=True) if tree else [])]
+    total = 0.0
+    for each in processes:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+class _CpuMeter:
+    """CPU seconds spent by named processes between ``start`` and ``per_command``."""
+
+    def __init__(self, pids: dict[str, tuple[int, bool]]) -> None:
+        self._pids = pids
+        self._began: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        now = {name: _cpu_s(pid, tree=tree) for name, (pid, tree) in self._pids.items()}
+        usage = os.times()
+        now["load generator"] = usage.user + usage.system
+        return now
+
+    def start(self) -> None:
+        self._began = self._now()
+
+    def per_command(self, commands: int) -> str:
+        """Return "name X ms, ..." of CPU per command since ``start``."""
+        now = self._now()
+        spent = {name: (now[name] - self._began[name]) * 1000 / commands for name in now}
+        total = sum(spent.values())
+        return "CPU per command: " + ", ".join(
+            [f"{name} {ms:.2f} ms" for name, ms in spent.items()] + [f"total {total:.2f} ms"]
+        )
+
+
+def _absolute(path: str) -> str:
+    """Return ``path`` made absolute (the instance runs in another directory)."""
+    return str(Path(path).resolve())
 
 
 def _make_dir(path: Path) -> None:
@@ -135,7 +190,8 @@ async def _spread(
     return [d for part in parts for d in part]
 
 
-async def _single_rate(workdir: Path) -> float:
+async def _single_rate(workdir: Path) -> tuple[float, str]:
+    """Return the single SQLite hub's commands/s and the CPU it took per command."""
     token = secrets.token_urlsafe(24)
     hub = hub_process(workdir / "single-home", workdir / "single.log", token)
     base = f"http://127.0.0.1:{hub.port}"
@@ -146,22 +202,27 @@ async def _single_rate(workdir: Path) -> float:
             daemons = await _connect_all(
                 http, f"ws://127.0.0.1:{hub.port}/v1/daemon", key, RATE_DAEMONS
             )
+            meter = _CpuMeter({"hub": (hub.pid, False)})
+            meter.start()
             rate = await _rate(http, [base], token, daemons)
+            cpu = meter.per_command(RATE_COMMANDS)
             for daemon in daemons:
                 await daemon.ws.close()
     finally:
         hub.stop()
-    return rate
+    return rate, cpu
 
 
 async def measure_hub_cluster(
-    workdir: Path, daemons: int = CLUSTER_DAEMONS, *, chaos: bool = False
+    workdir: Path, daemons: int = CLUSTER_DAEMONS, *, chaos: bool = False, rate_only: bool = False
 ) -> list[Figure]:
-    """Run the scale-out figures; see the module docstring."""
+    """Run the scale-out figures; see the module docstring (``rate_only``: commands/s only)."""
     _raise_nofile(2 * daemons + 4096)
     _make_dir(workdir)
     _progress("single SQLite hub: commands/s")
-    single = await _single_rate(workdir)
+    single, single_cpu = await _single_rate(workdir)
+    _progress(f"single SQLite hub: {single:.0f} commands/s; {single_cpu}")
+    profile = os.environ.get(PROFILE_ENV)
     pg = PostgresServer(durable=True)
     nats = NatsServer()
     pg.start()
@@ -184,15 +245,36 @@ async def measure_hub_cluster(
             )
             for i in range(INSTANCES)
         ]
+        if profile:
+            first = hubs[0].args
+            first[1:1] = ["-m", "cProfile", "-o", _absolute(profile)]
         await asyncio.gather(*(h.start() for h in hubs))
         bases = [h.url for h in hubs]
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             daemon_key = await _new_key(http, bases[0], token)
             _progress(f"cluster of {INSTANCES}: commands/s")
             few = await _spread(http, hubs, daemon_key, RATE_DAEMONS)
+            pids: dict[str, tuple[int, bool]] = {
+                f"hub {i + 1}": (hub.proc.pid, False)
+                for i, hub in enumerate(hubs)
+                if hub.proc is not None
+            }
+            if pg.proc is not None and nats.proc is not None:
+                pids |= {"postgres": (pg.proc.pid, True), "nats": (nats.proc.pid, False)}
+            meter = _CpuMeter(pids)
+            meter.start()
             cluster = await _rate(http, bases, token, few)
+            cluster_cpu = meter.per_command(RATE_COMMANDS)
+            _progress(f"cluster: {cluster:.0f} commands/s; {cluster_cpu}")
             for daemon in few:
                 await daemon.ws.close()
+            if profile:
+                hubs[0].stop()
+                _progress(f"profile of instance 1 written to {profile}")
+            if profile or rate_only:
+                return [
+                    _rate_figure(cluster, single, f"Cluster {cluster_cpu}; single hub {single_cpu}")
+                ]
             await asyncio.sleep(_SETTLE_S)
             idle = [h.rss_kib() for h in hubs]
             _progress(f"cluster of {INSTANCES}: connecting {daemons} daemons")
@@ -249,15 +331,7 @@ async def measure_hub_cluster(
                 f"all {INSTANCES} instances restarted, then all {daemons} daemons register at "
                 "once (100 connects in flight per instance); until the API lists all connected",
             ),
-            Figure(
-                "hub_cluster_commands_per_s",
-                cluster,
-                "cmd/s",
-                single,
-                Target(">=", 2.0, Measure.RATIO),
-                f"{INSTANCES} instances, posts round robin (2 of 3 cross NATS), {RATE_COMMANDS} "
-                f"commands {COMMAND_CONCURRENCY} in flight; baseline: one SQLite hub, same run",
-            ),
+            _rate_figure(cluster, single, f"Cluster {cluster_cpu}; single hub {single_cpu}"),
         ]
         if chaos:
             for hub in hubs:
@@ -283,13 +357,28 @@ async def measure_hub_cluster(
     return figures
 
 
+def _rate_figure(cluster: float, single: float, cpu: str) -> Figure:
+    return Figure(
+        "hub_cluster_commands_per_s",
+        cluster,
+        "cmd/s",
+        single,
+        Target(">=", 2.0, Measure.RATIO),
+        f"{INSTANCES} instances, posts round robin (2 of 3 cross NATS), {RATE_COMMANDS} "
+        f"commands {COMMAND_CONCURRENCY} in flight; baseline: one SQLite hub, same run. {cpu}",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--daemons", type=int, default=CLUSTER_DAEMONS)
     parser.add_argument("--chaos", action="store_true")
+    parser.add_argument("--rate-only", action="store_true", help="commands/s figures only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="clawgate-hub-cluster-") as tmp:
-        figures = asyncio.run(measure_hub_cluster(Path(tmp), args.daemons, chaos=args.chaos))
+        figures = asyncio.run(
+            measure_hub_cluster(Path(tmp), args.daemons, chaos=args.chaos, rate_only=args.rate_only)
+        )
     for figure in figures:
         ratio = f" ({figure.ratio:.2f}x baseline {figure.baseline:.1f})" if figure.ratio else ""
         verdict = (
