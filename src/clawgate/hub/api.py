@@ -223,9 +223,7 @@ async def post_command(request: web.Request) -> web.Response:
             "PAYLOAD_TOO_LARGE",
             f"the command is over {core.settings.max_message_bytes} bytes encoded; send less",
         )
-    record, _created = await core.post_command(request.match_info["daemonId"], command)
-    if wait > 0 and not record.terminal:
-        record = await core.wait_command(record.command_id, wait) or record
+    record, _created = await core.post_command(request.match_info["daemonId"], command, wait_s=wait)
     return _json(record.to_json(), 200 if record.terminal else 202)
 
 

@@ -379,9 +379,37 @@ class HubCore:
 
     # Commands
 
-    async def post_command(self, daemon_id: str, body: CommandInput) -> tuple[CommandRecord, bool]:
-        """Store a command (or find it by idempotency key), then wake the daemon's link."""
+    async def post_command(
+        self, daemon_id: str, body: CommandInput, *, wait_s: float = 0.0
+    ) -> tuple[CommandRecord, bool]:
+        """Store a command (or find it by idempotency key), then wake the daemon's link.
+
+        With ``wait_s`` > 0, return it once terminal or when ``wait_s`` runs out. The wait
+        listens for its acks before the command is stored, so it starts from the record just
+        stored instead of reading it back, and no ack announced meanwhile is missed.
+        """
         command_id = self.new_id()
+        woken = asyncio.Event()
+        subscription = (
+            await self.subscribe(command_channel(command_id), lambda _m: woken.set())
+            if wait_s > 0
+            else None
+        )
+        try:
+            record, created = await self._add_command(command_id, daemon_id, body)
+            if wait_s <= 0 or record.terminal:
+                return record, created
+            if not created:
+                return await self.wait_command(record.command_id, wait_s) or record, False
+            deadline = time.monotonic() + wait_s
+            return await self._wait_terminal(command_id, woken, deadline, record) or record, True
+        finally:
+            if subscription is not None:
+                subscription.close()
+
+    async def _add_command(
+        self, command_id: str, daemon_id: str, body: CommandInput
+    ) -> tuple[CommandRecord, bool]:
         issued = self.clock()
         secrets = dict(body.secrets or {})
         command = NewCommand(
@@ -432,17 +460,33 @@ class HubCore:
         woken = asyncio.Event()
         subscription = await self.subscribe(command_channel(command_id), lambda _m: woken.set())
         try:
-            deadline = time.monotonic() + wait_s
-            while True:
+            return await self._wait_terminal(command_id, woken, time.monotonic() + wait_s)
+        finally:
+            subscription.close()
+
+    async def _wait_terminal(
+        self,
+        command_id: str,
+        woken: asyncio.Event,
+        deadline: float,
+        known: CommandRecord | None = None,
+    ) -> CommandRecord | None:
+        """Read the command on each ack hint and every second until it is terminal.
+
+        ``woken`` is set by the command's ack hints, subscribed before ``known`` (a record
+        stored or read after that) if given; without it the first step reads.
+        """
+        while True:
+            if known is None:
                 # Cleared before the read, never after: an ack announced while the read is
                 # queued behind its commit must still wake this wait, not the 1 s poll.
                 woken.clear()
                 record = await self.store.get_command(command_id)
-                left = deadline - time.monotonic()
-                if record is None or record.terminal or left <= 0 or self.stopping:
-                    return record
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(left, WAIT_POLL_S)):
-                        await woken.wait()
-        finally:
-            subscription.close()
+            else:
+                record, known = known, None
+            left = deadline - time.monotonic()
+            if record is None or record.terminal or left <= 0 or self.stopping:
+                return record
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, WAIT_POLL_S)):
+                    await woken.wait()

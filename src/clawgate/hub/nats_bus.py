@@ -1,12 +1,18 @@
 """``HubBus`` over NATS: wake-ups and takeover notices between hub instances (spec §7.2).
 
-Core NATS (no JetStream): at most once, which is all a hint needs. A subject gets one NATS
-subscription while this instance has handlers for it (an instance subscribes to the channel
-of each daemon it holds and of each command a request waits on); ``subscribe`` returns once
-the server has the subscription, so a notice published after that reaches it. While the
-server is away nats-py reconnects by itself and re-subscribes; hints sent in the gap are
-lost and repaired by the 5 s sweep and the 1 s poll (``core``). nats-py is imported in
-``start``, so a single SQLite hub never loads it.
+Core NATS (no JetStream): at most once, which is all a hint needs. An instance listens on the
+channel of each daemon it holds and of each command a request waits on, but it does not hold
+one NATS subscription per channel: a NATS subscription costs a task and a queue in nats-py
+(KiBs per held daemon) and a round trip to the server when it is made (one per waiting
+request). It holds one per channel *family*, the channel with its last token a wildcard
+(``clawgate.daemon.*``, ``clawgate.command.*``, ``clawgate.*``), made by the first
+``subscribe`` of the family and kept until ``stop``; handlers are kept by exact channel, and a
+message on a channel nobody here listens to is dropped before it is parsed. So every instance
+receives every hint of the cluster (a few small messages per command and registration each)
+and ``subscribe`` returns once the family's subscription is at the server, so a notice
+published after that reaches the handler. While the server is away nats-py reconnects by
+itself and re-subscribes; hints sent in the gap are lost and repaired by the 5 s sweep and the
+1 s poll (``core``). nats-py is imported in ``start``, so a single SQLite hub never loads it.
 """
 
 from __future__ import annotations
@@ -20,14 +26,21 @@ import orjson
 
 from .bus import BusHandler, Subscription
 
-__all__ = ["NatsBus"]
+__all__ = ["NatsBus", "channel_family"]
 
 logger = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_S: Final = 5.0
 _RECONNECT_WAIT_S: Final = 0.5
-#: Messages buffered for one subject before NATS drops them (hints: losing one is repaired).
-_PENDING_PER_SUBJECT: Final = 1024
+#: Messages buffered for one channel family before NATS drops them (hints: losing one is
+#: repaired); a registration storm of 10,000 daemons sends 10,000 takeover notices at once.
+_PENDING_PER_FAMILY: Final = 65_536
+
+
+def channel_family(channel: str) -> str:
+    """Return the NATS subject that carries ``channel``: its last token made a wildcard."""
+    head, dot, _last = channel.rpartition(".")
+    return f"{head}{dot}*"
 
 
 class _NatsSubscription:
@@ -52,8 +65,8 @@ class NatsBus:
         self._name = name
         self._nc: Any = None
         self._handlers: dict[str, list[BusHandler]] = {}
-        self._subs: dict[str, Any] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Channel family -> the subscribing (then subscribed) of its NATS subscription.
+        self._families: dict[str, asyncio.Future[None]] = {}
         #: Set by the hub to observe each delivered message (for /metrics).
         self.on_delivery: Any = None
 
@@ -83,9 +96,7 @@ class NatsBus:
     async def stop(self) -> None:
         """Drop every subscriber and close the connection."""
         self._handlers.clear()
-        self._subs.clear()
-        for task in list(self._tasks):
-            task.cancel()
+        self._families.clear()
         nc, self._nc = self._nc, None
         if nc is not None:
             with contextlib.suppress(Exception):
@@ -102,26 +113,37 @@ class NatsBus:
             raise ConnectionError(f"the NATS server does not answer: {exc}") from None
 
     async def subscribe(self, channel: str, handler: BusHandler) -> Subscription:
-        """Add ``handler`` to ``channel``; the first one subscribes at the server."""
-        handlers = self._handlers.setdefault(channel, [])
-        handlers.append(handler)
+        """Add ``handler`` to ``channel``; the family's first subscribes at the server."""
+        self._handlers.setdefault(channel, []).append(handler)
         subscription = _NatsSubscription(self, channel, handler)
-        nc = self._nc
-        if len(handlers) == 1 and nc is not None:
-            try:
-                sub = await nc.subscribe(
-                    channel, cb=self._deliver, pending_msgs_limit=_PENDING_PER_SUBJECT
-                )
-                if channel not in self._handlers:  # closed while subscribing
-                    await self._unsubscribe(sub)
-                    return subscription
-                self._subs[channel] = sub
-                # Once flushed the server has the subscription: later notices reach us.
-                await nc.flush(timeout=2)
-            except Exception as exc:
-                # The sweep and the poll stand in for the hints this subscription misses.
-                logger.warning("cannot subscribe to %s on NATS: %s", channel, exc)
+        family = channel_family(channel)
+        subscribed = self._families.get(family)
+        if subscribed is None:
+            if self._nc is None:
+                return subscription
+            subscribed = asyncio.ensure_future(self._subscribe_family(family))
+            self._families[family] = subscribed
+        try:
+            await asyncio.shield(subscribed)
+        except Exception as exc:
+            # The sweep and the poll stand in for the hints this subscription misses.
+            logger.warning("cannot subscribe to %s on NATS: %s", family, exc)
         return subscription
+
+    async def _subscribe_family(self, family: str) -> None:
+        nc = self._nc
+        try:
+            await nc.subscribe(family, cb=self._deliver, pending_msgs_limit=_PENDING_PER_FAMILY)
+        except BaseException:
+            # Not made: the family's next subscribe tries again.
+            self._families.pop(family, None)
+            raise
+        # Once flushed the server has the subscription: later notices reach us. If the flush
+        # fails the subscription stands (nats-py re-sends it when it reconnects).
+        try:
+            await nc.flush(timeout=2)
+        except Exception as exc:
+            logger.warning("NATS did not confirm the subscription to %s: %s", family, exc)
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         """Publish ``message``; a bus that is down drops it (hints are repaired)."""
@@ -138,6 +160,9 @@ class NatsBus:
         return len(self._handlers.get(channel, ()))
 
     async def _deliver(self, msg: Any) -> None:
+        handlers = self._handlers.get(msg.subject)
+        if not handlers:
+            return
         try:
             message = orjson.loads(msg.data)
         except orjson.JSONDecodeError:
@@ -147,7 +172,7 @@ class NatsBus:
             return
         if self.on_delivery is not None:
             self.on_delivery(message)
-        for handler in tuple(self._handlers.get(msg.subject, ())):
+        for handler in tuple(handlers):
             try:
                 handler(message)
             except Exception:
@@ -158,19 +183,8 @@ class NatsBus:
         if not handlers or handler not in handlers:
             return
         handlers.remove(handler)
-        if handlers:
-            return
-        del self._handlers[channel]
-        sub = self._subs.pop(channel, None)
-        if sub is not None:
-            task = asyncio.get_running_loop().create_task(self._unsubscribe(sub))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _unsubscribe(sub: Any) -> None:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+        if not handlers:
+            del self._handlers[channel]
 
     async def _on_error(self, exc: Exception) -> None:
         logger.warning("NATS: %s", exc)

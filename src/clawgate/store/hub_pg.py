@@ -9,8 +9,10 @@ group commit as ``hub_db``'s ``WriteBatcher``. A write whose SQL error breaks th
 transaction makes the batch run again one write per transaction, so only that write fails.
 Instance heartbeats bypass the queue (a backlog must not make daemons look offline). Reads use
 a small pool. Between instances the rows themselves are the locks: a write that reads before it
-decides (``put_desired``, ``record_ack``) first locks the row it decides on, so two instances
-never both take revision N + 1 and a command never records two terminal acks.
+decides (``put_desired``) first locks the row it decides on, and ``record_ack`` decides in the
+UPDATE that locks the command's row, so two instances never both take revision N + 1 and a
+command never records two terminal acks. The statements a command takes on its way (insert,
+load, ack, load) are one round trip each.
 
 A lost connection fails the writes of its batch with ``StoreError`` (the hub answers 503 or
 closes the link, and the caller retries); the next write opens a new connection, so the hub
@@ -97,14 +99,19 @@ def _command(row: Any, acks: list[dict[str, Any]]) -> CommandRow:
     )
 
 
+#: A command with its ack bodies in one statement (one round trip, not two).
+_COMMAND_SELECT: Final = """
+SELECT c.*, ARRAY(SELECT a.body FROM command_acks a WHERE a.command_id = c.command_id
+                  ORDER BY a.id) AS ack_bodies
+FROM commands c WHERE c.command_id = $1
+"""
+
+
 async def _load_command(conn: Conn, command_id: str) -> CommandRow | None:
-    row = await conn.fetchrow("SELECT * FROM commands WHERE command_id = $1", command_id)
+    row = await conn.fetchrow(_COMMAND_SELECT, command_id)
     if row is None:
         return None
-    bodies = await conn.fetch(
-        "SELECT body FROM command_acks WHERE command_id = $1 ORDER BY id", command_id
-    )
-    return _command(row, [orjson.loads(r["body"]) for r in bodies])
+    return _command(row, [orjson.loads(body) for body in row["ack_bodies"]])
 
 
 def _daemon(row: Any, report: dict[str, Any] | None) -> DaemonRow:
@@ -142,6 +149,15 @@ def _is_connection_error(exc: BaseException) -> bool:
     )
 
 
+async def _keep_session(conn: Conn) -> None:
+    """Return a read connection to the pool as it is.
+
+    asyncpg's default reset costs a round trip per read (``RESET ALL``, ``UNLISTEN *``,
+    ``CLOSE ALL``, advisory unlocks) to undo session state that reads never create; the pool
+    still rolls back a transaction left open.
+    """
+
+
 class _Aborted(Exception):
     """A write's SQL error aborted the shared transaction."""
 
@@ -151,6 +167,9 @@ class _Pending:
     fn: Callable[[Conn], Awaitable[Any]]
     future: asyncio.Future[Any]
     savepoint: bool
+    #: The write is one statement (reads after it decide nothing): alone in its batch it runs
+    #: without BEGIN and COMMIT, two round trips fewer; PostgreSQL commits it by itself.
+    single: bool
 
 
 class _Writer:
@@ -163,10 +182,12 @@ class _Writer:
         self._task: asyncio.Task[None] | None = None
         self._conn: Conn | None = None
 
-    async def write(self, fn: Callable[[Conn], Awaitable[T]], *, savepoint: bool = False) -> T:
+    async def write(
+        self, fn: Callable[[Conn], Awaitable[T]], *, savepoint: bool = False, single: bool = False
+    ) -> T:
         # Queued before any await: writes commit in the order they were called.
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(fn, future, savepoint))
+        self._queue.append(_Pending(fn, future, savepoint, single))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="hub-pg-writer")
         return await future
@@ -223,11 +244,19 @@ class _Writer:
         """Run ``batch`` in one transaction; raise ``_Aborted`` if an SQL error broke it.
 
         Most writes run bare (a savepoint costs two round trips); one that may raise after it
-        wrote (``put_desired``'s ``StaleRevision``) asks for a savepoint.
+        wrote (``put_desired``'s ``StaleRevision``) asks for a savepoint. A ``single`` write
+        alone in its batch runs as its own statement, without a transaction around it.
         """
         if self._conn is None or self._conn.is_closed():
             self._conn = await self._connect()
         conn = self._conn
+        if len(batch) == 1 and batch[0].single:
+            try:
+                return [(True, await batch[0].fn(conn))]
+            except Exception as exc:
+                if _is_connection_error(exc):
+                    raise
+                return [(False, exc)]  # nothing was written; the connection is usable
         outcomes: list[tuple[bool, Any]] = []
         async with conn.transaction():
             for pending in batch:
@@ -293,7 +322,11 @@ class PgHubDatabase:
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(
-                self._url, min_size=1, max_size=self._read_pool, timeout=_CONNECT_TIMEOUT_S
+                self._url,
+                min_size=1,
+                max_size=self._read_pool,
+                timeout=_CONNECT_TIMEOUT_S,
+                reset=_keep_session,
             )
         except StoreError:
             raise
@@ -353,10 +386,12 @@ class PgHubDatabase:
         except Exception as exc:
             raise StoreError(f"cannot read {self.where}: {type(exc).__name__}: {exc}") from None
 
-    async def _write(self, fn: Callable[[Conn], Awaitable[T]], *, savepoint: bool = False) -> T:
+    async def _write(
+        self, fn: Callable[[Conn], Awaitable[T]], *, savepoint: bool = False, single: bool = False
+    ) -> T:
         if self._writer is None:
             raise StoreClosedError("the hub store is not open")
-        return await self._writer.write(fn, savepoint=savepoint)
+        return await self._writer.write(fn, savepoint=savepoint, single=single)
 
     async def ping(self) -> None:
         """Raise ``StoreError`` unless the database answers."""
@@ -378,7 +413,7 @@ class PgHubDatabase:
             )
             return KeyRow(key_id, label, now)
 
-        return await self._write(add)
+        return await self._write(add, single=True)
 
     async def revoke_key(self, key_id: str, now: str) -> KeyRow | None:
         """Revoke a key; return it, or None when no such key exists."""
@@ -474,7 +509,7 @@ class PgHubDatabase:
                 last_applied_revision,
             )
 
-        await self._write(upsert)
+        await self._write(upsert, single=True)
 
     async def close_session(self, daemon_id: str, session_id: str, now: str) -> None:
         """Mark the daemon offline if ``session_id`` still holds it."""
@@ -488,7 +523,7 @@ class PgHubDatabase:
                 session_id,
             )
 
-        await self._write(close)
+        await self._write(close, single=True)
 
     async def touch(self, sessions: list[tuple[str, str]], now: str) -> None:
         """Set ``last_seen_at`` of each ``(daemon_id, session_id)`` still holding its daemon."""
@@ -503,7 +538,7 @@ class PgHubDatabase:
                 [session_id for _, session_id in sessions],
             )
 
-        await self._write(touch)
+        await self._write(touch, single=True)
 
     async def list_daemons(self, alive_after: float) -> list[DaemonRow]:
         """Return every known daemon, without reports."""
@@ -623,12 +658,18 @@ class PgHubDatabase:
         body = _json(spec)
 
         async def add(conn: Conn) -> tuple[CommandRow, bool]:
+            # One statement: the daemon's row is made only when the command went in.
             inserted = await conn.fetchval(
-                """INSERT INTO commands (command_id, daemon_id, idempotency_key, spec, sealed,
-                       expires_at, state, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                   ON CONFLICT (daemon_id, idempotency_key) DO NOTHING
-                   RETURNING command_id""",
+                """WITH added AS (
+                       INSERT INTO commands (command_id, daemon_id, idempotency_key, spec,
+                           sealed, expires_at, state, updated_at)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                       ON CONFLICT (daemon_id, idempotency_key) DO NOTHING
+                       RETURNING command_id, daemon_id),
+                   known AS (
+                       INSERT INTO daemons (daemon_id) SELECT daemon_id FROM added
+                       ON CONFLICT DO NOTHING)
+                   SELECT command_id FROM added""",
                 command_id,
                 daemon_id,
                 idempotency_key,
@@ -647,15 +688,12 @@ class PgHubDatabase:
                 existing = await _load_command(conn, existing_id)
                 assert existing is not None
                 return existing, False
-            await conn.execute(
-                "INSERT INTO daemons (daemon_id) VALUES ($1) ON CONFLICT DO NOTHING", daemon_id
-            )
             created = CommandRow(
                 command_id, daemon_id, idempotency_key, spec, sealed, updated_at=issued_at
             )
             return created, True
 
-        return await self._write(add)
+        return await self._write(add, single=True)
 
     async def get_command(self, command_id: str) -> CommandRow | None:
         """Return a command with its ack history."""
@@ -714,44 +752,52 @@ class PgHubDatabase:
     ) -> tuple[CommandRow, bool] | None:
         """Apply a COMMAND_ACK unless the command already has a terminal one.
 
-        The command's row is locked before its state is read, so of two instances recording
-        acks of one command at once, the second sees the first one's terminal state.
+        One statement in the common case: the UPDATE takes the command's row lock and
+        re-checks ``NOT terminal`` on the row as committed once the lock is its own, so of two
+        instances recording acks of one command at once, the second sees the first one's
+        terminal state and changes nothing. Only an ack that changed nothing reads again.
         """
         command_id = ack["commandId"]
         state = ack["state"]
+        body = _json({**ack, "receivedAt": now})
 
         async def record(conn: Conn) -> tuple[CommandRow, bool] | None:
-            was_terminal = await conn.fetchval(
-                "SELECT terminal FROM commands WHERE command_id = $1 AND daemon_id = $2 FOR UPDATE",
-                command_id,
-                daemon_id,
-            )
-            if was_terminal is None:
-                return None
-            changed = not was_terminal
-            if changed:
-                await conn.execute(
-                    "INSERT INTO command_acks (command_id, body) VALUES ($1, $2)",
-                    command_id,
-                    _json({**ack, "receivedAt": now}),
-                )
-                await conn.execute(
-                    """UPDATE commands SET state = $1, terminal = $2, updated_at = $3,
+            row = await conn.fetchrow(
+                """WITH applied AS (
+                       UPDATE commands SET state = $1, terminal = $2, updated_at = $3,
                            result = $4, error = $5,
                            sealed = CASE WHEN $2 THEN NULL ELSE sealed END
-                       WHERE command_id = $6""",
-                    state,
-                    terminal,
-                    now,
-                    _json(ack["result"]) if "result" in ack else None,
-                    _json(ack["error"]) if ack.get("error") is not None else None,
-                    command_id,
-                )
+                       WHERE command_id = $6 AND daemon_id = $7 AND NOT terminal
+                       RETURNING *),
+                   logged AS (
+                       INSERT INTO command_acks (command_id, body)
+                       SELECT command_id, $8 FROM applied)
+                   SELECT applied.*, ARRAY(SELECT a.body FROM command_acks a
+                                           WHERE a.command_id = applied.command_id
+                                           ORDER BY a.id) AS ack_bodies
+                   FROM applied""",
+                state,
+                terminal,
+                now,
+                _json(ack["result"]) if "result" in ack else None,
+                _json(ack["error"]) if ack.get("error") is not None else None,
+                command_id,
+                daemon_id,
+                body,
+            )
+            if row is not None:
+                # The statement does not see the ack row it inserts: it is the newest. Nor,
+                # if its UPDATE waited for another instance's ack of this command, that ack
+                # (its snapshot is older): the history returned may lack it, the state and
+                # ``changed`` never do, and they are all the caller reads.
+                acks = [orjson.loads(b) for b in row["ack_bodies"]]
+                return _command(row, [*acks, orjson.loads(body)]), True
             loaded = await _load_command(conn, command_id)
-            assert loaded is not None
-            return loaded, changed
+            if loaded is None or loaded.daemon_id != daemon_id:
+                return None
+            return loaded, False
 
-        return await self._write(record)
+        return await self._write(record, single=True)
 
     # Reports
 
