@@ -2,10 +2,12 @@
 
 Two phases: exactly one SERVICE_REGISTER within 10 s, then the steady state. After SERVICE_ACK
 the hub always sends DESIRED_STATE and re-sends every unsettled COMMAND. One writer task drains
-a bounded queue; the instance's ticker calls ``tick`` to send PING and to declare the link dead
-after 2.5 heartbeats of silence; the instance's sweep (``HubCore.sweep_once``) calls ``repair``
-to send whatever a lost wake-up left behind, and to let go (4409) of a daemon another session
-took while this one missed the takeover notice. The reader does not wait for each COMMAND_ACK's
+a bounded queue (a deque and a wake-up future, as ``gateway.connection`` does: an
+``asyncio.Queue`` costs three deques and an event, KiBs per held daemon); the instance's
+ticker calls ``tick`` to send PING and to declare the link dead after 2.5 heartbeats of
+silence; the instance's sweep (``HubCore.sweep_once``) calls ``repair`` to send whatever a lost
+wake-up left behind, and to let go (4409) of a daemon another session took while this one
+missed the takeover notice. The reader does not wait for each COMMAND_ACK's
 commit before reading the next: acks are recorded by tasks started in arrival order, and the
 store commits writes in call order, so the acks of one command are applied in the order the
 daemon sent them while many share one commit.
@@ -19,6 +21,7 @@ import enum
 import logging
 import time
 import uuid
+from collections import deque
 from typing import Any, Final
 
 import orjson
@@ -96,6 +99,28 @@ class _Close(Exception):
 class DaemonLink:
     """One authenticated WebSocket from a daemon, from upgrade to close."""
 
+    # Slots: each held daemon saves the cost of an instance dict.
+    __slots__ = (
+        "_acks",
+        "_close",
+        "_last_inbound",
+        "_outbox",
+        "_sent_commands",
+        "_sent_revision",
+        "_subscription",
+        "_tasks",
+        "_unknown_types",
+        "_wakeup",
+        "core",
+        "daemon_id",
+        "key_id",
+        "log",
+        "phase",
+        "seen",
+        "session_id",
+        "ws",
+    )
+
     def __init__(self, core: HubCore, ws: web.WebSocketResponse, key: KeyRecord) -> None:
         """Wrap a prepared socket opened with ``key``."""
         self.core = core
@@ -104,14 +129,18 @@ class DaemonLink:
         self.phase = LinkPhase.REGISTERING
         self.daemon_id: str | None = None
         self.session_id = str(uuid.uuid4())
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE_MAX)
+        #: Frames for the writer, at most ``SEND_QUEUE_MAX``; ``None`` ends it.
+        self._outbox: deque[str | None] = deque()
+        #: Set while the writer waits for a frame.
+        self._wakeup: asyncio.Future[None] | None = None
         self._close: tuple[int, str] | None = None
         self._last_inbound = time.monotonic()
         self._sent_commands: set[str] = set()
         self._sent_revision = -1
         #: A PONG arrived since the last sweep (``lastSeenAt`` is due).
         self.seen = False
-        self._unknown_types: set[str] = set()
+        #: Made on the first unknown type (most links never see one).
+        self._unknown_types: set[str] | None = None
         self._subscription: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._acks: set[asyncio.Task[None]] = set()
@@ -125,9 +154,9 @@ class DaemonLink:
         """Ask the link to close with ``code`` once queued frames are written."""
         if self._close is None:
             self._close = (code, reason)
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
-            if self._queue.full():
+            if len(self._outbox) < SEND_QUEUE_MAX:
+                self._push(None)
+            if len(self._outbox) >= SEND_QUEUE_MAX:
                 # The writer is stuck on a full queue; close without waiting for it.
                 self._spawn(self.ws.close(code=code, message=reason.encode()[:_REASON_MAX]))
 
@@ -167,8 +196,8 @@ class DaemonLink:
             await self._end_session()
 
     async def _serve(self) -> None:
-        register, message_id = await self._await_register()
-        await self._activate(register, message_id)
+        # Not kept in this frame: the registration is parsed, used and let go.
+        await self._activate(*await self._await_register())
         async for msg in self.ws:
             self._last_inbound = time.monotonic()
             if msg.type is not WSMsgType.TEXT:
@@ -278,6 +307,8 @@ class DaemonLink:
     async def _handle(self, message: Envelope) -> None:
         kind = message.known_type
         if kind is None:
+            if self._unknown_types is None:
+                self._unknown_types = set()
             if message.type not in self._unknown_types:
                 self._unknown_types.add(message.type)
                 self.log.warning("ignoring unknown message type %r", message.type[:64])
@@ -355,21 +386,36 @@ class DaemonLink:
         if self._close is not None:
             return
         text = orjson.dumps(envelope(kind, payload, reply_to=reply_to, clock=self.core.clock))
-        try:
-            self._queue.put_nowait(text.decode())
-        except asyncio.QueueFull:
+        if len(self._outbox) >= SEND_QUEUE_MAX:
             self.log.warning("daemon reads too slowly; closing the link")
             self.close_soon(CLOSE_SLOW_CONSUMER, "too many unread messages")
+            return
+        self._push(text.decode())
+
+    def _push(self, frame: str | None) -> None:
+        self._outbox.append(frame)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     async def _writer(self) -> None:
+        outbox = self._outbox
+        loop = asyncio.get_running_loop()
         while True:
-            text = await self._queue.get()
+            if not outbox:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                self._wakeup = None
+                continue
+            text = outbox.popleft()
             if text is None:
                 break
             try:
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
                 break
+            # Drop the reference now: an idle writer must not pin its last frame.
+            del text
         if self._close is not None and not self.ws.closed:
             code, reason = self._close
             await self.ws.close(code=code, message=reason.encode()[:_REASON_MAX])
