@@ -84,14 +84,22 @@ class _CpuMeter:
     def start(self) -> None:
         self._began = self._now()
 
-    def per_command(self, commands: int) -> str:
-        """Return "name X ms, ..." of CPU per command since ``start``."""
+    def per_command(self, commands: int, *, what: str = "command") -> str:
+        """Return "name X ms, ..." of CPU per command (or ``what``) since ``start``."""
         now = self._now()
         spent = {name: (now[name] - self._began[name]) * 1000 / commands for name in now}
         total = sum(spent.values())
-        return "CPU per command: " + ", ".join(
+        return f"CPU per {what}: " + ", ".join(
             [f"{name} {ms:.2f} ms" for name, ms in spent.items()] + [f"total {total:.2f} ms"]
         )
+
+
+def _cluster_meter(hubs: list[HubProcess], pg: PostgresServer, nats: NatsServer) -> _CpuMeter:
+    """Return a meter of the instances, PostgreSQL (with its backends) and nats-server."""
+    pids = {f"hub {i + 1}": (h.proc.pid, False) for i, h in enumerate(hubs) if h.proc is not None}
+    if pg.proc is not None and nats.proc is not None:
+        pids |= {"postgres": (pg.proc.pid, True), "nats": (nats.proc.pid, False)}
+    return _CpuMeter(pids)
 
 
 def _absolute(path: str) -> str:
@@ -254,14 +262,7 @@ async def measure_hub_cluster(
             daemon_key = await _new_key(http, bases[0], token)
             _progress(f"cluster of {INSTANCES}: commands/s")
             few = await _spread(http, hubs, daemon_key, RATE_DAEMONS)
-            pids: dict[str, tuple[int, bool]] = {
-                f"hub {i + 1}": (hub.proc.pid, False)
-                for i, hub in enumerate(hubs)
-                if hub.proc is not None
-            }
-            if pg.proc is not None and nats.proc is not None:
-                pids |= {"postgres": (pg.proc.pid, True), "nats": (nats.proc.pid, False)}
-            meter = _CpuMeter(pids)
+            meter = _cluster_meter(hubs, pg, nats)
             meter.start()
             cluster = await _rate(http, bases, token, few)
             cluster_cpu = meter.per_command(RATE_COMMANDS)
@@ -297,10 +298,14 @@ async def measure_hub_cluster(
                 await daemon.ws.close()
             restart = time.perf_counter()
             await asyncio.gather(*(h.start() for h in hubs))
+            storm_meter = _cluster_meter(hubs, pg, nats)
+            storm_meter.start()
             again = await _spread(http, hubs, daemon_key, daemons)
             while await _connected(http, bases[0], token) < daemons:
                 await asyncio.sleep(0.5)
             storm_s = time.perf_counter() - restart
+            storm_cpu = storm_meter.per_command(daemons, what="registration")
+            _progress(f"storm: {storm_s:.1f} s; {storm_cpu}")
             for daemon in again:
                 await daemon.ws.close()
         figures += [
@@ -329,7 +334,8 @@ async def measure_hub_cluster(
                 None,
                 Target("<", 60),
                 f"all {INSTANCES} instances restarted, then all {daemons} daemons register at "
-                "once (100 connects in flight per instance); until the API lists all connected",
+                "once (100 connects in flight per instance); until the API lists all connected. "
+                f"{storm_cpu} (from the instances' start)",
             ),
             _rate_figure(cluster, single, f"Cluster {cluster_cpu}; single hub {single_cpu}"),
         ]
