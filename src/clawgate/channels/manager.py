@@ -59,7 +59,7 @@ class AccountServices:
     deliver: Callable[[InboundMessage], Awaitable[None]]
     load_cursor: Callable[[AccountConfig], Awaitable[str | None]]
     save_cursor: Callable[[AccountConfig, str], Awaitable[None]]
-    add_webhook: Callable[[str, WebhookHandler], str]
+    add_webhook: Callable[[str, WebhookHandler, str | None], str]
     remove_webhook: Callable[[str], None]
     media_root: Path
     clock: Callable[[], int]
@@ -152,9 +152,9 @@ class AccountRunner:
         """Persist the cursor."""
         await self._services.save_cursor(self.account, cursor)
 
-    def add_webhook(self, handler: WebhookHandler) -> str:
-        """Serve a webhook for this account; return its secret path."""
-        return self._services.add_webhook(self.account.channel, handler)
+    def add_webhook(self, handler: WebhookHandler, *, name: str | None = None) -> str:
+        """Serve a webhook for this account; return its path (see `AccountLink`)."""
+        return self._services.add_webhook(self.account.channel, handler, name)
 
     def remove_webhook(self, path: str) -> None:
         """Stop serving a webhook path."""
