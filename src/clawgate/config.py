@@ -102,6 +102,8 @@ SECRET_KEYS: Final = (
     ("channels", "slack", "app_token"),
     ("channels", "slack", "accounts", "*", "bot_token"),
     ("channels", "slack", "accounts", "*", "app_token"),
+    ("channels", "slack", "signing_secret"),
+    ("channels", "slack", "accounts", "*", "signing_secret"),
 )
 
 
@@ -895,14 +897,20 @@ class SlackAccountSection(_AccountOverrides):
     app_token_file: str | None = None
     app_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
     api_base: str | None = None
+    mode: Literal["socket", "events"] | None = None
+    signing_secret: str | None = None
+    signing_secret_file: str | None = None
+    signing_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
 
 
 class SlackSection(ChannelCommon):
-    """`[channels.slack]`: a Slack app in Socket Mode (slack-sdk; no public URL needed).
+    """`[channels.slack]`: a Slack app in Socket Mode (no public URL) or over the Events API.
 
-    Two tokens: the bot token (`xoxb-`, Web API calls) and the app-level token (`xapp-`,
-    scope `connections:write`, opens the Socket Mode connection); each from `<name>`,
-    `<name>_file` or `<name>_env` (default CLAWGATE_SLACK_BOT_TOKEN, CLAWGATE_SLACK_APP_TOKEN).
+    The bot token (`xoxb-`, Web API calls), and for `mode = "socket"` the app-level token
+    (`xapp-`, scope `connections:write`, opens the Socket Mode connection) or for
+    `mode = "events"` the signing secret (checks the requests Slack sends to
+    `/channels/slack/<account>`); each from `<name>`, `<name>_file` or `<name>_env` (default
+    CLAWGATE_SLACK_BOT_TOKEN, CLAWGATE_SLACK_APP_TOKEN, CLAWGATE_SLACK_SIGNING_SECRET).
     `allow_from` holds user ids (`U...`), `groups` channel ids (`C...`).
     """
 
@@ -926,6 +934,26 @@ class SlackSection(ChannelCommon):
     api_base: str = Field(
         default="https://slack.com/api/",
         description="the Web API root; `<method>` is appended (slack-sdk's base_url)",
+    )
+    mode: Literal["socket", "events"] = Field(
+        default="socket",
+        description=(
+            "socket (Socket Mode, the app token) | events (the Events API: Slack POSTs to"
+            " <public url>/channels/slack/<account>, checked with the signing secret)"
+        ),
+    )
+    signing_secret: str | None = Field(
+        default=None,
+        description="the app's signing secret (Basic Information > App Credentials), events mode",
+    )
+    signing_secret_file: str | None = Field(
+        default=None, description="a file holding the signing secret"
+    )
+    signing_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description=(
+            "read the signing secret from this variable (default CLAWGATE_SLACK_SIGNING_SECRET)"
+        ),
     )
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], SlackAccountSection] = Field(
         default_factory=dict

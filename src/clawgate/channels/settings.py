@@ -226,6 +226,7 @@ def _matrix(section: MatrixSection, home: Path, environ: Mapping[str, str]) -> l
 
 SLACK_BOT_TOKEN_ENV: Final = "CLAWGATE_SLACK_BOT_TOKEN"
 SLACK_APP_TOKEN_ENV: Final = "CLAWGATE_SLACK_APP_TOKEN"
+SLACK_SIGNING_SECRET_ENV: Final = "CLAWGATE_SLACK_SIGNING_SECRET"
 _SLACK_SECRET_KEYS: Final = (
     "bot_token",
     "bot_token_file",
@@ -233,6 +234,9 @@ _SLACK_SECRET_KEYS: Final = (
     "app_token",
     "app_token_file",
     "app_token_env",
+    "signing_secret",
+    "signing_secret_file",
+    "signing_secret_env",
 )
 
 
@@ -246,7 +250,7 @@ class SecretText(str):
 
 
 def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> list[AccountConfig]:
-    """Resolve `[channels.slack]`: the bot token as the secret, the app token in options."""
+    """Resolve `[channels.slack]`: the bot token as the secret, the others in options."""
     env_secret = bool(environ.get(SLACK_BOT_TOKEN_ENV))
     resolved = []
     for name, values in _account_values(section, _SLACK_SECRET_KEYS, env_secret):
@@ -255,6 +259,8 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
         secret, source = _secret(values, home, environ, bot_env, "bot_token")
         app_env = SLACK_APP_TOKEN_ENV if default else None
         app_token, app_source = _secret(values, home, environ, app_env, "app_token")
+        signing_env = SLACK_SIGNING_SECRET_ENV if default else None
+        signing, signing_source = _secret(values, home, environ, signing_env, "signing_secret")
         resolved.append(
             AccountConfig(
                 channel="slack",
@@ -265,6 +271,9 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
                     "api_base": values["api_base"].rstrip("/") + "/",
                     "app_token": SecretText(app_token) if app_token else None,
                     "app_token_source": app_source,
+                    "mode": values["mode"],
+                    "signing_secret": SecretText(signing) if signing else None,
+                    "signing_secret_source": signing_source,
                 },
                 **{key: _frozen(values[key]) for key in _COMMON},
             )

@@ -119,8 +119,11 @@ def _matrix_problem(options: dict[str, Any], secret: str) -> str | None:
 
 
 def _slack_problem(options: dict[str, Any], secret: str) -> str | None:
-    """Check the bot token with `auth.test` and that an app-level token is set."""
-    if not options.get("app_token"):
+    """Check the bot token with `auth.test` and that the mode's other secret is set."""
+    if options.get("mode") == "events":
+        if not options.get("signing_secret"):
+            return f"no signing secret (events mode): {options.get('signing_secret_source', '')}"
+    elif not options.get("app_token"):
         return f"no app-level token (xapp-): {options.get('app_token_source', '')}"
     request = urllib.request.Request(f"{options['api_base']}auth.test", data=b"", method="POST")
     request.add_header("Authorization", f"Bearer {secret}")
