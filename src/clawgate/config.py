@@ -662,6 +662,14 @@ class _AccountOverrides(_Section):
     debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
 
 
+#: `stream = "edit" | "off"` (Slack, Telegram): show a reply while the agent writes it.
+StreamMode = Literal["edit", "off"]
+_STREAM_HELP: Final = (
+    "edit (post the reply once it has text, edit it in place as the agent writes) | off"
+    " (send it whole at the end)"
+)
+
+
 class TelegramAccountSection(_AccountOverrides):
     """`[channels.telegram.accounts.<id>]`: one more bot; unset keys come from the table above."""
 
@@ -672,6 +680,7 @@ class TelegramAccountSection(_AccountOverrides):
     mode: Literal["polling", "webhook"] | None = None
     webhook_url: str | None = None
     poll_timeout_s: Annotated[int, Field(ge=1, le=50)] | None = None
+    stream: StreamMode | None = None
 
 
 class TelegramSection(ChannelCommon):
@@ -703,6 +712,7 @@ class TelegramSection(ChannelCommon):
     poll_timeout_s: Annotated[int, Field(ge=1, le=50)] = Field(
         default=25, description="how long one getUpdates long poll waits"
     )
+    stream: StreamMode = Field(default="off", description=_STREAM_HELP)
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], TelegramAccountSection] = Field(
         default_factory=dict
     )
@@ -901,6 +911,7 @@ class SlackAccountSection(_AccountOverrides):
     signing_secret: str | None = None
     signing_secret_file: str | None = None
     signing_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    stream: StreamMode | None = None
 
 
 class SlackSection(ChannelCommon):
@@ -955,6 +966,7 @@ class SlackSection(ChannelCommon):
             "read the signing secret from this variable (default CLAWGATE_SLACK_SIGNING_SECRET)"
         ),
     )
+    stream: StreamMode = Field(default="off", description=_STREAM_HELP)
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], SlackAccountSection] = Field(
         default_factory=dict
     )

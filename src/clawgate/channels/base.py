@@ -34,6 +34,13 @@ What an adapter does, and what it leaves to the layer:
   `RateLimited` on the platform's 429 (the layer waits `retry_after_s` and retries),
   `PermanentSendError` for a send that will never succeed (bad chat, message refused),
   anything else for a transient failure (retried with backoff).
+- Editing is optional and kept out of `ChannelAdapter` (most platforms cannot, or do not
+  yet): an adapter that can replace the text of a message it posted also implements
+  `EditsText` (`edit_text(target, message_id, text)`, `message_id` as `send_text` returned
+  it; same exceptions as `send_text`) and declares `capabilities.edits`. The layer streams a
+  reply by editing (account option `stream = "edit"`: post once some text exists, edit at
+  most once a second, continue past `max_text` in a new message; see `streaming.py`) only
+  when both hold; otherwise it sends the whole reply at the end. Slack and Telegram do.
 - Adapters never see the agent, the store or the gateway, and never log message text or
   credentials.
 """
@@ -44,7 +51,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "AccountConfig",
@@ -55,6 +62,7 @@ __all__ = [
     "ChannelError",
     "ChatKind",
     "ChatRef",
+    "EditsText",
     "InboundMessage",
     "Media",
     "OutboundMedia",
@@ -304,3 +312,15 @@ class ChannelAdapter(Protocol):
 
     async def close(self) -> None:
         """Release the adapter's resources (HTTP sessions) after its last `run`."""
+
+
+@runtime_checkable
+class EditsText(Protocol):
+    """An adapter that can replace the text of a message it posted (see the module docstring).
+
+    Checked with `isinstance` next to `capabilities.edits`; not part of `ChannelAdapter`, so
+    a platform without edits implements nothing for it.
+    """
+
+    async def edit_text(self, target: Target, message_id: str, text: str) -> None:
+        """Replace the text of message `message_id` (as `send_text` returned it) with `text`."""

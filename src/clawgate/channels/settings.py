@@ -125,6 +125,7 @@ def _telegram(
                     "mode": values["mode"],
                     "webhook_url": values.get("webhook_url"),
                     "poll_timeout_s": values["poll_timeout_s"],
+                    "stream": values["stream"],
                 },
                 **{key: _frozen(values[key]) for key in _COMMON},
             )
@@ -274,6 +275,7 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
                     "mode": values["mode"],
                     "signing_secret": SecretText(signing) if signing else None,
                     "signing_secret_source": signing_source,
+                    "stream": values["stream"],
                 },
                 **{key: _frozen(values[key]) for key in _COMMON},
             )

@@ -263,6 +263,7 @@ class TelegramAdapter:
             groups=True,
             threads=True,
             media=True,
+            edits=True,
             typing=True,
             max_text=MAX_TEXT,
             stall_after_s=2 * self._poll_timeout + 10,
@@ -447,6 +448,18 @@ class TelegramAdapter:
             )
         )
         return str(message.message_id)
+
+    async def edit_text(self, target: Target, message_id: str, text: str) -> None:
+        """Replace the text of a message the bot sent (`editMessageText`)."""
+        try:
+            await self._call(
+                self._sending_bot().edit_message_text(
+                    text, chat_id=_chat_id(target.chat_id), message_id=int(message_id)
+                )
+            )
+        except PermanentSendError as exc:
+            if "message is not modified" not in str(exc).lower():  # the same text: done
+                raise
 
     async def send_media(self, target: Target, media: OutboundMedia) -> str:
         """Send a photo or document from a local path or an URL."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from ..agents.run import RunStatus
+from ..agents.run import AgentEvent, RunMessage, RunStatus
 from ..agents.sessions import canonical_key
 from ..channels.base import AccountConfig, WebhookRequest
 from ..channels.manager import AccountRunner
@@ -51,8 +51,17 @@ class ChannelTurns:
     def __init__(self, agents: AgentService) -> None:
         self._agents = agents
 
-    async def run_turn(self, session_key: str, text: str, run_id: str) -> TurnOutcome:
-        """Append the message to the session, run the agent, and wait for its answer."""
+    async def run_turn(
+        self,
+        session_key: str,
+        text: str,
+        run_id: str,
+        on_text: Callable[[str], None] | None = None,
+    ) -> TurnOutcome:
+        """Append the message to the session, run the agent, and wait for its answer.
+
+        `on_text` is called with the answer's whole text so far each time it grows.
+        """
         from ..channels.pipeline import TurnOutcome
 
         agents = self._agents
@@ -60,8 +69,25 @@ class ChannelTurns:
         async def session() -> Any:
             return await agents.sessions.ensure(session_key)
 
-        run, _ = await agents.run_once(run_id, session, text, agents.settings.timeout_s)
-        await run.done.wait()
+        def streamed(message: RunMessage) -> None:
+            if (
+                isinstance(message, AgentEvent)
+                and message.run_id == run_id
+                and message.stream == "assistant"
+                and on_text is not None
+            ):
+                on_text(str(message.data.get("text") or ""))
+
+        # Listening before the run starts, so no delta is missed.
+        remove = agents.bus.add_handler(streamed) if on_text is not None else None
+        try:
+            run, _ = await agents.run_once(run_id, session, text, agents.settings.timeout_s)
+            if on_text is not None and run.text:
+                on_text(run.text)  # a run that was already going (recovered at start)
+            await run.done.wait()
+        finally:
+            if remove is not None:
+                remove()
         ok = run.status is RunStatus.OK
         return TurnOutcome(ok, run.text, None if ok else run.summary())
 
