@@ -57,7 +57,7 @@ from .presence import (
 )
 from .procs import REPO_ROOT, Servers
 from .report import Figure, render_table, write_results
-from .slack import SLACK_BURST, SLACK_ROUND_TRIPS, measure_slack
+from .slack import SLACK_BURST, SLACK_EVENTS_ROUND_TRIPS, SLACK_ROUND_TRIPS, measure_slack
 from .webchat import WEBCHAT_SENDS, measure_webchat
 
 __all__ = ["main"]
@@ -222,7 +222,8 @@ PHASES: Final = (
     Phase("matrix", f"matrix: {MATRIX_ROUND_TRIPS} echo round trips through Synapse", 150, _matrix),
     Phase(
         "slack",
-        f"slack: {SLACK_ROUND_TRIPS} Socket Mode round trips, a {SLACK_BURST}-message burst",
+        f"slack: {SLACK_ROUND_TRIPS} Socket Mode round trips, a {SLACK_BURST}-message burst,"
+        f" {SLACK_EVENTS_ROUND_TRIPS} Events API round trips",
         120,
         _slack,
     ),
