@@ -53,6 +53,8 @@ __all__ = [
     "ClawgateConfig",
     "ConfigError",
     "CronSection",
+    "DiscordAccountSection",
+    "DiscordSection",
     "GatewaySection",
     "HeartbeatSection",
     "HookMappingSection",
@@ -102,6 +104,8 @@ SECRET_KEYS: Final = (
     ("channels", "slack", "app_token"),
     ("channels", "slack", "accounts", "*", "bot_token"),
     ("channels", "slack", "accounts", "*", "app_token"),
+    ("channels", "discord", "token"),
+    ("channels", "discord", "accounts", "*", "token"),
 )
 
 
@@ -942,6 +946,48 @@ class SlackSection(ChannelCommon):
         return self
 
 
+class DiscordAccountSection(_AccountOverrides):
+    """`[channels.discord.accounts.<id>]`: one more Discord bot; unset keys come from above."""
+
+    token: str | None = None
+    token_file: str | None = None
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    api_base: str | None = None
+
+
+class DiscordSection(ChannelCommon):
+    """`[channels.discord]`: a Discord bot over the gateway WebSocket and REST API v10.
+
+    The bot token from `token`, `token_file` or `token_env` (default
+    CLAWGATE_DISCORD_BOT_TOKEN). `allow_from` holds user ids, `groups` guild channel ids
+    (a thread belongs to its parent channel); ids are the numbers Developer Mode copies.
+    """
+
+    token: str | None = Field(default=None, description="the bot token (or token_file / token_env)")
+    token_file: str | None = Field(default=None, description="a file holding the bot token")
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the bot token from this variable (default CLAWGATE_DISCORD_BOT_TOKEN)",
+    )
+    api_base: str = Field(
+        default="https://discord.com/api/v10",
+        description="the REST API root; the gateway URL comes from its GET /gateway/bot",
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], DiscordAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> DiscordSection:
+        for url in [self.api_base, *(a.api_base for a in self.accounts.values() if a.api_base)]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
 class ChannelsSection(_Section):
     """`[channels]`: messaging channels, one table each; none is configured by default."""
 
@@ -953,12 +999,13 @@ class ChannelsSection(_Section):
     irc: IrcSection | None = None
     matrix: MatrixSection | None = None
     slack: SlackSection | None = None
+    discord: DiscordSection | None = None
 
     def configured(self) -> list[str]:
         """Return the names of the channels with a table, in a fixed order."""
         return [
             name
-            for name in ("telegram", "irc", "matrix", "slack")
+            for name in ("telegram", "irc", "matrix", "slack", "discord")
             if getattr(self, name) is not None
         ]
 

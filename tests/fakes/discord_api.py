@@ -131,6 +131,10 @@ class FakeDiscord:
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
         self.heartbeats = 0
+        # False: heartbeats go unanswered (a zombie connection, as the client should notice).
+        self.ack_heartbeats = True
+        # Requests refused with 429 because their bucket was spent (not scripted ones).
+        self.limited = 0
         self.connections = 0
         self.tokens = {BOT_TOKEN}
         self.heartbeat_interval_ms = 41_250
@@ -198,6 +202,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/gateway/", self._gateway)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -354,6 +359,7 @@ class FakeDiscord:
                 return _json({"message": "500: Internal Server Error", "code": 0}, status=500)
         headers, over = self._take(bucket)
         if over is not None:
+            self.limited += 1
             return self._limited(bucket, over)
         try:
             response = await self._route(request, request.method, parts)
@@ -533,7 +539,9 @@ class FakeDiscord:
         data = payload.get("d") if isinstance(payload, dict) else None
         if op == 1:
             self.heartbeats += 1
-            await self._send(sock, {"op": 11, "d": None, "s": None, "t": None})
+            if self.ack_heartbeats:
+                await self._send(sock, {"op": 11, "d": None, "s": None, "t": None})
+            await self._notify()
             return True
         if op == 2 and isinstance(data, dict):
             if data.get("token") not in self.tokens:

@@ -41,6 +41,8 @@ ADAPTERS: Final = {
     ),
     "matrix": AdapterSpec("clawgate.channels.matrix", "MatrixAdapter", "matrix", "nio"),
     "slack": AdapterSpec("clawgate.channels.slack", "SlackAdapter", "slack", "slack_sdk"),
+    # Our own client on aiohttp (channels/discord.py says why): the extra is empty.
+    "discord": AdapterSpec("clawgate.channels.discord", "DiscordAdapter", "discord", "aiohttp"),
 }
 
 

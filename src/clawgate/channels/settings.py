@@ -2,10 +2,11 @@
 
 A secret comes from, in order: the account's `token_env` variable, its `token_file`
 (relative paths are under the home), its `token`, and for the default account the
-channel's environment variable (`CLAWGATE_TELEGRAM_TOKEN`). Matrix has two secrets, tried
-in that order: an access token (`access_token_env`, `access_token_file`, `access_token`,
-`CLAWGATE_MATRIX_ACCESS_TOKEN`) and a password (the same with `password`). An account without one is
-still listed: it fails to start with a message saying where to put it.
+channel's environment variable (`CLAWGATE_TELEGRAM_TOKEN`, `CLAWGATE_DISCORD_BOT_TOKEN`).
+Matrix has two secrets, tried in that order: an access token (`access_token_env`,
+`access_token_file`, `access_token`, `CLAWGATE_MATRIX_ACCESS_TOKEN`) and a password (the
+same with `password`). An account without one is still listed: it fails to start with a
+message saying where to put it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ..config import ChannelsSection, IrcSection, MatrixSection, SlackSection, TelegramSection
+from ..config import (
+    ChannelsSection,
+    DiscordSection,
+    IrcSection,
+    MatrixSection,
+    SlackSection,
+    TelegramSection,
+)
 from .base import AccountConfig
 from .irc_protocol import fold
 from .outbound import OutboxPolicy
@@ -86,7 +94,7 @@ def _secret(
 
 
 def _account_values(
-    section: TelegramSection | MatrixSection | SlackSection,
+    section: TelegramSection | MatrixSection | SlackSection | DiscordSection,
     secret_keys: tuple[str, ...],
     env_secret: bool,
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -272,6 +280,31 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
     return resolved
 
 
+DISCORD_TOKEN_ENV: Final = "CLAWGATE_DISCORD_BOT_TOKEN"
+
+
+def _discord(
+    section: DiscordSection, home: Path, environ: Mapping[str, str]
+) -> list[AccountConfig]:
+    """Resolve `[channels.discord]`: the bot token as the secret."""
+    accounts = _account_values(section, _SECRET_KEYS, bool(environ.get(DISCORD_TOKEN_ENV)))
+    resolved = []
+    for name, values in accounts:
+        default_env = DISCORD_TOKEN_ENV if name == DEFAULT_ACCOUNT else None
+        secret, source = _secret(values, home, environ, default_env)
+        resolved.append(
+            AccountConfig(
+                channel="discord",
+                account_id=name,
+                secret=secret,
+                secret_source=source,
+                options={"api_base": values["api_base"].rstrip("/")},
+                **{key: _frozen(values[key]) for key in _COMMON},
+            )
+        )
+    return resolved
+
+
 def _frozen(value: Any) -> Any:
     return tuple(str(v) for v in value) if isinstance(value, list) else value
 
@@ -290,4 +323,6 @@ def resolve_accounts(
         accounts += _matrix(section.matrix, home, env)
     if section.slack is not None:
         accounts += _slack(section.slack, home, env)
+    if section.discord is not None:
+        accounts += _discord(section.discord, home, env)
     return ChannelSettings(tuple(accounts), section.required_for_ready)

@@ -80,6 +80,8 @@ def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str 
         return _matrix_problem(options, secret)
     if channel == "slack":
         return _slack_problem(options, secret)
+    if channel == "discord":
+        return _discord_problem(options, secret)
     if channel != "telegram":
         return None
     url = f"{options['api_base']}/bot{secret}/getMe"
@@ -132,6 +134,23 @@ def _slack_problem(options: dict[str, Any], secret: str) -> str | None:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return f"cannot reach {options['api_base']} ({getattr(exc, 'reason', exc)})"
     return None if body.get("ok") else f"Slack refused the bot token ({body.get('error')})"
+
+
+def _discord_problem(options: dict[str, Any], secret: str) -> str | None:
+    """Check the bot token with `GET /users/@me`."""
+    request = urllib.request.Request(f"{options['api_base']}/users/@me")
+    request.add_header("Authorization", f"Bot {secret}")
+    request.add_header("User-Agent", "DiscordBot (https://github.com/clawgate/clawgate, 1)")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return "Discord refused the bot token (401 Unauthorized)"
+        return f"Discord answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"cannot reach {options['api_base']} ({getattr(exc, 'reason', exc)})"
+    return None if isinstance(body, dict) and body.get("bot") else "the token is not a bot's"
 
 
 def _tcp_reachable(host: str, port: int) -> bool:
