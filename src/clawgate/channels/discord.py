@@ -38,6 +38,7 @@ import contextlib
 import json
 import logging
 import random
+from collections import deque
 from typing import Any, Final
 
 import aiohttp
@@ -75,6 +76,10 @@ HELLO_TIMEOUT_S: Final = 20.0
 MAX_FRAME: Final = 16 * 1024 * 1024
 #: A rate-limit wait longer than this is not slept inline: `RateLimited` hands it to the outbox.
 MAX_INLINE_WAIT_S: Final = 5.0
+#: How long a turn runs before "typing..." is shown (renewals wait it too; still < 10 s).
+TYPING_GRACE_S: Final = 0.5
+#: Messages being delivered (persisted) at once; the reader waits when this many are open.
+MAX_IN_FLIGHT: Final = 64
 # Concurrent REST requests per account (replies to different chats go out side by side).
 POOL_SIZE: Final = 32
 _USER_AGENT: Final = "DiscordBot (https://github.com/clawgate/clawgate, 1) clawgate"
@@ -184,41 +189,76 @@ class DiscordAdapter:
         raise ChannelError(reason)
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse, acked: asyncio.Event) -> bool:
-        """Read frames until the socket closes; return True to reconnect at once."""
-        machine = self._machine
-        async for frame in ws:
-            payload = _payload(frame)
-            if payload is None:
-                continue  # binary, unparsable or not an object: skipped
-            op = payload.get("op")
-            if op == Op.DISPATCH:
-                await self._dispatch(payload.get("t"), payload.get("d"))
-                machine.handled(payload.get("s"))
-                self._link.progress()
-            elif op == Op.HEARTBEAT_ACK:
-                acked.set()
-                self._link.progress()
-            elif op == Op.HEARTBEAT:
-                await ws.send_str(json.dumps(machine.heartbeat()))
-            elif op == Op.RECONNECT:
-                return True
-            elif op == Op.INVALID_SESSION:
-                machine.on_invalid_session(payload.get("d"))
-                await asyncio.sleep(1 + 4 * self._rand())
-                return True
-        return False
+        """Read frames until the socket closes; return True to reconnect at once.
 
-    async def _dispatch(self, name: Any, data: Any) -> None:
+        Messages are handed to `link.deliver` side by side (its writes share commits), up
+        to `MAX_IN_FLIGHT`, in the order they came; a dispatch counts as handled, and its
+        sequence number may be resumed from, only once it and all before it are.
+        """
+        machine = self._machine
+        pending: deque[tuple[Any, asyncio.Task[None] | None]] = deque()
+        try:
+            async for frame in ws:
+                payload = _payload(frame)
+                if payload is None:
+                    continue  # binary, unparsable or not an object: skipped
+                op = payload.get("op")
+                if op == Op.DISPATCH:
+                    task = await self._dispatch(payload.get("t"), payload.get("d"))
+                    pending.append((payload.get("s"), task))
+                    await self._settle(pending, MAX_IN_FLIGHT)
+                    self._link.progress()
+                elif op == Op.HEARTBEAT_ACK:
+                    acked.set()
+                    self._link.progress()
+                elif op == Op.HEARTBEAT:
+                    await ws.send_str(json.dumps(machine.heartbeat()))
+                elif op == Op.RECONNECT:
+                    await self._settle(pending, 0)
+                    return True
+                elif op == Op.INVALID_SESSION:
+                    await self._settle(pending, 0)
+                    machine.on_invalid_session(payload.get("d"))
+                    await asyncio.sleep(1 + 4 * self._rand())
+                    return True
+            await self._settle(pending, 0)
+            return False
+        finally:
+            # Cancelled or failed: what was not handled stays after `seq` and is replayed.
+            for _, task in pending:
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for _, t in pending if t is not None), return_exceptions=True)
+
+    async def _settle(
+        self, pending: deque[tuple[Any, asyncio.Task[None] | None]], keep: int
+    ) -> None:
+        """Count finished dispatches as handled, in order; wait while more than `keep` are open."""
+        while pending:
+            seq, task = pending[0]
+            if task is not None and not task.done():
+                if len(pending) <= keep:
+                    return
+                await asyncio.wait({task})
+            if task is not None:
+                task.result()  # a failed delivery ends the socket; the resume replays it
+            pending.popleft()
+            self._machine.handled(seq)
+
+    async def _dispatch(self, name: Any, data: Any) -> asyncio.Task[None] | None:
+        """Act on one dispatch; return the delivery of a message, started, if it is one."""
         machine = self._machine
         if name == "MESSAGE_CREATE":
             await self._learn_thread(data)
             message = normalize(data, machine.bot_id, self._account, machine.threads)
-            if message is not None:
-                await self._link.deliver(message)
-            return
+            if message is None:
+                return None
+            # Started now, so deliveries begin (and claim their place) in arrival order.
+            return asyncio.create_task(self._link.deliver(message))
         machine.on_dispatch(str(name), data)
         if name in ("READY", "RESUMED"):
             self._link.connected()
+        return None
 
     async def _learn_thread(self, data: Any) -> None:
         """Fetch a guild channel never seen, to tell a thread from a channel."""
@@ -278,7 +318,12 @@ class DiscordAdapter:
         raise PermanentSendError("the Discord channel sends text only")
 
     async def typing(self, target: Target) -> None:
-        """Show "typing..." in the target's thread or channel (about 10 s)."""
+        """Show "typing..." in the target's thread or channel (Discord shows it ~10 s).
+
+        Each notice waits `TYPING_GRACE_S` first: the layer cancels typing when the agent
+        is done, so a quick answer goes out without a request for a notice nobody sees.
+        """
+        await asyncio.sleep(TYPING_GRACE_S)
         await self._rest("POST", f"/channels/{target.thread_id or target.chat_id}/typing")
 
     async def logout(self) -> None:
