@@ -27,6 +27,7 @@ from .canvas import RELOADS, measure_canvas
 from .channels import BURST, ROUND_TRIPS, SENDERS, measure_channels
 from .chat import measure_chat
 from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
+from .discord import DISCORD_BURST, DISCORD_ROUND_TRIPS, measure_discord
 from .http_door import HTTP_CONNECTIONS, SLOW_CLIENTS, measure_http_door
 from .hub import DAEMONS, measure_hub
 from .hub_cluster import INSTANCES, measure_hub_cluster
@@ -169,6 +170,11 @@ async def _slack(ctx: Context) -> list[Figure]:
         return await measure_slack(ctx.servers, http)
 
 
+async def _discord(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_discord(ctx.servers, http)
+
+
 async def _matrix(ctx: Context) -> list[Figure]:
     async with aiohttp.ClientSession() as http:
         return await measure_matrix(ctx.servers, http, ctx.workdir)
@@ -225,6 +231,12 @@ PHASES: Final = (
         f"slack: {SLACK_ROUND_TRIPS} Socket Mode round trips, a {SLACK_BURST}-message burst",
         120,
         _slack,
+    ),
+    Phase(
+        "discord",
+        f"discord: {DISCORD_ROUND_TRIPS} gateway round trips, a {DISCORD_BURST}-message burst",
+        120,
+        _discord,
     ),
     Phase(
         "memory",
