@@ -32,6 +32,18 @@ async def test_a_redelivered_message_is_answered_once(
     assert len(replies(discord, dm, "only once please")) == 1
 
 
+async def test_messages_arriving_together_in_one_dm_are_answered_in_their_order(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, discord: FakeDiscord
+) -> None:
+    await paired(gateway_factory, client_factory, discord)
+    for n in range(20):  # delivered side by side by the adapter, persisted in arrival order
+        await discord.user_says(f"number {n:02d}", user=ALICE)
+    dm = discord.dm_channel(ALICE)
+    await wait_for(lambda: len(replies(discord, dm, "number ")) == 20)
+    numbers = [p.content.split("number ")[1][:2] for p in replies(discord, dm, "number ")]
+    assert numbers == [f"{n:02d}" for n in range(20)]
+
+
 async def test_a_dropped_socket_is_resumed_and_what_came_meanwhile_is_answered_once(
     gateway_factory: GatewayFactory, client_factory: PeerFactory, discord: FakeDiscord
 ) -> None:
