@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
+
 from clawgate.service.doctor import DoctorProbes
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.discord_api import (
@@ -177,6 +179,22 @@ async def test_channels_status_shows_the_connected_discord_account(
 
     status = await wait_for(connected)
     assert status["running"] is True and status["lastError"] is None
+
+
+async def test_metrics_count_discord_traffic_and_readyz_lists_the_account(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, discord: FakeDiscord
+) -> None:
+    gateway = await paired(gateway_factory, client_factory, discord)
+    await discord.user_says("count me", user=ALICE)
+    await wait_for(lambda: replies(discord, discord.dm_channel(ALICE), "count me"))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{gateway.http_url}/metrics") as response:
+            metrics = await response.text()
+        async with http.get(f"{gateway.http_url}/readyz") as response:
+            ready = await response.json()
+    assert 'clawgate_channel_inbound_total{account="default",channel="discord"} 2.0' in metrics
+    assert 'clawgate_channel_connected{account="default",channel="discord"} 1.0' in metrics
+    assert ready["channels"]["discord/default"] == "connected"
 
 
 async def test_a_refused_token_fails_the_account_once_with_a_clear_error(
