@@ -59,6 +59,19 @@ async def test_a_dropped_socket_is_resumed_and_what_came_meanwhile_is_answered_o
     assert len(replies(discord, dm, "while you were away")) == 1
 
 
+async def test_discord_answering_500_for_a_while_is_retried_until_it_connects(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, discord: FakeDiscord
+) -> None:
+    discord.script("me", "500", "500")
+    discord.script("gateway", "500")
+    gateway = await channel_gateway(gateway_factory, discord_table(discord, dm_policy="open"))
+    await discord.wait_ready(1, timeout=20)
+    await discord.user_says("once it is back", user=ALICE)
+    await wait_for(lambda: replies(discord, discord.dm_channel(ALICE), "once it is back"))
+    status = await channel_status(await operator(client_factory, gateway), "discord")
+    assert status["state"] != "failed" and int(status["reconnects"]) >= 3
+
+
 async def test_an_invalid_session_is_followed_by_a_fresh_identify(
     gateway_factory: GatewayFactory, client_factory: PeerFactory, discord: FakeDiscord
 ) -> None:
