@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -82,6 +83,25 @@ async def test_an_invalid_session_is_followed_by_a_fresh_identify(
     dm = discord.dm_channel(ALICE)
     await wait_for(lambda: replies(discord, dm, "after the new session"))
     assert len(discord.identifies) == 2 and discord.resumes == []
+
+
+async def test_a_token_revoked_while_connected_fails_the_account_on_close_4004_once(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, discord: FakeDiscord
+) -> None:
+    gateway = await discord_gateway(gateway_factory, discord)
+    peer = await operator(client_factory, gateway)
+    discord.tokens.clear()  # the token was reset in the Developer Portal
+    await discord.drop()
+
+    async def failed() -> dict[str, Any] | None:
+        status = await channel_status(peer, "discord")
+        return status if status["state"] == "failed" else None
+
+    status = await wait_for(failed, timeout=20)
+    assert "4004" in status["lastError"] and BOT_TOKEN not in str(status)
+    connections = discord.connections
+    await asyncio.sleep(0.5)  # several restart delays of the fast test backoff
+    assert discord.connections == connections == 2
 
 
 async def test_a_heartbeat_left_unanswered_reconnects_and_resumes(
