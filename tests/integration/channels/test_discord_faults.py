@@ -33,16 +33,22 @@ async def test_a_redelivered_message_is_answered_once(
     assert len(replies(discord, dm, "only once please")) == 1
 
 
-async def test_messages_arriving_together_in_one_dm_are_answered_in_their_order(
+async def test_messages_arriving_together_in_one_dm_reach_the_session_in_their_order(
     gateway_factory: GatewayFactory, client_factory: PeerFactory, discord: FakeDiscord
 ) -> None:
-    await paired(gateway_factory, client_factory, discord)
+    gateway = await paired(gateway_factory, client_factory, discord)
+    peer = await operator(client_factory, gateway)
     for n in range(20):  # delivered side by side by the adapter, persisted in arrival order
         await discord.user_says(f"number {n:02d}", user=ALICE)
-    dm = discord.dm_channel(ALICE)
-    await wait_for(lambda: len(replies(discord, dm, "number ")) == 20)
-    numbers = [p.content.split("number ")[1][:2] for p in replies(discord, dm, "number ")]
-    assert numbers == [f"{n:02d}" for n in range(20)]
+    key = f"agent:main:discord:dm:{ALICE}"
+
+    async def numbers() -> list[str]:
+        history = await peer.client.call("chat.history", {"sessionKey": key})
+        texts = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "user"]
+        found = [t.split("number ")[1][:2] for t in texts if "number " in t]
+        return found if len(found) == 20 else []
+
+    assert await wait_for(numbers, timeout=20) == [f"{n:02d}" for n in range(20)]
 
 
 async def test_a_dropped_socket_is_resumed_and_what_came_meanwhile_is_answered_once(
