@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.whatsapp_cloud import FakeWhatsApp
 from tests.integration.channels.ircd import Human, Ngircd
 from tests.integration.channels.matrix_human import Human as MatrixHuman
 from tests.integration.channels.matrix_human import MatrixWorld
@@ -32,6 +33,15 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 async def slack() -> AsyncIterator[FakeSlack]:
     """A Slack Web API + Socket Mode stand-in on a loopback port (`BOT_TOKEN`, `APP_TOKEN`)."""
     fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def whatsapp() -> AsyncIterator[FakeWhatsApp]:
+    """A WhatsApp Cloud API stand-in (Graph API + Meta's webhook sender) on a loopback port."""
+    fake = FakeWhatsApp()
     await fake.start()
     yield fake
     await fake.stop()
