@@ -70,6 +70,8 @@ __all__ = [
     "SlackSection",
     "TelegramAccountSection",
     "TelegramSection",
+    "WhatsAppAccountSection",
+    "WhatsAppSection",
     "bind_host",
     "check_config_permissions",
     "ensure_gateway_token",
@@ -102,6 +104,12 @@ SECRET_KEYS: Final = (
     ("channels", "slack", "app_token"),
     ("channels", "slack", "accounts", "*", "bot_token"),
     ("channels", "slack", "accounts", "*", "app_token"),
+    ("channels", "whatsapp", "access_token"),
+    ("channels", "whatsapp", "app_secret"),
+    ("channels", "whatsapp", "verify_token"),
+    ("channels", "whatsapp", "accounts", "*", "access_token"),
+    ("channels", "whatsapp", "accounts", "*", "app_secret"),
+    ("channels", "whatsapp", "accounts", "*", "verify_token"),
 )
 
 
@@ -942,6 +950,90 @@ class SlackSection(ChannelCommon):
         return self
 
 
+class WhatsAppAccountSection(_AccountOverrides):
+    """`[channels.whatsapp.accounts.<id>]`: one more phone number; unset keys come from above."""
+
+    mode: Literal["cloud"] | None = None
+    phone_number_id: Annotated[str, Field(pattern=r"^[0-9]{1,32}$")] | None = None
+    access_token: str | None = None
+    access_token_file: str | None = None
+    access_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    app_secret: str | None = None
+    app_secret_file: str | None = None
+    app_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    verify_token: str | None = None
+    verify_token_file: str | None = None
+    verify_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    graph_base: str | None = None
+
+
+class WhatsAppSection(ChannelCommon):
+    """`[channels.whatsapp]`: a WhatsApp Business number on the Cloud API (`mode = "cloud"`).
+
+    Three secrets, each from `<name>`, `<name>_file` or `<name>_env` (default
+    CLAWGATE_WHATSAPP_ACCESS_TOKEN, _APP_SECRET, _VERIFY_TOKEN): the access token (a system
+    user's permanent token), the app secret (checks every webhook's signature) and the verify
+    token (typed into the webhook settings). Meta calls `https://<public
+    host>/channels/whatsapp/<account>`. `allow_from` holds phone numbers as WhatsApp ids
+    (`16505551234`, no `+`).
+    """
+
+    mode: Literal["cloud"] = Field(
+        default="cloud", description='"cloud": the official WhatsApp Business Cloud API'
+    )
+    phone_number_id: Annotated[str, Field(pattern=r"^[0-9]{1,32}$")] | None = Field(
+        default=None, description="the business phone number's id (WhatsApp > API Setup)"
+    )
+    access_token: str | None = Field(
+        default=None, description="a permanent access token of a system user (or _file / _env)"
+    )
+    access_token_file: str | None = Field(default=None, description="a file holding the token")
+    access_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the token from this variable (default CLAWGATE_WHATSAPP_ACCESS_TOKEN)",
+    )
+    app_secret: str | None = Field(
+        default=None, description="the app secret (App settings > Basic): webhook signatures"
+    )
+    app_secret_file: str | None = Field(default=None, description="a file holding the app secret")
+    app_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the app secret from this variable (default CLAWGATE_WHATSAPP_APP_SECRET)",
+    )
+    verify_token: str | None = Field(
+        default=None, description="the verify token typed into the webhook settings"
+    )
+    verify_token_file: str | None = Field(
+        default=None, description="a file holding the verify token"
+    )
+    verify_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description=(
+            "read the verify token from this variable (default CLAWGATE_WHATSAPP_VERIFY_TOKEN)"
+        ),
+    )
+    graph_base: str = Field(
+        default="https://graph.facebook.com/v21.0",
+        description="the Graph API root with its version",
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], WhatsAppAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> WhatsAppSection:
+        for url in [
+            self.graph_base,
+            *(a.graph_base for a in self.accounts.values() if a.graph_base),
+        ]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
 class ChannelsSection(_Section):
     """`[channels]`: messaging channels, one table each; none is configured by default."""
 
@@ -953,12 +1045,13 @@ class ChannelsSection(_Section):
     irc: IrcSection | None = None
     matrix: MatrixSection | None = None
     slack: SlackSection | None = None
+    whatsapp: WhatsAppSection | None = None
 
     def configured(self) -> list[str]:
         """Return the names of the channels with a table, in a fixed order."""
         return [
             name
-            for name in ("telegram", "irc", "matrix", "slack")
+            for name in ("telegram", "irc", "matrix", "slack", "whatsapp")
             if getattr(self, name) is not None
         ]
 

@@ -68,6 +68,8 @@ class AccountServices:
     monotonic: Callable[[], float] = time.monotonic
     # (account, inviter, room, direct) -> whether to join (see `policy.decide_invite`).
     may_join: Callable[[AccountConfig, str, str, bool], bool] = lambda *_: False
+    # (account, platform message id, reason) -> whether a recorded delivery was marked failed.
+    delivery_failed: Callable[[AccountConfig, str, str], Awaitable[bool]] | None = None
 
 
 class AccountRunner:
@@ -143,6 +145,14 @@ class AccountRunner:
     def may_join(self, inviter: str, room_id: str, direct: bool) -> bool:
         """Whether the account's access settings let it join a room it was invited to."""
         return self._services.may_join(self.account, inviter, room_id, direct)
+
+    async def delivery_failed(self, message_id: str, reason: str) -> None:
+        """Mark a delivery failed after the fact (the platform's report) and show why."""
+        self.send_failed(reason)
+        if self._services.delivery_failed is not None:
+            found = await self._services.delivery_failed(self.account, message_id, reason)
+            if not found:
+                self._log.info("a failure report for an unrecorded message %s", message_id)
 
     async def load_cursor(self) -> str | None:
         """Return the persisted cursor."""

@@ -41,6 +41,8 @@ ADAPTERS: Final = {
     ),
     "matrix": AdapterSpec("clawgate.channels.matrix", "MatrixAdapter", "matrix", "nio"),
     "slack": AdapterSpec("clawgate.channels.slack", "SlackAdapter", "slack", "slack_sdk"),
+    # The Cloud API over aiohttp: no SDK (the `whatsapp` extra is empty).
+    "whatsapp": AdapterSpec("clawgate.channels.whatsapp", "WhatsAppAdapter", "whatsapp", "aiohttp"),
 }
 
 

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ..config import ChannelsSection, IrcSection, MatrixSection, SlackSection, TelegramSection
+from ..config import (
+    ChannelsSection,
+    IrcSection,
+    MatrixSection,
+    SlackSection,
+    TelegramSection,
+    WhatsAppSection,
+)
 from .base import AccountConfig
 from .irc_protocol import fold
 from .outbound import OutboxPolicy
@@ -86,7 +93,7 @@ def _secret(
 
 
 def _account_values(
-    section: TelegramSection | MatrixSection | SlackSection,
+    section: TelegramSection | MatrixSection | SlackSection | WhatsAppSection,
     secret_keys: tuple[str, ...],
     env_secret: bool,
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -272,6 +279,52 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
     return resolved
 
 
+WHATSAPP_TOKEN_ENV: Final = "CLAWGATE_WHATSAPP_ACCESS_TOKEN"
+WHATSAPP_APP_SECRET_ENV: Final = "CLAWGATE_WHATSAPP_APP_SECRET"
+WHATSAPP_VERIFY_TOKEN_ENV: Final = "CLAWGATE_WHATSAPP_VERIFY_TOKEN"
+_WHATSAPP_SECRETS: Final = ("access_token", "app_secret", "verify_token")
+_WHATSAPP_SECRET_KEYS: Final = tuple(
+    f"{name}{suffix}" for name in _WHATSAPP_SECRETS for suffix in ("", "_file", "_env")
+)
+
+
+def _whatsapp(
+    section: WhatsAppSection, home: Path, environ: Mapping[str, str]
+) -> list[AccountConfig]:
+    """Resolve `[channels.whatsapp]`: the access token as the secret, the other two in options."""
+    env_secret = bool(environ.get(WHATSAPP_TOKEN_ENV))
+    resolved = []
+    for name, values in _account_values(section, _WHATSAPP_SECRET_KEYS, env_secret):
+        default = name == DEFAULT_ACCOUNT
+        token_env = WHATSAPP_TOKEN_ENV if default else None
+        secret, source = _secret(values, home, environ, token_env, "access_token")
+        app_secret, app_source = _secret(
+            values, home, environ, WHATSAPP_APP_SECRET_ENV if default else None, "app_secret"
+        )
+        verify, verify_source = _secret(
+            values, home, environ, WHATSAPP_VERIFY_TOKEN_ENV if default else None, "verify_token"
+        )
+        resolved.append(
+            AccountConfig(
+                channel="whatsapp",
+                account_id=name,
+                secret=secret,
+                secret_source=source,
+                options={
+                    "mode": values["mode"],
+                    "phone_number_id": values.get("phone_number_id"),
+                    "graph_base": values["graph_base"].rstrip("/"),
+                    "app_secret": SecretText(app_secret) if app_secret else None,
+                    "app_secret_source": app_source,
+                    "verify_token": SecretText(verify) if verify else None,
+                    "verify_token_source": verify_source,
+                },
+                **{key: _frozen(values[key]) for key in _COMMON},
+            )
+        )
+    return resolved
+
+
 def _frozen(value: Any) -> Any:
     return tuple(str(v) for v in value) if isinstance(value, list) else value
 
@@ -290,4 +343,6 @@ def resolve_accounts(
         accounts += _matrix(section.matrix, home, env)
     if section.slack is not None:
         accounts += _slack(section.slack, home, env)
+    if section.whatsapp is not None:
+        accounts += _whatsapp(section.whatsapp, home, env)
     return ChannelSettings(tuple(accounts), section.required_for_ready)

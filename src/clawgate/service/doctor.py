@@ -80,6 +80,8 @@ def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str 
         return _matrix_problem(options, secret)
     if channel == "slack":
         return _slack_problem(options, secret)
+    if channel == "whatsapp":
+        return _whatsapp_problem(options, secret)
     if channel != "telegram":
         return None
     url = f"{options['api_base']}/bot{secret}/getMe"
@@ -132,6 +134,32 @@ def _slack_problem(options: dict[str, Any], secret: str) -> str | None:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return f"cannot reach {options['api_base']} ({getattr(exc, 'reason', exc)})"
     return None if body.get("ok") else f"Slack refused the bot token ({body.get('error')})"
+
+
+def _whatsapp_problem(options: dict[str, Any], secret: str) -> str | None:
+    """Check the access token and phone number id with `GET /{phone-number-id}`."""
+    for key in ("app_secret", "verify_token"):
+        if not options.get(key):
+            return f"no {key.replace('_', ' ')}: {options.get(f'{key}_source', '')}"
+    if not options.get("phone_number_id"):
+        return "no phone_number_id in [channels.whatsapp]"
+    url = f"{options['graph_base']}/{options['phone_number_id']}?fields=id"
+    request = urllib.request.Request(url)
+    request.add_header("Authorization", f"Bearer {secret}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            code = json.loads(exc.read()).get("error", {}).get("code")
+        except (ValueError, AttributeError, OSError):
+            code = None
+        if exc.code == 401 or code == 190:
+            return "Meta refused the access token (code 190)"
+        return f"the Graph API answered HTTP {exc.code}" + (f", code {code}" if code else "")
+    except (urllib.error.URLError, OSError) as exc:
+        return f"cannot reach {options['graph_base']} ({getattr(exc, 'reason', exc)})"
+    return None
 
 
 def _tcp_reachable(host: str, port: int) -> bool:
@@ -424,9 +452,11 @@ def check_channels(
             fix = f"pip install 'clawgate[{spec.extra}]'"
             results.append(CheckResult(name, Status.FAIL, f"{spec.sdk} is not installed", fix))
         elif not account.secret and (spec is None or spec.credential_required):
-            key = {"matrix": "access_token_file", "slack": "bot_token_file"}.get(
-                account.channel, "token_file"
-            )
+            key = {
+                "matrix": "access_token_file",
+                "slack": "bot_token_file",
+                "whatsapp": "access_token_file",
+            }.get(account.channel, "token_file")
             fix = f"set {key} in [channels.{account.channel}] or {account.secret_source}"
             results.append(CheckResult(name, Status.FAIL, "no credential", fix))
         else:
