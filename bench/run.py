@@ -59,6 +59,7 @@ from .procs import REPO_ROOT, Servers
 from .report import Figure, render_table, write_results
 from .slack import SLACK_BURST, SLACK_ROUND_TRIPS, measure_slack
 from .webchat import WEBCHAT_SENDS, measure_webchat
+from .whatsapp import WHATSAPP_ROUND_TRIPS, measure_whatsapp
 
 __all__ = ["main"]
 
@@ -169,6 +170,11 @@ async def _slack(ctx: Context) -> list[Figure]:
         return await measure_slack(ctx.servers, http)
 
 
+async def _whatsapp(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_whatsapp(ctx.servers, http)
+
+
 async def _matrix(ctx: Context) -> list[Figure]:
     async with aiohttp.ClientSession() as http:
         return await measure_matrix(ctx.servers, http, ctx.workdir)
@@ -225,6 +231,12 @@ PHASES: Final = (
         f"slack: {SLACK_ROUND_TRIPS} Socket Mode round trips, a {SLACK_BURST}-message burst",
         120,
         _slack,
+    ),
+    Phase(
+        "whatsapp",
+        f"whatsapp: {WHATSAPP_ROUND_TRIPS} echo round trips through the Cloud API stand-in",
+        90,
+        _whatsapp,
     ),
     Phase(
         "memory",
