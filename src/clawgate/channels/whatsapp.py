@@ -17,8 +17,10 @@ stack); the wire rules are in `whatsapp_protocol.py`.
   `group_id` is read as a group message and gated as one. No threads; a reply quotes the
   message it answers (`context.message_id`).
 - Media: images, documents, audio and video come as media ids (`GET /{media-id}` -> a short
-  lived URL, downloaded with the token); outbound files are uploaded (`POST
-  /{phone-number-id}/media`) or sent by `link` when the source is an URL.
+  lived URL, downloaded with the token). A download that fails for now (network, 5xx, 429)
+  answers the POST 503, so Meta resends it; a file that can never be fetched (too large,
+  refused for good) is left out and the message goes on without it. Outbound files are
+  uploaded (`POST /{phone-number-id}/media`) or sent by `link` when the source is an URL.
 - Status webhooks: `failed` marks the delivery recorded by the layer failed (and shows the
   error in `channels.status`); `sent`, `delivered` and `read` are logged at debug only
   (one line per message per state would flood the log and is kept nowhere else).
@@ -81,6 +83,10 @@ MAX_DOWNLOAD: Final = 50 * 1024 * 1024
 # Concurrent Graph API requests per account.
 POOL_SIZE: Final = 32
 _TIMEOUT: Final = aiohttp.ClientTimeout(total=60, sock_connect=10)
+
+
+class _Unfetchable(ChannelError):
+    """An inbound file that will never be downloaded (the message goes on without it)."""
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -178,7 +184,13 @@ class WhatsAppAdapter:
             return WebhookReply(400)
         self._link.progress()
         for message in notification.messages:
-            media = await self._download(message) if message.media_id else ()
+            try:
+                media = await self._download(message) if message.media_id else ()
+            except ChannelError as exc:
+                # Answered 503: Meta resends the notification, and what was delivered from it
+                # already is deduplicated then.
+                self._link.error(f"a file could not be fetched yet ({exc}); Meta will resend it")
+                return WebhookReply(503)
             inbound = normalize(message, self._account, media)
             if inbound is None:
                 self._log.debug("message %s skipped (nothing left to read)", message.id)
@@ -195,32 +207,40 @@ class WhatsAppAdapter:
         return WebhookReply()
 
     async def _download(self, message: CloudMessage) -> tuple[Media, ...]:
-        """Download a message's file into the media folder (nothing when that fails)."""
+        """Download a message's file into the media folder.
+
+        Returns nothing for a file that can never be fetched (too large, refused for good, a
+        malformed answer); raises `ChannelError` for a failure worth Meta's resend (network,
+        5xx, rate limit, a refused token, a full disk).
+        """
         assert message.media_id is not None
         kind = MEDIA_KINDS[message.kind]
         try:
             info = await self._request("GET", f"{self._graph}/{message.media_id}")
             size = int(info.get("file_size") or 0)
             if size > MAX_DOWNLOAD:
-                self._link.error(f"a {size}-byte file was too large to download")
-                return ()
+                raise _Unfetchable(f"a {size}-byte file is too large to download")
             suffix = Path(message.filename or "").suffix or (
                 mimetypes.guess_extension(message.mime) or ""
             )
             path = self._link.media_dir / f"{message.sender}_{message.media_id}{suffix}"
             async with self._session().get(str(info["url"])) as response:
+                if 400 <= response.status < 500 and response.status != 429:
+                    raise _Unfetchable(f"the download answered HTTP {response.status}")
                 if response.status != 200:
-                    raise ChannelError(f"HTTP {response.status}")
+                    raise ChannelError(f"the download answered HTTP {response.status}")
                 data = await response.content.read(MAX_DOWNLOAD + 1)
             if len(data) > MAX_DOWNLOAD:
-                self._link.error("a file was too large to download")
-                return ()
+                raise _Unfetchable("a file is too large to download")
             await asyncio.to_thread(_write_private, path, data)
-        except asyncio.CancelledError:
-            raise
-        except (ChannelError, aiohttp.ClientError, OSError, KeyError, TypeError, ValueError) as exc:
+        except (_Unfetchable, PermanentSendError) as exc:
+            self._link.error(f"a {kind} could not be downloaded: {exc}")
+            return ()
+        except (KeyError, TypeError, ValueError) as exc:
             self._link.error(f"a {kind} could not be downloaded: {type(exc).__name__}")
             return ()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ChannelError(f"{type(exc).__name__} while downloading a {kind}") from None
         return (Media(str(path), message.mime, len(data), kind),)  # type: ignore[arg-type]
 
     # -- sending --------------------------------------------------------------------

@@ -210,3 +210,16 @@ async def test_no_secret_reaches_a_log_or_the_database(
         if path.is_file():
             data = path.read_bytes()
             assert not [s for s in secrets if s.encode() in data], path
+
+
+async def test_a_media_download_failing_for_now_is_answered_503_and_resent_by_meta(
+    gateway_factory: GatewayFactory, whatsapp: FakeWhatsApp
+) -> None:
+    gateway = await whatsapp_gateway(gateway_factory, whatsapp, dm_policy="open")
+    whatsapp.script("download", "500")
+    await whatsapp.user_sends_media("image", b"\xff\xd8 late bytes", "image/jpeg", caption="see")
+    await wait_for(lambda: replies(whatsapp, "see"))
+    assert whatsapp.deliveries[-1].statuses == [503, 200]
+    [path] = list((gateway.home / "media" / "whatsapp" / "default").iterdir())
+    assert path.read_bytes() == b"\xff\xd8 late bytes"
+    assert len(replies(whatsapp, "see")) == 1
