@@ -58,6 +58,8 @@ __all__ = [
     "HookMappingSection",
     "HooksSection",
     "HttpSection",
+    "IMessageAccountSection",
+    "IMessageSection",
     "IrcAccountSection",
     "IrcSection",
     "LogSection",
@@ -102,6 +104,8 @@ SECRET_KEYS: Final = (
     ("channels", "slack", "app_token"),
     ("channels", "slack", "accounts", "*", "bot_token"),
     ("channels", "slack", "accounts", "*", "app_token"),
+    ("channels", "imessage", "password"),
+    ("channels", "imessage", "accounts", "*", "password"),
 )
 
 
@@ -942,6 +946,71 @@ class SlackSection(ChannelCommon):
         return self
 
 
+class IMessageAccountSection(_AccountOverrides):
+    """`[channels.imessage.accounts.<id>]`: one more BlueBubbles server; unset keys as above."""
+
+    server_url: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    webhook_url: str | None = None
+    mention_names: list[str] | None = None
+    ping_interval_s: Annotated[float, Field(ge=0.05, le=300)] | None = None
+
+
+class IMessageSection(ChannelCommon):
+    """`[channels.imessage]`: iMessage through a BlueBubbles server on a Mac (experimental).
+
+    The server password from `password`, `password_file` or `password_env` (default
+    CLAWGATE_IMESSAGE_PASSWORD). `allow_from` holds addresses (`+15551234567`, e-mail
+    addresses), `groups` chat guids (`iMessage;+;chat...`).
+    """
+
+    server_url: str | None = Field(
+        default=None,
+        description="the BlueBubbles server's URL, as its settings show it (http(s)://host:1234)",
+    )
+    password: str | None = Field(
+        default=None,
+        description="the BlueBubbles server password (or password_file / password_env)",
+    )
+    password_file: str | None = Field(default=None, description="a file holding the password")
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the password from this variable (default CLAWGATE_IMESSAGE_PASSWORD)",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "the base URL at which the BlueBubbles server reaches this gateway's HTTP port;"
+            " the gateway registers its webhook under it at every start"
+        ),
+    )
+    mention_names: list[str] = Field(
+        default_factory=lambda: ["clawgate"],
+        description="in group chats, answer only messages that name the bot by one of these",
+    )
+    ping_interval_s: Annotated[float, Field(ge=0.05, le=300)] = Field(
+        default=30.0, description="how often the server is pinged (a failed ping reconnects)"
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], IMessageAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> IMessageSection:
+        named = self.accounts.values()
+        urls = [self.server_url, self.webhook_url]
+        urls += [u for a in named for u in (a.server_url, a.webhook_url)]
+        for url in urls:
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
 class ChannelsSection(_Section):
     """`[channels]`: messaging channels, one table each; none is configured by default."""
 
@@ -953,12 +1022,13 @@ class ChannelsSection(_Section):
     irc: IrcSection | None = None
     matrix: MatrixSection | None = None
     slack: SlackSection | None = None
+    imessage: IMessageSection | None = None
 
     def configured(self) -> list[str]:
         """Return the names of the channels with a table, in a fixed order."""
         return [
             name
-            for name in ("telegram", "irc", "matrix", "slack")
+            for name in ("telegram", "irc", "matrix", "slack", "imessage")
             if getattr(self, name) is not None
         ]
 

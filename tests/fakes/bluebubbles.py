@@ -29,7 +29,9 @@ holds the type or `*`, once, without signing it and without retrying a failure, 
 BlueBubbles does. A test plays the human with `user_says(...)` (a DM when the chat guid
 holds `;-;`, a group when it holds `;+;`) and reads what the bot sent in `sent`.
 `script(path, *statuses)` answers the next requests to a path (`message/text`, `ping`, ...)
-with those HTTP statuses (500, 503, 401) instead.
+with those HTTP statuses (500, 503, 401) instead. `reach[prefix] = url` makes webhook URLs
+registered under a public name (which a loopback test cannot resolve) go to `url`, and
+`unreachable = True` makes every webhook POST fail as if the gateway could not be reached.
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ class FakeBlueBubbles:
         self.attachments: dict[str, bytes] = {}
         # Statuses of the webhook POSTs, in order (one per registered URL and event).
         self.deliveries: list[int] = []
+        self.reach: dict[str, str] = {}
+        self.unreachable = False
         self._scripts: dict[str, deque[int]] = defaultdict(deque)
         self._webhook_ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -242,6 +246,12 @@ class FakeBlueBubbles:
         assert self._http is not None
         data = raw if raw is not None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
+        for prefix, real in self.reach.items():
+            if url.startswith(prefix):
+                url = real + url[len(prefix) :]
+        if self.unreachable:
+            self.deliveries.append(0)
+            return 0
         try:
             async with self._http.post(url, data=data, headers=headers) as response:
                 status = response.status

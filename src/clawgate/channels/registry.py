@@ -41,6 +41,8 @@ ADAPTERS: Final = {
     ),
     "matrix": AdapterSpec("clawgate.channels.matrix", "MatrixAdapter", "matrix", "nio"),
     "slack": AdapterSpec("clawgate.channels.slack", "SlackAdapter", "slack", "slack_sdk"),
+    # BlueBubbles' REST API over aiohttp: no SDK (the `imessage` extra is empty).
+    "imessage": AdapterSpec("clawgate.channels.imessage", "IMessageAdapter", "imessage", "aiohttp"),
 }
 
 

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ..config import ChannelsSection, IrcSection, MatrixSection, SlackSection, TelegramSection
+from ..config import (
+    ChannelsSection,
+    IMessageSection,
+    IrcSection,
+    MatrixSection,
+    SlackSection,
+    TelegramSection,
+)
 from .base import AccountConfig
 from .irc_protocol import fold
 from .outbound import OutboxPolicy
@@ -86,7 +93,7 @@ def _secret(
 
 
 def _account_values(
-    section: TelegramSection | MatrixSection | SlackSection,
+    section: TelegramSection | MatrixSection | SlackSection | IMessageSection,
     secret_keys: tuple[str, ...],
     env_secret: bool,
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -272,6 +279,37 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
     return resolved
 
 
+IMESSAGE_PASSWORD_ENV: Final = "CLAWGATE_IMESSAGE_PASSWORD"
+_IMESSAGE_SECRET_KEYS: Final = ("password", "password_file", "password_env")
+
+
+def _imessage(
+    section: IMessageSection, home: Path, environ: Mapping[str, str]
+) -> list[AccountConfig]:
+    """Resolve `[channels.imessage]`: the BlueBubbles server password as the secret."""
+    env_secret = bool(environ.get(IMESSAGE_PASSWORD_ENV))
+    resolved = []
+    for name, values in _account_values(section, _IMESSAGE_SECRET_KEYS, env_secret):
+        default_env = IMESSAGE_PASSWORD_ENV if name == DEFAULT_ACCOUNT else None
+        secret, source = _secret(values, home, environ, default_env, "password")
+        resolved.append(
+            AccountConfig(
+                channel="imessage",
+                account_id=name,
+                secret=secret,
+                secret_source=source,
+                options={
+                    "server_url": (values.get("server_url") or "").rstrip("/"),
+                    "webhook_url": (values.get("webhook_url") or "").rstrip("/"),
+                    "mention_names": tuple(str(n) for n in values["mention_names"]),
+                    "ping_interval_s": values["ping_interval_s"],
+                },
+                **{key: _frozen(values[key]) for key in _COMMON},
+            )
+        )
+    return resolved
+
+
 def _frozen(value: Any) -> Any:
     return tuple(str(v) for v in value) if isinstance(value, list) else value
 
@@ -290,4 +328,6 @@ def resolve_accounts(
         accounts += _matrix(section.matrix, home, env)
     if section.slack is not None:
         accounts += _slack(section.slack, home, env)
+    if section.imessage is not None:
+        accounts += _imessage(section.imessage, home, env)
     return ChannelSettings(tuple(accounts), section.required_for_ready)

@@ -142,6 +142,8 @@ _CREDENTIAL_KEYS: Final = {
     "matrix": ("access_token", "access_token_file", "access_token_env"),
     # The bot token (xoxb-); the app-level token is set in config.toml or the environment.
     "slack": ("bot_token", "bot_token_file", "bot_token_env"),
+    # The BlueBubbles server password.
+    "imessage": ("password", "password_file", "password_env"),
 }
 
 

@@ -80,6 +80,8 @@ def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str 
         return _matrix_problem(options, secret)
     if channel == "slack":
         return _slack_problem(options, secret)
+    if channel == "imessage":
+        return _imessage_problem(options, secret)
     if channel != "telegram":
         return None
     url = f"{options['api_base']}/bot{secret}/getMe"
@@ -132,6 +134,24 @@ def _slack_problem(options: dict[str, Any], secret: str) -> str | None:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return f"cannot reach {options['api_base']} ({getattr(exc, 'reason', exc)})"
     return None if body.get("ok") else f"Slack refused the bot token ({body.get('error')})"
+
+
+def _imessage_problem(options: dict[str, Any], secret: str) -> str | None:
+    """Check the BlueBubbles server password with `GET /api/v1/ping`."""
+    base = options.get("server_url") or ""
+    if not base:
+        return "no server_url: the BlueBubbles server's URL"
+    query = urllib.parse.urlencode({"guid": secret})
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/ping?{query}", timeout=5) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return "the BlueBubbles server refused the password (401)"
+        return f"the BlueBubbles server answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"cannot reach {base} ({getattr(exc, 'reason', type(exc).__name__)})"
+    return None
 
 
 def _tcp_reachable(host: str, port: int) -> bool:
@@ -424,9 +444,11 @@ def check_channels(
             fix = f"pip install 'clawgate[{spec.extra}]'"
             results.append(CheckResult(name, Status.FAIL, f"{spec.sdk} is not installed", fix))
         elif not account.secret and (spec is None or spec.credential_required):
-            key = {"matrix": "access_token_file", "slack": "bot_token_file"}.get(
-                account.channel, "token_file"
-            )
+            key = {
+                "matrix": "access_token_file",
+                "slack": "bot_token_file",
+                "imessage": "password_file",
+            }.get(account.channel, "token_file")
             fix = f"set {key} in [channels.{account.channel}] or {account.secret_source}"
             results.append(CheckResult(name, Status.FAIL, "no credential", fix))
         else:
