@@ -30,6 +30,7 @@ from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
 from .http_door import HTTP_CONNECTIONS, SLOW_CLIENTS, measure_http_door
 from .hub import DAEMONS, measure_hub
 from .hub_cluster import INSTANCES, measure_hub_cluster
+from .imessage import IMESSAGE_ROUND_TRIPS, measure_imessage
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
 from .irc import IRC_ROUND_TRIPS, measure_irc
 from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
@@ -169,6 +170,11 @@ async def _slack(ctx: Context) -> list[Figure]:
         return await measure_slack(ctx.servers, http)
 
 
+async def _imessage(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_imessage(ctx.servers, http)
+
+
 async def _matrix(ctx: Context) -> list[Figure]:
     async with aiohttp.ClientSession() as http:
         return await measure_matrix(ctx.servers, http, ctx.workdir)
@@ -225,6 +231,12 @@ PHASES: Final = (
         f"slack: {SLACK_ROUND_TRIPS} Socket Mode round trips, a {SLACK_BURST}-message burst",
         120,
         _slack,
+    ),
+    Phase(
+        "imessage",
+        f"imessage: {IMESSAGE_ROUND_TRIPS} BlueBubbles webhook -> REST echo round trips",
+        90,
+        _imessage,
     ),
     Phase(
         "memory",

@@ -42,6 +42,7 @@ import json
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,11 +261,22 @@ class FakeBlueBubbles:
         self.deliveries.append(status)
         return status
 
-    async def wait_sent(self, count: int = 1, *, timeout: float = 10.0, **match: Any) -> list[Sent]:
-        """Wait until `count` sends match every `attr=value` of `match`; return them."""
+    async def wait_sent(
+        self,
+        count: int = 1,
+        *,
+        timeout: float = 10.0,
+        check: Callable[[Sent], bool] | None = None,
+        **match: Any,
+    ) -> list[Sent]:
+        """Wait until `count` sends pass `check` and match every `attr=value`; return them."""
 
         def matching() -> list[Sent]:
-            return [s for s in self.sent if all(getattr(s, k) == v for k, v in match.items())]
+            return [
+                s
+                for s in self.sent
+                if all(getattr(s, k) == v for k, v in match.items()) and (check is None or check(s))
+            ]
 
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: len(matching()) >= count)
