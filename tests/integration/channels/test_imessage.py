@@ -96,6 +96,18 @@ async def test_a_paired_dm_is_answered_by_the_agent(
     assert reply.temp_guid
 
 
+async def test_allowlist_policy_answers_listed_senders_and_refuses_others_silently(
+    gateway_factory: GatewayFactory, bluebubbles: FakeBlueBubbles
+) -> None:
+    await imessage_gateway(
+        gateway_factory, bluebubbles, dm_policy="allowlist", allow_from=["bob@icloud.example"]
+    )
+    await bluebubbles.user_says("hello", sender=ALICE)
+    await bluebubbles.user_says("from the listed one", sender="bob@icloud.example")
+    await wait_for(lambda: replies(bluebubbles, dm_guid("bob@icloud.example"), "listed one"))
+    assert [s for s in bluebubbles.sent if s.chat_guid == DM] == []
+
+
 async def test_a_group_message_naming_the_bot_is_answered_as_a_reply_to_it(
     gateway_factory: GatewayFactory, bluebubbles: FakeBlueBubbles
 ) -> None:

@@ -115,6 +115,24 @@ async def test_an_outage_reconnects_and_what_came_meanwhile_is_answered_once(
     assert len(replies(bluebubbles, DM, "while you were away")) == 1
 
 
+async def test_a_gateway_restart_answers_what_came_while_down_and_nothing_twice(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, bluebubbles: FakeBlueBubbles
+) -> None:
+    gateway = await paired(gateway_factory, client_factory, bluebubbles)
+    await bluebubbles.user_says("before the restart", sender=ALICE)
+    await wait_for(lambda: replies(bluebubbles, DM, "before the restart"))
+    await gateway.server.stop()
+    await bluebubbles.user_says("while down", sender=ALICE)  # the POST finds no gateway
+    assert bluebubbles.deliveries[-1] == 0
+    await gateway.restart()  # the catch-up overlaps the answered messages: dedupe drops them
+    await wait_for(lambda: replies(bluebubbles, DM, "while down"))
+    await bluebubbles.user_says("marker", sender=ALICE)
+    await wait_for(lambda: replies(bluebubbles, DM, "marker"))
+    assert len(replies(bluebubbles, DM, "before the restart")) == 1
+    assert len(replies(bluebubbles, DM, "while down")) == 1
+    assert len(replies(bluebubbles, DM, "Pairing code:")) == 1
+
+
 async def test_history_from_before_the_first_start_is_not_answered(
     gateway_factory: GatewayFactory, bluebubbles: FakeBlueBubbles
 ) -> None:
