@@ -17,7 +17,7 @@ from tests.integration.channels.test_imessage import (
     paired,
     replies,
 )
-from tests.integration.conftest import PeerFactory
+from tests.integration.conftest import Peer, PeerFactory
 
 
 async def test_a_redelivered_webhook_is_answered_once(
@@ -49,22 +49,37 @@ async def test_a_webhook_without_the_right_token_gets_401_and_does_nothing(
     assert [s for s in bluebubbles.sent if "forged" in s.text] == []
 
 
+async def failed_status(peer: Peer) -> dict[str, object]:
+    """Wait until the iMessage account is `failed`; return its `channels.status` entry."""
+
+    async def failed() -> dict[str, object] | None:
+        status = await channel_status(peer, "imessage")
+        return status if status["state"] == "failed" else None
+
+    return await wait_for(failed)
+
+
 async def test_a_refused_password_fails_the_account_once_with_a_clear_error(
     gateway_factory: GatewayFactory, client_factory: PeerFactory, bluebubbles: FakeBlueBubbles
 ) -> None:
     table = imessage_table(bluebubbles, password="not-the-password")
     gateway = await channel_gateway(gateway_factory, table)
     peer = await operator(client_factory, gateway)
-
-    async def failed() -> dict[str, object] | None:
-        status = await channel_status(peer, "imessage")
-        return status if status["state"] == "failed" else None
-
-    status = await wait_for(failed)
+    status = await failed_status(peer)
     assert "refused" in str(status["lastError"]) and "401" in str(status["lastError"])
     assert "not-the-password" not in json.dumps(status)
     await asyncio.sleep(0.5)  # ten restarts' worth of the test backoff: none may come
     assert bluebubbles.requests == ["ping"] and bluebubbles.webhooks == {}
+
+
+async def test_a_missing_webhook_url_fails_the_account_saying_what_to_set(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, bluebubbles: FakeBlueBubbles
+) -> None:
+    table = imessage_table(bluebubbles, webhook_url=None)
+    gateway = await channel_gateway(gateway_factory, table)
+    status = await failed_status(await operator(client_factory, gateway))
+    assert "webhook_url" in str(status["lastError"])
+    assert bluebubbles.requests == []
 
 
 async def test_a_reply_that_meets_5xx_for_a_while_is_retried_and_delivered_once(
@@ -161,6 +176,18 @@ async def test_odd_unknown_and_oversized_bodies_are_refused_or_skipped(
     await wait_for(lambda: replies(bluebubbles, GROUP, "marker"))
     texts = [s.text for s in bluebubbles.sent if s.chat_guid == GROUP]
     assert all(len(t) <= 4000 for t in texts)
+
+
+async def test_an_attachment_over_the_download_limit_is_not_fetched_and_the_text_still_goes(
+    gateway_factory: GatewayFactory, bluebubbles: FakeBlueBubbles
+) -> None:
+    await imessage_gateway(gateway_factory, bluebubbles, dm_policy="open")
+    video = ("movie.mov", "video/quicktime", b"not really 30 MiB")
+    message = bluebubbles.message("a huge video", sender=ALICE, attachments=(video,))
+    message["attachments"][0]["totalBytes"] = 30 * 1024 * 1024
+    assert await bluebubbles.emit({"type": "new-message", "data": message}) == [200]
+    await wait_for(lambda: replies(bluebubbles, DM, "a huge video"))
+    assert [r for r in bluebubbles.requests if r.startswith("attachment/")] == []
 
 
 async def test_the_password_reaches_no_log_or_the_database(
