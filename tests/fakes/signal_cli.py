@@ -87,13 +87,16 @@ class FakeSignalCli:
         self.known = {"+15550002222", "+15550003333", "+15550004444"}
         self.groups = {GROUP_ID: "Clawgate Test"}
         self._keepalive_s = keepalive_s
-        # (id, json data) of every event, the last KEPT_EVENTS kept; `_read` = the highest id
+        # (id, SSE frame) of every event, the last KEPT_EVENTS kept; `_read` = the highest id
         # some stream has sent (what came after waits for the next reader).
         self._events: list[tuple[int, str]] = []
         self._read = 0
         self._ids = itertools.count(1)
         self._clock = itertools.count(int(time.time() * 1000))
         self._failures = 0
+        self._method_failures: dict[str, int] = {}
+        #: The `Last-Event-ID` header of each events request (None when absent).
+        self.last_event_ids: list[str | None] = []
         self._streams: list[_Stream] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -133,9 +136,12 @@ class FakeSignalCli:
             stream.closed.set()
         await self._notify()
 
-    def fail_for(self, requests: int) -> None:
-        """Answer the next `requests` requests (RPC, events, check) with HTTP 503."""
-        self._failures = requests
+    def fail_for(self, requests: int, method: str | None = None) -> None:
+        """Answer the next `requests` requests (of one RPC `method`, else any) with HTTP 503."""
+        if method is None:
+            self._failures = requests
+        else:
+            self._method_failures[method] = requests
 
     def unregister(self) -> None:
         """Make the account one the daemon does not hold (unlinked, never registered)."""
@@ -199,9 +205,13 @@ class FakeSignalCli:
 
     async def push(self, envelope: Any) -> int:
         """Queue a `receive` event holding `envelope` (any JSON); return its event id."""
-        event_id = next(self._ids)
         data = json.dumps({"envelope": envelope, "account": self.account}, separators=(",", ":"))
-        self._events.append((event_id, data))
+        return await self.push_raw(f"event:receive\ndata:{data}\n\n")
+
+    async def push_raw(self, frame: str) -> int:
+        """Queue one SSE frame as given (it gets an `id:` line); return its event id."""
+        event_id = next(self._ids)
+        self._events.append((event_id, f"id:{event_id}\n{frame}"))
         del self._events[:-KEPT_EVENTS]
         await self._notify()
         return event_id
@@ -258,6 +268,7 @@ class FakeSignalCli:
         if not self.registered or (account and account != self.account):
             return web.Response(status=400)
         last = request.headers.get("Last-Event-ID")
+        self.last_event_ids.append(last)
         kept = {event_id for event_id, _ in self._events}
         if last is not None and last.isdigit() and int(last) in kept:
             position = int(last)
@@ -273,8 +284,8 @@ class FakeSignalCli:
         try:
             while not stream.closed.is_set():
                 pending = [(i, d) for i, d in self._events if i > position]
-                for event_id, data in pending:
-                    await response.write(f"id:{event_id}\nevent:receive\ndata:{data}\n\n".encode())
+                for event_id, frame in pending:
+                    await response.write(frame.encode())
                     position = event_id
                     self._read = max(self._read, event_id)
                 if pending:
@@ -314,6 +325,9 @@ class FakeSignalCli:
         request_id, method = body.get("id"), body["method"]
         params = body.get("params") or {}
         self.calls.append(method)
+        if self._method_failures.get(method):
+            self._method_failures[method] -= 1
+            return web.Response(status=503, text="Service Unavailable")
         if method == "version":
             return _result(request_id, {"version": "0.13.22"})
         handler = _METHODS.get(method)

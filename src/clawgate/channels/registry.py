@@ -41,6 +41,11 @@ ADAPTERS: Final = {
     ),
     "matrix": AdapterSpec("clawgate.channels.matrix", "MatrixAdapter", "matrix", "nio"),
     "slack": AdapterSpec("clawgate.channels.slack", "SlackAdapter", "slack", "slack_sdk"),
+    # signal-cli's HTTP daemon, spoken with aiohttp (the `signal` extra is empty); the
+    # account number is the identity and signal-cli holds the keys: no credential here.
+    "signal": AdapterSpec(
+        "clawgate.channels.signal", "SignalAdapter", "signal", "aiohttp", credential_required=False
+    ),
 }
 
 

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ..config import ChannelsSection, IrcSection, MatrixSection, SlackSection, TelegramSection
+from ..config import (
+    ChannelsSection,
+    IrcSection,
+    MatrixSection,
+    SignalSection,
+    SlackSection,
+    TelegramSection,
+)
 from .base import AccountConfig
 from .irc_protocol import fold
 from .outbound import OutboxPolicy
@@ -272,6 +279,32 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
     return resolved
 
 
+def _signal(section: SignalSection) -> list[AccountConfig]:
+    """Resolve `[channels.signal]`: no secret (signal-cli holds the keys), the number and URL."""
+    top = section.model_dump(exclude={"accounts"})
+    named = {name: acc.model_dump(exclude_none=True) for name, acc in section.accounts.items()}
+    accounts: list[tuple[str, dict[str, Any]]] = []
+    if section.account is not None or DEFAULT_ACCOUNT in named:
+        accounts.append((DEFAULT_ACCOUNT, {**top, **named.pop(DEFAULT_ACCOUNT, {})}))
+    for name, values in sorted(named.items()):
+        accounts.append((name, {**top, **values}))
+    return [
+        AccountConfig(
+            channel="signal",
+            account_id=name,
+            secret=None,
+            secret_source="no credential (signal-cli holds the account's keys)",
+            options={
+                "account": values["account"],
+                "http_url": values["http_url"].rstrip("/"),
+                "attachments_dir": values["attachments_dir"],
+            },
+            **{key: _frozen(values[key]) for key in _COMMON},
+        )
+        for name, values in accounts
+    ]
+
+
 def _frozen(value: Any) -> Any:
     return tuple(str(v) for v in value) if isinstance(value, list) else value
 
@@ -290,4 +323,6 @@ def resolve_accounts(
         accounts += _matrix(section.matrix, home, env)
     if section.slack is not None:
         accounts += _slack(section.slack, home, env)
+    if section.signal is not None:
+        accounts += _signal(section.signal)
     return ChannelSettings(tuple(accounts), section.required_for_ready)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.signal_cli import FakeSignalCli
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.integration.channels.ircd import Human, Ngircd
@@ -32,6 +33,15 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 async def slack() -> AsyncIterator[FakeSlack]:
     """A Slack Web API + Socket Mode stand-in on a loopback port (`BOT_TOKEN`, `APP_TOKEN`)."""
     fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def signal_cli() -> AsyncIterator[FakeSignalCli]:
+    """A signal-cli HTTP daemon stand-in on a loopback port, holding the account `ACCOUNT`."""
+    fake = FakeSignalCli()
     await fake.start()
     yield fake
     await fake.stop()
