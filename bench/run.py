@@ -57,6 +57,7 @@ from .presence import (
 )
 from .procs import REPO_ROOT, Servers
 from .report import Figure, render_table, write_results
+from .signal import SIGNAL_ROUND_TRIPS, measure_signal
 from .slack import SLACK_BURST, SLACK_ROUND_TRIPS, measure_slack
 from .webchat import WEBCHAT_SENDS, measure_webchat
 
@@ -169,6 +170,11 @@ async def _slack(ctx: Context) -> list[Figure]:
         return await measure_slack(ctx.servers, http)
 
 
+async def _signal(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_signal(ctx.servers, http)
+
+
 async def _matrix(ctx: Context) -> list[Figure]:
     async with aiohttp.ClientSession() as http:
         return await measure_matrix(ctx.servers, http, ctx.workdir)
@@ -225,6 +231,12 @@ PHASES: Final = (
         f"slack: {SLACK_ROUND_TRIPS} Socket Mode round trips, a {SLACK_BURST}-message burst",
         120,
         _slack,
+    ),
+    Phase(
+        "signal",
+        f"signal: {SIGNAL_ROUND_TRIPS} echo round trips through the signal-cli daemon stand-in",
+        90,
+        _signal,
     ),
     Phase(
         "memory",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+from clawgate.config import AgentSection
+from clawgate.service.doctor import DoctorProbes
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.signal_cli import ACCOUNT, GROUP_ID, FakeSignalCli, Sent
 from tests.integration.channels.harness import (
@@ -183,3 +186,27 @@ async def test_channels_status_shows_the_connected_signal_account(
 
     status = await wait_for(connected)
     assert status["running"] is True and status["lastError"] is None
+
+
+async def test_doctor_asks_signal_cli_whether_it_holds_the_account(
+    signal_cli: FakeSignalCli,
+) -> None:
+    probes = DoctorProbes()
+    options = {"http_url": signal_cli.http_url, "account": ACCOUNT}
+    ok = await asyncio.to_thread(probes.channel_problem, "signal", options, "")
+    other = {**options, "account": "+15550009999"}
+    refused = await asyncio.to_thread(probes.channel_problem, "signal", other, "")
+    assert ok is None
+    assert refused is not None and "Specified account does not exist" in refused
+
+
+async def test_typing_is_shown_in_the_chat_while_the_agent_works(
+    gateway_factory: GatewayFactory, signal_cli: FakeSignalCli
+) -> None:
+    table = signal_table(signal_cli, dm_policy="open")
+    await channel_gateway(gateway_factory, table, agent=AgentSection(echo_delay_ms=300))
+    await signal_cli.wait_streams(1)
+    await signal_cli.user_says("take your time", number=ALICE)
+    await wait_for(lambda: replies(signal_cli, ALICE, "take your time"))
+    typing = [s for s in signal_cli.sent if s.method == "sendTyping"]
+    assert typing and typing[0].recipient == ALICE

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
+
 from tests.conftest import GatewayFactory
 from tests.fakes.signal_cli import GROUP_ID, FakeSignalCli
 from tests.integration.channels.harness import channel_gateway, channel_status, operator, wait_for
@@ -149,3 +151,21 @@ async def test_a_message_from_the_account_itself_is_not_answered(
     await signal_cli.user_says("marker", number=ALICE)
     await wait_for(lambda: replies(signal_cli, ALICE, "marker"))
     assert replies(signal_cli, signal_cli.account, "myself") == []
+
+
+async def test_metrics_count_signal_traffic_and_the_reconnects(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, signal_cli: FakeSignalCli
+) -> None:
+    gateway = await paired(gateway_factory, client_factory, signal_cli)
+    await signal_cli.user_says("count me", number=ALICE)
+    await wait_for(lambda: replies(signal_cli, ALICE, "count me"))
+    await signal_cli.drop()
+    await signal_cli.wait_streams(2)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{gateway.http_url}/metrics") as response,
+    ):
+        metrics = await response.text()
+    assert 'clawgate_channel_inbound_total{account="default",channel="signal"} 2.0' in metrics
+    assert 'clawgate_channel_outbound_total{account="default",channel="signal"}' in metrics
+    assert 'clawgate_channel_reconnects_total{account="default",channel="signal"}' in metrics
