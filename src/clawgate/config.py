@@ -72,6 +72,8 @@ __all__ = [
     "SlackSection",
     "TelegramAccountSection",
     "TelegramSection",
+    "WhatsAppAccountSection",
+    "WhatsAppSection",
     "bind_host",
     "check_config_permissions",
     "ensure_gateway_token",
@@ -944,6 +946,46 @@ class SlackSection(ChannelCommon):
         return self
 
 
+class WhatsAppAccountSection(_AccountOverrides):
+    """`[channels.whatsapp.accounts.<id>]`: one more WhatsApp number; unset keys from above."""
+
+    mode: Literal["web"] | None = None
+    reconnect_grace_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    link_timeout_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+
+
+class WhatsAppSection(ChannelCommon):
+    """`[channels.whatsapp]`: WhatsApp; `mode = "web"` links the gateway as a device of a
+    personal number (WhatsApp Web multi-device, through neonize; experimental).
+
+    No token: the linked session, saved under `<home>/whatsapp/<account>/`, is the
+    credential (`clawgate channels login whatsapp` shows the QR code to scan).
+    `allow_from` holds numbers as `<number>@s.whatsapp.net`, `groups` group ids (`…@g.us`).
+    """
+
+    mode: Literal["web"] = Field(
+        default="web", description="web: a linked device of a personal number (experimental)"
+    )
+    reconnect_grace_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=60.0,
+        description="how long whatsmeow may reconnect by itself before the client is rebuilt",
+    )
+    link_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=180.0,
+        description="how long an unlinked account shows QR codes before it waits for a login",
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], WhatsAppAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> WhatsAppSection:
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
 _E164: Final = r"^\+[1-9][0-9]{5,14}$"
 
 
@@ -981,10 +1023,11 @@ class SignalSection(ChannelCommon):
 
     @model_validator(mode="after")
     def _accounts(self) -> SignalSection:
-        if self.account is None and (
-            not self.accounts or any(a.account is None for a in self.accounts.values())
-        ):
+        if self.account is None and not self.accounts:
             raise ValueError("account is required: the number signal-cli holds, e.g. +15551234567")
+        for name, each in self.accounts.items():
+            if each.account is None:
+                raise ValueError(f"accounts.{name}.account is required: each account is a number")
         for url in [self.http_url, *(a.http_url for a in self.accounts.values() if a.http_url)]:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} must start with http:// or https://")
@@ -1005,13 +1048,14 @@ class ChannelsSection(_Section):
     irc: IrcSection | None = None
     matrix: MatrixSection | None = None
     slack: SlackSection | None = None
+    whatsapp: WhatsAppSection | None = None
     signal: SignalSection | None = None
 
     def configured(self) -> list[str]:
         """Return the names of the channels with a table, in a fixed order."""
         return [
             name
-            for name in ("telegram", "irc", "matrix", "slack", "signal")
+            for name in ("telegram", "irc", "matrix", "slack", "whatsapp", "signal")
             if getattr(self, name) is not None
         ]
 

@@ -41,6 +41,14 @@ ADAPTERS: Final = {
     ),
     "matrix": AdapterSpec("clawgate.channels.matrix", "MatrixAdapter", "matrix", "nio"),
     "slack": AdapterSpec("clawgate.channels.slack", "SlackAdapter", "slack", "slack_sdk"),
+    # Personal WhatsApp: the linked session is the credential (no token).
+    "whatsapp": AdapterSpec(
+        "clawgate.channels.whatsapp_web",
+        "WhatsAppWebAdapter",
+        "whatsapp-web",
+        "neonize",
+        credential_required=False,
+    ),
     # signal-cli's HTTP daemon, spoken with aiohttp (the `signal` extra is empty); the
     # account number is the identity and signal-cli holds the keys: no credential here.
     "signal": AdapterSpec(

@@ -23,6 +23,7 @@ from ..config import (
     SignalSection,
     SlackSection,
     TelegramSection,
+    WhatsAppSection,
 )
 from .base import AccountConfig
 from .irc_protocol import fold
@@ -93,7 +94,7 @@ def _secret(
 
 
 def _account_values(
-    section: TelegramSection | MatrixSection | SlackSection,
+    section: TelegramSection | MatrixSection | SlackSection | WhatsAppSection | SignalSection,
     secret_keys: tuple[str, ...],
     env_secret: bool,
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -279,15 +280,29 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
     return resolved
 
 
+def _whatsapp(section: WhatsAppSection, home: Path) -> list[AccountConfig]:
+    """Resolve `[channels.whatsapp]`: no secret; each account's session folder in options."""
+    return [
+        AccountConfig(
+            channel="whatsapp",
+            account_id=name,
+            secret_source=f"the linked session in {home / 'whatsapp' / name}",
+            options={
+                "mode": values["mode"],
+                "session_dir": str(home / "whatsapp" / name),
+                "reconnect_grace_s": values["reconnect_grace_s"],
+                "link_timeout_s": values["link_timeout_s"],
+            },
+            **{key: _frozen(values[key]) for key in _COMMON},
+        )
+        for name, values in _account_values(section, (), False)
+    ]
+
+
 def _signal(section: SignalSection) -> list[AccountConfig]:
     """Resolve `[channels.signal]`: no secret (signal-cli holds the keys), the number and URL."""
-    top = section.model_dump(exclude={"accounts"})
-    named = {name: acc.model_dump(exclude_none=True) for name, acc in section.accounts.items()}
-    accounts: list[tuple[str, dict[str, Any]]] = []
-    if section.account is not None or DEFAULT_ACCOUNT in named:
-        accounts.append((DEFAULT_ACCOUNT, {**top, **named.pop(DEFAULT_ACCOUNT, {})}))
-    for name, values in sorted(named.items()):
-        accounts.append((name, {**top, **values}))
+    # Each account is its own number: a named account does not inherit the table's.
+    accounts = _account_values(section, ("account",), False)
     return [
         AccountConfig(
             channel="signal",
@@ -323,6 +338,8 @@ def resolve_accounts(
         accounts += _matrix(section.matrix, home, env)
     if section.slack is not None:
         accounts += _slack(section.slack, home, env)
+    if section.whatsapp is not None:
+        accounts += _whatsapp(section.whatsapp, home)
     if section.signal is not None:
         accounts += _signal(section.signal)
     return ChannelSettings(tuple(accounts), section.required_for_ready)
