@@ -58,6 +58,7 @@ from .presence import (
 )
 from .procs import REPO_ROOT, Servers
 from .report import Figure, render_table, write_results
+from .signal import SIGNAL_ROUND_TRIPS, measure_signal
 from .slack import SLACK_BURST, SLACK_ROUND_TRIPS, measure_slack
 from .webchat import WEBCHAT_SENDS, measure_webchat
 
@@ -175,6 +176,11 @@ async def _imessage(ctx: Context) -> list[Figure]:
         return await measure_imessage(ctx.servers, http)
 
 
+async def _signal(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_signal(ctx.servers, http)
+
+
 async def _matrix(ctx: Context) -> list[Figure]:
     async with aiohttp.ClientSession() as http:
         return await measure_matrix(ctx.servers, http, ctx.workdir)
@@ -237,6 +243,12 @@ PHASES: Final = (
         f"imessage: {IMESSAGE_ROUND_TRIPS} BlueBubbles webhook -> REST echo round trips",
         90,
         _imessage,
+    ),
+    Phase(
+        "signal",
+        f"signal: {SIGNAL_ROUND_TRIPS} echo round trips through the signal-cli daemon stand-in",
+        90,
+        _signal,
     ),
     Phase(
         "memory",

@@ -68,10 +68,14 @@ __all__ = [
     "NodesSection",
     "OpenAIHttpSection",
     "OpenAISection",
+    "SignalAccountSection",
+    "SignalSection",
     "SlackAccountSection",
     "SlackSection",
     "TelegramAccountSection",
     "TelegramSection",
+    "WhatsAppAccountSection",
+    "WhatsAppSection",
     "bind_host",
     "check_config_permissions",
     "ensure_gateway_token",
@@ -1011,6 +1015,97 @@ class IMessageSection(ChannelCommon):
         return self
 
 
+class WhatsAppAccountSection(_AccountOverrides):
+    """`[channels.whatsapp.accounts.<id>]`: one more WhatsApp number; unset keys from above."""
+
+    mode: Literal["web"] | None = None
+    reconnect_grace_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    link_timeout_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+
+
+class WhatsAppSection(ChannelCommon):
+    """`[channels.whatsapp]`: WhatsApp; `mode = "web"` links the gateway as a device of a
+    personal number (WhatsApp Web multi-device, through neonize; experimental).
+
+    No token: the linked session, saved under `<home>/whatsapp/<account>/`, is the
+    credential (`clawgate channels login whatsapp` shows the QR code to scan).
+    `allow_from` holds numbers as `<number>@s.whatsapp.net`, `groups` group ids (`…@g.us`).
+    """
+
+    mode: Literal["web"] = Field(
+        default="web", description="web: a linked device of a personal number (experimental)"
+    )
+    reconnect_grace_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=60.0,
+        description="how long whatsmeow may reconnect by itself before the client is rebuilt",
+    )
+    link_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=180.0,
+        description="how long an unlinked account shows QR codes before it waits for a login",
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], WhatsAppAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> WhatsAppSection:
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
+_E164: Final = r"^\+[1-9][0-9]{5,14}$"
+
+
+class SignalAccountSection(_AccountOverrides):
+    """`[channels.signal.accounts.<id>]`: one more Signal number; unset keys come from above."""
+
+    account: Annotated[str, Field(pattern=_E164)] | None = None
+    http_url: str | None = None
+    attachments_dir: str | None = None
+
+
+class SignalSection(ChannelCommon):
+    """`[channels.signal]`: a Signal account held by a signal-cli daemon (`daemon --http`).
+
+    signal-cli keeps the account's keys; clawgate speaks to its JSON-RPC and event stream.
+    `allow_from` holds phone numbers (`+15551234567`) or, for senders who hide their
+    number, Signal uuids; `groups` holds group ids as `signal-cli listGroups` prints them.
+    """
+
+    account: Annotated[str, Field(pattern=_E164)] | None = Field(
+        default=None,
+        description="the number signal-cli is linked or registered with, e.g. +15551234567",
+    )
+    http_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="the signal-cli daemon's HTTP root (signal-cli daemon --http HOST:PORT)",
+    )
+    attachments_dir: str = Field(
+        default="~/.local/share/signal-cli/attachments",
+        description="where signal-cli stores received attachments (its data dir + /attachments)",
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], SignalAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _accounts(self) -> SignalSection:
+        if self.account is None and not self.accounts:
+            raise ValueError("account is required: the number signal-cli holds, e.g. +15551234567")
+        for name, each in self.accounts.items():
+            if each.account is None:
+                raise ValueError(f"accounts.{name}.account is required: each account is a number")
+        for url in [self.http_url, *(a.http_url for a in self.accounts.values() if a.http_url)]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
 class ChannelsSection(_Section):
     """`[channels]`: messaging channels, one table each; none is configured by default."""
 
@@ -1023,12 +1118,14 @@ class ChannelsSection(_Section):
     matrix: MatrixSection | None = None
     slack: SlackSection | None = None
     imessage: IMessageSection | None = None
+    whatsapp: WhatsAppSection | None = None
+    signal: SignalSection | None = None
 
     def configured(self) -> list[str]:
         """Return the names of the channels with a table, in a fixed order."""
         return [
             name
-            for name in ("telegram", "irc", "matrix", "slack", "imessage")
+            for name in ("telegram", "irc", "matrix", "slack", "imessage", "whatsapp", "signal")
             if getattr(self, name) is not None
         ]
 

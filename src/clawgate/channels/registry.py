@@ -43,6 +43,19 @@ ADAPTERS: Final = {
     "slack": AdapterSpec("clawgate.channels.slack", "SlackAdapter", "slack", "slack_sdk"),
     # BlueBubbles' REST API over aiohttp: no SDK (the `imessage` extra is empty).
     "imessage": AdapterSpec("clawgate.channels.imessage", "IMessageAdapter", "imessage", "aiohttp"),
+    # Personal WhatsApp: the linked session is the credential (no token).
+    "whatsapp": AdapterSpec(
+        "clawgate.channels.whatsapp_web",
+        "WhatsAppWebAdapter",
+        "whatsapp-web",
+        "neonize",
+        credential_required=False,
+    ),
+    # signal-cli's HTTP daemon, spoken with aiohttp (the `signal` extra is empty); the
+    # account number is the identity and signal-cli holds the keys: no credential here.
+    "signal": AdapterSpec(
+        "clawgate.channels.signal", "SignalAdapter", "signal", "aiohttp", credential_required=False
+    ),
 }
 
 

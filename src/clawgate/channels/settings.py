@@ -21,8 +21,10 @@ from ..config import (
     IMessageSection,
     IrcSection,
     MatrixSection,
+    SignalSection,
     SlackSection,
     TelegramSection,
+    WhatsAppSection,
 )
 from .base import AccountConfig
 from .irc_protocol import fold
@@ -93,7 +95,12 @@ def _secret(
 
 
 def _account_values(
-    section: TelegramSection | MatrixSection | SlackSection | IMessageSection,
+    section: TelegramSection
+    | MatrixSection
+    | SlackSection
+    | IMessageSection
+    | WhatsAppSection
+    | SignalSection,
     secret_keys: tuple[str, ...],
     env_secret: bool,
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -310,6 +317,46 @@ def _imessage(
     return resolved
 
 
+def _whatsapp(section: WhatsAppSection, home: Path) -> list[AccountConfig]:
+    """Resolve `[channels.whatsapp]`: no secret; each account's session folder in options."""
+    return [
+        AccountConfig(
+            channel="whatsapp",
+            account_id=name,
+            secret_source=f"the linked session in {home / 'whatsapp' / name}",
+            options={
+                "mode": values["mode"],
+                "session_dir": str(home / "whatsapp" / name),
+                "reconnect_grace_s": values["reconnect_grace_s"],
+                "link_timeout_s": values["link_timeout_s"],
+            },
+            **{key: _frozen(values[key]) for key in _COMMON},
+        )
+        for name, values in _account_values(section, (), False)
+    ]
+
+
+def _signal(section: SignalSection) -> list[AccountConfig]:
+    """Resolve `[channels.signal]`: no secret (signal-cli holds the keys), the number and URL."""
+    # Each account is its own number: a named account does not inherit the table's.
+    accounts = _account_values(section, ("account",), False)
+    return [
+        AccountConfig(
+            channel="signal",
+            account_id=name,
+            secret=None,
+            secret_source="no credential (signal-cli holds the account's keys)",
+            options={
+                "account": values["account"],
+                "http_url": values["http_url"].rstrip("/"),
+                "attachments_dir": values["attachments_dir"],
+            },
+            **{key: _frozen(values[key]) for key in _COMMON},
+        )
+        for name, values in accounts
+    ]
+
+
 def _frozen(value: Any) -> Any:
     return tuple(str(v) for v in value) if isinstance(value, list) else value
 
@@ -330,4 +377,8 @@ def resolve_accounts(
         accounts += _slack(section.slack, home, env)
     if section.imessage is not None:
         accounts += _imessage(section.imessage, home, env)
+    if section.whatsapp is not None:
+        accounts += _whatsapp(section.whatsapp, home)
+    if section.signal is not None:
+        accounts += _signal(section.signal)
     return ChannelSettings(tuple(accounts), section.required_for_ready)

@@ -124,9 +124,19 @@ def login(
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Set an account's credential in config.toml, or start a logged-out account again."""
+    """Set an account's credential in config.toml, or start a logged-out account again.
+
+    For personal WhatsApp, show the QR code to scan (WhatsApp: Linked devices) until linked.
+    """
     if token_file is not None or token_stdin:
         _store_credential(channel, account, token_file, token_stdin)
+        return
+    from .qr_link import QR_CHANNELS, link_by_qr
+
+    if channel in QR_CHANNELS:
+        if not with_client(url, token, lambda client: link_by_qr(client, channel, account)):
+            fail("no QR code was scanned in time; run the command again", 1)
+        print(f"{channel}: linked")
         return
     result = with_client(
         url,

@@ -82,6 +82,8 @@ def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str 
         return _slack_problem(options, secret)
     if channel == "imessage":
         return _imessage_problem(options, secret)
+    if channel == "signal":
+        return _signal_problem(options)
     if channel != "telegram":
         return None
     url = f"{options['api_base']}/bot{secret}/getMe"
@@ -151,6 +153,28 @@ def _imessage_problem(options: dict[str, Any], secret: str) -> str | None:
         return f"the BlueBubbles server answered HTTP {exc.code}"
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return f"cannot reach {base} ({getattr(exc, 'reason', type(exc).__name__)})"
+    return None
+
+
+def _signal_problem(options: dict[str, Any]) -> str | None:
+    """Ask the signal-cli daemon (`listGroups`) whether it holds the account."""
+    url, number = options["http_url"], options["account"]
+    body = {"jsonrpc": "2.0", "method": "listGroups", "params": {"account": number}, "id": 1}
+    request = urllib.request.Request(
+        f"{url}/api/v1/rpc", data=json.dumps(body).encode(), method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return f"signal-cli answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"cannot reach signal-cli at {url} ({getattr(exc, 'reason', exc)})"
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if error:
+        message = error.get("message") if isinstance(error, dict) else error
+        return f"signal-cli refused the account {number} ({message}); link or register it"
     return None
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.bluebubbles import FakeBlueBubbles
+from tests.fakes.signal_cli import FakeSignalCli
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.integration.channels.ircd import Human, Ngircd
@@ -42,6 +43,15 @@ async def slack() -> AsyncIterator[FakeSlack]:
 async def bluebubbles() -> AsyncIterator[FakeBlueBubbles]:
     """A BlueBubbles server stand-in on a loopback port (`PASSWORD`, Private API on)."""
     fake = FakeBlueBubbles()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def signal_cli() -> AsyncIterator[FakeSignalCli]:
+    """A signal-cli HTTP daemon stand-in on a loopback port, holding the account `ACCOUNT`."""
+    fake = FakeSignalCli()
     await fake.start()
     yield fake
     await fake.stop()
