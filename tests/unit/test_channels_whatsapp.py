@@ -18,6 +18,7 @@ from clawgate.channels.base import (
     PermanentSendError,
     RateLimited,
 )
+from clawgate.channels.registry import spec_for
 from clawgate.channels.settings import resolve_accounts
 from clawgate.channels.whatsapp_protocol import (
     UnreadableNotification,
@@ -239,3 +240,29 @@ def test_a_named_account_does_not_inherit_the_secrets() -> None:
     table = {"access_token": TOKEN, "accounts": {"shop": {"phone_number_id": "9"}}}
     accounts = {a.account_id: a for a in whatsapp_accounts(table)}
     assert accounts["shop"].secret is None and accounts["default"].secret == TOKEN
+
+
+def test_each_account_resolves_by_its_own_mode() -> None:
+    table = {"access_token": TOKEN, "accounts": {"me": {"mode": "web"}}}
+    accounts = {a.account_id: a for a in whatsapp_accounts(table)}
+    cloud, web = accounts["default"], accounts["me"]
+    assert cloud.options["mode"] == "cloud" and cloud.secret == TOKEN
+    assert web.options["mode"] == "web" and web.secret is None
+    assert web.options["session_dir"] == "/h/whatsapp/me"
+
+
+def test_the_mode_picks_the_adapter_and_the_extra_to_install() -> None:
+    cloud, web = spec_for("whatsapp", "cloud"), spec_for("whatsapp", "web")
+    assert cloud is not None and web is not None
+    assert (cloud.module, cloud.extra, cloud.credential_required) == (
+        "clawgate.channels.whatsapp",
+        "whatsapp",
+        True,
+    )
+    assert (web.module, web.extra, web.credential_required) == (
+        "clawgate.channels.whatsapp_web",
+        "whatsapp-web",
+        False,
+    )
+    telegram = spec_for("telegram", "webhook")
+    assert telegram is not None and telegram.cls == "TelegramAdapter"

@@ -31,7 +31,7 @@ from .base import (
     InboundMessage,
     WebhookHandler,
 )
-from .registry import ADAPTERS, load_adapter
+from .registry import load_adapter, spec_for
 from .supervision import AccountState, Backoff, BackoffPolicy, stalled
 
 __all__ = ["AccountCounters", "AccountRunner", "AccountServices", "AdapterFactory"]
@@ -229,8 +229,10 @@ class AccountRunner:
             self.adapter = self._factory(self.account, self)
         if self.adapter is None:
             if self._adapter_class is None:
-                self._adapter_class = load_adapter(self.account.channel)
-            spec = ADAPTERS.get(self.account.channel)
+                self._adapter_class = load_adapter(
+                    self.account.channel, self.account.options.get("mode")
+                )
+            spec = spec_for(self.account.channel, self.account.options.get("mode"))
             required = spec is None or spec.credential_required
             if required and not self.account.secret:
                 raise AuthFailed(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.bluebubbles import FakeBlueBubbles
+from tests.fakes.signal_cli import FakeSignalCli
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.whatsapp_cloud import FakeWhatsApp
@@ -42,6 +44,24 @@ async def slack() -> AsyncIterator[FakeSlack]:
 async def whatsapp() -> AsyncIterator[FakeWhatsApp]:
     """A WhatsApp Cloud API stand-in (Graph API + Meta's webhook sender) on a loopback port."""
     fake = FakeWhatsApp()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def bluebubbles() -> AsyncIterator[FakeBlueBubbles]:
+    """A BlueBubbles server stand-in on a loopback port (`PASSWORD`, Private API on)."""
+    fake = FakeBlueBubbles()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def signal_cli() -> AsyncIterator[FakeSignalCli]:
+    """A signal-cli HTTP daemon stand-in on a loopback port, holding the account `ACCOUNT`."""
+    fake = FakeSignalCli()
     await fake.start()
     yield fake
     await fake.stop()

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from typing import Any
 
+from clawgate.cli.qr_link import links_by_qr
 from clawgate.service.doctor import DoctorProbes
 from clawgate.store.channels_repo import OutboundRow
 from tests.conftest import GatewayFactory, RunningGateway
@@ -261,3 +262,11 @@ async def test_doctor_checks_the_access_token_against_the_phone_number(
     assert ok is None
     assert refused == "Meta refused the access token (code 190)"
     assert missing is not None and "app secret" in missing
+
+
+async def test_channels_login_logs_a_cloud_account_in_rather_than_showing_a_qr_code(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, whatsapp: FakeWhatsApp
+) -> None:
+    gateway = await whatsapp_gateway(gateway_factory, whatsapp)
+    peer = await operator(client_factory, gateway)
+    assert await links_by_qr(peer.client, "whatsapp", None) is False
