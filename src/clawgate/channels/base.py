@@ -62,6 +62,9 @@ __all__ = [
     "RateLimited",
     "Sender",
     "Target",
+    "WebhookHandler",
+    "WebhookReply",
+    "WebhookRequest",
 ]
 
 
@@ -231,21 +234,59 @@ class AccountLink(Protocol):
     def may_join(self, inviter: str, room_id: str, direct: bool) -> bool:
         """Whether to accept an invite into a room (platforms with invites, like Matrix)."""
 
+    async def delivery_failed(self, message_id: str, reason: str) -> None:
+        """Record that a message already sent was not delivered (a late failure report).
+
+        The delivery recorded with platform id `message_id` is marked failed with `reason`,
+        which `channels.status` shows as the last error.
+        """
+
     async def load_cursor(self) -> str | None:
         """Return the account's persisted cursor (update offset, sync token), if any."""
 
     async def save_cursor(self, cursor: str) -> None:
         """Persist the account's cursor (after the messages before it were delivered)."""
 
-    def add_webhook(self, handler: WebhookHandler) -> str:
-        """Serve `handler` on the gateway's HTTP port; return its path after `/channels/`."""
+    def add_webhook(self, handler: WebhookHandler, *, name: str | None = None) -> str:
+        """Serve `handler` on the gateway's HTTP port; return its path after `/channels/`.
+
+        Without `name` the path is a fresh secret (`<channel>/<random>`), for platforms told
+        the URL at every start (Telegram's `setWebhook`). With one it is `<channel>/<name>`,
+        the same at every start, for platforms configured with one URL by hand (WhatsApp
+        Cloud, BlueBubbles, Slack's Events API): the handler must then authenticate every
+        request itself (signature, password). Raises `ChannelError` if the path is taken.
+        """
 
     def remove_webhook(self, path: str) -> None:
         """Stop serving a webhook path."""
 
 
-#: Takes (headers with lower-case names, body) and returns the HTTP status to answer with.
-WebhookHandler = Callable[[dict[str, str], bytes], Awaitable[int]]
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One HTTP request to an account's webhook path (GET or POST)."""
+
+    method: str
+    # Header names in lower case.
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReply:
+    """What to answer a webhook request with.
+
+    An empty `text` answers `ok` for a 2xx status and `refused` otherwise; a 401 counts as a
+    failed guess against the gateway's lockout, like a wrong token.
+    """
+
+    status: int = 200
+    text: str = ""
+    content_type: str = "text/plain"
+
+
+#: Serves one webhook request of one account.
+WebhookHandler = Callable[[WebhookRequest], Awaitable[WebhookReply]]
 
 
 class ChannelAdapter(Protocol):

@@ -71,6 +71,8 @@ from .base import (
     RateLimited,
     Sender,
     Target,
+    WebhookReply,
+    WebhookRequest,
 )
 
 __all__ = ["MAX_TEXT", "SECRET_HEADER", "TelegramAdapter", "normalize"]
@@ -369,18 +371,20 @@ class TelegramAdapter:
     async def _run_webhook(self, bot: Bot) -> None:
         secret = secrets.token_urlsafe(32)
 
-        async def on_update(headers: dict[str, str], body: bytes) -> int:
-            given = headers.get(SECRET_HEADER.lower(), "")
+        async def on_update(request: WebhookRequest) -> WebhookReply:
+            if request.method != "POST":
+                return WebhookReply(405)
+            given = request.headers.get(SECRET_HEADER.lower(), "")
             if not hmac.compare_digest(given.encode(), secret.encode()):
-                return 401
+                return WebhookReply(401)
             try:
-                update = Update.de_json(json.loads(body), bot)
+                update = Update.de_json(json.loads(request.body), bot)
             except Exception:
                 self._link.error("the webhook received an unreadable update")
-                return 400
+                return WebhookReply(400)
             self._link.progress()
             await self._receive(bot, update)
-            return 200
+            return WebhookReply()
 
         path = self._link.add_webhook(on_update)
         try:

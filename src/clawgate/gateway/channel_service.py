@@ -23,7 +23,7 @@ from aiohttp import web
 
 from ..agents.run import RunStatus
 from ..agents.sessions import canonical_key
-from ..channels.base import AccountConfig
+from ..channels.base import AccountConfig, WebhookRequest
 from ..channels.manager import AccountRunner
 from ..channels.runtime import ChannelRuntime, SendRequest
 from ..channels.webchat import WebChatAdapter, webchat_account
@@ -41,7 +41,7 @@ __all__ = ["WEBHOOK_PREFIX", "ChannelService", "ChannelTurns", "WebChatPosts"]
 
 logger = logging.getLogger(__name__)
 
-#: Platform webhooks are served under this path (the rest is random, new at every start).
+#: Platform webhooks are served under this path (then `<channel>/<secret or name>`).
 WEBHOOK_PREFIX: Final = "/channels/"
 
 
@@ -199,11 +199,14 @@ class ChannelService:
     # -- HTTP ----------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
-        """Serve platform webhooks at `/channels/<channel>/<secret path>` (an HttpSurface)."""
-        app.router.add_post(f"{WEBHOOK_PREFIX}{{channel}}/{{secret}}", self.webhook)
+        """Serve platform webhooks at `/channels/<channel>/<path>` (an HttpSurface)."""
+        route = f"{WEBHOOK_PREFIX}{{channel}}/{{secret}}"
+        app.router.add_post(route, self.webhook)
+        # GET too: some platforms verify a webhook URL with a GET (WhatsApp's hub.challenge).
+        app.router.add_get(route, self.webhook, allow_head=False)
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """Hand a platform's webhook call to the account that registered its secret path."""
+        """Hand a platform's webhook call to the account that registered its path."""
         guard = self._guard
         locked = guard.lockout(request) if guard is not None else None
         if locked is not None:
@@ -215,11 +218,17 @@ class ChannelService:
             # The path is a secret: a wrong one is a failed guess like a wrong token (§5.4).
             await self._failed(request)
             raise web.HTTPNotFound(text="not found\n")
-        body = await request.read()
-        status = await handler({k.lower(): v for k, v in request.headers.items()}, body)
-        if status == 401:
+        call = WebhookRequest(
+            method=request.method,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query),
+            body=await request.read(),
+        )
+        reply = await handler(call)
+        if reply.status == 401:
             await self._failed(request)
-        return web.Response(status=status, text="ok\n" if status == 200 else "refused\n")
+        text = reply.text or ("ok\n" if 200 <= reply.status < 300 else "refused\n")
+        return web.Response(status=reply.status, text=text, content_type=reply.content_type)
 
     async def _failed(self, request: web.Request) -> None:
         if self._guard is not None:
