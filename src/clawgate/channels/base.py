@@ -242,6 +242,13 @@ class AccountLink(Protocol):
     def may_join(self, inviter: str, room_id: str, direct: bool) -> bool:
         """Whether to accept an invite into a room (platforms with invites, like Matrix)."""
 
+    async def delivery_failed(self, message_id: str, reason: str) -> None:
+        """Record that a message already sent was not delivered (a late failure report).
+
+        The delivery recorded with platform id `message_id` is marked failed with `reason`,
+        which `channels.status` shows as the last error.
+        """
+
     async def load_cursor(self) -> str | None:
         """Return the account's persisted cursor (update offset, sync token), if any."""
 

@@ -31,7 +31,7 @@ from .base import (
     InboundMessage,
     WebhookHandler,
 )
-from .registry import ADAPTERS, load_adapter
+from .registry import load_adapter, spec_for
 from .supervision import AccountState, Backoff, BackoffPolicy, stalled
 
 __all__ = ["AccountCounters", "AccountRunner", "AccountServices", "AdapterFactory"]
@@ -68,6 +68,8 @@ class AccountServices:
     monotonic: Callable[[], float] = time.monotonic
     # (account, inviter, room, direct) -> whether to join (see `policy.decide_invite`).
     may_join: Callable[[AccountConfig, str, str, bool], bool] = lambda *_: False
+    # (account, platform message id, reason) -> whether a recorded delivery was marked failed.
+    delivery_failed: Callable[[AccountConfig, str, str], Awaitable[bool]] | None = None
 
 
 class AccountRunner:
@@ -144,6 +146,14 @@ class AccountRunner:
         """Whether the account's access settings let it join a room it was invited to."""
         return self._services.may_join(self.account, inviter, room_id, direct)
 
+    async def delivery_failed(self, message_id: str, reason: str) -> None:
+        """Mark a delivery failed after the fact (the platform's report) and show why."""
+        self.send_failed(reason)
+        if self._services.delivery_failed is not None:
+            found = await self._services.delivery_failed(self.account, message_id, reason)
+            if not found:
+                self._log.info("a failure report for an unrecorded message %s", message_id)
+
     async def load_cursor(self) -> str | None:
         """Return the persisted cursor."""
         return await self._services.load_cursor(self.account)
@@ -219,8 +229,10 @@ class AccountRunner:
             self.adapter = self._factory(self.account, self)
         if self.adapter is None:
             if self._adapter_class is None:
-                self._adapter_class = load_adapter(self.account.channel)
-            spec = ADAPTERS.get(self.account.channel)
+                self._adapter_class = load_adapter(
+                    self.account.channel, self.account.options.get("mode")
+                )
+            spec = spec_for(self.account.channel, self.account.options.get("mode"))
             required = spec is None or spec.credential_required
             if required and not self.account.secret:
                 raise AuthFailed(

@@ -27,6 +27,7 @@ from ..store.channels_repo import (
     load_open_inbound,
     load_pairing,
     load_state,
+    mark_outbound_failed,
     save_state,
 )
 from ..store.group_writer import GroupWriter
@@ -140,6 +141,7 @@ class ChannelRuntime:
             clock=self._clock,
             backoff=self._backoff,
             may_join=self._may_join,
+            delivery_failed=self._delivery_failed,
         )
         every = [*builtin, *((account, None) for account in accounts)]
         self.runners: dict[tuple[str, str], AccountRunner] = {
@@ -253,6 +255,12 @@ class ChannelRuntime:
         now = self._clock()
         await self._store.write(
             lambda conn: save_state(conn, account.channel, account.account_id, CURSOR, cursor, now)
+        )
+
+    async def _delivery_failed(self, account: AccountConfig, message_id: str, reason: str) -> bool:
+        channel, account_id = account.channel, account.account_id
+        return await self._store.write(
+            lambda conn: mark_outbound_failed(conn, channel, account_id, message_id, reason)
         )
 
     def _add_webhook(self, channel: str, handler: WebhookHandler, name: str | None) -> str:
