@@ -682,6 +682,8 @@ class _AccountOverrides(_Section):
 
 #: `stream = "edit" | "off"` (Slack, Telegram): show a reply while the agent writes it.
 StreamMode = Literal["edit", "off"]
+#: A Slack emoji name, without the colons (`eyes`, `white_check_mark`, `+1`).
+_EMOJI_NAME: Final = r"^[a-z0-9_+'-]{1,100}$"
 _STREAM_HELP: Final = (
     "edit (post the reply once it has text, edit it in place as the agent writes) | off"
     " (send it whole at the end)"
@@ -930,6 +932,7 @@ class SlackAccountSection(_AccountOverrides):
     signing_secret_file: str | None = None
     signing_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
     stream: StreamMode | None = None
+    ack_reaction: Annotated[str, Field(pattern=_EMOJI_NAME)] | None = None
 
 
 class SlackSection(ChannelCommon):
@@ -985,6 +988,10 @@ class SlackSection(ChannelCommon):
         ),
     )
     stream: StreamMode = Field(default="off", description=_STREAM_HELP)
+    ack_reaction: Annotated[str, Field(pattern=_EMOJI_NAME)] | None = Field(
+        default=None,
+        description='an emoji name (e.g. "eyes") added to each message the agent takes up',
+    )
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], SlackAccountSection] = Field(
         default_factory=dict
     )

@@ -41,6 +41,10 @@ What an adapter does, and what it leaves to the layer:
   reply by editing (account option `stream = "edit"`: post once some text exists, edit at
   most once a second, continue past `max_text` in a new message; see `streaming.py`) only
   when both hold; otherwise it sends the whole reply at the end. Slack and Telegram do.
+- Reacting is optional the same way: `Reacts` (`react(target, message_id, name)`, the
+  inbound message's id) with `capabilities.reactions`. The layer adds the account's
+  `ack_reaction` to each message whose turn starts, so the sender sees it was picked up
+  (a failed reaction is only logged). Slack does.
 - Adapters never see the agent, the store or the gateway, and never log message text or
   credentials.
 """
@@ -68,6 +72,7 @@ __all__ = [
     "OutboundMedia",
     "PermanentSendError",
     "RateLimited",
+    "Reacts",
     "Sender",
     "Target",
     "WebhookHandler",
@@ -331,3 +336,11 @@ class EditsText(Protocol):
 
     async def edit_text(self, target: Target, message_id: str, text: str) -> None:
         """Replace the text of message `message_id` (as `send_text` returned it) with `text`."""
+
+
+@runtime_checkable
+class Reacts(Protocol):
+    """An adapter that can add an emoji reaction to a message (see the module docstring)."""
+
+    async def react(self, target: Target, message_id: str, name: str) -> None:
+        """Add the emoji `name` to message `message_id` (an `InboundMessage.message_id`)."""

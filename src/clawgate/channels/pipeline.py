@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol
 
 from ..store.channels_repo import PairingRow, claim_inbound, finish_inbound
 from ..store.group_writer import GroupWriter
-from .base import ChatKind, ChatRef, EditsText, InboundMessage, Media, Sender, Target
+from .base import ChatKind, ChatRef, EditsText, InboundMessage, Media, Reacts, Sender, Target
 from .manager import AccountRunner
 from .outbound import Delivery, Outbox, ReplyStream
 from .policy import PairingBook, PairingCode, RefusalLog, Verdict, decide_access
@@ -285,6 +285,7 @@ class InboundPipeline:
                     runner, target, reply, session_key=key, run_id=run_id, answers=answers
                 )
             )
+        self._acknowledge(runner, target, last)
         typing = self._spawn_typing(runner, target)
         delivery: Delivery | None = None
         try:
@@ -332,6 +333,23 @@ class InboundPipeline:
         if runner.account.options.get("stream") != "edit":
             return None
         return ReplyStream(ReplyStreamMachine(adapter.capabilities.max_text))
+
+    def _acknowledge(self, runner: AccountRunner, target: Target, message: InboundMessage) -> None:
+        """Add the account's `ack_reaction` to the message the turn answers, if it has one."""
+        name = runner.account.options.get("ack_reaction")
+        adapter = runner.adapter
+        if not name or adapter is None or not adapter.capabilities.reactions:
+            return
+        if not isinstance(adapter, Reacts):
+            return
+
+        async def react() -> None:
+            try:
+                await adapter.react(target, message.message_id, name)
+            except Exception as exc:  # only a courtesy: a failed reaction never fails the turn
+                logger.info("%s: the ack reaction failed: %s", runner.account.key, exc)
+
+        self._spawn(react())
 
     def _spawn_typing(self, runner: AccountRunner, target: Target) -> asyncio.Task[None] | None:
         adapter = runner.adapter

@@ -293,6 +293,7 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
                     "signing_secret": SecretText(signing) if signing else None,
                     "signing_secret_source": signing_source,
                     "stream": values["stream"],
+                    "ack_reaction": values["ack_reaction"],
                 },
                 **{key: _frozen(values[key]) for key in _COMMON},
             )
