@@ -27,9 +27,11 @@ from .canvas import RELOADS, measure_canvas
 from .channels import BURST, ROUND_TRIPS, SENDERS, measure_channels
 from .chat import measure_chat
 from .cron import FIRING_JOBS, LOADED_JOBS, measure_cron
+from .discord import DISCORD_BURST, DISCORD_ROUND_TRIPS, measure_discord
 from .http_door import HTTP_CONNECTIONS, SLOW_CLIENTS, measure_http_door
 from .hub import DAEMONS, measure_hub
 from .hub_cluster import INSTANCES, measure_hub_cluster
+from .imessage import IMESSAGE_ROUND_TRIPS, measure_imessage
 from .ipc import COMMANDS, MANY_PLUGINS, ROUNDTRIPS, measure_ipc
 from .irc import IRC_ROUND_TRIPS, measure_irc
 from .link import IN_FLIGHT, LATENCY_COMMANDS, THROUGHPUT_COMMANDS, measure_link
@@ -57,8 +59,10 @@ from .presence import (
 )
 from .procs import REPO_ROOT, Servers
 from .report import Figure, render_table, write_results
-from .slack import SLACK_BURST, SLACK_ROUND_TRIPS, measure_slack
+from .signal import SIGNAL_ROUND_TRIPS, measure_signal
+from .slack import SLACK_BURST, SLACK_EVENTS_ROUND_TRIPS, SLACK_ROUND_TRIPS, measure_slack
 from .webchat import WEBCHAT_SENDS, measure_webchat
+from .whatsapp import WHATSAPP_ROUND_TRIPS, measure_whatsapp
 
 __all__ = ["main"]
 
@@ -169,6 +173,26 @@ async def _slack(ctx: Context) -> list[Figure]:
         return await measure_slack(ctx.servers, http)
 
 
+async def _discord(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_discord(ctx.servers, http)
+
+
+async def _whatsapp(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_whatsapp(ctx.servers, http)
+
+
+async def _imessage(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_imessage(ctx.servers, http)
+
+
+async def _signal(ctx: Context) -> list[Figure]:
+    async with aiohttp.ClientSession() as http:
+        return await measure_signal(ctx.servers, http)
+
+
 async def _matrix(ctx: Context) -> list[Figure]:
     async with aiohttp.ClientSession() as http:
         return await measure_matrix(ctx.servers, http, ctx.workdir)
@@ -222,9 +246,34 @@ PHASES: Final = (
     Phase("matrix", f"matrix: {MATRIX_ROUND_TRIPS} echo round trips through Synapse", 150, _matrix),
     Phase(
         "slack",
-        f"slack: {SLACK_ROUND_TRIPS} Socket Mode round trips, a {SLACK_BURST}-message burst",
+        f"slack: {SLACK_ROUND_TRIPS} Socket Mode round trips, a {SLACK_BURST}-message burst,"
+        f" {SLACK_EVENTS_ROUND_TRIPS} Events API round trips",
         120,
         _slack,
+    ),
+    Phase(
+        "discord",
+        f"discord: {DISCORD_ROUND_TRIPS} gateway round trips, a {DISCORD_BURST}-message burst",
+        120,
+        _discord,
+    ),
+    Phase(
+        "whatsapp",
+        f"whatsapp: {WHATSAPP_ROUND_TRIPS} echo round trips through the Cloud API stand-in",
+        90,
+        _whatsapp,
+    ),
+    Phase(
+        "imessage",
+        f"imessage: {IMESSAGE_ROUND_TRIPS} BlueBubbles webhook -> REST echo round trips",
+        90,
+        _imessage,
+    ),
+    Phase(
+        "signal",
+        f"signal: {SIGNAL_ROUND_TRIPS} echo round trips through the signal-cli daemon stand-in",
+        90,
+        _signal,
     ),
     Phase(
         "memory",

@@ -53,11 +53,15 @@ __all__ = [
     "ClawgateConfig",
     "ConfigError",
     "CronSection",
+    "DiscordAccountSection",
+    "DiscordSection",
     "GatewaySection",
     "HeartbeatSection",
     "HookMappingSection",
     "HooksSection",
     "HttpSection",
+    "IMessageAccountSection",
+    "IMessageSection",
     "IrcAccountSection",
     "IrcSection",
     "LogSection",
@@ -66,10 +70,14 @@ __all__ = [
     "NodesSection",
     "OpenAIHttpSection",
     "OpenAISection",
+    "SignalAccountSection",
+    "SignalSection",
     "SlackAccountSection",
     "SlackSection",
     "TelegramAccountSection",
     "TelegramSection",
+    "WhatsAppAccountSection",
+    "WhatsAppSection",
     "bind_host",
     "check_config_permissions",
     "ensure_gateway_token",
@@ -102,6 +110,18 @@ SECRET_KEYS: Final = (
     ("channels", "slack", "app_token"),
     ("channels", "slack", "accounts", "*", "bot_token"),
     ("channels", "slack", "accounts", "*", "app_token"),
+    ("channels", "slack", "signing_secret"),
+    ("channels", "slack", "accounts", "*", "signing_secret"),
+    ("channels", "discord", "token"),
+    ("channels", "discord", "accounts", "*", "token"),
+    ("channels", "whatsapp", "access_token"),
+    ("channels", "whatsapp", "app_secret"),
+    ("channels", "whatsapp", "verify_token"),
+    ("channels", "whatsapp", "accounts", "*", "access_token"),
+    ("channels", "whatsapp", "accounts", "*", "app_secret"),
+    ("channels", "whatsapp", "accounts", "*", "verify_token"),
+    ("channels", "imessage", "password"),
+    ("channels", "imessage", "accounts", "*", "password"),
 )
 
 
@@ -660,6 +680,16 @@ class _AccountOverrides(_Section):
     debounce_ms: Annotated[int, Field(ge=0, le=60_000)] | None = None
 
 
+#: `stream = "edit" | "off"` (Slack, Telegram): show a reply while the agent writes it.
+StreamMode = Literal["edit", "off"]
+#: A Slack emoji name, without the colons (`eyes`, `white_check_mark`, `+1`).
+_EMOJI_NAME: Final = r"^[a-z0-9_+'-]{1,100}$"
+_STREAM_HELP: Final = (
+    "edit (post the reply once it has text, edit it in place as the agent writes) | off"
+    " (send it whole at the end)"
+)
+
+
 class TelegramAccountSection(_AccountOverrides):
     """`[channels.telegram.accounts.<id>]`: one more bot; unset keys come from the table above."""
 
@@ -670,6 +700,7 @@ class TelegramAccountSection(_AccountOverrides):
     mode: Literal["polling", "webhook"] | None = None
     webhook_url: str | None = None
     poll_timeout_s: Annotated[int, Field(ge=1, le=50)] | None = None
+    stream: StreamMode | None = None
 
 
 class TelegramSection(ChannelCommon):
@@ -701,6 +732,7 @@ class TelegramSection(ChannelCommon):
     poll_timeout_s: Annotated[int, Field(ge=1, le=50)] = Field(
         default=25, description="how long one getUpdates long poll waits"
     )
+    stream: StreamMode = Field(default="off", description=_STREAM_HELP)
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], TelegramAccountSection] = Field(
         default_factory=dict
     )
@@ -895,14 +927,22 @@ class SlackAccountSection(_AccountOverrides):
     app_token_file: str | None = None
     app_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
     api_base: str | None = None
+    mode: Literal["socket", "events"] | None = None
+    signing_secret: str | None = None
+    signing_secret_file: str | None = None
+    signing_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    stream: StreamMode | None = None
+    ack_reaction: Annotated[str, Field(pattern=_EMOJI_NAME)] | None = None
 
 
 class SlackSection(ChannelCommon):
-    """`[channels.slack]`: a Slack app in Socket Mode (slack-sdk; no public URL needed).
+    """`[channels.slack]`: a Slack app in Socket Mode (no public URL) or over the Events API.
 
-    Two tokens: the bot token (`xoxb-`, Web API calls) and the app-level token (`xapp-`,
-    scope `connections:write`, opens the Socket Mode connection); each from `<name>`,
-    `<name>_file` or `<name>_env` (default CLAWGATE_SLACK_BOT_TOKEN, CLAWGATE_SLACK_APP_TOKEN).
+    The bot token (`xoxb-`, Web API calls), and for `mode = "socket"` the app-level token
+    (`xapp-`, scope `connections:write`, opens the Socket Mode connection) or for
+    `mode = "events"` the signing secret (checks the requests Slack sends to
+    `/channels/slack/<account>`); each from `<name>`, `<name>_file` or `<name>_env` (default
+    CLAWGATE_SLACK_BOT_TOKEN, CLAWGATE_SLACK_APP_TOKEN, CLAWGATE_SLACK_SIGNING_SECRET).
     `allow_from` holds user ids (`U...`), `groups` channel ids (`C...`).
     """
 
@@ -927,12 +967,296 @@ class SlackSection(ChannelCommon):
         default="https://slack.com/api/",
         description="the Web API root; `<method>` is appended (slack-sdk's base_url)",
     )
+    mode: Literal["socket", "events"] = Field(
+        default="socket",
+        description=(
+            "socket (Socket Mode, the app token) | events (the Events API: Slack POSTs to"
+            " <public url>/channels/slack/<account>, checked with the signing secret)"
+        ),
+    )
+    signing_secret: str | None = Field(
+        default=None,
+        description="the app's signing secret (Basic Information > App Credentials), events mode",
+    )
+    signing_secret_file: str | None = Field(
+        default=None, description="a file holding the signing secret"
+    )
+    signing_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description=(
+            "read the signing secret from this variable (default CLAWGATE_SLACK_SIGNING_SECRET)"
+        ),
+    )
+    stream: StreamMode = Field(default="off", description=_STREAM_HELP)
+    ack_reaction: Annotated[str, Field(pattern=_EMOJI_NAME)] | None = Field(
+        default=None,
+        description='an emoji name (e.g. "eyes") added to each message the agent takes up',
+    )
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], SlackAccountSection] = Field(
         default_factory=dict
     )
 
     @model_validator(mode="after")
     def _urls(self) -> SlackSection:
+        for url in [self.api_base, *(a.api_base for a in self.accounts.values() if a.api_base)]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
+class IMessageAccountSection(_AccountOverrides):
+    """`[channels.imessage.accounts.<id>]`: one more BlueBubbles server; unset keys as above."""
+
+    server_url: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    webhook_url: str | None = None
+    mention_names: list[str] | None = None
+    ping_interval_s: Annotated[float, Field(ge=0.05, le=300)] | None = None
+
+
+class IMessageSection(ChannelCommon):
+    """`[channels.imessage]`: iMessage through a BlueBubbles server on a Mac (experimental).
+
+    The server password from `password`, `password_file` or `password_env` (default
+    CLAWGATE_IMESSAGE_PASSWORD). `allow_from` holds addresses (`+15551234567`, e-mail
+    addresses), `groups` chat guids (`iMessage;+;chat...`).
+    """
+
+    server_url: str | None = Field(
+        default=None,
+        description="the BlueBubbles server's URL, as its settings show it (http(s)://host:1234)",
+    )
+    password: str | None = Field(
+        default=None,
+        description="the BlueBubbles server password (or password_file / password_env)",
+    )
+    password_file: str | None = Field(default=None, description="a file holding the password")
+    password_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the password from this variable (default CLAWGATE_IMESSAGE_PASSWORD)",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "the base URL at which the BlueBubbles server reaches this gateway's HTTP port;"
+            " the gateway registers its webhook under it at every start"
+        ),
+    )
+    mention_names: list[str] = Field(
+        default_factory=lambda: ["clawgate"],
+        description="in group chats, answer only messages that name the bot by one of these",
+    )
+    ping_interval_s: Annotated[float, Field(ge=0.05, le=300)] = Field(
+        default=30.0, description="how often the server is pinged (a failed ping reconnects)"
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], IMessageAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> IMessageSection:
+        named = self.accounts.values()
+        urls = [self.server_url, self.webhook_url]
+        urls += [u for a in named for u in (a.server_url, a.webhook_url)]
+        for url in urls:
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
+class WhatsAppAccountSection(_AccountOverrides):
+    """`[channels.whatsapp.accounts.<id>]`: one more phone number; unset keys come from above."""
+
+    mode: Literal["cloud", "web"] | None = None
+    phone_number_id: Annotated[str, Field(pattern=r"^[0-9]{1,32}$")] | None = None
+    access_token: str | None = None
+    access_token_file: str | None = None
+    access_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    app_secret: str | None = None
+    app_secret_file: str | None = None
+    app_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    verify_token: str | None = None
+    verify_token_file: str | None = None
+    verify_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    graph_base: str | None = None
+    reconnect_grace_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    link_timeout_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+
+
+class WhatsAppSection(ChannelCommon):
+    """`[channels.whatsapp]`: WhatsApp, through Meta's Cloud API or as a linked device.
+
+    `mode = "cloud"` (the default): a WhatsApp Business number on the official Cloud API.
+    Three secrets, each from `<name>`, `<name>_file` or `<name>_env` (default
+    CLAWGATE_WHATSAPP_ACCESS_TOKEN, _APP_SECRET, _VERIFY_TOKEN): the access token (a system
+    user's permanent token), the app secret (checks every webhook's signature) and the verify
+    token (typed into the webhook settings). Meta calls `https://<public
+    host>/channels/whatsapp/<account>`.
+    `mode = "web"` (experimental): a linked device of a personal number (WhatsApp Web
+    multi-device, through neonize). No token: the linked session under
+    `<home>/whatsapp/<account>/` is the credential (`clawgate channels login whatsapp` shows
+    the QR code to scan).
+    `allow_from` holds phone numbers as WhatsApp ids (`16505551234`, no `+`); in web mode,
+    `groups` holds group ids (`…@g.us`).
+    """
+
+    mode: Literal["cloud", "web"] = Field(
+        default="cloud",
+        description="cloud: the official Business Cloud API; web: a linked personal number",
+    )
+    phone_number_id: Annotated[str, Field(pattern=r"^[0-9]{1,32}$")] | None = Field(
+        default=None, description="the business phone number's id (WhatsApp > API Setup)"
+    )
+    access_token: str | None = Field(
+        default=None, description="a permanent access token of a system user (or _file / _env)"
+    )
+    access_token_file: str | None = Field(default=None, description="a file holding the token")
+    access_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the token from this variable (default CLAWGATE_WHATSAPP_ACCESS_TOKEN)",
+    )
+    app_secret: str | None = Field(
+        default=None, description="the app secret (App settings > Basic): webhook signatures"
+    )
+    app_secret_file: str | None = Field(default=None, description="a file holding the app secret")
+    app_secret_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the app secret from this variable (default CLAWGATE_WHATSAPP_APP_SECRET)",
+    )
+    verify_token: str | None = Field(
+        default=None, description="the verify token typed into the webhook settings"
+    )
+    verify_token_file: str | None = Field(
+        default=None, description="a file holding the verify token"
+    )
+    verify_token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description=(
+            "read the verify token from this variable (default CLAWGATE_WHATSAPP_VERIFY_TOKEN)"
+        ),
+    )
+    graph_base: str = Field(
+        default="https://graph.facebook.com/v21.0",
+        description="the Graph API root with its version",
+    )
+    reconnect_grace_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=60.0,
+        description="web: how long whatsmeow may reconnect by itself before the client is rebuilt",
+    )
+    link_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=180.0,
+        description="web: how long an unlinked account shows QR codes before it waits for a login",
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], WhatsAppAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> WhatsAppSection:
+        for url in [
+            self.graph_base,
+            *(a.graph_base for a in self.accounts.values() if a.graph_base),
+        ]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
+_E164: Final = r"^\+[1-9][0-9]{5,14}$"
+
+
+class SignalAccountSection(_AccountOverrides):
+    """`[channels.signal.accounts.<id>]`: one more Signal number; unset keys come from above."""
+
+    account: Annotated[str, Field(pattern=_E164)] | None = None
+    http_url: str | None = None
+    attachments_dir: str | None = None
+
+
+class SignalSection(ChannelCommon):
+    """`[channels.signal]`: a Signal account held by a signal-cli daemon (`daemon --http`).
+
+    signal-cli keeps the account's keys; clawgate speaks to its JSON-RPC and event stream.
+    `allow_from` holds phone numbers (`+15551234567`) or, for senders who hide their
+    number, Signal uuids; `groups` holds group ids as `signal-cli listGroups` prints them.
+    """
+
+    account: Annotated[str, Field(pattern=_E164)] | None = Field(
+        default=None,
+        description="the number signal-cli is linked or registered with, e.g. +15551234567",
+    )
+    http_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="the signal-cli daemon's HTTP root (signal-cli daemon --http HOST:PORT)",
+    )
+    attachments_dir: str = Field(
+        default="~/.local/share/signal-cli/attachments",
+        description="where signal-cli stores received attachments (its data dir + /attachments)",
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], SignalAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _accounts(self) -> SignalSection:
+        if self.account is None and not self.accounts:
+            raise ValueError("account is required: the number signal-cli holds, e.g. +15551234567")
+        for name, each in self.accounts.items():
+            if each.account is None:
+                raise ValueError(f"accounts.{name}.account is required: each account is a number")
+        for url in [self.http_url, *(a.http_url for a in self.accounts.values() if a.http_url)]:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
+
+class DiscordAccountSection(_AccountOverrides):
+    """`[channels.discord.accounts.<id>]`: one more Discord bot; unset keys come from above."""
+
+    token: str | None = None
+    token_file: str | None = None
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = None
+    api_base: str | None = None
+
+
+class DiscordSection(ChannelCommon):
+    """`[channels.discord]`: a Discord bot over the gateway WebSocket and REST API v10.
+
+    The bot token from `token`, `token_file` or `token_env` (default
+    CLAWGATE_DISCORD_BOT_TOKEN). `allow_from` holds user ids, `groups` guild channel ids
+    (a thread belongs to its parent channel); ids are the numbers Developer Mode copies.
+    """
+
+    token: str | None = Field(default=None, description="the bot token (or token_file / token_env)")
+    token_file: str | None = Field(default=None, description="a file holding the bot token")
+    token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
+        default=None,
+        description="read the bot token from this variable (default CLAWGATE_DISCORD_BOT_TOKEN)",
+    )
+    api_base: str = Field(
+        default="https://discord.com/api/v10",
+        description="the REST API root; the gateway URL comes from its GET /gateway/bot",
+    )
+    accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], DiscordAccountSection] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> DiscordSection:
         for url in [self.api_base, *(a.api_base for a in self.accounts.values() if a.api_base)]:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} must start with http:// or https://")
@@ -953,12 +1277,25 @@ class ChannelsSection(_Section):
     irc: IrcSection | None = None
     matrix: MatrixSection | None = None
     slack: SlackSection | None = None
+    discord: DiscordSection | None = None
+    imessage: IMessageSection | None = None
+    whatsapp: WhatsAppSection | None = None
+    signal: SignalSection | None = None
 
     def configured(self) -> list[str]:
         """Return the names of the channels with a table, in a fixed order."""
         return [
             name
-            for name in ("telegram", "irc", "matrix", "slack")
+            for name in (
+                "telegram",
+                "irc",
+                "matrix",
+                "slack",
+                "discord",
+                "imessage",
+                "whatsapp",
+                "signal",
+            )
             if getattr(self, name) is not None
         ]
 

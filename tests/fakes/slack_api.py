@@ -28,6 +28,14 @@ sends `{"type": "disconnect", "reason": "refresh_requested"}` and closes the soc
 moment later, as Slack does before it rotates a connection; `drop()` closes it without
 warning; `redeliver(envelope)` sends an envelope again.
 
+Events API (`request_url` set, as the app's Event Subscriptions Request URL): each event is
+POSTed to that URL as Slack does, the `event_callback` JSON signed with `SIGNING_SECRET`
+(`X-Slack-Request-Timestamp`, `X-Slack-Signature: v0=<HMAC-SHA256 of v0:<ts>:<body>>`); the
+envelope counts as acked when the answer is a 2xx. `redeliver` sends it again with
+`X-Slack-Retry-Num` / `X-Slack-Retry-Reason`, `verify_url(challenge)` sends the
+`url_verification` Slack sends when the URL is entered, and `post_signed(body, ...)` sends any
+body with a right or wrong secret, or a stale timestamp.
+
 A test plays the human with `user_says(...)` and reads what the bot posted with
 `wait_sent(...)`. `script(method, *behaviours)` makes the next calls of a Web API method
 misbehave: `"429"` (Retry-After 1), `"500"`, `"invalid_auth"`.
@@ -36,6 +44,8 @@ misbehave: `"429"` (Retry-After 1), `"500"`, `"invalid_auth"`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import json
 import secrets
@@ -46,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 __all__ = [
@@ -53,6 +64,7 @@ __all__ = [
     "APP_TOKEN",
     "BOT_TOKEN",
     "BOT_USER_ID",
+    "SIGNING_SECRET",
     "TEAM_ID",
     "Envelope",
     "FakeSlack",
@@ -65,6 +77,7 @@ BOT_USER_ID = "U0CLAWBOT"
 BOT_ID = "B0CLAWBOT"
 BOT_TOKEN = "xoxb-1111111111-2222222222-FakeBotTokenForTests"
 APP_TOKEN = "xapp-1-A0CLAWGATE-3333333333-fakeapptokenfortestsonly"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 #: `chat.postMessage` refuses longer text (Slack truncates at 40,000; 4,000 is advised).
 MAX_TEXT = 40_000
 
@@ -91,6 +104,8 @@ class Envelope:
     payload: dict[str, Any]
     retry_attempt: int = 0
     acked: bool = False
+    # Events API: the HTTP status of each POST of this envelope, in order.
+    statuses: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -120,6 +135,8 @@ class FakeSlack:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        #: Events API mode: the Request URL events are POSTed to (None: Socket Mode).
+        self.request_url: str | None = None
 
     # -- life -----------------------------------------------------------------------
 
@@ -199,9 +216,61 @@ class FakeSlack:
         }
         envelope = Envelope(secrets.token_hex(8), payload)
         self.envelopes.append(envelope)
-        if self._sockets:
+        if self.request_url is not None:
+            await self._post_envelope(envelope)
+        elif self._sockets:
             await self._send_envelope(self._sockets[-1], envelope)
         return envelope
+
+    # -- Events API -----------------------------------------------------------------
+
+    async def post_signed(
+        self,
+        body: bytes,
+        *,
+        secret: str = SIGNING_SECRET,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        """POST `body` to the Request URL signed with `secret` at `timestamp` (default now).
+
+        Returns:
+            The HTTP status and the answer's text.
+        """
+        assert self.request_url is not None, "set request_url first"
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        base = b"v0:" + stamp.encode() + b":" + body
+        digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+        sent = {
+            "Content-Type": "application/json",
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": f"v0={digest}",
+            **(headers or {}),
+        }
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.request_url, data=body, headers=sent) as response,
+        ):
+            return response.status, await response.text()
+
+    async def verify_url(self, challenge: str) -> tuple[int, str]:
+        """Send the `url_verification` Slack sends when the Request URL is entered."""
+        body = {"token": "unused", "challenge": challenge, "type": "url_verification"}
+        return await self.post_signed(json.dumps(body).encode())
+
+    async def _post_envelope(self, envelope: Envelope) -> None:
+        headers = {}
+        if envelope.retry_attempt:
+            headers = {
+                "X-Slack-Retry-Num": str(envelope.retry_attempt),
+                "X-Slack-Retry-Reason": "http_timeout",
+            }
+        body = json.dumps(envelope.payload).encode()
+        status, _ = await self.post_signed(body, headers=headers)
+        envelope.statuses.append(status)
+        envelope.acked = envelope.acked or 200 <= status < 300
+        await self._notify()
 
     async def refresh(self, close_after_s: float = 0.2) -> None:
         """Tell the live connection Slack wants it replaced, then close it."""
@@ -219,7 +288,10 @@ class FakeSlack:
     async def redeliver(self, envelope: Envelope) -> None:
         """Send an envelope again, as Slack does when it thinks the ack was lost."""
         envelope.retry_attempt += 1
-        await self._send_envelope(self._sockets[-1], envelope)
+        if self.request_url is not None:
+            await self._post_envelope(envelope)
+        else:
+            await self._send_envelope(self._sockets[-1], envelope)
 
     async def drop(self) -> None:
         """Close the live connection without a `disconnect` message (a network drop)."""

@@ -4,7 +4,9 @@ Served on loopback as `http://127.0.0.1:PORT`; `[channels.telegram] api_base` po
 and clients call `/bot<token>/<method>` exactly as on api.telegram.org (SDKs send
 multipart forms; JSON bodies and query strings work too). Implemented: `getMe`,
 `getUpdates` (long polling with `offset`/`timeout`/`limit`; a second concurrent poller
-ends the first with 409), `sendMessage`, `sendChatAction`, `sendPhoto`, `sendDocument`,
+ends the first with 409), `sendMessage`, `editMessageText` (400 "message to edit not
+found" for an unknown message, 400 "message is not modified" for the same text),
+`sendChatAction`, `sendPhoto`, `sendDocument`,
 `getFile` and `/file/bot<token>/<path>`, `setWebhook` (updates are then POSTed to the URL
 with `X-Telegram-Bot-Api-Secret-Token` and retried until answered 200),
 `deleteWebhook`, `getWebhookInfo`. Errors use the real shape
@@ -394,6 +396,34 @@ class FakeTelegram:
         sent = Sent("sendMessage", chat_id, message["message_id"], text, self._thread(params))
         sent.reply_to = self._reply_to(params)
         await self._record(sent)
+        return self._ok(message)
+
+    async def _m_editmessagetext(self, bot: _Bot, params: dict[str, Any]) -> web.Response:
+        chat_id, text = str(params.get("chat_id", "")), str(params.get("text", ""))
+        message_id = int(params.get("message_id") or 0)
+        known = [
+            s
+            for s in self.sent
+            if s.method in ("sendMessage", "editMessageText")
+            and (s.chat_id, s.message_id) == (chat_id, message_id)
+        ]
+        if not known:
+            return self._error(400, "Bad Request: message to edit not found")
+        if not text.strip():
+            return self._error(400, "Bad Request: message text is empty")
+        if len(text) > MAX_TEXT:
+            return self._error(400, "Bad Request: message is too long")
+        if known[-1].text == text:
+            return self._error(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply"
+                " markup are exactly the same as a current content and reply markup of the"
+                " message",
+            )
+        await self._record(Sent("editMessageText", chat_id, message_id, text, known[0].thread_id))
+        message = self._message(bot, chat_id, text=text)
+        message["message_id"] = message_id
+        message["edit_date"] = int(time.time())
         return self._ok(message)
 
     async def _m_sendchataction(self, bot: _Bot, params: dict[str, Any]) -> web.Response:

@@ -89,3 +89,34 @@ def test_both_tokens_are_redacted_when_config_is_shown() -> None:
     data = {"channels": {"slack": {"bot_token": BOT_TOKEN, "app_token": APP_TOKEN}}}
     shown = redact_data(data)["channels"]["slack"]
     assert shown == {"bot_token": REDACTED, "app_token": REDACTED}
+
+
+SIGNING_SECRET = "0123456789abcdef-signing-secret"
+
+
+def test_the_signing_secret_comes_from_the_environment_by_default() -> None:
+    env = {"CLAWGATE_SLACK_BOT_TOKEN": BOT_TOKEN, "CLAWGATE_SLACK_SIGNING_SECRET": SIGNING_SECRET}
+    [account] = slack_accounts({"mode": "events"}, env)
+    assert account.options["mode"] == "events"
+    assert account.options["signing_secret"] == SIGNING_SECRET
+
+
+def test_the_signing_secret_is_read_from_its_file(tmp_path: Path) -> None:
+    (tmp_path / "slack-signing").write_text(SIGNING_SECRET + "\n")
+    table = {"mode": "events", "bot_token": BOT_TOKEN, "signing_secret_file": "slack-signing"}
+    section = ChannelsSection.model_validate({"slack": table})
+    [account] = resolve_accounts(section, tmp_path, {}).accounts
+    assert account.options["signing_secret"] == SIGNING_SECRET
+
+
+def test_the_mode_defaults_to_socket_mode() -> None:
+    [account] = slack_accounts({"bot_token": BOT_TOKEN, "app_token": APP_TOKEN})
+    assert account.options["mode"] == "socket"
+
+
+def test_the_signing_secret_never_shows_in_the_account_repr_or_shown_config() -> None:
+    table = {"mode": "events", "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}
+    [account] = slack_accounts(table)
+    shown = redact_data({"channels": {"slack": table}})["channels"]["slack"]
+    assert SIGNING_SECRET not in repr(account)
+    assert shown["signing_secret"] == REDACTED

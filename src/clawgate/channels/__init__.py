@@ -16,6 +16,14 @@ channel. The rest, in the order a message flows:
 - `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`)
 - `matrix.py`     the Matrix adapter (matrix-nio; extra `clawgate[matrix]`)
 - `slack.py`      the Slack adapter (slack-sdk, Socket Mode; extra `clawgate[slack]`)
+- `discord.py`    the Discord adapter (our aiohttp gateway + REST client; rules in
+                  `discord_protocol.py`)
+- `whatsapp.py`   the WhatsApp adapter (Cloud API over aiohttp: webhooks in, Graph out),
+                  its wire rules in `whatsapp_protocol.py`
+- `whatsapp_web.py` personal WhatsApp, a linked device (neonize; extra `clawgate[whatsapp-web]`),
+                  with `whatsapp_watch.py` (pure reconnect policy), `qr_login.py`, `session_lock.py`
+- `signal.py`     the Signal adapter (signal-cli's HTTP daemon: JSON-RPC + SSE; `sse.py`
+                  decodes the event stream)
 - `webchat.py`    the WebChat adapter: built in, no external server (its docstring says
                   what an adapter means then)
 

@@ -34,6 +34,17 @@ What an adapter does, and what it leaves to the layer:
   `RateLimited` on the platform's 429 (the layer waits `retry_after_s` and retries),
   `PermanentSendError` for a send that will never succeed (bad chat, message refused),
   anything else for a transient failure (retried with backoff).
+- Editing is optional and kept out of `ChannelAdapter` (most platforms cannot, or do not
+  yet): an adapter that can replace the text of a message it posted also implements
+  `EditsText` (`edit_text(target, message_id, text)`, `message_id` as `send_text` returned
+  it; same exceptions as `send_text`) and declares `capabilities.edits`. The layer streams a
+  reply by editing (account option `stream = "edit"`: post once some text exists, edit at
+  most once a second, continue past `max_text` in a new message; see `streaming.py`) only
+  when both hold; otherwise it sends the whole reply at the end. Slack and Telegram do.
+- Reacting is optional the same way: `Reacts` (`react(target, message_id, name)`, the
+  inbound message's id) with `capabilities.reactions`. The layer adds the account's
+  `ack_reaction` to each message whose turn starts, so the sender sees it was picked up
+  (a failed reaction is only logged). Slack does.
 - Adapters never see the agent, the store or the gateway, and never log message text or
   credentials.
 """
@@ -44,7 +55,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "AccountConfig",
@@ -55,13 +66,18 @@ __all__ = [
     "ChannelError",
     "ChatKind",
     "ChatRef",
+    "EditsText",
     "InboundMessage",
     "Media",
     "OutboundMedia",
     "PermanentSendError",
     "RateLimited",
+    "Reacts",
     "Sender",
     "Target",
+    "WebhookHandler",
+    "WebhookReply",
+    "WebhookRequest",
 ]
 
 
@@ -231,21 +247,59 @@ class AccountLink(Protocol):
     def may_join(self, inviter: str, room_id: str, direct: bool) -> bool:
         """Whether to accept an invite into a room (platforms with invites, like Matrix)."""
 
+    async def delivery_failed(self, message_id: str, reason: str) -> None:
+        """Record that a message already sent was not delivered (a late failure report).
+
+        The delivery recorded with platform id `message_id` is marked failed with `reason`,
+        which `channels.status` shows as the last error.
+        """
+
     async def load_cursor(self) -> str | None:
         """Return the account's persisted cursor (update offset, sync token), if any."""
 
     async def save_cursor(self, cursor: str) -> None:
         """Persist the account's cursor (after the messages before it were delivered)."""
 
-    def add_webhook(self, handler: WebhookHandler) -> str:
-        """Serve `handler` on the gateway's HTTP port; return its path after `/channels/`."""
+    def add_webhook(self, handler: WebhookHandler, *, name: str | None = None) -> str:
+        """Serve `handler` on the gateway's HTTP port; return its path after `/channels/`.
+
+        Without `name` the path is a fresh secret (`<channel>/<random>`), for platforms told
+        the URL at every start (Telegram's `setWebhook`). With one it is `<channel>/<name>`,
+        the same at every start, for platforms configured with one URL by hand (WhatsApp
+        Cloud, BlueBubbles, Slack's Events API): the handler must then authenticate every
+        request itself (signature, password). Raises `ChannelError` if the path is taken.
+        """
 
     def remove_webhook(self, path: str) -> None:
         """Stop serving a webhook path."""
 
 
-#: Takes (headers with lower-case names, body) and returns the HTTP status to answer with.
-WebhookHandler = Callable[[dict[str, str], bytes], Awaitable[int]]
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One HTTP request to an account's webhook path (GET or POST)."""
+
+    method: str
+    # Header names in lower case.
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReply:
+    """What to answer a webhook request with.
+
+    An empty `text` answers `ok` for a 2xx status and `refused` otherwise; a 401 counts as a
+    failed guess against the gateway's lockout, like a wrong token.
+    """
+
+    status: int = 200
+    text: str = ""
+    content_type: str = "text/plain"
+
+
+#: Serves one webhook request of one account.
+WebhookHandler = Callable[[WebhookRequest], Awaitable[WebhookReply]]
 
 
 class ChannelAdapter(Protocol):
@@ -270,3 +324,23 @@ class ChannelAdapter(Protocol):
 
     async def close(self) -> None:
         """Release the adapter's resources (HTTP sessions) after its last `run`."""
+
+
+@runtime_checkable
+class EditsText(Protocol):
+    """An adapter that can replace the text of a message it posted (see the module docstring).
+
+    Checked with `isinstance` next to `capabilities.edits`; not part of `ChannelAdapter`, so
+    a platform without edits implements nothing for it.
+    """
+
+    async def edit_text(self, target: Target, message_id: str, text: str) -> None:
+        """Replace the text of message `message_id` (as `send_text` returned it) with `text`."""
+
+
+@runtime_checkable
+class Reacts(Protocol):
+    """An adapter that can add an emoji reaction to a message (see the module docstring)."""
+
+    async def react(self, target: Target, message_id: str, name: str) -> None:
+        """Add the emoji `name` to message `message_id` (an `InboundMessage.message_id`)."""

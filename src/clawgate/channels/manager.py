@@ -31,7 +31,7 @@ from .base import (
     InboundMessage,
     WebhookHandler,
 )
-from .registry import ADAPTERS, load_adapter
+from .registry import load_adapter, spec_for
 from .supervision import AccountState, Backoff, BackoffPolicy, stalled
 
 __all__ = ["AccountCounters", "AccountRunner", "AccountServices", "AdapterFactory"]
@@ -59,7 +59,7 @@ class AccountServices:
     deliver: Callable[[InboundMessage], Awaitable[None]]
     load_cursor: Callable[[AccountConfig], Awaitable[str | None]]
     save_cursor: Callable[[AccountConfig, str], Awaitable[None]]
-    add_webhook: Callable[[str, WebhookHandler], str]
+    add_webhook: Callable[[str, WebhookHandler, str | None], str]
     remove_webhook: Callable[[str], None]
     media_root: Path
     clock: Callable[[], int]
@@ -68,6 +68,8 @@ class AccountServices:
     monotonic: Callable[[], float] = time.monotonic
     # (account, inviter, room, direct) -> whether to join (see `policy.decide_invite`).
     may_join: Callable[[AccountConfig, str, str, bool], bool] = lambda *_: False
+    # (account, platform message id, reason) -> whether a recorded delivery was marked failed.
+    delivery_failed: Callable[[AccountConfig, str, str], Awaitable[bool]] | None = None
 
 
 class AccountRunner:
@@ -144,6 +146,14 @@ class AccountRunner:
         """Whether the account's access settings let it join a room it was invited to."""
         return self._services.may_join(self.account, inviter, room_id, direct)
 
+    async def delivery_failed(self, message_id: str, reason: str) -> None:
+        """Mark a delivery failed after the fact (the platform's report) and show why."""
+        self.send_failed(reason)
+        if self._services.delivery_failed is not None:
+            found = await self._services.delivery_failed(self.account, message_id, reason)
+            if not found:
+                self._log.info("a failure report for an unrecorded message %s", message_id)
+
     async def load_cursor(self) -> str | None:
         """Return the persisted cursor."""
         return await self._services.load_cursor(self.account)
@@ -152,9 +162,9 @@ class AccountRunner:
         """Persist the cursor."""
         await self._services.save_cursor(self.account, cursor)
 
-    def add_webhook(self, handler: WebhookHandler) -> str:
-        """Serve a webhook for this account; return its secret path."""
-        return self._services.add_webhook(self.account.channel, handler)
+    def add_webhook(self, handler: WebhookHandler, *, name: str | None = None) -> str:
+        """Serve a webhook for this account; return its path (see `AccountLink`)."""
+        return self._services.add_webhook(self.account.channel, handler, name)
 
     def remove_webhook(self, path: str) -> None:
         """Stop serving a webhook path."""
@@ -219,8 +229,10 @@ class AccountRunner:
             self.adapter = self._factory(self.account, self)
         if self.adapter is None:
             if self._adapter_class is None:
-                self._adapter_class = load_adapter(self.account.channel)
-            spec = ADAPTERS.get(self.account.channel)
+                self._adapter_class = load_adapter(
+                    self.account.channel, self.account.options.get("mode")
+                )
+            spec = spec_for(self.account.channel, self.account.options.get("mode"))
             required = spec is None or spec.credential_required
             if required and not self.account.secret:
                 raise AuthFailed(

@@ -9,6 +9,10 @@ Invariants:
 - A transient failure is retried with backoff (`OutboxPolicy`); a permanent one
   (`PermanentSendError`, refused credentials) is not.
 - Chunks go out in order; only the first one replies to the message it answers.
+- A streamed reply (`stream`) is recorded once, like any other delivery: with the ids of
+  every message it posted, its final text in them. An edit that fails (after its retries)
+  ends the editing, and once the reply is complete the text from that message on is sent
+  again as new messages: the reply may then show twice in part, never lose a part.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..store.group_writer import GroupWriter
 from .base import (
     AuthFailed,
     ChannelAdapter,
+    EditsText,
     OutboundMedia,
     PermanentSendError,
     RateLimited,
@@ -32,8 +37,9 @@ from .base import (
 )
 from .chunking import split_text
 from .manager import AccountRunner
+from .streaming import Edit, Post, ReplyStreamMachine, StreamAction
 
-__all__ = ["Delivery", "Outbox", "OutboxPolicy", "RateGates"]
+__all__ = ["Delivery", "Outbox", "OutboxPolicy", "RateGates", "ReplyStream"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +76,52 @@ def _sender(
     if isinstance(part, str):
         return lambda adapter: adapter.send_text(target, part)
     return lambda adapter: adapter.send_media(target, part)
+
+
+def _action(target: Target, action: StreamAction) -> Callable[[ChannelAdapter], Awaitable[str]]:
+    """Return the call that posts or edits one message of a streamed reply."""
+    if isinstance(action, Post):
+        return lambda adapter: adapter.send_text(target, action.text)
+
+    async def edit(adapter: ChannelAdapter) -> str:
+        if not isinstance(adapter, EditsText):  # checked before streaming; the rest is resent
+            raise PermanentSendError(f"{type(adapter).__name__} cannot edit messages")
+        await adapter.edit_text(target, action.message_id, action.text)
+        return action.message_id
+
+    return edit
+
+
+class ReplyStream:
+    """A reply while the agent writes it: the turn feeds text in, `Outbox.stream` shows it."""
+
+    def __init__(self, machine: ReplyStreamMachine) -> None:
+        self.machine = machine
+        self._changed = asyncio.Event()
+
+    def update(self, text: str) -> None:
+        """Take the reply's whole text so far (called for every delta; never waits)."""
+        self.machine.update(text)
+        self._changed.set()
+
+    def end(self, text: str) -> None:
+        """Take the final text."""
+        self.machine.end(text)
+        self._changed.set()
+
+    async def changed(self, timeout_s: float | None) -> None:
+        """Wait until the text changes (or `timeout_s` passes)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+        self._changed.clear()
+
+    async def ended(self) -> None:
+        """Wait until the final text is in."""
+        while not self.machine.ended:
+            await self.changed(None)
 
 
 class RateGates:
@@ -131,29 +183,105 @@ class Outbox:
             chunks = split_text(text, caps.max_text) if text else []
             if media and not caps.media:
                 raise PermanentSendError(f"{runner.account.channel} cannot send media")
-            place = target
-            parts: list[str | OutboundMedia] = [*chunks, *media]
-            for part in parts:
-                message_id = await self._attempt(runner, place, delivery, _sender(place, part))
-                delivery.message_ids.append(message_id)
-                place = replace(target, reply_to=None)
+            await self._send_parts(runner, target, [*chunks, *media], delivery)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            delivery.ok = False
-            delivery.error = runner.scrub(str(exc) or type(exc).__name__)
-            runner.send_failed(delivery.error)
-            logger.warning(
-                "delivery to %s chat %s failed after %d attempt(s): %s",
-                runner.account.key,
-                target.chat_id,
-                delivery.attempts,
-                delivery.error,
-            )
-        if delivery.message_ids:
-            runner.sent(len(delivery.message_ids))
+            self._failed(runner, target, delivery, exc)
         await self._record(runner, target, delivery, session_key, run_id, answers)
         return delivery
+
+    async def stream(
+        self,
+        runner: AccountRunner,
+        target: Target,
+        reply: ReplyStream,
+        *,
+        session_key: str | None = None,
+        run_id: str | None = None,
+        answers: Iterable[tuple[str, str, str]] = (),
+    ) -> Delivery:
+        """Show `reply` while it is written (post, then edit in place); record the outcome.
+
+        Returns once the reply ended and every message shows its final text. A reply that
+        ended without text sends nothing and records nothing (`attempts` is 0).
+        """
+        delivery = Delivery(ok=True)
+        try:
+            resend_from = await self._stream_edits(runner, target, reply, delivery)
+            if resend_from is not None:
+                await reply.ended()
+                text = reply.machine.rest_from(resend_from)
+                chunks = split_text(text, runner.ensure_adapter().capabilities.max_text)
+                place = target if resend_from == 0 else replace(target, reply_to=None)
+                await self._send_parts(runner, place, list(chunks), delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(runner, target, delivery, exc)
+        if delivery.attempts:
+            await self._record(runner, target, delivery, session_key, run_id, answers)
+        return delivery
+
+    async def _stream_edits(
+        self, runner: AccountRunner, target: Target, reply: ReplyStream, delivery: Delivery
+    ) -> int | None:
+        """Post and edit until the reply is shown whole; return where to resend from if not."""
+        machine = reply.machine
+        while True:
+            for action in machine.next(self._monotonic()):
+                place = target if action.index == 0 else replace(target, reply_to=None)
+                try:
+                    message_id = await self._attempt(
+                        runner, place, delivery, _action(place, action)
+                    )
+                except (asyncio.CancelledError, AuthFailed):
+                    raise
+                except Exception as exc:
+                    logger.info(
+                        "streaming to %s chat %s stopped (%s); the rest is sent anew at the end",
+                        runner.account.key,
+                        target.chat_id,
+                        runner.scrub(str(exc) or type(exc).__name__),
+                    )
+                    return min(action.index, machine.first_stale())
+                if isinstance(action, Edit):
+                    machine.edited(action.index, action.text, self._monotonic())
+                else:
+                    delivery.message_ids.append(message_id)
+                    machine.posted(action.index, message_id, action.text, self._monotonic())
+            if machine.done:
+                return None
+            wake = machine.wake_at()
+            await reply.changed(None if wake is None else max(wake - self._monotonic(), 0.0))
+
+    async def _send_parts(
+        self,
+        runner: AccountRunner,
+        target: Target,
+        parts: list[str | OutboundMedia],
+        delivery: Delivery,
+    ) -> None:
+        """Send chunks and files in order; only the first replies to the target's message."""
+        place = target
+        for part in parts:
+            message_id = await self._attempt(runner, place, delivery, _sender(place, part))
+            delivery.message_ids.append(message_id)
+            place = replace(target, reply_to=None)
+
+    def _failed(
+        self, runner: AccountRunner, target: Target, delivery: Delivery, exc: Exception
+    ) -> None:
+        delivery.ok = False
+        delivery.error = runner.scrub(str(exc) or type(exc).__name__)
+        runner.send_failed(delivery.error)
+        logger.warning(
+            "delivery to %s chat %s failed after %d attempt(s): %s",
+            runner.account.key,
+            target.chat_id,
+            delivery.attempts,
+            delivery.error,
+        )
 
     async def _attempt(
         self,
@@ -211,6 +339,8 @@ class Outbox:
         run_id: str | None,
         answers: Iterable[tuple[str, str, str]],
     ) -> None:
+        if delivery.message_ids:
+            runner.sent(len(delivery.message_ids))
         account = runner.account
         row = OutboundRow(
             channel=account.channel,

@@ -28,11 +28,12 @@ from typing import Any, Final, Protocol
 
 from ..store.channels_repo import PairingRow, claim_inbound, finish_inbound
 from ..store.group_writer import GroupWriter
-from .base import ChatKind, ChatRef, InboundMessage, Media, Sender, Target
+from .base import ChatKind, ChatRef, EditsText, InboundMessage, Media, Reacts, Sender, Target
 from .manager import AccountRunner
-from .outbound import Outbox
+from .outbound import Delivery, Outbox, ReplyStream
 from .policy import PairingBook, PairingCode, RefusalLog, Verdict, decide_access
 from .routing import reply_target, session_key, wrap_untrusted
+from .streaming import ReplyStreamMachine
 
 __all__ = ["InboundPipeline", "TurnOutcome", "TurnRunner", "message_from_json"]
 
@@ -54,8 +55,18 @@ class TurnOutcome:
 class TurnRunner(Protocol):
     """The agent side, as the channel layer needs it (the gateway implements it)."""
 
-    async def run_turn(self, session_key: str, text: str, run_id: str) -> TurnOutcome:
-        """Append `text` to the session as the user, run the agent, return its answer."""
+    async def run_turn(
+        self,
+        session_key: str,
+        text: str,
+        run_id: str,
+        on_text: Callable[[str], None] | None = None,
+    ) -> TurnOutcome:
+        """Append `text` to the session as the user, run the agent, return its answer.
+
+        `on_text`, when given, is called (without awaiting) with the answer's whole text so
+        far each time it grows.
+        """
 
     async def note(self, session_key: str, text: str, label: str) -> None:
         """Append a note to a session's transcript without running the agent."""
@@ -266,20 +277,46 @@ class InboundPipeline:
         target = reply_target(last)
         run_id = f"{last.channel}:{last.account_id}:{last.message_id}"
         answers = [_key(m) for m in messages]
+        reply = self._reply_stream(runner)
+        streaming: asyncio.Task[Delivery] | None = None
+        if reply is not None:
+            streaming = asyncio.create_task(
+                self._outbox.stream(
+                    runner, target, reply, session_key=key, run_id=run_id, answers=answers
+                )
+            )
+        self._acknowledge(runner, target, last)
         typing = self._spawn_typing(runner, target)
+        delivery: Delivery | None = None
         try:
-            outcome = await self._turns.run_turn(key, wrap_untrusted(messages), run_id)
+            outcome = await self._turns.run_turn(
+                key,
+                wrap_untrusted(messages),
+                run_id,
+                on_text=reply.update if reply is not None else None,
+            )
+            if typing is not None:
+                typing.cancel()
+            if reply is not None and streaming is not None:
+                # What was shown stays: a failed run's partial text gets its last edit too.
+                reply.end(outcome.text if outcome.ok else reply.machine.text)
+                delivery = await streaming
+                if delivery.attempts == 0:
+                    delivery = None
         finally:
             if typing is not None:
                 typing.cancel()
-        if not outcome.ok or not outcome.text.strip():
+            if streaming is not None and not streaming.done():
+                streaming.cancel()  # the turn was cancelled: its open message runs again
+        if delivery is None and (not outcome.ok or not outcome.text.strip()):
             reason = outcome.error or "the agent gave no answer"
             logger.info("%s turn %s ended without a reply: %s", runner.account.key, run_id, reason)
             await self._writes.write(lambda conn: finish_inbound(conn, answers))
             return
-        delivery = await self._outbox.deliver(
-            runner, target, outcome.text, session_key=key, run_id=run_id, answers=answers
-        )
+        if delivery is None:
+            delivery = await self._outbox.deliver(
+                runner, target, outcome.text, session_key=key, run_id=run_id, answers=answers
+            )
         if not delivery.ok:
             await self._turns.note(
                 key,
@@ -287,6 +324,32 @@ class InboundPipeline:
                 f" {delivery.error}",
                 "delivery-failed",
             )
+
+    def _reply_stream(self, runner: AccountRunner) -> ReplyStream | None:
+        """A stream for the reply when the account edits messages as they are written."""
+        adapter = runner.adapter
+        if adapter is None or not adapter.capabilities.edits or not isinstance(adapter, EditsText):
+            return None
+        if runner.account.options.get("stream") != "edit":
+            return None
+        return ReplyStream(ReplyStreamMachine(adapter.capabilities.max_text))
+
+    def _acknowledge(self, runner: AccountRunner, target: Target, message: InboundMessage) -> None:
+        """Add the account's `ack_reaction` to the message the turn answers, if it has one."""
+        name = runner.account.options.get("ack_reaction")
+        adapter = runner.adapter
+        if not name or adapter is None or not adapter.capabilities.reactions:
+            return
+        if not isinstance(adapter, Reacts):
+            return
+
+        async def react() -> None:
+            try:
+                await adapter.react(target, message.message_id, name)
+            except Exception as exc:  # only a courtesy: a failed reaction never fails the turn
+                logger.info("%s: the ack reaction failed: %s", runner.account.key, exc)
+
+        self._spawn(react())
 
     def _spawn_typing(self, runner: AccountRunner, target: Target) -> asyncio.Task[None] | None:
         adapter = runner.adapter

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ..store.channels_repo import (
     load_open_inbound,
     load_pairing,
     load_state,
+    mark_outbound_failed,
     save_state,
 )
 from ..store.group_writer import GroupWriter
@@ -53,6 +55,8 @@ logger = logging.getLogger(__name__)
 #: Dedupe records of answered messages are kept this long (platforms redeliver within a day).
 DEDUPE_RETENTION_MS: Final = 7 * 86_400_000
 CURSOR: Final = "cursor"
+# A named webhook path is one URL segment (the route matches exactly one).
+_WEBHOOK_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 LOGGED_OUT: Final = "logged_out"
 
 
@@ -137,6 +141,7 @@ class ChannelRuntime:
             clock=self._clock,
             backoff=self._backoff,
             may_join=self._may_join,
+            delivery_failed=self._delivery_failed,
         )
         every = [*builtin, *((account, None) for account in accounts)]
         self.runners: dict[tuple[str, str], AccountRunner] = {
@@ -252,8 +257,20 @@ class ChannelRuntime:
             lambda conn: save_state(conn, account.channel, account.account_id, CURSOR, cursor, now)
         )
 
-    def _add_webhook(self, channel: str, handler: WebhookHandler) -> str:
-        path = f"{channel}/{secrets.token_urlsafe(24)}"
+    async def _delivery_failed(self, account: AccountConfig, message_id: str, reason: str) -> bool:
+        channel, account_id = account.channel, account.account_id
+        return await self._store.write(
+            lambda conn: mark_outbound_failed(conn, channel, account_id, message_id, reason)
+        )
+
+    def _add_webhook(self, channel: str, handler: WebhookHandler, name: str | None) -> str:
+        if name is not None and not _WEBHOOK_NAME.fullmatch(name):
+            raise ChannelError(
+                f"webhook path {name!r} is not one segment of letters, digits, '-' or '_'"
+            )
+        path = f"{channel}/{name if name is not None else secrets.token_urlsafe(24)}"
+        if path in self.webhooks:
+            raise ChannelError(f"the webhook path /channels/{path} is already served; name another")
         self.webhooks[path] = handler
         return path
 

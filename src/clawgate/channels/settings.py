@@ -2,10 +2,11 @@
 
 A secret comes from, in order: the account's `token_env` variable, its `token_file`
 (relative paths are under the home), its `token`, and for the default account the
-channel's environment variable (`CLAWGATE_TELEGRAM_TOKEN`). Matrix has two secrets, tried
-in that order: an access token (`access_token_env`, `access_token_file`, `access_token`,
-`CLAWGATE_MATRIX_ACCESS_TOKEN`) and a password (the same with `password`). An account without one is
-still listed: it fails to start with a message saying where to put it.
+channel's environment variable (`CLAWGATE_TELEGRAM_TOKEN`, `CLAWGATE_DISCORD_BOT_TOKEN`).
+Matrix has two secrets, tried in that order: an access token (`access_token_env`,
+`access_token_file`, `access_token`, `CLAWGATE_MATRIX_ACCESS_TOKEN`) and a password (the
+same with `password`). An account without one is still listed: it fails to start with a
+message saying where to put it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ..config import ChannelsSection, IrcSection, MatrixSection, SlackSection, TelegramSection
+from ..config import (
+    ChannelsSection,
+    DiscordSection,
+    IMessageSection,
+    IrcSection,
+    MatrixSection,
+    SignalSection,
+    SlackSection,
+    TelegramSection,
+    WhatsAppSection,
+)
 from .base import AccountConfig
 from .irc_protocol import fold
 from .outbound import OutboxPolicy
@@ -86,7 +97,13 @@ def _secret(
 
 
 def _account_values(
-    section: TelegramSection | MatrixSection | SlackSection,
+    section: TelegramSection
+    | MatrixSection
+    | SlackSection
+    | DiscordSection
+    | IMessageSection
+    | WhatsAppSection
+    | SignalSection,
     secret_keys: tuple[str, ...],
     env_secret: bool,
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -125,6 +142,7 @@ def _telegram(
                     "mode": values["mode"],
                     "webhook_url": values.get("webhook_url"),
                     "poll_timeout_s": values["poll_timeout_s"],
+                    "stream": values["stream"],
                 },
                 **{key: _frozen(values[key]) for key in _COMMON},
             )
@@ -226,6 +244,7 @@ def _matrix(section: MatrixSection, home: Path, environ: Mapping[str, str]) -> l
 
 SLACK_BOT_TOKEN_ENV: Final = "CLAWGATE_SLACK_BOT_TOKEN"
 SLACK_APP_TOKEN_ENV: Final = "CLAWGATE_SLACK_APP_TOKEN"
+SLACK_SIGNING_SECRET_ENV: Final = "CLAWGATE_SLACK_SIGNING_SECRET"
 _SLACK_SECRET_KEYS: Final = (
     "bot_token",
     "bot_token_file",
@@ -233,6 +252,9 @@ _SLACK_SECRET_KEYS: Final = (
     "app_token",
     "app_token_file",
     "app_token_env",
+    "signing_secret",
+    "signing_secret_file",
+    "signing_secret_env",
 )
 
 
@@ -246,7 +268,7 @@ class SecretText(str):
 
 
 def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> list[AccountConfig]:
-    """Resolve `[channels.slack]`: the bot token as the secret, the app token in options."""
+    """Resolve `[channels.slack]`: the bot token as the secret, the others in options."""
     env_secret = bool(environ.get(SLACK_BOT_TOKEN_ENV))
     resolved = []
     for name, values in _account_values(section, _SLACK_SECRET_KEYS, env_secret):
@@ -255,6 +277,8 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
         secret, source = _secret(values, home, environ, bot_env, "bot_token")
         app_env = SLACK_APP_TOKEN_ENV if default else None
         app_token, app_source = _secret(values, home, environ, app_env, "app_token")
+        signing_env = SLACK_SIGNING_SECRET_ENV if default else None
+        signing, signing_source = _secret(values, home, environ, signing_env, "signing_secret")
         resolved.append(
             AccountConfig(
                 channel="slack",
@@ -265,7 +289,158 @@ def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> lis
                     "api_base": values["api_base"].rstrip("/") + "/",
                     "app_token": SecretText(app_token) if app_token else None,
                     "app_token_source": app_source,
+                    "mode": values["mode"],
+                    "signing_secret": SecretText(signing) if signing else None,
+                    "signing_secret_source": signing_source,
+                    "stream": values["stream"],
+                    "ack_reaction": values["ack_reaction"],
                 },
+                **{key: _frozen(values[key]) for key in _COMMON},
+            )
+        )
+    return resolved
+
+
+IMESSAGE_PASSWORD_ENV: Final = "CLAWGATE_IMESSAGE_PASSWORD"
+_IMESSAGE_SECRET_KEYS: Final = ("password", "password_file", "password_env")
+
+
+def _imessage(
+    section: IMessageSection, home: Path, environ: Mapping[str, str]
+) -> list[AccountConfig]:
+    """Resolve `[channels.imessage]`: the BlueBubbles server password as the secret."""
+    env_secret = bool(environ.get(IMESSAGE_PASSWORD_ENV))
+    resolved = []
+    for name, values in _account_values(section, _IMESSAGE_SECRET_KEYS, env_secret):
+        default_env = IMESSAGE_PASSWORD_ENV if name == DEFAULT_ACCOUNT else None
+        secret, source = _secret(values, home, environ, default_env, "password")
+        resolved.append(
+            AccountConfig(
+                channel="imessage",
+                account_id=name,
+                secret=secret,
+                secret_source=source,
+                options={
+                    "server_url": (values.get("server_url") or "").rstrip("/"),
+                    "webhook_url": (values.get("webhook_url") or "").rstrip("/"),
+                    "mention_names": tuple(str(n) for n in values["mention_names"]),
+                    "ping_interval_s": values["ping_interval_s"],
+                },
+                **{key: _frozen(values[key]) for key in _COMMON},
+            )
+        )
+    return resolved
+
+
+WHATSAPP_TOKEN_ENV: Final = "CLAWGATE_WHATSAPP_ACCESS_TOKEN"
+WHATSAPP_APP_SECRET_ENV: Final = "CLAWGATE_WHATSAPP_APP_SECRET"
+WHATSAPP_VERIFY_TOKEN_ENV: Final = "CLAWGATE_WHATSAPP_VERIFY_TOKEN"
+_WHATSAPP_SECRETS: Final = ("access_token", "app_secret", "verify_token")
+_WHATSAPP_SECRET_KEYS: Final = tuple(
+    f"{name}{suffix}" for name in _WHATSAPP_SECRETS for suffix in ("", "_file", "_env")
+)
+
+
+def _whatsapp(
+    section: WhatsAppSection, home: Path, environ: Mapping[str, str]
+) -> list[AccountConfig]:
+    """Resolve `[channels.whatsapp]`: per account, Cloud API secrets or a linked session."""
+    env_secret = bool(environ.get(WHATSAPP_TOKEN_ENV))
+    return [
+        _whatsapp_web(name, values, home)
+        if values["mode"] == "web"
+        else _whatsapp_cloud(name, values, home, environ)
+        for name, values in _account_values(section, _WHATSAPP_SECRET_KEYS, env_secret)
+    ]
+
+
+def _whatsapp_cloud(
+    name: str, values: dict[str, Any], home: Path, environ: Mapping[str, str]
+) -> AccountConfig:
+    """A Cloud API account: the access token as the secret, the other two in options."""
+    default = name == DEFAULT_ACCOUNT
+    token_env = WHATSAPP_TOKEN_ENV if default else None
+    secret, source = _secret(values, home, environ, token_env, "access_token")
+    app_secret, app_source = _secret(
+        values, home, environ, WHATSAPP_APP_SECRET_ENV if default else None, "app_secret"
+    )
+    verify, verify_source = _secret(
+        values, home, environ, WHATSAPP_VERIFY_TOKEN_ENV if default else None, "verify_token"
+    )
+    return AccountConfig(
+        channel="whatsapp",
+        account_id=name,
+        secret=secret,
+        secret_source=source,
+        options={
+            "mode": values["mode"],
+            "phone_number_id": values.get("phone_number_id"),
+            "graph_base": values["graph_base"].rstrip("/"),
+            "app_secret": SecretText(app_secret) if app_secret else None,
+            "app_secret_source": app_source,
+            "verify_token": SecretText(verify) if verify else None,
+            "verify_token_source": verify_source,
+        },
+        **{key: _frozen(values[key]) for key in _COMMON},
+    )
+
+
+def _whatsapp_web(name: str, values: dict[str, Any], home: Path) -> AccountConfig:
+    """A linked personal number: no secret; the session folder in options."""
+    return AccountConfig(
+        channel="whatsapp",
+        account_id=name,
+        secret_source=f"the linked session in {home / 'whatsapp' / name}",
+        options={
+            "mode": values["mode"],
+            "session_dir": str(home / "whatsapp" / name),
+            "reconnect_grace_s": values["reconnect_grace_s"],
+            "link_timeout_s": values["link_timeout_s"],
+        },
+        **{key: _frozen(values[key]) for key in _COMMON},
+    )
+
+
+def _signal(section: SignalSection) -> list[AccountConfig]:
+    """Resolve `[channels.signal]`: no secret (signal-cli holds the keys), the number and URL."""
+    # Each account is its own number: a named account does not inherit the table's.
+    accounts = _account_values(section, ("account",), False)
+    return [
+        AccountConfig(
+            channel="signal",
+            account_id=name,
+            secret=None,
+            secret_source="no credential (signal-cli holds the account's keys)",
+            options={
+                "account": values["account"],
+                "http_url": values["http_url"].rstrip("/"),
+                "attachments_dir": values["attachments_dir"],
+            },
+            **{key: _frozen(values[key]) for key in _COMMON},
+        )
+        for name, values in accounts
+    ]
+
+
+DISCORD_TOKEN_ENV: Final = "CLAWGATE_DISCORD_BOT_TOKEN"
+
+
+def _discord(
+    section: DiscordSection, home: Path, environ: Mapping[str, str]
+) -> list[AccountConfig]:
+    """Resolve `[channels.discord]`: the bot token as the secret."""
+    accounts = _account_values(section, _SECRET_KEYS, bool(environ.get(DISCORD_TOKEN_ENV)))
+    resolved = []
+    for name, values in accounts:
+        default_env = DISCORD_TOKEN_ENV if name == DEFAULT_ACCOUNT else None
+        secret, source = _secret(values, home, environ, default_env)
+        resolved.append(
+            AccountConfig(
+                channel="discord",
+                account_id=name,
+                secret=secret,
+                secret_source=source,
+                options={"api_base": values["api_base"].rstrip("/")},
                 **{key: _frozen(values[key]) for key in _COMMON},
             )
         )
@@ -290,4 +465,12 @@ def resolve_accounts(
         accounts += _matrix(section.matrix, home, env)
     if section.slack is not None:
         accounts += _slack(section.slack, home, env)
+    if section.discord is not None:
+        accounts += _discord(section.discord, home, env)
+    if section.imessage is not None:
+        accounts += _imessage(section.imessage, home, env)
+    if section.whatsapp is not None:
+        accounts += _whatsapp(section.whatsapp, home, env)
+    if section.signal is not None:
+        accounts += _signal(section.signal)
     return ChannelSettings(tuple(accounts), section.required_for_ready)

@@ -1,11 +1,23 @@
-"""Slack through Socket Mode, with slack-sdk's own clients (no public URL needed).
+"""Slack through Socket Mode or the Events API, with slack-sdk's own clients.
 
-The app-level token (`xapp-`) opens the Socket Mode connection (`apps.connections.open`,
-then a WebSocket); the bot token (`xoxb-`) makes Web API calls. slack-sdk's aiohttp
-`SocketModeClient` keeps the socket (ping/pong, a new URL on `disconnect`
-`refresh_requested` or a dropped socket); this module turns its `events_api` envelopes into
-`InboundMessage`s and acks each envelope only after `link.deliver` returned, so an envelope
-the gateway did not persist is redelivered by Slack (and deduplicated by `<channel>:<ts>`).
+The bot token (`xoxb-`) makes Web API calls. Events arrive one of two ways (`mode`):
+
+- Socket Mode (`socket`, the default; no public URL needed): the app-level token (`xapp-`)
+  opens the connection (`apps.connections.open`, then a WebSocket). slack-sdk's aiohttp
+  `SocketModeClient` keeps the socket (ping/pong, a new URL on `disconnect`
+  `refresh_requested` or a dropped socket); each `events_api` envelope is acked only after
+  `link.deliver` returned, so an envelope the gateway did not persist is redelivered by
+  Slack (and deduplicated by `<channel>:<ts>`).
+- Events API (`events`): Slack POSTs each `event_callback` to the account's named webhook,
+  `/channels/slack/<account>` on the gateway's port (behind the public URL given to Slack
+  as the Request URL). slack-sdk's `SignatureVerifier` checks every request's
+  `X-Slack-Signature` (v0 HMAC-SHA256 of `v0:<timestamp>:<body>` with the signing secret,
+  compared in constant time) and refuses a timestamp more than 5 minutes off: 401, nothing
+  done. `url_verification` is answered with its `challenge`; an event is answered 200 only
+  after `link.deliver` returned, so Slack retries (`X-Slack-Retry-Num`) what the gateway did
+  not persist, and dedupe makes a retry of a persisted one harmless.
+
+Both modes hand the `event_callback` to the same `_on_event_callback`.
 
 - `auth.test` at start names the bot user, whose `<@U...>` mention gates channel messages.
   Refused tokens (`invalid_auth`, `not_authed`, `token_revoked`, `account_inactive`, a bot
@@ -27,6 +39,7 @@ form bodies): its loggers are held at WARNING.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable
@@ -35,6 +48,7 @@ from typing import Any, Final, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
@@ -54,6 +68,8 @@ from .base import (
     RateLimited,
     Sender,
     Target,
+    WebhookReply,
+    WebhookRequest,
 )
 
 __all__ = ["MAX_TEXT", "SlackAdapter", "normalize"]
@@ -67,6 +83,9 @@ T = TypeVar("T")
 MAX_TEXT: Final = 4000
 #: How often the connection is checked; each healthy check is a sign of life.
 WATCH_INTERVAL_S: Final = 5.0
+#: In events mode nothing is connected: `auth.test` this often is the sign of life (and
+#: notices a revoked token).
+EVENTS_CHECK_INTERVAL_S: Final = 60.0
 # Concurrent Web API requests per account (replies to different chats go out side by side).
 POOL_SIZE: Final = 32
 _BOT_TOKEN: Final = re.compile(r"^xoxb-[A-Za-z0-9-]+$")
@@ -148,13 +167,24 @@ class SlackAdapter:
 
     def __init__(self, account: AccountConfig, link: AccountLink) -> None:
         bot_token = account.secret or ""
-        app_token = str(account.options.get("app_token") or "")
         if not _BOT_TOKEN.fullmatch(bot_token):
             raise AuthFailed(
                 f"the {account.key} bot token is malformed ({account.secret_source});"
                 " it starts with xoxb- (OAuth & Permissions > Bot User OAuth Token)"
             )
-        if not _APP_TOKEN.fullmatch(app_token):
+        self._mode = str(account.options.get("mode") or "socket")
+        app_token = str(account.options.get("app_token") or "")
+        signing_secret = str(account.options.get("signing_secret") or "")
+        self._verifier: SignatureVerifier | None = None
+        if self._mode == "events":
+            if not signing_secret.strip():
+                raise AuthFailed(
+                    f'{account.key}: mode = "events" needs the signing secret'
+                    f" ({account.options.get('signing_secret_source', '')}); copy it from"
+                    " Basic Information > App Credentials > Signing Secret"
+                )
+            self._verifier = SignatureVerifier(signing_secret)
+        elif not _APP_TOKEN.fullmatch(app_token):
             raise AuthFailed(
                 f"the {account.key} app-level token is malformed or missing"
                 f" ({account.options.get('app_token_source', '')}); it starts with xapp-"
@@ -173,7 +203,9 @@ class SlackAdapter:
             reactions=True,
             edits=True,
             max_text=MAX_TEXT,
-            stall_after_s=6 * WATCH_INTERVAL_S,
+            stall_after_s=(
+                3 * EVENTS_CHECK_INTERVAL_S if self._mode == "events" else 6 * WATCH_INTERVAL_S
+            ),
         )
         self._web: AsyncWebClient | None = None
         self._bot_user = ""
@@ -191,10 +223,17 @@ class SlackAdapter:
     # -- receiving ------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect over Socket Mode and receive until cancelled."""
+        """Receive until cancelled: over Socket Mode or the Events API webhook."""
         web = self._client()
         auth = await self._call(web.auth_test())
         self._bot_user = str(auth.get("user_id") or "")
+        if self._mode == "events":
+            await self._run_events(web)
+        else:
+            await self._run_socket(web)
+
+    async def _run_socket(self, web: AsyncWebClient) -> None:
+        """Connect over Socket Mode and receive until cancelled."""
         # The first URL is asked for here, so a refused app token fails the account once
         # instead of slack-sdk retrying it every few seconds.
         opened = await self._call(web.apps_connections_open(app_token=self._app_token))
@@ -223,19 +262,70 @@ class SlackAdapter:
             await socket.close()  # type: ignore[no-untyped-call]
 
     async def _on_request(self, client: Any, request: SocketModeRequest) -> None:
-        """Hand an `events_api` envelope's message over, then ack it."""
+        """Hand an `events_api` envelope's event over, then ack it."""
         if request.type == "events_api":
-            event = request.payload.get("event")
-            message = (
-                normalize(event, self._bot_user, self._account) if isinstance(event, dict) else None
-            )
-            if message is not None:
-                await self._link.deliver(message)
-            else:
-                self._log.debug("envelope %s skipped (not a user message)", request.envelope_id)
+            await self._on_event_callback(request.payload)
         # Acked once persisted (or skipped); an unacked envelope comes back and is deduped.
         await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
         self._link.progress()
+
+    async def _run_events(self, web: AsyncWebClient) -> None:
+        """Serve the Events API webhook until cancelled; `auth.test` is the sign of life."""
+        path = self._link.add_webhook(self._on_webhook, name=self._account.account_id)
+        self._log.info("Events API requests are served at /channels/%s", path)
+        try:
+            self._link.connected()
+            while True:
+                await asyncio.sleep(EVENTS_CHECK_INTERVAL_S)
+                try:
+                    await self._call(web.auth_test())
+                except AuthFailed:
+                    raise
+                except ChannelError as exc:
+                    # The webhook keeps serving: the stall timer restarts the account if
+                    # Slack stays unreachable and no event arrives either.
+                    self._link.error(str(exc))
+                    continue
+                self._link.progress()
+        finally:
+            self._link.remove_webhook(path)
+
+    async def _on_webhook(self, request: WebhookRequest) -> WebhookReply:
+        """Verify one Events API request, then answer it (after delivering its event)."""
+        if request.method != "POST":
+            return WebhookReply(405)
+        assert self._verifier is not None
+        try:
+            valid = self._verifier.is_valid_request(request.body, request.headers)
+        except (ValueError, UnicodeDecodeError):  # a timestamp or body that is not text
+            valid = False
+        if not valid:
+            return WebhookReply(401)
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            self._link.error("the Events API webhook received an unreadable request")
+            return WebhookReply(400)
+        kind = payload.get("type")
+        if kind == "url_verification":
+            return WebhookReply(text=str(payload.get("challenge") or ""))
+        if kind == "event_callback":
+            await self._on_event_callback(payload)
+        self._link.progress()
+        return WebhookReply()
+
+    async def _on_event_callback(self, payload: dict[str, Any]) -> None:
+        """Hand an `event_callback`'s message to the layer (both modes come through here)."""
+        event = payload.get("event")
+        message = (
+            normalize(event, self._bot_user, self._account) if isinstance(event, dict) else None
+        )
+        if message is not None:
+            await self._link.deliver(message)
+        else:
+            self._log.debug("event %s skipped (not a user message)", payload.get("event_id"))
 
     # -- sending --------------------------------------------------------------------
 
@@ -299,7 +389,11 @@ class SlackAdapter:
         """Bots have no typing indicator in Slack's Events API; nothing to do."""
 
     async def logout(self) -> None:
-        """Nothing is registered with Slack; Socket Mode sessions end with the socket."""
+        """Nothing is registered with Slack; Socket Mode sessions end with the socket.
+
+        In events mode the Request URL stays set in the app's settings: Slack's calls to it
+        fail once the gateway no longer serves it, and Slack disables the subscription.
+        """
 
     async def close(self) -> None:
         """Close the Web API session."""

@@ -24,6 +24,7 @@ _LABELS: Final = {
     "slack": "Slack",
     "whatsapp": "WhatsApp",
     "signal": "Signal",
+    "imessage": "iMessage",
 }
 
 

@@ -71,6 +71,8 @@ from .base import (
     RateLimited,
     Sender,
     Target,
+    WebhookReply,
+    WebhookRequest,
 )
 
 __all__ = ["MAX_TEXT", "SECRET_HEADER", "TelegramAdapter", "normalize"]
@@ -261,6 +263,7 @@ class TelegramAdapter:
             groups=True,
             threads=True,
             media=True,
+            edits=True,
             typing=True,
             max_text=MAX_TEXT,
             stall_after_s=2 * self._poll_timeout + 10,
@@ -369,18 +372,20 @@ class TelegramAdapter:
     async def _run_webhook(self, bot: Bot) -> None:
         secret = secrets.token_urlsafe(32)
 
-        async def on_update(headers: dict[str, str], body: bytes) -> int:
-            given = headers.get(SECRET_HEADER.lower(), "")
+        async def on_update(request: WebhookRequest) -> WebhookReply:
+            if request.method != "POST":
+                return WebhookReply(405)
+            given = request.headers.get(SECRET_HEADER.lower(), "")
             if not hmac.compare_digest(given.encode(), secret.encode()):
-                return 401
+                return WebhookReply(401)
             try:
-                update = Update.de_json(json.loads(body), bot)
+                update = Update.de_json(json.loads(request.body), bot)
             except Exception:
                 self._link.error("the webhook received an unreadable update")
-                return 400
+                return WebhookReply(400)
             self._link.progress()
             await self._receive(bot, update)
-            return 200
+            return WebhookReply()
 
         path = self._link.add_webhook(on_update)
         try:
@@ -443,6 +448,18 @@ class TelegramAdapter:
             )
         )
         return str(message.message_id)
+
+    async def edit_text(self, target: Target, message_id: str, text: str) -> None:
+        """Replace the text of a message the bot sent (`editMessageText`)."""
+        try:
+            await self._call(
+                self._sending_bot().edit_message_text(
+                    text, chat_id=_chat_id(target.chat_id), message_id=int(message_id)
+                )
+            )
+        except PermanentSendError as exc:
+            if "message is not modified" not in str(exc).lower():  # the same text: done
+                raise
 
     async def send_media(self, target: Target, media: OutboundMedia) -> str:
         """Send a photo or document from a local path or an URL."""

@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime
 import sys
 import uuid
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
 from ._common import console, fail, load_paths_and_config, print_json
 from .call import JsonOption, TokenOption, UrlOption, with_client
+
+if TYPE_CHECKING:
+    from ..client import GatewayClient
 
 __all__ = ["app", "message_app", "pairing_app"]
 
@@ -124,15 +127,29 @@ def login(
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Set an account's credential in config.toml, or start a logged-out account again."""
+    """Set an account's credential in config.toml, or start a logged-out account again.
+
+    For personal WhatsApp, show the QR code to scan (WhatsApp: Linked devices) until linked.
+    """
     if token_file is not None or token_stdin:
         _store_credential(channel, account, token_file, token_stdin)
         return
-    result = with_client(
-        url,
-        token,
-        lambda client: client.call("channels.login", {"channel": channel, "accountId": account}),
-    )
+    from .qr_link import link_by_qr, links_by_qr
+
+    async def log_in(client: GatewayClient) -> dict[str, Any]:
+        if await links_by_qr(client, channel, account):
+            return {"linked": await link_by_qr(client, channel, account)}
+        answer: dict[str, Any] = await client.call(
+            "channels.login", {"channel": channel, "accountId": account}
+        )
+        return answer
+
+    result = with_client(url, token, log_in)
+    if "linked" in result:
+        if not result["linked"]:
+            fail("no QR code was scanned in time; run the command again", 1)
+        print(f"{channel}: linked")
+        return
     print(f"{result['channel']}/{result['accountId']}: {result.get('state', 'starting')}")
 
 
@@ -142,6 +159,10 @@ _CREDENTIAL_KEYS: Final = {
     "matrix": ("access_token", "access_token_file", "access_token_env"),
     # The bot token (xoxb-); the app-level token is set in config.toml or the environment.
     "slack": ("bot_token", "bot_token_file", "bot_token_env"),
+    # The access token; the app secret and verify token are set in config.toml or the env.
+    "whatsapp": ("access_token", "access_token_file", "access_token_env"),
+    # The BlueBubbles server password.
+    "imessage": ("password", "password_file", "password_env"),
 }
 
 

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from ..agents.run import RunStatus
+from ..agents.run import AgentEvent, RunMessage, RunStatus
 from ..agents.sessions import canonical_key
-from ..channels.base import AccountConfig
+from ..channels.base import AccountConfig, WebhookRequest
 from ..channels.manager import AccountRunner
 from ..channels.runtime import ChannelRuntime, SendRequest
 from ..channels.webchat import WebChatAdapter, webchat_account
@@ -41,7 +41,7 @@ __all__ = ["WEBHOOK_PREFIX", "ChannelService", "ChannelTurns", "WebChatPosts"]
 
 logger = logging.getLogger(__name__)
 
-#: Platform webhooks are served under this path (the rest is random, new at every start).
+#: Platform webhooks are served under this path (then `<channel>/<secret or name>`).
 WEBHOOK_PREFIX: Final = "/channels/"
 
 
@@ -51,8 +51,17 @@ class ChannelTurns:
     def __init__(self, agents: AgentService) -> None:
         self._agents = agents
 
-    async def run_turn(self, session_key: str, text: str, run_id: str) -> TurnOutcome:
-        """Append the message to the session, run the agent, and wait for its answer."""
+    async def run_turn(
+        self,
+        session_key: str,
+        text: str,
+        run_id: str,
+        on_text: Callable[[str], None] | None = None,
+    ) -> TurnOutcome:
+        """Append the message to the session, run the agent, and wait for its answer.
+
+        `on_text` is called with the answer's whole text so far each time it grows.
+        """
         from ..channels.pipeline import TurnOutcome
 
         agents = self._agents
@@ -60,8 +69,25 @@ class ChannelTurns:
         async def session() -> Any:
             return await agents.sessions.ensure(session_key)
 
-        run, _ = await agents.run_once(run_id, session, text, agents.settings.timeout_s)
-        await run.done.wait()
+        def streamed(message: RunMessage) -> None:
+            if (
+                isinstance(message, AgentEvent)
+                and message.run_id == run_id
+                and message.stream == "assistant"
+                and on_text is not None
+            ):
+                on_text(str(message.data.get("text") or ""))
+
+        # Listening before the run starts, so no delta is missed.
+        remove = agents.bus.add_handler(streamed) if on_text is not None else None
+        try:
+            run, _ = await agents.run_once(run_id, session, text, agents.settings.timeout_s)
+            if on_text is not None and run.text:
+                on_text(run.text)  # a run that was already going (recovered at start)
+            await run.done.wait()
+        finally:
+            if remove is not None:
+                remove()
         ok = run.status is RunStatus.OK
         return TurnOutcome(ok, run.text, None if ok else run.summary())
 
@@ -199,11 +225,14 @@ class ChannelService:
     # -- HTTP ----------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
-        """Serve platform webhooks at `/channels/<channel>/<secret path>` (an HttpSurface)."""
-        app.router.add_post(f"{WEBHOOK_PREFIX}{{channel}}/{{secret}}", self.webhook)
+        """Serve platform webhooks at `/channels/<channel>/<path>` (an HttpSurface)."""
+        route = f"{WEBHOOK_PREFIX}{{channel}}/{{secret}}"
+        app.router.add_post(route, self.webhook)
+        # GET too: some platforms verify a webhook URL with a GET (WhatsApp's hub.challenge).
+        app.router.add_get(route, self.webhook, allow_head=False)
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """Hand a platform's webhook call to the account that registered its secret path."""
+        """Hand a platform's webhook call to the account that registered its path."""
         guard = self._guard
         locked = guard.lockout(request) if guard is not None else None
         if locked is not None:
@@ -215,11 +244,17 @@ class ChannelService:
             # The path is a secret: a wrong one is a failed guess like a wrong token (§5.4).
             await self._failed(request)
             raise web.HTTPNotFound(text="not found\n")
-        body = await request.read()
-        status = await handler({k.lower(): v for k, v in request.headers.items()}, body)
-        if status == 401:
+        call = WebhookRequest(
+            method=request.method,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query),
+            body=await request.read(),
+        )
+        reply = await handler(call)
+        if reply.status == 401:
             await self._failed(request)
-        return web.Response(status=status, text="ok\n" if status == 200 else "refused\n")
+        text = reply.text or ("ok\n" if 200 <= reply.status < 300 else "refused\n")
+        return web.Response(status=reply.status, text=text, content_type=reply.content_type)
 
     async def _failed(self, request: web.Request) -> None:
         if self._guard is not None:

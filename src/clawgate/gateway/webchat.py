@@ -60,7 +60,8 @@ def security_headers(host: str, *, tls: bool) -> dict[str, str]:
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self'",
+            # data: for the QR code a channel login hands over as a PNG data URL.
+            "img-src 'self' data:",
             f"connect-src {connect}",
             "base-uri 'none'",
             "form-action 'none'",

@@ -80,6 +80,14 @@ def _channel_problem(channel: str, options: dict[str, Any], secret: str) -> str 
         return _matrix_problem(options, secret)
     if channel == "slack":
         return _slack_problem(options, secret)
+    if channel == "discord":
+        return _discord_problem(options, secret)
+    if channel == "whatsapp" and options.get("mode") == "cloud":
+        return _whatsapp_problem(options, secret)
+    if channel == "imessage":
+        return _imessage_problem(options, secret)
+    if channel == "signal":
+        return _signal_problem(options)
     if channel != "telegram":
         return None
     url = f"{options['api_base']}/bot{secret}/getMe"
@@ -119,8 +127,11 @@ def _matrix_problem(options: dict[str, Any], secret: str) -> str | None:
 
 
 def _slack_problem(options: dict[str, Any], secret: str) -> str | None:
-    """Check the bot token with `auth.test` and that an app-level token is set."""
-    if not options.get("app_token"):
+    """Check the bot token with `auth.test` and that the mode's other secret is set."""
+    if options.get("mode") == "events":
+        if not options.get("signing_secret"):
+            return f"no signing secret (events mode): {options.get('signing_secret_source', '')}"
+    elif not options.get("app_token"):
         return f"no app-level token (xapp-): {options.get('app_token_source', '')}"
     request = urllib.request.Request(f"{options['api_base']}auth.test", data=b"", method="POST")
     request.add_header("Authorization", f"Bearer {secret}")
@@ -132,6 +143,89 @@ def _slack_problem(options: dict[str, Any], secret: str) -> str | None:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return f"cannot reach {options['api_base']} ({getattr(exc, 'reason', exc)})"
     return None if body.get("ok") else f"Slack refused the bot token ({body.get('error')})"
+
+
+def _discord_problem(options: dict[str, Any], secret: str) -> str | None:
+    """Check the bot token with `GET /users/@me`."""
+    request = urllib.request.Request(f"{options['api_base']}/users/@me")
+    request.add_header("Authorization", f"Bot {secret}")
+    request.add_header("User-Agent", "DiscordBot (https://github.com/clawgate/clawgate, 1)")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return "Discord refused the bot token (401 Unauthorized)"
+        return f"Discord answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"cannot reach {options['api_base']} ({getattr(exc, 'reason', exc)})"
+    return None if isinstance(body, dict) and body.get("bot") else "the token is not a bot's"
+
+
+def _whatsapp_problem(options: dict[str, Any], secret: str) -> str | None:
+    """Check the access token and phone number id with `GET /{phone-number-id}`."""
+    for key in ("app_secret", "verify_token"):
+        if not options.get(key):
+            return f"no {key.replace('_', ' ')}: {options.get(f'{key}_source', '')}"
+    if not options.get("phone_number_id"):
+        return "no phone_number_id in [channels.whatsapp]"
+    url = f"{options['graph_base']}/{options['phone_number_id']}?fields=id"
+    request = urllib.request.Request(url)
+    request.add_header("Authorization", f"Bearer {secret}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            code = json.loads(exc.read()).get("error", {}).get("code")
+        except (ValueError, AttributeError, OSError):
+            code = None
+        if exc.code == 401 or code == 190:
+            return "Meta refused the access token (code 190)"
+        return f"the Graph API answered HTTP {exc.code}" + (f", code {code}" if code else "")
+    except (urllib.error.URLError, OSError) as exc:
+        return f"cannot reach {options['graph_base']} ({getattr(exc, 'reason', exc)})"
+    return None
+
+
+def _imessage_problem(options: dict[str, Any], secret: str) -> str | None:
+    """Check the BlueBubbles server password with `GET /api/v1/ping`."""
+    base = options.get("server_url") or ""
+    if not base:
+        return "no server_url: the BlueBubbles server's URL"
+    query = urllib.parse.urlencode({"guid": secret})
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/ping?{query}", timeout=5) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return "the BlueBubbles server refused the password (401)"
+        return f"the BlueBubbles server answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"cannot reach {base} ({getattr(exc, 'reason', type(exc).__name__)})"
+    return None
+
+
+def _signal_problem(options: dict[str, Any]) -> str | None:
+    """Ask the signal-cli daemon (`listGroups`) whether it holds the account."""
+    url, number = options["http_url"], options["account"]
+    body = {"jsonrpc": "2.0", "method": "listGroups", "params": {"account": number}, "id": 1}
+    request = urllib.request.Request(
+        f"{url}/api/v1/rpc", data=json.dumps(body).encode(), method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return f"signal-cli answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"cannot reach signal-cli at {url} ({getattr(exc, 'reason', exc)})"
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if error:
+        message = error.get("message") if isinstance(error, dict) else error
+        return f"signal-cli refused the account {number} ({message}); link or register it"
+    return None
 
 
 def _tcp_reachable(host: str, port: int) -> bool:
@@ -411,22 +505,25 @@ def check_channels(
     """Each channel account: its extra installed, a credential, the platform answering."""
     if config is None or not config.channels.configured():
         return [CheckResult("channels", Status.SKIP, "no channel configured")]
-    from ..channels.registry import ADAPTERS
+    from ..channels.registry import spec_for
     from ..channels.settings import resolve_accounts
 
     results = []
     for account in resolve_accounts(config.channels, paths.home).accounts:
         name = f"channel {account.key}"
-        spec = ADAPTERS.get(account.channel)
+        spec = spec_for(account.channel, account.options.get("mode"))
         if not account.enabled:
             results.append(CheckResult(name, Status.SKIP, "disabled"))
         elif spec is not None and not probes.module_available(spec.sdk):
             fix = f"pip install 'clawgate[{spec.extra}]'"
             results.append(CheckResult(name, Status.FAIL, f"{spec.sdk} is not installed", fix))
         elif not account.secret and (spec is None or spec.credential_required):
-            key = {"matrix": "access_token_file", "slack": "bot_token_file"}.get(
-                account.channel, "token_file"
-            )
+            key = {
+                "matrix": "access_token_file",
+                "slack": "bot_token_file",
+                "whatsapp": "access_token_file",
+                "imessage": "password_file",
+            }.get(account.channel, "token_file")
             fix = f"set {key} in [channels.{account.channel}] or {account.secret_source}"
             results.append(CheckResult(name, Status.FAIL, "no credential", fix))
         else:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = [
     "DONE",
+    "LATE_FAILURE_WINDOW",
     "OPEN",
     "OutboundRow",
     "PairingRow",
@@ -26,6 +28,7 @@ __all__ = [
     "load_outbound",
     "load_pairing",
     "load_state",
+    "mark_outbound_failed",
     "record_outbound",
     "save_pairing",
     "save_state",
@@ -249,3 +252,25 @@ def load_outbound(
             (session_key, limit),
         ).fetchall()
     return [OutboundRow(*row) for row in rows]
+
+
+#: How many of an account's newest outbound records a late failure report is matched against.
+LATE_FAILURE_WINDOW: Final = 1000
+
+
+def mark_outbound_failed(
+    conn: sqlite3.Connection, channel: str, account: str, message_id: str, error: str
+) -> bool:
+    """Mark the record holding platform `message_id` failed (a delivery report came late).
+
+    Only the account's newest `LATE_FAILURE_WINDOW` records are searched; return whether one
+    matched.
+    """
+    cursor = conn.execute(
+        "UPDATE channel_outbound SET state = 'failed', error = ? WHERE id = ("
+        " SELECT o.id FROM (SELECT id, message_ids FROM channel_outbound"
+        "  WHERE channel = ? AND account = ? ORDER BY id DESC LIMIT ?) AS o,"
+        " json_each(o.message_ids) AS m WHERE m.value = ? ORDER BY o.id DESC LIMIT 1)",
+        (error, channel, account, LATE_FAILURE_WINDOW, message_id),
+    )
+    return cursor.rowcount > 0

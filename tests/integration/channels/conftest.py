@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.bluebubbles import FakeBlueBubbles
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.signal_cli import FakeSignalCli
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.whatsapp_cloud import FakeWhatsApp
 from tests.integration.channels.ircd import Human, Ngircd
 from tests.integration.channels.matrix_human import Human as MatrixHuman
 from tests.integration.channels.matrix_human import MatrixWorld
@@ -32,6 +36,42 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 async def slack() -> AsyncIterator[FakeSlack]:
     """A Slack Web API + Socket Mode stand-in on a loopback port (`BOT_TOKEN`, `APP_TOKEN`)."""
     fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def discord() -> AsyncIterator[FakeDiscord]:
+    """A Discord REST + gateway stand-in on a loopback port, with one bot (`BOT_TOKEN`)."""
+    fake = FakeDiscord()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def whatsapp() -> AsyncIterator[FakeWhatsApp]:
+    """A WhatsApp Cloud API stand-in (Graph API + Meta's webhook sender) on a loopback port."""
+    fake = FakeWhatsApp()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def bluebubbles() -> AsyncIterator[FakeBlueBubbles]:
+    """A BlueBubbles server stand-in on a loopback port (`PASSWORD`, Private API on)."""
+    fake = FakeBlueBubbles()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def signal_cli() -> AsyncIterator[FakeSignalCli]:
+    """A signal-cli HTTP daemon stand-in on a loopback port, holding the account `ACCOUNT`."""
+    fake = FakeSignalCli()
     await fake.start()
     yield fake
     await fake.stop()

@@ -248,3 +248,22 @@ async def test_send_delivers_text_into_a_thread(
     result = await peer.client.call("send", params)
     [posted] = replies(slack, CHANNEL, "note")
     assert posted.thread_ts == "1.000002" and result["messageId"] == posted.ts
+
+
+async def test_the_ack_reaction_marks_each_message_the_agent_takes_up(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, slack: FakeSlack
+) -> None:
+    await paired(gateway_factory, client_factory, slack, ack_reaction="eyes")
+    ts = await slack.user_says("what is the weather", user=ALICE, channel=DM)
+    await wait_for(lambda: replies(slack, DM, "what is the weather"))
+    reacted = [(p.channel, p.ts, p.reaction) for p in slack.posted if p.method == "reactions.add"]
+    assert reacted == [(DM, ts, "eyes")]  # not the pairing request: no turn took that up
+
+
+async def test_without_an_ack_reaction_nothing_is_reacted(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, slack: FakeSlack
+) -> None:
+    await paired(gateway_factory, client_factory, slack)
+    await slack.user_says("what is the weather", user=ALICE, channel=DM)
+    await wait_for(lambda: replies(slack, DM, "what is the weather"))
+    assert [p for p in slack.posted if p.method == "reactions.add"] == []

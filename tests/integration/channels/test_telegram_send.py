@@ -169,6 +169,8 @@ async def test_webhook_without_the_secret_token_is_refused(
     async with aiohttp.ClientSession() as http:
         async with http.post(url, json=update) as response:
             assert response.status == 401
+        async with http.get(url) as response:
+            assert response.status == 405
         async with http.post(url.rsplit("/", 1)[0] + "/guessed", json=update) as response:
             assert response.status == 404
     assert telegram.sent == []

@@ -125,6 +125,9 @@ METHODS: Final[tuple[tuple[str, str, str], ...]] = (
     ("channels.pairing.approve", "channels", "channels_pairing_approve"),
     ("channels.pairing.reject", "channels", "channels_pairing_reject"),
     ("channels.pairing.dismiss", "channels", "channels_pairing_dismiss"),
+    # Linking a channel account by QR code (personal WhatsApp), OpenClaw's names.
+    ("web.login.start", "web", "web_login_start"),
+    ("web.login.wait", "web", "web_login_wait"),
     # OpenClaw's systems page: the gateway host and the nodes (issue 21).
     ("environments.list", "environments", "environments_list"),
 )

@@ -1,6 +1,7 @@
 // The WebChat page: sessions, history, sending, streamed replies, abort, connection state,
-// and the Automation view (automation.js).
+// the Automation view (automation.js) and the Channels view (channels.js).
 import { Automation } from "./automation.js";
+import { Channels } from "./channels.js";
 import { Gateway, State } from "./gateway.js";
 import { plural, reconnectText, secondsLeft, shortTitle, untilNextSecond } from "./text.js";
 
@@ -36,6 +37,7 @@ const ui = {
   approvalList: $("approval-list"),
   viewChat: $("view-chat"),
   viewAutomation: $("view-automation"),
+  viewChannels: $("view-channels"),
 };
 
 const view = {
@@ -512,6 +514,7 @@ function onApproval(name, payload) {
 
 async function resync() {
   if (automation.visible) automation.refresh();
+  if (channels.visible) channels.refresh();
   try {
     await Promise.all([
       gateway.request("sessions.subscribe", {}),
@@ -528,6 +531,7 @@ function onHello(hello) {
   clearError();
   ui.auth.hidden = true;
   automation.connected(hello);
+  channels.connected(hello);
   showView(sessionStorage.getItem(STORE.view) || "chat");
   const snapshot = hello.snapshot || {};
   if (snapshot.authMode === "token" || snapshot.authMode === "password") {
@@ -554,13 +558,15 @@ function onEvent(name, payload) {
 // -- views --------------------------------------------------------------------
 
 function showView(name) {
-  const automationShown = name === "automation";
-  sessionStorage.setItem(STORE.view, automationShown ? "automation" : "chat");
-  ui.viewChat.setAttribute("aria-pressed", String(!automationShown));
-  ui.viewAutomation.setAttribute("aria-pressed", String(automationShown));
-  ui.app.hidden = automationShown;
-  if (automationShown) automation.show();
-  else automation.hide();
+  const shown = Object.hasOwn(views, name) ? name : "chat";
+  sessionStorage.setItem(STORE.view, shown);
+  ui.app.hidden = shown !== "chat";
+  for (const [each, { button, panel }] of Object.entries(views)) {
+    button.setAttribute("aria-pressed", String(each === shown));
+    if (!panel) continue;
+    if (each === shown) panel.show();
+    else panel.hide();
+  }
 }
 
 // -- wiring -------------------------------------------------------------------
@@ -574,6 +580,13 @@ const gateway = new Gateway({
   on: { state: onState, hello: onHello, event: onEvent, gap: resync },
 });
 const automation = new Automation({ gateway, find: $ });
+const channels = new Channels({ gateway, find: $ });
+// Each view: its button and, besides the chat, the panel object that shows it.
+const views = {
+  chat: { button: ui.viewChat, panel: null },
+  automation: { button: ui.viewAutomation, panel: automation },
+  channels: { button: ui.viewChannels, panel: channels },
+};
 
 ui.auth.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -605,6 +618,7 @@ ui.input.addEventListener("keydown", (event) => {
 ui.stop.addEventListener("click", () => stop());
 ui.viewChat.addEventListener("click", () => showView("chat"));
 ui.viewAutomation.addEventListener("click", () => showView("automation"));
+ui.viewChannels.addEventListener("click", () => showView("channels"));
 ui.newChat.addEventListener("click", () => switchTo(null));
 ui.earlier.addEventListener("click", () => loadEarlier().catch(reportError));
 window.addEventListener("online", () => gateway.reconnectNow());

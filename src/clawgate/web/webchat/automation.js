@@ -1,6 +1,7 @@
 // The Automation view: cron jobs (next run in local time, last status, run now, on/off)
 // and the heartbeat's state. It reads when shown and refreshes on `cron`/`heartbeat` events.
 
+import { cell, text } from "./dom.js";
 import { plural } from "./text.js";
 
 const ADMIN = "operator.admin";
@@ -33,19 +34,6 @@ function payloadText(job) {
   const payload = job.payload;
   if (payload.kind === "systemEvent") return `main session: ${payload.text}`;
   return `agent turn: ${payload.message}`;
-}
-
-function cell(...children) {
-  const td = document.createElement("td");
-  td.append(...children);
-  return td;
-}
-
-function text(value, className) {
-  const span = document.createElement("span");
-  if (className) span.className = className;
-  span.textContent = value;
-  return span;
 }
 
 function timeElement(ms) {
