@@ -112,6 +112,14 @@ async def test_login_stores_a_matrix_access_token_from_stdin(tmp_path: Path) -> 
     assert code == 0 and "syt_x" not in out and "__OPENCLAW_REDACTED__" in out
 
 
+async def test_login_of_a_channel_without_a_token_says_what_to_do_instead(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    code, _, err = await cli(home, "channels", "login", "signal", "--token-stdin", stdin="x\n")
+    assert code == 2 and "signal takes no token: signal-cli holds" in err
+    assert not (home / "config.toml").exists()
+
+
 async def test_webchat_is_listed_and_sent_to_like_any_channel_from_the_cli(
     tmp_path: Path,
 ) -> None:

@@ -153,6 +153,12 @@ def login(
     print(f"{result['channel']}/{result['accountId']}: {result.get('state', 'starting')}")
 
 
+#: Channels whose accounts have no credential for `login` to store, and what to do instead.
+_NO_CREDENTIAL: Final = {
+    "signal": "signal-cli holds the account's keys; link or register it there (README: Signal)",
+    "webchat": "WebChat uses the gateway's own token",
+}
+
 #: The (secret, file, env) keys of channels whose credential is not called `token`.
 _CREDENTIAL_KEYS: Final = {
     "irc": ("password", "password_file", "password_env"),
@@ -175,6 +181,8 @@ def _store_credential(
 
     if token_file is not None and from_stdin:
         fail("give --token-file or --token-stdin, not both", 2)
+    if channel in _NO_CREDENTIAL:
+        fail(f"{channel} takes no token: {_NO_CREDENTIAL[channel]}", 2)
     paths, _ = load_paths_and_config()
     snapshot = read_snapshot(paths.config)
     document = tomlkit.parse(snapshot.raw)
