@@ -167,6 +167,9 @@ class InboundPipeline:
         self._refusals = RefusalLog()
         self._pending: dict[tuple[str, ...], _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Per session, the reply of its latest turn: each turn's reply waits for the one
+        # before it (the agent runs a session's turns in order, but a delivery can be slow).
+        self._replies: dict[str, asyncio.Future[None]] = {}
         # A pairing decision and its commit happen under this lock, so two messages from one
         # stranger cannot both be issued a code. Other messages are claimed concurrently
         # (sharing one commit: see `GroupWriter`).
@@ -272,13 +275,30 @@ class InboundPipeline:
 
     async def _turn(self, messages: list[InboundMessage]) -> None:
         last = messages[-1]
-        runner = self._runners[(last.channel, last.account_id)]
         key = session_key(last)
+        # Taken before the first await, so turns queue in the order they were spawned.
+        before, mine = self._replies.get(key), asyncio.get_running_loop().create_future()
+        self._replies[key] = mine
+        try:
+            await self._answer(messages, key, before)
+        finally:
+            mine.set_result(None)
+            if self._replies.get(key) is mine:
+                del self._replies[key]
+
+    async def _answer(
+        self, messages: list[InboundMessage], key: str, before: asyncio.Future[None] | None
+    ) -> None:
+        """Run the turn and deliver its reply once the session's previous reply went out."""
+        last = messages[-1]
+        runner = self._runners[(last.channel, last.account_id)]
         target = reply_target(last)
         run_id = f"{last.channel}:{last.account_id}:{last.message_id}"
         answers = [_key(m) for m in messages]
         reply = self._reply_stream(runner)
         streaming: asyncio.Task[Delivery] | None = None
+        if reply is not None and before is not None:
+            await asyncio.shield(before)  # a streamed reply shows from its first words
         if reply is not None:
             streaming = asyncio.create_task(
                 self._outbox.stream(
@@ -314,6 +334,8 @@ class InboundPipeline:
             await self._writes.write(lambda conn: finish_inbound(conn, answers))
             return
         if delivery is None:
+            if before is not None:
+                await asyncio.shield(before)
             delivery = await self._outbox.deliver(
                 runner, target, outcome.text, session_key=key, run_id=run_id, answers=answers
             )

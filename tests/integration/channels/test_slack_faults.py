@@ -103,3 +103,17 @@ async def test_neither_token_reaches_a_log_or_the_database(
         if path.is_file():
             data = path.read_bytes()
             assert BOT_TOKEN.encode() not in data and APP_TOKEN.encode() not in data, path
+
+
+async def test_replies_go_out_in_the_order_of_their_turns_when_one_is_retried(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, slack: FakeSlack
+) -> None:
+    await paired(gateway_factory, client_factory, slack)
+    slack.script("chat.postMessage", "500")  # the first reply waits out a backoff
+    await slack.user_says("first question", user=ALICE, channel=DM)
+    await slack.user_says("second question", user=ALICE, channel=DM)
+    await wait_for(lambda: replies(slack, DM, "second question"))
+    await wait_for(lambda: replies(slack, DM, "first question"))
+    order = [p.text for p in slack.posted if p.method == "chat.postMessage" and p.channel == DM]
+    answers = [t for t in order if "question" in t]
+    assert ["first" in answers[0], "second" in answers[1]] == [True, True], answers
