@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -667,6 +667,21 @@ class ChannelCommon(_Section):
         ),
     )
 
+    #: The keys that hold URLs, in the table and in each named account: http(s) only.
+    url_keys: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _urls_and_account_names(self) -> Any:
+        accounts: dict[str, Any] = getattr(self, "accounts", {})
+        for key in self.url_keys:
+            for url in [getattr(self, key), *(getattr(a, key) for a in accounts.values())]:
+                if url and not url.startswith(("http://", "https://")):
+                    raise ValueError(f"{url!r} must start with http:// or https://")
+        reserved = _RESERVED_ACCOUNTS & set(accounts)
+        if reserved:
+            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
+        return self
+
 
 class _AccountOverrides(_Section):
     """The keys every channel's named account may override; unset ones come from above."""
@@ -706,6 +721,8 @@ class TelegramAccountSection(_AccountOverrides):
 class TelegramSection(ChannelCommon):
     """`[channels.telegram]`: a Telegram bot (Bot API), long polling or a webhook."""
 
+    url_keys = ("api_base", "webhook_url")
+
     token: str | None = Field(
         default=None, description="the bot token from @BotFather (or token_file / token_env)"
     )
@@ -736,18 +753,6 @@ class TelegramSection(ChannelCommon):
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], TelegramAccountSection] = Field(
         default_factory=dict
     )
-
-    @model_validator(mode="after")
-    def _urls(self) -> TelegramSection:
-        bases = [self.api_base, *(a.api_base for a in self.accounts.values() if a.api_base)]
-        hooks = [self.webhook_url, *(a.webhook_url for a in self.accounts.values())]
-        for url in [*bases, *(h for h in hooks if h)]:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} must start with http:// or https://")
-        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
-        if reserved:
-            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
-        return self
 
 
 _IRC_NICK: Final = r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,29}$"
@@ -845,9 +850,6 @@ class IrcSection(ChannelCommon):
             not self.accounts or any(a.server is None for a in self.accounts.values())
         ):
             raise ValueError("server is required: the IRC server's host name, e.g. irc.libera.chat")
-        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
-        if reserved:
-            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
         return self
 
 
@@ -873,6 +875,8 @@ class MatrixSection(ChannelCommon):
     three forms); a token wins when both are set. `allow_from` and `groups` hold Matrix ids
     (`@alice:example.org`, `!room:example.org`).
     """
+
+    url_keys = ("homeserver",)
 
     homeserver: str | None = Field(
         default=None,
@@ -905,17 +909,6 @@ class MatrixSection(ChannelCommon):
         default_factory=dict
     )
 
-    @model_validator(mode="after")
-    def _urls(self) -> MatrixSection:
-        servers = [self.homeserver, *(a.homeserver for a in self.accounts.values())]
-        for url in servers:
-            if url and not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} must start with http:// or https://")
-        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
-        if reserved:
-            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
-        return self
-
 
 class SlackAccountSection(_AccountOverrides):
     """`[channels.slack.accounts.<id>]`: one more Slack app; unset keys come from above."""
@@ -945,6 +938,8 @@ class SlackSection(ChannelCommon):
     CLAWGATE_SLACK_BOT_TOKEN, CLAWGATE_SLACK_APP_TOKEN, CLAWGATE_SLACK_SIGNING_SECRET).
     `allow_from` holds user ids (`U...`), `groups` channel ids (`C...`).
     """
+
+    url_keys = ("api_base",)
 
     bot_token: str | None = Field(
         default=None, description="the bot token, xoxb-… (or bot_token_file / bot_token_env)"
@@ -996,16 +991,6 @@ class SlackSection(ChannelCommon):
         default_factory=dict
     )
 
-    @model_validator(mode="after")
-    def _urls(self) -> SlackSection:
-        for url in [self.api_base, *(a.api_base for a in self.accounts.values() if a.api_base)]:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} must start with http:// or https://")
-        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
-        if reserved:
-            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
-        return self
-
 
 class IMessageAccountSection(_AccountOverrides):
     """`[channels.imessage.accounts.<id>]`: one more BlueBubbles server; unset keys as above."""
@@ -1026,6 +1011,8 @@ class IMessageSection(ChannelCommon):
     CLAWGATE_IMESSAGE_PASSWORD). `allow_from` holds addresses (`+15551234567`, e-mail
     addresses), `groups` chat guids (`iMessage;+;chat...`).
     """
+
+    url_keys = ("server_url", "webhook_url")
 
     server_url: str | None = Field(
         default=None,
@@ -1057,19 +1044,6 @@ class IMessageSection(ChannelCommon):
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], IMessageAccountSection] = Field(
         default_factory=dict
     )
-
-    @model_validator(mode="after")
-    def _urls(self) -> IMessageSection:
-        named = self.accounts.values()
-        urls = [self.server_url, self.webhook_url]
-        urls += [u for a in named for u in (a.server_url, a.webhook_url)]
-        for url in urls:
-            if url and not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} must start with http:// or https://")
-        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
-        if reserved:
-            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
-        return self
 
 
 class WhatsAppAccountSection(_AccountOverrides):
@@ -1107,6 +1081,8 @@ class WhatsAppSection(ChannelCommon):
     `allow_from` holds phone numbers as WhatsApp ids (`16505551234`, no `+`); in web mode,
     `groups` holds group ids (`…@g.us`).
     """
+
+    url_keys = ("graph_base",)
 
     mode: Literal["cloud", "web"] = Field(
         default="cloud",
@@ -1159,19 +1135,6 @@ class WhatsAppSection(ChannelCommon):
         default_factory=dict
     )
 
-    @model_validator(mode="after")
-    def _urls(self) -> WhatsAppSection:
-        for url in [
-            self.graph_base,
-            *(a.graph_base for a in self.accounts.values() if a.graph_base),
-        ]:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} must start with http:// or https://")
-        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
-        if reserved:
-            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
-        return self
-
 
 _E164: Final = r"^\+[1-9][0-9]{5,14}$"
 
@@ -1191,6 +1154,8 @@ class SignalSection(ChannelCommon):
     `allow_from` holds phone numbers (`+15551234567`) or, for senders who hide their
     number, Signal uuids; `groups` holds group ids as `signal-cli listGroups` prints them.
     """
+
+    url_keys = ("http_url",)
 
     account: Annotated[str, Field(pattern=_E164)] | None = Field(
         default=None,
@@ -1215,12 +1180,6 @@ class SignalSection(ChannelCommon):
         for name, each in self.accounts.items():
             if each.account is None:
                 raise ValueError(f"accounts.{name}.account is required: each account is a number")
-        for url in [self.http_url, *(a.http_url for a in self.accounts.values() if a.http_url)]:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} must start with http:// or https://")
-        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
-        if reserved:
-            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
         return self
 
 
@@ -1241,6 +1200,8 @@ class DiscordSection(ChannelCommon):
     (a thread belongs to its parent channel); ids are the numbers Developer Mode copies.
     """
 
+    url_keys = ("api_base",)
+
     token: str | None = Field(default=None, description="the bot token (or token_file / token_env)")
     token_file: str | None = Field(default=None, description="a file holding the bot token")
     token_env: Annotated[str, Field(pattern=_ENV_NAME)] | None = Field(
@@ -1254,16 +1215,6 @@ class DiscordSection(ChannelCommon):
     accounts: dict[Annotated[str, Field(pattern=_ACCOUNT_NAME)], DiscordAccountSection] = Field(
         default_factory=dict
     )
-
-    @model_validator(mode="after")
-    def _urls(self) -> DiscordSection:
-        for url in [self.api_base, *(a.api_base for a in self.accounts.values() if a.api_base)]:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} must start with http:// or https://")
-        reserved = _RESERVED_ACCOUNTS & set(self.accounts)
-        if reserved:
-            raise ValueError(f"account name {sorted(reserved)[0]!r} is reserved; choose another")
-        return self
 
 
 class ChannelsSection(_Section):
