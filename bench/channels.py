@@ -19,8 +19,9 @@ from typing import Final
 import aiohttp
 from tests.fakes.telegram_api import BOT_TOKEN, FakeTelegram
 
+from .channel_figures import burst_figures, echo_figures, tally_burst
 from .procs import Servers
-from .report import Figure, Target, median, percentile
+from .report import Figure
 
 __all__ = ["BURST", "ROUND_TRIPS", "SENDERS", "measure_channels"]
 
@@ -86,13 +87,8 @@ async def _burst(fake: FakeTelegram) -> tuple[float, int, int]:
     await fake.wait_sent(lambda s: "burst-" in s.text, count=BURST, timeout=120)
     elapsed = time.perf_counter() - started
     await asyncio.sleep(0.5)  # a late duplicate would land here
-    counts = dict.fromkeys(markers, 0)
-    for sent in fake.sent:
-        if sent.method == "sendMessage" and "burst-" in sent.text:
-            counts[sent.text.rsplit("go ", 1)[-1].split()[0]] += 1
-    duplicates = sum(max(c - 1, 0) for c in counts.values())
-    lost = sum(1 for c in counts.values() if c == 0)
-    return elapsed, duplicates, lost
+    replies = [sent.text for sent in fake.sent if sent.method == "sendMessage"]
+    return elapsed, *tally_burst(markers, replies)
 
 
 async def measure_channels(servers: Servers, http: aiohttp.ClientSession) -> list[Figure]:
@@ -118,33 +114,12 @@ async def measure_channels(servers: Servers, http: aiohttp.ClientSession) -> lis
         "dm_policy open, debounce_ms 0; baseline: a bare aiohttp echo bot on the same stand-in"
     )
     mib = 1024 * 1024
+    burst = (
+        f"{BURST} messages from {SENDERS} senders queued at once; gateway RSS "
+        f"{rss_before / mib:.1f} -> {rss_after / mib:.1f} MiB"
+    )
     return [
-        Figure(
-            "telegram_echo_p50",
-            median(samples),
-            "ms",
-            baseline=median(baseline),
-            target=Target("<", 20),
-            note=note,
-        ),
-        Figure(
-            "telegram_echo_p99",
-            percentile(samples, 0.99),
-            "ms",
-            baseline=percentile(baseline, 0.99),
-        ),
-        Figure(
-            "telegram_burst_1000",
-            elapsed,
-            "s",
-            target=Target("<", 10),
-            note=(
-                f"{BURST} messages from {SENDERS} senders queued at once; {duplicates} "
-                f"answered twice, {lost} unanswered; gateway RSS {rss_before / mib:.1f} -> "
-                f"{rss_after / mib:.1f} MiB"
-            ),
-        ),
-        Figure("telegram_burst_duplicates", duplicates, "msgs", target=Target("<", 1)),
-        Figure("telegram_burst_lost", lost, "msgs", target=Target("<", 1)),
+        *echo_figures("telegram", samples, baseline, note),
+        *burst_figures("telegram", BURST, elapsed, duplicates, lost, burst),
         Figure("telegram_burst_rss_after", rss_after / mib, "MiB", baseline=rss_before / mib),
     ]

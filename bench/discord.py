@@ -20,8 +20,9 @@ from typing import Final
 import aiohttp
 from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
 
+from .channel_figures import burst_figures, echo_figures, tally_burst
 from .procs import Servers
-from .report import Figure, Target, median, percentile
+from .report import Figure
 
 __all__ = ["DISCORD_BURST", "DISCORD_ROUND_TRIPS", "DISCORD_SENDERS", "measure_discord"]
 
@@ -95,13 +96,8 @@ async def _burst(fake: FakeDiscord) -> tuple[float, int, int]:
     await fake.wait_posted(lambda p: "burst-" in p.content, count=DISCORD_BURST, timeout=120)
     elapsed = time.perf_counter() - started
     await asyncio.sleep(0.5)  # a late duplicate would land here
-    counts = dict.fromkeys(markers, 0)
-    for posted in fake.posted:
-        if posted.kind == "message" and "burst-" in posted.content:
-            counts[posted.content.rsplit("go ", 1)[-1].split()[0]] += 1
-    duplicates = sum(max(c - 1, 0) for c in counts.values())
-    lost = sum(1 for c in counts.values() if c == 0)
-    return elapsed, duplicates, lost
+    replies = [posted.content for posted in fake.posted if posted.kind == "message"]
+    return elapsed, *tally_burst(markers, replies)
 
 
 async def measure_discord(servers: Servers, http: aiohttp.ClientSession) -> list[Figure]:
@@ -125,31 +121,8 @@ async def measure_discord(servers: Servers, http: aiohttp.ClientSession) -> list
         "dm_policy open, debounce_ms 0; baseline: a bare aiohttp gateway echo bot on the "
         "same stand-in"
     )
+    burst = f"{DISCORD_BURST} DMs from {DISCORD_SENDERS} senders sent at once"
     return [
-        Figure(
-            "discord_echo_p50",
-            median(samples),
-            "ms",
-            baseline=median(baseline),
-            target=Target("<", 20),
-            note=note,
-        ),
-        Figure(
-            "discord_echo_p99",
-            percentile(samples, 0.99),
-            "ms",
-            baseline=percentile(baseline, 0.99),
-        ),
-        Figure(
-            "discord_burst_1000",
-            elapsed,
-            "s",
-            target=Target("<", 10),
-            note=(
-                f"{DISCORD_BURST} DMs from {DISCORD_SENDERS} senders sent at once; {duplicates} "
-                f"answered twice, {lost} unanswered"
-            ),
-        ),
-        Figure("discord_burst_duplicates", duplicates, "msgs", target=Target("<", 1)),
-        Figure("discord_burst_lost", lost, "msgs", target=Target("<", 1)),
+        *echo_figures("discord", samples, baseline, note),
+        *burst_figures("discord", DISCORD_BURST, elapsed, duplicates, lost, burst),
     ]

@@ -20,8 +20,9 @@ import aiohttp
 from aiohttp import web
 from tests.fakes.bluebubbles import PASSWORD, FakeBlueBubbles
 
+from .channel_figures import echo_figures
 from .procs import Servers
-from .report import Figure, Target, median, percentile
+from .report import Figure
 
 __all__ = ["IMESSAGE_ROUND_TRIPS", "measure_imessage"]
 
@@ -130,19 +131,4 @@ async def measure_imessage(servers: Servers, http: aiohttp.ClientSession) -> lis
         "dm_policy open, debounce_ms 0; baseline: a bare aiohttp webhook + REST echo bot on "
         "the same stand-in"
     )
-    return [
-        Figure(
-            "imessage_echo_p50",
-            median(samples),
-            "ms",
-            baseline=median(baseline),
-            target=Target("<", 20),
-            note=note,
-        ),
-        Figure(
-            "imessage_echo_p99",
-            percentile(samples, 0.99),
-            "ms",
-            baseline=percentile(baseline, 0.99),
-        ),
-    ]
+    return echo_figures("imessage", samples, baseline, note)

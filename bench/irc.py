@@ -23,8 +23,9 @@ from typing import Final
 import aiohttp
 from tests.integration.channels.ircd import Human, Ngircd
 
+from .channel_figures import echo_figures
 from .procs import Servers
-from .report import Figure, Target, median, percentile
+from .report import Figure
 
 __all__ = ["IRC_ROUND_TRIPS", "measure_irc"]
 
@@ -107,22 +108,7 @@ async def measure_irc(servers: Servers, http: aiohttp.ClientSession) -> list[Fig
         "dm_policy open, ngircd penalties off; baseline: a bare raw-socket echo bot on the "
         "same ngircd"
     )
-    return [
-        Figure(
-            "irc_echo_p50",
-            median(samples),
-            "ms",
-            baseline=median(baseline),
-            target=Target("<", 20),
-            note=note,
-        ),
-        Figure(
-            "irc_echo_p99",
-            percentile(samples, 0.99),
-            "ms",
-            baseline=percentile(baseline, 0.99),
-        ),
-    ]
+    return echo_figures("irc", samples, baseline, note)
 
 
 def _online(person: Human) -> bool:

@@ -23,8 +23,9 @@ from nio import AsyncClient, SyncResponse
 from tests.integration.channels.matrix_human import Human
 from tests.integration.channels.synapse import MatrixAccount, Synapse
 
+from .channel_figures import echo_figures
 from .procs import Servers
-from .report import Figure, median, percentile
+from .report import Figure
 
 __all__ = ["MATRIX_ROUND_TRIPS", "measure_matrix"]
 
@@ -127,12 +128,5 @@ async def measure_matrix(
         "Synapse (SQLite), echo agent, dm_policy open, debounce_ms 0; baseline: a bare "
         "matrix-nio echo bot on the same homeserver"
     )
-    return [
-        Figure("matrix_echo_p50", median(samples), "ms", baseline=median(baseline), note=note),
-        Figure(
-            "matrix_echo_p99",
-            percentile(samples, 0.99),
-            "ms",
-            baseline=percentile(baseline, 0.99),
-        ),
-    ]
+    # No target: Synapse's own round trip (the baseline) is most of it.
+    return echo_figures("matrix", samples, baseline, note, target=False)

@@ -21,8 +21,9 @@ from tests.fakes.signal_cli import ACCOUNT, FakeSignalCli
 
 from clawgate.channels.sse import SseDecoder
 
+from .channel_figures import echo_figures
 from .procs import Servers
-from .report import Figure, Target, median, percentile
+from .report import Figure
 
 __all__ = ["SIGNAL_ROUND_TRIPS", "measure_signal"]
 
@@ -105,16 +106,4 @@ async def measure_signal(servers: Servers, http: aiohttp.ClientSession) -> list[
         "dm_policy open, debounce_ms 0; baseline: a bare aiohttp event-stream echo bot on the "
         "same stand-in"
     )
-    return [
-        Figure(
-            "signal_echo_p50",
-            median(samples),
-            "ms",
-            baseline=median(baseline),
-            target=Target("<", 20),
-            note=note,
-        ),
-        Figure(
-            "signal_echo_p99", percentile(samples, 0.99), "ms", baseline=percentile(baseline, 0.99)
-        ),
-    ]
+    return echo_figures("signal", samples, baseline, note)

@@ -28,8 +28,9 @@ import aiohttp
 from aiohttp import web
 from tests.fakes.slack_api import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
+from .channel_figures import burst_figures, echo_figures, tally_burst
 from .procs import Servers, free_port
-from .report import Figure, Target, median, percentile
+from .report import Figure
 
 __all__ = [
     "SLACK_BURST",
@@ -158,13 +159,8 @@ async def _burst(fake: FakeSlack) -> tuple[float, int, int]:
     await fake.wait_posted(lambda p: "burst-" in p.text, count=SLACK_BURST, timeout=120)
     elapsed = time.perf_counter() - started
     await asyncio.sleep(0.5)  # a late duplicate would land here
-    counts = dict.fromkeys(markers, 0)
-    for posted in fake.posted:
-        if posted.method == "chat.postMessage" and "burst-" in posted.text:
-            counts[posted.text.rsplit("go ", 1)[-1].split()[0]] += 1
-    duplicates = sum(max(c - 1, 0) for c in counts.values())
-    lost = sum(1 for c in counts.values() if c == 0)
-    return elapsed, duplicates, lost
+    replies = [p.text for p in fake.posted if p.method == "chat.postMessage"]
+    return elapsed, *tally_burst(markers, replies)
 
 
 async def measure_slack(servers: Servers, http: aiohttp.ClientSession) -> list[Figure]:
@@ -189,45 +185,13 @@ async def measure_slack(servers: Servers, http: aiohttp.ClientSession) -> list[F
         "dm_policy open, debounce_ms 0; baseline: a bare aiohttp Socket Mode echo bot on the "
         "same stand-in"
     )
+    burst = f"{SLACK_BURST} DMs from {SLACK_SENDERS} senders sent at once"
+    events_note = (
+        f"{SLACK_EVENTS_ROUND_TRIPS} signed event_callback POSTs one after another, "
+        "mode events; baseline: a bare aiohttp webhook checking the same signature"
+    )
     return [
-        Figure(
-            "slack_echo_p50",
-            median(samples),
-            "ms",
-            baseline=median(baseline),
-            target=Target("<", 20),
-            note=note,
-        ),
-        Figure(
-            "slack_echo_p99", percentile(samples, 0.99), "ms", baseline=percentile(baseline, 0.99)
-        ),
-        Figure(
-            "slack_burst_1000",
-            elapsed,
-            "s",
-            target=Target("<", 10),
-            note=(
-                f"{SLACK_BURST} DMs from {SLACK_SENDERS} senders sent at once; {duplicates} "
-                f"answered twice, {lost} unanswered"
-            ),
-        ),
-        Figure("slack_burst_duplicates", duplicates, "msgs", target=Target("<", 1)),
-        Figure("slack_burst_lost", lost, "msgs", target=Target("<", 1)),
-        Figure(
-            "slack_events_echo_p50",
-            median(events),
-            "ms",
-            baseline=median(events_baseline),
-            target=Target("<", 20),
-            note=(
-                f"{SLACK_EVENTS_ROUND_TRIPS} signed event_callback POSTs one after another, "
-                "mode events; baseline: a bare aiohttp webhook checking the same signature"
-            ),
-        ),
-        Figure(
-            "slack_events_echo_p99",
-            percentile(events, 0.99),
-            "ms",
-            baseline=percentile(events_baseline, 0.99),
-        ),
+        *echo_figures("slack", samples, baseline, note),
+        *burst_figures("slack", SLACK_BURST, elapsed, duplicates, lost, burst),
+        *echo_figures("slack_events", events, events_baseline, events_note),
     ]

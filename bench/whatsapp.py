@@ -30,8 +30,9 @@ from tests.fakes.whatsapp_cloud import (
     FakeWhatsApp,
 )
 
+from .channel_figures import echo_figures
 from .procs import Servers
-from .report import Figure, Target, median, percentile
+from .report import Figure
 
 __all__ = ["WHATSAPP_ROUND_TRIPS", "measure_whatsapp"]
 
@@ -162,19 +163,4 @@ async def measure_whatsapp(servers: Servers, http: aiohttp.ClientSession) -> lis
         "dm_policy open, debounce_ms 0; baseline: a bare aiohttp webhook echo bot on the same "
         "stand-in"
     )
-    return [
-        Figure(
-            "whatsapp_echo_p50",
-            median(samples),
-            "ms",
-            baseline=median(baseline),
-            target=Target("<", 20),
-            note=note,
-        ),
-        Figure(
-            "whatsapp_echo_p99",
-            percentile(samples, 0.99),
-            "ms",
-            baseline=percentile(baseline, 0.99),
-        ),
-    ]
+    return echo_figures("whatsapp", samples, baseline, note)
