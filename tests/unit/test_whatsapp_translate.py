@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -110,3 +111,31 @@ def test_chat_ids_round_trip_and_bare_numbers_are_people() -> None:
     assert format_jid(parse_jid("1203@g.us")) == "1203@g.us"
     with pytest.raises(PermanentSendError):
         parse_jid("someone@example.com")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "connect",
+        "send_message",
+        "send_chat_presence",
+        "download_any",
+        "logout",
+        "disconnect",
+        "stop",
+    ],
+)
+def test_the_stand_in_client_has_neonizes_own_call_shapes(name: str) -> None:
+    """What the adapter calls on the stand-in exists on neonize's client, called the same way."""
+    from neonize.aioze.client import NewAClient
+
+    from tests.fakes.whatsapp_web import _Client
+
+    real, fake = getattr(NewAClient, name), getattr(_Client, name)
+    assert inspect.iscoroutinefunction(real) and inspect.iscoroutinefunction(fake)
+    required = [
+        p.name
+        for p in inspect.signature(real).parameters.values()
+        if p.default is inspect.Parameter.empty
+    ]
+    assert list(inspect.signature(fake).parameters)[: len(required)] == required
