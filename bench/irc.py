@@ -4,7 +4,7 @@ ngircd (`tests/integration/channels/ircd.py`, Debian's package) runs on loopback
 command penalties off (`MaxPenaltyTime = 0`): with them on, it holds a client that sent
 about 16 lines in a row for a second, which measures ngircd's flood policy rather than the
 gateway. The gateway is a subprocess with `[channels.irc]` on that server (plain TCP,
-`dm_policy = "open"`, flood control raised to match). A round trip: a person's raw client
+`dm_policy = "open"`, flood control off to match). A round trip: a person's raw client
 sends a PRIVMSG to the bot -> the adapter reads it -> dedupe, access, session, echo run ->
 the reply's PRIVMSG lines reach the person; the clock stops at the line with the marker.
 The baseline is a bare echo bot in this process (a raw client that sends every PRIVMSG
@@ -36,7 +36,7 @@ _CONFIG: Final = (
     '[agent]\nbackend = "echo"\necho_delay_ms = 0\n'
     "[channels.irc]\n"
     'server = "127.0.0.1"\nport = {port}\ntls = false\nnick = "{nick}"\n'
-    'dm_policy = "open"\ndebounce_ms = 0\nflood_burst = 50\nflood_interval_ms = 5\n'
+    'dm_policy = "open"\ndebounce_ms = 0\nflood_burst = 50\nflood_interval_ms = 0\n'
 )
 
 
