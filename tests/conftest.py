@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -34,6 +35,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         group = next((SERVER_GROUPS[name] for name in names if name in SERVER_GROUPS), None)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+#: Test files that load neonize, and with it a Go runtime (its threads, its signal handlers)
+#: into the process. They run in a pytest process of their own
+#: (`tests/test_go_runtime_suite.py`), so that runtime never shares a worker with the rest.
+GO_RUNTIME_TESTS: Final = (
+    "tests/integration/channels/test_whatsapp_web.py",
+    "tests/unit/test_whatsapp_translate.py",
+    "tests/browser/test_webchat_channels.py",
+)
+GO_RUNTIME_ENV: Final = "CLAWGATE_GO_RUNTIME_TESTS"
+_ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave the Go-runtime tests to their own process, unless asked for by name."""
+    if os.environ.get(GO_RUNTIME_ENV) or collection_path.suffix != ".py":
+        return None
+    relative = collection_path.resolve().relative_to(_ROOT).as_posix()
+    if relative not in GO_RUNTIME_TESTS:
+        return None
+    named = {
+        (Path(config.invocation_params.dir) / arg.split("::")[0]).resolve()
+        for arg in config.invocation_params.args
+    }
+    return None if collection_path.resolve() in named else True
 
 
 # Short enough that tests see ticks quickly, long enough not to flood slow machines.

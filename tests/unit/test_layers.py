@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -131,9 +133,25 @@ def _cycles(graph: dict[str, set[str]]) -> Iterator[list[str]]:
             yield from visit(node)
 
 
-@pytest.mark.parametrize("module", sorted(m for m in _modules() if not m.endswith("__main__")))
+#: Modules that load a Go runtime when imported (neonize): checked in a process of their own,
+#: as the tests that use them are (`GO_RUNTIME_TESTS` in tests/conftest.py).
+GO_RUNTIME_MODULES = ("clawgate.channels.whatsapp_web",)
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted(m for m in _modules() if not m.endswith("__main__") and m not in GO_RUNTIME_MODULES),
+)
 def test_every_module_imports(module: str) -> None:
     importlib.import_module(module)
+
+
+@pytest.mark.parametrize("module", GO_RUNTIME_MODULES)
+def test_every_go_runtime_module_imports_in_its_own_process(module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_every_package_is_in_a_layer() -> None:
