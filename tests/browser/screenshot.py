@@ -60,6 +60,9 @@ def take(browser: Browser, daemon: Daemon, folder: Path) -> tuple[Path, Path]:
         page.get_by_role("button", name="New chat").click()
         say(page, text)
     catch_mid_stream(page, STREAMING, desktop)
+    # Let that reply end: the phone writes in the same chat, and its run would queue behind it.
+    reply = page.locator('#messages .message[data-role="assistant"]').last
+    expect(reply).to_have_attribute("data-state", "done", timeout=60_000)
     context.close()
     context = browser.new_context(
         viewport=PHONE, color_scheme="light", is_mobile=True, has_touch=True
