@@ -39,6 +39,7 @@ import json
 import logging
 import random
 from collections import deque
+from functools import partial
 from typing import Any, Final
 
 import aiohttp
@@ -49,6 +50,7 @@ from .base import (
     AuthFailed,
     Capabilities,
     ChannelError,
+    InboundMessage,
     OutboundMedia,
     PermanentSendError,
     RateLimited,
@@ -102,6 +104,7 @@ class DiscordAdapter:
         self._token = token
         self._api_base: str = str(account.options["api_base"]).rstrip("/")
         self._machine = DiscordGatewayMachine(token)
+        self._chat_tails: dict[str, asyncio.Task[None]] = {}
         self._limits = RateLimits()
         self._session: aiohttp.ClientSession | None = None
         self._rand = random.random
@@ -245,6 +248,18 @@ class DiscordAdapter:
             pending.popleft()
             self._machine.handled(seq)
 
+    def _forget_tail(self, chat: str, task: asyncio.Task[None]) -> None:
+        if self._chat_tails.get(chat) is task:
+            del self._chat_tails[chat]
+
+    async def _deliver_after(
+        self, before: asyncio.Task[None] | None, message: InboundMessage
+    ) -> None:
+        """Hand `message` to the layer once the chat's previous message was handed over."""
+        if before is not None:
+            await asyncio.gather(before, return_exceptions=True)
+        await self._link.deliver(message)
+
     async def _dispatch(self, name: Any, data: Any) -> asyncio.Task[None] | None:
         """Act on one dispatch; return the delivery of a message, started, if it is one."""
         machine = self._machine
@@ -253,8 +268,13 @@ class DiscordAdapter:
             message = normalize(data, machine.bot_id, self._account, machine.threads)
             if message is None:
                 return None
-            # Started now, so deliveries begin (and claim their place) in arrival order.
-            return asyncio.create_task(self._link.deliver(message))
+            # Started now; one chat's messages are handed over one after another (their
+            # order is the session's), different chats' side by side.
+            before = self._chat_tails.get(message.chat.id)
+            task = asyncio.create_task(self._deliver_after(before, message))
+            self._chat_tails[message.chat.id] = task
+            task.add_done_callback(partial(self._forget_tail, message.chat.id))
+            return task
         machine.on_dispatch(str(name), data)
         if name in ("READY", "RESUMED"):
             self._link.connected()
