@@ -69,6 +69,9 @@ async def paired(
     peer = await operator(clients, gateway)
     await fake.user_says("hi", user=ALICE)
     await approve_pending(peer, "whatsapp")
+    # The code's own send may still be under way: a test that scripts Graph failures next
+    # must not have them land on it.
+    await wait_for(lambda: replies(fake, "Pairing code:"))
     return gateway
 
 
