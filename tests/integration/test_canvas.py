@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -129,7 +130,11 @@ async def test_an_agents_page_is_served_at_the_same_relative_url(
         assert response.status == 200
         assert response.headers["Content-Type"] == "text/html; charset=utf-8"
     assert "<h1>hello</h1>" in body
-    assert body.endswith('<script src="/__clawgate__/live-reload.js"></script></body></html>')
+    assert re.search(
+        r'<script src="/__clawgate__/live-reload.js" data-version="[0-9a-f]{16}"></script>'
+        r"</body></html>$",
+        body,
+    )
 
 
 async def test_a_folder_url_serves_its_index(canvas: Canvas, http: aiohttp.ClientSession) -> None:
@@ -362,6 +367,31 @@ async def test_a_change_in_another_agents_folder_does_not_reload_the_page(
     heard = await notices_until(main, "main/app.js")
     assert not [paths for paths in heard if any(p.startswith("other/") for p in paths)]
     await main.close()
+    await top.close()
+
+
+async def test_a_page_opened_after_a_write_is_not_reloaded_for_it(
+    canvas: Canvas, http: aiohttp.ClientSession
+) -> None:
+    top = await live_socket(http, canvas, token=canvas.gateway.token, page="/")
+    assert await top.receive_json(timeout=5) == {"type": "ready"}
+    canvas.write("main/shown.html", PAGE)
+    async with http.get(canvas.url + "/main/shown.html") as response:
+        found = re.search(r'data-version="([0-9a-f]+)"', await response.text())
+    assert found is not None
+    page = await live_socket(
+        http, canvas, token=canvas.gateway.token, page="/main/shown.html", version=found[1]
+    )
+    assert await page.receive_json(timeout=5) == {"type": "ready"}
+    # The write's batch has gone out once the page open before it heard of it.
+    await notices_until(top, "main/shown.html")
+    canvas.write("main/next.css", "p{}")
+    heard = await notices_until(page, "main/next.css")
+    assert not [paths for paths in heard if "main/shown.html" in paths]
+    # Written again: now the page shows an old version and reloads.
+    canvas.write("main/shown.html", PAGE + "<p>again</p>")
+    assert (await notices_until(page, "main/shown.html"))[-1] == ["main/shown.html"]
+    await page.close()
     await top.close()
 
 

@@ -11,7 +11,7 @@ from clawgate.canvas.access import (
     Grant,
     credentials_from_headers,
 )
-from clawgate.canvas.live import Admitted, Closing, LiveSocketMachine
+from clawgate.canvas.live import Admitted, Closing, LiveSocketMachine, reload_paths
 from clawgate.gateway.access import GatewayAccess
 from clawgate.protocol.auth import AuthMode, AuthThrottle, SharedSecretAuth
 from clawgate.protocol.limits import CANVAS_AUTH_FRAME_MAX_BYTES, Limits
@@ -182,6 +182,36 @@ def test_a_page_at_the_top_or_without_a_page_hears_every_change() -> None:
     for frame in (auth_frame(token=TOKEN, page="/"), auth_frame(token=TOKEN, page="/%2e%2e/")):
         outcome = machine().receive_text(frame, 0)
         assert isinstance(outcome, Admitted) and outcome.scope == ""
+
+
+def test_the_page_names_its_file_and_the_version_it_shows() -> None:
+    frame = auth_frame(token=TOKEN, page="/main/", version="0a1b2c3d4e5f6071")
+    outcome = machine().receive_text(frame, 0)
+    assert isinstance(outcome, Admitted)
+    assert (outcome.page, outcome.version) == ("main/index.html", "0a1b2c3d4e5f6071")
+    for bad in ("", "not hex", "f" * 65, 17, None):
+        outcome = machine().receive_text(auth_frame(token=TOKEN, page="/main/", version=bad), 0)
+        assert isinstance(outcome, Admitted) and outcome.version == ""
+
+
+def test_a_change_the_page_already_shows_is_not_announced() -> None:
+    outcome = machine().receive_text(auth_frame(token=TOKEN, page="/main/a.html", version="ab"), 0)
+    assert isinstance(outcome, Admitted)
+    assert reload_paths(outcome, ["main/a.html"], {"main/a.html": "ab"}) == []
+    # Written again since it was served, or gone: the page reloads.
+    assert reload_paths(outcome, ["main/a.html"], {"main/a.html": "cd"}) == ["main/a.html"]
+    assert reload_paths(outcome, ["main/a.html"], {"main/a.html": None}) == ["main/a.html"]
+    # Anything else it may use changed with it: the page reloads for all of it.
+    both = ["main/a.html", "main/style.css"]
+    assert reload_paths(outcome, both, {"main/a.html": "ab"}) == both
+    # Other agents' folders never reach it.
+    assert reload_paths(outcome, ["other/a.html"], {}) == []
+
+
+def test_a_page_that_showed_no_version_reloads_for_its_file() -> None:
+    outcome = machine().receive_text(auth_frame(token=TOKEN, page="/main/a.html"), 0)
+    assert isinstance(outcome, Admitted)
+    assert reload_paths(outcome, ["main/a.html"], {"main/a.html": ""}) == ["main/a.html"]
 
 
 def test_a_wrong_token_closes_with_1008_after_the_failure_delay() -> None:

@@ -100,6 +100,13 @@ def test_without_a_body_tag_the_script_goes_before_closing_html_or_at_the_end() 
     assert inject_client(b"<p>fragment</p>") == b"<p>fragment</p>" + TAG
 
 
+def test_a_versioned_tag_names_the_version_the_page_shows() -> None:
+    tagged = inject_client(b"<body></body>", "0a1b")
+    assert tagged == (
+        f'<body><script src="{CLIENT_SCRIPT_PATH}" data-version="0a1b"></script></body>'.encode()
+    )
+
+
 def test_the_missing_page_escapes_the_path() -> None:
     page = missing_page("/main/<script>alert(1)</script>")
     assert b"<script>alert" not in page

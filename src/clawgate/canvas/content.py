@@ -70,6 +70,7 @@ _HTML: Final = frozenset({".html", ".htm"})
 _BODY_END: Final = re.compile(rb"</body\s*>", re.IGNORECASE)
 _HTML_END: Final = re.compile(rb"</html\s*>", re.IGNORECASE)
 _TAG: Final = f'<script src="{CLIENT_SCRIPT_PATH}"></script>'.encode()
+_VERSIONED_TAG: Final = '<script src="{}" data-version="{}"></script>'
 
 
 def _suffix(name: str) -> str:
@@ -128,14 +129,19 @@ def not_modified(
     return int(mtime_s) <= since.timestamp()
 
 
-def inject_client(html: bytes) -> bytes:
-    """Return `html` with the live-reload client script tag before its closing body tag."""
+def inject_client(html: bytes, version: str = "") -> bytes:
+    """Return `html` with the live-reload client script tag before its closing body tag.
+
+    `version` (`files.file_version`, hex) names the file version the page shows; the
+    script sends it back so a change the page already shows does not reload it.
+    """
+    tag = _VERSIONED_TAG.format(CLIENT_SCRIPT_PATH, version).encode() if version else _TAG
     for pattern in (_BODY_END, _HTML_END):
         # The last one: an earlier match may sit inside a script or a comment.
         ends = [match.start() for match in pattern.finditer(html)]
         if ends:
-            return html[: ends[-1]] + _TAG + html[ends[-1] :]
-    return html + _TAG
+            return html[: ends[-1]] + tag + html[ends[-1] :]
+    return html + tag
 
 
 def missing_page(path: str) -> bytes:

@@ -9,6 +9,7 @@ and the open is refused too (`ELOOP`) instead of followed. Only regular files ar
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass, replace
@@ -17,7 +18,15 @@ from typing import Final
 
 from .paths import CanvasPath, is_inside
 
-__all__ = ["Missing", "Opened", "Redirect", "open_canvas_file", "read_all"]
+__all__ = [
+    "Missing",
+    "Opened",
+    "Redirect",
+    "current_version",
+    "file_version",
+    "open_canvas_file",
+    "read_all",
+]
 
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO someone left in the root must not hang the worker thread.
@@ -33,6 +42,7 @@ class Opened:
     name: str
     size: int
     mtime_ns: int
+    version: str
     body: bytes | None = None
 
 
@@ -81,7 +91,7 @@ def open_canvas_file(
     info = os.fstat(fd)
     if stat.S_ISREG(info.st_mode):
         os.set_blocking(fd, True)
-        opened = Opened(fd, segments[-1], info.st_size, info.st_mtime_ns)
+        opened = Opened(fd, segments[-1], info.st_size, info.st_mtime_ns, file_version(info))
         if info.st_size > read_up_to:
             return opened
         try:
@@ -101,3 +111,21 @@ def read_all(fd: int) -> bytes:
     while chunk := os.read(fd, _CHUNK):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def file_version(info: os.stat_result) -> str:
+    """Return an opaque name for one version of a file: it changes with every write.
+
+    The inode is in it because a page written whole and renamed in (as editors and
+    agents do) is a new inode even when its size and coarse mtime match the old one.
+    """
+    identity = f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+    return hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
+
+
+def current_version(real_root: Path, relative: str) -> str | None:
+    """Return the version of the root-relative file now, or None if it is not there."""
+    try:
+        return file_version(os.stat(real_root / relative))
+    except OSError:
+        return None

@@ -4,15 +4,18 @@ Pure (the clock is passed in); `canvas/server.py` moves the frames. The exchange
 `/__clawgate__/ws`:
 
 1. The page sends exactly one text frame within the gateway's handshake timeout:
-   `{"type": "auth", "page": location.pathname, "token"?, "password"?, "deviceId"?,
-   "deviceToken"?}` (the credentials as in `connect`'s `auth`). Nothing is sent to a
-   socket before that frame is accepted.
+   `{"type": "auth", "page": location.pathname, "version"?, "token"?, "password"?,
+   "deviceId"?, "deviceToken"?}` (the credentials as in `connect`'s `auth`; `version`
+   is the one the host put on the page's script tag). Nothing is sent to a socket
+   before that frame is accepted.
 2. Accepted: the host answers `{"type": "ready"}`. Refused: it closes with 1008 and the
    gateway's own message (`unauthorized: gateway token mismatch ...`), after the same
    failure delay a refused `connect` gets.
 3. When files under the root change, each socket whose page they reach gets
    `{"type": "reload", "paths": [...]}` naming those of the changed files (root-relative)
-   that reach it (`paths.change_reaches`); the page reloads itself.
+   that reach it (`paths.change_reaches`); the page reloads itself. A change to the
+   page's own file alone is not sent while that file is still the version the page
+   showed: a page opened just after a write would otherwise reload for that write.
    A socket whose credential stopped holding (secret changed, device token revoked) is
    closed with 4001 instead.
 """
@@ -20,6 +23,8 @@ Pure (the clock is passed in); `canvas/server.py` moves the frames. The exchange
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -36,7 +41,7 @@ from ..protocol.handshake import (
 from ..protocol.limits import CANVAS_AUTH_FRAME_MAX_BYTES
 from ..protocol.nesting import is_depth_error, nesting_error, nesting_exceeds
 from .access import CanvasAccess, Denied, Grant, credentials_from_frame
-from .paths import CanvasPath, page_scope, resolve_url_path
+from .paths import CanvasPath, change_reaches, page_scope, resolve_url_path
 
 __all__ = [
     "AUTH_CHANGED",
@@ -45,17 +50,25 @@ __all__ = [
     "Closing",
     "LiveSocketMachine",
     "reload_notice",
+    "reload_paths",
 ]
 
 READY: Final = json.dumps({"type": "ready"})
+_VERSION: Final = re.compile(r"[0-9a-f]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """The page may hear reload notices for `scope` (see `paths.page_scope`)."""
+    """The page may hear reload notices for `scope` (see `paths.page_scope`).
+
+    `page` is the root-relative file the page was served from and `version` the
+    version of it the page shows (empty when unknown, e.g. a 404 page).
+    """
 
     grant: Grant
     scope: str
+    page: str = ""
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,20 @@ class Closing:
 
 
 AUTH_CHANGED: Final = Closing(CLOSE_AUTH_CHANGED, "gateway auth changed; reload the page")
+
+
+def reload_paths(
+    admitted: Admitted, changed: list[str], current: Mapping[str, str | None]
+) -> list[str]:
+    """Return the changed paths a page must reload for; empty when none.
+
+    `current` maps a page file to its version now (`files.current_version`).
+    """
+    reached = [path for path in changed if change_reaches(admitted.scope, path)]
+    shown = admitted.version and current.get(admitted.page) == admitted.version
+    if shown and reached == [admitted.page]:
+        return []
+    return reached
 
 
 def reload_notice(paths: list[str]) -> str:
@@ -113,5 +140,10 @@ class LiveSocketMachine:
             return Closing(CLOSE_POLICY, close_reason(decision.message), decision.delay_ms)
         page = frame.get("page")
         resolved = resolve_url_path(page) if isinstance(page, str) else None
-        scope = page_scope(resolved) if isinstance(resolved, CanvasPath) else ""
-        return Admitted(decision, scope)
+        if not isinstance(resolved, CanvasPath):
+            return Admitted(decision, "")
+        version = frame.get("version")
+        if not isinstance(version, str) or not _VERSION.fullmatch(version):
+            version = ""
+        file = "/".join(resolved.file_segments())
+        return Admitted(decision, page_scope(resolved), file, version)

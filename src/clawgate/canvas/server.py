@@ -36,7 +36,7 @@ from ..protocol.limits import (
     Limits,
 )
 from ..tls import TlsMaterial, server_ssl_context
-from .access import CanvasAccess, Denied, Grant, credentials_from_headers
+from .access import CanvasAccess, Denied, credentials_from_headers
 from .content import (
     cache_headers,
     content_type,
@@ -46,9 +46,17 @@ from .content import (
     missing_page,
     not_modified,
 )
-from .files import Missing, Opened, Redirect, open_canvas_file, read_all
-from .live import AUTH_CHANGED, READY, Admitted, Closing, LiveSocketMachine, reload_notice
-from .paths import CanvasPath, Refusal, change_reaches, resolve_url_path
+from .files import Missing, Opened, Redirect, current_version, open_canvas_file, read_all
+from .live import (
+    AUTH_CHANGED,
+    READY,
+    Admitted,
+    Closing,
+    LiveSocketMachine,
+    reload_notice,
+    reload_paths,
+)
+from .paths import CanvasPath, Refusal, resolve_url_path
 from .settings import CanvasSettings
 from .urls import canvas_host_url, canvas_page_url
 from .watcher import watch_root
@@ -67,8 +75,7 @@ _READ_METHODS: Final = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
 @dataclass(slots=True, eq=False)  # kept in a set by identity
 class _LiveSocket:
     ws: web.WebSocketResponse
-    grant: Grant
-    scope: str
+    admitted: Admitted
 
 
 def _client_script() -> tuple[bytes, str]:
@@ -274,7 +281,8 @@ class CanvasHost:
         if body is None and inject:
             body = await loop.run_in_executor(None, read_all, found.fd)
         if body is not None:
-            return web.Response(body=inject_client(body) if inject else body, headers=headers)
+            body = inject_client(body, found.version) if inject else body
+            return web.Response(body=body, headers=headers)
         response = web.StreamResponse(headers=headers)
         response.content_length = found.size
         await response.prepare(request)
@@ -338,7 +346,7 @@ class CanvasHost:
             self._opening -= 1
         if admitted is None:
             return ws
-        live = _LiveSocket(ws, admitted.grant, admitted.scope)
+        live = _LiveSocket(ws, admitted)
         self._sockets.add(live)
         try:
             await ws.send_str(READY)
@@ -374,15 +382,21 @@ class CanvasHost:
     async def _changed(self, paths: list[str]) -> None:
         """Tell every page these changes reach to reload; drop sockets whose auth lapsed."""
         sends = []
+        shown = {live.admitted.page for live in self._sockets if live.admitted.version}
+        current = await asyncio.to_thread(self._versions, shown.intersection(paths))
         for live in list(self._sockets):
-            reached = [path for path in paths if change_reaches(live.scope, path)]
-            if not self._access.still_valid(live.grant):
+            reached = reload_paths(live.admitted, paths, current)
+            if not self._access.still_valid(live.admitted.grant):
                 sends.append(self._close(live, AUTH_CHANGED))
             elif reached:
                 sends.append(self._send(live, reload_notice(reached)))
         if sends:
             logger.debug("canvas changed: %s; %d page(s) told", ", ".join(paths[:5]), len(sends))
             await asyncio.gather(*sends)
+
+    def _versions(self, pages: set[str]) -> dict[str, str | None]:
+        """Return each page file's version now (blocking: run it in a worker thread)."""
+        return {page: current_version(self._real_root, page) for page in pages}
 
     async def _send(self, live: _LiveSocket, notice: str) -> None:
         try:

@@ -50,6 +50,10 @@
     return saved;
   }
 
+  // The version of this page the host served (on this script's tag): a change the page
+  // already shows is then not announced to it.
+  var script = document.currentScript;
+  var version = (script && script.getAttribute("data-version")) || "";
   var credentials = readCredentials();
   var delayMs = 500;
   var wasOpen = false;
@@ -60,6 +64,7 @@
     var refused = false;
     socket.onopen = function () {
       var frame = { type: "auth", page: location.pathname };
+      if (version) frame.version = version;
       for (var key in credentials) frame[key] = credentials[key];
       socket.send(JSON.stringify(frame));
     };
