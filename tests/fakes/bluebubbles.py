@@ -24,7 +24,9 @@ validators):
   the messages the human side sent, oldest first with `sort: ASC`.
 
 Webhooks: the server POSTs `{"type": "new-message", "data": <message>}` (and
-`updated-message`, `typing-indicator`) as JSON to every registered URL whose `events`
+`updated-message`, `message-send-error`, `typing-indicator`; `fail_delivery(guid)` plays
+Messages failing one of the bot's messages after the send was accepted: the message comes
+back with a non-zero `error`) as JSON to every registered URL whose `events`
 holds the type or `*`, once, without signing it and without retrying a failure, as
 BlueBubbles does. A test plays the human with `user_says(...)` (a DM when the chat guid
 holds `;-;`, a group when it holds `;+;`) and reads what the bot sent in `sent`.
@@ -221,6 +223,7 @@ class FakeBlueBubbles:
             "dateRead": 0,
             "service": "iMessage",
             "hasAttachments": bool(files),
+            "error": 0,
         }
 
     async def user_says(self, text: str, **options: Any) -> str:
@@ -229,6 +232,14 @@ class FakeBlueBubbles:
         self.history.append(message)
         await self.emit({"type": "new-message", "data": message})
         return str(message["guid"])
+
+    async def fail_delivery(
+        self, guid: str, code: int = 22, event: str = "updated-message"
+    ) -> list[int]:
+        """Messages gives up on the bot's message `guid`: emit it with `error` = `code`."""
+        [message] = [m for m in self.history if m["guid"] == guid]
+        message["error"] = code
+        return await self.emit({"type": event, "data": message})
 
     async def emit(self, event: dict[str, Any]) -> list[int]:
         """POST `event` to every webhook registered for its type; return the statuses."""

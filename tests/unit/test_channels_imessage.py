@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from clawgate.channels.base import AccountConfig, ChatKind
-from clawgate.channels.imessage import MentionRule, chat_kind, normalize
+from clawgate.channels.imessage import MentionRule, chat_kind, normalize, send_error
 from clawgate.channels.settings import resolve_accounts
 from clawgate.config import ChannelsSection
 from clawgate.config_file import REDACTED, redact_data
@@ -92,6 +92,15 @@ def test_a_message_without_chats_is_a_dm_with_its_sender() -> None:
 def imessage_accounts(table: dict[str, Any], environ: dict[str, str] | None = None) -> Any:
     section = ChannelsSection.model_validate({"imessage": table})
     return resolve_accounts(section, Path("/nonexistent"), environ or {}).accounts
+
+
+def test_only_the_bots_own_messages_with_a_non_zero_error_are_send_failures() -> None:
+    assert send_error({"guid": "G1", "isFromMe": True, "error": 22}) == ("G1", 22)
+    assert send_error({"guid": "G1", "isFromMe": True, "error": 0}) is None
+    assert send_error({"guid": "G1", "isFromMe": False, "error": 22}) is None
+    assert send_error({"guid": "G1", "isFromMe": True, "error": True}) is None
+    assert send_error({"guid": "G1", "isFromMe": True, "error": "22"}) is None
+    assert send_error({"isFromMe": True, "error": 22}) is None
 
 
 def test_the_password_comes_from_the_environment_for_the_default_account() -> None:

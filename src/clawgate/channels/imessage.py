@@ -10,7 +10,8 @@ webhooks registered with it. This adapter speaks that API with aiohttp (no SDK: 
   server's Private API is on decides replies (`selectedMessageGuid`) and typing.
 - Inbound: the gateway serves `/channels/imessage/<account>` and registers
   `<webhook_url>/channels/imessage/<account>?token=<random>` with the server
-  (`POST /api/v1/webhook`, events `new-message`), deleting the registrations of earlier
+  (`POST /api/v1/webhook`, events `new-message`, `updated-message`, `message-send-error`),
+  deleting the registrations of earlier
   starts first. BlueBubbles does not sign webhooks, so the token is the authentication: a
   fresh 256-bit secret each start, compared in constant time; a request without it gets 401
   and does nothing. No secret has to be configured, and a leaked URL dies at the next start.
@@ -23,6 +24,10 @@ webhooks registered with it. This adapter speaks that API with aiohttp (no SDK: 
   `InboundMessage`s: a chat guid `iMessage;-;<address>` is a DM, `iMessage;+;chat...` a
   group. iMessage has no bot mentions: in groups the bot counts as mentioned when the text
   names it (`mention_names`, whole words, an optional `@`), and the name is removed.
+- A message Messages accepted and failed to deliver later comes back as `updated-message`
+  (or `message-send-error`) with the bot's message and a non-zero `error`: the recorded
+  delivery is marked failed (`link.delivery_failed`), so it shows on the session and in
+  `channels.status`, not only on the Mac.
 - Outbound text via `POST /api/v1/message/text` (AppleScript, or the Private API when the
   server has it, which also sends group answers as replies with `selectedMessageGuid`),
   files via `POST /api/v1/message/attachment` (multipart), typing via
@@ -90,7 +95,7 @@ CATCH_UP_OVERLAP_MS: Final = 60_000
 #: How long one REST call may take (an AppleScript send waits for Messages to confirm).
 REQUEST_TIMEOUT_S: Final = 60.0
 #: The webhook events registered (the others are answered 200 and ignored).
-EVENTS: Final = ("new-message",)
+EVENTS: Final = ("new-message", "updated-message", "message-send-error")
 # BlueBubbles puts U+FFFC where an attachment sits in the text.
 _OBJECT_REPLACEMENT: Final = "\ufffc"
 _UNSAFE_NAME: Final = re.compile(r"[^A-Za-z0-9_.-]")
@@ -118,6 +123,20 @@ class MentionRule:
             return False, text
         stripped, count = self._pattern.subn("", text)
         return count > 0, " ".join(stripped.split()) if count else text
+
+
+def send_error(data: dict[str, Any]) -> tuple[str, int] | None:
+    """Return the guid and error code of one of the bot's messages that failed, else None.
+
+    BlueBubbles carries Messages' own code in `error` (0 when all is well; 4, 22 or its
+    own 1000+ when the message did not go out).
+    """
+    guid, code = data.get("guid"), data.get("error")
+    if not data.get("isFromMe") or not isinstance(guid, str) or not guid:
+        return None
+    if not isinstance(code, int) or isinstance(code, bool) or code == 0:
+        return None
+    return guid, code
 
 
 def normalize(
@@ -252,13 +271,17 @@ class IMessageAdapter:
             self._link.error("the webhook received an unreadable event")
             return WebhookReply(400)
         self._link.progress()
-        data = event.get("data")
-        if event.get("type") != "new-message":
-            return WebhookReply()  # updated-message, typing-indicator, ...: not needed
+        kind, data = event.get("type"), event.get("data")
+        if kind not in EVENTS:
+            return WebhookReply()  # typing-indicator, group changes, ...: not needed
         if not isinstance(data, dict):
-            self._link.error("the webhook received a new-message event without a message")
+            self._link.error(f"the webhook received a {kind} event without a message")
             return WebhookReply(400)
-        await self._receive(data)
+        if kind == "new-message":
+            await self._receive(data)
+        elif (failed := send_error(data)) is not None:
+            guid, code = failed
+            await self._link.delivery_failed(guid, f"Messages did not deliver it (error {code})")
         return WebhookReply()
 
     async def _receive(self, data: dict[str, Any]) -> None:

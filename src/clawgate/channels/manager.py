@@ -147,12 +147,16 @@ class AccountRunner:
         return self._services.may_join(self.account, inviter, room_id, direct)
 
     async def delivery_failed(self, message_id: str, reason: str) -> None:
-        """Mark a delivery failed after the fact (the platform's report) and show why."""
+        """Mark a delivery failed after the fact (the platform's report) and show why.
+
+        A report for a message the gateway has no record of (one a person sent from the
+        same account elsewhere) is logged, not shown as the account's error.
+        """
+        report = self._services.delivery_failed
+        if report is not None and not await report(self.account, message_id, reason):
+            self._log.info("a failure report for an unrecorded message %s", message_id)
+            return
         self.send_failed(reason)
-        if self._services.delivery_failed is not None:
-            found = await self._services.delivery_failed(self.account, message_id, reason)
-            if not found:
-                self._log.info("a failure report for an unrecorded message %s", message_id)
 
     async def load_cursor(self) -> str | None:
         """Return the persisted cursor."""

@@ -11,6 +11,7 @@ Drive the human side with the platform's own client, read the gateway with an ad
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from clawgate.channels.outbound import OutboxPolicy
 from clawgate.channels.settings import resolve_accounts
 from clawgate.channels.supervision import BackoffPolicy
 from clawgate.config import AgentSection, ChannelsSection
+from clawgate.store.channels_repo import OutboundRow
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.conftest import Peer, PeerFactory
 
@@ -28,7 +30,9 @@ __all__ = [
     "approve_pending",
     "channel_gateway",
     "channel_status",
+    "failure_notes",
     "operator",
+    "outbound_rows",
     "wait_for",
 ]
 
@@ -89,6 +93,23 @@ async def wait_for(
             if value:
                 return value
             await asyncio.sleep(interval)
+
+
+async def failure_notes(peer: Peer, session_key: str) -> list[str]:
+    """Return the notes the layer wrote on a session about deliveries that failed."""
+    history = await peer.client.call("chat.history", {"sessionKey": session_key})
+    texts = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "system"]
+    return [text for text in texts if "failed" in text]
+
+
+def outbound_rows(gateway: RunningGateway) -> list[OutboundRow]:
+    """Read the layer's delivery records straight from state.db, oldest first."""
+    with sqlite3.connect(gateway.home / "state.db") as conn:
+        rows = conn.execute(
+            "SELECT channel, account, chat_id, thread_id, session_key, run_id, state,"
+            " message_ids, attempts, error, created_at FROM channel_outbound ORDER BY id"
+        ).fetchall()
+    return [OutboundRow(*row) for row in rows]
 
 
 async def approve_pending(peer: Peer, channel: str) -> dict[str, Any]:

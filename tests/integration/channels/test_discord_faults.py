@@ -8,7 +8,13 @@ from typing import Any
 
 from tests.conftest import GatewayFactory
 from tests.fakes.discord_api import BOT_TOKEN, BOT_USER_ID, CHANNEL_ID, FakeDiscord
-from tests.integration.channels.harness import channel_gateway, channel_status, operator, wait_for
+from tests.integration.channels.harness import (
+    channel_gateway,
+    channel_status,
+    failure_notes,
+    operator,
+    wait_for,
+)
 from tests.integration.channels.test_discord import (
     ALICE,
     MENTION,
@@ -145,12 +151,7 @@ async def test_a_reply_discord_keeps_refusing_is_recorded_failed_on_the_session(
     await discord.user_says("lost in transit", user=ALICE)
     key = f"agent:main:discord:dm:{ALICE}"
 
-    async def note() -> list[str]:
-        history = await peer.client.call("chat.history", {"sessionKey": key})
-        texts = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "system"]
-        return [t for t in texts if "failed" in t]
-
-    [text] = await wait_for(note)
+    [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "discord")
     assert "500" in str(status["lastError"])

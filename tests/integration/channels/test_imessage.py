@@ -73,7 +73,7 @@ async def test_the_gateway_registers_its_webhook_with_a_fresh_token_at_start(
     [hook] = bluebubbles.webhooks.values()
     base, token = hook["url"].split("?token=")
     assert base == f"{PUBLIC}/channels/imessage/default" and len(token) >= 40
-    assert hook["events"] == ["new-message"]
+    assert hook["events"] == ["new-message", "updated-message", "message-send-error"]
     assert bluebubbles.requests[:2] == ["ping", "server/info"]
 
 

@@ -7,7 +7,14 @@ import json
 
 from tests.conftest import GatewayFactory
 from tests.fakes.bluebubbles import PASSWORD, FakeBlueBubbles
-from tests.integration.channels.harness import channel_gateway, channel_status, operator, wait_for
+from tests.integration.channels.harness import (
+    channel_gateway,
+    channel_status,
+    failure_notes,
+    operator,
+    outbound_rows,
+    wait_for,
+)
 from tests.integration.channels.test_imessage import (
     ALICE,
     DM,
@@ -101,15 +108,45 @@ async def test_a_reply_the_server_keeps_refusing_is_recorded_failed_on_the_sessi
     await bluebubbles.user_says("lost in transit", sender=ALICE)
     key = f"agent:main:imessage:dm:{ALICE}"
 
-    async def note() -> list[str]:
-        history = await peer.client.call("chat.history", {"sessionKey": key})
-        texts = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "system"]
-        return [t for t in texts if "failed" in t]
-
-    [text] = await wait_for(note)
+    [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "imessage")
     assert "500" in str(status["lastError"])
+
+
+async def test_a_reply_messages_gives_up_on_later_is_recorded_failed(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, bluebubbles: FakeBlueBubbles
+) -> None:
+    gateway = await imessage_gateway(gateway_factory, bluebubbles, dm_policy="open")
+    await bluebubbles.user_says("answer me", sender=ALICE)
+    await bluebubbles.user_says("and me", sender=ALICE)
+    await wait_for(lambda: replies(bluebubbles, DM, "and me"))
+    guids = {
+        text: next(m["guid"] for m in bluebubbles.history if m["isFromMe"] and text in m["text"])
+        for text in ("answer me", "and me")
+    }
+    await wait_for(lambda: len(outbound_rows(gateway)) == 2)
+    # Messages reports one as `updated-message`, the other as `message-send-error`.
+    assert await bluebubbles.fail_delivery(guids["answer me"], 22) == [200]
+    assert await bluebubbles.fail_delivery(guids["and me"], 4, "message-send-error") == [200]
+    failed = {row.error for row in outbound_rows(gateway) if row.state == "failed"}
+    assert failed == {
+        "Messages did not deliver it (error 22)",
+        "Messages did not deliver it (error 4)",
+    }
+    status = await channel_status(await operator(client_factory, gateway), "imessage")
+    assert "error 4" in str(status["lastError"])
+
+
+async def test_a_failure_of_a_message_the_gateway_did_not_send_is_not_its_error(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, bluebubbles: FakeBlueBubbles
+) -> None:
+    gateway = await imessage_gateway(gateway_factory, bluebubbles)
+    own = bluebubbles.message("typed on the Mac", chat=DM, from_me=True)
+    bluebubbles.history.append(own)
+    assert await bluebubbles.fail_delivery(own["guid"], 22) == [200]
+    status = await channel_status(await operator(client_factory, gateway), "imessage")
+    assert status["lastError"] is None and outbound_rows(gateway) == []
 
 
 async def test_an_outage_reconnects_and_what_came_meanwhile_is_answered_once(

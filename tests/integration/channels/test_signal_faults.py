@@ -9,7 +9,13 @@ import aiohttp
 
 from tests.conftest import GatewayFactory
 from tests.fakes.signal_cli import GROUP_ID, FakeSignalCli
-from tests.integration.channels.harness import channel_gateway, channel_status, operator, wait_for
+from tests.integration.channels.harness import (
+    channel_gateway,
+    channel_status,
+    failure_notes,
+    operator,
+    wait_for,
+)
 from tests.integration.channels.test_signal import (
     ALICE,
     BOB,
@@ -112,12 +118,7 @@ async def test_a_reply_signal_cli_keeps_refusing_is_recorded_failed_on_the_sessi
     await signal_cli.user_says("lost in transit", number=ALICE)
     key = f"agent:main:signal:dm:{ALICE}"
 
-    async def note() -> list[str]:
-        history = await peer.client.call("chat.history", {"sessionKey": key})
-        texts = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "system"]
-        return [t for t in texts if "failed" in t]
-
-    [text] = await wait_for(note)
+    [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "signal")
     assert "503" in str(status["lastError"])

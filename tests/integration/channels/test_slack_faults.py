@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from tests.conftest import GatewayFactory
 from tests.fakes.slack_api import APP_TOKEN, BOT_TOKEN, BOT_USER_ID, FakeSlack
-from tests.integration.channels.harness import channel_gateway, channel_status, operator, wait_for
+from tests.integration.channels.harness import (
+    channel_gateway,
+    channel_status,
+    failure_notes,
+    operator,
+    wait_for,
+)
 from tests.integration.channels.test_slack import (
     ALICE,
     CHANNEL,
@@ -49,12 +55,7 @@ async def test_a_reply_slack_keeps_refusing_is_recorded_failed_on_the_session(
     await slack.user_says("lost in transit", user=ALICE, channel=DM)
     key = f"agent:main:slack:dm:{ALICE}"
 
-    async def note() -> list[str]:
-        history = await peer.client.call("chat.history", {"sessionKey": key})
-        texts = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "system"]
-        return [t for t in texts if "failed" in t]
-
-    [text] = await wait_for(note)
+    [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "slack")
     assert "500" in str(status["lastError"])

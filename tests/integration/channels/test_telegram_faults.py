@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import GatewayFactory
 from tests.fakes.telegram_api import BOT_TOKEN, FakeTelegram
-from tests.integration.channels.harness import channel_status, operator, wait_for
+from tests.integration.channels.harness import channel_status, failure_notes, operator, wait_for
 from tests.integration.channels.test_telegram import (
     ALICE,
     paired,
@@ -158,12 +158,7 @@ async def test_an_undeliverable_reply_is_recorded_failed_on_the_session(
     telegram.user_says("lost in transit", user_id=ALICE)
     key = f"agent:main:telegram:dm:{ALICE}"
 
-    async def note() -> list[str]:
-        history = await peer.client.call("chat.history", {"sessionKey": key})
-        texts = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "system"]
-        return [t for t in texts if "failed" in t]
-
-    [text] = await wait_for(note)
+    [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "telegram")
     assert "500" in str(status["lastError"]) or "Internal" in str(status["lastError"])

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from typing import Any
 
 from clawgate.cli.qr_link import links_by_qr
 from clawgate.service.doctor import DoctorProbes
-from clawgate.store.channels_repo import OutboundRow
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.whatsapp_cloud import (
     ACCESS_TOKEN,
@@ -23,6 +21,7 @@ from tests.integration.channels.harness import (
     channel_gateway,
     channel_status,
     operator,
+    outbound_rows,
     wait_for,
 )
 from tests.integration.conftest import PeerFactory
@@ -78,16 +77,6 @@ async def paired(
 def replies(fake: FakeWhatsApp, containing: str, to: str = ALICE) -> list[Sent]:
     """Return the text messages the business sent to `to` that contain `containing`."""
     return [s for s in fake.sent if s.to == to and s.type == "text" and containing in s.text]
-
-
-def outbound_rows(gateway: RunningGateway) -> list[OutboundRow]:
-    """Read the layer's delivery records straight from state.db, oldest first."""
-    with sqlite3.connect(gateway.home / "state.db") as conn:
-        rows = conn.execute(
-            "SELECT channel, account, chat_id, thread_id, session_key, run_id, state,"
-            " message_ids, attempts, error, created_at FROM channel_outbound ORDER BY id"
-        ).fetchall()
-    return [OutboundRow(*row) for row in rows]
 
 
 async def test_the_verification_get_is_answered_with_the_challenge(

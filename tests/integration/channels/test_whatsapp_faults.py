@@ -8,10 +8,16 @@ from typing import Any
 
 from tests.conftest import GatewayFactory
 from tests.fakes.whatsapp_cloud import ACCESS_TOKEN, APP_SECRET, VERIFY_TOKEN, FakeWhatsApp
-from tests.integration.channels.harness import channel_gateway, channel_status, operator, wait_for
+from tests.integration.channels.harness import (
+    channel_gateway,
+    channel_status,
+    failure_notes,
+    operator,
+    outbound_rows,
+    wait_for,
+)
 from tests.integration.channels.test_whatsapp import (
     ALICE,
-    outbound_rows,
     paired,
     replies,
     whatsapp_gateway,
@@ -141,12 +147,7 @@ async def test_a_reply_graph_keeps_refusing_is_recorded_failed_on_the_session(
     await whatsapp.user_says("lost in transit", user=ALICE)
     key = f"agent:main:whatsapp:dm:{ALICE}"
 
-    async def note() -> list[str]:
-        history = await peer.client.call("chat.history", {"sessionKey": key})
-        texts = [m["content"][0]["text"] for m in history["messages"] if m["role"] == "system"]
-        return [t for t in texts if "failed" in t]
-
-    [text] = await wait_for(note)
+    [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
 
 
