@@ -71,9 +71,11 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # One xdist worker per core; tests sharing a real server keep to one worker (tests/conftest.py).
+# A worker that dies ends the run at once with its report: with --dist loadgroup a replacement
+# worker was seen to get no work, so the run waited until CI's time limit instead.
 # pytest exits 5 when it collected nothing: on main that is a failure, never a pass.
 test: $(STAMP) $(CHROMIUM) $(NGIRCD) $(NATS_SERVER) $(PG_INITDB) $(OPENCLAW_STAMP) lint typecheck
-	@$(BIN)/python -m pytest -n auto --dist loadgroup; status=$$?; \
+	@$(BIN)/python -m pytest -n auto --dist loadgroup --max-worker-restart=0; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 

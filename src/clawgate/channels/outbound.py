@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -111,11 +112,9 @@ class ReplyStream:
 
     async def changed(self, timeout_s: float | None) -> None:
         """Wait until the text changes (or `timeout_s` passes)."""
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await self._changed.wait()
-        except TimeoutError:
-            pass
         self._changed.clear()
 
     async def ended(self) -> None:
