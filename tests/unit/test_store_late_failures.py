@@ -62,3 +62,17 @@ def test_only_the_newest_records_of_the_account_are_searched(conn: sqlite3.Conne
         sent(conn, f"wamid.{n}")
     assert not mark_outbound_failed(conn, "whatsapp", "default", "wamid.old", "x")
     assert mark_outbound_failed(conn, "whatsapp", "default", "wamid.0", "x")
+
+
+def test_the_lookup_reads_only_the_accounts_own_records(conn: sqlite3.Connection) -> None:
+    # Other accounts' deliveries stay unread however many there are.
+    for n in range(50):
+        sent(conn, f"wamid.shop.{n}", account="shop")
+    sent(conn, "wamid.mine")
+    conn.execute("ANALYZE")
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM channel_outbound"
+        " WHERE channel = 'whatsapp' AND account = 'default' ORDER BY id DESC LIMIT 1000"
+    ).fetchall()
+    assert any("channel_outbound_by_account" in str(step) for step in plan), plan
+    assert mark_outbound_failed(conn, "whatsapp", "default", "wamid.mine", "x")

@@ -266,6 +266,12 @@ CREATE INDEX exec_approval_history_newest
     ON exec_approval_history (resolved_at_ms DESC, approval_id DESC);
 """
 
+_V11_OUTBOUND_BY_ACCOUNT: Final = """
+-- A platform's late failure report (WhatsApp's `failed` status, BlueBubbles' send error)
+-- looks up one account's newest deliveries; without this it read every account's.
+CREATE INDEX channel_outbound_by_account ON channel_outbound (channel, account, id);
+"""
+
 #: Every migration this code knows, numbered from 1.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "meta and kv tables", _V1_META_AND_KV),
@@ -278,6 +284,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(8, "cron jobs and runs", _V8_CRON),
     Migration(9, "node surfaces and exec approval policies", _V9_NODES),
     Migration(10, "closed exec approvals", _V10_APPROVAL_HISTORY),
+    Migration(11, "channel deliveries by account", _V11_OUTBOUND_BY_ACCOUNT),
 )
 
 
