@@ -10,7 +10,7 @@ How to add a channel (Matrix, IRC, ...):
 2. Register it in `channels/registry.py` (`ADAPTERS`): module, class and pip extra. The
    manager imports the module only when the channel is configured, and a missing extra
    fails just that channel with a one-line message naming it.
-3. Add its config table to `config.py` (`[channels.<name>]`, subclassing `ChannelCommon`
+3. Add its config table to `config/channels.py` (`[channels.<name>]`, subclassing `ChannelCommon`
    for the access keys) and its secret keys to `SECRET_KEYS`, and resolve it into
    `AccountConfig`s in `channels/settings.py`.
 
