@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,7 @@ class SimDaemon:
         auto_ack: bool = True,
         answer_pings: bool = True,
         result: Callable[[dict[str, Any]], Any] = lambda cmd: {"echo": cmd["params"]},
+        receive_buffer: int | None = None,
     ) -> None:
         self.url = url
         self.key = key
@@ -45,6 +47,9 @@ class SimDaemon:
         self.auto_ack = auto_ack
         self.answer_pings = answer_pings
         self.result = result
+        # A fixed, small kernel receive buffer (no autotuning): a daemon that stops reading
+        # then stalls the hub's writes after kilobytes, not tens of megabytes.
+        self.receive_buffer = receive_buffer
         self.executed: dict[str, int] = {}
         self.terminal_acks: dict[str, dict[str, Any]] = {}
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -73,7 +78,7 @@ class SimDaemon:
 
     async def open_socket(self) -> aiohttp.ClientWebSocketResponse:
         """Open the WebSocket only (raises ``WSServerHandshakeError`` on HTTP refusal)."""
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(connector=self._connector())
         headers = {"Authorization": f"Bearer {self.key}"}
         try:
             self._ws = await self._session.ws_connect(self.url, headers=headers, autoping=True)
@@ -81,6 +86,26 @@ class SimDaemon:
             await self._session.close()
             raise
         return self._ws
+
+    def _connector(self) -> aiohttp.TCPConnector:
+        size = self.receive_buffer
+
+        def open_socket(addr_info: Any) -> socket.socket:
+            family, kind, proto, _, _ = addr_info
+            sock = socket.socket(family, kind, proto)
+            if size is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            return sock
+
+        return aiohttp.TCPConnector(socket_factory=open_socket)
+
+    async def stop_reading(self) -> None:
+        """Stop reading the socket, as a daemon stuck on something else would."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
 
     async def connect(self, *, register: bool = True) -> dict[str, Any] | None:
         """Open, register, and start answering; return SERVICE_ACK or None if closed."""

@@ -60,7 +60,9 @@ __all__ = ["DaemonLink", "LinkPhase"]
 
 logger = logging.getLogger(__name__)
 
-#: Frames queued for one daemon before it counts as too slow and is closed.
+#: Frames queued for one daemon before it counts as too slow and is closed. The hub's own
+#: bursts (the unsettled commands re-sent at connect) wait while a quarter of it is used, so
+#: only frames the daemon leaves unread count.
 SEND_QUEUE_MAX: Final = 4096
 CLOSE_SLOW_CONSUMER: Final = 1008
 CLOSE_INTERNAL_ERROR: Final = 1011
@@ -105,6 +107,7 @@ class DaemonLink:
         "_close",
         "_last_inbound",
         "_outbox",
+        "_room",
         "_sent_commands",
         "_sent_revision",
         "_subscription",
@@ -133,6 +136,8 @@ class DaemonLink:
         self._outbox: deque[str | None] = deque()
         #: Set while the writer waits for a frame.
         self._wakeup: asyncio.Future[None] | None = None
+        #: Set while a paced burst waits for the writer to catch up.
+        self._room: asyncio.Future[None] | None = None
         self._close: tuple[int, str] | None = None
         self._last_inbound = time.monotonic()
         self._sent_commands: set[str] = set()
@@ -281,7 +286,8 @@ class DaemonLink:
             register.lastAppliedRevision,
         )
         await self._send_desired()
-        await self._resend_unsettled()
+        # In a task: the reader must take the daemon's acks while the commands go out.
+        self._spawn(self._resend_unsettled())
 
     async def _end_session(self) -> None:
         self.core.remove_link(self)
@@ -416,6 +422,11 @@ class DaemonLink:
                 break
             # Drop the reference now: an idle writer must not pin its last frame.
             del text
+            room = self._room
+            if room is not None and len(outbox) < SEND_QUEUE_MAX // 4:
+                self._room = None
+                if not room.done():
+                    room.set_result(None)
         if self._close is not None and not self.ws.closed:
             code, reason = self._close
             await self.ws.close(code=code, message=reason.encode()[:_REASON_MAX])
@@ -435,13 +446,23 @@ class DaemonLink:
         self._sent_commands.add(command_id)
         await self._send_or_fail(record)
 
-    async def _resend_unsettled(self, *, only_new: bool = False) -> None:
+    async def _resend_unsettled(self) -> None:
+        """Send every command the daemon has not settled, paced to how fast it reads."""
         assert self.daemon_id is not None
-        for record in await self.core.store.unsettled_commands(self.daemon_id, self.core.now()):
-            if only_new and record.command_id in self._sent_commands:
-                continue
-            self._sent_commands.add(record.command_id)
+        records = await self.core.store.unsettled_commands(self.daemon_id, self.core.now())
+        # All count as sent now, so the sweep does not send them again meanwhile.
+        self._sent_commands.update(record.command_id for record in records)
+        for record in records:
+            await self._until_room()
+            if self._close is not None:
+                return
             await self._send_or_fail(record)
+
+    async def _until_room(self) -> None:
+        """Wait while a quarter of the outbox is used (see ``SEND_QUEUE_MAX``)."""
+        while self._close is None and len(self._outbox) >= SEND_QUEUE_MAX // 4:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
 
     async def _send_or_fail(self, record: CommandRecord) -> None:
         """Send a COMMAND; one that cannot be encoded ends failed, never stuck pending."""

@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from clawgate.hub import link as hub_link
 from clawgate.hub.settings import DEFAULT_HEARTBEAT_MS
 from clawgate.protocol.control_link import MessageType
 from tests.fakes.hub_daemon import SimDaemon
@@ -71,6 +72,37 @@ async def test_reconnect_always_gets_desired_state_and_unsettled_commands(
     status, record = await hub.call("GET", f"/v1/commands/{posted['commandId']}?wait=5")
     assert record["state"] == "done"
     assert [ack["state"] for ack in record["acks"]] == ["accepted", "accepted", "done"]
+
+
+async def test_a_daemon_that_stops_reading_is_closed_1008_and_its_commands_wait(
+    hub: RunningHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A small queue bound, so a few megabytes of commands overflow it (the real one is 4,096).
+    monkeypatch.setattr(hub_link, "SEND_QUEUE_MAX", 8)
+    key = await hub.new_key()
+    stalled = await hub.daemon(key=key, auto_ack=False, receive_buffer=64 * 1024)
+    await stalled.next("DESIRED_STATE")
+    await stalled.stop_reading()
+    posted = []
+    for n in range(100):
+        status, body = await hub.call(
+            "POST",
+            f"/v1/daemons/{stalled.daemon_id}/commands",
+            {
+                "name": "bulk.load",
+                "target": {"integrationId": "bulk"},
+                "params": {"n": n, "blob": "x" * 65_536},
+            },
+        )
+        assert status == 202
+        posted.append(body["commandId"])
+    assert await stalled.closed(timeout=30) == hub_link.CLOSE_SLOW_CONSUMER
+    # Nothing was lost: the daemon back, every command reaches it and ends done.
+    again = await hub.daemon(key=key, daemon_id=stalled.daemon_id)
+    for command_id in posted:
+        status, record = await hub.call("GET", f"/v1/commands/{command_id}?wait=10")
+        assert (status, record["state"]) == (200, "done")
+    assert sorted(again.executed) == sorted(posted)
 
 
 async def test_hub_answers_a_daemon_ping_with_pong(hub: RunningHub) -> None:
