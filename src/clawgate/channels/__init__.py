@@ -14,7 +14,8 @@ channel. The rest, in the order a message flows:
 - `supervision.py` pure account states and restart backoff
 - `runtime.py`    `ChannelRuntime`: all of the above for one gateway
 - `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`)
-- `matrix.py`     the Matrix adapter (matrix-nio; extra `clawgate[matrix]`)
+- `matrix.py`     the Matrix adapter (matrix-nio; extra `clawgate[matrix]`), its event
+                  rules in `matrix_protocol.py`
 - `slack.py`      the Slack adapter (slack-sdk, Socket Mode; extra `clawgate[slack]`)
 - `discord.py`    the Discord adapter (our aiohttp gateway + REST client; rules in
                   `discord_protocol.py`)
