@@ -23,6 +23,8 @@ channel. The rest, in the order a message flows:
                   its wire rules in `whatsapp_protocol.py`
 - `whatsapp_web.py` personal WhatsApp, a linked device (neonize; extra `clawgate[whatsapp-web]`),
                   with `whatsapp_watch.py` (pure reconnect policy), `qr_login.py`, `session_lock.py`
+- `imessage.py`   the iMessage adapter (a BlueBubbles server's REST API and webhooks over
+                  aiohttp), its message rules in `imessage_protocol.py`
 - `signal.py`     the Signal adapter (signal-cli's HTTP daemon: JSON-RPC + SSE; `sse.py`
                   decodes the event stream)
 - `webchat.py`    the WebChat adapter: built in, no external server (its docstring says
