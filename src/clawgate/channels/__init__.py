@@ -26,7 +26,7 @@ channel. The rest, in the order a message flows:
 - `imessage.py`   the iMessage adapter (a BlueBubbles server's REST API and webhooks over
                   aiohttp), its message rules in `imessage_protocol.py`
 - `signal.py`     the Signal adapter (signal-cli's HTTP daemon: JSON-RPC + SSE; `sse.py`
-                  decodes the event stream)
+                  decodes the event stream), its envelope rules in `signal_protocol.py`
 - `webchat.py`    the WebChat adapter: built in, no external server (its docstring says
                   what an adapter means then)
 
