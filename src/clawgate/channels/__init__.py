@@ -13,7 +13,9 @@ channel. The rest, in the order a message flows:
 - `chunking.py`   pure text splitting at the platform's limit (code fences kept whole)
 - `supervision.py` pure account states and restart backoff
 - `runtime.py`    `ChannelRuntime`: all of the above for one gateway
-- `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`)
+- `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`),
+                  reading updates in `telegram_protocol.py`, PTB's aiohttp backend in
+                  `telegram_request.py`
 - `matrix.py`     the Matrix adapter (matrix-nio; extra `clawgate[matrix]`), its event
                   rules in `matrix_protocol.py`
 - `slack.py`      the Slack adapter (slack-sdk, Socket Mode; extra `clawgate[slack]`)
