@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from clawgate.channels.base import AccountConfig, ChatKind
-from clawgate.channels.imessage import MentionRule, chat_kind, normalize, send_error
+from clawgate.channels.imessage_protocol import MentionRule, chat_kind, normalize, send_error
 from clawgate.channels.settings import resolve_accounts
 from clawgate.config import ChannelsSection
 from clawgate.config_file import REDACTED, redact_data

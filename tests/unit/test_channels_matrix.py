@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from clawgate.channels.base import AccountConfig, ChatKind, Target
-from clawgate.channels.matrix import (
+from clawgate.channels.matrix_protocol import (
     RoomView,
     message_content,
     normalize,

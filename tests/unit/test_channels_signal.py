@@ -17,7 +17,7 @@ from clawgate.channels.base import (
     RateLimited,
 )
 from clawgate.channels.settings import resolve_accounts
-from clawgate.channels.signal import is_group, normalize, rpc_error
+from clawgate.channels.signal_protocol import is_group, normalize, rpc_error
 from clawgate.config import ChannelsSection
 
 BOT = "+15550001111"

@@ -13,8 +13,11 @@ channel. The rest, in the order a message flows:
 - `chunking.py`   pure text splitting at the platform's limit (code fences kept whole)
 - `supervision.py` pure account states and restart backoff
 - `runtime.py`    `ChannelRuntime`: all of the above for one gateway
-- `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`)
-- `matrix.py`     the Matrix adapter (matrix-nio; extra `clawgate[matrix]`)
+- `telegram.py`   the Telegram adapter (python-telegram-bot; extra `clawgate[telegram]`),
+                  reading updates in `telegram_protocol.py`, PTB's aiohttp backend in
+                  `telegram_request.py`
+- `matrix.py`     the Matrix adapter (matrix-nio; extra `clawgate[matrix]`), its event
+                  rules in `matrix_protocol.py`
 - `slack.py`      the Slack adapter (slack-sdk, Socket Mode; extra `clawgate[slack]`)
 - `discord.py`    the Discord adapter (our aiohttp gateway + REST client; rules in
                   `discord_protocol.py`)
@@ -22,8 +25,10 @@ channel. The rest, in the order a message flows:
                   its wire rules in `whatsapp_protocol.py`
 - `whatsapp_web.py` personal WhatsApp, a linked device (neonize; extra `clawgate[whatsapp-web]`),
                   with `whatsapp_watch.py` (pure reconnect policy), `qr_login.py`, `session_lock.py`
+- `imessage.py`   the iMessage adapter (a BlueBubbles server's REST API and webhooks over
+                  aiohttp), its message rules in `imessage_protocol.py`
 - `signal.py`     the Signal adapter (signal-cli's HTTP daemon: JSON-RPC + SSE; `sse.py`
-                  decodes the event stream)
+                  decodes the event stream), its envelope rules in `signal_protocol.py`
 - `webchat.py`    the WebChat adapter: built in, no external server (its docstring says
                   what an adapter means then)
 

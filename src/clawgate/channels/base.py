@@ -6,7 +6,10 @@ How to add a channel (Matrix, IRC, ...):
    an attribute `capabilities`, an `__init__(account, link)` taking its `AccountConfig`
    and an `AccountLink` (raise `AuthFailed` there for a malformed credential), and the
    coroutines below. `channels/telegram.py` is the worked example. Import the platform's
-   SDK at the top of that module only; nothing else imports it.
+   SDK at the top of that module only (or of a module only it imports, as
+   `telegram_request.py`); nothing else imports it. What needs no I/O (reading events,
+   building request bodies) goes in `channels/<name>_protocol.py`, which imports the SDK's
+   types, if any, under `TYPE_CHECKING` only.
 2. Register it in `channels/registry.py` (`ADAPTERS`): module, class and pip extra. The
    manager imports the module only when the channel is configured, and a missing extra
    fails just that channel with a one-line message naming it.

@@ -38,6 +38,8 @@ webhooks registered with it. This adapter speaks that API with aiohttp (no SDK: 
 
 The password travels in URLs: it is never put in a log line or an error message (errors
 name the exception type only).
+
+Reading BlueBubbles' message objects, which needs no I/O, is in `imessage_protocol.py`.
 """
 
 from __future__ import annotations
@@ -64,19 +66,17 @@ from .base import (
     Capabilities,
     ChannelError,
     ChatKind,
-    ChatRef,
-    InboundMessage,
     Media,
     OutboundMedia,
     PermanentSendError,
     RateLimited,
-    Sender,
     Target,
     WebhookReply,
     WebhookRequest,
 )
+from .imessage_protocol import MentionRule, guid, normalize, retry_after, send_error
 
-__all__ = ["MAX_TEXT", "IMessageAdapter", "MentionRule", "chat_kind", "normalize"]
+__all__ = ["MAX_TEXT", "IMessageAdapter"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,95 +96,7 @@ CATCH_UP_OVERLAP_MS: Final = 60_000
 REQUEST_TIMEOUT_S: Final = 60.0
 #: The webhook events registered (the others are answered 200 and ignored).
 EVENTS: Final = ("new-message", "updated-message", "message-send-error")
-# BlueBubbles puts U+FFFC where an attachment sits in the text.
-_OBJECT_REPLACEMENT: Final = "\ufffc"
 _UNSAFE_NAME: Final = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def chat_kind(chat_guid: str) -> ChatKind:
-    """`iMessage;+;chat...` (and `SMS;+;...`) is a group; `;-;` is a one-to-one chat."""
-    return ChatKind.GROUP if ";+;" in chat_guid else ChatKind.DM
-
-
-class MentionRule:
-    """Whether a group message names the bot, and the text without the name.
-
-    iMessage has no mentions a bot can receive, so the bot's configured names stand in:
-    `claw, are you there` and `hey @Claw` mention `claw`; `clawed` does not.
-    """
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        words = "|".join(re.escape(n.strip().lstrip("@")) for n in names if n.strip())
-        self._pattern = re.compile(rf"(?<![\w@])@?(?:{words})(?!\w)[,:]?", re.I) if words else None
-
-    def read(self, text: str) -> tuple[bool, str]:
-        """Return whether `text` names the bot, and `text` with the names removed."""
-        if self._pattern is None:
-            return False, text
-        stripped, count = self._pattern.subn("", text)
-        return count > 0, " ".join(stripped.split()) if count else text
-
-
-def send_error(data: dict[str, Any]) -> tuple[str, int] | None:
-    """Return the guid and error code of one of the bot's messages that failed, else None.
-
-    BlueBubbles carries Messages' own code in `error` (0 when all is well; 4, 22 or its
-    own 1000+ when the message did not go out).
-    """
-    guid, code = data.get("guid"), data.get("error")
-    if not data.get("isFromMe") or not isinstance(guid, str) or not guid:
-        return None
-    if not isinstance(code, int) or isinstance(code, bool) or code == 0:
-        return None
-    return guid, code
-
-
-def normalize(
-    data: dict[str, Any], account: AccountConfig, mentions: MentionRule
-) -> InboundMessage | None:
-    """Return the channel layer's view of a BlueBubbles message object, or None to skip it.
-
-    Skipped: the bot's own messages (`isFromMe`), tapbacks and other associated messages,
-    messages without a sender or a guid, and empty ones.
-    """
-    guid = data.get("guid")
-    if not isinstance(guid, str) or not guid or data.get("isFromMe"):
-        return None
-    if data.get("associatedMessageGuid") or data.get("associatedMessageType"):
-        return None
-    handle = data.get("handle")
-    address = handle.get("address") if isinstance(handle, dict) else None
-    if not isinstance(address, str) or not address:
-        return None
-    chats = data.get("chats")
-    first = chats[0] if isinstance(chats, list) and chats else None
-    chat_guid = first.get("guid") if isinstance(first, dict) else None
-    if not isinstance(chat_guid, str) or not chat_guid:
-        chat_guid = f"iMessage;-;{address}"
-    title = first.get("displayName") if isinstance(first, dict) else None
-    raw = data.get("text")
-    text = raw.replace(_OBJECT_REPLACEMENT, "").strip() if isinstance(raw, str) else ""
-    attachments = data.get("attachments")
-    if not text and not (isinstance(attachments, list) and attachments):
-        return None
-    kind = chat_kind(chat_guid)
-    mentioned = True
-    if kind is ChatKind.GROUP:
-        mentioned, text = mentions.read(text)
-    created = data.get("dateCreated")
-    origin = data.get("threadOriginatorGuid")
-    return InboundMessage(
-        channel=account.channel,
-        account_id=account.account_id,
-        message_id=guid,
-        sender=Sender(address),
-        chat=ChatRef(chat_guid, kind, title if isinstance(title, str) else ""),
-        text=text,
-        received_at=created if isinstance(created, int) else 0,
-        reply_to=origin if isinstance(origin, str) and origin else None,
-        mentioned=mentioned,
-        command=text.startswith("/"),
-    )
 
 
 class IMessageAdapter:
@@ -382,7 +294,7 @@ class IMessageAdapter:
         if target.reply_to and self._private_api:
             body["selectedMessageGuid"] = target.reply_to
         sent = await self._api("POST", "message/text", json=body)
-        return _guid(sent, body["tempGuid"])
+        return guid(sent, body["tempGuid"])
 
     async def send_media(self, target: Target, media: OutboundMedia) -> str:
         """Send a local file as an attachment (then its caption); an URL goes as a link."""
@@ -404,7 +316,7 @@ class IMessageAdapter:
         sent = await self._api("POST", "message/attachment", data=form)
         if media.caption:
             await self.send_text(replace(target, reply_to=None), media.caption)
-        return _guid(sent, temp)
+        return guid(sent, temp)
 
     async def typing(self, target: Target) -> None:
         """Show the typing bubble (the Private API only; nothing otherwise)."""
@@ -486,20 +398,8 @@ class IMessageAdapter:
                 f" password ({self._account.secret_source}) against the server's settings"
             )
         if status == 429:
-            wait = _retry_after(response.headers.get("Retry-After"))
+            wait = retry_after(response.headers.get("Retry-After"))
             raise RateLimited(f"BlueBubbles asked to wait {wait:g} s", wait)
         if 400 <= status < 500:
             raise PermanentSendError(f"BlueBubbles refused the request ({reason})")
         raise ChannelError(f"BlueBubbles error ({reason})")
-
-
-def _guid(sent: Any, fallback: str) -> str:
-    guid = sent.get("guid") if isinstance(sent, dict) else None
-    return str(guid) if guid else fallback
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(float(value), 0.0) if value is not None else 1.0
-    except ValueError:
-        return 1.0

@@ -21,16 +21,16 @@ the channel layer, and every API error maps to what the layer expects.
   replies, the typing action, 4096-character chunks, photos and documents both ways
   (inbound files are downloaded under `<home>/media/telegram/<account>/`).
 
-PTB's requests go through `AiohttpRequest` (aiohttp, the gateway's HTTP stack) rather than
-its default httpx backend, which measured several times slower here. httpx, imported by
-PTB anyway, logs request URLs at INFO, and a Bot API URL holds the token: its loggers are
-held at WARNING.
+PTB's requests go through `AiohttpRequest` (`telegram_request.py`: aiohttp, the gateway's
+HTTP stack) rather than its default httpx backend, which measured several times slower
+here. httpx, imported by PTB anyway, logs request URLs at INFO, and a Bot API URL holds the
+token: its loggers are held at WARNING. Reading updates, which needs no I/O, is in
+`telegram_protocol.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hmac
 import json
 import logging
@@ -41,7 +41,6 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-import aiohttp
 from telegram import Bot, Message, ReplyParameters, Update, User
 from telegram.error import (
     BadRequest,
@@ -51,9 +50,7 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
-    TimedOut,
 )
-from telegram.request import BaseRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from .base import (
@@ -62,20 +59,18 @@ from .base import (
     AuthFailed,
     Capabilities,
     ChannelError,
-    ChatKind,
-    ChatRef,
-    InboundMessage,
     Media,
     OutboundMedia,
     PermanentSendError,
     RateLimited,
-    Sender,
     Target,
     WebhookReply,
     WebhookRequest,
 )
+from .telegram_protocol import chat_id, normalize, seconds
+from .telegram_request import AiohttpRequest
 
-__all__ = ["MAX_TEXT", "SECRET_HEADER", "TelegramAdapter", "normalize"]
+__all__ = ["MAX_TEXT", "SECRET_HEADER", "TelegramAdapter"]
 
 logger = logging.getLogger(__name__)
 for _noisy in ("httpx", "httpcore"):  # request lines carry /bot<token>/ in the URL
@@ -83,7 +78,7 @@ for _noisy in ("httpx", "httpcore"):  # request lines carry /bot<token>/ in the 
 # getUpdates goes through `do_api_request` on purpose: raw JSON lets one unreadable update be
 # skipped instead of failing its whole batch (see `_poll`).
 warnings.filterwarnings("ignore", message=".*do_api_request.*getUpdates", category=PTBUserWarning)
-# RetryAfter warns about its own future type as it is built; `_seconds` reads both types.
+# RetryAfter warns about its own future type as it is built; `seconds` reads both types.
 warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
 
 T = TypeVar("T")
@@ -95,149 +90,7 @@ MAX_DOWNLOAD: Final = 20 * 1024 * 1024
 # Consecutive failed polls retried in place before the supervisor rebuilds the account.
 POLL_RETRIES: Final = 5
 ALLOWED_UPDATES: Final = ["message"]
-# Concurrent requests per account (sends of different chats go out side by side).
-POOL_SIZE: Final = 32
 _TOKEN: Final = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
-
-
-class AiohttpRequest(BaseRequest):
-    """PTB's networking backend on aiohttp, the gateway's one HTTP stack.
-
-    PTB ships an httpx backend; on this machine it took 5-10 ms a request where aiohttp
-    takes about 1 ms, which missed the round-trip and burst targets. PTB documents
-    `BaseRequest` as the place to plug in another library.
-    """
-
-    def __init__(self, pool_size: int = POOL_SIZE, read_timeout: float = 30.0) -> None:
-        self._pool_size = pool_size
-        self._read_timeout = read_timeout
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def read_timeout(self) -> float | None:
-        """The default read timeout."""
-        return self._read_timeout
-
-    async def initialize(self) -> None:
-        """Open the HTTP session."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._pool_size)
-            self._session = aiohttp.ClientSession(connector=connector)
-
-    async def shutdown(self) -> None:
-        """Close the HTTP session."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = BaseRequest.DEFAULT_NONE,
-        write_timeout: Any = BaseRequest.DEFAULT_NONE,
-        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
-        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
-    ) -> tuple[int, bytes]:
-        """Send one Bot API request; return its status and body."""
-        await self.initialize()
-        assert self._session is not None
-        read = self._read_timeout if not isinstance(read_timeout, float | int) else read_timeout
-        connect = 10.0 if not isinstance(connect_timeout, float | int) else connect_timeout
-        data: Any = None
-        if request_data is not None:
-            if request_data.contains_files:
-                form = aiohttp.FormData(quote_fields=False)
-                for key, value in request_data.json_parameters.items():
-                    form.add_field(key, value)
-                for key, (filename, content, *mime) in request_data.multipart_data.items():
-                    kind = mime[0] if mime else "application/octet-stream"
-                    form.add_field(key, content, filename=filename or key, content_type=kind)
-                data = form
-            else:
-                data = request_data.json_parameters
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
-        try:
-            async with self._session.request(method, url, data=data, timeout=timeout) as response:
-                return response.status, await response.read()
-        except TimeoutError as exc:
-            raise TimedOut from exc
-        except aiohttp.ClientError as exc:
-            raise NetworkError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _chat_id(value: str) -> int | str:
-    return int(value) if value.lstrip("-").isdigit() else value
-
-
-def _mentions_me(message: Message, me: User) -> bool:
-    """Whether a group message addresses the bot: @mention, /cmd@bot, text_mention, reply."""
-    reply = message.reply_to_message
-    if reply is not None and reply.from_user is not None and reply.from_user.id == me.id:
-        return True
-    username = (me.username or "").lower()
-    entities = message.parse_entities() or message.parse_caption_entities()
-    for entity, fragment in entities.items():
-        if entity.type == "text_mention":
-            if entity.user is not None and entity.user.id == me.id:
-                return True
-            continue
-        fragment = fragment.lower()
-        if entity.type == "mention" and username and fragment == f"@{username}":
-            return True
-        if entity.type == "bot_command" and username and fragment.endswith(f"@{username}"):
-            return True
-    return False
-
-
-def normalize(
-    update: Update, me: User, account: AccountConfig, media: tuple[Media, ...] = ()
-) -> InboundMessage | None:
-    """Return the channel layer's view of an update, or None for what it does not handle.
-
-    Handled: `message` updates from users in private chats, groups and supergroups.
-    Anything else (edits, channel posts, member changes, unknown kinds) is skipped.
-    """
-    message = update.message
-    if message is None or message.from_user is None or message.from_user.is_bot:
-        return None
-    chat = message.chat
-    if chat.type == "private":
-        kind = ChatKind.DM
-    elif chat.type in ("group", "supergroup"):
-        kind = ChatKind.GROUP
-    else:
-        return None
-    text = message.text or message.caption or ""
-    if not text.strip() and not media:
-        return None
-    user = message.from_user
-    name = " ".join(p for p in (user.first_name, user.last_name) if p) or user.username or ""
-    topic = message.message_thread_id if message.is_topic_message else None
-    return InboundMessage(
-        channel=account.channel,
-        account_id=account.account_id,
-        message_id=f"{chat.id}:{message.message_id}",
-        sender=Sender(str(user.id), name),
-        chat=ChatRef(str(chat.id), kind, chat.title or ""),
-        text=text,
-        received_at=int(message.date.timestamp() * 1000),
-        thread_id=str(topic) if topic is not None else None,
-        thread_kind="topic",
-        media=media,
-        reply_to=(
-            str(message.reply_to_message.message_id)
-            if message.reply_to_message is not None
-            else None
-        ),
-        mentioned=kind is ChatKind.DM or _mentions_me(message, me),
-        command=text.startswith("/"),
-    )
-
-
-def _seconds(value: int | float | datetime.timedelta) -> float:
-    return value.total_seconds() if isinstance(value, datetime.timedelta) else float(value)
 
 
 class TelegramAdapter:
@@ -441,7 +294,7 @@ class TelegramAdapter:
         """Send one chunk of plain text (no parse mode: nothing is read as markup)."""
         message = await self._call(
             self._sending_bot().send_message(
-                chat_id=_chat_id(target.chat_id),
+                chat_id=chat_id(target.chat_id),
                 text=text,
                 message_thread_id=int(target.thread_id) if target.thread_id else None,
                 reply_parameters=self._reply(target),
@@ -454,7 +307,7 @@ class TelegramAdapter:
         try:
             await self._call(
                 self._sending_bot().edit_message_text(
-                    text, chat_id=_chat_id(target.chat_id), message_id=int(message_id)
+                    text, chat_id=chat_id(target.chat_id), message_id=int(message_id)
                 )
             )
         except PermanentSendError as exc:
@@ -468,7 +321,7 @@ class TelegramAdapter:
             source = Path(source)
         bot = self._sending_bot()
         common: dict[str, Any] = {
-            "chat_id": _chat_id(target.chat_id),
+            "chat_id": chat_id(target.chat_id),
             "caption": media.caption or None,
             "message_thread_id": int(target.thread_id) if target.thread_id else None,
             "reply_parameters": self._reply(target),
@@ -483,7 +336,7 @@ class TelegramAdapter:
         """Show "typing..." in the chat (and topic)."""
         await self._call(
             self._sending_bot().send_chat_action(
-                chat_id=_chat_id(target.chat_id),
+                chat_id=chat_id(target.chat_id),
                 action="typing",
                 message_thread_id=int(target.thread_id) if target.thread_id else None,
             )
@@ -514,7 +367,7 @@ class TelegramAdapter:
         try:
             return await request
         except RetryAfter as exc:
-            wait = _seconds(exc.retry_after)
+            wait = seconds(exc.retry_after)
             raise RateLimited(f"Telegram asked to wait {wait:g} s", wait) from None
         except InvalidToken:
             raise AuthFailed(
