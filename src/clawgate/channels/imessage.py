@@ -74,7 +74,7 @@ from .base import (
     WebhookReply,
     WebhookRequest,
 )
-from .imessage_protocol import MentionRule, guid, normalize, retry_after, send_error
+from .imessage_protocol import MentionRule, normalize, retry_after, send_error, sent_guid
 
 __all__ = ["MAX_TEXT", "IMessageAdapter"]
 
@@ -294,7 +294,7 @@ class IMessageAdapter:
         if target.reply_to and self._private_api:
             body["selectedMessageGuid"] = target.reply_to
         sent = await self._api("POST", "message/text", json=body)
-        return guid(sent, body["tempGuid"])
+        return sent_guid(sent, body["tempGuid"])
 
     async def send_media(self, target: Target, media: OutboundMedia) -> str:
         """Send a local file as an attachment (then its caption); an URL goes as a link."""
@@ -316,7 +316,7 @@ class IMessageAdapter:
         sent = await self._api("POST", "message/attachment", data=form)
         if media.caption:
             await self.send_text(replace(target, reply_to=None), media.caption)
-        return guid(sent, temp)
+        return sent_guid(sent, temp)
 
     async def typing(self, target: Target) -> None:
         """Show the typing bubble (the Private API only; nothing otherwise)."""

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from .base import AccountConfig, ChatKind, ChatRef, InboundMessage, Sender
 
-__all__ = ["MentionRule", "chat_kind", "guid", "normalize", "retry_after", "send_error"]
+__all__ = ["MentionRule", "chat_kind", "normalize", "retry_after", "send_error", "sent_guid"]
 
 # BlueBubbles puts U+FFFC where an attachment sits in the text.
 _OBJECT_REPLACEMENT: Final = "\ufffc"
@@ -107,10 +107,10 @@ def normalize(
     )
 
 
-def guid(sent: Any, fallback: str) -> str:
+def sent_guid(sent: Any, fallback: str) -> str:
     """Return the guid BlueBubbles gave a sent message, or `fallback` (its temp guid)."""
-    guid = sent.get("guid") if isinstance(sent, dict) else None
-    return str(guid) if guid else fallback
+    given = sent.get("guid") if isinstance(sent, dict) else None
+    return str(given) if given else fallback
 
 
 def retry_after(value: str | None) -> float:
