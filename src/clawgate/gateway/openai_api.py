@@ -28,7 +28,7 @@ from ..agents.sessions import canonical_key
 from ..bus import Subscription
 from ..config import AgentSection, OpenAIHttpSection
 from ..protocol.http_auth import Admitted, Refusal, Refused
-from ..protocol.openai_wire import (
+from ..protocol.openai_errors import (
     INVALID_API_KEY,
     INVALID_VALUE,
     MODEL_NOT_FOUND,
@@ -38,18 +38,22 @@ from ..protocol.openai_wire import (
     RUN_ABORTED,
     RUN_TIMEOUT,
     SERVER_ERROR,
-    SSE_DONE,
-    Conversation,
     OpenAIError,
-    ResponseStream,
-    Turn,
-    chat_chunk,
-    chat_completion,
     error_body,
-    model_object,
+)
+from ..protocol.openai_request import (
+    Conversation,
+    Turn,
     parse_chat_request,
     parse_json,
     parse_responses_request,
+)
+from ..protocol.openai_response import (
+    SSE_DONE,
+    ResponseStream,
+    chat_chunk,
+    chat_completion,
+    model_object,
     response_object,
     sse,
 )
