@@ -77,10 +77,24 @@ class _Process:
         self.port = free_port()
 
     def kill(self) -> None:
-        """SIGKILL the server (a crash)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        """SIGKILL the server and every process it started (a crash of its machine).
+
+        Killing only PostgreSQL's postmaster would leave its backends serving the open
+        connections for a moment (and holding the shared memory a restart needs).
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        group = self.proc.pid  # started in a session of its own: the group is the server
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
 
     #: The signal of a clean stop that does not wait for clients to leave.
     stop_signal = signal.SIGTERM
@@ -169,6 +183,7 @@ class PostgresServer(_Process):
             stdout=subprocess.DEVNULL,
             stderr=open(self.root / "postgres.log", "ab"),  # noqa: SIM115
             cwd=self.root,
+            start_new_session=True,
         )
         _wait_port(self.port, self.proc, "postgres")
         self._wait_ready()
@@ -247,6 +262,7 @@ class NatsServer(_Process):
             stdout=subprocess.DEVNULL,
             stderr=open(self.root / "nats.log", "ab"),  # noqa: SIM115
             cwd=self.root,
+            start_new_session=True,
         )
         _wait_port(self.port, self.proc, "nats-server")
 
