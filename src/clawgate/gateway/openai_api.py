@@ -29,6 +29,8 @@ from ..bus import Subscription
 from ..config import AgentSection, OpenAIHttpSection
 from ..protocol.http_auth import Admitted, Refusal, Refused
 from ..protocol.openai_errors import (
+    CONTEXT_LENGTH_EXCEEDED,
+    INSUFFICIENT_PERMISSIONS,
     INVALID_API_KEY,
     INVALID_VALUE,
     MODEL_NOT_FOUND,
@@ -71,8 +73,6 @@ _SSE_HEADERS: Final = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
-INSUFFICIENT_PERMISSIONS: Final = "insufficient_permissions"
-CONTEXT_LENGTH_EXCEEDED: Final = "context_length_exceeded"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 __all__ = [
+    "CONTEXT_LENGTH_EXCEEDED",
+    "INSUFFICIENT_PERMISSIONS",
     "INVALID_API_KEY",
     "INVALID_REQUEST_ERROR",
     "INVALID_TYPE",
@@ -41,6 +43,8 @@ REQUEST_TOO_LARGE: Final = "request_too_large"
 UNSUPPORTED_VALUE: Final = "unsupported_value"
 RUN_TIMEOUT: Final = "timeout"
 RUN_ABORTED: Final = "aborted"
+INSUFFICIENT_PERMISSIONS: Final = "insufficient_permissions"
+CONTEXT_LENGTH_EXCEEDED: Final = "context_length_exceeded"
 
 
 class OpenAIError(Exception):
