@@ -301,11 +301,6 @@ def with_env_overrides(
         raise ConfigError(f"environment override for '{key}' is invalid: {error['msg']}") from None
 
 
-def api_key_from_env() -> str | None:
-    """Return the control-link api key from the environment, if set."""
-    return os.environ.get(API_KEY_ENV) or None
-
-
 def check_config_permissions(path: Path) -> None:
     """Refuse a config file another user owns or others may read (spec §1.2).
 
