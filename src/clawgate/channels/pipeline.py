@@ -188,13 +188,19 @@ class InboundPipeline:
         reason = decision.reason
         if decision.verdict is Verdict.PAIR:
             async with self._pairing:
-                request = self.pairing.propose(message, self._clock())
+                at = self._clock()
+                # Codes expire while the gateway runs; drop them when a stranger comes, or
+                # the book and `channel_pairing` keep one code per stranger ever seen.
+                expired = self.pairing.expired(at)
+                doomed = [(c.channel, c.code) for c in expired]
+                request = self.pairing.propose(message, at)
                 issued = request.code if request.new else None
                 reason = request.reason
                 row = _pairing_row(issued) if issued is not None else None
                 fresh = await self._writes.write(
-                    lambda conn: claim_inbound(conn, key, received, None, row)
+                    lambda conn: claim_inbound(conn, key, received, None, row, doomed)
                 )
+                self.pairing.remove(expired)
                 if fresh and issued is not None:
                     self.pairing.add(issued)
         else:

@@ -77,12 +77,15 @@ def claim_inbound(
     received_at: int,
     record: str | None,
     pairing: PairingRow | None = None,
+    expired: Sequence[tuple[str, str]] = (),
 ) -> bool:
     """Record an inbound message id; return False when it was seen before (a duplicate).
 
     With `record` the message stays `open` until `finish_inbound`; without it, it is done.
-    A pairing code issued for it is saved in the same transaction, only for a new message.
+    A pairing code issued for it is saved in the same transaction, only for a new message;
+    the `expired` pairing codes (channel, code) are dropped in it either way.
     """
+    delete_pairing(conn, expired)
     channel, account, message_id = key
     cursor = conn.execute(
         "INSERT OR IGNORE INTO channel_inbound"
