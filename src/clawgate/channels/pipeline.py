@@ -26,7 +26,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Protocol
 
-from ..store.channels_repo import PairingRow, claim_inbound, finish_inbound
+from ..store.channels_repo import (
+    PairingRow,
+    claim_inbound,
+    finish_inbound,
+    forget_inbound_before,
+)
 from ..store.group_writer import GroupWriter
 from .base import ChatKind, ChatRef, EditsText, InboundMessage, Media, Reacts, Sender, Target
 from .manager import AccountRunner
@@ -41,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 # The typing indicator lasts about 5 s on most platforms; renew it a little sooner.
 TYPING_EVERY_S: Final = 4.0
+# How often a running gateway forgets the dedupe records past their retention (start does too).
+FORGET_EVERY_MS: Final = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +161,7 @@ class InboundPipeline:
         pairing: PairingBook,
         approved: dict[tuple[str, str], set[str]],
         clock: Callable[[], int],
+        retention_ms: int,
         agent_name: str = "This assistant",
     ) -> None:
         self._writes = writes
@@ -163,6 +171,8 @@ class InboundPipeline:
         self.pairing = pairing
         self.approved = approved
         self._clock = clock
+        self._retention_ms = retention_ms
+        self._forgotten_at = clock()  # the runtime forgot the old records as it started
         self._agent_name = agent_name
         self._refusals = RefusalLog()
         self._pending: dict[tuple[str, ...], _Pending] = {}
@@ -182,6 +192,8 @@ class InboundPipeline:
         runner = self._runners[(message.channel, message.account_id)]
         account = runner.account
         now = self._clock()
+        if now - self._forgotten_at >= FORGET_EVERY_MS:
+            await self._forget(now)
         decision = decide_access(message, account, self.approved.get(account_key(message), set()))
         key, received = _key(message), message.received_at
         issued: PairingCode | None = None
@@ -226,6 +238,12 @@ class InboundPipeline:
             )
         if issued is not None:
             self._spawn(self._send_pairing_code(runner, message, issued))
+
+    async def _forget(self, now: int) -> None:
+        """Drop the dedupe records past their retention (a running gateway must, not just start)."""
+        self._forgotten_at = now
+        cutoff = now - self._retention_ms
+        await self._writes.write(lambda conn: forget_inbound_before(conn, cutoff))
 
     async def _send_pairing_code(
         self, runner: AccountRunner, message: InboundMessage, code: PairingCode

@@ -210,6 +210,7 @@ class ChannelRuntime:
             pairing=book,
             approved=approved,
             clock=self._clock,
+            retention_ms=DEDUPE_RETENTION_MS,
             agent_name=self._agent_name,
         )
         return open_records
