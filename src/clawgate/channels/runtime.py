@@ -167,10 +167,12 @@ class ChannelRuntime:
         writes = GroupWriter(self._store)
         self.outbox = Outbox(writes, self._clock, self._outbox_policy)
         open_records = await self._start_pipeline(writes) if self.has_platforms else []
-        for runner in self.runners.values():
-            logged_out = await self._load(runner.account, LOGGED_OUT)
+        logged_out = [await self._load(r.account, LOGGED_OUT) for r in self.runners.values()]
+        # From the first account started to the unfinished turns queued, nothing awaits: no
+        # new message can take its session's turn before the older one a stop interrupted.
+        for runner, out in zip(self.runners.values(), logged_out, strict=True):
             account = runner.account
-            if logged_out:
+            if out:
                 runner.last_error = (
                     f"logged out; run `clawgate channels login {account.channel}"
                     f" --account {account.account_id}`"
