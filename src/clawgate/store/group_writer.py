@@ -11,6 +11,7 @@ still holds for every caller; they only share the fsync.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,6 +19,8 @@ from typing import Any, TypeVar
 from ._state import StateStore
 
 __all__ = ["GroupWriter"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
@@ -39,7 +42,12 @@ class GroupWriter:
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        return await asyncio.shield(future)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The write goes on without its caller; a failure must still be heard.
+            future.add_done_callback(_report_unawaited)
+            raise
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
@@ -78,3 +86,9 @@ class GroupWriter:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+
+def _report_unawaited(future: asyncio.Future[Any]) -> None:
+    """Log the failure of a write whose caller was cancelled while it waited."""
+    if not future.cancelled() and (error := future.exception()) is not None:
+        logger.error("a channel write whose caller stopped waiting failed: %s", error)
