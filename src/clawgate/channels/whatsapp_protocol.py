@@ -122,8 +122,11 @@ def signature_ok(app_secret: str, body: bytes, header: str | None) -> bool:
     """Whether `header` is `sha256=` and the HMAC-SHA256 of `body` keyed with `app_secret`."""
     if not header or not header.startswith(_SIGNATURE_PREFIX) or not app_secret:
         return False
+    given = header[len(_SIGNATURE_PREFIX) :]
+    if not given.isascii():  # compare_digest raises on non-ASCII text: a forged header
+        return False
     expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header[len(_SIGNATURE_PREFIX) :].lower(), expected)
+    return hmac.compare_digest(given.lower(), expected)
 
 
 def verification(query: Mapping[str, str], verify_token: str) -> tuple[int, str]:
