@@ -188,6 +188,25 @@ async def test_unknown_and_odd_notifications_are_answered_200_and_skipped(
     assert len(whatsapp.sent) == 1
 
 
+async def test_signed_notifications_with_fields_of_the_wrong_shape_are_answered_200(
+    gateway_factory: GatewayFactory, whatsapp: FakeWhatsApp
+) -> None:
+    await whatsapp_gateway(gateway_factory, whatsapp, dm_policy="open")
+    text = {"type": "text", "text": {"body": "odd"}}
+    odd_values: list[dict[str, Any]] = [
+        # JSON's 1e999 reads as an infinite float.
+        {"messages": [{"from": ALICE, "id": "wamid.INF", "timestamp": 1e999, **text}]},
+        {"messages": [{"from": ALICE, "id": "wamid.NINF", "timestamp": -1e999, **text}]},
+        {"messages": [{"from": ALICE, "id": "wamid.BIG", "timestamp": "9" * 30, **text}]},
+        {"contacts": [{"wa_id": ALICE, "profile": "Alice"}]},
+        {"contacts": [{"wa_id": ALICE, "profile": ["Alice"]}]},
+    ]
+    for value in odd_values:
+        assert (await whatsapp.notify(value)).statuses == [200], value
+    await whatsapp.user_says("marker", user=ALICE)
+    await wait_for(lambda: replies(whatsapp, "marker"))
+
+
 async def test_a_signed_body_that_is_not_a_json_object_gets_400(
     gateway_factory: GatewayFactory, whatsapp: FakeWhatsApp
 ) -> None:
