@@ -154,7 +154,7 @@ class SignalAdapter:
         """Hand one `receive` event's message over, then keep its id as the cursor."""
         try:
             params = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack
             params = None
         envelope = params.get("envelope") if isinstance(params, dict) else None
         owner = params.get("account") if isinstance(params, dict) else None

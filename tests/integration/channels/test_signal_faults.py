@@ -144,6 +144,25 @@ async def test_odd_unknown_and_oversized_events_are_skipped(
     ]
 
 
+async def _answered_without_a_restart(
+    gateway: Any, clients: PeerFactory, signal_cli: FakeSignalCli, text: str
+) -> None:
+    """Send `text` from Alice; wait for its answer; the account must never have restarted."""
+    await signal_cli.user_says(text, number=ALICE)
+    await wait_for(lambda: replies(signal_cli, ALICE, text))
+    status = await channel_status(await operator(clients, gateway), "signal")
+    assert (status["reconnects"], signal_cli.event_requests) == (0, 1)
+
+
+async def test_a_deeply_nested_event_is_skipped_without_a_restart(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, signal_cli: FakeSignalCli
+) -> None:
+    gateway = await signal_gateway(gateway_factory, signal_cli, dm_policy="open")
+    await signal_cli.push_raw("event:receive\ndata:" + "[" * 200_000 + "\n\n")
+    await signal_cli.push({"source": ALICE, "timestamp": 1, "dataMessage": [[[[[[[[[[]]]]]]]]]]})
+    await _answered_without_a_restart(gateway, client_factory, signal_cli, "marker")
+
+
 async def test_a_message_from_the_account_itself_is_not_answered(
     gateway_factory: GatewayFactory, signal_cli: FakeSignalCli
 ) -> None:
