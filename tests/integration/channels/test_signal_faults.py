@@ -163,6 +163,15 @@ async def test_a_deeply_nested_event_is_skipped_without_a_restart(
     await _answered_without_a_restart(gateway, client_factory, signal_cli, "marker")
 
 
+async def test_an_envelope_timestamp_past_64_bits_is_skipped_without_a_restart(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, signal_cli: FakeSignalCli
+) -> None:
+    gateway = await signal_gateway(gateway_factory, signal_cli, dm_policy="open")
+    big = {"source": ALICE, "timestamp": 10**20, "dataMessage": {"message": "far future"}}
+    await signal_cli.push(big)
+    await _answered_without_a_restart(gateway, client_factory, signal_cli, "marker")
+
+
 async def test_a_message_from_the_account_itself_is_not_answered(
     gateway_factory: GatewayFactory, signal_cli: FakeSignalCli
 ) -> None:
