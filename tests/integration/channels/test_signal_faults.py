@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -170,6 +171,26 @@ async def test_an_envelope_timestamp_past_64_bits_is_skipped_without_a_restart(
     big = {"source": ALICE, "timestamp": 10**20, "dataMessage": {"message": "far future"}}
     await signal_cli.push(big)
     await _answered_without_a_restart(gateway, client_factory, signal_cli, "marker")
+
+
+async def test_an_attachment_name_with_a_nul_byte_is_still_copied_without_a_restart(
+    gateway_factory: GatewayFactory,
+    client_factory: PeerFactory,
+    signal_cli: FakeSignalCli,
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "signal-cli-attachments"
+    store.mkdir()
+    (store / "AbCdEf123").write_bytes(b"%PDF fake")
+    gateway = await signal_gateway(gateway_factory, signal_cli, dm_policy="open", attachments=store)
+    # The file name is the sender's (their client sets it), so it may hold anything.
+    for n, name in enumerate(("a.\x00pdf", "a.\ud800pdf")):
+        item = {"id": "AbCdEf123", "contentType": "application/pdf", "filename": name}
+        await signal_cli.user_says(f"odd name {n}", number=ALICE, attachments=[item])
+        await wait_for(lambda n=n: replies(signal_cli, ALICE, f"odd name {n}"))
+    await _answered_without_a_restart(gateway, client_factory, signal_cli, "marker")
+    copied = [p for p in (gateway.home / "media").rglob("*") if p.is_file()]
+    assert [p.read_bytes() for p in copied] == [b"%PDF fake"] * 2
 
 
 async def test_a_message_from_the_account_itself_is_not_answered(
