@@ -145,12 +145,12 @@ class DiscordGatewayMachine:
             if isinstance(user, dict) and user.get("id"):
                 self.bot_id = str(user["id"])
         elif name == "GUILD_CREATE":
-            for channel in [*(data.get("channels") or []), *(data.get("threads") or [])]:
+            for channel in [*_list(data.get("channels")), *_list(data.get("threads"))]:
                 self._learn(channel)
         elif name in ("THREAD_CREATE", "THREAD_UPDATE", "CHANNEL_CREATE"):
             self._learn(data)
         elif name == "THREAD_LIST_SYNC":
-            for channel in data.get("threads") or []:
+            for channel in _list(data.get("threads")):
                 self._learn(channel)
         elif name == "THREAD_DELETE":
             self.threads.pop(str(data.get("id")), None)
@@ -165,7 +165,8 @@ class DiscordGatewayMachine:
         channel_id = channel.get("id")
         if not channel_id:
             return
-        if channel.get("type") in THREAD_TYPES and channel.get("parent_id"):
+        kind = channel.get("type")
+        if isinstance(kind, int) and kind in THREAD_TYPES and channel.get("parent_id"):
             self.threads[str(channel_id)] = str(channel["parent_id"])
         else:
             self.channels.add(str(channel_id))
@@ -191,7 +192,9 @@ def normalize(
     in `threads`) its parent channel, with the thread as `thread_id`. Bots (this one
     included), webhooks and system messages are skipped.
     """
-    if not isinstance(data, dict) or data.get("type", 0) not in _PERSON_TYPES:
+    kind = data.get("type", 0) if isinstance(data, dict) else None
+    # Checked as an int first: a list or an object is unhashable and `in` would raise.
+    if not isinstance(kind, int) or kind not in _PERSON_TYPES:
         return None
     author, content = data.get("author"), data.get("content")
     message_id, channel_id = data.get("id"), data.get("channel_id")
@@ -207,7 +210,11 @@ def normalize(
     name = author.get("global_name") or author.get("username") or ""
     reference = data.get("message_reference")
     reply_to = reference.get("message_id") if isinstance(reference, dict) else None
-    mention_ids = {m.get("id") for m in data.get("mentions") or [] if isinstance(m, dict)}
+    mention_ids = {
+        m["id"]
+        for m in _list(data.get("mentions"))
+        if isinstance(m, dict) and isinstance(m.get("id"), str)
+    }
     mention_texts = (f"<@{bot_id}>", f"<@!{bot_id}>")
     if data.get("guild_id") is None:
         chat, thread, mentioned, text = ChatRef(channel_id, ChatKind.DM), None, True, content
@@ -234,12 +241,19 @@ def normalize(
     )
 
 
+def _list(value: Any) -> list[Any]:
+    """Return `value` if it is a JSON array, else an empty list (a field of another shape)."""
+    return value if isinstance(value, list) else []
+
+
 def _snowflake_ms(snowflake: str) -> int:
     """Return the Unix ms a snowflake id was made at (0 for a malformed one)."""
     try:
-        return (int(snowflake) >> 22) + 1_420_070_400_000
+        value = int(snowflake)
     except ValueError:
         return 0
+    # A snowflake is an unsigned 64-bit number; a larger one's time would not fit SQLite.
+    return (value >> 22) + 1_420_070_400_000 if 0 <= value < 2**64 else 0
 
 
 @dataclass(slots=True)

@@ -71,6 +71,7 @@ MAX_DOWNLOAD: Final = 100 * 1024 * 1024
 #: How long one JSON-RPC call may take (a send with attachments uploads them first).
 RPC_TIMEOUT_S: Final = 60.0
 _KINDS: Final = {"image": "photo", "audio": "audio", "video": "video"}
+_UNSAFE_NAME: Final = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class SignalAdapter:
@@ -154,7 +155,7 @@ class SignalAdapter:
         """Hand one `receive` event's message over, then keep its id as the cursor."""
         try:
             params = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack
             params = None
         envelope = params.get("envelope") if isinstance(params, dict) else None
         owner = params.get("account") if isinstance(params, dict) else None
@@ -187,7 +188,10 @@ class SignalAdapter:
             source = self._attachments_dir / item["id"]
             mime = item.get("contentType")
             mime = mime if isinstance(mime, str) and "/" in mime else "application/octet-stream"
-            suffix = Path(str(item.get("filename") or item["id"])).suffix[:16]
+            # The sender's client names the file: only safe characters reach the path (a NUL
+            # or a lone surrogate would make the copy raise).
+            suffix = _UNSAFE_NAME.sub("_", Path(str(item.get("filename") or item["id"])).suffix)
+            suffix = suffix[:16]
             path = self._link.media_dir / f"{stem}_{message.received_at}_{Path(item['id']).stem}"
             path = path.with_name(path.name + suffix)
             try:

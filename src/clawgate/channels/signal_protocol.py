@@ -34,6 +34,8 @@ _UUID: Final = re.compile(
 )
 _ATTACHMENT_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _MENTION: Final = "\ufffc"
+#: The latest Signal timestamp (Unix ms) read: SQLite stores it as a signed 64-bit INTEGER.
+_MAX_TIMESTAMP_MS: Final = 2**63 - 1
 # signal-cli's JSON-RPC error codes (SignalJsonRpcCommandHandler).
 _USER_ERROR: Final = -1
 _IO_ERROR: Final = -3
@@ -75,6 +77,8 @@ def normalize(
     sender = _sender_id(envelope)
     timestamp = envelope.get("timestamp")
     if not isinstance(data, dict) or sender is None or type(timestamp) is not int:
+        return None
+    if not 0 <= timestamp <= _MAX_TIMESTAMP_MS:
         return None
     if _is_bot(envelope.get("sourceNumber"), envelope.get("sourceUuid"), bot_number, bot_uuid):
         return None

@@ -296,7 +296,10 @@ class SlackAdapter:
             return WebhookReply(405)
         assert self._verifier is not None
         try:
-            valid = self._verifier.is_valid_request(request.body, request.headers)
+            # compare_digest raises TypeError on a non-ASCII signature: refused up front.
+            valid = request.headers.get("x-slack-signature", "").isascii() and (
+                self._verifier.is_valid_request(request.body, request.headers)
+            )
         except (ValueError, UnicodeDecodeError):  # a timestamp or body that is not text
             valid = False
         if not valid:

@@ -229,7 +229,8 @@ class TelegramAdapter:
             if request.method != "POST":
                 return WebhookReply(405)
             given = request.headers.get(SECRET_HEADER.lower(), "")
-            if not hmac.compare_digest(given.encode(), secret.encode()):
+            # Undecodable header bytes arrive surrogate-escaped; encode them back, or raise.
+            if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode()):
                 return WebhookReply(401)
             try:
                 update = Update.de_json(json.loads(request.body), bot)

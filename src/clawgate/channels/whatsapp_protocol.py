@@ -56,6 +56,8 @@ MAX_TEXT: Final = 4096
 #: Inbound message types that carry a downloadable file, and the layer's name for each.
 MEDIA_KINDS: Final = {"image": "photo", "document": "document", "audio": "audio", "video": "video"}
 _SIGNATURE_PREFIX: Final = "sha256="
+#: The latest Unix time (seconds) read: its milliseconds still fit SQLite's 64-bit INTEGER.
+_MAX_TIMESTAMP_S: Final = (2**63 - 1) // 1000
 # Graph error codes (developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes).
 _AUTH_CODES: Final = frozenset({0, 10, 190, 200})
 # 4: app calls; 80007: WABA limit; 130429: throughput; 131056: pair rate (per recipient).
@@ -122,8 +124,11 @@ def signature_ok(app_secret: str, body: bytes, header: str | None) -> bool:
     """Whether `header` is `sha256=` and the HMAC-SHA256 of `body` keyed with `app_secret`."""
     if not header or not header.startswith(_SIGNATURE_PREFIX) or not app_secret:
         return False
+    given = header[len(_SIGNATURE_PREFIX) :]
+    if not given.isascii():  # compare_digest raises on non-ASCII text: a forged header
+        return False
     expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header[len(_SIGNATURE_PREFIX) :].lower(), expected)
+    return hmac.compare_digest(given.lower(), expected)
 
 
 def verification(query: Mapping[str, str], verify_token: str) -> tuple[int, str]:
@@ -163,7 +168,7 @@ def parse_notification(body: bytes) -> Notification:
                 skipped += 1
                 continue
             names = {
-                str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
+                str(c.get("wa_id")): _profile_name(c.get("profile"))
                 for c in _dicts(value.get("contacts"))
             }
             for raw in _dicts(value.get("messages")):
@@ -185,6 +190,11 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+def _profile_name(profile: Any) -> str:
+    name = profile.get("name") if isinstance(profile, dict) else None
+    return str(name or "")
+
+
 def _message(raw: dict[str, Any], names: Mapping[str, str]) -> CloudMessage | None:
     """Read one `messages[]` entry: text, or a file of `MEDIA_KINDS`; None for the rest."""
     msg_id, sender, kind = raw.get("id"), raw.get("from"), raw.get("type")
@@ -192,7 +202,9 @@ def _message(raw: dict[str, Any], names: Mapping[str, str]) -> CloudMessage | No
         return None
     try:
         timestamp = int(raw.get("timestamp") or 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 reads as inf
+        return None
+    if not 0 <= timestamp <= _MAX_TIMESTAMP_S:
         return None
     context = raw.get("context")
     reply_to = context.get("id") if isinstance(context, dict) else None

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from yarl import URL
+
 from clawgate.channels.outbound import OutboxPolicy
 from clawgate.channels.settings import resolve_accounts
 from clawgate.channels.supervision import BackoffPolicy
@@ -33,6 +35,7 @@ __all__ = [
     "failure_notes",
     "operator",
     "outbound_rows",
+    "raw_post",
     "wait_for",
 ]
 
@@ -93,6 +96,33 @@ async def wait_for(
             if value:
                 return value
             await asyncio.sleep(interval)
+
+
+async def raw_post(url: str, body: bytes, headers: dict[str, bytes]) -> int:
+    """POST `body` with header values sent byte for byte (not UTF-8 text); return the status.
+
+    aiohttp's client encodes header values itself; a platform's request (or a forged one)
+    may carry any bytes, which the gateway's server decodes as it can.
+    """
+    parsed = URL(url)
+    assert parsed.host is not None and parsed.port is not None
+    reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
+    try:
+        head = [
+            f"POST {parsed.raw_path_qs} HTTP/1.1".encode(),
+            f"Host: {parsed.host}:{parsed.port}".encode(),
+            b"Content-Type: application/json",
+            f"Content-Length: {len(body)}".encode(),
+            b"Connection: close",
+            *(name.encode() + b": " + value for name, value in headers.items()),
+        ]
+        writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        await writer.drain()
+        status_line = await reader.readline()
+        await reader.read()
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
 
 
 async def failure_notes(peer: Peer, session_key: str) -> list[str]:

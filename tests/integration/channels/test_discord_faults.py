@@ -180,6 +180,29 @@ async def test_odd_unknown_and_oversized_payloads_are_skipped_without_a_crash(
     assert len(discord.identifies) == 1 and discord.resumes == []
 
 
+async def test_dispatches_with_fields_of_the_wrong_shape_do_not_end_the_session(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, discord: FakeDiscord
+) -> None:
+    gateway = await discord_gateway(gateway_factory, discord, groups=[CHANNEL_ID])
+    said = discord.message(f"{MENTION} odd", channel=CHANNEL_ID)
+    await discord.send_dispatch("MESSAGE_CREATE", {**said, "type": []})
+    await discord.send_dispatch("MESSAGE_CREATE", {**said, "mentions": [{"id": {}}]})
+    await discord.send_dispatch("MESSAGE_CREATE", {**said, "mentions": 7})
+    # A snowflake is a 64-bit number; its time past that would not fit the inbound record.
+    await discord.send_dispatch("MESSAGE_CREATE", {**said, "id": "9" * 30})
+    await discord.send_dispatch("GUILD_CREATE", {"id": "1", "channels": 5, "threads": None})
+    await discord.send_dispatch("THREAD_CREATE", {"id": "2", "type": [11], "parent_id": "3"})
+    await discord.send_dispatch("THREAD_LIST_SYNC", {"threads": {"id": "4"}})
+    await discord.user_says(f"{MENTION} marker", channel=CHANNEL_ID, mentions=[BOT_USER_ID])
+    await wait_for(lambda: replies(discord, CHANNEL_ID, "marker"))
+    await discord.user_says(f"{MENTION} second", channel=CHANNEL_ID, mentions=[BOT_USER_ID])
+    await wait_for(lambda: replies(discord, CHANNEL_ID, "second"))
+    # Handled in place: the account never restarted, so nothing was resumed.
+    status = await channel_status(await operator(client_factory, gateway), "discord")
+    assert (status["reconnects"], status["lastError"]) == (0, None)
+    assert len(discord.identifies) == 1 and discord.resumes == []
+
+
 async def test_the_token_reaches_no_log_and_no_file_of_the_home(
     gateway_factory: GatewayFactory, client_factory: PeerFactory, discord: FakeDiscord
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -142,6 +143,54 @@ async def test_odd_unknown_and_oversized_events_are_skipped(
     assert [s.message for s in signal_cli.sent if s.method == "send"] == [
         s.message for s in replies(signal_cli, GROUP_ID, "marker")
     ]
+
+
+async def _answered_without_a_restart(
+    gateway: Any, clients: PeerFactory, signal_cli: FakeSignalCli, text: str
+) -> None:
+    """Send `text` from Alice; wait for its answer; the account must never have restarted."""
+    await signal_cli.user_says(text, number=ALICE)
+    await wait_for(lambda: replies(signal_cli, ALICE, text))
+    status = await channel_status(await operator(clients, gateway), "signal")
+    assert (status["reconnects"], signal_cli.event_requests) == (0, 1)
+
+
+async def test_a_deeply_nested_event_is_skipped_without_a_restart(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, signal_cli: FakeSignalCli
+) -> None:
+    gateway = await signal_gateway(gateway_factory, signal_cli, dm_policy="open")
+    await signal_cli.push_raw("event:receive\ndata:" + "[" * 200_000 + "\n\n")
+    await signal_cli.push({"source": ALICE, "timestamp": 1, "dataMessage": [[[[[[[[[[]]]]]]]]]]})
+    await _answered_without_a_restart(gateway, client_factory, signal_cli, "marker")
+
+
+async def test_an_envelope_timestamp_past_64_bits_is_skipped_without_a_restart(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, signal_cli: FakeSignalCli
+) -> None:
+    gateway = await signal_gateway(gateway_factory, signal_cli, dm_policy="open")
+    big = {"source": ALICE, "timestamp": 10**20, "dataMessage": {"message": "far future"}}
+    await signal_cli.push(big)
+    await _answered_without_a_restart(gateway, client_factory, signal_cli, "marker")
+
+
+async def test_an_attachment_name_with_a_nul_byte_is_still_copied_without_a_restart(
+    gateway_factory: GatewayFactory,
+    client_factory: PeerFactory,
+    signal_cli: FakeSignalCli,
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "signal-cli-attachments"
+    store.mkdir()
+    (store / "AbCdEf123").write_bytes(b"%PDF fake")
+    gateway = await signal_gateway(gateway_factory, signal_cli, dm_policy="open", attachments=store)
+    # The file name is the sender's (their client sets it), so it may hold anything.
+    for n, name in enumerate(("a.\x00pdf", "a.\ud800pdf")):
+        item = {"id": "AbCdEf123", "contentType": "application/pdf", "filename": name}
+        await signal_cli.user_says(f"odd name {n}", number=ALICE, attachments=[item])
+        await wait_for(lambda n=n: replies(signal_cli, ALICE, f"odd name {n}"))
+    await _answered_without_a_restart(gateway, client_factory, signal_cli, "marker")
+    copied = [p for p in (gateway.home / "media").rglob("*") if p.is_file()]
+    assert [p.read_bytes() for p in copied] == [b"%PDF fake"] * 2
 
 
 async def test_a_message_from_the_account_itself_is_not_answered(

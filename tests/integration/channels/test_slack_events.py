@@ -17,6 +17,7 @@ from tests.integration.channels.harness import (
     channel_gateway,
     channel_status,
     operator,
+    raw_post,
     wait_for,
 )
 from tests.integration.channels.test_slack import ALICE, DM, replies
@@ -111,6 +112,20 @@ async def test_a_request_without_a_signature_gets_401(
         http.post(f"{gateway.http_url}/channels/slack/default", data=_event_body("x")) as response,
     ):
         assert response.status == 401
+
+
+async def test_a_signature_that_is_not_ascii_gets_401_not_a_server_error(
+    gateway_factory: GatewayFactory, client_factory: PeerFactory, slack: FakeSlack
+) -> None:
+    await events_gateway(gateway_factory, client_factory, slack, dm_policy="open")
+    assert slack.request_url is not None
+    stamp = str(int(time.time())).encode()
+    for signature in ("v0=é".encode(), b"v0=\xff\xfe"):
+        headers = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
+        assert await raw_post(slack.request_url, _event_body("forged"), headers) == 401
+    await slack.user_says("marker", user=ALICE, channel=DM)
+    await wait_for(lambda: replies(slack, DM, "marker"))
+    assert replies(slack, DM, "forged") == []
 
 
 async def test_a_request_with_a_timestamp_six_minutes_old_gets_401_and_does_nothing(

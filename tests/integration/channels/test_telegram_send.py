@@ -10,7 +10,7 @@ import pytest
 from clawgate.client import GatewayCallError
 from tests.conftest import GatewayFactory
 from tests.fakes.telegram_api import BOT_TOKEN, FakeTelegram
-from tests.integration.channels.harness import channel_status, operator, wait_for
+from tests.integration.channels.harness import channel_status, operator, raw_post, wait_for
 from tests.integration.channels.test_telegram import (
     ALICE,
     GROUP,
@@ -173,6 +173,20 @@ async def test_webhook_without_the_secret_token_is_refused(
             assert response.status == 405
         async with http.post(url.rsplit("/", 1)[0] + "/guessed", json=update) as response:
             assert response.status == 404
+    assert telegram.sent == []
+
+
+async def test_webhook_with_an_undecodable_secret_token_is_refused_401(
+    gateway_factory: GatewayFactory, telegram: FakeTelegram
+) -> None:
+    gateway = await telegram_gateway(
+        gateway_factory, telegram, mode="webhook", dm_policy="open", webhook_url="http://x"
+    )
+    hook = await wait_for(lambda: telegram.bots[BOT_TOKEN].webhook)
+    url = hook.url.replace("http://x", gateway.http_url)
+    for token in (b"\xff\xfe", "é".encode() + (hook.secret or "").encode()):
+        headers = {"X-Telegram-Bot-Api-Secret-Token": token}
+        assert await raw_post(url, b'{"update_id": 1}', headers) == 401
     assert telegram.sent == []
 
 

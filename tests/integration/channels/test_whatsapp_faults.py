@@ -14,6 +14,7 @@ from tests.integration.channels.harness import (
     failure_notes,
     operator,
     outbound_rows,
+    raw_post,
     wait_for,
 )
 from tests.integration.channels.test_whatsapp import (
@@ -54,6 +55,19 @@ async def test_a_post_with_a_wrong_or_missing_signature_gets_401_and_is_not_deli
     assert await whatsapp.post(body, signature=wrong) == 401
     assert await whatsapp.post(body, signature=None) == 401
     assert await whatsapp.post(body, signature="sha1=" + wrong[7:]) == 401
+    await whatsapp.user_says("marker", user=ALICE)
+    await wait_for(lambda: replies(whatsapp, "marker"))
+    assert replies(whatsapp, "forged order") == []
+
+
+async def test_a_signature_that_is_not_ascii_gets_401_not_a_server_error(
+    gateway_factory: GatewayFactory, whatsapp: FakeWhatsApp
+) -> None:
+    await whatsapp_gateway(gateway_factory, whatsapp, dm_policy="open")
+    body = _text_notification("forged order")
+    for signature in ("sha256=é".encode(), b"sha256=\xff\xfe", "sha256=ü".encode() * 20):
+        headers = {"X-Hub-Signature-256": signature}
+        assert await raw_post(whatsapp.webhook_url, body, headers) == 401
     await whatsapp.user_says("marker", user=ALICE)
     await wait_for(lambda: replies(whatsapp, "marker"))
     assert replies(whatsapp, "forged order") == []
@@ -172,6 +186,25 @@ async def test_unknown_and_odd_notifications_are_answered_200_and_skipped(
     await whatsapp.user_says("marker", user=ALICE)
     await wait_for(lambda: replies(whatsapp, "marker"))
     assert len(whatsapp.sent) == 1
+
+
+async def test_signed_notifications_with_fields_of_the_wrong_shape_are_answered_200(
+    gateway_factory: GatewayFactory, whatsapp: FakeWhatsApp
+) -> None:
+    await whatsapp_gateway(gateway_factory, whatsapp, dm_policy="open")
+    text = {"type": "text", "text": {"body": "odd"}}
+    odd_values: list[dict[str, Any]] = [
+        # JSON's 1e999 reads as an infinite float.
+        {"messages": [{"from": ALICE, "id": "wamid.INF", "timestamp": 1e999, **text}]},
+        {"messages": [{"from": ALICE, "id": "wamid.NINF", "timestamp": -1e999, **text}]},
+        {"messages": [{"from": ALICE, "id": "wamid.BIG", "timestamp": "9" * 30, **text}]},
+        {"contacts": [{"wa_id": ALICE, "profile": "Alice"}]},
+        {"contacts": [{"wa_id": ALICE, "profile": ["Alice"]}]},
+    ]
+    for value in odd_values:
+        assert (await whatsapp.notify(value)).statuses == [200], value
+    await whatsapp.user_says("marker", user=ALICE)
+    await wait_for(lambda: replies(whatsapp, "marker"))
 
 
 async def test_a_signed_body_that_is_not_a_json_object_gets_400(
