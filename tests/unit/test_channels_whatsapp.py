@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -18,8 +19,10 @@ from clawgate.channels.base import (
     PermanentSendError,
     RateLimited,
 )
+from clawgate.channels.manager import AccountRunner, AccountServices
 from clawgate.channels.registry import spec_for
 from clawgate.channels.settings import resolve_accounts
+from clawgate.channels.supervision import BackoffPolicy
 from clawgate.channels.whatsapp_protocol import (
     UnreadableNotification,
     classify_error,
@@ -266,3 +269,25 @@ def test_the_mode_picks_the_adapter_and_the_extra_to_install() -> None:
     )
     telegram = spec_for("telegram", "webhook")
     assert telegram is not None and telegram.cls == "TelegramAdapter"
+
+
+def test_an_error_shown_for_the_account_masks_all_three_secrets() -> None:
+    env = {
+        "CLAWGATE_WHATSAPP_ACCESS_TOKEN": TOKEN,
+        "CLAWGATE_WHATSAPP_APP_SECRET": SECRET,
+        "CLAWGATE_WHATSAPP_VERIFY_TOKEN": "verify-me",
+    }
+    [account] = whatsapp_accounts({"phone_number_id": "123"}, env)
+    assert set(account.secrets()) == {TOKEN, SECRET, "verify-me"}
+    services = AccountServices(
+        deliver=lambda _: asyncio.sleep(0),
+        load_cursor=lambda _: asyncio.sleep(0, None),
+        save_cursor=lambda *_: asyncio.sleep(0),
+        add_webhook=lambda *_: "",
+        remove_webhook=lambda _: None,
+        media_root=Path("/h/media"),
+        clock=lambda: 0,
+        backoff=BackoffPolicy(),
+    )
+    shown = AccountRunner(account, services).scrub(f"boom {TOKEN} {SECRET} verify-me")
+    assert shown == "boom *** *** ***"

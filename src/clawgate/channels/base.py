@@ -76,6 +76,7 @@ __all__ = [
     "PermanentSendError",
     "RateLimited",
     "Reacts",
+    "SecretText",
     "Sender",
     "Target",
     "WebhookHandler",
@@ -200,6 +201,15 @@ class PermanentSendError(ChannelError):
     """This send will never succeed (unknown chat, message refused); do not retry it."""
 
 
+class SecretText(str):
+    """A credential kept in `AccountConfig.options`: its repr never shows it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<secret>'"
+
+
 @dataclass(frozen=True, slots=True)
 class AccountConfig:
     """One configured account of a channel, resolved from config.toml.
@@ -226,6 +236,11 @@ class AccountConfig:
     def key(self) -> str:
         """`<channel>/<account>`, as status and logs name the account."""
         return f"{self.channel}/{self.account_id}"
+
+    def secrets(self) -> tuple[str, ...]:
+        """Return every credential of the account: `secret` and the `SecretText` options."""
+        extra = (value for value in self.options.values() if isinstance(value, SecretText))
+        return tuple(value for value in (self.secret, *extra) if value)
 
 
 class AccountLink(Protocol):

@@ -275,9 +275,10 @@ class AccountRunner:
             self.counters.reconnects += 1
 
     def scrub(self, text: str) -> str:
-        """Return `text` with the account's credential masked (SDK errors may echo it)."""
-        secret = self.account.secret
-        return text.replace(secret, "***") if secret else text
+        """Return `text` with the account's credentials masked (SDK errors may echo them)."""
+        for secret in self.account.secrets():
+            text = text.replace(secret, "***")
+        return text
 
     def _fail(self, reason: str) -> None:
         reason = self.scrub(reason)

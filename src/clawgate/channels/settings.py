@@ -28,7 +28,7 @@ from ..config import (
     TelegramSection,
     WhatsAppSection,
 )
-from .base import AccountConfig
+from .base import AccountConfig, SecretText
 from .irc_protocol import fold
 from .outbound import OutboxPolicy
 from .routing import DEFAULT_ACCOUNT
@@ -256,15 +256,6 @@ _SLACK_SECRET_KEYS: Final = (
     "signing_secret_file",
     "signing_secret_env",
 )
-
-
-class SecretText(str):
-    """A credential kept in `AccountConfig.options`: its repr never shows it."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "'<secret>'"
 
 
 def _slack(section: SlackSection, home: Path, environ: Mapping[str, str]) -> list[AccountConfig]:
