@@ -423,7 +423,7 @@ class DaemonLink:
             # Drop the reference now: an idle writer must not pin its last frame.
             del text
             room = self._room
-            if room is not None and len(outbox) < SEND_QUEUE_MAX // 4:
+            if room is not None and self._has_room():
                 self._room = None
                 if not room.done():
                     room.set_result(None)
@@ -460,9 +460,13 @@ class DaemonLink:
 
     async def _until_room(self) -> None:
         """Wait while a quarter of the outbox is used (see ``SEND_QUEUE_MAX``)."""
-        while self._close is None and len(self._outbox) >= SEND_QUEUE_MAX // 4:
+        while self._close is None and not self._has_room():
             self._room = asyncio.get_running_loop().create_future()
             await self._room
+
+    def _has_room(self) -> bool:
+        """Whether a paced burst may queue another frame (under a quarter of the bound)."""
+        return len(self._outbox) < SEND_QUEUE_MAX // 4
 
     async def _send_or_fail(self, record: CommandRecord) -> None:
         """Send a COMMAND; one that cannot be encoded ends failed, never stuck pending."""
