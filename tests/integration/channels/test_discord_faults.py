@@ -150,7 +150,6 @@ async def test_a_reply_discord_keeps_refusing_is_recorded_failed_on_the_session(
     discord.script("messages", "500", "500", "500")
     await discord.user_says("lost in transit", user=ALICE)
     key = f"agent:main:discord:dm:{ALICE}"
-
     [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "discord")

@@ -107,7 +107,6 @@ async def test_a_reply_the_server_keeps_refusing_is_recorded_failed_on_the_sessi
     bluebubbles.script("message/text", 500, 500, 500)
     await bluebubbles.user_says("lost in transit", sender=ALICE)
     key = f"agent:main:imessage:dm:{ALICE}"
-
     [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "imessage")

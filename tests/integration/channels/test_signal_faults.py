@@ -118,7 +118,6 @@ async def test_a_reply_signal_cli_keeps_refusing_is_recorded_failed_on_the_sessi
     signal_cli.fail_for(3, method="send")
     await signal_cli.user_says("lost in transit", number=ALICE)
     key = f"agent:main:signal:dm:{ALICE}"
-
     [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "signal")

@@ -54,7 +54,6 @@ async def test_a_reply_slack_keeps_refusing_is_recorded_failed_on_the_session(
     slack.script("chat.postMessage", "500", "500", "500")
     await slack.user_says("lost in transit", user=ALICE, channel=DM)
     key = f"agent:main:slack:dm:{ALICE}"
-
     [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "slack")

@@ -157,7 +157,6 @@ async def test_an_undeliverable_reply_is_recorded_failed_on_the_session(
     telegram.script("sendMessage", "500", "500", "500")
     telegram.user_says("lost in transit", user_id=ALICE)
     key = f"agent:main:telegram:dm:{ALICE}"
-
     [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
     status = await channel_status(peer, "telegram")

@@ -161,7 +161,6 @@ async def test_a_reply_graph_keeps_refusing_is_recorded_failed_on_the_session(
     whatsapp.script("messages", "500", "500", "500")
     await whatsapp.user_says("lost in transit", user=ALICE)
     key = f"agent:main:whatsapp:dm:{ALICE}"
-
     [text] = await wait_for(lambda: failure_notes(peer, key))
     assert "3 attempt" in text
 
